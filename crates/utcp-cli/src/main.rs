@@ -1,1 +1,246 @@
-fn main() {}
+//! `utcp`: command-line front end of the utcp userspace TCP/IP stack.
+//!
+//! `utcp bench` runs two workloads (bulk throughput with an integrity check,
+//! request/response latency) over utcp and, with `--kernel`, over kernel TCP
+//! on loopback for comparison. `--json` prints one JSON object on stdout
+//! (see `report.rs` for its keys); progress bars only ever go to stderr.
+//!
+//! Exit status: 0 when all ran and data arrived intact, 1 on an error,
+//! 2 when a transport delivered damaged data (the report is still printed),
+//! 3 when the run outlasted `--timeout`.
+#![forbid(unsafe_code)]
+
+mod args;
+mod bench;
+mod kernel;
+mod report;
+mod units;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::{BenchArgs, BenchSettings};
+use crate::bench::{run_bulk, run_rr, BenchConfig, Transport};
+use crate::kernel::KernelTransport;
+use crate::report::{Report, TransportReport};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "utcp",
+    version,
+    about = "utcp: a userspace TCP/IP stack",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Subcommands. Others (`stat`, `drill`, ...) are added as variants here.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Benchmark bulk throughput and request/response latency, optionally
+    /// side by side with kernel TCP on loopback (--kernel)
+    Bench(BenchArgs),
+}
+
+// ===========================================================================
+// UTCP WIRING POINT
+//
+// The utcp stack's socket API is not ready yet. `UtcpTransport` and
+// `utcp_transport` are the only two items to replace: make `UtcpTransport`
+// the stack's `bench::Transport` implementation (its `Stream` a utcp socket
+// implementing `bench::BenchStream`, its `counters()` the stack's MIB) and
+// build it from the validated settings: `s.mtu`, `s.impairments` (loss,
+// reorder, dup, corrupt, delay, rate, seed), `s.pcap`, `s.cfg.busy_poll_us`.
+// Everything else (workloads, kernel baseline, ratios, JSON) is generic.
+// ===========================================================================
+
+/// The utcp transport type. Placeholder: an uninhabited type, so no value
+/// of it can exist and `utcp bench` without `--kernel-only` fails cleanly.
+type UtcpTransport = UtcpNotWired;
+
+/// Builds the utcp transport for a bench run. Placeholder: always fails.
+fn utcp_transport(s: &BenchSettings) -> io::Result<UtcpTransport> {
+    let _ = s;
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "utcp transport not yet wired (use --kernel-only for the kernel baseline)",
+    ))
+}
+
+/// Placeholder utcp transport (see the wiring point above).
+#[derive(Debug)]
+enum UtcpNotWired {}
+
+impl Transport for UtcpNotWired {
+    type Stream = std::net::TcpStream;
+    fn name(&self) -> &str {
+        match *self {}
+    }
+    fn connect_pair(&mut self) -> io::Result<(Self::Stream, Self::Stream)> {
+        match *self {}
+    }
+}
+
+// ===========================================================================
+
+/// Runs both workloads over one transport.
+fn run_transport<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<TransportReport> {
+    let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let name = t.name().to_string();
+    let bulk = run_bulk(t, cfg).map_err(|e| ctx(&format!("{name} bulk"), e))?;
+    let rr = run_rr(t, cfg).map_err(|e| ctx(&format!("{name} rr"), e))?;
+    Ok(TransportReport::new(&name, bulk, rr, t.counters()))
+}
+
+/// Runs the workloads over `main` and, if given, over `baseline`, and
+/// builds the report (ratios are main relative to baseline).
+fn run_bench<M: Transport, B: Transport>(
+    s: &BenchSettings,
+    main: &mut M,
+    baseline: Option<&mut B>,
+) -> io::Result<Report> {
+    let main = run_transport(main, &s.cfg)?;
+    let baseline = baseline.map(|b| run_transport(b, &s.cfg)).transpose()?;
+    Ok(Report::new(s, main, baseline))
+}
+
+fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
+    let s = a.settings()?;
+    if let Some(limit) = s.timeout {
+        // A stalled transport may block a workload thread forever, and a
+        // generic stream offers no way to cancel that: end the process.
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            eprintln!("utcp: error: bench did not finish within {limit:?} (--timeout)");
+            std::process::exit(3);
+        });
+    }
+    let report = if s.kernel_only {
+        let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
+        run_bench(&s, &mut k, None::<&mut KernelTransport>)
+    } else {
+        let mut u = utcp_transport(&s).map_err(|e| e.to_string())?;
+        let mut k = match s.with_kernel {
+            true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
+            false => None,
+        };
+        run_bench(&s, &mut u, k.as_mut())
+    }
+    .map_err(|e| e.to_string())?;
+
+    if s.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Bench(a) => cmd_bench(a),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("utcp: error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use serde_json::Value;
+    use std::os::unix::net::UnixStream;
+
+    struct UnixPair;
+    impl Transport for UnixPair {
+        type Stream = UnixStream;
+        fn name(&self) -> &str {
+            "unix"
+        }
+        fn connect_pair(&mut self) -> io::Result<(UnixStream, UnixStream)> {
+            UnixStream::pair()
+        }
+    }
+
+    fn small(extra: &[&str]) -> BenchSettings {
+        let mut argv = vec![
+            "utcp",
+            "bench",
+            "--bytes",
+            "4M",
+            "--round-trips",
+            "100",
+            "--no-progress",
+        ];
+        argv.extend_from_slice(extra);
+        let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command;
+        a.settings().unwrap()
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+        assert!(Cli::try_parse_from(["utcp", "bench", "--kernel", "--json"]).is_ok());
+        assert!(Cli::try_parse_from(["utcp", "bench", "--loss", "2"]).is_err());
+        assert!(Cli::try_parse_from(["utcp"]).is_err());
+    }
+
+    #[test]
+    fn unwired_utcp_fails_cleanly() {
+        let e = utcp_transport(&small(&[])).unwrap_err();
+        assert!(e.to_string().contains("not yet wired"));
+        assert!(cmd_bench_err(&["--kernel"]).contains("not yet wired"));
+    }
+
+    fn cmd_bench_err(extra: &[&str]) -> String {
+        let mut argv = vec!["utcp", "bench"];
+        argv.extend_from_slice(extra);
+        let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command;
+        cmd_bench(&a).unwrap_err()
+    }
+
+    #[test]
+    fn kernel_only_report() {
+        let s = small(&["--kernel-only", "--json"]);
+        let r = run_bench(
+            &s,
+            &mut KernelTransport::new().unwrap(),
+            None::<&mut KernelTransport>,
+        )
+        .unwrap();
+        assert!(r.all_ok());
+        let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["integrity"], "ok");
+        assert_eq!(v["transport"], "kernel");
+        assert_eq!(v["bulk"]["bytes"], 4 << 20);
+        assert_eq!(v["rr"]["round_trips"], 100);
+        assert!(v["rr"]["rtt_us"]["p99"].is_number());
+        assert!(v.get("kernel").is_none());
+    }
+
+    #[test]
+    fn generic_main_with_kernel_baseline() {
+        // Any transport can stand in for utcp; the kernel is the baseline.
+        let s = small(&["--kernel", "--busy-poll", "20"]);
+        let mut k = KernelTransport::new().unwrap();
+        let r = run_bench(&s, &mut UnixPair, Some(&mut k)).unwrap();
+        let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["transport"], "unix");
+        assert_eq!(v["kernel"]["transport"], "kernel");
+        assert_eq!(v["kernel"]["integrity"], "ok");
+        assert!(v["ratio"]["bulk"].is_number());
+        assert!(v["ratio"]["rtt_p50"].is_number());
+        assert!(r.to_table().contains("ratio"));
+    }
+}

@@ -1,0 +1,362 @@
+//! `utcp bench` arguments and their validation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::bench::BenchConfig;
+use crate::units::{check_probability, parse_duration, parse_probability, parse_rate, parse_size};
+
+/// Default MTU of the utcp link.
+pub const DEFAULT_MTU: u16 = 1500;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Bytes the bulk workload sends (e.g. 1G, 256M, 64K, or a byte count;
+    /// K/M/G/T are powers of 1024)
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub bytes: u64,
+
+    /// Largest single write of the bulk sender
+    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
+    pub chunk: u64,
+
+    /// Request and response size of the request/response (rr) workload, in bytes
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]
+    pub rr_size: u32,
+
+    /// Measured rr round trips
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub round_trips: u64,
+
+    /// Unmeasured rr round trips run first
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub warmup: u64,
+
+    /// Spin on nonblocking reads/writes in the rr workload for up to USECS
+    /// per wait before blocking (like SO_BUSY_POLL)
+    #[arg(long, value_name = "USECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub busy_poll: Option<u64>,
+
+    /// Also run the workloads over kernel TCP on loopback and print ratios
+    #[arg(long)]
+    pub kernel: bool,
+
+    /// Run the workloads over kernel TCP on loopback only (a baseline; no
+    /// utcp run, so no link options apply)
+    #[arg(long, conflicts_with = "kernel")]
+    pub kernel_only: bool,
+
+    /// Print one JSON object on stdout instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Never show progress bars (they only ever go to a terminal's stderr)
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// utcp link: probability of dropping a packet (0.01 or 1%)
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub loss: Option<f64>,
+
+    /// utcp link: probability of reordering a packet
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub reorder: Option<f64>,
+
+    /// utcp link: probability of duplicating a packet
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub dup: Option<f64>,
+
+    /// utcp link: probability of corrupting a packet
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub corrupt: Option<f64>,
+
+    /// utcp link: one-way delay (e.g. 100us, 1ms)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+
+    /// utcp link: rate limit in bits per second (e.g. 10Gbit, 500Mbit, 1G)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+
+    /// Seed of the impairment randomness and of the bulk data pattern
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// utcp link MTU in bytes [default: 1500]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(68..))]
+    pub mtu: Option<u16>,
+
+    /// Write the utcp link's packets to this pcap file
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
+    /// Give up (exit status 3) if the whole run takes longer than this
+    /// (e.g. 60s), so a stalled transport cannot hang a script
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// Link impairments for the utcp transport (the kernel baseline always runs
+/// on plain loopback). Probabilities are per packet, in [0, 1].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Impairments {
+    pub loss: f64,
+    pub reorder: f64,
+    pub dup: f64,
+    pub corrupt: f64,
+    #[serde(rename = "delay_us", serialize_with = "ser_micros")]
+    pub delay: Duration,
+    /// Bits per second; `None` is unlimited.
+    #[serde(rename = "rate_bits_per_s")]
+    pub rate: Option<u64>,
+    pub seed: u64,
+}
+
+fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e6)
+}
+
+impl Impairments {
+    /// Checks every probability lies in [0, 1] and the rate is nonzero.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, p) in [
+            ("loss", self.loss),
+            ("reorder", self.reorder),
+            ("dup", self.dup),
+            ("corrupt", self.corrupt),
+        ] {
+            check_probability(p).map_err(|e| format!("--{name}: probability {e}"))?;
+        }
+        if self.rate == Some(0) {
+            return Err("--rate: must be above 0 bit/s".into());
+        }
+        Ok(())
+    }
+
+    /// True when the link is a perfect one (the seed aside).
+    pub fn is_none(&self) -> bool {
+        Impairments {
+            seed: self.seed,
+            ..Impairments::default()
+        } == *self
+    }
+}
+
+/// Everything a bench run needs, validated.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    pub cfg: BenchConfig,
+    pub impairments: Impairments,
+    pub mtu: u16,
+    pub pcap: Option<PathBuf>,
+    /// Run the kernel baseline as well as utcp.
+    pub with_kernel: bool,
+    /// Run the kernel baseline alone.
+    pub kernel_only: bool,
+    pub json: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl BenchArgs {
+    pub fn settings(&self) -> Result<BenchSettings, String> {
+        let impairments = Impairments {
+            loss: self.loss.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            dup: self.dup.unwrap_or(0.0),
+            corrupt: self.corrupt.unwrap_or(0.0),
+            delay: self.delay.unwrap_or(Duration::ZERO),
+            rate: self.rate,
+            seed: self.seed,
+        };
+        impairments.validate()?;
+        if self.kernel_only {
+            let utcp_only = [
+                ("--loss", self.loss.is_some()),
+                ("--reorder", self.reorder.is_some()),
+                ("--dup", self.dup.is_some()),
+                ("--corrupt", self.corrupt.is_some()),
+                ("--delay", self.delay.is_some()),
+                ("--rate", self.rate.is_some()),
+                ("--mtu", self.mtu.is_some()),
+                ("--pcap", self.pcap.is_some()),
+            ];
+            if let Some((flag, _)) = utcp_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{flag} configures the utcp link and cannot be used with --kernel-only"
+                ));
+            }
+        }
+        let chunk_size = usize::try_from(self.chunk)
+            .ok()
+            .filter(|&c| c <= 64 << 20)
+            .ok_or("--chunk: at most 64M")?;
+        Ok(BenchSettings {
+            cfg: BenchConfig {
+                bytes: self.bytes,
+                chunk_size,
+                rr_size: self.rr_size as usize,
+                rr_round_trips: self.round_trips,
+                rr_warmup: self.warmup,
+                busy_poll_us: self.busy_poll,
+                seed: self.seed,
+                progress: !self.no_progress,
+            },
+            impairments,
+            mtu: self.mtu.unwrap_or(DEFAULT_MTU),
+            pcap: self.pcap.clone(),
+            with_kernel: self.kernel,
+            kernel_only: self.kernel_only,
+            json: self.json,
+            timeout: self.timeout.filter(|t| !t.is_zero()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, String> {
+        T::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .map(|t| t.a)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(&[]).unwrap().settings().unwrap();
+        assert_eq!(s.cfg.bytes, 1 << 30);
+        assert_eq!(s.cfg.rr_size, 1);
+        assert_eq!(s.cfg.rr_round_trips, 20_000);
+        assert_eq!(s.cfg.busy_poll_us, None);
+        assert_eq!(s.cfg.chunk_size, 256 << 10);
+        assert_eq!(s.mtu, 1500);
+        assert!(s.impairments.is_none());
+        assert!(!s.with_kernel && !s.kernel_only && !s.json);
+    }
+
+    #[test]
+    fn full_flags() {
+        let a = parse(&[
+            "--bytes",
+            "256M",
+            "--rr-size",
+            "64",
+            "--round-trips",
+            "500",
+            "--busy-poll",
+            "50",
+            "--kernel",
+            "--json",
+            "--loss",
+            "0.01",
+            "--reorder",
+            "2%",
+            "--dup",
+            "0",
+            "--corrupt",
+            "1",
+            "--delay",
+            "100us",
+            "--rate",
+            "10Gbit",
+            "--seed",
+            "7",
+            "--mtu",
+            "9000",
+            "--pcap",
+            "/tmp/x.pcap",
+            "--timeout",
+            "90s",
+        ])
+        .unwrap();
+        let s = a.settings().unwrap();
+        assert_eq!(s.cfg.bytes, 256 << 20);
+        assert_eq!(s.cfg.rr_size, 64);
+        assert_eq!(s.cfg.rr_round_trips, 500);
+        assert_eq!(s.cfg.busy_poll_us, Some(50));
+        assert_eq!(s.cfg.seed, 7);
+        assert!(s.with_kernel && s.json);
+        let i = &s.impairments;
+        assert_eq!(
+            (i.loss, i.reorder, i.dup, i.corrupt),
+            (0.01, 0.02, 0.0, 1.0)
+        );
+        assert_eq!(i.delay, Duration::from_micros(100));
+        assert_eq!(i.rate, Some(10_000_000_000));
+        assert_eq!(i.seed, 7);
+        assert!(!i.is_none());
+        assert_eq!(s.mtu, 9000);
+        assert_eq!(s.pcap.as_deref(), Some(std::path::Path::new("/tmp/x.pcap")));
+        assert_eq!(s.timeout, Some(Duration::from_secs(90)));
+        let v = serde_json::to_value(i).unwrap();
+        assert_eq!(v["delay_us"], 100.0);
+        assert_eq!(v["rate_bits_per_s"], 10_000_000_000u64);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let e = parse(&["--loss", "1.5"]).unwrap_err();
+        assert!(e.contains("[0, 1]") && e.contains("--loss"), "{e}");
+        assert!(parse(&["--corrupt", "-0.1"]).is_err());
+        assert!(parse(&["--rr-size", "0"]).is_err());
+        assert!(parse(&["--round-trips", "0"]).is_err());
+        assert!(parse(&["--busy-poll", "0"]).is_err());
+        assert!(parse(&["--mtu", "20"]).is_err());
+        assert!(parse(&["--bytes", "0"]).is_err());
+        assert!(parse(&["--delay", "5"])
+            .unwrap_err()
+            .contains("missing unit"));
+        assert!(parse(&["--rate", "1Gbps"]).is_err());
+        assert!(parse(&["--kernel", "--kernel-only"]).is_err());
+        let e = parse(&["--kernel-only", "--loss", "0.1"])
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert!(e.contains("--loss"), "{e}");
+        assert!(parse(&["--kernel-only", "--mtu", "1500"])
+            .unwrap()
+            .settings()
+            .is_err());
+        assert!(parse(&["--kernel-only", "--busy-poll", "5"])
+            .unwrap()
+            .settings()
+            .is_ok());
+    }
+
+    #[test]
+    fn impairments_validate() {
+        let ok = Impairments {
+            loss: 0.5,
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad = Impairments {
+            dup: 1.01,
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("--dup"));
+        let bad = Impairments {
+            reorder: f64::NAN,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = Impairments {
+            rate: Some(0),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
