@@ -124,12 +124,8 @@ fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
 impl Impairments {
     /// Checks every probability lies in [0, 1] and the rate is nonzero.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, p) in [
-            ("loss", self.loss),
-            ("reorder", self.reorder),
-            ("dup", self.dup),
-            ("corrupt", self.corrupt),
-        ] {
+        for (name, p) in [("loss", self.loss), ("reorder", self.reorder), ("dup", self.dup), ("corrupt", self.corrupt)]
+        {
             check_probability(p).map_err(|e| format!("--{name}: probability {e}"))?;
         }
         if self.rate == Some(0) {
@@ -140,10 +136,7 @@ impl Impairments {
 
     /// True when the link is a perfect one (the seed aside).
     pub fn is_none(&self) -> bool {
-        Impairments {
-            seed: self.seed,
-            ..Impairments::default()
-        } == *self
+        Impairments { seed: self.seed, ..Impairments::default() } == *self
     }
 }
 
@@ -186,15 +179,10 @@ impl BenchArgs {
                 ("--pcap", self.pcap.is_some()),
             ];
             if let Some((flag, _)) = utcp_only.iter().find(|(_, set)| *set) {
-                return Err(format!(
-                    "{flag} configures the utcp link and cannot be used with --kernel-only"
-                ));
+                return Err(format!("{flag} configures the utcp link and cannot be used with --kernel-only"));
             }
         }
-        let chunk_size = usize::try_from(self.chunk)
-            .ok()
-            .filter(|&c| c <= 64 << 20)
-            .ok_or("--chunk: at most 64M")?;
+        let chunk_size = usize::try_from(self.chunk).ok().filter(|&c| c <= 64 << 20).ok_or("--chunk: at most 64M")?;
         Ok(BenchSettings {
             cfg: BenchConfig {
                 bytes: self.bytes,
@@ -229,9 +217,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<BenchArgs, String> {
-        T::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
-            .map(|t| t.a)
-            .map_err(|e| e.to_string())
+        T::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|t| t.a).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -290,10 +276,7 @@ mod tests {
         assert_eq!(s.cfg.seed, 7);
         assert!(s.with_kernel && s.json);
         let i = &s.impairments;
-        assert_eq!(
-            (i.loss, i.reorder, i.dup, i.corrupt),
-            (0.01, 0.02, 0.0, 1.0)
-        );
+        assert_eq!((i.loss, i.reorder, i.dup, i.corrupt), (0.01, 0.02, 0.0, 1.0));
         assert_eq!(i.delay, Duration::from_micros(100));
         assert_eq!(i.rate, Some(10_000_000_000));
         assert_eq!(i.seed, 7);
@@ -316,47 +299,24 @@ mod tests {
         assert!(parse(&["--busy-poll", "0"]).is_err());
         assert!(parse(&["--mtu", "20"]).is_err());
         assert!(parse(&["--bytes", "0"]).is_err());
-        assert!(parse(&["--delay", "5"])
-            .unwrap_err()
-            .contains("missing unit"));
+        assert!(parse(&["--delay", "5"]).unwrap_err().contains("missing unit"));
         assert!(parse(&["--rate", "1Gbps"]).is_err());
         assert!(parse(&["--kernel", "--kernel-only"]).is_err());
-        let e = parse(&["--kernel-only", "--loss", "0.1"])
-            .unwrap()
-            .settings()
-            .unwrap_err();
+        let e = parse(&["--kernel-only", "--loss", "0.1"]).unwrap().settings().unwrap_err();
         assert!(e.contains("--loss"), "{e}");
-        assert!(parse(&["--kernel-only", "--mtu", "1500"])
-            .unwrap()
-            .settings()
-            .is_err());
-        assert!(parse(&["--kernel-only", "--busy-poll", "5"])
-            .unwrap()
-            .settings()
-            .is_ok());
+        assert!(parse(&["--kernel-only", "--mtu", "1500"]).unwrap().settings().is_err());
+        assert!(parse(&["--kernel-only", "--busy-poll", "5"]).unwrap().settings().is_ok());
     }
 
     #[test]
     fn impairments_validate() {
-        let ok = Impairments {
-            loss: 0.5,
-            ..Default::default()
-        };
+        let ok = Impairments { loss: 0.5, ..Default::default() };
         assert!(ok.validate().is_ok());
-        let bad = Impairments {
-            dup: 1.01,
-            ..Default::default()
-        };
+        let bad = Impairments { dup: 1.01, ..Default::default() };
         assert!(bad.validate().unwrap_err().contains("--dup"));
-        let bad = Impairments {
-            reorder: f64::NAN,
-            ..Default::default()
-        };
+        let bad = Impairments { reorder: f64::NAN, ..Default::default() };
         assert!(bad.validate().is_err());
-        let bad = Impairments {
-            rate: Some(0),
-            ..Default::default()
-        };
+        let bad = Impairments { rate: Some(0), ..Default::default() };
         assert!(bad.validate().is_err());
     }
 }

@@ -282,9 +282,7 @@ impl ProgressFeed {
             }
             bar.set_prefix(label);
             let mut shown = false;
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(Duration::from_millis(100))
-            {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(100)) {
                 if !shown && start.elapsed() >= Duration::from_secs(1) {
                     bar.set_draw_target(ProgressDrawTarget::stderr());
                     shown = true;
@@ -306,8 +304,7 @@ impl ProgressFeed {
 // ---------------------------------------------------------------------------
 
 fn join<T>(h: thread::ScopedJoinHandle<'_, io::Result<T>>, who: &str) -> io::Result<T> {
-    h.join()
-        .unwrap_or_else(|_| Err(io::Error::other(format!("{who} thread panicked"))))
+    h.join().unwrap_or_else(|_| Err(io::Error::other(format!("{who} thread panicked"))))
 }
 
 /// One-way bulk transfer of `cfg.bytes` from client to server.
@@ -388,10 +385,7 @@ pub fn run_bulk<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<BulkRe
     drop(client_stream);
 
     let client_hash = pattern.hash_prefix(client_bytes);
-    let seconds = end
-        .saturating_duration_since(start)
-        .max(Duration::from_nanos(1))
-        .as_secs_f64();
+    let seconds = end.saturating_duration_since(start).max(Duration::from_nanos(1)).as_secs_f64();
     Ok(BulkResult {
         bytes: server_bytes,
         seconds,
@@ -417,11 +411,7 @@ enum Wait {
 }
 
 /// Retries `op` until it makes progress, honouring the wait policy.
-fn ready<S: BenchStream, R>(
-    s: &mut S,
-    wait: Wait,
-    mut op: impl FnMut(&mut S) -> io::Result<R>,
-) -> io::Result<R> {
+fn ready<S: BenchStream, R>(s: &mut S, wait: Wait, mut op: impl FnMut(&mut S) -> io::Result<R>) -> io::Result<R> {
     let mut deadline: Option<Instant> = None;
     let mut spins = 0u32;
     loop {
@@ -458,12 +448,7 @@ fn ready<S: BenchStream, R>(
 
 /// Reads exactly `buf.len()` bytes. Returns `Ok(false)` on a clean EOF
 /// before the first byte (when `eof_ok`), errors on EOF mid-message.
-fn read_msg<S: BenchStream>(
-    s: &mut S,
-    buf: &mut [u8],
-    wait: Wait,
-    eof_ok: bool,
-) -> io::Result<bool> {
+fn read_msg<S: BenchStream>(s: &mut S, buf: &mut [u8], wait: Wait, eof_ok: bool) -> io::Result<bool> {
     let mut off = 0;
     while off < buf.len() {
         let n = ready(s, wait, |s| s.read(&mut buf[off..]))?;
@@ -471,10 +456,7 @@ fn read_msg<S: BenchStream>(
             if off == 0 && eof_ok {
                 return Ok(false);
             }
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "peer closed mid-message",
-            ));
+            return Err(io::Error::new(ErrorKind::UnexpectedEof, "peer closed mid-message"));
         }
         off += n;
     }
@@ -686,16 +668,8 @@ mod tests {
             let (a, b) = UnixStream::pair()?;
             // Only the server's inbound side is damaged (damaging both
             // directions at the same offset would cancel out in rr).
-            let client = Corrupting {
-                inner: a,
-                pos: 0,
-                flip_at: u64::MAX,
-            };
-            let server = Corrupting {
-                inner: b,
-                pos: 0,
-                flip_at: self.0,
-            };
+            let client = Corrupting { inner: a, pos: 0, flip_at: u64::MAX };
+            let server = Corrupting { inner: b, pos: 0, flip_at: self.0 };
             Ok((client, server))
         }
     }
@@ -762,10 +736,7 @@ mod tests {
         let l = PATTERN_LEN as u64;
         assert_ne!(p.slice_at(0, 64), p.slice_at(l, 64));
         // Seeds matter, and hashing is chunking-independent.
-        assert_ne!(
-            Pattern::new(1).hash_prefix(4096),
-            Pattern::new(2).hash_prefix(4096)
-        );
+        assert_ne!(Pattern::new(1).hash_prefix(4096), Pattern::new(2).hash_prefix(4096));
         let mut h = Xxh3Default::new();
         for i in 0..5000u64 {
             h.update(&[p.byte_at(i)]);
@@ -799,11 +770,7 @@ mod tests {
         // A tiny spin budget exercises both spinning and the blocking
         // fallback.
         for us in [1, 1_000_000] {
-            let cfg = BenchConfig {
-                busy_poll_us: Some(us),
-                rr_size: 3000,
-                ..small_cfg()
-            };
+            let cfg = BenchConfig { busy_poll_us: Some(us), rr_size: 3000, ..small_cfg() };
             let r = run_rr(&mut UnixPair, &cfg).unwrap();
             assert!(r.integrity_ok);
             assert_eq!(r.round_trips, 200);
@@ -843,31 +810,14 @@ mod tests {
             off += s.len() as u64;
         }
         let gen_gbs = len as f64 / t.elapsed().as_secs_f64() / 1e9;
-        println!(
-            "xxh3 {hash_gbs:.1} GB/s, generator+copy {gen_gbs:.1} GB/s ({h:x} {})",
-            buf[7]
-        );
+        println!("xxh3 {hash_gbs:.1} GB/s, generator+copy {gen_gbs:.1} GB/s ({h:x} {})", buf[7]);
     }
 
     #[test]
     fn result_json_shape() {
-        let r = run_bulk(
-            &mut UnixPair,
-            &BenchConfig {
-                bytes: 1000,
-                ..small_cfg()
-            },
-        )
-        .unwrap();
+        let r = run_bulk(&mut UnixPair, &BenchConfig { bytes: 1000, ..small_cfg() }).unwrap();
         let v = serde_json::to_value(&r).unwrap();
-        for k in [
-            "bytes",
-            "seconds",
-            "gbytes_per_s",
-            "integrity_ok",
-            "client_hash",
-            "server_hash",
-        ] {
+        for k in ["bytes", "seconds", "gbytes_per_s", "integrity_ok", "client_hash", "server_hash"] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["client_hash"].as_str().unwrap().len(), 16);

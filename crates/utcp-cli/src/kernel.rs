@@ -67,31 +67,19 @@ mod tests {
     #[test]
     fn kernel_bulk_8mib_integrity() {
         let mut k = KernelTransport::new().unwrap();
-        let cfg = BenchConfig {
-            bytes: 8 << 20,
-            ..BenchConfig::default()
-        };
+        let cfg = BenchConfig { bytes: 8 << 20, ..BenchConfig::default() };
         let r = run_bulk(&mut k, &cfg).unwrap();
         assert!(r.integrity_ok, "{r:?}");
         assert_eq!(r.bytes, 8 << 20);
         // The same transport serves several runs.
-        let cfg = BenchConfig {
-            bytes: 1_000_003,
-            chunk_size: 4097,
-            seed: 9,
-            ..cfg
-        };
+        let cfg = BenchConfig { bytes: 1_000_003, chunk_size: 4097, seed: 9, ..cfg };
         assert!(run_bulk(&mut k, &cfg).unwrap().integrity_ok);
     }
 
     #[test]
     fn kernel_rr_200() {
         let mut k = KernelTransport::new().unwrap();
-        let cfg = BenchConfig {
-            rr_round_trips: 200,
-            rr_warmup: 10,
-            ..BenchConfig::default()
-        };
+        let cfg = BenchConfig { rr_round_trips: 200, rr_warmup: 10, ..BenchConfig::default() };
         let r = run_rr(&mut k, &cfg).unwrap();
         assert!(r.integrity_ok);
         assert_eq!(r.round_trips, 200);
@@ -101,12 +89,7 @@ mod tests {
     #[test]
     fn kernel_rr_busy_poll() {
         let mut k = KernelTransport::new().unwrap();
-        let cfg = BenchConfig {
-            rr_round_trips: 200,
-            rr_size: 1000,
-            busy_poll_us: Some(50),
-            ..BenchConfig::default()
-        };
+        let cfg = BenchConfig { rr_round_trips: 200, rr_size: 1000, busy_poll_us: Some(50), ..BenchConfig::default() };
         let r = run_rr(&mut k, &cfg).unwrap();
         assert!(r.integrity_ok);
         assert_eq!(r.round_trips, 200);

@@ -27,12 +27,7 @@ use crate::kernel::KernelTransport;
 use crate::report::{Report, TransportReport};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "utcp",
-    version,
-    about = "utcp: a userspace TCP/IP stack",
-    propagate_version = true
-)]
+#[command(name = "utcp", version, about = "utcp: a userspace TCP/IP stack", propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,11 +132,7 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     } else {
         print!("{}", report.to_table());
     }
-    Ok(if report.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn main() -> ExitCode {
@@ -174,15 +165,7 @@ mod tests {
     }
 
     fn small(extra: &[&str]) -> BenchSettings {
-        let mut argv = vec![
-            "utcp",
-            "bench",
-            "--bytes",
-            "4M",
-            "--round-trips",
-            "100",
-            "--no-progress",
-        ];
+        let mut argv = vec!["utcp", "bench", "--bytes", "4M", "--round-trips", "100", "--no-progress"];
         argv.extend_from_slice(extra);
         let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command;
         a.settings().unwrap()
@@ -213,12 +196,7 @@ mod tests {
     #[test]
     fn kernel_only_report() {
         let s = small(&["--kernel-only", "--json"]);
-        let r = run_bench(
-            &s,
-            &mut KernelTransport::new().unwrap(),
-            None::<&mut KernelTransport>,
-        )
-        .unwrap();
+        let r = run_bench(&s, &mut KernelTransport::new().unwrap(), None::<&mut KernelTransport>).unwrap();
         assert!(r.all_ok());
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["integrity"], "ok");

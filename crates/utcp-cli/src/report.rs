@@ -141,11 +141,7 @@ impl Report {
                 self.main.transport,
                 self.config.mtu,
                 describe_impairments(&self.impairments),
-                self.config
-                    .pcap
-                    .as_ref()
-                    .map(|p| format!(", pcap {p}"))
-                    .unwrap_or_default(),
+                self.config.pcap.as_ref().map(|p| format!(", pcap {p}")).unwrap_or_default(),
             );
         }
         if self.kernel.is_some() {
@@ -153,9 +149,7 @@ impl Report {
         }
         out.push('\n');
 
-        let cols: Vec<&TransportReport> = std::iter::once(&self.main)
-            .chain(self.kernel.as_ref())
-            .collect();
+        let cols: Vec<&TransportReport> = std::iter::once(&self.main).chain(self.kernel.as_ref()).collect();
         let _ = write!(out, "{:<24}", "");
         for t in &cols {
             let _ = write!(out, "{:>12}", t.transport);
@@ -168,34 +162,14 @@ impl Report {
         type Getter = fn(&TransportReport) -> String;
         type RatioGetter = fn(&Ratio) -> Option<f64>;
         let rows: [(&str, Getter, Option<RatioGetter>); 10] = [
-            (
-                "bulk GB/s",
-                |t| format!("{:.3}", t.bulk.gbytes_per_s),
-                Some(|r| r.bulk),
-            ),
+            ("bulk GB/s", |t| format!("{:.3}", t.bulk.gbytes_per_s), Some(|r| r.bulk)),
             ("bulk seconds", |t| format!("{:.3}", t.bulk.seconds), None),
             ("bulk integrity", |t| ok_str(t.bulk.integrity_ok), None),
-            (
-                "rr rtt p50 us",
-                |t| format!("{:.1}", t.rr.rtt_us.p50),
-                Some(|r| r.rtt_p50),
-            ),
-            (
-                "rr rtt p99 us",
-                |t| format!("{:.1}", t.rr.rtt_us.p99),
-                Some(|r| r.rtt_p99),
-            ),
-            (
-                "rr rtt p99.9 us",
-                |t| format!("{:.1}", t.rr.rtt_us.p999),
-                None,
-            ),
+            ("rr rtt p50 us", |t| format!("{:.1}", t.rr.rtt_us.p50), Some(|r| r.rtt_p50)),
+            ("rr rtt p99 us", |t| format!("{:.1}", t.rr.rtt_us.p99), Some(|r| r.rtt_p99)),
+            ("rr rtt p99.9 us", |t| format!("{:.1}", t.rr.rtt_us.p999), None),
             ("rr rtt min us", |t| format!("{:.1}", t.rr.rtt_us.min), None),
-            (
-                "rr rtt mean us",
-                |t| format!("{:.1}", t.rr.rtt_us.mean),
-                None,
-            ),
+            ("rr rtt mean us", |t| format!("{:.1}", t.rr.rtt_us.mean), None),
             ("rr rtt max us", |t| format!("{:.1}", t.rr.rtt_us.max), None),
             ("rr integrity", |t| ok_str(t.rr.integrity_ok), None),
         ];
@@ -205,19 +179,14 @@ impl Report {
                 let _ = write!(out, "{:>12}", get(t));
             }
             if let (Some(r), Some(rget)) = (&self.ratio, rget) {
-                let s = rget(r)
-                    .map(|v| format!("{v:.2}x"))
-                    .unwrap_or_else(|| "-".into());
+                let s = rget(r).map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
                 let _ = write!(out, "{s:>10}");
             }
             out.push('\n');
         }
         if self.ratio.is_some() {
-            let _ = writeln!(
-                out,
-                "(ratio > 1: {} is better; bulk = {0}/kernel, rtt = kernel/{0})",
-                self.main.transport
-            );
+            let _ =
+                writeln!(out, "(ratio > 1: {} is better; bulk = {0}/kernel, rtt = kernel/{0})", self.main.transport);
         }
         for t in &cols {
             if !t.mib.is_empty() {
@@ -227,11 +196,7 @@ impl Report {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "\nintegrity: {}",
-            if self.all_ok() { "ok" } else { "MISMATCH" }
-        );
+        let _ = writeln!(out, "\nintegrity: {}", if self.all_ok() { "ok" } else { "MISMATCH" });
         out
     }
 }
@@ -245,12 +210,7 @@ fn describe_impairments(i: &Impairments) -> String {
         return "none".into();
     }
     let mut parts = Vec::new();
-    for (name, p) in [
-        ("loss", i.loss),
-        ("reorder", i.reorder),
-        ("dup", i.dup),
-        ("corrupt", i.corrupt),
-    ] {
+    for (name, p) in [("loss", i.loss), ("reorder", i.reorder), ("dup", i.dup), ("corrupt", i.corrupt)] {
         if p > 0.0 {
             parts.push(format!("{name} {}%", p * 100.0));
         }
@@ -287,11 +247,7 @@ mod tests {
             round_trips: 20_000,
             warmup: 100,
             seconds: 0.5,
-            rtt_us: Percentiles {
-                p50,
-                p99: p50 * 2.0,
-                ..Percentiles::default()
-            },
+            rtt_us: Percentiles { p50, p99: p50 * 2.0, ..Percentiles::default() },
             integrity_ok: true,
             mismatched_responses: 0,
         };
@@ -322,11 +278,7 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let r = Report::new(
-            &settings(),
-            fake("utcp", 4.0, 10.0),
-            Some(fake("kernel", 2.0, 20.0)),
-        );
+        let r = Report::new(&settings(), fake("utcp", 4.0, 10.0), Some(fake("kernel", 2.0, 20.0)));
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["integrity"], "ok");
         for part in [&v, &v["kernel"]] {
@@ -370,20 +322,10 @@ mod tests {
 
     #[test]
     fn table_has_both_columns() {
-        let r = Report::new(
-            &settings(),
-            fake("utcp", 4.0, 10.0),
-            Some(fake("kernel", 2.0, 20.0)),
-        );
+        let r = Report::new(&settings(), fake("utcp", 4.0, 10.0), Some(fake("kernel", 2.0, 20.0)));
         let t = r.to_table();
-        assert!(
-            t.contains("utcp") && t.contains("kernel") && t.contains("2.00x"),
-            "{t}"
-        );
-        assert!(
-            t.contains("loss 1%") && t.contains("tcp.retrans_segs"),
-            "{t}"
-        );
+        assert!(t.contains("utcp") && t.contains("kernel") && t.contains("2.00x"), "{t}");
+        assert!(t.contains("loss 1%") && t.contains("tcp.retrans_segs"), "{t}");
         let r = Report::new(&settings(), fake("kernel", 2.0, 20.0), None);
         assert!(!r.to_table().contains("ratio"));
     }

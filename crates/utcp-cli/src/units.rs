@@ -5,9 +5,7 @@ use std::time::Duration;
 
 /// Splits `"1.5Gbit"` into `("1.5", "Gbit")`.
 fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     s.split_at(end)
 }
 
@@ -49,9 +47,9 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
         }
         v.round() as u64
     } else {
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid size '{input}': expected a whole number of bytes or a unit suffix")
-        })?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size '{input}': expected a whole number of bytes or a unit suffix"))?;
         n.checked_mul(1u64 << shift).ok_or_else(too_large)?
     };
     if v == 0 {
@@ -71,16 +69,8 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         "ms" => 1e6,
         "s" => 1e9,
         "" if num.parse::<f64>() == Ok(0.0) => 0.0,
-        "" => {
-            return Err(format!(
-                "invalid duration '{input}': missing unit (use ns, us, ms or s, e.g. 100us)"
-            ))
-        }
-        _ => {
-            return Err(format!(
-                "invalid duration '{input}': unknown unit '{unit}' (use ns, us, ms or s)"
-            ))
-        }
+        "" => return Err(format!("invalid duration '{input}': missing unit (use ns, us, ms or s, e.g. 100us)")),
+        _ => return Err(format!("invalid duration '{input}': unknown unit '{unit}' (use ns, us, ms or s)")),
     };
     let ns = parse_number(num, "duration", input)? * scale_ns;
     if ns > 1e9 * 86_400.0 * 365.0 {
@@ -101,10 +91,7 @@ pub fn parse_rate(input: &str) -> Result<u64, String> {
         Some(c @ ('k' | 'K' | 'm' | 'M' | 'g' | 'G' | 't' | 'T')) => (Some(c), &unit[1..]),
         _ => (None, unit),
     };
-    if !matches!(
-        rest.to_ascii_lowercase().as_str(),
-        "" | "bit" | "bits" | "bit/s"
-    ) {
+    if !matches!(rest.to_ascii_lowercase().as_str(), "" | "bit" | "bits" | "bit/s") {
         return Err(format!(
             "invalid rate '{input}': unknown unit '{unit}' (rates are in bits per second, e.g. 10Gbit, 500Mbit, 1G)"
         ));
@@ -134,9 +121,10 @@ pub fn parse_probability(input: &str) -> Result<f64, String> {
         Some(b) => (b.trim_end(), 100.0),
         None => (s, 1.0),
     };
-    let v = body.parse::<f64>().map_err(|_| {
-        format!("invalid probability '{input}': not a number (use e.g. 0.01 or 1%)")
-    })? / scale;
+    let v = body
+        .parse::<f64>()
+        .map_err(|_| format!("invalid probability '{input}': not a number (use e.g. 0.01 or 1%)"))?
+        / scale;
     check_probability(v).map_err(|e| format!("invalid probability '{input}': {e}"))
 }
 
@@ -206,17 +194,7 @@ mod tests {
         assert_eq!(parse_size("1T"), Ok(1 << 40));
         assert_eq!(parse_size(" 8M "), Ok(8 << 20));
         assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
-        for bad in [
-            "",
-            "G",
-            "0",
-            "0K",
-            "1X",
-            "-1",
-            "1.2.3M",
-            "99999999999T",
-            "1 G",
-        ] {
+        for bad in ["", "G", "0", "0K", "1X", "-1", "1.2.3M", "99999999999T", "1 G"] {
             assert!(parse_size(bad).is_err(), "{bad} accepted");
         }
         assert!(parse_size("1X").unwrap_err().contains("unknown unit"));

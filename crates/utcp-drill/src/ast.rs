@@ -71,17 +71,11 @@ pub struct Time {
 impl Time {
     /// An absolute time.
     pub fn absolute(usecs: Micros) -> Self {
-        Time {
-            usecs,
-            relative: false,
-        }
+        Time { usecs, relative: false }
     }
     /// A relative time.
     pub fn relative(usecs: Micros) -> Self {
-        Time {
-            usecs,
-            relative: true,
-        }
+        Time { usecs, relative: true }
     }
 }
 
@@ -387,10 +381,7 @@ impl SyscallEvent {
         match (&self.result, &self.errno) {
             (Expr::Ellipsis, None) => SyscallResult::Ellipsis,
             (Expr::Int(v), None) => SyscallResult::Int(*v),
-            (Expr::Int(v), Some(e)) => SyscallResult::Errno {
-                value: *v,
-                name: e.name.clone(),
-            },
+            (Expr::Int(v), Some(e)) => SyscallResult::Errno { value: *v, name: e.name.clone() },
             (other, _) => SyscallResult::Other(other.clone()),
         }
     }
@@ -499,11 +490,7 @@ impl Expr {
     pub fn field(&self, name: &str) -> Option<(Option<&Expr>, &Expr)> {
         match self {
             Expr::Struct(items) => items.iter().find_map(|e| match e {
-                Expr::Named {
-                    name: n,
-                    arg,
-                    value,
-                } if n == name => Some((arg.as_deref(), &**value)),
+                Expr::Named { name: n, arg, value } if n == name => Some((arg.as_deref(), &**value)),
                 _ => None,
             }),
             _ => None,

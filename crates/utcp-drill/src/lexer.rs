@@ -192,12 +192,7 @@ fn is_word_byte(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     /// A lexer over `src` with the given `-D` defines.
     pub fn new(src: &'a str, defines: &HashMap<String, String>) -> Self {
-        Lexer {
-            src,
-            pos: 0,
-            line: 1,
-            defines: defines.clone(),
-        }
+        Lexer { src, pos: 0, line: 1, defines: defines.clone() }
     }
 
     /// Add (or replace) a define for the rest of the input.
@@ -206,10 +201,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Tokenize everything (convenience for tests).
-    pub fn tokenize(
-        src: &str,
-        defines: &HashMap<String, String>,
-    ) -> Result<Vec<Token>, ParseError> {
+    pub fn tokenize(src: &str, defines: &HashMap<String, String>) -> Result<Vec<Token>, ParseError> {
         let mut lx = Lexer::new(src, defines);
         let mut out = Vec::new();
         loop {
@@ -232,18 +224,12 @@ impl<'a> Lexer<'a> {
 
     /// Advance to `end`, counting newlines.
     fn advance_to(&mut self, end: usize) {
-        self.line += self.bytes()[self.pos..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        self.line += self.bytes()[self.pos..end].iter().filter(|&&b| b == b'\n').count();
         self.pos = end;
     }
 
     fn err(&self, line: usize, msg: impl Into<String>) -> ParseError {
-        ParseError {
-            line,
-            message: msg.into(),
-        }
+        ParseError { line, message: msg.into() }
     }
 
     /// Skip whitespace and comments.
@@ -293,19 +279,12 @@ impl<'a> Lexer<'a> {
         let line = self.line;
         let start = self.pos;
         let Some(c) = self.at(start) else {
-            return Ok(Token {
-                tok: Tok::Eof,
-                line,
-            });
+            return Ok(Token { tok: Tok::Eof, line });
         };
         let tok = match c {
             b'"' | b'`' => {
                 let Some(end) = self.scan_quoted(c) else {
-                    let what = if c == b'"' {
-                        "unterminated string"
-                    } else {
-                        "unterminated back-quoted command"
-                    };
+                    let what = if c == b'"' { "unterminated string" } else { "unterminated back-quoted command" };
                     return Err(self.err(line, what));
                 };
                 let inner = self.src[start + 1..end - 1].to_string();
@@ -330,23 +309,19 @@ impl<'a> Lexer<'a> {
                 self.advance_to(start + 3);
                 Tok::Ellipsis
             }
-            b'-' if self.at(start + 1) == Some(b'-')
-                && self.at(start + 2).is_some_and(is_word_byte) =>
-            {
+            b'-' if self.at(start + 1) == Some(b'-') && self.at(start + 2).is_some_and(is_word_byte) => {
                 let end = self.word_end(start + 2);
                 let name = self.src[start + 2..end].to_string();
                 self.advance_to(end);
                 Tok::Opt(name)
             }
-            _ if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' => {
-                match self.lex_wordish(start) {
-                    Some((end, tok)) => {
-                        self.advance_to(end);
-                        tok
-                    }
-                    None => self.punct(start),
+            _ if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' => match self.lex_wordish(start) {
+                Some((end, tok)) => {
+                    self.advance_to(end);
+                    tok
                 }
-            }
+                None => self.punct(start),
+            },
             b':' if self.ipv6_len(start) > 0 => {
                 let end = start + self.ipv6_len(start);
                 let a = self.src[start..end].to_string();
@@ -400,11 +375,7 @@ impl<'a> Lexer<'a> {
         };
         let num_start = if b[start] == b'-' { start + 1 } else { start };
         let int_end = self.digits_end(num_start);
-        let int_len = if int_end > num_start {
-            int_end - start
-        } else {
-            0
-        };
+        let int_len = if int_end > num_start { int_end - start } else { 0 };
         let float_len = if self.at(int_end) == Some(b'.') {
             let fe = self.digits_end(int_end + 1);
             if fe > int_end + 1 {
@@ -430,9 +401,7 @@ impl<'a> Lexer<'a> {
         };
         let ipv4_len = self.ipv4_len(start);
         let ipv6_len = self.ipv6_len(start);
-        let cands = [
-            kw_len, float_len, int_len, hex_len, word_len, ipv4_len, ipv6_len,
-        ];
+        let cands = [kw_len, float_len, int_len, hex_len, word_len, ipv4_len, ipv6_len];
         let best = *cands.iter().max().unwrap_or(&0);
         if best == 0 {
             return None;
@@ -442,10 +411,7 @@ impl<'a> Lexer<'a> {
         let tok = match which {
             0 => Tok::Keyword(text.to_string()),
             1 => Tok::Float(text.to_string()),
-            2 => Tok::Int {
-                value: parse_dec_saturating(text),
-                text: text.to_string(),
-            },
+            2 => Tok::Int { value: parse_dec_saturating(text), text: text.to_string() },
             3 => Tok::Hex(parse_hex_saturating(&text[2..])),
             4 => self.substitute_word(text),
             5 => Tok::Ipv4(text.to_string()),
@@ -475,10 +441,7 @@ impl<'a> Lexer<'a> {
     fn ipv6_len(&self, start: usize) -> usize {
         let b = self.bytes();
         let mut end = start;
-        while end < b.len()
-            && end - start < 64
-            && (b[end].is_ascii_hexdigit() || b[end] == b':' || b[end] == b'.')
-        {
+        while end < b.len() && end - start < 64 && (b[end].is_ascii_hexdigit() || b[end] == b':' || b[end] == b'.') {
             end += 1;
         }
         let run = &self.src[start..end];
@@ -513,10 +476,7 @@ impl<'a> Lexer<'a> {
             return Tok::BackQuoted(strip(value));
         }
         match strtol0(value) {
-            Some(v) => Tok::Int {
-                value: v,
-                text: word.to_string(),
-            },
+            Some(v) => Tok::Int { value: v, text: word.to_string() },
             None => Tok::Word(value.clone()),
         }
     }
@@ -530,13 +490,7 @@ fn parse_dec_saturating(text: &str) -> i64 {
     let mut v: i64 = 0;
     for d in digits.bytes() {
         let d = i64::from(d - b'0');
-        v = match v.checked_mul(10).and_then(|x| {
-            if neg {
-                x.checked_sub(d)
-            } else {
-                x.checked_add(d)
-            }
-        }) {
+        v = match v.checked_mul(10).and_then(|x| if neg { x.checked_sub(d) } else { x.checked_add(d) }) {
             Some(x) => x,
             None => return if neg { i64::MIN } else { i64::MAX },
         };
@@ -597,32 +551,16 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        Lexer::tokenize(s, &HashMap::new())
-            .unwrap()
-            .into_iter()
-            .map(|t| t.tok)
-            .collect()
+        Lexer::tokenize(s, &HashMap::new()).unwrap().into_iter().map(|t| t.tok).collect()
     }
 
     fn int(v: i64) -> Tok {
-        Tok::Int {
-            value: v,
-            text: v.to_string(),
-        }
+        Tok::Int { value: v, text: v.to_string() }
     }
 
     #[test]
     fn numbers_and_times() {
-        assert_eq!(
-            toks("+0...0.5"),
-            vec![
-                Tok::Punct('+'),
-                int(0),
-                Tok::Ellipsis,
-                Tok::Float("0.5".into()),
-                Tok::Eof
-            ]
-        );
+        assert_eq!(toks("+0...0.5"), vec![Tok::Punct('+'), int(0), Tok::Ellipsis, Tok::Float("0.5".into()), Tok::Eof]);
         assert_eq!(
             toks("+.1~+.2"),
             vec![
@@ -676,11 +614,9 @@ mod tests {
 
     #[test]
     fn comments_code_strings_and_lines() {
-        let ts = Lexer::tokenize(
-            "// c\n/* a\n b */ x # \n%{ a\nb }% \"s\\\"t\" `c\nd` --tolerance_usecs",
-            &HashMap::new(),
-        )
-        .unwrap();
+        let ts =
+            Lexer::tokenize("// c\n/* a\n b */ x # \n%{ a\nb }% \"s\\\"t\" `c\nd` --tolerance_usecs", &HashMap::new())
+                .unwrap();
         let v: Vec<(Tok, usize)> = ts.into_iter().map(|t| (t.tok, t.line)).collect();
         assert_eq!(
             v,
@@ -703,18 +639,11 @@ mod tests {
         d.insert("B".to_string(), "\"str\"".to_string());
         d.insert("C".to_string(), "SOL_IP".to_string());
         d.insert("ack".to_string(), "5".to_string());
-        let v: Vec<Tok> = Lexer::tokenize("A B C ack acks sequence#", &d)
-            .unwrap()
-            .into_iter()
-            .map(|t| t.tok)
-            .collect();
+        let v: Vec<Tok> = Lexer::tokenize("A B C ack acks sequence#", &d).unwrap().into_iter().map(|t| t.tok).collect();
         assert_eq!(
             v,
             vec![
-                Tok::Int {
-                    value: 16,
-                    text: "A".into()
-                },
+                Tok::Int { value: 16, text: "A".into() },
                 Tok::Str("str".into()),
                 Tok::Word("SOL_IP".into()),
                 Tok::Keyword("ack".into()),
@@ -742,13 +671,7 @@ mod tests {
         assert!(Lexer::tokenize("%{ abc", &HashMap::new()).is_err());
         assert_eq!(
             toks("99999999999999999999999"),
-            vec![
-                Tok::Int {
-                    value: i64::MAX,
-                    text: "99999999999999999999999".into()
-                },
-                Tok::Eof
-            ]
+            vec![Tok::Int { value: i64::MAX, text: "99999999999999999999999".into() }, Tok::Eof]
         );
     }
 }

@@ -60,11 +60,7 @@ impl<'a> Parser<'a> {
     fn new(text: &'a str, defines: &HashMap<String, String>) -> PResult<Self> {
         let mut lexer = Lexer::new(text, defines);
         let cur = lexer.next_token()?;
-        Ok(Parser {
-            lexer,
-            cur,
-            depth: 0,
-        })
+        Ok(Parser { lexer, cur, depth: 0 })
     }
 
     fn bump(&mut self) -> PResult<Token> {
@@ -81,20 +77,11 @@ impl<'a> Parser<'a> {
     }
 
     fn err_at<T>(&self, line: usize, msg: impl Into<String>) -> PResult<T> {
-        Err(ParseError {
-            line,
-            message: msg.into(),
-        })
+        Err(ParseError { line, message: msg.into() })
     }
 
     fn unexpected<T>(&self, expected: &str) -> PResult<T> {
-        self.err_at(
-            self.line(),
-            format!(
-                "syntax error: expected {expected}, found {}",
-                self.cur.tok.describe()
-            ),
-        )
+        self.err_at(self.line(), format!("syntax error: expected {expected}, found {}", self.cur.tok.describe()))
     }
 
     fn is_punct(&self, c: char) -> bool {
@@ -176,48 +163,28 @@ impl<'a> Parser<'a> {
             let name = name.clone();
             let line = self.line();
             self.bump()?;
-            let value = if self.eat_punct('=')? {
-                Some(self.option_value()?)
-            } else {
-                None
-            };
+            let value = if self.eat_punct('=')? { Some(self.option_value()?) } else { None };
             if name == "define" {
-                let ok = value
-                    .as_deref()
-                    .and_then(|v| v.split_once('='))
-                    .filter(|(k, _)| !k.is_empty());
+                let ok = value.as_deref().and_then(|v| v.split_once('=')).filter(|(k, _)| !k.is_empty());
                 match ok {
                     Some((k, v)) => self.lexer.define(k, v),
-                    None => {
-                        return self.err_at(
-                            line,
-                            format!("bad definition: {}", value.as_deref().unwrap_or("")),
-                        )
-                    }
+                    None => return self.err_at(line, format!("bad definition: {}", value.as_deref().unwrap_or(""))),
                 }
             }
             script.options.push((name, value));
         }
         if let Tok::BackQuoted(text) = self.tok() {
-            script.init_command = Some(Command {
-                line: self.line(),
-                text: text.clone(),
-            });
+            script.init_command = Some(Command { line: self.line(), text: text.clone() });
             self.bump()?;
         }
         loop {
             match self.tok() {
                 Tok::Eof => break,
                 Tok::BackQuoted(text) if !script.events.is_empty() => {
-                    script.cleanup_command = Some(Command {
-                        line: self.line(),
-                        text: text.clone(),
-                    });
+                    script.cleanup_command = Some(Command { line: self.line(), text: text.clone() });
                     self.bump()?;
                     if self.tok() != &Tok::Eof {
-                        return self.unexpected(
-                            "end of file after the untimed cleanup command (events need a time)",
-                        );
+                        return self.unexpected("end of file after the untimed cleanup command (events need a time)");
                     }
                     break;
                 }
@@ -255,10 +222,7 @@ impl<'a> Parser<'a> {
                         other => {
                             return self.err_at(
                                 rhs.line,
-                                format!(
-                                    "syntax error: bad option value after '{w}=': {}",
-                                    other.describe()
-                                ),
+                                format!("syntax error: bad option value after '{w}=': {}", other.describe()),
                             )
                         }
                     }
@@ -266,12 +230,7 @@ impl<'a> Parser<'a> {
                     w
                 }
             }
-            other => {
-                return self.err_at(
-                    t.line,
-                    format!("syntax error: bad option value: {}", other.describe()),
-                )
-            }
+            other => return self.err_at(t.line, format!("syntax error: bad option value: {}", other.describe())),
         };
         Ok(v)
     }
@@ -321,10 +280,7 @@ impl<'a> Parser<'a> {
                 if self.eat_punct('~')? {
                     self.expect_punct('+')?;
                     let end = self.time_value()?;
-                    TimeSpec::Range {
-                        start: Time::relative(start),
-                        end: Time::relative(end),
-                    }
+                    TimeSpec::Range { start: Time::relative(start), end: Time::relative(end) }
                 } else {
                     TimeSpec::Relative(start)
                 }
@@ -333,10 +289,7 @@ impl<'a> Parser<'a> {
                 let start = self.time_value()?;
                 if self.eat_punct('~')? {
                     let end = self.time_value()?;
-                    TimeSpec::Range {
-                        start: Time::absolute(start),
-                        end: Time::absolute(end),
-                    }
+                    TimeSpec::Range { start: Time::absolute(start), end: Time::absolute(end) }
                 } else {
                     TimeSpec::Absolute(start)
                 }
@@ -363,47 +316,26 @@ impl<'a> Parser<'a> {
                 self.bump()?;
                 let end = self.time_value()?;
                 let time = match time {
-                    TimeSpec::Absolute(s) => TimeSpec::Blocking {
-                        start: Time::absolute(s),
-                        end: Time::absolute(end),
-                    },
-                    TimeSpec::Relative(s) => TimeSpec::Blocking {
-                        start: Time::relative(s),
-                        end: Time::relative(end),
-                    },
+                    TimeSpec::Absolute(s) => TimeSpec::Blocking { start: Time::absolute(s), end: Time::absolute(end) },
+                    TimeSpec::Relative(s) => TimeSpec::Blocking { start: Time::relative(s), end: Time::relative(end) },
                     // packetdrill rejects these combinations semantically.
                     TimeSpec::Any => {
-                        return self.err_at(
-                            line,
-                            "event time <star> can only be used with outbound packets",
-                        )
+                        return self.err_at(line, "event time <star> can only be used with outbound packets")
                     }
-                    _ => {
-                        return self.err_at(
-                            line,
-                            "event time range can only be used with outbound packets",
-                        )
-                    }
+                    _ => return self.err_at(line, "event time range can only be used with outbound packets"),
                 };
                 (time, EventKind::Syscall(self.syscall()?))
             }
             Tok::Word(_) => (time, EventKind::Syscall(self.syscall()?)),
             _ => return self.unexpected("a packet, system call, command or code block"),
         };
-        let outbound_packet =
-            matches!(&kind, EventKind::Packet(p) if p.direction == Direction::Outbound);
+        let outbound_packet = matches!(&kind, EventKind::Packet(p) if p.direction == Direction::Outbound);
         match time {
             TimeSpec::Any if !outbound_packet => {
-                return self.err_at(
-                    line,
-                    "event time <star> can only be used with outbound packets",
-                )
+                return self.err_at(line, "event time <star> can only be used with outbound packets")
             }
             TimeSpec::Range { .. } if !outbound_packet => {
-                return self.err_at(
-                    line,
-                    "event time range can only be used with outbound packets",
-                )
+                return self.err_at(line, "event time range can only be used with outbound packets")
             }
             _ => {}
         }
@@ -425,10 +357,7 @@ impl<'a> Parser<'a> {
             } else if self.is_kw("ipv6") {
                 IpVersion::V6
             } else if self.is_kw("gre") || self.is_kw("GREv0") || self.is_kw("mpls") {
-                return self.err_at(
-                    self.line(),
-                    "GRE/MPLS encapsulation is not supported by this parser",
-                );
+                return self.err_at(self.line(), "GRE/MPLS encapsulation is not supported by this parser");
             } else {
                 break;
             };
@@ -438,12 +367,7 @@ impl<'a> Parser<'a> {
             self.expect_punct('>')?;
             let dst = self.ip_addr(version)?;
             self.expect_punct(':')?;
-            encap.push(IpEncap {
-                version,
-                ip,
-                src,
-                dst,
-            });
+            encap.push(IpEncap { version, ip, src, dst });
         }
         let ip = self.opt_ip_info()?;
         if self.is_kw("udp") {
@@ -463,29 +387,14 @@ impl<'a> Parser<'a> {
         if self.is_kw("icmp") {
             self.bump()?;
             let icmp = self.icmp()?;
-            return Ok(PacketEvent {
-                direction,
-                encap,
-                ip,
-                ports: None,
-                body: PacketBody::Icmp(icmp),
-            });
+            return Ok(PacketEvent { direction, encap, ip, ports: None, body: PacketBody::Icmp(icmp) });
         }
         if self.is_kw("encap") {
-            return self.err_at(
-                self.line(),
-                "PSP encapsulation is not supported by this parser",
-            );
+            return self.err_at(self.line(), "PSP encapsulation is not supported by this parser");
         }
         let ports = self.opt_ports()?;
         let tcp = self.tcp(direction)?;
-        Ok(PacketEvent {
-            direction,
-            encap,
-            ip,
-            ports,
-            body: PacketBody::Tcp(tcp),
-        })
+        Ok(PacketEvent { direction, encap, ip, ports, body: PacketBody::Tcp(tcp) })
     }
 
     fn ip_addr(&mut self, v: IpVersion) -> PResult<String> {
@@ -544,9 +453,7 @@ impl<'a> Parser<'a> {
                             self.bump()?;
                             Some(TosSpec::Tos(v))
                         }
-                        Tok::Hex(_) => {
-                            return self.err_at(self.line(), "tos out of range for 8 bits")
-                        }
+                        Tok::Hex(_) => return self.err_at(self.line(), "tos out of range for 8 bits"),
                         _ => return self.unexpected("a hex TOS value"),
                     },
                 };
@@ -582,15 +489,9 @@ impl<'a> Parser<'a> {
     /// `S:E(L)` with packetdrill's checks.
     fn seq(&mut self) -> PResult<(u32, u32, u32)> {
         let line = self.line();
-        let start = self.u32_val(
-            "a sequence range (start:end(len))",
-            "TCP start sequence number out of range",
-        )?;
+        let start = self.u32_val("a sequence range (start:end(len))", "TCP start sequence number out of range")?;
         self.expect_punct(':')?;
-        let end = self.u32_val(
-            "end sequence number",
-            "TCP end sequence number out of range",
-        )?;
+        let end = self.u32_val("end sequence number", "TCP end sequence number out of range")?;
         self.expect_punct('(')?;
         let len = self.u16_val("payload length", "TCP payload size out of range")?;
         self.expect_punct(')')?;
@@ -643,11 +544,8 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let win = if self.eat_kw("win")? {
-            Some(self.u16_val("a window", "TCP window value out of range")?)
-        } else {
-            None
-        };
+        let win =
+            if self.eat_kw("win")? { Some(self.u16_val("a window", "TCP window value out of range")?) } else { None };
         let urg = if self.eat_kw("urg")? {
             Some(self.u16_val("an urgent pointer", "urg_ptr value out of range")?)
         } else {
@@ -660,10 +558,7 @@ impl<'a> Parser<'a> {
                 self.bump()?;
                 self.expect_punct('>')?;
                 if direction != Direction::Outbound {
-                    return self.err_at(
-                        line,
-                        "<...> for TCP options can only be used with outbound packets",
-                    );
+                    return self.err_at(line, "<...> for TCP options can only be used with outbound packets");
                 }
                 TcpOptions::Any
             } else {
@@ -677,16 +572,7 @@ impl<'a> Parser<'a> {
         } else {
             TcpOptions::List(Vec::new())
         };
-        Ok(TcpSpec {
-            flags,
-            seq_start,
-            seq_end,
-            payload_len,
-            ack,
-            win,
-            urg,
-            options,
-        })
+        Ok(TcpSpec { flags, seq_start, seq_end, payload_len, ack, win, urg, options })
     }
 
     fn hex_blob(&mut self, optional: bool) -> PResult<String> {
@@ -715,24 +601,18 @@ impl<'a> Parser<'a> {
             "nop" => TcpOption::Nop,
             "eol" => TcpOption::Eol,
             "mss" => TcpOption::Mss(self.u16_val("an MSS value", "mss value out of range")?),
-            "wscale" => TcpOption::WScale(self.int_in_range(
-                "a window scale",
-                255,
-                "window scale shift count out of range",
-            )? as u8),
+            "wscale" => {
+                TcpOption::WScale(
+                    self.int_in_range("a window scale", 255, "window scale shift count out of range")? as u8
+                )
+            }
             "sackOK" => TcpOption::SackOk,
             "sack" => {
                 let mut blocks = Vec::new();
                 while let Tok::Int { .. } = self.tok() {
-                    let l = self.u32_val(
-                        "SACK left edge",
-                        "TCP SACK left sequence number out of range",
-                    )?;
+                    let l = self.u32_val("SACK left edge", "TCP SACK left sequence number out of range")?;
                     self.expect_punct(':')?;
-                    let r = self.u32_val(
-                        "SACK right edge",
-                        "TCP SACK right sequence number out of range",
-                    )?;
+                    let r = self.u32_val("SACK right edge", "TCP SACK right sequence number out of range")?;
                     blocks.push((l, r));
                 }
                 if blocks.is_empty() {
@@ -763,11 +643,7 @@ impl<'a> Parser<'a> {
                         break;
                     };
                     self.bump()?;
-                    let v = self.int_in_range(
-                        "an AccECN counter",
-                        0xff_ffff,
-                        "TCP AccECN field value out of range",
-                    )?;
+                    let v = self.int_in_range("an AccECN counter", 0xff_ffff, "TCP AccECN field value out of range")?;
                     fields.push((f, v as u32));
                 }
                 if fields.is_empty() || fields.len() > 3 || fields[0].0 == AccEcnField::Ceb {
@@ -775,12 +651,7 @@ impl<'a> Parser<'a> {
                 }
                 TcpOption::AccEcn(fields)
             }
-            _ => {
-                return self.err_at(
-                    self.line(),
-                    format!("syntax error: unknown TCP option '{k}'"),
-                )
-            }
+            _ => return self.err_at(self.line(), format!("syntax error: unknown TCP option '{k}'")),
         })
     }
 
@@ -798,16 +669,8 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         };
-        let mtu = if self.eat_kw("mtu")? {
-            Some(self.expect_int("an MTU")?)
-        } else {
-            None
-        };
-        let echo_id = if self.eat_kw("id")? {
-            Some(self.expect_int("an echo id")?)
-        } else {
-            None
-        };
+        let mtu = if self.eat_kw("mtu")? { Some(self.expect_int("an MTU")?) } else { None };
+        let echo_id = if self.eat_kw("id")? { Some(self.expect_int("an echo id")?) } else { None };
         let echoed = if self.eat_punct('[')? {
             let e = if self.eat_kw("udp")? {
                 self.expect_punct('(')?;
@@ -821,24 +684,14 @@ impl<'a> Parser<'a> {
                 IcmpEchoed::Raw { payload_len: l }
             } else {
                 let (seq_start, seq_end, payload_len) = self.seq()?;
-                IcmpEchoed::Tcp {
-                    seq_start,
-                    seq_end,
-                    payload_len,
-                }
+                IcmpEchoed::Tcp { seq_start, seq_end, payload_len }
             };
             self.expect_punct(']')?;
             Some(e)
         } else {
             None
         };
-        Ok(IcmpSpec {
-            icmp_type,
-            code,
-            mtu,
-            echo_id,
-            echoed,
-        })
+        Ok(IcmpSpec { icmp_type, code, mtu, echo_id, echoed })
     }
 
     // -------------------------------------------------------------- syscalls
@@ -856,27 +709,13 @@ impl<'a> Parser<'a> {
         let errno = if let Tok::Word(w) = self.tok() {
             let name = w.clone();
             self.bump()?;
-            let strerror = if self.is_punct('(') {
-                Some(self.note()?)
-            } else {
-                None
-            };
+            let strerror = if self.is_punct('(') { Some(self.note()?) } else { None };
             Some(Errno { name, strerror })
         } else {
             None
         };
-        let note = if self.is_punct('(') {
-            Some(self.note()?)
-        } else {
-            None
-        };
-        Ok(SyscallEvent {
-            name,
-            args,
-            result,
-            errno,
-            note,
-        })
+        let note = if self.is_punct('(') { Some(self.note()?) } else { None };
+        Ok(SyscallEvent { name, args, result, errno, note })
     }
 
     /// `( word word ... )` -> words joined by single spaces. Accepts words,
@@ -971,29 +810,18 @@ impl<'a> Parser<'a> {
             Tok::Word(name) | Tok::Keyword(name) => {
                 self.bump()?;
                 let arg_line = self.line();
-                let args = if self.eat_punct('(')? {
-                    Some(self.expr_list(')')?)
-                } else {
-                    None
-                };
+                let args = if self.eat_punct('(')? { Some(self.expr_list(')')?) } else { None };
                 if self.eat_punct('=')? {
                     let arg = match args {
                         None => None,
                         Some(mut a) if a.len() == 1 => Some(Box::new(a.remove(0))),
                         Some(_) => {
-                            return self.err_at(
-                                arg_line,
-                                format!("field '{name}(...)' takes exactly one argument"),
-                            )
+                            return self.err_at(arg_line, format!("field '{name}(...)' takes exactly one argument"))
                         }
                     };
                     // `name=value`: the value extends over `|` (bison shifts).
                     let value = self.expr()?;
-                    return Ok(Expr::Named {
-                        name,
-                        arg,
-                        value: Box::new(value),
-                    });
+                    return Ok(Expr::Named { name, arg, value: Box::new(value) });
                 }
                 Ok(match args {
                     Some(args) => Expr::Call { name, args },

@@ -48,11 +48,7 @@ fn sym(s: &str) -> Expr {
 }
 
 fn named(n: &str, arg: Option<Expr>, v: Expr) -> Expr {
-    Expr::Named {
-        name: n.to_string(),
-        arg: arg.map(Box::new),
-        value: Box::new(v),
-    }
+    Expr::Named { name: n.to_string(), arg: arg.map(Box::new), value: Box::new(v) }
 }
 
 fn or(a: Expr, b: Expr) -> Expr {
@@ -78,13 +74,7 @@ fn options_comments_init_and_cleanup() {
             ("local_ip".to_string(), Some("192.168.0.1".to_string())),
         ]
     );
-    assert_eq!(
-        s.init_command,
-        Some(Command {
-            line: 9,
-            text: "./defaults.sh\nsysctl -q x=1".to_string()
-        })
-    );
+    assert_eq!(s.init_command, Some(Command { line: 9, text: "./defaults.sh\nsysctl -q x=1".to_string() }));
     assert_eq!(
         s.events,
         vec![Event {
@@ -99,22 +89,14 @@ fn options_comments_init_and_cleanup() {
             }),
         }]
     );
-    assert_eq!(
-        s.cleanup_command,
-        Some(Command {
-            line: 12,
-            text: "cleanup.sh".to_string()
-        })
-    );
+    assert_eq!(s.cleanup_command, Some(Command { line: 12, text: "cleanup.sh".to_string() }));
 }
 
 #[test]
 fn in_script_define_option() {
     let s = parse("--define=FOO=42\n0 close(FOO) = 0\n");
     assert_eq!(s.options, vec![("define".into(), Some("FOO=42".into()))]);
-    let EventKind::Syscall(c) = &s.events[0].kind else {
-        panic!()
-    };
+    let EventKind::Syscall(c) = &s.events[0].kind else { panic!() };
     assert_eq!(c.args, vec![Expr::Int(42)]);
 }
 
@@ -125,13 +107,8 @@ fn command_line_defines() {
     d.insert("N".to_string(), "0x10".to_string());
     d.insert("S".to_string(), "\"abc\"".to_string());
     let s = parse_script("0 f(CMSG_LEVEL_IP, N, S) = N\n", &d).unwrap();
-    let EventKind::Syscall(c) = &s.events[0].kind else {
-        panic!()
-    };
-    assert_eq!(
-        c.args,
-        vec![sym("SOL_IP"), Expr::Int(16), Expr::Str("abc".into())]
-    );
+    let EventKind::Syscall(c) = &s.events[0].kind else { panic!() };
+    assert_eq!(c.args, vec![sym("SOL_IP"), Expr::Int(16), Expr::Str("abc".into())]);
     assert_eq!(c.result, Expr::Int(16));
 }
 
@@ -154,26 +131,11 @@ fn time_specs() {
             TimeSpec::Relative(10_000),
             TimeSpec::Absolute(2_000_000),
             TimeSpec::Any,
-            TimeSpec::Range {
-                start: Time::absolute(100_000),
-                end: Time::absolute(200_000)
-            },
-            TimeSpec::Range {
-                start: Time::relative(100_000),
-                end: Time::relative(200_000)
-            },
-            TimeSpec::Blocking {
-                start: Time::relative(0),
-                end: Time::relative(500_000)
-            },
-            TimeSpec::Blocking {
-                start: Time::absolute(100_000),
-                end: Time::absolute(200_000)
-            },
-            TimeSpec::Blocking {
-                start: Time::relative(100_000),
-                end: Time::relative(250_000)
-            },
+            TimeSpec::Range { start: Time::absolute(100_000), end: Time::absolute(200_000) },
+            TimeSpec::Range { start: Time::relative(100_000), end: Time::relative(200_000) },
+            TimeSpec::Blocking { start: Time::relative(0), end: Time::relative(500_000) },
+            TimeSpec::Blocking { start: Time::absolute(100_000), end: Time::absolute(200_000) },
+            TimeSpec::Blocking { start: Time::relative(100_000), end: Time::relative(250_000) },
         ]
     );
 }
@@ -188,25 +150,17 @@ fn time_semantic_errors() {
         parse_err("+0~+1 < . 1:1(0) ack 1 win 10\n").message,
         "event time range can only be used with outbound packets"
     );
-    assert_eq!(
-        parse_err("0.2~0.1 > . 1:1(0) ack 1\n").message,
-        "time range is backwards"
-    );
+    assert_eq!(parse_err("0.2~0.1 > . 1:1(0) ack 1\n").message, "time range is backwards");
     assert_eq!(parse_err("-1 close(3) = 0\n").message, "negative time");
     // Mixed relative/absolute ranges are a syntax error in packetdrill.
-    assert!(parse_err("+0~1 > . 1:1(0) ack 1\n")
-        .message
-        .starts_with("syntax error"));
+    assert!(parse_err("+0~1 > . 1:1(0) ack 1\n").message.starts_with("syntax error"));
     // Blocking end time only for syscalls.
-    assert!(parse_err("0...1 > . 1:1(0) ack 1\n")
-        .message
-        .starts_with("syntax error"));
+    assert!(parse_err("0...1 > . 1:1(0) ack 1\n").message.starts_with("syntax error"));
 }
 
 #[test]
 fn event_lines() {
-    let s =
-        parse("\n\n  0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\n/* x\n*/ +0 close(3) = 0\n");
+    let s = parse("\n\n  0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\n/* x\n*/ +0 close(3) = 0\n");
     let lines: Vec<usize> = s.events.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![3, 6]);
 }
@@ -246,10 +200,7 @@ fn tcp_packets() {
     assert_eq!(t.options, TcpOptions::Any);
 
     let (_, t) = tcp("+0 < P. 1:1001(1000) ack 1 win 257\n");
-    assert_eq!(
-        (t.flags.as_str(), t.seq_start, t.seq_end, t.payload_len),
-        ("P.", 1, 1001, 1000)
-    );
+    assert_eq!((t.flags.as_str(), t.seq_start, t.seq_end, t.payload_len), ("P.", 1, 1001, 1000));
     assert_eq!(t.options, TcpOptions::List(vec![]));
 
     let (_, t) = tcp("+0 < U. 1:2(1) ack 1 win 100 urg 1\n");
@@ -269,10 +220,8 @@ fn tcp_packets() {
 
 #[test]
 fn tcp_options_all_kinds() {
-    let (_, t) = tcp(
-        "+0 > . 1:1(0) ack 1 <nop, eol, sack 1:2 3:4, TS val 100 ecr 0, md5 0123abcd, \
-         FO 0102030405060708, FO, FOEXP abcd, ECN e0b 1 ceb 2 e1b 3>\n",
-    );
+    let (_, t) = tcp("+0 > . 1:1(0) ack 1 <nop, eol, sack 1:2 3:4, TS val 100 ecr 0, md5 0123abcd, \
+         FO 0102030405060708, FO, FOEXP abcd, ECN e0b 1 ceb 2 e1b 3>\n");
     assert_eq!(
         t.options,
         TcpOptions::List(vec![
@@ -284,65 +233,33 @@ fn tcp_options_all_kinds() {
             TcpOption::FastOpen("0102030405060708".into()),
             TcpOption::FastOpen(String::new()),
             TcpOption::FastOpenExp("abcd".into()),
-            TcpOption::AccEcn(vec![
-                (AccEcnField::E0b, 1),
-                (AccEcnField::Ceb, 2),
-                (AccEcnField::E1b, 3)
-            ]),
+            TcpOption::AccEcn(vec![(AccEcnField::E0b, 1), (AccEcnField::Ceb, 2), (AccEcnField::E1b, 3)]),
         ])
     );
 }
 
 #[test]
 fn tcp_semantic_errors() {
-    assert_eq!(
-        parse_err("0 < . 1:10(5) ack 1 win 10\n").message,
-        "inconsistent TCP sequence numbers and payload size"
-    );
-    assert_eq!(
-        parse_err("0 < . 1:1(0) ack 1 win 70000\n").message,
-        "TCP window value out of range"
-    );
+    assert_eq!(parse_err("0 < . 1:10(5) ack 1 win 10\n").message, "inconsistent TCP sequence numbers and payload size");
+    assert_eq!(parse_err("0 < . 1:1(0) ack 1 win 70000\n").message, "TCP window value out of range");
     assert_eq!(
         parse_err("0 < . 1:1(0) ack 1 win 10 <...>\n").message,
         "<...> for TCP options can only be used with outbound packets"
     );
-    assert_eq!(
-        parse_err("0 < SX 0:0(0) win 10\n").message,
-        "Invalid TCP flag: 'X'"
-    );
-    assert_eq!(
-        parse_err("0 < S 0:0(0) win 10 <mss 70000>\n").message,
-        "mss value out of range"
-    );
-    assert!(parse_err("0 < S 0:0(0) win 10 <bogus 1>\n")
-        .message
-        .starts_with("syntax error"));
+    assert_eq!(parse_err("0 < SX 0:0(0) win 10\n").message, "Invalid TCP flag: 'X'");
+    assert_eq!(parse_err("0 < S 0:0(0) win 10 <mss 70000>\n").message, "mss value out of range");
+    assert!(parse_err("0 < S 0:0(0) win 10 <bogus 1>\n").message.starts_with("syntax error"));
 }
 
 #[test]
 fn ip_annotations_ports_encap() {
     let (p, t) = tcp("0 < [ect0] S 0:0(0) win 10\n");
-    assert_eq!(
-        p.ip,
-        Some(IpInfo {
-            tos: Some(TosSpec::Ecn(IpEcn::Ect0)),
-            flow_label: None,
-            ttl: None
-        })
-    );
+    assert_eq!(p.ip, Some(IpInfo { tos: Some(TosSpec::Ecn(IpEcn::Ect0)), flow_label: None, ttl: None }));
     assert_eq!(t.flags, "S");
     let (p, _) = tcp("0 > (ce) . 1:1(0) ack 1\n");
     assert_eq!(p.ip.unwrap().tos, Some(TosSpec::Ecn(IpEcn::Ce)));
     let (p, _) = tcp("0 > [ect01, flowlabel 0x3] . 1:1(0) ack 1\n");
-    assert_eq!(
-        p.ip,
-        Some(IpInfo {
-            tos: Some(TosSpec::Ect01),
-            flow_label: Some(3),
-            ttl: None
-        })
-    );
+    assert_eq!(p.ip, Some(IpInfo { tos: Some(TosSpec::Ect01), flow_label: Some(3), ttl: None }));
     let (p, _) = tcp("0 > [tos 0x2] . 1:1(0) ack 1\n");
     assert_eq!(p.ip.unwrap().tos, Some(TosSpec::Tos(2)));
     let (p, _) = tcp("0 > [ttl 64] . 1:1(0) ack 1\n");
@@ -352,26 +269,17 @@ fn ip_annotations_ports_encap() {
     let (p, _) = tcp("0 < ipv4 1.2.3.4 > 5.6.7.8: S 0:0(0) win 10\n");
     assert_eq!(
         p.encap,
-        vec![IpEncap {
-            version: IpVersion::V4,
-            ip: None,
-            src: "1.2.3.4".into(),
-            dst: "5.6.7.8".into()
-        }]
+        vec![IpEncap { version: IpVersion::V4, ip: None, src: "1.2.3.4".into(), dst: "5.6.7.8".into() }]
     );
 }
 
 #[test]
 fn udp_and_icmp_packets() {
     let e = one("0 < udp (100)\n");
-    let EventKind::Packet(p) = e.kind else {
-        panic!()
-    };
+    let EventKind::Packet(p) = e.kind else { panic!() };
     assert_eq!(p.body, PacketBody::Udp(UdpSpec { payload_len: 100 }));
     let e = one("0 > icmp unreachable frag_needed mtu 1400 [1:1461(1460)]\n");
-    let EventKind::Packet(p) = e.kind else {
-        panic!()
-    };
+    let EventKind::Packet(p) = e.kind else { panic!() };
     assert_eq!(
         p.body,
         PacketBody::Icmp(IcmpSpec {
@@ -379,11 +287,7 @@ fn udp_and_icmp_packets() {
             code: Some("frag_needed".into()),
             mtu: Some(1400),
             echo_id: None,
-            echoed: Some(IcmpEchoed::Tcp {
-                seq_start: 1,
-                seq_end: 1461,
-                payload_len: 1460
-            }),
+            echoed: Some(IcmpEchoed::Tcp { seq_start: 1, seq_end: 1461, payload_len: 1460 }),
         })
     );
 }
@@ -392,20 +296,8 @@ fn udp_and_icmp_packets() {
 fn syscall_results() {
     let c = syscall("+0 write(4, ..., 10) = -1 EPIPE (Broken pipe)\n");
     assert_eq!(c.result, Expr::Int(-1));
-    assert_eq!(
-        c.errno,
-        Some(Errno {
-            name: "EPIPE".into(),
-            strerror: Some("Broken pipe".into())
-        })
-    );
-    assert_eq!(
-        c.expected(),
-        SyscallResult::Errno {
-            value: -1,
-            name: "EPIPE".into()
-        }
-    );
+    assert_eq!(c.errno, Some(Errno { name: "EPIPE".into(), strerror: Some("Broken pipe".into()) }));
+    assert_eq!(c.expected(), SyscallResult::Errno { value: -1, name: "EPIPE".into() });
     let c = syscall("+0 fcntl(3, F_GETFL) = 0x2 (flags O_RDWR)\n");
     assert_eq!((c.result.clone(), c.errno.clone()), (Expr::Int(2), None));
     assert_eq!(c.note.as_deref(), Some("flags O_RDWR"));
@@ -419,45 +311,21 @@ fn syscall_results() {
 #[test]
 fn syscall_expressions() {
     let c = syscall("+0 recv(4, ..., 10, MSG_PEEK|MSG_DONTWAIT|0x40) = 10\n");
-    assert_eq!(
-        c.args[3],
-        or(or(sym("MSG_PEEK"), sym("MSG_DONTWAIT")), Expr::Int(0x40))
-    );
+    assert_eq!(c.args[3], or(or(sym("MSG_PEEK"), sym("MSG_DONTWAIT")), Expr::Int(0x40)));
     assert_eq!(c.args[3].or_terms().len(), 3);
 
     let c = syscall("+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0\n");
-    assert_eq!(
-        c.args[3],
-        Expr::Struct(vec![
-            named("onoff", None, Expr::Int(1)),
-            named("linger", None, Expr::Int(0))
-        ])
-    );
+    assert_eq!(c.args[3], Expr::Struct(vec![named("onoff", None, Expr::Int(1)), named("linger", None, Expr::Int(0))]));
     assert_eq!(c.args[3].field("linger"), Some((None, &Expr::Int(0))));
 
-    let c = syscall(
-        "+0 bind(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr(\"192.0.2.1\")}, 16) = 0\n",
-    );
+    let c =
+        syscall("+0 bind(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr(\"192.0.2.1\")}, 16) = 0\n");
     assert_eq!(
         c.args[1],
         Expr::Struct(vec![
             named("sa_family", None, sym("AF_INET")),
-            named(
-                "sin_port",
-                None,
-                Expr::Call {
-                    name: "htons".into(),
-                    args: vec![Expr::Int(8080)]
-                }
-            ),
-            named(
-                "sin_addr",
-                None,
-                Expr::Call {
-                    name: "inet_addr".into(),
-                    args: vec![Expr::Str("192.0.2.1".into())]
-                }
-            ),
+            named("sin_port", None, Expr::Call { name: "htons".into(), args: vec![Expr::Int(8080)] }),
+            named("sin_addr", None, Expr::Call { name: "inet_addr".into(), args: vec![Expr::Str("192.0.2.1".into())] }),
         ])
     );
 
@@ -469,11 +337,7 @@ fn syscall_expressions() {
         c.args[1],
         Expr::Struct(vec![
             named("msg_name", Some(Expr::Ellipsis), Expr::Ellipsis),
-            named(
-                "msg_iov",
-                Some(Expr::Int(1)),
-                Expr::List(vec![Expr::Struct(vec![Expr::Ellipsis, Expr::Int(1000)])])
-            ),
+            named("msg_iov", Some(Expr::Int(1)), Expr::List(vec![Expr::Struct(vec![Expr::Ellipsis, Expr::Int(1000)])])),
             named("msg_flags", None, Expr::Int(0)),
             named(
                 "msg_control",
@@ -487,10 +351,7 @@ fn syscall_expressions() {
             ),
         ])
     );
-    assert_eq!(
-        c.args[1].field("msg_iov").map(|(a, _)| a.cloned()),
-        Some(Some(Expr::Int(1)))
-    );
+    assert_eq!(c.args[1].field("msg_iov").map(|(a, _)| a.cloned()), Some(Some(Expr::Int(1))));
 
     let c = syscall("+0 poll([{fd=5, events=POLLIN|POLLOUT, revents=POLLIN}], 1, 0) = 1\n");
     assert_eq!(
@@ -505,10 +366,7 @@ fn syscall_expressions() {
     let c = syscall("+0 epoll_ctl(5, EPOLL_CTL_ADD, 3, {events=EPOLLIN|EPOLLET, fd=3}) = 0\n");
     assert_eq!(
         c.args[3],
-        Expr::Struct(vec![
-            named("events", None, or(sym("EPOLLIN"), sym("EPOLLET"))),
-            named("fd", None, Expr::Int(3)),
-        ])
+        Expr::Struct(vec![named("events", None, or(sym("EPOLLIN"), sym("EPOLLET"))), named("fd", None, Expr::Int(3)),])
     );
 
     let c = syscall(
@@ -538,32 +396,14 @@ fn syscall_expressions() {
 
 #[test]
 fn command_and_code_events() {
-    let s = parse(
-        "0 `nstat -n`\n+0 %{ assert tcpi_state == 1 }%\n+0.1 %{\nimport x\nprint(x)\n}%\n+0 `a\nb`\n",
-    );
-    let kinds: Vec<(usize, TimeSpec, EventKind)> = s
-        .events
-        .into_iter()
-        .map(|e| (e.line, e.time, e.kind))
-        .collect();
+    let s = parse("0 `nstat -n`\n+0 %{ assert tcpi_state == 1 }%\n+0.1 %{\nimport x\nprint(x)\n}%\n+0 `a\nb`\n");
+    let kinds: Vec<(usize, TimeSpec, EventKind)> = s.events.into_iter().map(|e| (e.line, e.time, e.kind)).collect();
     assert_eq!(
         kinds,
         vec![
-            (
-                1,
-                TimeSpec::Absolute(0),
-                EventKind::Command("nstat -n".into())
-            ),
-            (
-                2,
-                TimeSpec::Relative(0),
-                EventKind::Code("assert tcpi_state == 1".into())
-            ),
-            (
-                3,
-                TimeSpec::Relative(100_000),
-                EventKind::Code("\nimport x\nprint(x)\n".into())
-            ),
+            (1, TimeSpec::Absolute(0), EventKind::Command("nstat -n".into())),
+            (2, TimeSpec::Relative(0), EventKind::Code("assert tcpi_state == 1".into())),
+            (3, TimeSpec::Relative(100_000), EventKind::Code("\nimport x\nprint(x)\n".into())),
             (7, TimeSpec::Relative(0), EventKind::Command("a\nb".into())),
         ]
     );
@@ -576,28 +416,15 @@ fn structural_errors() {
     assert_eq!(e.line, 1);
     assert!(e.message.starts_with("syntax error"), "{e}");
     // No events.
-    assert!(parse_err("// only a comment\n")
-        .message
-        .contains("no events"));
+    assert!(parse_err("// only a comment\n").message.contains("no events"));
     assert!(parse_err("`./defaults.sh`\n").message.contains("no events"));
     // Untimed event in the middle.
-    assert!(parse_err("0 close(3) = 0\n`x`\n0 close(3) = 0\n")
-        .message
-        .starts_with("syntax error"));
+    assert!(parse_err("0 close(3) = 0\n`x`\n0 close(3) = 0\n").message.starts_with("syntax error"));
     // Missing result.
     let e = parse_err("0 close(3)\n");
     assert_eq!(e.line, 2);
-    assert_eq!(
-        e.to_string(),
-        "2: syntax error: expected '=', found end of file"
-    );
+    assert_eq!(e.to_string(), "2: syntax error: expected '=', found end of file");
     // Unterminated constructs.
-    assert_eq!(
-        parse_err("0 `abc\n").message,
-        "unterminated back-quoted command"
-    );
-    assert_eq!(
-        parse_err("0 %{ abc\n").message,
-        "unterminated %{ code block"
-    );
+    assert_eq!(parse_err("0 `abc\n").message, "unterminated back-quoted command");
+    assert_eq!(parse_err("0 %{ abc\n").message, "unterminated %{ code block");
 }

@@ -40,11 +40,7 @@ fn oracle_scripts_parse() {
     let list = std::fs::read_to_string(dir.join("oracle-6.18.txt")).expect("oracle list");
     let mut n = 0;
     let mut failures = Vec::new();
-    for rel in list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
+    for rel in list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         n += 1;
         let path = dir.join(rel);
         let text = match std::fs::read_to_string(&path) {
@@ -61,27 +57,15 @@ fn oracle_scripts_parse() {
                 // non-blank line.
                 let lines: Vec<&str> = text.lines().collect();
                 for ev in &script.events {
-                    assert!(
-                        ev.line >= 1 && ev.line <= lines.len(),
-                        "{rel}: bad line {}",
-                        ev.line
-                    );
-                    assert!(
-                        !lines[ev.line - 1].trim().is_empty(),
-                        "{rel}:{} blank",
-                        ev.line
-                    );
+                    assert!(ev.line >= 1 && ev.line <= lines.len(), "{rel}: bad line {}", ev.line);
+                    assert!(!lines[ev.line - 1].trim().is_empty(), "{rel}:{} blank", ev.line);
                 }
             }
             Err(e) => failures.push(format!("{rel}:{e}")),
         }
     }
     assert_eq!(n, 40, "oracle list should name 40 scripts");
-    assert!(
-        failures.is_empty(),
-        "oracle scripts failed to parse:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "oracle scripts failed to parse:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -101,10 +85,7 @@ fn whole_corpus_parse_count() {
         };
         match parse_script(&text, &HashMap::new()) {
             Ok(_) => ok += 1,
-            Err(e) => failures.push(format!(
-                "{}:{e}",
-                f.strip_prefix(&dir).unwrap_or(f).display()
-            )),
+            Err(e) => failures.push(format!("{}:{e}", f.strip_prefix(&dir).unwrap_or(f).display())),
         }
     }
     println!("corpus: {ok}/{} .pkt scripts parse", files.len());
@@ -122,14 +103,7 @@ fn oracle_blocking_read_shape() {
     )
     .unwrap();
     let s = parse_script(&text, &HashMap::new()).unwrap();
-    let blocking = s
-        .events
-        .iter()
-        .filter(|e| matches!(e.time, TimeSpec::Blocking { .. }))
-        .count();
+    let blocking = s.events.iter().filter(|e| matches!(e.time, TimeSpec::Blocking { .. })).count();
     assert!(blocking >= 1);
-    assert!(s
-        .events
-        .iter()
-        .any(|e| matches!(&e.kind, EventKind::Syscall(c) if c.name == "read")));
+    assert!(s.events.iter().any(|e| matches!(&e.kind, EventKind::Syscall(c) if c.name == "read")));
 }

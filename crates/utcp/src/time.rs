@@ -68,3 +68,44 @@ impl fmt::Debug for Instant {
         write!(f, "{}.{:06}s", self.0 / 1_000_000_000, (self.0 / 1000) % 1_000_000)
     }
 }
+
+/// A source of `now` for the host layer and devices. The protocol core never calls it: hosts
+/// read it at their entry points and pass the value down.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// True for a virtual clock that only moves when advanced (tests, scripts).
+    fn is_virtual(&self) -> bool {
+        false
+    }
+}
+
+/// A clock that moves only when told to: tests and `utcp drill` run on it and never sleep.
+#[derive(Default, Debug)]
+pub struct VirtualClock {
+    nanos: core::sync::atomic::AtomicU64,
+}
+
+impl VirtualClock {
+    /// A virtual clock at `start`.
+    pub fn new(start: Instant) -> VirtualClock {
+        VirtualClock { nanos: core::sync::atomic::AtomicU64::new(start.0) }
+    }
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.nanos.fetch_add(d.as_nanos() as u64, core::sync::atomic::Ordering::SeqCst);
+    }
+    /// Sets the clock to `t` if that is later than now.
+    pub fn advance_to(&self, t: Instant) {
+        self.nanos.fetch_max(t.0, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Instant {
+        Instant(self.nanos.load(core::sync::atomic::Ordering::SeqCst))
+    }
+    fn is_virtual(&self) -> bool {
+        true
+    }
+}

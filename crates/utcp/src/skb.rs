@@ -1,0 +1,218 @@
+//! Packet buffers: [`Frame`] (a packet on a device: header bytes plus a shared payload) and
+//! [`Skb`] (`struct sk_buff` + `struct tcp_skb_cb` as TCP input queues them).
+//!
+//! Payloads are [`Bytes`]: moving a frame between stacks, queueing it, cloning it for
+//! retransmission or coalescing it into the tail of the receive queue never copies payload bytes.
+//! A payload is copied once on send (user → write queue) and once on receive (queue → user).
+
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::TcpFlags;
+use bytes::Bytes;
+
+/// Largest IPv4 + TCP header: 60 + 60 bytes.
+pub const MAX_HEADER: usize = 128;
+
+/// A packet as it crosses a device: the IP and TCP headers inline, the payload shared.
+#[derive(Clone)]
+pub struct Frame {
+    head: [u8; MAX_HEADER],
+    head_len: u8,
+    /// The TCP payload (may be empty).
+    pub payload: Bytes,
+    /// The NAPI instance that received this frame (`skb->napi_id`), 0 when none.
+    pub napi_id: u32,
+}
+
+impl Frame {
+    /// A frame whose header will be written through [`Frame::head_mut`].
+    pub fn with_header_len(len: usize, payload: Bytes) -> Frame {
+        assert!(len <= MAX_HEADER);
+        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0 }
+    }
+
+    /// Splits raw bytes from a wire (TUN, pcap, script) into header and payload. The header is
+    /// taken to be `header_len` bytes (IP + TCP headers), the rest becomes the payload.
+    pub fn from_wire(bytes: Bytes, header_len: usize) -> Frame {
+        let hl = header_len.min(bytes.len()).min(MAX_HEADER);
+        let mut f = Frame::with_header_len(hl, bytes.slice(hl..));
+        f.head[..hl].copy_from_slice(&bytes[..hl]);
+        f
+    }
+
+    /// The header bytes.
+    pub fn head(&self) -> &[u8] {
+        &self.head[..self.head_len as usize]
+    }
+    /// The header bytes, writable.
+    pub fn head_mut(&mut self) -> &mut [u8] {
+        &mut self.head[..self.head_len as usize]
+    }
+    /// Total length on the wire.
+    pub fn len(&self) -> usize {
+        self.head_len as usize + self.payload.len()
+    }
+    /// True for a frame with no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The whole packet as one contiguous buffer (for TUN, pcap, scripts: copies).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(self.head());
+        v.extend_from_slice(&self.payload);
+        v
+    }
+}
+
+impl core::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Frame({} + {} bytes)", self.head_len, self.payload.len())
+    }
+}
+
+/// `SKB_TRUESIZE(X)`: what Linux charges for a buffer of `X` data bytes (data + `struct sk_buff`
+/// + `struct skb_shared_info`, each cache-aligned; 6.x x86_64 sizes).
+pub const fn skb_truesize(data: u32) -> u32 {
+    const SKB_STRUCT: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff)) = 256 on 6.x
+    const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+    ((data + 63) & !63) + SKB_STRUCT + SHINFO
+}
+
+/// A received TCP segment as the receive and out-of-order queues hold it (`struct sk_buff` with
+/// `TCP_SKB_CB`): sequence range, flags and payload, possibly coalesced from several segments.
+#[derive(Clone, Debug)]
+pub struct Skb {
+    /// `TCP_SKB_CB(skb)->seq`.
+    pub seq: SeqNum,
+    /// `TCP_SKB_CB(skb)->end_seq` (seq + len + SYN + FIN).
+    pub end_seq: SeqNum,
+    /// `TCP_SKB_CB(skb)->tcp_flags`.
+    pub tcp_flags: TcpFlags,
+    /// The first payload fragment.
+    pub data: Bytes,
+    /// Further fragments appended by coalescing (`skb_shinfo(skb)->frags`).
+    pub frags: Vec<Bytes>,
+    /// Payload bytes in all fragments (`skb->len`).
+    pub len: u32,
+    /// `skb->truesize`: what this buffer costs against `sk_rcvbuf`.
+    pub truesize: u32,
+    /// Arrival time (`skb->tstamp`), for SO_TIMESTAMP.
+    pub tstamp: Instant,
+}
+
+impl Skb {
+    /// A segment holding `data`.
+    pub fn new(seq: SeqNum, tcp_flags: TcpFlags, data: Bytes, truesize: u32, now: Instant) -> Skb {
+        let len = data.len() as u32;
+        let end_seq = seq + len + tcp_flags.syn() as u32 + tcp_flags.fin() as u32;
+        Skb { seq, end_seq, tcp_flags, data, frags: Vec::new(), len, truesize, tstamp: now }
+    }
+
+    /// Copies `dst.len()` payload bytes starting at `offset` (`skb_copy_bits`).
+    pub fn copy_bits(&self, mut offset: usize, dst: &mut [u8]) {
+        let mut done = 0;
+        for frag in core::iter::once(&self.data).chain(self.frags.iter()) {
+            if done == dst.len() {
+                break;
+            }
+            if offset >= frag.len() {
+                offset -= frag.len();
+                continue;
+            }
+            let n = (frag.len() - offset).min(dst.len() - done);
+            dst[done..done + n].copy_from_slice(&frag[offset..offset + n]);
+            done += n;
+            offset = 0;
+        }
+        debug_assert_eq!(done, dst.len());
+    }
+
+    /// The payload byte at `offset`.
+    pub fn byte_at(&self, offset: usize) -> u8 {
+        let mut b = [0u8; 1];
+        self.copy_bits(offset, &mut b);
+        b[0]
+    }
+
+    /// Appends `other`'s payload and flags (`skb_try_coalesce`): no bytes are copied.
+    pub fn coalesce(&mut self, other: Skb) {
+        debug_assert_eq!(self.end_seq, other.seq);
+        self.end_seq = other.end_seq;
+        self.tcp_flags = TcpFlags(self.tcp_flags.0 | other.tcp_flags.0);
+        self.len += other.len;
+        self.truesize += other.truesize;
+        if !other.data.is_empty() {
+            self.frags.push(other.data);
+        }
+        self.frags.extend(other.frags);
+    }
+
+    /// Drops `n` payload bytes from the front (`pskb_trim` of the head, used when a segment
+    /// partly overlaps data already received).
+    pub fn pull(&mut self, n: u32) {
+        let mut n = n.min(self.len);
+        self.seq += n;
+        self.len -= n;
+        while n > 0 {
+            if (n as usize) < self.data.len() {
+                self.data = self.data.slice(n as usize..);
+                return;
+            }
+            n -= self.data.len() as u32;
+            self.data = if self.frags.is_empty() { Bytes::new() } else { self.frags.remove(0) };
+        }
+    }
+
+    /// Drops payload beyond `len` bytes (and a FIN that lay beyond it).
+    pub fn trim(&mut self, len: u32) {
+        if len >= self.len {
+            return;
+        }
+        let mut keep = len as usize;
+        let mut parts: Vec<Bytes> = Vec::new();
+        for frag in core::iter::once(&self.data).chain(self.frags.iter()) {
+            if keep == 0 {
+                break;
+            }
+            let n = frag.len().min(keep);
+            parts.push(frag.slice(..n));
+            keep -= n;
+        }
+        let mut it = parts.into_iter();
+        self.data = it.next().unwrap_or_default();
+        self.frags = it.collect();
+        self.len = len;
+        self.tcp_flags = TcpFlags(self.tcp_flags.0 & !TcpFlags::FIN.0);
+        self.end_seq = self.seq + len + self.tcp_flags.syn() as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skb(seq: u32, data: &[u8]) -> Skb {
+        Skb::new(SeqNum(seq), TcpFlags::ACK, Bytes::copy_from_slice(data), 1000, Instant::ZERO)
+    }
+
+    #[test]
+    fn coalesce_pull_trim() {
+        let mut a = skb(100, b"hello ");
+        a.coalesce(skb(106, b"world"));
+        assert_eq!(a.len, 11);
+        assert_eq!(a.end_seq, SeqNum(111));
+        let mut out = [0u8; 5];
+        a.copy_bits(4, &mut out);
+        assert_eq!(&out, b"o wor");
+        a.pull(7);
+        assert_eq!(a.seq, SeqNum(107));
+        let mut out = [0u8; 4];
+        a.copy_bits(0, &mut out);
+        assert_eq!(&out, b"orld");
+        a.trim(2);
+        assert_eq!(a.len, 2);
+        assert_eq!(a.byte_at(1), b'r');
+        assert_eq!(a.end_seq, SeqNum(109));
+    }
+}

@@ -1,0 +1,698 @@
+//! `struct sock` machinery (net/core/sock.c): the two-level socket lock (`slock` + owned flag)
+//! with its backlog, the prequeue, `sk_wait_data`, wakeups, and busy polling
+//! (`sk_busy_loop`, include/net/busy_poll.h).
+//!
+//! Two contexts meet here, as in Linux. *Process context* (a thread inside a socket call)
+//! takes the socket with [`Sock::lock_sock`], which marks it owned; *packet input* (whatever
+//! thread runs a device's receive path) takes only `slock` and, finding the socket owned,
+//! appends to the backlog, which [`Sock::release_sock`] drains. With the prequeue enabled and a
+//! reader asleep in `sk_wait_data`, input queues raw segments for the reader, which runs TCP
+//! input itself and copies straight into its buffer.
+
+use crate::mib::LinuxMib;
+use crate::netdev::NetDevice;
+use crate::netns::Netns;
+use crate::skb::Frame;
+use crate::stack::StackCore;
+use crate::tcp::input::Seg;
+use crate::tcp::recvmsg::{IovIter, Ucopy};
+use crate::tcp::{Ctx, Events, TcpSock, TcpState};
+use crate::time::Instant;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+/// A validated inbound segment with its addressing, as queued on the backlog or prequeue.
+#[derive(Clone, Debug)]
+pub struct InSeg {
+    /// The segment.
+    pub seg: Seg,
+    /// Remote address.
+    pub saddr: Ipv4Addr,
+    /// Local address.
+    pub daddr: Ipv4Addr,
+    /// Remote port.
+    pub sport: u16,
+    /// Local port.
+    pub dport: u16,
+}
+
+/// What `slock` protects.
+#[derive(Default)]
+pub struct Slock {
+    /// `sk_lock.owned`: a process holds the socket.
+    pub owned: bool,
+    /// `sk_backlog`: segments that arrived while owned.
+    pub backlog: VecDeque<InSeg>,
+    /// `sk_backlog.len` (truesize).
+    pub backlog_len: u32,
+    /// `tp->ucopy.prequeue`.
+    pub prequeue: VecDeque<InSeg>,
+    /// `tp->ucopy.memory`.
+    pub prequeue_mem: u32,
+    /// `tp->ucopy.task` is set: a reader waits and takes prequeued segments.
+    pub ucopy_task: bool,
+    /// Wakeup generation: bumped on every wakeup.
+    pub wake_gen: u64,
+    /// Timers fired while owned, to run in `release_sock` (`tcp_release_cb`).
+    pub deferred_timers: bool,
+}
+
+/// Interruption of a blocking call: our EINTR.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    flag: AtomicBool,
+    waiting_on: Mutex<Option<Weak<Sock>>>,
+}
+
+impl Cancel {
+    /// A fresh token.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    /// Interrupts the call using this token (like a signal): it returns EINTR, or the count
+    /// copied so far.
+    pub fn cancel(&self) {
+        self.inner.flag.store(true, Ordering::SeqCst);
+        let w = self.inner.waiting_on.lock().clone();
+        if let Some(s) = w.and_then(|w| w.upgrade()) {
+            s.wake_all();
+        }
+    }
+    /// Whether `cancel` was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+    /// Clears the token for reuse.
+    pub fn reset(&self) {
+        self.inner.flag.store(false, Ordering::SeqCst);
+    }
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// Woken by an event (or spuriously).
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+    /// Interrupted.
+    Cancelled,
+}
+
+/// Result of `sk_wait_data`: how it ended and the bytes copied directly (backlog, prequeue).
+pub struct WaitOutcome {
+    /// How the wait ended.
+    pub result: WaitResult,
+    /// Bytes copied straight to the reader from (backlog, prequeue).
+    pub direct: (usize, usize),
+}
+
+/// A registered epoll interest in this socket.
+pub struct EpWaiter {
+    /// Set by wakeups.
+    pub ready: AtomicBool,
+    /// Wakes the epoll instance.
+    pub notify: Box<dyn Fn() + Send + Sync>,
+}
+
+/// A socket: lock, queues, wait queue, and the TCP state it protects.
+pub struct Sock {
+    /// Unique id (for timers and tables).
+    pub id: u64,
+    slock: Mutex<Slock>,
+    tp: Mutex<TcpSock>,
+    cv: Condvar,
+    /// The stack this socket belongs to.
+    pub core: Arc<StackCore>,
+    /// Lockless snapshot: data, EOF or error readable (`skb_queue_empty_lockless` & co).
+    pub readable: AtomicBool,
+    /// `sk->sk_napi_id`.
+    pub napi_id: AtomicU32,
+    /// `sk->sk_ll_usec` (SO_BUSY_POLL).
+    pub ll_usec: AtomicU32,
+    /// Generation of events, for edge-triggered epoll.
+    pub ev_gen: AtomicU64,
+    ep: Mutex<Vec<Weak<EpWaiter>>>,
+    me: Weak<Sock>,
+}
+
+/// The socket held by a process (`lock_sock` done): gives access to the TCP state.
+pub struct OwnedSock<'s> {
+    sock: &'s Sock,
+    tp: Option<MutexGuard<'s, TcpSock>>,
+}
+
+impl OwnedSock<'_> {
+    /// The TCP state.
+    pub fn tp(&self) -> &TcpSock {
+        self.tp.as_ref().expect("owned")
+    }
+    /// The TCP state, mutable.
+    pub fn tp_mut(&mut self) -> &mut TcpSock {
+        self.tp.as_mut().expect("owned")
+    }
+    /// Segments wait on the backlog (`READ_ONCE(sk->sk_backlog.tail)`).
+    pub fn backlog_pending(&self) -> bool {
+        !self.sock.slock.lock().backlog.is_empty()
+    }
+    /// Runs protocol code with a context, then delivers its output and events.
+    pub fn with_ctx_inner<R>(&mut self, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
+        let sock = self.sock;
+        sock.with_ctx(self, f)
+    }
+}
+
+impl Sock {
+    /// A new socket around `tp`.
+    pub fn new(core: Arc<StackCore>, tp: TcpSock) -> Arc<Sock> {
+        let id = core.next_sock_id();
+        let ll = tp.ll_usec;
+        Arc::new_cyclic(|me| Sock {
+            id,
+            slock: Mutex::new(Slock::default()),
+            tp: Mutex::new(tp),
+            cv: Condvar::new(),
+            core,
+            readable: AtomicBool::new(false),
+            napi_id: AtomicU32::new(0),
+            ll_usec: AtomicU32::new(ll),
+            ev_gen: AtomicU64::new(0),
+            ep: Mutex::new(Vec::new()),
+            me: me.clone(),
+        })
+    }
+
+    /// A weak reference to this socket.
+    pub fn me_weak(&self) -> Weak<Sock> {
+        self.me.clone()
+    }
+
+    /// The namespace.
+    pub fn net(&self) -> &Netns {
+        &self.core.net
+    }
+
+    /// The current time from the host's clock.
+    pub fn now(&self) -> Instant {
+        self.core.clock.now()
+    }
+
+    /// `lock_sock()`: waits until no other process owns the socket, then owns it.
+    pub fn lock_sock(&self) -> OwnedSock<'_> {
+        let mut s = self.slock.lock();
+        while s.owned {
+            self.cv.wait(&mut s);
+        }
+        s.owned = true;
+        drop(s);
+        let tp = self.tp.lock();
+        OwnedSock { sock: self, tp: Some(tp) }
+    }
+
+    /// `release_sock()`: processes the backlog, runs deferred timers, gives the socket up.
+    pub fn release_sock(&self, mut g: OwnedSock<'_>) {
+        self.__release_sock(&mut g, None);
+        let mut s = self.slock.lock();
+        s.owned = false;
+        let tp = g.tp.take();
+        self.update_snapshot(tp.as_deref().expect("tp"));
+        drop(tp);
+        drop(s);
+        self.cv.notify_all();
+    }
+
+    /// `__release_sock()`: drains the backlog through `tcp_v4_do_rcv`; with `ucopy`, in-order
+    /// data goes straight to the reader. Returns bytes copied directly.
+    fn __release_sock(&self, g: &mut OwnedSock<'_>, mut ucopy: Option<&mut IovIter<'_>>) -> usize {
+        let mut direct = 0;
+        loop {
+            let (batch, timers) = {
+                let mut s = self.slock.lock();
+                if s.backlog.is_empty() && !s.deferred_timers {
+                    s.backlog_len = 0;
+                    break;
+                }
+                let t = std::mem::take(&mut s.deferred_timers);
+                (std::mem::take(&mut s.backlog), t)
+            };
+            for inseg in batch {
+                direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
+            }
+            if timers {
+                self.with_ctx(g, |tp, ctx| tp.tcp_timer_fire(ctx));
+            }
+        }
+        direct
+    }
+
+    fn process_seg(&self, g: &mut OwnedSock<'_>, inseg: InSeg, ucopy: Option<&mut IovIter<'_>>) -> usize {
+        let mut uc = ucopy.map(|iov| Ucopy { iov, copied: 0 });
+        let mut out = Vec::new();
+        let now = self.now();
+        let ev;
+        let reset;
+        {
+            let tp = g.tp_mut();
+            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            if let Some(u) = uc.as_mut() {
+                ctx.ucopy = Some(u);
+            }
+            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg.clone());
+            ev = std::mem::take(&mut ctx.ev);
+            if let Some(child) = ctx.ev_child.take() {
+                self.core.adopt_child(tp, child);
+            }
+        }
+        if reset {
+            self.core.send_reset_for(&inseg);
+        }
+        let copied = uc.map(|u| u.copied).unwrap_or(0);
+        self.finish(g.tp(), ev, out);
+        copied
+    }
+
+    /// `__sk_flush_backlog()` while owning (reader reached its target but the backlog has data).
+    pub fn flush_backlog(&self, g: &mut OwnedSock<'_>, ucopy: Option<&mut IovIter<'_>>) -> usize {
+        self.__release_sock(g, ucopy)
+    }
+
+    /// Runs protocol code under ownership with a fresh context; transmits its output and
+    /// delivers its events afterwards.
+    pub fn with_ctx<R>(&self, g: &mut OwnedSock<'_>, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
+        let mut out = Vec::new();
+        let now = self.now();
+        let (r, ev) = {
+            let tp = g.tp_mut();
+            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let r = f(tp, &mut ctx);
+            (r, std::mem::take(&mut ctx.ev))
+        };
+        self.finish(g.tp(), ev, out);
+        r
+    }
+
+    /// After protocol work: schedule timers, wake waiters, transmit frames. Called with the
+    /// state lock held but never `slock`.
+    fn finish(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) {
+        self.core.schedule_timer(self, tp.next_deadline());
+        self.update_snapshot(tp);
+        if ev.destroy {
+            self.core.unhash(self, tp);
+        }
+        if ev.data_ready || ev.write_space || ev.state_change {
+            let wake = !ev.data_ready || tcp_data_ready_ok(tp) || ev.write_space || ev.state_change;
+            if wake {
+                self.wake_all();
+            }
+        }
+        self.core.xmit_all(out);
+    }
+
+    /// Refreshes the lockless readiness snapshot from `tp`.
+    pub fn refresh_snapshot(&self, tp: &TcpSock) {
+        self.update_snapshot(tp)
+    }
+
+    /// Refreshes the lockless readiness snapshot.
+    fn update_snapshot(&self, tp: &TcpSock) {
+        let readable = tp.rcv_nxt != tp.copied_seq || tp.err.is_some() || tp.shutdown & crate::tcp::RCV_SHUTDOWN != 0;
+        self.readable.store(readable, Ordering::Release);
+        self.ll_usec.store(tp.ll_usec, Ordering::Relaxed);
+    }
+
+    /// Wakes everyone waiting on this socket (`sk_data_ready` & co).
+    pub fn wake_all(&self) {
+        {
+            let mut s = self.slock.lock();
+            s.wake_gen = s.wake_gen.wrapping_add(1);
+        }
+        self.cv.notify_all();
+        self.ev_gen.fetch_add(1, Ordering::AcqRel);
+        let eps: Vec<Arc<EpWaiter>> = {
+            let mut ep = self.ep.lock();
+            ep.retain(|w| w.strong_count() > 0);
+            ep.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        for e in eps {
+            e.ready.store(true, Ordering::Release);
+            (e.notify)();
+        }
+    }
+
+    /// Registers an epoll interest.
+    pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
+        self.ep.lock().push(Arc::downgrade(w));
+    }
+
+    /// `sk_wait_data()`: releases the socket, sleeps until woken, the deadline, or
+    /// cancellation, then owns it again. With `ucopy` the reader installs itself for the
+    /// prequeue and processes it after waking (`tcp_prequeue_process`).
+    pub fn sk_wait_data<'s>(
+        &'s self,
+        g: &mut OwnedSock<'s>,
+        deadline: Option<Instant>,
+        cancel: Option<&Cancel>,
+        mut ucopy: Option<&mut IovIter<'_>>,
+    ) -> WaitOutcome {
+        let gen0 = self.slock.lock().wake_gen;
+        // release_sock(): drain the backlog first (it may hold what we wait for).
+        let from_backlog = self.__release_sock(g, ucopy.as_deref_mut());
+        if from_backlog > 0 {
+            return WaitOutcome { result: WaitResult::Woken, direct: (from_backlog, 0) };
+        }
+        if let Some(c) = cancel {
+            *c.inner.waiting_on.lock() = Some(self.me.clone());
+        }
+        let mut result = WaitResult::Woken;
+        {
+            let mut s = self.slock.lock();
+            s.ucopy_task = ucopy.is_some();
+            s.owned = false;
+            let tp = g.tp.take();
+            drop(tp);
+            self.cv.notify_all();
+            loop {
+                if s.wake_gen != gen0 || !s.prequeue.is_empty() {
+                    break;
+                }
+                if cancel.is_some_and(|c| c.is_cancelled()) {
+                    result = WaitResult::Cancelled;
+                    break;
+                }
+                let now = self.now();
+                if let Some(dl) = deadline {
+                    if now >= dl {
+                        result = WaitResult::TimedOut;
+                        break;
+                    }
+                }
+                match (deadline, self.core.clock.is_virtual()) {
+                    (Some(dl), false) => {
+                        let d = dl.saturating_since(now);
+                        self.cv.wait_for(&mut s, d);
+                    }
+                    _ => self.cv.wait(&mut s),
+                }
+            }
+            s.ucopy_task = false;
+            // lock_sock() again.
+            while s.owned {
+                self.cv.wait(&mut s);
+            }
+            s.owned = true;
+        }
+        g.tp = Some(self.tp.lock());
+        if let Some(c) = cancel {
+            *c.inner.waiting_on.lock() = None;
+        }
+        let from_prequeue = self.tcp_prequeue_process(g, ucopy.as_deref_mut());
+        let from_backlog = self.__release_sock(g, ucopy);
+        WaitOutcome { result, direct: (from_backlog, from_prequeue) }
+    }
+
+    /// `tcp_prequeue_process()`: runs TCP input for prequeued segments in the reader's context.
+    fn tcp_prequeue_process(&self, g: &mut OwnedSock<'_>, mut ucopy: Option<&mut IovIter<'_>>) -> usize {
+        let batch = {
+            let mut s = self.slock.lock();
+            s.prequeue_mem = 0;
+            std::mem::take(&mut s.prequeue)
+        };
+        if batch.is_empty() {
+            return 0;
+        }
+        self.net().mib.inc(LinuxMib::TCPPrequeued);
+        let mut direct = 0;
+        for inseg in batch {
+            direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
+        }
+        direct
+    }
+
+    /// Packet input for this socket (`tcp_v4_rcv` after lookup, under `bh_lock_sock`):
+    /// backlog when owned, prequeue when a reader waits for it, else process now.
+    pub fn rcv_softirq(&self, inseg: InSeg, napi_id: u32) {
+        if napi_id != 0 {
+            self.napi_id.store(napi_id, Ordering::Relaxed);
+        }
+        let mut s = self.slock.lock();
+        if s.owned {
+            // tcp_add_backlog(): bounded by rcvbuf + sndbuf (+64K slack).
+            let limit = self.backlog_limit();
+            let ts = inseg.seg.truesize;
+            if s.backlog_len + ts > limit {
+                drop(s);
+                self.net().mib.drop_reason(crate::mib::DropReason::SOCKET_BACKLOG);
+                return;
+            }
+            // Coalesce a pure ACK or in-order data with the backlog tail (tcp_add_backlog).
+            if let Some(tail) = s.backlog.back_mut() {
+                if try_backlog_coalesce(tail, &inseg) {
+                    s.backlog_len += ts;
+                    drop(s);
+                    self.net().mib.inc(LinuxMib::TCPBacklogCoalesce);
+                    return;
+                }
+            }
+            s.backlog_len += ts;
+            s.backlog.push_back(inseg);
+            return;
+        }
+        if s.ucopy_task && self.net().sysctl.tcp_low_latency.get() == 0 && !inseg.seg.is_empty() {
+            // tcp_prequeue()
+            s.prequeue_mem += inseg.seg.truesize;
+            s.prequeue.push_back(inseg);
+            let rcvbuf = self.rcvbuf_hint();
+            if s.prequeue_mem > rcvbuf {
+                // Too much waiting: process it all here (TCPPrequeueDropped).
+                let batch = std::mem::take(&mut s.prequeue);
+                s.prequeue_mem = 0;
+                self.net().mib.add(LinuxMib::TCPPrequeueDropped, batch.len() as u64);
+                self.softirq_process(s, batch);
+                return;
+            }
+            if s.prequeue.len() == 1 {
+                s.wake_gen = s.wake_gen.wrapping_add(1);
+                drop(s);
+                self.cv.notify_all();
+                self.arm_prequeue_delack();
+            }
+            return;
+        }
+        self.softirq_process(s, vec![inseg].into());
+    }
+
+    fn arm_prequeue_delack(&self) {
+        // The ACK for prequeued data is owed by the reader; arm the delayed ACK (3/4 of
+        // rto_min) in case it is slow.
+        if let Some(mut tp) = self.tp.try_lock() {
+            if tp.timers[crate::tcp::TcpTimer::DelAck as usize].is_none() {
+                let at = self.now() + crate::tcp::TCP_RTO_MIN * 3 / 4;
+                tp.ack.pending |= crate::tcp::ack_flags::ICSK_ACK_TIMER | crate::tcp::ack_flags::ICSK_ACK_SCHED;
+                tp.ack.timeout = at;
+                tp.reset_timer(crate::tcp::TcpTimer::DelAck, at);
+                self.core.schedule_timer(self, tp.next_deadline());
+            }
+        }
+    }
+
+    fn rcvbuf_hint(&self) -> u32 {
+        self.tp.try_lock().map(|t| t.rcvbuf).unwrap_or(u32::MAX)
+    }
+
+    fn backlog_limit(&self) -> u32 {
+        self.tp.try_lock().map(|t| t.rcvbuf + t.sndbuf + 64 * 1024).unwrap_or(u32::MAX)
+    }
+
+    /// Processes segments in packet-input context while holding `slock` (not owned).
+    fn softirq_process(&self, s: MutexGuard<'_, Slock>, batch: VecDeque<InSeg>) {
+        let mut out = Vec::new();
+        let mut resets = Vec::new();
+        let mut tp = self.tp.lock();
+        let mut all_ev = Events::default();
+        let now = self.now();
+        for inseg in batch {
+            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg.clone()) {
+                resets.push(inseg);
+            }
+            if let Some(child) = ctx.ev_child.take() {
+                self.core.adopt_child(&mut tp, child);
+            }
+            let ev = std::mem::take(&mut ctx.ev);
+            all_ev.data_ready |= ev.data_ready;
+            all_ev.write_space |= ev.write_space;
+            all_ev.state_change |= ev.state_change;
+            all_ev.destroy |= ev.destroy;
+            all_ev.new_data |= ev.new_data;
+        }
+        drop(s);
+        self.finish(&tp, all_ev, out);
+        drop(tp);
+        for r in resets {
+            self.core.send_reset_for(&r);
+        }
+    }
+
+    /// Fires this socket's due timers (the host's timer context).
+    pub fn run_timers(&self) {
+        let mut s = self.slock.lock();
+        if s.owned {
+            s.deferred_timers = true;
+            self.net().mib.inc(LinuxMib::DelayedACKLocked);
+            return;
+        }
+        let mut tp = self.tp.lock();
+        // The seed's tcp_delack_timer(): a pending prequeue is processed first.
+        let pre = std::mem::take(&mut s.prequeue);
+        s.prequeue_mem = 0;
+        let mut out = Vec::new();
+        let now = self.now();
+        let mut ev = Events::default();
+        let mut resets = Vec::new();
+        for inseg in pre {
+            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg.clone()) {
+                resets.push(inseg);
+            }
+            merge(&mut ev, std::mem::take(&mut ctx.ev));
+        }
+        {
+            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            if tp.state == TcpState::Listen {
+                if tp.timers[crate::tcp::TcpTimer::Retrans as usize].is_some_and(|t| t <= now) {
+                    tp.clear_timer(crate::tcp::TcpTimer::Retrans);
+                    tp.tcp_synack_timer(&mut ctx);
+                }
+            } else {
+                tp.tcp_timer_fire(&mut ctx);
+            }
+            merge(&mut ev, std::mem::take(&mut ctx.ev));
+        }
+        drop(s);
+        self.finish(&tp, ev, out);
+        drop(tp);
+        for r in resets {
+            self.core.send_reset_for(&r);
+        }
+    }
+
+    /// `sk_busy_loop()` before `lock_sock` in `tcp_recvmsg`: with SO_BUSY_POLL set and
+    /// nothing queued, poll the device that last fed this socket instead of sleeping.
+    pub fn sk_busy_loop_if_idle(&self, nonblock: bool) {
+        let usecs = self.ll_usec.load(Ordering::Relaxed);
+        if usecs == 0 || self.readable.load(Ordering::Acquire) {
+            return;
+        }
+        let napi_id = self.napi_id.load(Ordering::Relaxed);
+        let Some(dev) = self.core.napi_by_id(napi_id) else { return };
+        if !self.is_established_hint() {
+            return;
+        }
+        self.napi_busy_loop(&*dev, nonblock, usecs);
+    }
+
+    fn is_established_hint(&self) -> bool {
+        self.tp.try_lock().map(|t| t.state == TcpState::Established).unwrap_or(true)
+    }
+
+    /// `napi_busy_loop()`: polls `dev` until data arrives or `usecs` pass.
+    fn napi_busy_loop(&self, dev: &dyn NetDevice, nonblock: bool, usecs: u32) {
+        let start = self.now();
+        let budget = self.busy_poll_budget();
+        loop {
+            let work = dev.napi_poll(budget);
+            tracing::trace!(target: "napi_poll", work, budget);
+            if work > 0 {
+                self.net().mib.add(LinuxMib::BusyPollRxPackets, work as u64);
+            }
+            if nonblock || self.readable.load(Ordering::Acquire) {
+                break;
+            }
+            if self.now().saturating_since(start).as_micros() as u64 >= usecs as u64 {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn busy_poll_budget(&self) -> usize {
+        self.tp.try_lock().map(|t| t.busy_poll_budget).filter(|b| *b > 0).unwrap_or(8) as usize
+    }
+
+    /// Locks the TCP state for a short, non-owning look (poll, getsockopt of snapshots).
+    pub fn peek_tp<R>(&self, f: impl FnOnce(&TcpSock) -> R) -> R {
+        let s = self.slock.lock();
+        let tp = self.tp.lock();
+        let r = f(&tp);
+        drop(tp);
+        drop(s);
+        r
+    }
+}
+
+fn merge(a: &mut Events, b: Events) {
+    a.data_ready |= b.data_ready;
+    a.write_space |= b.write_space;
+    a.state_change |= b.state_change;
+    a.destroy |= b.destroy;
+    a.new_data |= b.new_data;
+    a.rehash |= b.rehash;
+}
+
+/// `tcp_data_ready()`'s condition: wake readers only once SO_RCVLOWAT bytes are there (or
+/// the window is nearly full, or the connection is done).
+fn tcp_data_ready_ok(tp: &TcpSock) -> bool {
+    let avail = tp.rcv_nxt.diff(tp.copied_seq);
+    if tp.done
+        || tp.err.is_some()
+        || tp.shutdown & crate::tcp::RCV_SHUTDOWN != 0
+        || tp.urg_data & crate::tcp::TCP_URG_VALID != 0
+    {
+        return true;
+    }
+    if avail == 0 {
+        return false;
+    }
+    avail as i64 >= tp.rcvlowat.max(1) as i64
+        || tp.receive_window() <= tp.ack.rcv_mss
+        || tp.rmem_alloc > tp.rcvbuf / 8 * 7
+}
+
+/// `tcp_add_backlog()`'s coalescing: a segment continuing the backlog tail, with the same
+/// flags and no options beyond timestamps, merges into it.
+fn try_backlog_coalesce(tail: &mut InSeg, new: &InSeg) -> bool {
+    let (t, n) = (&mut tail.seg, &new.seg);
+    if t.end_seq != n.seq
+        || t.flags != n.flags
+        || t.flags.0 & !(crate::wire::TcpFlags::ACK.0 | crate::wire::TcpFlags::PSH.0) != 0
+        || n.ack_seq.before(t.ack_seq)
+        || !t.sack.is_empty()
+        || !n.sack.is_empty()
+        || t.ts.is_some() != n.ts.is_some()
+        || t.urg_ptr != 0
+        || n.urg_ptr != 0
+        || t.payload.len() + n.payload.len() > 64 * 1024
+    {
+        return false;
+    }
+    // DEVIATION(linux): Linux also coalesces in-order data by stealing page fragments; our
+    // segments carry one contiguous payload, and joining two would copy, so only pure ACKs
+    // coalesce.
+    if !n.payload.is_empty() || !t.payload.is_empty() {
+        return false;
+    }
+    t.end_seq = n.end_seq;
+    t.ack_seq = n.ack_seq;
+    t.window = n.window;
+    t.ts = n.ts;
+    t.truesize += n.truesize;
+    true
+}

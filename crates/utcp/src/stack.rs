@@ -1,0 +1,336 @@
+//! A stack instance: one namespace's sockets, tables, device and timers (the glue that
+//! net/core/dev.c, inet_hashtables.c and the timer wheel are in Linux).
+
+use crate::ip;
+use crate::netdev::{NetDevice, RxHook};
+use crate::netns::Netns;
+use crate::skb::Frame;
+use crate::socket::sock::{InSeg, Sock};
+use crate::socket::SecurityPolicy;
+use crate::tcp::ipv4::{reset_frame, seg_from};
+use crate::tcp::{TcpSock, TcpState};
+use crate::time::{Clock, Instant};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+/// Connection key: (local addr, local port, remote addr, remote port).
+pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
+
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    armed: HashMap<u64, (Weak<Sock>, Instant)>,
+}
+
+/// Shared state of one stack.
+pub struct StackCore {
+    /// Namespace: sysctls, counters, routes.
+    pub net: Netns,
+    /// The host's clock.
+    pub clock: Arc<dyn Clock>,
+    dev: RwLock<Option<Arc<dyn NetDevice>>>,
+    ehash: RwLock<HashMap<FourTuple, Arc<Sock>>>,
+    lhash: RwLock<HashMap<u16, Arc<Sock>>>,
+    ports: Mutex<HashMap<u16, u32>>,
+    timers: Mutex<Timers>,
+    /// Signalled when a timer earlier than any before is armed.
+    pub timer_cv: Condvar,
+    next_id: AtomicU64,
+    next_port: AtomicU64,
+    /// The security hook consulted by `sock_recvmsg`.
+    pub security: RwLock<Option<Arc<dyn SecurityPolicy>>>,
+    /// Verify checksums on input (always, except for trusted devices).
+    pub verify_csum: std::sync::atomic::AtomicBool,
+}
+
+impl StackCore {
+    /// A stack core with one interface address.
+    pub fn new(addr: Ipv4Addr, mtu: u32, clock: Arc<dyn Clock>, secret: u64) -> Arc<StackCore> {
+        Arc::new(StackCore {
+            net: Netns::new(addr, mtu, secret),
+            clock,
+            dev: RwLock::new(None),
+            ehash: RwLock::new(HashMap::new()),
+            lhash: RwLock::new(HashMap::new()),
+            ports: Mutex::new(HashMap::new()),
+            timers: Mutex::new(Timers::default()),
+            timer_cv: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            next_port: AtomicU64::new(0),
+            security: RwLock::new(None),
+            verify_csum: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    /// A fresh socket id.
+    pub fn next_sock_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Installs the device and hooks its receive path to this stack.
+    pub fn attach_device(self: &Arc<Self>, dev: Arc<dyn NetDevice>) {
+        let weak = Arc::downgrade(self);
+        let hook: RxHook = Arc::new(move |f: Frame| {
+            if let Some(core) = weak.upgrade() {
+                core.netif_receive(f);
+            }
+        });
+        dev.attach(hook);
+        self.net.mtu.store(dev.mtu(), Ordering::Relaxed);
+        *self.dev.write() = Some(dev);
+    }
+
+    /// The device, if any.
+    pub fn device(&self) -> Option<Arc<dyn NetDevice>> {
+        self.dev.read().clone()
+    }
+
+    /// The device with NAPI id `id` (`napi_by_id`).
+    pub fn napi_by_id(&self, id: u32) -> Option<Arc<dyn NetDevice>> {
+        let d = self.dev.read().clone()?;
+        (id != 0 && d.napi_id() == id).then_some(d)
+    }
+
+    /// Transmits frames on the device, in order.
+    pub fn xmit_all(&self, frames: Vec<Frame>) {
+        if frames.is_empty() {
+            return;
+        }
+        let dev = self.dev.read().clone();
+        if let Some(dev) = dev {
+            for f in frames {
+                dev.xmit(f);
+            }
+        }
+    }
+
+    /// `netif_receive_skb()` → `ip_rcv()` → `tcp_v4_rcv()`.
+    pub fn netif_receive(self: &Arc<Self>, frame: Frame) {
+        let verify = self.verify_csum.load(Ordering::Relaxed);
+        let tin = match ip::ip_rcv_tcp(&self.net, &frame, verify) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        if tin.daddr != self.net.local_addr() {
+            self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
+            return;
+        }
+        let seg = seg_from(&tin);
+        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
+        self.tcp_v4_rcv(inseg, frame.napi_id);
+    }
+
+    /// `tcp_v4_rcv()`: finds the socket and hands the segment over.
+    pub fn tcp_v4_rcv(self: &Arc<Self>, inseg: InSeg, napi_id: u32) {
+        let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
+        let sk = self.ehash.read().get(&key).cloned();
+        if let Some(sk) = sk {
+            sk.rcv_softirq(inseg, napi_id);
+            return;
+        }
+        let lsk = self.lhash.read().get(&inseg.dport).cloned();
+        if let Some(lsk) = lsk {
+            lsk.rcv_softirq(inseg, napi_id);
+            return;
+        }
+        self.net.mib.tcp_inc(crate::mib::TcpMib::InSegs);
+        crate::tcp::ipv4::no_socket(&self.net);
+        self.send_reset_for(&inseg);
+    }
+
+    /// Sends the RST answering `inseg` (when it is not itself a RST).
+    pub fn send_reset_for(&self, inseg: &InSeg) {
+        if let Some(f) = reset_frame(&self.net, inseg) {
+            self.xmit_all(vec![f]);
+        }
+    }
+
+    /// Arms (or moves) the socket's timer entry.
+    pub fn schedule_timer(&self, sk: &Sock, at: Option<Instant>) {
+        let mut t = self.timers.lock();
+        match at {
+            None => {
+                t.armed.remove(&sk.id);
+            }
+            Some(at) => {
+                let prev = t.armed.get(&sk.id).map(|e| e.1);
+                if prev == Some(at) {
+                    return;
+                }
+                let earliest = t.heap.peek().map(|Reverse((i, _))| *i);
+                t.armed.insert(sk.id, (sk.me_weak(), at));
+                t.heap.push(Reverse((at, sk.id)));
+                if earliest.is_none_or(|e| at < e) {
+                    self.timer_cv.notify_all();
+                }
+            }
+        }
+    }
+
+    /// Fires every timer due at `now`; returns the next deadline.
+    pub fn run_timers(&self, now: Instant) -> Option<Instant> {
+        loop {
+            let due = {
+                let mut t = self.timers.lock();
+                let mut due = None;
+                while let Some(Reverse((at, id))) = t.heap.peek().copied() {
+                    match t.armed.get(&id) {
+                        Some((_, cur)) if *cur == at => {}
+                        _ => {
+                            t.heap.pop();
+                            continue;
+                        }
+                    }
+                    if at > now {
+                        break;
+                    }
+                    t.heap.pop();
+                    let (w, _) = t.armed.remove(&id).expect("armed");
+                    due = w.upgrade();
+                    break;
+                }
+                match due {
+                    Some(s) => Some(s),
+                    None => return t.heap.peek().map(|Reverse((i, _))| *i),
+                }
+            };
+            if let Some(s) = due {
+                s.run_timers();
+            }
+        }
+    }
+
+    /// The earliest armed timer.
+    pub fn next_timer(&self) -> Option<Instant> {
+        let mut t = self.timers.lock();
+        while let Some(Reverse((at, id))) = t.heap.peek().copied() {
+            if t.armed.get(&id).is_some_and(|(_, cur)| *cur == at) {
+                return Some(at);
+            }
+            t.heap.pop();
+        }
+        None
+    }
+
+    /// Waits (real clock) until a timer might be due or `max` passes.
+    pub fn wait_timer_change(&self, max: std::time::Duration) {
+        let mut t = self.timers.lock();
+        self.timer_cv.wait_for(&mut t, max);
+    }
+
+    /// Inserts an established/connecting socket into the connection table.
+    pub fn hash(&self, key: FourTuple, sk: Arc<Sock>) -> bool {
+        let mut h = self.ehash.write();
+        if h.contains_key(&key) {
+            return false;
+        }
+        h.insert(key, sk);
+        true
+    }
+
+    /// Inserts a listener.
+    pub fn hash_listener(&self, port: u16, sk: Arc<Sock>) -> bool {
+        let mut h = self.lhash.write();
+        if h.contains_key(&port) {
+            return false;
+        }
+        h.insert(port, sk);
+        true
+    }
+
+    /// Removes a listener.
+    pub fn unhash_listener(&self, port: u16, id: u64) {
+        let mut h = self.lhash.write();
+        if h.get(&port).is_some_and(|s| s.id == id) {
+            h.remove(&port);
+        }
+    }
+
+    /// Removes a socket from the connection table (when it is dead).
+    pub fn unhash(&self, sk: &Sock, tp: &TcpSock) {
+        let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
+        let mut h = self.ehash.write();
+        if h.get(&key).is_some_and(|s| s.id == sk.id) {
+            h.remove(&key);
+        }
+        drop(h);
+        if tp.state == TcpState::Close {
+            self.put_port(tp.sport);
+        }
+    }
+
+    /// Removes by key.
+    pub fn unhash_key(&self, key: FourTuple, id: u64) {
+        let mut h = self.ehash.write();
+        if h.get(&key).is_some_and(|s| s.id == id) {
+            h.remove(&key);
+        }
+    }
+
+    /// Takes a reference on a local port (bind).
+    pub fn get_port(&self, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
+        let mut p = self.ports.lock();
+        if port == 0 {
+            let (lo, hi) =
+                (self.net.sysctl.ip_local_port_range.idx(0) as u32, self.net.sysctl.ip_local_port_range.idx(1) as u32);
+            let span = hi.saturating_sub(lo) + 1;
+            for _ in 0..span {
+                let n = self.next_port.fetch_add(1, Ordering::Relaxed) as u32;
+                let cand = (lo + (n.wrapping_mul(2654435761) % span)) as u16;
+                if let std::collections::hash_map::Entry::Vacant(e) = p.entry(cand) {
+                    e.insert(1);
+                    return Ok(cand);
+                }
+            }
+            return Err(crate::errno::Errno::EADDRINUSE);
+        }
+        match p.get_mut(&port) {
+            Some(n) if reuse => {
+                *n += 1;
+                Ok(port)
+            }
+            Some(_) => Err(crate::errno::Errno::EADDRINUSE),
+            None => {
+                p.insert(port, 1);
+                Ok(port)
+            }
+        }
+    }
+
+    /// Drops a port reference.
+    pub fn put_port(&self, port: u16) {
+        let mut p = self.ports.lock();
+        if let Some(n) = p.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&port);
+            }
+        }
+    }
+
+    /// Turns a listener's completed request into a hashed child socket, lets it process the
+    /// segment that completed it, and queues it for accept().
+    pub fn adopt_child(self: &Arc<Self>, listener: &mut TcpSock, child: Box<TcpSock>) {
+        let key = (child.saddr, child.sport, child.daddr, child.dport);
+        let deadline = child.next_deadline();
+        let csk = Sock::new(self.clone(), *child);
+        if !self.hash(key, csk.clone()) {
+            return;
+        }
+        *self.ports.lock().entry(key.1).or_insert(0) += 1;
+        csk.peek_tp(|tp| csk.refresh_snapshot(tp));
+        self.schedule_timer(&csk, deadline);
+        if let Some(l) = listener.listen.as_mut() {
+            l.accept_queue.push_back(csk);
+        }
+    }
+
+    /// Snapshot of established sockets (for `utcp stat` and tests).
+    pub fn sockets(&self) -> Vec<Arc<Sock>> {
+        self.ehash.read().values().cloned().collect()
+    }
+}

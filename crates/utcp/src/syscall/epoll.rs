@@ -1,0 +1,79 @@
+//! epoll (fs/eventpoll.c): interest list, ready flags set by socket wakeups, level- and
+//! edge-triggered reporting.
+
+use crate::socket::sock::EpWaiter;
+use crate::socket::Socket;
+use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// `EPOLLET`.
+pub const EPOLLET: u32 = 1 << 31;
+/// `EPOLLONESHOT`.
+pub const EPOLLONESHOT: u32 = 1 << 30;
+
+/// One registered fd.
+pub struct EpItem {
+    /// The socket.
+    pub sock: Arc<Socket>,
+    /// Requested events.
+    pub events: u32,
+    /// `epoll_data`.
+    pub data: u64,
+    /// Ready flag, set by the socket's wakeups.
+    pub waiter: Arc<EpWaiter>,
+    /// Disabled by EPOLLONESHOT after reporting.
+    pub disabled: bool,
+}
+
+/// An epoll instance.
+#[derive(Default)]
+pub struct Epoll {
+    /// Interest list by fd.
+    pub items: Mutex<BTreeMap<i32, EpItem>>,
+    /// Woken by socket wakeups.
+    pub gate: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl Epoll {
+    /// Builds the waiter an item registers on its socket.
+    pub fn new_waiter(&self) -> Arc<EpWaiter> {
+        let gate = self.gate.clone();
+        Arc::new(EpWaiter {
+            ready: std::sync::atomic::AtomicBool::new(true),
+            notify: Box::new(move || {
+                let mut g = gate.0.lock();
+                *g += 1;
+                gate.1.notify_all();
+            }),
+        })
+    }
+
+    /// Collects ready events (at most `max`), applying ET/LT/ONESHOT rules.
+    pub fn collect(&self, max: usize) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut items = self.items.lock();
+        for item in items.values_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if item.disabled || !item.waiter.ready.load(Ordering::Acquire) {
+                continue;
+            }
+            let mask = super::tcp_poll(&item.sock) & (item.events | 0x8 | 0x10);
+            if mask == 0 {
+                item.waiter.ready.store(false, Ordering::Release);
+                continue;
+            }
+            out.push((mask, item.data));
+            if item.events & EPOLLET != 0 {
+                item.waiter.ready.store(false, Ordering::Release);
+            }
+            if item.events & EPOLLONESHOT != 0 {
+                item.disabled = true;
+            }
+        }
+        out
+    }
+}

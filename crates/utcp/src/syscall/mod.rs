@@ -1,0 +1,316 @@
+//! The syscall layer (net/socket.c): fd-level, Linux-shaped calls with Linux errno, as the
+//! seed's entry points do it — `import_single_range` (MAX_RW_COUNT clamp, faulting buffers),
+//! `sockfd_lookup_light` (EBADF, ENOTSOCK), O_NONBLOCK → MSG_DONTWAIT, `move_addr_to_user`,
+//! control messages and `msg_flags`.
+//!
+//! Buffers are `Option<&mut [u8]>` plus a length, as C passes them: `None` is a NULL pointer,
+//! which faults (EFAULT) only when bytes would actually be copied through it, exactly as
+//! the kernel's `copy_to_user` does.
+
+pub mod epoll;
+pub mod fdtable;
+mod ops;
+pub mod pipe;
+
+pub use ops::{parse_cmsgs, sockaddr_in, TcpInfo, MSG_NOSIGNAL};
+
+/// `MSG_NOSIGNAL`, for the io::Write impl.
+pub fn ops_msg_nosignal() -> i32 {
+    MSG_NOSIGNAL
+}
+
+use crate::errno::{Errno, SysResult};
+use crate::socket::sock::Cancel;
+use crate::socket::Socket;
+use crate::stack::StackCore;
+use fdtable::{FdTable, File};
+use std::sync::Arc;
+
+/// `AF_INET`.
+pub const AF_INET: i32 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: i32 = 10;
+/// `AF_UNSPEC`.
+pub const AF_UNSPEC: i32 = 0;
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: i32 = 1;
+/// `SOCK_DGRAM`.
+pub const SOCK_DGRAM: i32 = 2;
+/// `SOCK_NONBLOCK`.
+pub const SOCK_NONBLOCK: i32 = 0o4000;
+/// `SOCK_CLOEXEC`.
+pub const SOCK_CLOEXEC: i32 = 0o2000000;
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: i32 = 6;
+/// `O_NONBLOCK`.
+pub const O_NONBLOCK: i32 = 0o4000;
+/// `O_RDWR`.
+pub const O_RDWR: i32 = 2;
+/// `F_GETFL`.
+pub const F_GETFL: i32 = 3;
+/// `F_SETFL`.
+pub const F_SETFL: i32 = 4;
+/// `F_GETFD`.
+pub const F_GETFD: i32 = 1;
+/// `F_SETFD`.
+pub const F_SETFD: i32 = 2;
+/// `MAX_RW_COUNT` (INT_MAX & PAGE_MASK).
+pub const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
+/// `UIO_MAXIOV`.
+pub const UIO_MAXIOV: usize = 1024;
+/// `SOL_SOCKET`.
+pub const SOL_SOCKET: i32 = 1;
+/// `SOL_IP`.
+pub const SOL_IP: i32 = 0;
+/// `SOL_TCP`.
+pub const SOL_TCP: i32 = 6;
+/// `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
+pub const SHUT_RD: i32 = 0;
+/// `SHUT_WR`.
+pub const SHUT_WR: i32 = 1;
+/// `SHUT_RDWR`.
+pub const SHUT_RDWR: i32 = 2;
+/// `FIONREAD` / `SIOCINQ`.
+pub const FIONREAD: u64 = 0x541B;
+/// `SIOCATMARK`.
+pub const SIOCATMARK: u64 = 0x8905;
+/// `SIOCOUTQ` / `TIOCOUTQ`.
+pub const SIOCOUTQ: u64 = 0x5411;
+/// `SIOCOUTQNSD`.
+pub const SIOCOUTQNSD: u64 = 0x894B;
+/// `TCP_CM_INQ` (= TCP_INQ).
+pub const TCP_CM_INQ: i32 = 36;
+
+/// Socket option names (asm-generic/socket.h, linux/tcp.h, linux/in.h).
+#[allow(missing_docs)]
+pub mod opt {
+    pub const SO_DEBUG: i32 = 1;
+    pub const SO_REUSEADDR: i32 = 2;
+    pub const SO_TYPE: i32 = 3;
+    pub const SO_ERROR: i32 = 4;
+    pub const SO_DONTROUTE: i32 = 5;
+    pub const SO_BROADCAST: i32 = 6;
+    pub const SO_SNDBUF: i32 = 7;
+    pub const SO_RCVBUF: i32 = 8;
+    pub const SO_KEEPALIVE: i32 = 9;
+    pub const SO_OOBINLINE: i32 = 10;
+    pub const SO_NO_CHECK: i32 = 11;
+    pub const SO_PRIORITY: i32 = 12;
+    pub const SO_LINGER: i32 = 13;
+    pub const SO_REUSEPORT: i32 = 15;
+    pub const SO_RCVLOWAT: i32 = 18;
+    pub const SO_SNDLOWAT: i32 = 19;
+    pub const SO_RCVTIMEO: i32 = 20;
+    pub const SO_SNDTIMEO: i32 = 21;
+    pub const SO_TIMESTAMP: i32 = 29;
+    pub const SO_ACCEPTCONN: i32 = 30;
+    pub const SO_SNDBUFFORCE: i32 = 32;
+    pub const SO_RCVBUFFORCE: i32 = 33;
+    pub const SO_TIMESTAMPNS: i32 = 35;
+    pub const SO_PROTOCOL: i32 = 38;
+    pub const SO_DOMAIN: i32 = 39;
+    pub const SO_PEEK_OFF: i32 = 42;
+    pub const SO_BUSY_POLL: i32 = 46;
+    pub const SO_INCOMING_NAPI_ID: i32 = 56;
+    pub const SO_PREFER_BUSY_POLL: i32 = 69;
+    pub const SO_BUSY_POLL_BUDGET: i32 = 70;
+    pub const IP_TOS: i32 = 1;
+    pub const IP_TTL: i32 = 2;
+    pub const IP_RECVERR: i32 = 11;
+    pub const IP_FREEBIND: i32 = 15;
+    pub const TCP_NODELAY: i32 = 1;
+    pub const TCP_MAXSEG: i32 = 2;
+    pub const TCP_CORK: i32 = 3;
+    pub const TCP_KEEPIDLE: i32 = 4;
+    pub const TCP_KEEPINTVL: i32 = 5;
+    pub const TCP_KEEPCNT: i32 = 6;
+    pub const TCP_SYNCNT: i32 = 7;
+    pub const TCP_LINGER2: i32 = 8;
+    pub const TCP_DEFER_ACCEPT: i32 = 9;
+    pub const TCP_WINDOW_CLAMP: i32 = 10;
+    pub const TCP_INFO: i32 = 11;
+    pub const TCP_QUICKACK: i32 = 12;
+    pub const TCP_CONGESTION: i32 = 13;
+    pub const TCP_USER_TIMEOUT: i32 = 18;
+    pub const TCP_NOTSENT_LOWAT: i32 = 25;
+    pub const TCP_INQ: i32 = 36;
+}
+
+/// One iovec: a buffer (None = NULL) and its claimed length.
+pub struct IoVec<'a> {
+    /// The memory, or NULL.
+    pub base: Option<&'a mut [u8]>,
+    /// `iov_len`.
+    pub len: usize,
+}
+
+/// `struct msghdr` for `recvmsg`.
+#[derive(Default)]
+pub struct MsgHdr<'a> {
+    /// `msg_name` buffer (None = NULL).
+    pub name: Option<&'a mut [u8]>,
+    /// `msg_namelen` (in: buffer size; out: address length).
+    pub namelen: u32,
+    /// `msg_iov`.
+    pub iov: Vec<IoVec<'a>>,
+    /// `msg_control` buffer (None = NULL).
+    pub control: Option<&'a mut [u8]>,
+    /// `msg_controllen` (in: size; out: bytes used).
+    pub controllen: usize,
+    /// `msg_flags` (out).
+    pub flags: i32,
+}
+
+/// A parsed control message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmsg {
+    /// `cmsg_level`.
+    pub level: i32,
+    /// `cmsg_type`.
+    pub ty: i32,
+    /// `cmsg_len` as written.
+    pub len: usize,
+    /// Payload (possibly truncated).
+    pub data: Vec<u8>,
+}
+
+/// `struct pollfd`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PollFd {
+    /// fd.
+    pub fd: i32,
+    /// Requested events.
+    pub events: i16,
+    /// Returned events.
+    pub revents: i16,
+}
+
+/// A userspace TCP/IP stack with a Linux socket API. See the crate docs.
+pub struct Stack {
+    /// Shared state (sockets, tables, device, timers).
+    pub core: Arc<StackCore>,
+    fds: FdTable,
+    /// Offset from the clock to CLOCK_REALTIME, for SO_TIMESTAMP.
+    pub realtime_offset_ns: i64,
+}
+
+impl Stack {
+    /// A stack on `core`.
+    pub fn from_core(core: Arc<StackCore>) -> Stack {
+        let realtime_offset_ns = if core.clock.is_virtual() {
+            0
+        } else {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            wall - core.clock.now().nanos() as i64
+        };
+        Stack { core, fds: FdTable::default(), realtime_offset_ns }
+    }
+
+    /// The fd table.
+    pub fn fds(&self) -> &FdTable {
+        &self.fds
+    }
+
+    /// `sockfd_lookup_light()`.
+    pub fn sockfd_lookup(&self, fd: i32) -> SysResult<Arc<Socket>> {
+        self.fds.sockfd_lookup(fd)
+    }
+
+    /// Installs a socket as a new fd.
+    pub(crate) fn install_socket(&self, s: Arc<Socket>) -> SysResult<i32> {
+        self.fds.install(File::Socket(s))
+    }
+
+    /// `recv()` = `__sys_recvfrom(fd, buf, len, flags, NULL, NULL)`.
+    pub fn recv(&self, fd: i32, buf: Option<&mut [u8]>, len: usize, flags: i32) -> SysResult<usize> {
+        self.recvfrom(fd, buf, len, flags, None, None)
+    }
+
+    /// `recv()` with a per-call interruption token (EINTR when cancelled).
+    pub fn recv_cancellable(&self, fd: i32, buf: &mut [u8], flags: i32, cancel: &Cancel) -> SysResult<usize> {
+        let len = buf.len();
+        self.__sys_recvfrom(fd, Some(buf), len, flags, None, None, Some(cancel), &mut Default::default())
+    }
+
+    /// `recvfrom()`. `addr`/`addrlen` are the user's sockaddr buffer and its length (None =
+    /// NULL pointers).
+    pub fn recvfrom(
+        &self,
+        fd: i32,
+        buf: Option<&mut [u8]>,
+        len: usize,
+        flags: i32,
+        addr: Option<&mut [u8]>,
+        addrlen: Option<&mut u32>,
+    ) -> SysResult<usize> {
+        self.__sys_recvfrom(fd, buf, len, flags, addr, addrlen, None, &mut Default::default())
+    }
+
+    /// `read()` on an fd.
+    pub fn read(&self, fd: i32, buf: Option<&mut [u8]>, len: usize) -> SysResult<usize> {
+        match &*self.fds.get(fd)? {
+            File::Socket(_) => self.recv(fd, buf, len, 0),
+            File::Pipe(p) => {
+                if p.write {
+                    return Err(Errno::EBADF);
+                }
+                let mut d = p.buf.data.lock();
+                let n = len.min(d.len());
+                if n == 0 {
+                    return Err(Errno::EAGAIN);
+                }
+                let Some(b) = buf else { return Err(Errno::EFAULT) };
+                for (i, byte) in d.drain(..n).enumerate() {
+                    b[i] = byte;
+                }
+                Ok(n)
+            }
+            File::Epoll(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `write()` on an fd.
+    pub fn write(&self, fd: i32, buf: Option<&[u8]>, len: usize) -> SysResult<usize> {
+        match &*self.fds.get(fd)? {
+            File::Socket(_) => self.send(fd, buf, len, 0),
+            File::Pipe(p) => {
+                if !p.write {
+                    return Err(Errno::EBADF);
+                }
+                let Some(b) = buf else { return Err(Errno::EFAULT) };
+                let mut d = p.buf.data.lock();
+                let n = len.min(b.len()).min(pipe::PIPE_CAPACITY - d.len());
+                d.extend(&b[..n]);
+                Ok(n)
+            }
+            File::Epoll(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `close()`.
+    pub fn close(&self, fd: i32) -> SysResult<()> {
+        let f = self.fds.remove(fd)?;
+        if let File::Socket(s) = &*f {
+            if Arc::strong_count(s) <= 2 {
+                self.sock_close(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// `pipe()`.
+    pub fn pipe(&self) -> SysResult<(i32, i32)> {
+        let buf = Arc::new(pipe::PipeBuf::default());
+        let r = self.fds.install(File::Pipe(Arc::new(pipe::PipeEnd { buf: buf.clone(), write: false })))?;
+        let w = self.fds.install(File::Pipe(Arc::new(pipe::PipeEnd { buf, write: true })))?;
+        Ok((r, w))
+    }
+}
+
+/// `tcp_poll()`: the readiness mask of a socket.
+pub fn tcp_poll(sock: &Socket) -> u32 {
+    ops::tcp_poll(sock)
+}

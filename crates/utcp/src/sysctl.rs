@@ -1,0 +1,204 @@
+//! The stack's sysctls (`net.ipv4.*`, `net.core.*`), with Linux 6.18 defaults.
+//!
+//! Values are atomics so packet input reads them without a lock, as the kernel's `READ_ONCE`
+//! of `sock_net(sk)->ipv4.sysctl_*` does. Triples such as `tcp_rmem` are stored as three values.
+
+use crate::errno::{Errno, SysResult};
+use core::sync::atomic::{AtomicI64, Ordering};
+
+macro_rules! sysctls {
+    ($( $field:ident : $name:literal = [$($def:expr),+] ),* $(,)?) => {
+        /// One stack's sysctls.
+        #[allow(missing_docs)]
+        pub struct Sysctls { $(pub $field: Knob),* }
+
+        impl Default for Sysctls {
+            fn default() -> Self {
+                Sysctls { $($field: Knob::new($name, &[$($def),+])),* }
+            }
+        }
+
+        impl Sysctls {
+            fn knobs(&self) -> Vec<&Knob> {
+                vec![$(&self.$field),*]
+            }
+        }
+    };
+}
+
+/// One sysctl: one to three integer values.
+pub struct Knob {
+    name: &'static str,
+    vals: [AtomicI64; 3],
+    n: usize,
+}
+
+impl Knob {
+    fn new(name: &'static str, defs: &[i64]) -> Knob {
+        let vals = core::array::from_fn(|i| AtomicI64::new(defs.get(i).copied().unwrap_or(0)));
+        Knob { name, vals, n: defs.len() }
+    }
+    /// The (first) value.
+    #[inline]
+    pub fn get(&self) -> i64 {
+        self.vals[0].load(Ordering::Relaxed)
+    }
+    /// Value `i` of a triple.
+    #[inline]
+    pub fn idx(&self, i: usize) -> i64 {
+        self.vals[i].load(Ordering::Relaxed)
+    }
+    /// Sets the first value.
+    pub fn set(&self, v: i64) {
+        self.vals[0].store(v, Ordering::Relaxed)
+    }
+    /// The sysctl's dotted name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Formats like `sysctl -n`: values separated by tabs.
+    pub fn format(&self) -> String {
+        (0..self.n).map(|i| self.idx(i).to_string()).collect::<Vec<_>>().join("\t")
+    }
+}
+
+sysctls! {
+    tcp_rmem: "net.ipv4.tcp_rmem" = [4096, 131072, 6291456],
+    tcp_wmem: "net.ipv4.tcp_wmem" = [4096, 16384, 4194304],
+    rmem_max: "net.core.rmem_max" = [212992],
+    wmem_max: "net.core.wmem_max" = [212992],
+    rmem_default: "net.core.rmem_default" = [212992],
+    somaxconn: "net.core.somaxconn" = [4096],
+    busy_read: "net.core.busy_read" = [0],
+    busy_poll: "net.core.busy_poll" = [0],
+    tcp_timestamps: "net.ipv4.tcp_timestamps" = [1],
+    tcp_window_scaling: "net.ipv4.tcp_window_scaling" = [1],
+    tcp_sack: "net.ipv4.tcp_sack" = [1],
+    tcp_dsack: "net.ipv4.tcp_dsack" = [1],
+    tcp_fack: "net.ipv4.tcp_fack" = [0],
+    tcp_low_latency: "net.ipv4.tcp_low_latency" = [1],
+    tcp_moderate_rcvbuf: "net.ipv4.tcp_moderate_rcvbuf" = [1],
+    tcp_syn_retries: "net.ipv4.tcp_syn_retries" = [6],
+    tcp_synack_retries: "net.ipv4.tcp_synack_retries" = [5],
+    tcp_retries2: "net.ipv4.tcp_retries2" = [15],
+    tcp_orphan_retries: "net.ipv4.tcp_orphan_retries" = [0],
+    tcp_fin_timeout: "net.ipv4.tcp_fin_timeout" = [60],
+    tcp_syncookies: "net.ipv4.tcp_syncookies" = [1],
+    tcp_max_syn_backlog: "net.ipv4.tcp_max_syn_backlog" = [1024],
+    tcp_abort_on_overflow: "net.ipv4.tcp_abort_on_overflow" = [0],
+    tcp_frto: "net.ipv4.tcp_frto" = [2],
+    tcp_reordering: "net.ipv4.tcp_reordering" = [3],
+    tcp_early_retrans: "net.ipv4.tcp_early_retrans" = [3],
+    tcp_recovery: "net.ipv4.tcp_recovery" = [1],
+    tcp_slow_start_after_idle: "net.ipv4.tcp_slow_start_after_idle" = [1],
+    tcp_ecn: "net.ipv4.tcp_ecn" = [2],
+    tcp_adv_win_scale: "net.ipv4.tcp_adv_win_scale" = [1],
+    tcp_app_win: "net.ipv4.tcp_app_win" = [31],
+    tcp_shrink_window: "net.ipv4.tcp_shrink_window" = [0],
+    tcp_rfc1337: "net.ipv4.tcp_rfc1337" = [0],
+    tcp_stdurg: "net.ipv4.tcp_stdurg" = [0],
+    tcp_keepalive_time: "net.ipv4.tcp_keepalive_time" = [7200],
+    tcp_keepalive_intvl: "net.ipv4.tcp_keepalive_intvl" = [75],
+    tcp_keepalive_probes: "net.ipv4.tcp_keepalive_probes" = [9],
+    tcp_invalid_ratelimit: "net.ipv4.tcp_invalid_ratelimit" = [500],
+    tcp_challenge_ack_limit: "net.ipv4.tcp_challenge_ack_limit" = [i32::MAX as i64],
+    tcp_min_snd_mss: "net.ipv4.tcp_min_snd_mss" = [48],
+    tcp_base_mss: "net.ipv4.tcp_base_mss" = [1024],
+    tcp_mtu_probing: "net.ipv4.tcp_mtu_probing" = [0],
+    tcp_notsent_lowat: "net.ipv4.tcp_notsent_lowat" = [u32::MAX as i64],
+    tcp_tso_win_divisor: "net.ipv4.tcp_tso_win_divisor" = [3],
+    tcp_autocorking: "net.ipv4.tcp_autocorking" = [1],
+    tcp_backlog_ack_defer: "net.ipv4.tcp_backlog_ack_defer" = [1],
+    tcp_comp_sack_nr: "net.ipv4.tcp_comp_sack_nr" = [44],
+    tcp_comp_sack_delay_ns: "net.ipv4.tcp_comp_sack_delay_ns" = [1000000],
+    tcp_comp_sack_slack_ns: "net.ipv4.tcp_comp_sack_slack_ns" = [100000],
+    tcp_fastopen: "net.ipv4.tcp_fastopen" = [1],
+    tcp_pacing_ss_ratio: "net.ipv4.tcp_pacing_ss_ratio" = [200],
+    tcp_pacing_ca_ratio: "net.ipv4.tcp_pacing_ca_ratio" = [120],
+    tcp_workaround_signed_windows: "net.ipv4.tcp_workaround_signed_windows" = [0],
+    tcp_no_metrics_save: "net.ipv4.tcp_no_metrics_save" = [0],
+    tcp_thin_linear_timeouts: "net.ipv4.tcp_thin_linear_timeouts" = [0],
+    tcp_tw_reuse: "net.ipv4.tcp_tw_reuse" = [2],
+    tcp_max_tw_buckets: "net.ipv4.tcp_max_tw_buckets" = [262144],
+    tcp_limit_output_bytes: "net.ipv4.tcp_limit_output_bytes" = [4194304],
+    tcp_rto_min_us: "net.ipv4.tcp_rto_min_us" = [200000],
+    tcp_delack_max_us: "net.ipv4.tcp_delack_max_us" = [200000],
+    ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
+    ip_default_ttl: "net.ipv4.ip_default_ttl" = [64],
+    ip_no_pmtu_disc: "net.ipv4.ip_no_pmtu_disc" = [0],
+    netdev_max_backlog: "net.core.netdev_max_backlog" = [1000],
+    netdev_budget: "net.core.netdev_budget" = [300],
+    optmem_max: "net.core.optmem_max" = [131072],
+}
+
+/// Sysctls that are accepted (so setup scripts run) but have no effect in utcp, each with why.
+pub const ACCEPTED_NO_EFFECT: &[(&str, &str)] = &[
+    ("net.ipv4.tcp_fastopen_key", "TCP Fast Open is not implemented"),
+    ("net.ipv4.tcp_congestion_control", "CUBIC is the only congestion control"),
+    ("net.ipv4.tcp_allowed_congestion_control", "CUBIC is the only congestion control"),
+];
+
+impl Sysctls {
+    /// Finds a knob by dotted (`net.ipv4.tcp_rmem`) or slashed (`net/ipv4/tcp_rmem`) name.
+    pub fn knob(&self, name: &str) -> Option<&Knob> {
+        let name = name.trim().trim_start_matches("/proc/sys/").replace('/', ".");
+        self.knobs().into_iter().find(|k| k.name == name)
+    }
+
+    /// `sysctl -w name="v1 v2 v3"`. Unknown names are `ENOENT`, bad values `EINVAL`.
+    pub fn set_by_name(&self, name: &str, value: &str) -> SysResult<()> {
+        let dotted = name.trim().trim_start_matches("/proc/sys/").replace('/', ".");
+        let Some(k) = self.knob(&dotted) else {
+            if ACCEPTED_NO_EFFECT.iter().any(|(n, _)| *n == dotted) {
+                return Ok(());
+            }
+            return Err(Errno::ENOENT);
+        };
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        if parts.is_empty() || parts.len() > k.n.max(1) {
+            return Err(Errno::EINVAL);
+        }
+        let mut vals = Vec::with_capacity(parts.len());
+        for p in &parts {
+            let v = if let Some(hex) = p.strip_prefix("0x") {
+                i64::from_str_radix(hex, 16).map_err(|_| Errno::EINVAL)?
+            } else {
+                p.parse::<i64>().map_err(|_| Errno::EINVAL)?
+            };
+            vals.push(v);
+        }
+        for (i, v) in vals.into_iter().enumerate() {
+            k.vals[i].store(v, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// `sysctl -n name`.
+    pub fn get_by_name(&self, name: &str) -> SysResult<String> {
+        self.knob(name).map(|k| k.format()).ok_or(Errno::ENOENT)
+    }
+
+    /// All knobs as `name = value` lines.
+    pub fn dump(&self) -> String {
+        self.knobs().iter().map(|k| format!("{} = {}\n", k.name, k.format())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_and_get() {
+        let s = Sysctls::default();
+        assert_eq!(s.tcp_rmem.idx(1), 131072);
+        s.set_by_name("net.ipv4.tcp_rmem", "4096 540000 15728640").unwrap();
+        assert_eq!(s.tcp_rmem.idx(2), 15728640);
+        s.set_by_name("/proc/sys/net/ipv4/tcp_low_latency", "0").unwrap();
+        assert_eq!(s.tcp_low_latency.get(), 0);
+        assert_eq!(s.set_by_name("net.ipv4.nope", "1"), Err(Errno::ENOENT));
+        assert_eq!(s.set_by_name("net.ipv4.tcp_sack", "x"), Err(Errno::EINVAL));
+        assert!(s.set_by_name("net.ipv4.tcp_fastopen_key", "a-b").is_ok());
+        assert_eq!(s.get_by_name("net.ipv4.tcp_rmem").unwrap(), "4096\t540000\t15728640");
+    }
+}

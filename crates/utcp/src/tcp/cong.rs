@@ -1,0 +1,242 @@
+//! Congestion control: the `tcp_ca_state` machine and CUBIC (net/ipv4/tcp_cubic.c), Linux's
+//! default, with its constants (beta = 717/1024, C = 0.4, fast convergence, TCP friendliness).
+//! HyStart's delay-increase detection is included; its ACK-train detection is not.
+
+use super::{Ctx, TcpSock};
+use crate::seq::SeqNum;
+use crate::time::Instant;
+
+/// `enum tcp_ca_state`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum CaState {
+    /// Nothing bad has been observed.
+    #[default]
+    Open,
+    /// Duplicate ACKs or SACKs seen.
+    Disorder,
+    /// ECN congestion window reduction.
+    Cwr,
+    /// Fast retransmit / recovery.
+    Recovery,
+    /// After an RTO.
+    Loss,
+}
+
+const BICTCP_BETA_SCALE: u64 = 1024;
+const BETA: u64 = 717;
+const BIC_SCALE: u64 = 41;
+const HYSTART_MIN_SAMPLES: u32 = 8;
+const HYSTART_LOW_WINDOW: u32 = 16;
+
+/// CUBIC's per-connection state (`struct bictcp`).
+#[derive(Clone, Debug, Default)]
+pub struct Cubic {
+    /// Increase cwnd by 1 after this many ACKs.
+    pub cnt: u32,
+    /// Last maximum cwnd.
+    pub last_max_cwnd: u32,
+    /// cwnd at the last update.
+    pub last_cwnd: u32,
+    /// Time of the last update.
+    pub last_time: Option<Instant>,
+    /// Origin point of the cubic function.
+    pub bic_origin_point: u32,
+    /// Time to reach the origin point (in 2^-10 s).
+    pub bic_k: u64,
+    /// Minimum delay seen (µs).
+    pub delay_min: u32,
+    /// Start of the current epoch.
+    pub epoch_start: Option<Instant>,
+    /// ACKed packets since the epoch start.
+    pub ack_cnt: u32,
+    /// Estimated Reno cwnd.
+    pub tcp_cwnd: u32,
+    /// HyStart: sequence ending the round.
+    pub end_seq: SeqNum,
+    /// HyStart: minimum RTT of the current round.
+    pub curr_rtt: u32,
+    /// HyStart: samples in this round.
+    pub sample_cnt: u32,
+    /// HyStart found the exit point.
+    pub found: bool,
+}
+
+fn cubic_root(a: u64) -> u64 {
+    // Integer cube root by Newton iterations (bounded, exact enough for cwnd).
+    if a == 0 {
+        return 0;
+    }
+    let mut x = 1u64 << ((64 - a.leading_zeros()).div_ceil(3));
+    loop {
+        let y = (2 * x + a / (x * x)) / 3;
+        if y >= x {
+            return x;
+        }
+        x = y;
+    }
+}
+
+impl TcpSock {
+    /// `bictcp_recalc_ssthresh()`: the new ssthresh after a loss.
+    pub fn cubic_ssthresh(&mut self) -> u32 {
+        let c = &mut self.cubic;
+        c.epoch_start = None;
+        if self.snd_cwnd < c.last_max_cwnd {
+            // Fast convergence.
+            c.last_max_cwnd = ((self.snd_cwnd as u64 * (BICTCP_BETA_SCALE + BETA)) / (2 * BICTCP_BETA_SCALE)) as u32;
+        } else {
+            c.last_max_cwnd = self.snd_cwnd;
+        }
+        ((self.snd_cwnd as u64 * BETA / BICTCP_BETA_SCALE) as u32).max(2)
+    }
+
+    /// `bictcp_update()`: the cubic window growth target.
+    fn bictcp_update(&mut self, now: Instant, acked: u32) {
+        let cwnd = self.snd_cwnd;
+        let srtt_us = self.srtt_us >> 3;
+        let c = &mut self.cubic;
+        c.ack_cnt += acked;
+        if c.last_cwnd == cwnd && c.last_time.is_some_and(|t| now.saturating_since(t).as_millis() < 4) {
+            return;
+        }
+        if c.epoch_start.is_some() && c.last_time == Some(now) {
+            return;
+        }
+        c.last_cwnd = cwnd;
+        c.last_time = Some(now);
+        if c.epoch_start.is_none() {
+            c.epoch_start = Some(now);
+            c.ack_cnt = acked;
+            c.tcp_cwnd = cwnd;
+            if c.last_max_cwnd <= cwnd {
+                c.bic_k = 0;
+                c.bic_origin_point = cwnd;
+            } else {
+                // K = cubic_root((W_max - cwnd) / C) in 2^-10 s units, C = 0.4 (410/1024).
+                let cube_factor = (1u64 << (10 + 3 * 10)) / (BIC_SCALE * 10);
+                c.bic_k = cubic_root(cube_factor * (c.last_max_cwnd - cwnd) as u64);
+                c.bic_origin_point = c.last_max_cwnd;
+            }
+        }
+        let elapsed_us = now.saturating_since(c.epoch_start.unwrap_or(now)).as_micros() as u64 + c.delay_min as u64;
+        let t = (elapsed_us << 10) / 1_000_000;
+        let offs = c.bic_k.abs_diff(t);
+        let cube_rtt_scale = BIC_SCALE * 10;
+        let delta = (cube_rtt_scale * offs * offs * offs) >> (10 + 3 * 10);
+        let bic_target = if t < c.bic_k {
+            (c.bic_origin_point as u64).saturating_sub(delta)
+        } else {
+            c.bic_origin_point as u64 + delta
+        };
+        c.cnt = if bic_target > cwnd as u64 {
+            (cwnd as u64 / (bic_target - cwnd as u64)).max(1) as u32
+        } else {
+            100 * cwnd
+        };
+        if c.last_max_cwnd == 0 && c.cnt > 20 {
+            c.cnt = 20;
+        }
+        // TCP friendliness.
+        let beta_scale = 8 * (BICTCP_BETA_SCALE + BETA) / 3 / (BICTCP_BETA_SCALE - BETA);
+        let delta = (cwnd as u64 * beta_scale) >> 3;
+        while delta > 0 && c.ack_cnt as u64 > delta {
+            c.ack_cnt -= delta as u32;
+            c.tcp_cwnd += 1;
+        }
+        if c.tcp_cwnd > cwnd {
+            let d = c.tcp_cwnd - cwnd;
+            let max_cnt = cwnd / d;
+            if c.cnt > max_cnt {
+                c.cnt = max_cnt;
+            }
+        }
+        c.cnt = c.cnt.max(2);
+        let _ = srtt_us;
+    }
+
+    /// `cubictcp_cong_avoid()` (with `tcp_slow_start` and `tcp_cong_avoid_ai`).
+    pub fn tcp_cong_avoid(&mut self, ctx: &Ctx<'_>, mut acked: u32) {
+        if self.snd_cwnd >= self.snd_cwnd_clamp() {
+            return;
+        }
+        if self.snd_cwnd < self.snd_ssthresh {
+            if self.cubic.found {
+                // HyStart already set ssthresh.
+            }
+            let cwnd = (self.snd_cwnd + acked).min(self.snd_ssthresh);
+            acked -= cwnd - self.snd_cwnd;
+            self.snd_cwnd = cwnd.min(self.snd_cwnd_clamp());
+            if acked == 0 {
+                return;
+            }
+        }
+        self.bictcp_update(ctx.now, acked);
+        let w = self.cubic.cnt.max(1);
+        if self.snd_cwnd_cnt >= w {
+            self.snd_cwnd_cnt = 0;
+            self.snd_cwnd += 1;
+        }
+        self.snd_cwnd_cnt += acked;
+        if self.snd_cwnd_cnt >= w {
+            let delta = self.snd_cwnd_cnt / w;
+            self.snd_cwnd_cnt -= delta * w;
+            self.snd_cwnd += delta;
+        }
+        self.snd_cwnd = self.snd_cwnd.min(self.snd_cwnd_clamp());
+    }
+
+    /// `hystart_update()` (delay increase only): leaves slow start when the round's minimum
+    /// RTT rises clearly above the connection minimum.
+    pub fn hystart_update(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
+        if self.snd_cwnd >= self.snd_ssthresh && self.snd_ssthresh != u32::MAX >> 1 {
+            return;
+        }
+        let c = &mut self.cubic;
+        if c.delay_min == 0 || c.delay_min > rtt_us {
+            c.delay_min = rtt_us;
+        }
+        if c.found || self.snd_cwnd < HYSTART_LOW_WINDOW {
+            return;
+        }
+        if !self.snd_una.before(c.end_seq) {
+            // New round.
+            c.end_seq = self.snd_nxt;
+            c.curr_rtt = u32::MAX;
+            c.sample_cnt = 0;
+        }
+        if c.sample_cnt < HYSTART_MIN_SAMPLES {
+            c.curr_rtt = c.curr_rtt.min(rtt_us);
+            c.sample_cnt += 1;
+        } else {
+            let thresh = (c.delay_min >> 3).clamp(4000, 16000);
+            if c.curr_rtt > c.delay_min + thresh {
+                c.found = true;
+                self.snd_ssthresh = self.snd_cwnd;
+            }
+        }
+        let _ = ctx;
+    }
+
+    /// `tp->snd_cwnd_clamp`.
+    pub fn snd_cwnd_clamp(&self) -> u32 {
+        u32::MAX >> 1
+    }
+
+    /// Resets CUBIC after an RTO (`bictcp_state` to `TCP_CA_Loss`).
+    pub fn cubic_reset(&mut self) {
+        self.cubic = Cubic::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cubic_root;
+
+    #[test]
+    fn cube_roots() {
+        for a in [1u64, 7, 8, 9, 26, 27, 1000, 123456789, 1 << 40] {
+            let r = cubic_root(a);
+            assert!(r * r * r <= a && (r + 1) * (r + 1) * (r + 1) > a, "{a} -> {r}");
+        }
+    }
+}

@@ -1,0 +1,1195 @@
+//! Segment input (net/ipv4/tcp_input.c): `tcp_rcv_established`, `tcp_rcv_state_process`,
+//! `tcp_rcv_synsent_state_process`, `tcp_validate_incoming` (PAWS, RFC 5961), `tcp_ack`
+//! (window update, SACK tagging, RTT, congestion control, fast retransmit), `tcp_fin`,
+//! `tcp_reset`, and ACK scheduling.
+
+use super::{
+    ack_flags::*, cong::CaState, Ctx, TcpSock, TcpState, TcpTimer, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
+};
+use crate::errno::Errno;
+use crate::mib::{DropReason, LinuxMib, TcpMib};
+use crate::seq::SeqNum;
+use crate::time::Duration;
+use crate::wire::{SackBlocks, TcpFlags};
+use bytes::Bytes;
+
+/// An inbound segment as TCP input sees it (`skb` + `TCP_SKB_CB` + parsed options).
+#[derive(Clone, Debug)]
+pub struct Seg {
+    /// `TCP_SKB_CB(skb)->seq`.
+    pub seq: SeqNum,
+    /// `TCP_SKB_CB(skb)->end_seq`.
+    pub end_seq: SeqNum,
+    /// `TCP_SKB_CB(skb)->ack_seq`.
+    pub ack_seq: SeqNum,
+    /// TCP flags.
+    pub flags: TcpFlags,
+    /// Raw window field.
+    pub window: u16,
+    /// Urgent pointer field.
+    pub urg_ptr: u16,
+    /// MSS option.
+    pub mss: Option<u16>,
+    /// Window-scale option.
+    pub wscale: Option<u8>,
+    /// SACK-permitted option.
+    pub sack_permitted: bool,
+    /// SACK blocks.
+    pub sack: SackBlocks,
+    /// Timestamp option (tsval, tsecr).
+    pub ts: Option<(u32, u32)>,
+    /// Payload.
+    pub payload: Bytes,
+    /// What the buffer holding this segment costs (`skb->truesize`).
+    pub truesize: u32,
+}
+
+impl Seg {
+    /// Payload length.
+    pub fn len(&self) -> u32 {
+        self.payload.len() as u32
+    }
+    /// No payload.
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
+
+/// `FLAG_*` bits of `tcp_ack()`.
+mod flag {
+    pub const DATA: u32 = 0x01;
+    pub const WIN_UPDATE: u32 = 0x02;
+    pub const DATA_ACKED: u32 = 0x04;
+    pub const RETRANS_DATA_ACKED: u32 = 0x08;
+    pub const SYN_ACKED: u32 = 0x10;
+    pub const DATA_SACKED: u32 = 0x20;
+    pub const SND_UNA_ADVANCED: u32 = 0x400;
+    pub const DSACKING_ACK: u32 = 0x800;
+    pub const SLOWPATH: u32 = 0x100;
+    pub const UPDATE_TS_RECENT: u32 = 0x4000;
+    pub const NO_CHALLENGE_ACK: u32 = 0x8000;
+    pub const ACKED: u32 = DATA_ACKED | SYN_ACKED;
+    pub const NOT_DUP: u32 = DATA | WIN_UPDATE | ACKED;
+}
+
+/// `TCP_MAX_QUICKACKS`.
+pub const TCP_MAX_QUICKACKS: u32 = 16;
+const TCP_PAWS_WINDOW: i32 = 1;
+const TCP_PAWS_24DAYS_SECS: u64 = 60 * 60 * 24 * 24;
+
+impl TcpSock {
+    /// `tcp_incr_quickack()`.
+    pub fn tcp_incr_quickack(&mut self, max_quickacks: u32) {
+        let mut quickacks = self.rcv_wnd / (2 * self.ack.rcv_mss.max(1));
+        if quickacks == 0 {
+            quickacks = 2;
+        }
+        let quickacks = quickacks.min(max_quickacks).min(255) as u8;
+        if quickacks > self.ack.quick {
+            self.ack.quick = quickacks;
+        }
+    }
+
+    /// `tcp_enter_quickack_mode()`.
+    pub fn tcp_enter_quickack_mode(&mut self, max_quickacks: u32) {
+        self.tcp_incr_quickack(max_quickacks);
+        self.ack.pingpong = 0;
+        self.ack.ato = super::TCP_ATO_MIN;
+    }
+
+    /// `tcp_in_quickack_mode()`.
+    pub fn tcp_in_quickack_mode(&self) -> bool {
+        self.ack.quick > 0 && self.ack.pingpong == 0
+    }
+
+    /// `inet_csk_schedule_ack()`.
+    pub fn schedule_ack(&mut self) {
+        self.ack.pending |= ICSK_ACK_SCHED;
+    }
+
+    /// `tcp_store_ts_recent()`.
+    fn tcp_store_ts_recent(&mut self, ctx: &Ctx<'_>) {
+        self.ts_recent = self.rcv_tsval;
+        self.ts_recent_stamp = ctx.now;
+    }
+
+    /// `tcp_paws_check()`.
+    fn tcp_paws_check(&self, ctx: &Ctx<'_>, paws_win: i32) -> bool {
+        if (self.ts_recent.wrapping_sub(self.rcv_tsval) as i32) <= paws_win {
+            return true;
+        }
+        if ctx.now.saturating_since(self.ts_recent_stamp).as_secs() >= TCP_PAWS_24DAYS_SECS {
+            return true;
+        }
+        if self.ts_recent == 0 {
+            return true;
+        }
+        false
+    }
+
+    /// `tcp_disordered_ack()`: a pure duplicate ACK whose timestamp lags a little.
+    fn tcp_disordered_ack(&self, seg: &Seg) -> bool {
+        let seq = seg.seq;
+        let ack = seg.ack_seq;
+        seg.flags.ack()
+            && seq == seg.end_seq
+            && seq == self.rcv_nxt
+            && ack == self.snd_una
+            && !self.tcp_may_update_window(ack, seq, (seg.window as u32) << self.snd_wscale)
+            && ((self.ts_recent.wrapping_sub(self.rcv_tsval) as i32) as i64)
+                <= (self.rto.as_millis() as i64 * 1024 / 1000)
+    }
+
+    /// `tcp_replace_ts_recent()`.
+    fn tcp_replace_ts_recent(&mut self, ctx: &Ctx<'_>, seq: SeqNum) {
+        if self.saw_tstamp && !seq.after(self.rcv_wup) && self.tcp_paws_check(ctx, 0) {
+            self.tcp_store_ts_recent(ctx);
+        }
+    }
+
+    /// `tcp_may_update_window()`.
+    fn tcp_may_update_window(&self, ack: SeqNum, ack_seq: SeqNum, nwin: u32) -> bool {
+        ack.after(self.snd_una)
+            || ack_seq.after(self.snd_wl1)
+            || (ack_seq == self.snd_wl1 && (nwin > self.snd_wnd || nwin == 0))
+    }
+
+    /// `__tcp_oow_rate_limited()`: true when an out-of-window ACK must be skipped.
+    fn tcp_oow_rate_limited(&mut self, ctx: &Ctx<'_>, seg: &Seg, mib: LinuxMib) -> bool {
+        if seg.seq != seg.end_seq && !seg.flags.syn() {
+            return false;
+        }
+        self.oow_rate_limited(ctx, mib)
+    }
+
+    fn oow_rate_limited(&mut self, ctx: &Ctx<'_>, mib: LinuxMib) -> bool {
+        let limit = Duration::from_millis(ctx.net.sysctl.tcp_invalid_ratelimit.get().max(0) as u64);
+        if let Some(last) = self.last_oow_ack_time {
+            if ctx.now.saturating_since(last) < limit {
+                ctx.inc(mib);
+                return true;
+            }
+        }
+        self.last_oow_ack_time = Some(ctx.now);
+        false
+    }
+
+    /// `tcp_send_challenge_ack()` (RFC 5961).
+    pub fn tcp_send_challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if self.oow_rate_limited(ctx, LinuxMib::TCPACKSkippedChallenge) {
+            return;
+        }
+        ctx.inc(LinuxMib::TCPChallengeACK);
+        self.tcp_send_ack(ctx);
+    }
+
+    /// `tcp_dsack_set()`.
+    pub fn tcp_dsack_set(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
+        if self.sack_ok && ctx.net.sysctl.tcp_dsack.get() != 0 {
+            if seq.before(self.rcv_nxt) {
+                ctx.inc(LinuxMib::TCPDSACKOldSent);
+            } else {
+                ctx.inc(LinuxMib::TCPDSACKOfoSent);
+            }
+            self.dsack = Some((seq, end_seq));
+        }
+    }
+
+    /// `tcp_dsack_extend()`.
+    pub fn tcp_dsack_extend(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
+        match self.dsack {
+            None => self.tcp_dsack_set(ctx, seq, end_seq),
+            Some((s, e)) => {
+                if !seq.after(e) && !end_seq.before(s) {
+                    self.dsack = Some((s.min(seq), e.max(end_seq)));
+                }
+            }
+        }
+    }
+
+    /// `tcp_send_dupack()`.
+    fn tcp_send_dupack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
+        if seg.end_seq != seg.seq && seg.seq.before(self.rcv_nxt) {
+            ctx.inc(LinuxMib::DelayedACKLost);
+            self.tcp_enter_quickack_mode(TCP_MAX_QUICKACKS);
+            if self.sack_ok && ctx.net.sysctl.tcp_dsack.get() != 0 {
+                let end = if seg.end_seq.after(self.rcv_nxt) { self.rcv_nxt } else { seg.end_seq };
+                self.tcp_dsack_set(ctx, seg.seq, end);
+            }
+        }
+        self.tcp_send_ack(ctx);
+    }
+
+    /// `tcp_sequence()`: `None` when acceptable.
+    fn tcp_sequence(&self, seq: SeqNum, end_seq: SeqNum) -> Option<DropReason> {
+        let wnd_end = self.rcv_nxt + self.receive_window();
+        if end_seq.before(self.rcv_wup) {
+            return Some(DropReason::TCP_OLD_DATA);
+        }
+        if end_seq.after(wnd_end) {
+            if seq.after(wnd_end) {
+                return Some(DropReason::TCP_INVALID_SEQUENCE);
+            }
+            if !self.receive_queue.is_empty() {
+                return Some(DropReason::TCP_INVALID_END_SEQUENCE);
+            }
+        }
+        None
+    }
+
+    fn tcp_reset_check(&self, seg: &Seg) -> bool {
+        seg.seq == self.rcv_nxt - 1 && matches!(self.state, TcpState::CloseWait | TcpState::LastAck | TcpState::Closing)
+    }
+
+    /// Notes the timestamp option of `seg` (`tcp_fast_parse_options`).
+    fn parse_ts(&mut self, seg: &Seg) {
+        match seg.ts {
+            Some((val, ecr)) if self.tstamp_ok => {
+                self.saw_tstamp = true;
+                self.rcv_tsval = val;
+                self.rcv_tsecr = ecr.wrapping_sub(self.tsoffset);
+            }
+            _ => self.saw_tstamp = false,
+        }
+    }
+
+    /// `tcp_validate_incoming()`: PAWS, sequence check, RST and SYN per RFC 5961. Returns
+    /// false when the segment was consumed (dropped, reset processed or challenged).
+    fn tcp_validate_incoming(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, syn_inerr: bool) -> bool {
+        if self.saw_tstamp
+            && !self.tcp_paws_check(ctx, TCP_PAWS_WINDOW)
+            && !self.tcp_disordered_ack(seg)
+            && !seg.flags.rst()
+        {
+            if seg.flags.syn() {
+                return self.syn_challenge(ctx, syn_inerr);
+            }
+            ctx.inc(LinuxMib::PAWSEstab);
+            if !self.tcp_oow_rate_limited(ctx, seg, LinuxMib::TCPACKSkippedPAWS) {
+                self.tcp_send_dupack(ctx, seg);
+            }
+            ctx.net.mib.drop_reason(DropReason::TCP_RFC7323_PAWS);
+            return false;
+        }
+        if let Some(reason) = self.tcp_sequence(seg.seq, seg.end_seq) {
+            if !seg.flags.rst() {
+                if seg.flags.syn() {
+                    return self.syn_challenge(ctx, syn_inerr);
+                }
+                ctx.net.mib.drop_reason(reason);
+                if !self.tcp_oow_rate_limited(ctx, seg, LinuxMib::TCPACKSkippedSeq) {
+                    self.tcp_send_dupack(ctx, seg);
+                }
+            } else if self.tcp_reset_check(seg) {
+                self.tcp_reset(ctx);
+            } else {
+                ctx.net.mib.drop_reason(reason);
+            }
+            return false;
+        }
+        if seg.flags.rst() {
+            let mut ok = seg.seq == self.rcv_nxt || self.tcp_reset_check(seg);
+            if !ok && self.sack_ok && !self.selective_acks.is_empty() {
+                let max_sack = self.selective_acks.iter().map(|b| b.1).fold(self.selective_acks[0].1, |a, b| a.max(b));
+                ok = seg.seq == max_sack;
+            }
+            if ok {
+                self.tcp_reset(ctx);
+            } else {
+                self.tcp_send_challenge_ack(ctx);
+                ctx.net.mib.drop_reason(DropReason::TCP_RESET);
+            }
+            return false;
+        }
+        if seg.flags.syn() {
+            if self.state == TcpState::SynRecv
+                && seg.flags.ack()
+                && seg.seq + 1 == seg.end_seq
+                && seg.seq + 1 == self.rcv_nxt
+                && seg.ack_seq == self.snd_nxt
+            {
+                return true;
+            }
+            return self.syn_challenge(ctx, syn_inerr);
+        }
+        true
+    }
+
+    fn syn_challenge(&mut self, ctx: &mut Ctx<'_>, syn_inerr: bool) -> bool {
+        if syn_inerr {
+            ctx.tcp_inc(TcpMib::InErrs);
+        }
+        ctx.inc(LinuxMib::TCPSYNChallenge);
+        self.tcp_send_challenge_ack(ctx);
+        ctx.net.mib.drop_reason(DropReason::TCP_INVALID_SYN);
+        false
+    }
+
+    /// `tcp_reset()`: the peer reset the connection.
+    pub fn tcp_reset(&mut self, ctx: &mut Ctx<'_>) {
+        let err = match self.state {
+            TcpState::SynSent => Errno::ECONNREFUSED,
+            TcpState::CloseWait => Errno::EPIPE,
+            TcpState::Close => return,
+            _ => Errno::ECONNRESET,
+        };
+        self.err = Some(err);
+        self.write_queue.clear();
+        self.rtx_queue.clear();
+        self.tcp_done(ctx);
+    }
+
+    /// `tcp_fin()`: the peer's FIN is in order.
+    pub fn tcp_fin(&mut self, ctx: &mut Ctx<'_>) {
+        self.schedule_ack();
+        self.shutdown |= super::RCV_SHUTDOWN;
+        self.done = true;
+        match self.state {
+            TcpState::SynRecv | TcpState::Established => {
+                self.set_state(ctx, TcpState::CloseWait);
+                self.ack.pingpong = self.ack.pingpong.max(1);
+            }
+            TcpState::CloseWait | TcpState::Closing | TcpState::LastAck => {}
+            TcpState::FinWait1 => {
+                self.tcp_send_ack(ctx);
+                self.set_state(ctx, TcpState::Closing);
+            }
+            TcpState::FinWait2 => {
+                self.tcp_send_ack(ctx);
+                self.tcp_time_wait(ctx, TcpState::TimeWait, Duration::ZERO);
+            }
+            TcpState::Listen | TcpState::SynSent | TcpState::TimeWait | TcpState::Close => {}
+        }
+        self.ofo_queue.clear();
+        self.recount_rmem();
+        self.selective_acks.clear();
+        ctx.ev.state_change = true;
+        ctx.ev.data_ready = true;
+    }
+
+    /// Recomputes `sk_rmem_alloc` after a queue was purged.
+    pub fn recount_rmem(&mut self) {
+        self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum::<u32>() + self.ofo_queue.truesize();
+    }
+
+    /// `tcp_rcv_established()`: input for an established connection.
+    pub fn tcp_rcv_established(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+        self.parse_ts(&seg);
+        // Header prediction: in-order, pure data or pure ACK, no surprises.
+        if let Some(seg) = self.tcp_rcv_established_fast(ctx, seg) {
+            self.tcp_rcv_established_slow(ctx, seg);
+        }
+    }
+
+    fn tcp_rcv_established_fast(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> Option<Seg> {
+        let plain = seg.flags.0 & !(TcpFlags::PSH.0) == TcpFlags::ACK.0;
+        if !plain
+            || seg.seq != self.rcv_nxt
+            || seg.ack_seq.after(self.snd_nxt)
+            || (seg.window as u32) << self.snd_wscale != self.snd_wnd
+            || self.urg_data != 0
+            || !self.ofo_queue.is_empty()
+            || self.receive_window() == 0
+            || (self.saw_tstamp && (self.rcv_tsval.wrapping_sub(self.ts_recent) as i32) < 0)
+            || self.ca_state != CaState::Open && seg.is_empty()
+        {
+            return Some(seg);
+        }
+        if seg.is_empty() {
+            if !seg.ack_seq.after(self.snd_una) && seg.ack_seq != self.snd_una {
+                return Some(seg);
+            }
+            ctx.inc(LinuxMib::TCPHPAcks);
+            // Pure ACK fast path: same as the slow path's ACK processing.
+            return Some(seg);
+        }
+        // Data fast path: tcp_rcv_established() "Bulk data transfer: receiver".
+        if seg.len() > self.receive_window() || self.tcp_data_exceeds_rmem(&seg) {
+            return Some(seg);
+        }
+        if self.saw_tstamp {
+            self.tcp_store_ts_recent(ctx);
+        }
+        ctx.inc(LinuxMib::TCPHPHits);
+        self.tcp_rcv_rtt_measure_ts(ctx, seg.len());
+        let mut seg = seg;
+        let eaten = self.tcp_direct_copy(ctx, &mut seg);
+        if !eaten {
+            self.tcp_queue_rcv(ctx, &seg);
+        }
+        self.tcp_event_data_recv(ctx, seg.len(), seg.truesize);
+        if seg.ack_seq != self.snd_una {
+            self.tcp_ack(ctx, &seg, flag::DATA);
+            self.tcp_data_snd_check(ctx);
+            if self.ack.pending & ICSK_ACK_SCHED == 0 {
+                return None;
+            }
+        }
+        self.__tcp_ack_snd_check(ctx, false);
+        if !eaten {
+            ctx.ev.data_ready = true;
+        }
+        ctx.ev.new_data = true;
+        None
+    }
+
+    fn tcp_data_exceeds_rmem(&self, seg: &Seg) -> bool {
+        self.rmem_alloc + seg.truesize > self.rcvbuf && !self.receive_queue.is_empty()
+    }
+
+    fn tcp_rcv_established_slow(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+        if !seg.flags.ack() && !seg.flags.rst() && !seg.flags.syn() {
+            ctx.net.mib.drop_reason(DropReason::TCP_FLAGS);
+            return;
+        }
+        if !self.tcp_validate_incoming(ctx, &seg, true) {
+            return;
+        }
+        if self.tcp_ack(ctx, &seg, flag::SLOWPATH | flag::UPDATE_TS_RECENT) < 0 {
+            return;
+        }
+        self.tcp_rcv_rtt_measure_ts(ctx, seg.len());
+        self.tcp_urg(ctx, &seg);
+        self.tcp_data_queue(ctx, seg);
+        self.tcp_data_snd_check(ctx);
+        self.tcp_ack_snd_check(ctx);
+    }
+
+    /// `tcp_data_snd_check()`: send what the ACK allowed.
+    pub fn tcp_data_snd_check(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.write_queue.is_empty() {
+            self.tcp_push_pending_frames(ctx);
+        }
+        self.tcp_check_space(ctx);
+    }
+
+    /// `tcp_check_space()`: wake writers when the send buffer drained enough.
+    fn tcp_check_space(&mut self, ctx: &mut Ctx<'_>) {
+        if self.sk_stream_is_writeable() {
+            ctx.ev.write_space = true;
+        }
+    }
+
+    /// `tcp_ack_snd_check()`.
+    pub fn tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>) {
+        if self.ack.pending & ICSK_ACK_SCHED == 0 {
+            return;
+        }
+        self.__tcp_ack_snd_check(ctx, true);
+    }
+
+    /// `__tcp_ack_snd_check()`: ACK now, or arm the delayed ACK.
+    pub fn __tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>, ofo_possible: bool) {
+        let full_frame = self.rcv_nxt.diff(self.rcv_wup) > self.ack.rcv_mss && {
+            let w = self.__tcp_select_window(ctx);
+            w >= self.rcv_wnd
+        };
+        if full_frame || self.tcp_in_quickack_mode() || self.ack.pending & ICSK_ACK_NOW != 0 {
+            self.tcp_send_ack(ctx);
+            return;
+        }
+        if !ofo_possible || self.ofo_queue.is_empty() {
+            self.tcp_send_delayed_ack(ctx);
+            return;
+        }
+        // Out-of-order data: SACK compression after the first dupthresh ACKs.
+        if !self.sack_ok || self.compressed_ack >= ctx.net.sysctl.tcp_comp_sack_nr.get() as u32 {
+            self.tcp_send_ack(ctx);
+            return;
+        }
+        if self.compressed_ack_rcv_nxt != self.rcv_nxt {
+            self.compressed_ack_rcv_nxt = self.rcv_nxt;
+            self.dup_ack_counter = 0;
+        }
+        if self.dup_ack_counter < 3 {
+            self.dup_ack_counter += 1;
+            self.tcp_send_ack(ctx);
+            return;
+        }
+        self.compressed_ack += 1;
+        if self.timers[TcpTimer::CompressedAck as usize].is_some() {
+            return;
+        }
+        let rtt = Duration::from_micros(((self.rcv_rtt_est.rtt_us >> 3) as u64).max(1) / 20);
+        let delay = rtt.min(Duration::from_nanos(ctx.net.sysctl.tcp_comp_sack_delay_ns.get().max(0) as u64));
+        self.reset_timer(TcpTimer::CompressedAck, ctx.now + delay);
+    }
+
+    /// `tcp_event_data_recv()`: bookkeeping for received data (ACK pacing, window growth).
+    pub fn tcp_event_data_recv(&mut self, ctx: &mut Ctx<'_>, len: u32, truesize: u32) {
+        self.schedule_ack();
+        self.tcp_measure_rcv_mss(len, truesize);
+        self.tcp_rcv_rtt_measure(ctx);
+        let now = ctx.now;
+        if self.ack.ato.is_zero() {
+            self.tcp_incr_quickack(TCP_MAX_QUICKACKS);
+            self.ack.ato = super::TCP_ATO_MIN;
+        } else {
+            let m = now.saturating_since(self.ack.lrcvtime);
+            if m <= super::TCP_ATO_MIN / 2 {
+                self.ack.ato = self.ack.ato / 2 + super::TCP_ATO_MIN / 2;
+            } else if m < self.ack.ato {
+                self.ack.ato = (self.ack.ato / 2 + m).min(self.rto);
+            } else if m > self.rto {
+                self.tcp_incr_quickack(TCP_MAX_QUICKACKS);
+            }
+        }
+        self.ack.lrcvtime = now;
+        self.last_data_recv = now;
+        if len >= 128 {
+            self.tcp_grow_window(truesize, len);
+        }
+    }
+
+    /// `tcp_urg()`: processes the urgent pointer of `seg`.
+    pub fn tcp_urg(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
+        if seg.flags.urg() {
+            self.tcp_check_urg(ctx, seg);
+        }
+        if self.urg_data == super::TCP_URG_NOTYET {
+            let ptr = self.urg_seq.0.wrapping_sub(seg.seq.0).wrapping_sub(seg.flags.syn() as u32);
+            if ptr < seg.len() {
+                let b = seg.payload[ptr as usize];
+                self.urg_data = super::TCP_URG_VALID | b as u16;
+                ctx.ev.data_ready = true;
+            }
+        }
+    }
+
+    /// `tcp_ack()`. Returns < 0 when the segment must be dropped (ACK of unsent data, or too
+    /// old), 0 for an old ACK, 1 otherwise.
+    pub fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
+        let prior_snd_una = self.snd_una;
+        let ack = seg.ack_seq;
+        if ack.before(prior_snd_una) {
+            if ack.before(prior_snd_una - self.max_window) {
+                if fl & flag::NO_CHALLENGE_ACK == 0 {
+                    self.tcp_send_challenge_ack(ctx);
+                }
+                ctx.net.mib.drop_reason(DropReason::TCP_TOO_OLD_ACK);
+                return -1;
+            }
+            // Old ACK: still learn from its SACK blocks.
+            if !seg.sack.is_empty() {
+                self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una);
+            }
+            return 0;
+        }
+        if ack.after(self.snd_nxt) {
+            ctx.net.mib.drop_reason(DropReason::TCP_ACK_UNSENT_DATA);
+            return -2;
+        }
+        if ack.after(prior_snd_una) {
+            fl |= flag::SND_UNA_ADVANCED;
+            self.retransmits = 0;
+        }
+        if fl & flag::UPDATE_TS_RECENT != 0 {
+            self.tcp_replace_ts_recent(ctx, seg.seq);
+        }
+        if seg.seq != seg.end_seq {
+            fl |= flag::DATA;
+        } else if fl & flag::SLOWPATH != 0 {
+            ctx.inc(LinuxMib::TCPPureAcks);
+        }
+        fl |= self.tcp_ack_update_window(ctx, seg);
+        if !seg.sack.is_empty() {
+            fl |= self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una);
+        }
+        self.err_soft = None;
+        self.probes_out = 0;
+        self.rcv_tstamp = ctx.now;
+        let prior_packets = self.packets_out;
+        if prior_packets == 0 {
+            // tcp_ack_probe(): an ACK that opens a zero window ends probing.
+            if !self.write_queue.is_empty() {
+                let head_end = self
+                    .write_queue
+                    .front()
+                    .map(|s| s.seq + s.len().min(self.tcp_current_mss()))
+                    .unwrap_or(self.snd_nxt);
+                if !head_end.after(self.snd_una + self.snd_wnd) {
+                    self.backoff = 0;
+                    self.clear_timer(TcpTimer::Probe0);
+                }
+            }
+            return 1;
+        }
+        let acked_pkts = self.tcp_clean_rtx_queue(ctx, seg, prior_snd_una, &mut fl);
+        let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
+        if self.ca_state != CaState::Open
+            || is_dupack
+            || fl & flag::DATA_SACKED != 0
+            || self.sacked_out > 0
+            || self.lost_out > 0
+        {
+            self.tcp_fastretrans_alert(ctx, prior_snd_una, is_dupack, fl);
+        }
+        if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
+            self.tcp_cong_avoid(ctx, acked_pkts.max(1));
+        }
+        self.tcp_xmit_retransmit_queue(ctx);
+        1
+    }
+
+    /// `tcp_ack_update_window()`.
+    fn tcp_ack_update_window(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) -> u32 {
+        let mut fl = 0;
+        let mut nwin = seg.window as u32;
+        if !seg.flags.syn() {
+            nwin <<= self.snd_wscale;
+        }
+        if self.tcp_may_update_window(seg.ack_seq, seg.seq, nwin) {
+            fl |= flag::WIN_UPDATE;
+            self.snd_wl1 = seg.seq;
+            if self.snd_wnd != nwin {
+                self.snd_wnd = nwin;
+                if nwin > self.max_window {
+                    self.max_window = nwin;
+                    let mtu = ctx.net.mtu();
+                    let min = ctx.net.sysctl.tcp_min_snd_mss.get() as u32;
+                    self.tcp_sync_mss(mtu, min);
+                }
+            }
+        }
+        if seg.ack_seq.after(self.snd_una) {
+            self.bytes_acked += seg.ack_seq.diff(self.snd_una) as u64;
+            self.snd_una = seg.ack_seq;
+        }
+        fl
+    }
+
+    /// `tcp_sacktag_write_queue()`: marks segments covered by SACK blocks.
+    fn tcp_sacktag_write_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum) -> u32 {
+        let mut fl = 0;
+        let blocks = seg.sack.as_slice();
+        for (i, &(start, end)) in blocks.iter().enumerate() {
+            // DSACK: first block below the cumulative ACK, or inside the second block.
+            let is_dsack = i == 0
+                && (start.before(seg.ack_seq)
+                    || (blocks.len() > 1 && !start.before(blocks[1].0) && !end.after(blocks[1].1)));
+            if is_dsack {
+                fl |= flag::DSACKING_ACK;
+                if start.before(prior_snd_una) {
+                    ctx.inc(LinuxMib::TCPDSACKRecv);
+                } else {
+                    ctx.inc(LinuxMib::TCPDSACKOfoRecv);
+                }
+                continue;
+            }
+            if !end.after(start) || end.after(self.snd_nxt) || !end.after(prior_snd_una) {
+                ctx.inc(LinuxMib::TCPSACKDiscard);
+                continue;
+            }
+            for skb in self.rtx_queue.iter_mut() {
+                if skb.sacked & TCPCB_SACKED_ACKED != 0 {
+                    continue;
+                }
+                if !skb.seq.before(start) && !skb.end_seq.after(end) {
+                    if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
+                        skb.sacked &= !TCPCB_SACKED_RETRANS;
+                        self.retrans_out = self.retrans_out.saturating_sub(1);
+                    }
+                    if skb.sacked & TCPCB_LOST != 0 {
+                        skb.sacked &= !TCPCB_LOST;
+                        self.lost_out = self.lost_out.saturating_sub(1);
+                    }
+                    skb.sacked |= TCPCB_SACKED_ACKED;
+                    self.sacked_out += 1;
+                    self.delivered += 1;
+                    fl |= flag::DATA_SACKED;
+                    if end.after(self.highest_sack) {
+                        self.highest_sack = end;
+                    }
+                }
+            }
+        }
+        fl
+    }
+
+    /// `tcp_clean_rtx_queue()`: drops acknowledged segments, samples RTT. Returns packets acked.
+    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum, fl: &mut u32) -> u32 {
+        let mut acked = 0;
+        let mut rtt_sample: Option<Duration> = None;
+        let mut any_retrans = false;
+        while let Some(skb) = self.rtx_queue.front() {
+            if skb.end_seq.after(self.snd_una) {
+                break;
+            }
+            let skb = self.rtx_queue.pop_front().expect("head");
+            if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
+                self.retrans_out = self.retrans_out.saturating_sub(1);
+            }
+            if skb.sacked & TCPCB_SACKED_ACKED != 0 {
+                self.sacked_out = self.sacked_out.saturating_sub(1);
+            } else {
+                self.delivered += 1;
+            }
+            if skb.sacked & TCPCB_LOST != 0 {
+                self.lost_out = self.lost_out.saturating_sub(1);
+            }
+            if skb.retrans > 0 {
+                any_retrans = true;
+                *fl |= flag::RETRANS_DATA_ACKED;
+            } else if skb.sacked & TCPCB_SACKED_ACKED == 0 {
+                rtt_sample = Some(ctx.now.saturating_since(skb.first_tx));
+            }
+            if skb.flags.syn() {
+                *fl |= flag::SYN_ACKED;
+            } else {
+                *fl |= flag::DATA_ACKED;
+            }
+            self.wmem_queued =
+                self.wmem_queued.saturating_sub(skb.len() + super::TCP_SKB_MIN_TRUESIZE.min(skb.len() + 256));
+            self.packets_out = self.packets_out.saturating_sub(1);
+            acked += 1;
+        }
+        let _ = prior_snd_una;
+        // Karn: with timestamps any ACK gives a sample (tsecr), else only non-retransmitted data.
+        let ts_sample = if self.saw_tstamp && self.rcv_tsecr != 0 && *fl & flag::ACKED != 0 {
+            let d = self.tcp_time_stamp(ctx.now).wrapping_sub(self.rcv_tsecr) as i32;
+            (d >= 0).then(|| Duration::from_millis(d as u64))
+        } else {
+            None
+        };
+        let sample = if any_retrans { ts_sample } else { rtt_sample.or(ts_sample) };
+        if let Some(s) = sample {
+            let us = (s.as_micros() as u32).max(1);
+            self.tcp_rtt_estimator(ctx, us);
+            self.tcp_set_rto();
+            self.hystart_update(ctx, us);
+        }
+        if *fl & flag::ACKED != 0 {
+            self.backoff = 0;
+            self.retrans_stamp = if self.retrans_out > 0 { self.retrans_stamp } else { None };
+            self.tcp_rearm_rto(ctx);
+            if self.state == TcpState::Established {
+                let _ = seg;
+            }
+        }
+        acked
+    }
+
+    /// `tcp_rtt_estimator()` (RFC 6298 with Linux's mdev/rttvar handling).
+    pub fn tcp_rtt_estimator(&mut self, ctx: &Ctx<'_>, mrtt_us: u32) {
+        let rto_min_us = ctx.net.sysctl.tcp_rto_min_us.get() as u32;
+        let mut m = mrtt_us as i64;
+        let mut srtt = self.srtt_us as i64;
+        if srtt != 0 {
+            m -= srtt >> 3;
+            srtt += m;
+            if m < 0 {
+                m = -m;
+                m -= (self.mdev_us >> 2) as i64;
+                if m > 0 {
+                    m >>= 3;
+                }
+            } else {
+                m -= (self.mdev_us >> 2) as i64;
+            }
+            self.mdev_us = (self.mdev_us as i64 + m).max(0) as u32;
+            if self.mdev_us > self.mdev_max_us {
+                self.mdev_max_us = self.mdev_us;
+                if self.mdev_max_us > self.rttvar_us {
+                    self.rttvar_us = self.mdev_max_us;
+                }
+            }
+            if self.snd_una.after(self.rtt_seq) {
+                if self.mdev_max_us < self.rttvar_us {
+                    self.rttvar_us -= (self.rttvar_us - self.mdev_max_us) >> 2;
+                }
+                self.rtt_seq = self.snd_nxt;
+                self.mdev_max_us = rto_min_us;
+            }
+        } else {
+            srtt = m << 3;
+            self.mdev_us = (m << 1) as u32;
+            self.rttvar_us = self.mdev_us.max(rto_min_us);
+            self.mdev_max_us = self.rttvar_us;
+            self.rtt_seq = self.snd_nxt;
+        }
+        self.srtt_us = (srtt.max(1)) as u32;
+    }
+
+    /// `tcp_set_rto()`.
+    pub fn tcp_set_rto(&mut self) {
+        let us = (self.srtt_us >> 3) as u64 + self.rttvar_us as u64;
+        // Linux keeps the RTO in jiffies (HZ=250 here): round up to 4 ms.
+        let jiffy = 4000u64;
+        let us = us.div_ceil(jiffy) * jiffy;
+        self.rto = Duration::from_micros(us).min(super::TCP_RTO_MAX);
+    }
+
+    /// `tcp_fastretrans_alert()` (condensed): duplicate-ACK and SACK driven loss detection,
+    /// entering fast recovery and leaving it.
+    fn tcp_fastretrans_alert(&mut self, ctx: &mut Ctx<'_>, prior_snd_una: SeqNum, is_dupack: bool, fl: u32) {
+        // Leaving recovery or loss once everything sent before it is acknowledged.
+        match self.ca_state {
+            CaState::Recovery | CaState::Loss => {
+                if !self.snd_una.before(self.high_seq) {
+                    if self.ca_state == CaState::Recovery {
+                        self.snd_cwnd = self.snd_ssthresh.max(2);
+                    }
+                    self.ca_state = CaState::Open;
+                    self.dupacks = 0;
+                    return;
+                }
+                if self.ca_state == CaState::Recovery && self.snd_una.after(prior_snd_una) && !self.sack_ok {
+                    // NewReno partial ACK: the next hole is lost too.
+                    if let Some(h) = self.rtx_queue.front_mut() {
+                        if h.sacked & TCPCB_LOST == 0 {
+                            h.sacked |= TCPCB_LOST;
+                            self.lost_out += 1;
+                        }
+                    }
+                }
+                self.tcp_mark_lost_by_sack();
+                return;
+            }
+            CaState::Open | CaState::Disorder | CaState::Cwr => {}
+        }
+        if is_dupack {
+            self.dupacks += 1;
+        } else if self.snd_una.after(prior_snd_una) {
+            self.dupacks = 0;
+        }
+        let _ = fl;
+        let reord = self.reordering.max(3);
+        let lost_by_sack = self.sack_ok && self.sacked_out >= reord;
+        let lost_by_dups = !self.sack_ok && self.dupacks >= reord;
+        let lost_by_fack = self.sack_ok
+            && self.rtx_queue.front().is_some_and(|h| h.sacked & TCPCB_SACKED_ACKED == 0)
+            && self.sacked_out > 0
+            && self.highest_sack.diff(self.snd_una) > reord * self.mss_cache;
+        if lost_by_sack || lost_by_dups || lost_by_fack {
+            // tcp_enter_recovery()
+            if self.sack_ok {
+                ctx.inc(LinuxMib::TCPSackRecovery);
+            } else {
+                ctx.inc(LinuxMib::TCPRenoRecovery);
+            }
+            self.prior_cwnd = self.snd_cwnd;
+            self.snd_ssthresh = self.cubic_ssthresh();
+            self.snd_cwnd = self.snd_ssthresh.max(2).min(self.packets_in_flight() + 1).max(2);
+            self.high_seq = self.snd_nxt;
+            self.ca_state = CaState::Recovery;
+            if let Some(h) = self.rtx_queue.front_mut() {
+                if h.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED) == 0 {
+                    h.sacked |= TCPCB_LOST;
+                    self.lost_out += 1;
+                }
+            }
+            self.tcp_mark_lost_by_sack();
+            ctx.inc(LinuxMib::TCPFastRetrans);
+        } else if self.sacked_out > 0 || self.dupacks > 0 {
+            self.ca_state = CaState::Disorder;
+        } else {
+            self.ca_state = CaState::Open;
+        }
+    }
+
+    /// Marks as lost every unSACKed segment more than `reordering` segments below the highest
+    /// SACKed one (the FACK/RFC 6675 `IsLost` rule).
+    fn tcp_mark_lost_by_sack(&mut self) {
+        if !self.sack_ok || self.sacked_out == 0 {
+            return;
+        }
+        let reord = self.reordering.max(3);
+        let mut sacked_above = 0u32;
+        let mut lost = 0;
+        for skb in self.rtx_queue.iter_mut().rev() {
+            if skb.sacked & TCPCB_SACKED_ACKED != 0 {
+                sacked_above += 1;
+                continue;
+            }
+            if sacked_above >= reord && skb.sacked & (TCPCB_LOST | TCPCB_SACKED_RETRANS) == 0 {
+                skb.sacked |= TCPCB_LOST;
+                lost += 1;
+            }
+        }
+        self.lost_out += lost;
+    }
+
+    /// `tcp_xmit_retransmit_queue()`: retransmits segments marked lost, as cwnd allows.
+    pub fn tcp_xmit_retransmit_queue(&mut self, ctx: &mut Ctx<'_>) {
+        if self.lost_out == 0 {
+            return;
+        }
+        let mut idx = 0;
+        while idx < self.rtx_queue.len() {
+            if self.packets_in_flight() >= self.snd_cwnd {
+                break;
+            }
+            let s = self.rtx_queue[idx].sacked;
+            if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED) == 0 {
+                self.tcp_retransmit_at(ctx, idx);
+                if self.ca_state == CaState::Loss {
+                    ctx.inc(LinuxMib::TCPSlowStartRetrans);
+                }
+                if idx == 0 {
+                    self.tcp_rearm_rto(ctx);
+                }
+            }
+            idx += 1;
+        }
+    }
+
+    /// `tcp_rcv_state_process()` for every state but LISTEN and ESTABLISHED. Returns true when
+    /// the caller must answer with a RST.
+    pub fn tcp_rcv_state_process(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> bool {
+        match self.state {
+            TcpState::Close => return true,
+            TcpState::Listen => return false,
+            TcpState::SynSent => return self.tcp_rcv_synsent_state_process(ctx, seg),
+            _ => {}
+        }
+        self.parse_ts(&seg);
+        if !seg.flags.ack() && !seg.flags.rst() && !seg.flags.syn() {
+            ctx.net.mib.drop_reason(DropReason::TCP_FLAGS);
+            return false;
+        }
+        if !self.tcp_validate_incoming(ctx, &seg, false) {
+            return false;
+        }
+        let acceptable = self.tcp_ack(ctx, &seg, flag::SLOWPATH | flag::UPDATE_TS_RECENT | flag::NO_CHALLENGE_ACK);
+        if acceptable <= 0 {
+            if self.state == TcpState::SynRecv {
+                return true;
+            }
+            if acceptable < 0 {
+                self.tcp_send_challenge_ack(ctx);
+                return false;
+            }
+        }
+        match self.state {
+            TcpState::SynRecv => {
+                // Crossed SYNs: our SYN-ACK is acked.
+                self.tcp_init_transfer(ctx);
+                self.copied_seq = self.rcv_nxt;
+                self.set_state(ctx, TcpState::Established);
+                self.snd_una = seg.ack_seq;
+                self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+                self.snd_wl1 = seg.seq;
+                if self.tstamp_ok {
+                    self.advmss -= super::TCPOLEN_TSTAMP_ALIGNED;
+                }
+                self.lsndtime = ctx.now;
+                self.tcp_initialize_rcv_mss();
+                ctx.ev.write_space = true;
+            }
+            TcpState::FinWait1 if self.snd_una == self.write_seq => {
+                self.set_state(ctx, TcpState::FinWait2);
+                self.shutdown |= super::SEND_SHUTDOWN;
+                if self.orphan {
+                    if self.linger2.is_some_and(|l| l < 0) {
+                        self.tcp_done(ctx);
+                        ctx.inc(LinuxMib::TCPAbortOnData);
+                        return false;
+                    }
+                    if seg.seq != seg.end_seq && (seg.end_seq - seg.flags.fin() as u32).after(self.rcv_nxt) {
+                        self.tcp_done(ctx);
+                        ctx.inc(LinuxMib::TCPAbortOnData);
+                        return true;
+                    }
+                    let tmo = self.tcp_fin_time(ctx);
+                    if tmo > super::TCP_TIMEWAIT_LEN {
+                        self.reset_timer(TcpTimer::Keepalive, ctx.now + (tmo - super::TCP_TIMEWAIT_LEN));
+                    } else if seg.flags.fin() {
+                        self.reset_timer(TcpTimer::Keepalive, ctx.now + tmo);
+                    } else {
+                        self.tcp_time_wait(ctx, TcpState::FinWait2, tmo);
+                        return false;
+                    }
+                }
+            }
+            TcpState::Closing if self.snd_una == self.write_seq => {
+                self.tcp_time_wait(ctx, TcpState::TimeWait, Duration::ZERO);
+                return false;
+            }
+            TcpState::LastAck if self.snd_una == self.write_seq => {
+                self.tcp_done(ctx);
+                return false;
+            }
+            _ => {}
+        }
+        self.tcp_urg(ctx, &seg);
+        match self.state {
+            TcpState::CloseWait | TcpState::Closing | TcpState::LastAck if !seg.seq.before(self.rcv_nxt) => {}
+            TcpState::CloseWait | TcpState::Closing | TcpState::LastAck | TcpState::FinWait1 | TcpState::FinWait2 => {
+                if self.shutdown & super::RCV_SHUTDOWN != 0
+                    && seg.end_seq != seg.seq
+                    && (seg.end_seq - seg.flags.fin() as u32).after(self.rcv_nxt)
+                {
+                    ctx.inc(LinuxMib::TCPAbortOnData);
+                    self.tcp_reset(ctx);
+                    return true;
+                }
+                self.tcp_data_queue(ctx, seg);
+            }
+            TcpState::Established => self.tcp_data_queue(ctx, seg),
+            _ => {}
+        }
+        if self.state != TcpState::Close {
+            self.tcp_data_snd_check(ctx);
+            self.tcp_ack_snd_check(ctx);
+        }
+        false
+    }
+
+    /// `tcp_fin_time()`: how long an orphan stays in FIN_WAIT2.
+    pub fn tcp_fin_time(&self, ctx: &Ctx<'_>) -> Duration {
+        let mut t = match self.linger2 {
+            Some(l) if l > 0 => Duration::from_secs(l as u64),
+            _ => Duration::from_secs(ctx.net.sysctl.tcp_fin_timeout.get().max(0) as u64),
+        };
+        let rto3 = (self.rto * 7) / 2;
+        if t < rto3 {
+            t = rto3;
+        }
+        t
+    }
+
+    /// `tcp_init_transfer()`: initial cwnd and buffer space once established.
+    pub fn tcp_init_transfer(&mut self, ctx: &mut Ctx<'_>) {
+        self.snd_cwnd = if self.total_retrans > 1 { 1 } else { super::TCP_INIT_CWND };
+        self.tcp_init_buffer_space(ctx);
+    }
+
+    /// Applies the options of a SYN or SYN-ACK (`tcp_parse_options` on a SYN + negotiation).
+    pub fn tcp_apply_syn_options(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
+        let s = &ctx.net.sysctl;
+        self.mss_clamp = match seg.mss {
+            Some(m) if m > 0 => {
+                let m = m as u32;
+                if self.user_mss != 0 && self.user_mss < m {
+                    self.user_mss
+                } else {
+                    m
+                }
+            }
+            _ => super::TCP_MSS_DEFAULT,
+        };
+        self.wscale_ok = seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;
+        self.snd_wscale = if self.wscale_ok { seg.wscale.unwrap_or(0).min(super::TCP_MAX_WSCALE) } else { 0 };
+        self.sack_ok = seg.sack_permitted && s.tcp_sack.get() != 0;
+        self.tstamp_ok = seg.ts.is_some() && s.tcp_timestamps.get() != 0;
+        if let Some((val, ecr)) = seg.ts.filter(|_| self.tstamp_ok) {
+            self.saw_tstamp = true;
+            self.rcv_tsval = val;
+            self.rcv_tsecr = ecr.wrapping_sub(self.tsoffset);
+        } else {
+            self.saw_tstamp = false;
+        }
+    }
+
+    /// `tcp_rcv_synsent_state_process()`. Returns true when a RST must be sent in reply.
+    fn tcp_rcv_synsent_state_process(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> bool {
+        if seg.flags.ack() {
+            if !seg.ack_seq.after(self.snd_una) || seg.ack_seq.after(self.snd_nxt) {
+                return !seg.flags.rst();
+            }
+            if seg.flags.rst() {
+                self.tcp_reset(ctx);
+                return false;
+            }
+            if !seg.flags.syn() {
+                ctx.net.mib.drop_reason(DropReason::TCP_FLAGS);
+                return false;
+            }
+            self.tcp_apply_syn_options(ctx, &seg);
+            if self.tstamp_ok && self.rcv_tsecr != 0 {
+                // PAWS for the SYN-ACK: tsecr must echo something we sent.
+                let now_ts = self.tcp_time_stamp(ctx.now).wrapping_sub(self.tsoffset);
+                if self.rcv_tsecr.wrapping_sub(self.start_ts()) > now_ts.wrapping_sub(self.start_ts()) {
+                    ctx.inc(LinuxMib::PAWSActive);
+                    return true;
+                }
+            }
+            self.snd_wl1 = seg.seq;
+            self.tcp_ack(ctx, &seg, flag::SLOWPATH);
+            self.rcv_nxt = seg.seq + 1;
+            self.rcv_wup = seg.seq + 1;
+            self.irs = seg.seq;
+            self.snd_wnd = seg.window as u32;
+            self.max_window = self.max_window.max(self.snd_wnd);
+            if !self.wscale_ok {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.window_clamp = self.window_clamp.min(65535);
+            }
+            if self.tstamp_ok {
+                self.tcp_header_len = 20 + super::TCPOLEN_TSTAMP_ALIGNED;
+                self.advmss -= super::TCPOLEN_TSTAMP_ALIGNED;
+                self.tcp_store_ts_recent(ctx);
+            } else {
+                self.tcp_header_len = 20;
+            }
+            let mtu = ctx.net.mtu();
+            self.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
+            self.tcp_initialize_rcv_mss();
+            self.copied_seq = self.rcv_nxt;
+            // tcp_finish_connect()
+            self.set_state(ctx, TcpState::Established);
+            self.ack.lrcvtime = ctx.now;
+            self.tcp_init_transfer(ctx);
+            self.lsndtime = ctx.now;
+            if self.keepalive {
+                let t = Duration::from_secs(ctx.net.sysctl.tcp_keepalive_time.get() as u64);
+                self.reset_timer(TcpTimer::Keepalive, ctx.now + t);
+            }
+            ctx.ev.state_change = true;
+            ctx.ev.write_space = true;
+            if self.ack.pingpong > 0 {
+                self.schedule_ack();
+                self.tcp_enter_quickack_mode(TCP_MAX_QUICKACKS);
+                self.tcp_send_delayed_ack(ctx);
+            } else {
+                self.tcp_send_ack(ctx);
+            }
+            // Data in the SYN-ACK is not expected; any would be dropped as Linux does.
+            self.tcp_push_pending_frames(ctx);
+            return false;
+        }
+        if seg.flags.rst() {
+            ctx.net.mib.drop_reason(DropReason::TCP_RESET);
+            return false;
+        }
+        if seg.flags.syn() {
+            // Simultaneous open.
+            self.tcp_apply_syn_options(ctx, &seg);
+            self.set_state(ctx, TcpState::SynRecv);
+            if self.tstamp_ok {
+                self.tcp_store_ts_recent(ctx);
+                self.tcp_header_len = 20 + super::TCPOLEN_TSTAMP_ALIGNED;
+            } else {
+                self.tcp_header_len = 20;
+            }
+            if !self.wscale_ok {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.window_clamp = self.window_clamp.min(65535);
+            }
+            self.rcv_nxt = seg.seq + 1;
+            self.copied_seq = self.rcv_nxt;
+            self.rcv_wup = seg.seq + 1;
+            self.irs = seg.seq;
+            self.snd_wnd = seg.window as u32;
+            self.snd_wl1 = seg.seq;
+            self.max_window = self.snd_wnd;
+            let mtu = ctx.net.mtu();
+            self.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
+            self.tcp_initialize_rcv_mss();
+            // tcp_send_synack(): retransmit our SYN as a SYN-ACK.
+            let flags = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
+            self.tcp_transmit(ctx, self.iss, flags, Bytes::new(), 0);
+            if let Some(h) = self.rtx_queue.front_mut() {
+                h.flags = flags;
+            }
+            return false;
+        }
+        false
+    }
+
+    fn start_ts(&self) -> u32 {
+        self.syn_tsval
+    }
+}

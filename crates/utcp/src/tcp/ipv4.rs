@@ -1,0 +1,138 @@
+//! IPv4-specific TCP entry points (net/ipv4/tcp_ipv4.c): `tcp_v4_rcv` (socket lookup, then
+//! backlog / prequeue / direct processing), `tcp_v4_do_rcv`, `tcp_v4_send_reset`, and the
+//! TIME_WAIT processing of `tcp_timewait_state_process` (net/ipv4/tcp_minisocks.c).
+
+use super::input::Seg;
+use super::listen::ListenResult;
+use super::{Ctx, TcpSock, TcpState, TcpTimer};
+use crate::ip::TcpIn;
+use crate::mib::{DropReason, TcpMib};
+use crate::seq::SeqNum;
+use crate::socket::sock::InSeg;
+use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
+use bytes::Bytes;
+
+/// Builds the TCP-input view of a validated segment.
+pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
+    let t = &tin.tcp;
+    let len = tin.payload.len() as u32;
+    Seg {
+        seq: t.seq_number,
+        end_seq: t.seq_number + len + t.flags.syn() as u32 + t.flags.fin() as u32,
+        ack_seq: t.ack_number,
+        flags: t.flags,
+        window: tin.raw_window,
+        urg_ptr: t.urgent_pointer,
+        mss: t.max_seg_size,
+        wscale: t.window_scale,
+        sack_permitted: t.sack_permitted,
+        sack: t.sack_ranges,
+        ts: t.timestamp,
+        payload: tin.payload.clone(),
+        truesize: TcpSock::rx_truesize(len),
+    }
+}
+
+/// `tcp_v4_do_rcv()`: protocol processing for a socket held by the caller. Returns true when a
+/// RST must answer the segment.
+pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
+    tp.segs_in += 1;
+    ctx.net.mib.tcp_inc(TcpMib::InSegs);
+    match tp.state {
+        TcpState::Established => {
+            tp.tcp_rcv_established(ctx, inseg.seg);
+            false
+        }
+        TcpState::Listen => match tp.tcp_listen_rcv(ctx, inseg.seg.clone(), inseg.saddr, inseg.sport, inseg.daddr) {
+            ListenResult::Done => false,
+            ListenResult::Reset => true,
+            ListenResult::Child(mut child, seg) => {
+                // The completing segment is processed on the new child right away (it is not
+                // reachable by anyone else yet); the caller hashes it and queues it for accept.
+                let saved = std::mem::take(&mut ctx.ev);
+                let child_in = InSeg { seg, ..inseg };
+                let reset = tcp_v4_do_rcv(&mut child, ctx, child_in);
+                ctx.ev = saved;
+                ctx.ev.data_ready = true;
+                if reset || child.state == TcpState::Close {
+                    return reset;
+                }
+                ctx.ev_child = Some(child);
+                false
+            }
+        },
+        TcpState::TimeWait => tcp_timewait_state_process(tp, ctx, &inseg.seg),
+        _ => tp.tcp_rcv_state_process(ctx, inseg.seg),
+    }
+}
+
+/// `tcp_timewait_state_process()`.
+fn tcp_timewait_state_process(tp: &mut TcpSock, ctx: &mut Ctx<'_>, seg: &Seg) -> bool {
+    if seg.flags.rst() {
+        if ctx.net.sysctl.tcp_rfc1337.get() == 0 {
+            tp.set_state(ctx, TcpState::Close);
+            tp.clear_timer(TcpTimer::TimeWait);
+            ctx.ev.destroy = true;
+        }
+        return false;
+    }
+    if seg.flags.syn() && !seg.flags.ack() && seg.seq.after(tp.rcv_nxt) {
+        // A new incarnation may reuse the pair: drop the timewait sock and let the
+        // retransmitted SYN find the listener.
+        tp.set_state(ctx, TcpState::Close);
+        ctx.ev.destroy = true;
+        return false;
+    }
+    if seg.flags.fin() && seg.end_seq == tp.rcv_nxt {
+        // Retransmitted FIN: ACK it again and restart the timer.
+        tp.tcp_send_ack(ctx);
+        tp.reset_timer(TcpTimer::TimeWait, ctx.now + super::TCP_TIMEWAIT_LEN);
+        return false;
+    }
+    if seg.seq != seg.end_seq || seg.flags.syn() || !seg.seq.between(tp.rcv_nxt, tp.rcv_nxt + tp.rcv_wnd.max(1)) {
+        tp.tcp_send_ack(ctx);
+    }
+    ctx.inc(crate::mib::LinuxMib::TCPACKSkippedTimeWait);
+    false
+}
+
+/// `tcp_v4_send_reset()`: the RST answering `seg` from `inseg.saddr:sport`.
+pub fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>> {
+    if seg.flags.rst() {
+        return None;
+    }
+    let (seq, ack, flags) = if seg.flags.ack() {
+        (seg.ack_seq, SeqNum(0), TcpFlags::RST)
+    } else {
+        let ack = seg.seq + seg.len() + seg.flags.syn() as u32 + seg.flags.fin() as u32;
+        (SeqNum(0), ack, TcpFlags(TcpFlags::RST.0 | TcpFlags::ACK.0))
+    };
+    Some(TcpRepr {
+        src_port: dport,
+        dst_port: sport,
+        flags,
+        seq_number: seq,
+        ack_number: ack,
+        window_len: 0,
+        urgent_pointer: 0,
+        max_seg_size: None,
+        window_scale: None,
+        sack_permitted: false,
+        sack_ranges: SackBlocks::new(),
+        timestamp: None,
+        payload: &[],
+    })
+}
+
+/// Builds the RST frame for an unwanted segment.
+pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::skb::Frame> {
+    let r = reset_repr(&inseg.seg, inseg.sport, inseg.dport)?;
+    net.mib.tcp_inc(TcpMib::OutRsts);
+    net.mib.tcp_inc(TcpMib::OutSegs);
+    Some(crate::ip::build_tcp_frame(net, inseg.daddr, inseg.saddr, &r, Bytes::new()))
+}
+
+/// Counts a segment that found no socket.
+pub fn no_socket(net: &crate::netns::Netns) {
+    net.mib.drop_reason(DropReason::NO_SOCKET);
+}

@@ -1,0 +1,431 @@
+//! Passive open (net/ipv4/tcp_input.c `tcp_conn_request`, tcp_minisocks.c `tcp_check_req`,
+//! `tcp_create_openreq_child`, inet_connection_sock.c accept queue): request socks in a bounded
+//! SYN queue, SYN-ACK (re)transmission, children moved to a bounded accept queue.
+
+use super::input::Seg;
+use super::window::tcp_select_initial_window;
+use super::{Ctx, TcpSock, TcpState, TcpTimer, SOCK_RCVBUF_LOCK, TCP_TIMEOUT_INIT};
+use crate::mib::{DropReason, LinuxMib, TcpMib};
+use crate::seq::SeqNum;
+use crate::socket::sock::Sock;
+use crate::time::Instant;
+use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// A connection request in SYN_RECV (`struct tcp_request_sock`).
+#[derive(Clone, Debug)]
+pub struct RequestSock {
+    /// Peer address and port.
+    pub raddr: Ipv4Addr,
+    /// Peer port.
+    pub rport: u16,
+    /// Our address the SYN was sent to.
+    pub laddr: Ipv4Addr,
+    /// Peer's initial sequence number.
+    pub irs: SeqNum,
+    /// Our initial sequence number (`snt_isn`).
+    pub iss: SeqNum,
+    /// Peer's MSS (`mss_clamp`).
+    pub mss_clamp: u32,
+    /// Window scaling agreed, and the peer's shift.
+    pub wscale_ok: bool,
+    /// Peer's window shift.
+    pub snd_wscale: u8,
+    /// Our window shift.
+    pub rcv_wscale: u8,
+    /// SACK agreed.
+    pub sack_ok: bool,
+    /// Timestamps agreed.
+    pub tstamp_ok: bool,
+    /// Peer's last TSval.
+    pub ts_recent: u32,
+    /// Timestamp offset for this connection.
+    pub ts_off: u32,
+    /// Window offered in the SYN-ACK.
+    pub rcv_wnd: u32,
+    /// `rsk_window_clamp`.
+    pub window_clamp: u32,
+    /// First SYN-ACK transmission (RTT sample if never retransmitted).
+    pub first_synack: Instant,
+    /// SYN-ACK retransmissions so far.
+    pub num_retrans: u8,
+    /// When the SYN-ACK is retransmitted next.
+    pub expires: Instant,
+    /// The final ACK came while the accept queue was full (`inet_rsk(req)->acked`).
+    pub acked: bool,
+    /// Peer's window from the SYN.
+    pub snd_wnd: u32,
+}
+
+/// State of a listening socket.
+#[derive(Default)]
+pub struct ListenState {
+    /// `sk_max_ack_backlog`.
+    pub max_backlog: u32,
+    /// Requests by peer (address, port).
+    pub syn_queue: HashMap<(Ipv4Addr, u16), RequestSock>,
+    /// Established children waiting for accept().
+    pub accept_queue: VecDeque<Arc<Sock>>,
+}
+
+impl core::fmt::Debug for ListenState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ListenState(backlog {}, syn {}, accept {})",
+            self.max_backlog,
+            self.syn_queue.len(),
+            self.accept_queue.len()
+        )
+    }
+}
+
+/// What the listener decided about a segment.
+pub enum ListenResult {
+    /// Consumed (or dropped and counted).
+    Done,
+    /// Answer with a RST (`tcp_v4_send_reset`).
+    Reset,
+    /// A connection completed: the caller hashes the child, lets it process `seg`, and
+    /// queues it for accept().
+    Child(Box<TcpSock>, Seg),
+}
+
+impl TcpSock {
+    /// `sk_acceptq_is_full()`.
+    pub fn acceptq_is_full(&self) -> bool {
+        self.listen.as_ref().is_some_and(|l| l.accept_queue.len() as u32 > l.max_backlog)
+    }
+
+    /// Input for a LISTEN socket from `raddr:rport` to `laddr`.
+    pub fn tcp_listen_rcv(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: Seg,
+        raddr: Ipv4Addr,
+        rport: u16,
+        laddr: Ipv4Addr,
+    ) -> ListenResult {
+        let key = (raddr, rport);
+        let has_req = self.listen.as_ref().is_some_and(|l| l.syn_queue.contains_key(&key));
+        if has_req {
+            return self.tcp_check_req(ctx, seg, key);
+        }
+        if seg.flags.rst() {
+            ctx.net.mib.drop_reason(DropReason::TCP_RESET);
+            return ListenResult::Done;
+        }
+        if seg.flags.ack() {
+            return ListenResult::Reset;
+        }
+        if !seg.flags.syn() || seg.flags.fin() {
+            ctx.net.mib.drop_reason(DropReason::TCP_FLAGS);
+            return ListenResult::Done;
+        }
+        self.tcp_conn_request(ctx, &seg, raddr, rport, laddr);
+        ListenResult::Done
+    }
+
+    /// `tcp_conn_request()`: a SYN for a listener.
+    fn tcp_conn_request(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, raddr: Ipv4Addr, rport: u16, laddr: Ipv4Addr) {
+        if self.acceptq_is_full() {
+            ctx.inc(LinuxMib::ListenOverflows);
+            ctx.inc(LinuxMib::ListenDrops);
+            return;
+        }
+        let max_syn = (ctx.net.sysctl.tcp_max_syn_backlog.get() as usize)
+            .max(self.listen.as_ref().map_or(0, |l| l.max_backlog as usize));
+        if self.listen.as_ref().is_some_and(|l| l.syn_queue.len() >= max_syn) {
+            ctx.inc(LinuxMib::ListenDrops);
+            ctx.net.mib.drop_reason(DropReason::LISTEN_OVERFLOW);
+            return;
+        }
+        let s = &ctx.net.sysctl;
+        let mss_clamp = match seg.mss {
+            Some(m) if m > 0 => m as u32,
+            _ => super::TCP_MSS_DEFAULT,
+        };
+        let mss_clamp = if self.user_mss != 0 { mss_clamp.min(self.user_mss) } else { mss_clamp };
+        let wscale_ok = seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;
+        let sack_ok = seg.sack_permitted && s.tcp_sack.get() != 0;
+        let tstamp_ok = seg.ts.is_some() && s.tcp_timestamps.get() != 0;
+        let iss = SeqNum(ctx.net.secure_seq(laddr, raddr, self.sport, rport, ctx.now.nanos()));
+        let ts_off = ctx.net.ts_offset(laddr, raddr);
+        // tcp_openreq_init_rwin()
+        let mtu = ctx.net.mtu();
+        let mut mss = mtu - 40;
+        if self.user_mss != 0 && self.user_mss < mss {
+            mss = self.user_mss;
+        }
+        let full_space = self.full_space();
+        let mut window_clamp = self.window_clamp;
+        if self.userlocks & SOCK_RCVBUF_LOCK != 0 && (window_clamp as i64 > full_space || window_clamp == 0) {
+            window_clamp = full_space.max(0) as u32;
+        }
+        let rmss = mss - if tstamp_ok { super::TCPOLEN_TSTAMP_ALIGNED } else { 0 };
+        let (rcv_wnd, window_clamp, rcv_wscale) =
+            tcp_select_initial_window(ctx, full_space, rmss, window_clamp, wscale_ok, 0);
+        let req = RequestSock {
+            raddr,
+            rport,
+            laddr,
+            irs: seg.seq,
+            iss,
+            mss_clamp,
+            wscale_ok,
+            snd_wscale: if wscale_ok { seg.wscale.unwrap_or(0).min(super::TCP_MAX_WSCALE) } else { 0 },
+            rcv_wscale: if wscale_ok { rcv_wscale } else { 0 },
+            sack_ok,
+            tstamp_ok,
+            ts_recent: seg.ts.map(|t| t.0).unwrap_or(0),
+            ts_off,
+            rcv_wnd,
+            window_clamp,
+            first_synack: ctx.now,
+            num_retrans: 0,
+            expires: ctx.now + TCP_TIMEOUT_INIT,
+            acked: false,
+            snd_wnd: seg.window as u32,
+        };
+        self.send_synack(ctx, &req, mss);
+        let exp = req.expires;
+        if let Some(l) = self.listen.as_mut() {
+            l.syn_queue.insert((raddr, rport), req);
+        }
+        self.arm_synack_timer(exp);
+    }
+
+    fn arm_synack_timer(&mut self, at: Instant) {
+        let cur = self.timers[TcpTimer::Retrans as usize];
+        if cur.is_none_or(|c| at < c) {
+            self.reset_timer(TcpTimer::Retrans, at);
+        }
+    }
+
+    /// `tcp_make_synack()` + transmit.
+    fn send_synack(&self, ctx: &mut Ctx<'_>, req: &RequestSock, mss: u32) {
+        let tsval = (ctx.now.millis() as u32).wrapping_add(req.ts_off);
+        let repr = TcpRepr {
+            src_port: self.sport,
+            dst_port: req.rport,
+            flags: TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+            seq_number: req.iss,
+            ack_number: req.irs + 1,
+            window_len: req.rcv_wnd.min(65535) as u16,
+            urgent_pointer: 0,
+            max_seg_size: Some(mss as u16),
+            window_scale: req.wscale_ok.then_some(req.rcv_wscale),
+            sack_permitted: req.sack_ok,
+            sack_ranges: SackBlocks::new(),
+            timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
+            payload: &[],
+        };
+        let frame = crate::ip::build_tcp_frame(ctx.net, req.laddr, req.raddr, &repr, Bytes::new());
+        ctx.out.push(frame);
+        ctx.net.mib.tcp_inc(TcpMib::OutSegs);
+    }
+
+    /// The listener's SYN-ACK retransmission timer (`reqsk_timer_handler`).
+    pub fn tcp_synack_timer(&mut self, ctx: &mut Ctx<'_>) {
+        let retries = ctx.net.sysctl.tcp_synack_retries.get() as u8;
+        let mss = ctx.net.mtu() - 40;
+        let mut due: Vec<(Ipv4Addr, u16)> = Vec::new();
+        let mut next: Option<Instant> = None;
+        if let Some(l) = self.listen.as_ref() {
+            for (k, r) in l.syn_queue.iter() {
+                if r.expires <= ctx.now {
+                    due.push(*k);
+                } else {
+                    next = Some(next.map_or(r.expires, |n| n.min(r.expires)));
+                }
+            }
+        }
+        for k in due {
+            let Some(mut req) = self.listen.as_mut().and_then(|l| l.syn_queue.remove(&k)) else { continue };
+            if req.num_retrans >= retries {
+                continue;
+            }
+            req.num_retrans += 1;
+            self.send_synack(ctx, &req, mss);
+            ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
+            ctx.inc(LinuxMib::TCPSynRetrans);
+            let timeo = (TCP_TIMEOUT_INIT * (1u32 << req.num_retrans)).min(super::TCP_RTO_MAX);
+            req.expires = ctx.now + timeo;
+            next = Some(next.map_or(req.expires, |n| n.min(req.expires)));
+            if let Some(l) = self.listen.as_mut() {
+                l.syn_queue.insert(k, req);
+            }
+        }
+        if let Some(n) = next {
+            self.reset_timer(TcpTimer::Retrans, n);
+        }
+    }
+
+    /// `tcp_check_req()`: a segment for a pending request.
+    fn tcp_check_req(&mut self, ctx: &mut Ctx<'_>, seg: Seg, key: (Ipv4Addr, u16)) -> ListenResult {
+        let req = self.listen.as_ref().and_then(|l| l.syn_queue.get(&key)).cloned().expect("req");
+        let rcv_nxt = req.irs + 1;
+        if seg.flags.syn() && !seg.flags.rst() && seg.seq == req.irs {
+            // Retransmitted SYN: resend the SYN-ACK.
+            let mss = ctx.net.mtu() - 40;
+            self.send_synack(ctx, &req, mss);
+            return ListenResult::Done;
+        }
+        if seg.flags.ack() && seg.ack_seq != req.iss + 1 {
+            return ListenResult::Reset;
+        }
+        let wnd = req.rcv_wnd;
+        let in_window = |s: SeqNum, e: SeqNum| {
+            if s == e && s == rcv_nxt {
+                return true;
+            }
+            !e.before(rcv_nxt) && s.before(rcv_nxt + wnd)
+        };
+        if !in_window(seg.seq, seg.end_seq) {
+            if !seg.flags.rst() {
+                // req->rsk_ops->send_ack(): ACK the out-of-window segment.
+                self.send_req_ack(ctx, &req);
+            }
+            return ListenResult::Done;
+        }
+        if seg.flags.rst() || seg.flags.syn() {
+            if let Some(l) = self.listen.as_mut() {
+                l.syn_queue.remove(&key);
+            }
+            if seg.flags.syn() {
+                ctx.inc(LinuxMib::TCPSYNChallenge);
+                return ListenResult::Reset;
+            }
+            ctx.inc(LinuxMib::EmbryonicRsts);
+            return ListenResult::Done;
+        }
+        if !seg.flags.ack() {
+            return ListenResult::Done;
+        }
+        if self.acceptq_is_full() {
+            ctx.inc(LinuxMib::ListenOverflows);
+            ctx.inc(LinuxMib::ListenDrops);
+            if ctx.net.sysctl.tcp_abort_on_overflow.get() != 0 {
+                if let Some(l) = self.listen.as_mut() {
+                    l.syn_queue.remove(&key);
+                }
+                return ListenResult::Reset;
+            }
+            if let Some(l) = self.listen.as_mut() {
+                if let Some(r) = l.syn_queue.get_mut(&key) {
+                    r.acked = true;
+                }
+            }
+            return ListenResult::Done;
+        }
+        if let Some(l) = self.listen.as_mut() {
+            l.syn_queue.remove(&key);
+        }
+        let child = self.tcp_create_openreq_child(ctx, &req, &seg);
+        ctx.net.mib.tcp_inc(TcpMib::PassiveOpens);
+        ListenResult::Child(Box::new(child), seg)
+    }
+
+    fn send_req_ack(&self, ctx: &mut Ctx<'_>, req: &RequestSock) {
+        let tsval = (ctx.now.millis() as u32).wrapping_add(req.ts_off);
+        let repr = TcpRepr {
+            src_port: self.sport,
+            dst_port: req.rport,
+            flags: TcpFlags::ACK,
+            seq_number: req.iss + 1,
+            ack_number: req.irs + 1,
+            window_len: (req.rcv_wnd >> req.rcv_wscale).min(65535) as u16,
+            urgent_pointer: 0,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: SackBlocks::new(),
+            timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
+            payload: &[],
+        };
+        let frame = crate::ip::build_tcp_frame(ctx.net, req.laddr, req.raddr, &repr, Bytes::new());
+        ctx.out.push(frame);
+        ctx.net.mib.tcp_inc(TcpMib::OutSegs);
+    }
+
+    /// `tcp_create_openreq_child()` + `tcp_v4_syn_recv_sock()`: the child socket, in SYN_RECV.
+    fn tcp_create_openreq_child(&self, ctx: &mut Ctx<'_>, req: &RequestSock, seg: &Seg) -> TcpSock {
+        let mut c = TcpSock::new(ctx.net, ctx.now);
+        c.state = TcpState::SynRecv;
+        c.saddr = req.laddr;
+        c.sport = self.sport;
+        c.daddr = req.raddr;
+        c.dport = req.rport;
+        // Inherited socket options.
+        c.rcvbuf = self.rcvbuf;
+        c.sndbuf = self.sndbuf;
+        c.userlocks = self.userlocks;
+        c.rcvlowat = self.rcvlowat;
+        c.rcvtimeo = self.rcvtimeo;
+        c.sndtimeo = self.sndtimeo;
+        c.linger = self.linger;
+        c.urginline = self.urginline;
+        c.rx_tstamp_opt = self.rx_tstamp_opt;
+        c.ll_usec = self.ll_usec;
+        c.prefer_busy_poll = self.prefer_busy_poll;
+        c.busy_poll_budget = self.busy_poll_budget;
+        c.keepalive = self.keepalive;
+        c.nodelay = self.nodelay;
+        c.user_mss = self.user_mss;
+        c.recvmsg_inq = self.recvmsg_inq;
+        c.sockopt_misc = self.sockopt_misc.clone();
+        c.keepalive_time = self.keepalive_time;
+        c.keepalive_intvl = self.keepalive_intvl;
+        c.keepalive_probes = self.keepalive_probes;
+        c.linger2 = self.linger2;
+        c.bound = true;
+        // Sequence space.
+        c.irs = req.irs;
+        c.rcv_nxt = req.irs + 1;
+        c.rcv_wup = req.irs + 1;
+        c.copied_seq = req.irs + 1;
+        c.iss = req.iss;
+        c.snd_una = req.iss + 1;
+        c.snd_nxt = req.iss + 1;
+        c.snd_up = req.iss + 1;
+        c.write_seq = req.iss + 1;
+        c.pushed_seq = req.iss + 1;
+        c.snd_sml = req.iss + 1;
+        c.snd_wl1 = req.irs;
+        c.rcv_wnd = req.rcv_wnd;
+        c.rcv_ssthresh = req.rcv_wnd;
+        c.window_clamp = req.window_clamp;
+        c.rcv_wscale = req.rcv_wscale;
+        c.snd_wscale = req.snd_wscale;
+        c.wscale_ok = req.wscale_ok;
+        c.sack_ok = req.sack_ok;
+        c.tstamp_ok = req.tstamp_ok;
+        c.tsoffset = req.ts_off;
+        c.ts_recent = req.ts_recent;
+        c.ts_recent_stamp = ctx.now;
+        c.snd_wnd = (seg.window as u32) << c.snd_wscale;
+        c.max_window = c.snd_wnd;
+        c.mss_clamp = req.mss_clamp;
+        c.tcp_header_len = 20 + if c.tstamp_ok { super::TCPOLEN_TSTAMP_ALIGNED } else { 0 };
+        let mtu = ctx.net.mtu();
+        c.advmss = (mtu - 40).min(if c.user_mss != 0 { c.user_mss } else { u32::MAX });
+        c.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
+        c.tcp_initialize_rcv_mss();
+        c.ack.ato = super::Duration::ZERO;
+        c.ack.lrcvtime = ctx.now;
+        c.total_retrans = req.num_retrans as u32;
+        if req.num_retrans == 0 {
+            // tcp_synack_rtt_meas()
+            let rtt = ctx.now.saturating_since(req.first_synack).as_micros() as u32;
+            c.tcp_rtt_estimator(ctx, rtt.max(1));
+            c.tcp_set_rto();
+        }
+        c.start = ctx.now;
+        c.last_data_recv = ctx.now;
+        c.napi_id = self.napi_id;
+        c
+    }
+}

@@ -1,0 +1,814 @@
+//! TCP: the protocol core (net/ipv4/tcp*.c).
+//!
+//! [`TcpSock`] is `struct tcp_sock` (with the `struct sock` and `inet_connection_sock` fields
+//! TCP uses). It is plain data: whoever holds the socket lock (see `socket::sock`) calls the
+//! functions of the submodules on it, each named after the Linux function it mirrors and handed
+//! a [`Ctx`] carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
+//! reads a clock, sleeps, or touches a device.
+
+pub mod cong;
+pub mod data_queue;
+pub mod input;
+pub mod ipv4;
+pub mod listen;
+pub mod ofo_queue;
+pub mod output;
+pub mod recvmsg;
+pub mod timer;
+pub mod urgent;
+pub mod window;
+
+use crate::errno::Errno;
+use crate::mib::{LinuxMib, TcpMib};
+use crate::netns::Netns;
+use crate::seq::SeqNum;
+use crate::skb::{Frame, Skb};
+use crate::time::{Duration, Instant};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+pub use cong::Cubic;
+pub use timer::TcpTimer;
+
+/// `enum tcp_state` with Linux's numbers (include/net/tcp_states.h).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum TcpState {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+}
+
+impl TcpState {
+    /// `TCPF_*` bit of this state.
+    pub fn flag(self) -> u32 {
+        1 << (self as u32)
+    }
+    /// Linux's name (`TCP_ESTABLISHED`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "TCP_ESTABLISHED",
+            TcpState::SynSent => "TCP_SYN_SENT",
+            TcpState::SynRecv => "TCP_SYN_RECV",
+            TcpState::FinWait1 => "TCP_FIN_WAIT1",
+            TcpState::FinWait2 => "TCP_FIN_WAIT2",
+            TcpState::TimeWait => "TCP_TIME_WAIT",
+            TcpState::Close => "TCP_CLOSE",
+            TcpState::CloseWait => "TCP_CLOSE_WAIT",
+            TcpState::LastAck => "TCP_LAST_ACK",
+            TcpState::Listen => "TCP_LISTEN",
+            TcpState::Closing => "TCP_CLOSING",
+        }
+    }
+}
+
+/// `sk->sk_shutdown` bits.
+pub const RCV_SHUTDOWN: u8 = 1;
+/// `sk->sk_shutdown` bits.
+pub const SEND_SHUTDOWN: u8 = 2;
+/// `sk->sk_userlocks`: SO_SNDBUF was set.
+pub const SOCK_SNDBUF_LOCK: u8 = 1;
+/// `sk->sk_userlocks`: SO_RCVBUF was set.
+pub const SOCK_RCVBUF_LOCK: u8 = 2;
+
+/// `TCP_RTO_MIN` (200 ms).
+pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
+/// `TCP_RTO_MAX` (120 s).
+pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
+/// `TCP_TIMEOUT_INIT` (1 s, RFC 6298).
+pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// `TCP_DELACK_MAX` (200 ms).
+pub const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
+/// `TCP_DELACK_MIN` (40 ms).
+pub const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_ATO_MIN` (40 ms).
+pub const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+/// `TCP_TIMEWAIT_LEN` (60 s).
+pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
+/// `TCP_MSS_DEFAULT` (RFC 1122: 536).
+pub const TCP_MSS_DEFAULT: u32 = 536;
+/// `TCP_MIN_MSS`.
+pub const TCP_MIN_MSS: u32 = 88;
+/// `TCP_INIT_CWND`.
+pub const TCP_INIT_CWND: u32 = 10;
+/// `TCP_MAX_WSCALE`.
+pub const TCP_MAX_WSCALE: u8 = 14;
+/// `TCP_RMEM_TO_WIN_SCALE`.
+pub const TCP_RMEM_TO_WIN_SCALE: u32 = 8;
+/// `TCP_DEFAULT_SCALING_RATIO`: 50% of the buffer is payload until measured.
+pub const TCP_DEFAULT_SCALING_RATIO: u32 = 1 << (TCP_RMEM_TO_WIN_SCALE - 1);
+/// `TCPOLEN_TSTAMP_ALIGNED`.
+pub const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
+/// `SOCK_MIN_RCVBUF` (2K + `sizeof(struct sk_buff)`, doubled).
+pub const SOCK_MIN_RCVBUF: u32 = 2048 + 256 * 2;
+/// `SOCK_MIN_SNDBUF`.
+pub const SOCK_MIN_SNDBUF: u32 = 2 * (2048 + 256);
+/// `TCP_SKB_MIN_TRUESIZE` (2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))).
+pub const TCP_SKB_MIN_TRUESIZE: u32 = 2048 + 256;
+/// `MAX_TCP_WINDOW`.
+pub const MAX_TCP_WINDOW: u32 = 32767;
+
+/// `tp->urg_data` flags.
+pub const TCP_URG_VALID: u16 = 0x0100;
+/// Urgent pointer seen, byte not yet arrived.
+pub const TCP_URG_NOTYET: u16 = 0x0200;
+/// Urgent byte already read.
+pub const TCP_URG_READ: u16 = 0x0400;
+
+/// `icsk->icsk_ack.pending` bits.
+pub mod ack_flags {
+    /// ACK is scheduled.
+    pub const ICSK_ACK_SCHED: u8 = 1;
+    /// Delayed-ACK timer is armed.
+    pub const ICSK_ACK_TIMER: u8 = 2;
+    /// A segment was received with PSH.
+    pub const ICSK_ACK_PUSHED: u8 = 4;
+    /// Two PSH segments in a row.
+    pub const ICSK_ACK_PUSHED2: u8 = 8;
+    /// Send the next ACK at once (once).
+    pub const ICSK_ACK_NOW: u8 = 16;
+    /// ACK due because the window opened after a read.
+    pub const ICSK_ACK_NOMEM: u8 = 32;
+}
+
+/// `struct inet_connection_sock::icsk_ack`.
+#[derive(Clone, Debug, Default)]
+pub struct IcskAck {
+    /// ACK pending bits (`ack_flags`).
+    pub pending: u8,
+    /// Quick-ACK segments left.
+    pub quick: u8,
+    /// Interactive (ping-pong) session counter.
+    pub pingpong: u8,
+    /// Delayed-ACK timeout estimate.
+    pub ato: Duration,
+    /// When the delayed ACK fires.
+    pub timeout: Instant,
+    /// Time of the last received data segment.
+    pub lrcvtime: Instant,
+    /// Size of the last received segment.
+    pub last_seg_size: u32,
+    /// MSS estimate of the peer's segments.
+    pub rcv_mss: u32,
+}
+
+/// A segment on the write or retransmit queue.
+#[derive(Clone, Debug)]
+pub struct TxSkb {
+    /// First sequence number.
+    pub seq: SeqNum,
+    /// Sequence after the last (includes SYN/FIN).
+    pub end_seq: SeqNum,
+    /// TCP flags to send (`TCP_SKB_CB(skb)->tcp_flags`).
+    pub flags: crate::wire::TcpFlags,
+    /// Payload while the segment can still grow (unsent tail).
+    pub building: Option<BytesMut>,
+    /// Payload once frozen (sent at least once).
+    pub data: Bytes,
+    /// `TCPCB_SACKED_ACKED` etc.
+    pub sacked: u8,
+    /// Time of the last transmission.
+    pub tx_time: Instant,
+    /// Time of first transmission (for RTT samples, Karn).
+    pub first_tx: Instant,
+    /// Times retransmitted.
+    pub retrans: u8,
+    /// Send with PSH (`TCPHDR_PSH` marked by `tcp_mark_push`).
+    pub urg: bool,
+}
+
+/// `TCPCB_SACKED_ACKED`.
+pub const TCPCB_SACKED_ACKED: u8 = 0x01;
+/// `TCPCB_SACKED_RETRANS`.
+pub const TCPCB_SACKED_RETRANS: u8 = 0x02;
+/// `TCPCB_LOST`.
+pub const TCPCB_LOST: u8 = 0x04;
+/// `TCPCB_EVER_RETRANS`.
+pub const TCPCB_EVER_RETRANS: u8 = 0x80;
+
+impl TxSkb {
+    /// Payload bytes.
+    pub fn len(&self) -> u32 {
+        match &self.building {
+            Some(b) => b.len() as u32,
+            None => self.data.len() as u32,
+        }
+    }
+    /// No payload bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Freezes a growing payload so that it can be shared with frames.
+    pub fn freeze(&mut self) -> &Bytes {
+        if let Some(b) = self.building.take() {
+            self.data = b.freeze();
+        }
+        &self.data
+    }
+}
+
+/// `tp->rcvq_space` (dynamic right-sizing state).
+#[derive(Clone, Debug, Default)]
+pub struct RcvqSpace {
+    /// Bytes copied in the last measurement window.
+    pub space: u32,
+    /// `copied_seq` at the start of the window.
+    pub seq: SeqNum,
+    /// Start of the window.
+    pub time: Instant,
+}
+
+/// `tp->rcv_rtt_est`.
+#[derive(Clone, Debug, Default)]
+pub struct RcvRttEst {
+    /// Receiver-side RTT estimate in µs << 3.
+    pub rtt_us: u32,
+    /// Sequence that ends the measurement.
+    pub seq: SeqNum,
+    /// Start of the measurement.
+    pub time: Instant,
+}
+
+/// What packet processing asks the socket layer to do once the state lock is dropped.
+#[derive(Default, Debug)]
+pub struct Events {
+    /// `sk_data_ready`: readable data, FIN, or an error for readers.
+    pub data_ready: bool,
+    /// `sk_write_space`: writers may continue.
+    pub write_space: bool,
+    /// `sk_state_change`: connected, closed, reset.
+    pub state_change: bool,
+    /// The socket became fully dead and can be unhashed and freed.
+    pub destroy: bool,
+    /// The socket's hash identity changed (connect, child created).
+    pub rehash: bool,
+    /// New readable data arrived (`EPOLLET` edge).
+    pub new_data: bool,
+}
+
+/// Per-call context handed to everything in this module.
+pub struct Ctx<'a> {
+    /// The current time.
+    pub now: Instant,
+    /// Sysctls and counters of the namespace.
+    pub net: &'a Netns,
+    /// Packets to transmit once locks are dropped (in order).
+    pub out: &'a mut Vec<Frame>,
+    /// Wakeups and state changes to deliver.
+    pub ev: Events,
+    /// A reader installed through `tp->ucopy` that packet processing may copy into directly.
+    pub ucopy: Option<&'a mut dyn recvmsg::UserSink>,
+    /// A child socket completed by a listener, with the segment it must process.
+    pub ev_child: Option<Box<TcpSock>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `now`.
+    pub fn new(now: Instant, net: &'a Netns, out: &'a mut Vec<Frame>) -> Ctx<'a> {
+        Ctx { now, net, out, ev: Events::default(), ucopy: None, ev_child: None }
+    }
+    /// Bumps a TcpExt counter.
+    #[inline]
+    pub fn inc(&self, c: LinuxMib) {
+        self.net.mib.inc(c)
+    }
+    /// Bumps a Tcp counter.
+    #[inline]
+    pub fn tcp_inc(&self, c: TcpMib) {
+        self.net.mib.tcp_inc(c)
+    }
+}
+
+/// The TCP part of a socket (`struct tcp_sock` with its `sock` and `inet_connection_sock`).
+#[derive(Debug)]
+pub struct TcpSock {
+    /// `sk->sk_state`.
+    pub state: TcpState,
+    /// Local address.
+    pub saddr: Ipv4Addr,
+    /// Local port.
+    pub sport: u16,
+    /// Remote address.
+    pub daddr: Ipv4Addr,
+    /// Remote port.
+    pub dport: u16,
+
+    // ---- struct sock ----
+    /// `sk_rcvbuf`.
+    pub rcvbuf: u32,
+    /// `sk_sndbuf`.
+    pub sndbuf: u32,
+    /// `sk_userlocks`.
+    pub userlocks: u8,
+    /// `sk_rmem_alloc`: truesize of the receive and out-of-order queues.
+    pub rmem_alloc: u32,
+    /// `sk_wmem_queued`.
+    pub wmem_queued: u32,
+    /// `sk_err` (pending hard error).
+    pub err: Option<Errno>,
+    /// `sk_err_soft`.
+    pub err_soft: Option<Errno>,
+    /// `sk_shutdown`.
+    pub shutdown: u8,
+    /// `SOCK_DONE`: the peer closed (FIN or RST processed).
+    pub done: bool,
+    /// `sk_rcvlowat`.
+    pub rcvlowat: i32,
+    /// `sk_rcvtimeo` (None = forever).
+    pub rcvtimeo: Option<Duration>,
+    /// `sk_sndtimeo`.
+    pub sndtimeo: Option<Duration>,
+    /// SO_LINGER: `Some(secs)` when on.
+    pub linger: Option<u32>,
+    /// `SOCK_URGINLINE`.
+    pub urginline: bool,
+    /// `sk_peek_off` (-1 = off).
+    pub peek_off: i32,
+    /// SO_TIMESTAMP (1) / SO_TIMESTAMPNS (2) / off (0).
+    pub rx_tstamp_opt: u8,
+    /// SO_BUSY_POLL in µs (`sk_ll_usec`).
+    pub ll_usec: u32,
+    /// SO_PREFER_BUSY_POLL.
+    pub prefer_busy_poll: bool,
+    /// SO_BUSY_POLL_BUDGET.
+    pub busy_poll_budget: u16,
+    /// SO_REUSEADDR.
+    pub reuseaddr: bool,
+    /// SO_KEEPALIVE.
+    pub keepalive: bool,
+    /// SO_OOBINLINE, SO_DEBUG ... other boolean socket options stored for getsockopt.
+    pub sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
+    /// The user closed the socket; it lives on to finish the protocol (`SOCK_DEAD`).
+    pub orphan: bool,
+    /// Bound explicitly (`inet->inet_num` set by bind).
+    pub bound: bool,
+    /// `inet->inet_freebind`/misc.
+    pub listen_backlog: u32,
+
+    // ---- tcp_sock: receive ----
+    /// `tp->rcv_nxt`.
+    pub rcv_nxt: SeqNum,
+    /// `tp->copied_seq`: head of yet unread data.
+    pub copied_seq: SeqNum,
+    /// `tp->rcv_wup`: rcv_nxt at the last window update.
+    pub rcv_wup: SeqNum,
+    /// `tp->rcv_wnd`: current advertised window.
+    pub rcv_wnd: u32,
+    /// `tp->rcv_ssthresh`: current window clamp.
+    pub rcv_ssthresh: u32,
+    /// `tp->window_clamp`.
+    pub window_clamp: u32,
+    /// `tp->rx_opt.rcv_wscale`.
+    pub rcv_wscale: u8,
+    /// `tp->scaling_ratio`.
+    pub scaling_ratio: u32,
+    /// Initial receive sequence (`tp->rcv_isn`... irs).
+    pub irs: SeqNum,
+    /// `tp->rcvq_space`.
+    pub rcvq_space: RcvqSpace,
+    /// `tp->rcv_rtt_est`.
+    pub rcv_rtt_est: RcvRttEst,
+    /// `sk_receive_queue`.
+    pub receive_queue: VecDeque<Skb>,
+    /// `tp->out_of_order_queue`, sorted by sequence.
+    pub ofo_queue: ofo_queue::OfoQueue,
+    /// `tp->selective_acks` (up to 4 blocks, most recent first).
+    pub selective_acks: Vec<(SeqNum, SeqNum)>,
+    /// `tp->duplicate_sack` pending.
+    pub dsack: Option<(SeqNum, SeqNum)>,
+    /// `tp->urg_data`.
+    pub urg_data: u16,
+    /// `tp->urg_seq`.
+    pub urg_seq: SeqNum,
+    /// `icsk->icsk_ack`.
+    pub ack: IcskAck,
+    /// TCP_INQ.
+    pub recvmsg_inq: bool,
+    /// `tp->compressed_ack` counter.
+    pub compressed_ack: u32,
+
+    // ---- send ----
+    /// `tp->snd_una`.
+    pub snd_una: SeqNum,
+    /// `tp->snd_nxt`.
+    pub snd_nxt: SeqNum,
+    /// `tp->snd_wnd` (already scaled).
+    pub snd_wnd: u32,
+    /// `tp->snd_wl1`.
+    pub snd_wl1: SeqNum,
+    /// `tp->max_window`.
+    pub max_window: u32,
+    /// `tp->rx_opt.snd_wscale`.
+    pub snd_wscale: u8,
+    /// `tp->write_seq`: end of data queued by the user.
+    pub write_seq: SeqNum,
+    /// `tp->snd_sml`: end of the last small segment sent (Minshall's Nagle).
+    pub snd_sml: SeqNum,
+    /// TSval of our SYN (PAWS check of the SYN-ACK).
+    pub syn_tsval: u32,
+    /// `tp->last_oow_ack_time`.
+    pub last_oow_ack_time: Option<Instant>,
+    /// `tp->compressed_ack_rcv_nxt`.
+    pub compressed_ack_rcv_nxt: SeqNum,
+    /// `tp->dup_ack_counter`.
+    pub dup_ack_counter: u8,
+    /// Highest SACKed sequence (`tp->highest_sack`).
+    pub highest_sack: SeqNum,
+    /// `tp->pushed_seq`.
+    pub pushed_seq: SeqNum,
+    /// `tp->snd_up`.
+    pub snd_up: SeqNum,
+    /// Initial send sequence.
+    pub iss: SeqNum,
+    /// Sent, unacknowledged segments (`tcp_rtx_queue`).
+    pub rtx_queue: VecDeque<TxSkb>,
+    /// Not yet sent (`sk_write_queue`).
+    pub write_queue: VecDeque<TxSkb>,
+    /// `tp->mss_cache`: current effective send MSS (without options).
+    pub mss_cache: u32,
+    /// `tp->advmss`.
+    pub advmss: u32,
+    /// `tp->rx_opt.mss_clamp`: MSS the peer accepts.
+    pub mss_clamp: u32,
+    /// TCP_MAXSEG set by the user.
+    pub user_mss: u32,
+    /// `tp->tcp_header_len`.
+    pub tcp_header_len: u32,
+    /// Nagle off (TCP_NODELAY).
+    pub nodelay: bool,
+    /// TCP_CORK.
+    pub cork: bool,
+    /// TCP_QUICKACK was set.
+    pub quickack_opt: bool,
+
+    // ---- options ----
+    /// Timestamps negotiated.
+    pub tstamp_ok: bool,
+    /// SACK negotiated.
+    pub sack_ok: bool,
+    /// Window scaling negotiated.
+    pub wscale_ok: bool,
+    /// `tp->rx_opt.ts_recent`.
+    pub ts_recent: u32,
+    /// `tp->rx_opt.ts_recent_stamp` (seconds).
+    pub ts_recent_stamp: Instant,
+    /// `tp->tsoffset`.
+    pub tsoffset: u32,
+    /// The last segment carried a timestamp (`saw_tstamp`), with its values.
+    pub rcv_tsval: u32,
+    /// `rx_opt.rcv_tsecr`.
+    pub rcv_tsecr: u32,
+    /// `rx_opt.saw_tstamp`.
+    pub saw_tstamp: bool,
+
+    // ---- RTT, RTO, congestion ----
+    /// `tp->srtt_us` (<< 3).
+    pub srtt_us: u32,
+    /// `tp->mdev_us` (<< 2).
+    pub mdev_us: u32,
+    /// `tp->mdev_max_us`.
+    pub mdev_max_us: u32,
+    /// `tp->rttvar_us`.
+    pub rttvar_us: u32,
+    /// `tp->rtt_seq`.
+    pub rtt_seq: SeqNum,
+    /// `icsk->icsk_rto`.
+    pub rto: Duration,
+    /// `icsk->icsk_backoff`.
+    pub backoff: u8,
+    /// `icsk->icsk_retransmits`.
+    pub retransmits: u8,
+    /// `icsk->icsk_probes_out`.
+    pub probes_out: u8,
+    /// First retransmission time of the current episode (`retrans_stamp`).
+    pub retrans_stamp: Option<Instant>,
+    /// `tp->snd_cwnd`.
+    pub snd_cwnd: u32,
+    /// `tp->snd_ssthresh`.
+    pub snd_ssthresh: u32,
+    /// `tp->snd_cwnd_cnt`.
+    pub snd_cwnd_cnt: u32,
+    /// `tp->prior_cwnd`.
+    pub prior_cwnd: u32,
+    /// `tp->packets_out`.
+    pub packets_out: u32,
+    /// `tp->retrans_out`.
+    pub retrans_out: u32,
+    /// `tp->sacked_out`.
+    pub sacked_out: u32,
+    /// `tp->lost_out`.
+    pub lost_out: u32,
+    /// `icsk->icsk_ca_state`.
+    pub ca_state: cong::CaState,
+    /// `tp->high_seq`.
+    pub high_seq: SeqNum,
+    /// Duplicate ACK counter for non-SACK recovery.
+    pub dupacks: u32,
+    /// `tp->reordering`.
+    pub reordering: u32,
+    /// CUBIC state.
+    pub cubic: Cubic,
+    /// `tp->lsndtime`.
+    pub lsndtime: Instant,
+    /// `tp->rcv_tstamp`: time of the last ACK received.
+    pub rcv_tstamp: Instant,
+
+    // ---- timers ----
+    /// Timer table: deadlines by [`TcpTimer`].
+    pub timers: [Option<Instant>; TcpTimer::COUNT],
+    /// Keepalive settings (TCP_KEEPIDLE, KEEPINTVL, KEEPCNT), 0 = sysctl.
+    pub keepalive_time: u32,
+    /// TCP_KEEPINTVL.
+    pub keepalive_intvl: u32,
+    /// TCP_KEEPCNT.
+    pub keepalive_probes: u8,
+    /// TCP_LINGER2.
+    pub linger2: Option<i32>,
+    /// SYN retries (TCP_SYNCNT).
+    pub syn_retries: u8,
+
+    // ---- stats (tcp_info) ----
+    /// `tp->bytes_received`.
+    pub bytes_received: u64,
+    /// `tp->bytes_acked`.
+    pub bytes_acked: u64,
+    /// `tp->segs_in`.
+    pub segs_in: u32,
+    /// `tp->segs_out`.
+    pub segs_out: u32,
+    /// `tp->data_segs_in`.
+    pub data_segs_in: u32,
+    /// `tp->data_segs_out`.
+    pub data_segs_out: u32,
+    /// `tp->total_retrans`.
+    pub total_retrans: u32,
+    /// `tp->delivered`.
+    pub delivered: u32,
+    /// `icsk->icsk_ack.lrcvtime` of data (tcpi_last_data_recv).
+    pub last_data_recv: Instant,
+    /// Connection start.
+    pub start: Instant,
+    /// `rx_opt.rcv_wnd` last advertised by peer (raw field).
+    pub rcv_tsecr_seen: bool,
+
+    // ---- listener ----
+    /// State of a listening socket.
+    pub listen: Option<Box<listen::ListenState>>,
+    /// The listener that created this child (for accept-queue bookkeeping).
+    pub napi_id: u32,
+}
+
+impl TcpSock {
+    /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
+    pub fn new(net: &Netns, now: Instant) -> TcpSock {
+        let s = &net.sysctl;
+        TcpSock {
+            state: TcpState::Close,
+            saddr: Ipv4Addr::UNSPECIFIED,
+            sport: 0,
+            daddr: Ipv4Addr::UNSPECIFIED,
+            dport: 0,
+            rcvbuf: s.tcp_rmem.idx(1) as u32,
+            sndbuf: s.tcp_wmem.idx(1) as u32,
+            userlocks: 0,
+            rmem_alloc: 0,
+            wmem_queued: 0,
+            err: None,
+            err_soft: None,
+            shutdown: 0,
+            done: false,
+            rcvlowat: 1,
+            rcvtimeo: None,
+            sndtimeo: None,
+            linger: None,
+            urginline: false,
+            peek_off: -1,
+            rx_tstamp_opt: 0,
+            ll_usec: s.busy_read.get() as u32,
+            prefer_busy_poll: false,
+            busy_poll_budget: 0,
+            reuseaddr: false,
+            keepalive: false,
+            sockopt_misc: Default::default(),
+            orphan: false,
+            bound: false,
+            listen_backlog: 0,
+            rcv_nxt: SeqNum(0),
+            copied_seq: SeqNum(0),
+            rcv_wup: SeqNum(0),
+            rcv_wnd: 0,
+            rcv_ssthresh: 0,
+            window_clamp: 0,
+            rcv_wscale: 0,
+            scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
+            irs: SeqNum(0),
+            rcvq_space: RcvqSpace::default(),
+            rcv_rtt_est: RcvRttEst::default(),
+            receive_queue: VecDeque::new(),
+            ofo_queue: Default::default(),
+            selective_acks: Vec::new(),
+            dsack: None,
+            urg_data: 0,
+            urg_seq: SeqNum(0),
+            ack: IcskAck { ato: Duration::ZERO, rcv_mss: TCP_MSS_DEFAULT, ..Default::default() },
+            recvmsg_inq: false,
+            compressed_ack: 0,
+            snd_una: SeqNum(0),
+            snd_nxt: SeqNum(0),
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            max_window: 0,
+            snd_wscale: 0,
+            write_seq: SeqNum(0),
+            pushed_seq: SeqNum(0),
+            snd_sml: SeqNum(0),
+            syn_tsval: 0,
+            last_oow_ack_time: None,
+            compressed_ack_rcv_nxt: SeqNum(0),
+            dup_ack_counter: 0,
+            highest_sack: SeqNum(0),
+            snd_up: SeqNum(0),
+            iss: SeqNum(0),
+            rtx_queue: VecDeque::new(),
+            write_queue: VecDeque::new(),
+            mss_cache: TCP_MSS_DEFAULT,
+            advmss: 0,
+            mss_clamp: 0,
+            user_mss: 0,
+            tcp_header_len: 20,
+            nodelay: false,
+            cork: false,
+            quickack_opt: false,
+            tstamp_ok: false,
+            sack_ok: false,
+            wscale_ok: false,
+            ts_recent: 0,
+            ts_recent_stamp: Instant::ZERO,
+            tsoffset: 0,
+            rcv_tsval: 0,
+            rcv_tsecr: 0,
+            saw_tstamp: false,
+            srtt_us: 0,
+            mdev_us: (TCP_TIMEOUT_INIT.as_micros() as u32),
+            mdev_max_us: 0,
+            rttvar_us: (TCP_TIMEOUT_INIT.as_micros() as u32),
+            rtt_seq: SeqNum(0),
+            rto: TCP_TIMEOUT_INIT,
+            backoff: 0,
+            retransmits: 0,
+            probes_out: 0,
+            retrans_stamp: None,
+            snd_cwnd: TCP_INIT_CWND,
+            snd_ssthresh: u32::MAX >> 1,
+            snd_cwnd_cnt: 0,
+            prior_cwnd: 0,
+            packets_out: 0,
+            retrans_out: 0,
+            sacked_out: 0,
+            lost_out: 0,
+            ca_state: cong::CaState::Open,
+            high_seq: SeqNum(0),
+            dupacks: 0,
+            reordering: s.tcp_reordering.get() as u32,
+            cubic: Cubic::default(),
+            lsndtime: now,
+            rcv_tstamp: now,
+            timers: [None; TcpTimer::COUNT],
+            keepalive_time: 0,
+            keepalive_intvl: 0,
+            keepalive_probes: 0,
+            linger2: None,
+            syn_retries: 0,
+            bytes_received: 0,
+            bytes_acked: 0,
+            segs_in: 0,
+            segs_out: 0,
+            data_segs_in: 0,
+            data_segs_out: 0,
+            total_retrans: 0,
+            delivered: 0,
+            last_data_recv: now,
+            start: now,
+            rcv_tsecr_seen: false,
+            listen: None,
+            napi_id: 0,
+        }
+    }
+
+    /// Moves to `state` (`tcp_set_state`), keeping CurrEstab right.
+    pub fn set_state(&mut self, ctx: &mut Ctx<'_>, state: TcpState) {
+        let old = self.state;
+        if old == state {
+            return;
+        }
+        tracing::trace!(target: "inet_sock_set_state", old = old.name(), new = state.name());
+        if state == TcpState::Established {
+            ctx.net.mib.tcp_inc(TcpMib::CurrEstab);
+        } else if old == TcpState::Established {
+            ctx.net.mib.tcp_dec(TcpMib::CurrEstab);
+        }
+        if state == TcpState::Close && matches!(old, TcpState::CloseWait | TcpState::Established) {
+            ctx.net.mib.tcp_inc(TcpMib::EstabResets);
+        }
+        self.state = state;
+        ctx.ev.state_change = true;
+    }
+
+    /// `tcp_receive_window()`: how much of the advertised window is left.
+    pub fn receive_window(&self) -> u32 {
+        let win = (self.rcv_wup + self.rcv_wnd).0.wrapping_sub(self.rcv_nxt.0) as i32;
+        win.max(0) as u32
+    }
+
+    /// `tcp_win_from_space()`.
+    pub fn win_from_space(&self, space: i64) -> i64 {
+        (space * self.scaling_ratio as i64) >> TCP_RMEM_TO_WIN_SCALE
+    }
+
+    /// `tcp_space_from_win()`.
+    pub fn space_from_win(&self, win: i64) -> i64 {
+        (win << TCP_RMEM_TO_WIN_SCALE) / self.scaling_ratio.max(1) as i64
+    }
+
+    /// `tcp_space()`: window available from free receive buffer.
+    pub fn space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf as i64 - self.rmem_alloc as i64)
+    }
+
+    /// `tcp_full_space()`.
+    pub fn full_space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf as i64)
+    }
+
+    /// `tcp_inq()`: bytes readable now, stopping at an unread urgent byte; a received FIN is
+    /// not counted.
+    pub fn inq(&self) -> u32 {
+        if matches!(self.state, TcpState::SynSent | TcpState::SynRecv | TcpState::Listen) {
+            return 0;
+        }
+        if self.urginline
+            || self.urg_data == 0
+            || self.urg_seq.before(self.copied_seq)
+            || !self.urg_seq.before(self.rcv_nxt)
+        {
+            let mut answ = self.rcv_nxt.diff(self.copied_seq);
+            if answ > 0 && self.done {
+                answ -= 1;
+            }
+            answ
+        } else {
+            self.urg_seq.diff(self.copied_seq)
+        }
+    }
+
+    /// `tcp_inq_hint()`: like [`TcpSock::inq`] for TCP_CM_INQ, but 1 after a FIN so that the
+    /// reader goes on to read the EOF.
+    pub fn inq_hint(&self) -> u32 {
+        let inq = self.rcv_nxt.diff(self.copied_seq);
+        if inq == 0 && self.done {
+            1
+        } else {
+            inq
+        }
+    }
+
+    /// `tcp_packets_in_flight()`.
+    pub fn packets_in_flight(&self) -> u32 {
+        (self.packets_out + self.retrans_out).saturating_sub(self.sacked_out + self.lost_out)
+    }
+
+    /// Arms a timer.
+    pub fn reset_timer(&mut self, t: TcpTimer, at: Instant) {
+        self.timers[t as usize] = Some(at);
+    }
+
+    /// Disarms a timer.
+    pub fn clear_timer(&mut self, t: TcpTimer) {
+        self.timers[t as usize] = None;
+    }
+
+    /// The earliest armed timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    /// Current time as a TCP timestamp (ms clock, `tcp_time_stamp_ms`) plus `tsoffset`.
+    pub fn tcp_time_stamp(&self, now: Instant) -> u32 {
+        (now.millis() as u32).wrapping_add(self.tsoffset)
+    }
+
+    /// Whether the user may still read data or a FIN.
+    pub fn readable_state(&self) -> bool {
+        !matches!(self.state, TcpState::Listen | TcpState::SynSent | TcpState::SynRecv)
+    }
+}

@@ -1,0 +1,592 @@
+//! Segment output (net/ipv4/tcp_output.c): `tcp_transmit_skb`, `tcp_write_xmit`, ACKs, FIN,
+//! RST, SYN, zero-window probes, retransmission, and the send side of `tcp_sendmsg`.
+
+use super::{ack_flags::*, Ctx, TcpSock, TcpState, TcpTimer, TxSkb, TCP_RTO_MAX};
+use crate::errno::Errno;
+use crate::mib::{LinuxMib, TcpMib};
+use crate::seq::SeqNum;
+use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
+use bytes::{Bytes, BytesMut};
+
+/// `tp->nonagle` bits.
+pub const TCP_NAGLE_OFF: u8 = 1;
+/// TCP_CORK.
+pub const TCP_NAGLE_CORK: u8 = 2;
+/// Push now, whatever Nagle says.
+pub const TCP_NAGLE_PUSH: u8 = 4;
+
+/// `MSG_OOB`.
+pub const MSG_OOB: i32 = 1;
+/// `MSG_MORE`.
+pub const MSG_MORE: i32 = 0x8000;
+/// `MSG_EOR`.
+pub const MSG_EOR: i32 = 0x80;
+
+impl TcpSock {
+    /// The nonagle mode from TCP_NODELAY / TCP_CORK.
+    pub fn nonagle(&self) -> u8 {
+        let mut n = 0;
+        if self.nodelay {
+            n |= TCP_NAGLE_OFF;
+        }
+        if self.cork {
+            n |= TCP_NAGLE_CORK;
+        }
+        n
+    }
+
+    /// `tcp_mtu_to_mss()` for our MTU and header options.
+    pub fn tcp_mtu_to_mss(&self, pmtu: u32) -> u32 {
+        let mut mss = pmtu as i64 - 20 - 20;
+        if self.mss_clamp != 0 && mss > self.mss_clamp as i64 {
+            mss = self.mss_clamp as i64;
+        }
+        mss -= self.tcp_header_len as i64 - 20;
+        mss.max(48) as u32
+    }
+
+    /// `tcp_sync_mss()`: recomputes `mss_cache` from the path MTU.
+    pub fn tcp_sync_mss(&mut self, pmtu: u32, min_snd_mss: u32) -> u32 {
+        let mut mss = self.tcp_mtu_to_mss(pmtu);
+        // tcp_bound_to_half_wnd()
+        if self.max_window > 0 {
+            let cutoff = if self.max_window > 536 { self.max_window / 2 } else { self.max_window };
+            let cutoff = cutoff.max(68 - self.tcp_header_len);
+            mss = mss.min(cutoff.max(min_snd_mss.min(mss)));
+        }
+        self.mss_cache = mss.max(1);
+        self.mss_cache
+    }
+
+    /// `tcp_current_mss()`: MSS for the next segment given the options it will carry.
+    pub fn tcp_current_mss(&self) -> u32 {
+        let mut mss = self.mss_cache;
+        let hlen = 20 + self.established_options_len();
+        if hlen != self.tcp_header_len {
+            mss = (mss as i64 - (hlen as i64 - self.tcp_header_len as i64)).max(1) as u32;
+        }
+        mss
+    }
+
+    fn sack_blocks(&self) -> SackBlocks {
+        let mut b = SackBlocks::new();
+        if !self.sack_ok {
+            return b;
+        }
+        let max = if self.tstamp_ok { 3 } else { 4 };
+        if let Some((s, e)) = self.dsack {
+            b.push(s, e);
+        }
+        for &(s, e) in &self.selective_acks {
+            if b.len() >= max {
+                break;
+            }
+            b.push(s, e);
+        }
+        b
+    }
+
+    fn established_options_len(&self) -> u32 {
+        let mut n = 0;
+        if self.tstamp_ok {
+            n += 12;
+        }
+        let sacks = self.sack_blocks().len() as u32;
+        if sacks > 0 {
+            n += 4 + 8 * sacks;
+        }
+        n
+    }
+
+    /// `tcp_acceptable_seq()`.
+    pub fn tcp_acceptable_seq(&self) -> SeqNum {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if !wnd_end.before(self.snd_nxt) || (self.rcv_wscale_snd_shrink_ok()) {
+            self.snd_nxt
+        } else {
+            wnd_end
+        }
+    }
+
+    fn rcv_wscale_snd_shrink_ok(&self) -> bool {
+        // tcp_acceptable_seq(): with window scaling a shrunk window is tolerated when the
+        // difference is below the scale granularity.
+        self.snd_wscale != 0 && self.snd_nxt.diff(self.snd_una + self.snd_wnd) < (1u32 << self.snd_wscale)
+    }
+
+    /// `tcp_transmit_skb()` for an established-style segment: fills ACK, window and options
+    /// from the socket, builds the frame and queues it for transmission.
+    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, flags: TcpFlags, payload: Bytes, urg_ptr: u16) {
+        let syn = flags.syn();
+        let window = if syn { self.rcv_wnd.min(65535) as u16 } else { self.tcp_select_window(ctx) };
+        let tsval = self.tcp_time_stamp(ctx.now);
+        let repr = TcpRepr {
+            src_port: self.sport,
+            dst_port: self.dport,
+            flags,
+            seq_number: seq,
+            ack_number: if flags.ack() { self.rcv_nxt } else { SeqNum(0) },
+            window_len: window,
+            urgent_pointer: urg_ptr,
+            max_seg_size: if syn { Some(self.advmss as u16) } else { None },
+            window_scale: if syn && self.wscale_ok { Some(self.rcv_wscale) } else { None },
+            sack_permitted: syn && self.sack_ok,
+            sack_ranges: if syn { SackBlocks::new() } else { self.sack_blocks() },
+            timestamp: if self.tstamp_ok { Some((tsval, self.ts_recent)) } else { None },
+            payload: &[],
+        };
+        // A DSACK block is reported once.
+        self.dsack = None;
+        let has_data = !payload.is_empty();
+        let frame = crate::ip::build_tcp_frame(ctx.net, self.saddr, self.daddr, &repr, payload);
+        tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
+        ctx.out.push(frame);
+        self.segs_out += 1;
+        ctx.net.mib.tcp_inc(TcpMib::OutSegs);
+        if flags.ack() {
+            self.tcp_event_ack_sent(ctx);
+        }
+        if has_data {
+            self.data_segs_out += 1;
+            self.tcp_event_data_sent(ctx);
+        }
+        if flags.rst() {
+            ctx.net.mib.tcp_inc(TcpMib::OutRsts);
+        }
+    }
+
+    /// `tcp_event_ack_sent()`.
+    fn tcp_event_ack_sent(&mut self, _ctx: &mut Ctx<'_>) {
+        // tcp_dec_quickack_mode(): one quick ACK used.
+        if self.ack.quick > 0 {
+            self.ack.quick -= 1;
+            if self.ack.quick == 0 {
+                self.ack.ato = super::TCP_ATO_MIN;
+            }
+        }
+        self.ack.pending = 0;
+        self.clear_timer(TcpTimer::DelAck);
+    }
+
+    /// `tcp_event_data_sent()`.
+    fn tcp_event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        self.lsndtime = now;
+        // A reply within ato of the last received data means an interactive exchange.
+        if now.saturating_since(self.ack.lrcvtime) < self.ack.ato {
+            self.ack.pingpong = self.ack.pingpong.saturating_add(1).min(3);
+        }
+    }
+
+    /// `tcp_send_ack()`: a pure ACK now.
+    pub fn tcp_send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if self.state == TcpState::Close {
+            return;
+        }
+        let seq = self.tcp_acceptable_seq();
+        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new(), 0);
+    }
+
+    /// `tcp_send_delayed_ack()`: arms the delayed-ACK timer.
+    pub fn tcp_send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let mut ato = self.ack.ato;
+        let max_ato = super::TCP_DELACK_MAX;
+        if ato > super::TCP_DELACK_MIN {
+            let mut max = max_ato;
+            if self.ack.pingpong > 0 || self.ack.pending & ICSK_ACK_PUSHED != 0 {
+                max = super::TCP_DELACK_MAX;
+            }
+            if self.srtt_us != 0 {
+                let rtt = super::Duration::from_micros((self.srtt_us >> 3) as u64).max(super::TCP_DELACK_MIN);
+                if rtt < max {
+                    max = rtt;
+                }
+            }
+            ato = ato.min(max);
+        }
+        let timeout = ctx.now + ato;
+        if self.ack.pending & ICSK_ACK_TIMER != 0 {
+            // Already armed: if due within a quarter of ato, send now.
+            let cur = self.timers[TcpTimer::DelAck as usize].unwrap_or(timeout);
+            if cur <= ctx.now + (ato / 4) {
+                self.tcp_send_ack(ctx);
+                return;
+            }
+            let t = if timeout < cur { timeout } else { cur };
+            self.ack.pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
+            self.ack.timeout = t;
+            self.reset_timer(TcpTimer::DelAck, t);
+            return;
+        }
+        self.ack.pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
+        self.ack.timeout = timeout;
+        self.reset_timer(TcpTimer::DelAck, timeout);
+    }
+
+    /// `tcp_send_active_reset()`.
+    pub fn tcp_send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
+        let seq = self.tcp_acceptable_seq();
+        self.tcp_transmit(ctx, seq, TcpFlags(TcpFlags::ACK.0 | TcpFlags::RST.0), Bytes::new(), 0);
+    }
+
+    /// Appends user data to the write queue (the copy loop of `tcp_sendmsg_locked`). Returns
+    /// the bytes taken; stops early when the send buffer is full.
+    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32) -> usize {
+        let mss_now = self.tcp_current_mss().max(1);
+        let size_goal = mss_now as usize;
+        let mut copied = 0;
+        while copied < data.len() {
+            let can_append = self
+                .write_queue
+                .back()
+                .map(|t| t.building.is_some() && (t.len() as usize) < size_goal && !t.flags.fin())
+                .unwrap_or(false);
+            if !can_append {
+                if !self.sk_stream_memory_free() {
+                    break;
+                }
+                let seq = self.write_seq;
+                self.write_queue.push_back(TxSkb {
+                    seq,
+                    end_seq: seq,
+                    flags: TcpFlags::ACK,
+                    building: Some(BytesMut::with_capacity(size_goal)),
+                    data: Bytes::new(),
+                    sacked: 0,
+                    tx_time: ctx.now,
+                    first_tx: ctx.now,
+                    retrans: 0,
+                    urg: false,
+                });
+                self.wmem_queued += super::TCP_SKB_MIN_TRUESIZE.min(size_goal as u32 + 256);
+            }
+            let tail = self.write_queue.back_mut().expect("tail");
+            let b = tail.building.as_mut().expect("building");
+            let n = (size_goal - b.len()).min(data.len() - copied);
+            b.extend_from_slice(&data[copied..copied + n]);
+            tail.end_seq += n as u32;
+            self.write_seq += n as u32;
+            self.wmem_queued += n as u32;
+            copied += n;
+            if copied < data.len() && self.forced_push() {
+                self.tcp_mark_push_tail();
+                self.tcp_write_xmit(ctx, mss_now, TCP_NAGLE_PUSH);
+            }
+        }
+        if copied > 0 {
+            if flags & MSG_OOB != 0 {
+                self.snd_up = self.write_seq;
+            }
+            self.tcp_push(ctx, flags, mss_now, self.nonagle());
+        }
+        copied
+    }
+
+    /// `sk_stream_memory_free()`.
+    pub fn sk_stream_memory_free(&self) -> bool {
+        self.wmem_queued < self.sndbuf
+    }
+
+    /// `sk_stream_wspace()` ≥ `sk_stream_min_wspace()`: writers may be woken.
+    pub fn sk_stream_is_writeable(&self) -> bool {
+        let wspace = self.sndbuf as i64 - self.wmem_queued as i64;
+        wspace >= (self.wmem_queued as i64 >> 1)
+    }
+
+    fn forced_push(&self) -> bool {
+        self.write_seq.after(self.pushed_seq + (self.max_window >> 1))
+    }
+
+    fn tcp_mark_push_tail(&mut self) {
+        if let Some(t) = self.write_queue.back_mut() {
+            t.flags |= TcpFlags::PSH;
+            self.pushed_seq = self.write_seq;
+        }
+    }
+
+    /// `tcp_push()`.
+    pub fn tcp_push(&mut self, ctx: &mut Ctx<'_>, flags: i32, mss_now: u32, nonagle: u8) {
+        if self.write_queue.is_empty() {
+            return;
+        }
+        if flags & MSG_MORE == 0 || self.forced_push() {
+            self.tcp_mark_push_tail();
+        }
+        let nonagle = if flags & MSG_MORE != 0 { TCP_NAGLE_CORK } else { nonagle };
+        self.__tcp_push_pending_frames(ctx, mss_now, nonagle);
+    }
+
+    /// `__tcp_push_pending_frames()`.
+    pub fn __tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) {
+        if self.state == TcpState::Close {
+            return;
+        }
+        if self.tcp_write_xmit(ctx, mss_now, nonagle) {
+            self.tcp_check_probe_timer(ctx);
+        }
+    }
+
+    /// `tcp_push_pending_frames()`.
+    pub fn tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>) {
+        let mss = self.tcp_current_mss();
+        let nonagle = self.nonagle();
+        self.__tcp_push_pending_frames(ctx, mss, nonagle);
+    }
+
+    /// `tcp_check_probe_timer()`: with data waiting and nothing in flight, arm the zero-window
+    /// probe timer.
+    pub fn tcp_check_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if self.packets_out == 0
+            && self.timers[TcpTimer::Retrans as usize].is_none()
+            && self.timers[TcpTimer::Probe0 as usize].is_none()
+        {
+            let when = self.tcp_probe0_when(TCP_RTO_MAX);
+            self.reset_timer(TcpTimer::Probe0, ctx.now + when);
+        }
+    }
+
+    /// `tcp_probe0_base()` << backoff, bounded.
+    pub fn tcp_probe0_when(&self, max: super::Duration) -> super::Duration {
+        let base = self.rto.max(super::TCP_RTO_MIN);
+        let when = base.saturating_mul(1u32 << self.backoff.min(31));
+        when.min(max)
+    }
+
+    fn tcp_minshall_check(&self) -> bool {
+        self.snd_sml().after(self.snd_una) && !self.snd_sml().after(self.snd_nxt)
+    }
+
+    fn snd_sml(&self) -> SeqNum {
+        self.snd_sml
+    }
+
+    /// `tcp_nagle_test()`.
+    fn tcp_nagle_test(&self, skb: &TxSkb, cur_mss: u32, nonagle: u8) -> bool {
+        if nonagle & TCP_NAGLE_PUSH != 0 {
+            return true;
+        }
+        if self.snd_up.after(self.snd_una) || skb.flags.fin() {
+            return true;
+        }
+        let partial = skb.len() < cur_mss;
+        let hold = partial
+            && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && self.packets_out > 0 && self.tcp_minshall_check()));
+        !hold
+    }
+
+    /// `tcp_write_xmit()`: sends what the congestion and receive windows and Nagle allow.
+    /// Returns true when data is pending but nothing at all could be sent and nothing is in
+    /// flight (the caller arms the probe timer).
+    pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
+        let mut sent = 0;
+        while let Some(skb) = self.write_queue.front() {
+            let in_flight = self.packets_in_flight();
+            let fin_only = skb.flags.fin() && skb.is_empty();
+            if in_flight >= self.snd_cwnd && !(fin_only && in_flight == self.snd_cwnd) {
+                break;
+            }
+            // tcp_snd_wnd_test()
+            let mut end = skb.end_seq;
+            if skb.len() > mss_now {
+                end = skb.seq + mss_now;
+            }
+            if end.after(self.snd_una + self.snd_wnd) && !(fin_only) && !skb.is_empty() {
+                break;
+            }
+            let is_last = self.write_queue.len() == 1;
+            if !self.tcp_nagle_test(skb, mss_now, if is_last { nonagle } else { TCP_NAGLE_PUSH }) {
+                break;
+            }
+            if skb.len() > mss_now {
+                self.tcp_split_head(mss_now);
+            }
+            let mut skb = self.write_queue.pop_front().expect("head");
+            let payload = skb.freeze().clone();
+            let urg = if self.snd_up.after(skb.seq) {
+                let off = self.snd_up.diff(skb.seq);
+                Some(off.min(0xffff) as u16)
+            } else {
+                None
+            };
+            let mut flags = skb.flags;
+            if urg.is_some() {
+                flags |= TcpFlags::URG;
+            }
+            skb.tx_time = ctx.now;
+            skb.first_tx = ctx.now;
+            self.tcp_transmit(ctx, skb.seq, flags, payload, urg.unwrap_or(0));
+            if skb.len() < mss_now {
+                self.snd_sml = skb.end_seq;
+            }
+            let prior_packets = self.packets_out;
+            self.snd_nxt = skb.end_seq;
+            self.packets_out += 1;
+            ctx.inc(LinuxMib::TCPOrigDataSent);
+            if urg.is_some() && !self.snd_up.after(skb.end_seq) {
+                // Urgent pointer delivered: leave urgent mode once it is acked.
+            }
+            self.rtx_queue.push_back(skb);
+            if prior_packets == 0 || self.timers[TcpTimer::Retrans as usize].is_none() {
+                self.tcp_rearm_rto(ctx);
+            }
+            self.clear_timer(TcpTimer::Probe0);
+            self.probes_out = 0;
+            sent += 1;
+        }
+        sent == 0 && self.packets_out == 0 && !self.write_queue.is_empty()
+    }
+
+    /// Splits the head of the write queue at `mss` bytes (`tso_fragment`).
+    fn tcp_split_head(&mut self, mss: u32) {
+        let head = self.write_queue.front_mut().expect("head");
+        let data = head.freeze().clone();
+        let first = data.slice(..mss as usize);
+        let rest = data.slice(mss as usize..);
+        let second = TxSkb {
+            seq: head.seq + mss,
+            end_seq: head.end_seq,
+            flags: head.flags,
+            building: None,
+            data: rest,
+            sacked: 0,
+            tx_time: head.tx_time,
+            first_tx: head.first_tx,
+            retrans: 0,
+            urg: head.urg,
+        };
+        head.data = first;
+        head.end_seq = head.seq + mss;
+        // FIN and PSH belong to the last piece.
+        head.flags = TcpFlags(head.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
+        self.write_queue.insert(1, second);
+    }
+
+    /// `tcp_rearm_rto()`.
+    pub fn tcp_rearm_rto(&mut self, ctx: &mut Ctx<'_>) {
+        if self.packets_out == 0 {
+            self.clear_timer(TcpTimer::Retrans);
+        } else {
+            let rto = self.rto;
+            self.reset_timer(TcpTimer::Retrans, ctx.now + rto);
+        }
+    }
+
+    /// `tcp_send_fin()`: queues a FIN (on the unsent tail if any) and pushes.
+    pub fn tcp_send_fin(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(tail) = self.write_queue.back_mut() {
+            tail.flags |= TcpFlags::FIN;
+            tail.end_seq += 1;
+        } else {
+            let seq = self.write_seq;
+            self.write_queue.push_back(TxSkb {
+                seq,
+                end_seq: seq + 1,
+                flags: TcpFlags(TcpFlags::ACK.0 | TcpFlags::FIN.0),
+                building: None,
+                data: Bytes::new(),
+                sacked: 0,
+                tx_time: ctx.now,
+                first_tx: ctx.now,
+                retrans: 0,
+                urg: false,
+            });
+        }
+        self.write_seq += 1;
+        let mss = self.tcp_current_mss();
+        self.__tcp_push_pending_frames(ctx, mss, TCP_NAGLE_OFF);
+    }
+
+    /// Retransmits the head of the retransmit queue (`tcp_retransmit_skb`).
+    pub fn tcp_retransmit_head(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        self.tcp_retransmit_at(ctx, 0)
+    }
+
+    /// `tcp_retransmit_skb()` for the segment at `idx` in the retransmit queue.
+    pub fn tcp_retransmit_at(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
+        let Some(skb) = self.rtx_queue.get(idx) else {
+            return false;
+        };
+        // A segment partly acknowledged is trimmed first (tcp_trim_head).
+        let mut seq = skb.seq;
+        let mut payload = skb.data.clone();
+        let mut flags = skb.flags;
+        if self.snd_una.after(seq) {
+            let cut = self.snd_una.diff(seq).min(payload.len() as u32);
+            payload = payload.slice(cut as usize..);
+            seq = self.snd_una;
+            if flags.syn() {
+                flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
+            }
+        }
+        let urg = 0;
+        self.tcp_transmit(ctx, seq, flags, payload, urg);
+        let skb = &mut self.rtx_queue[idx];
+        skb.tx_time = ctx.now;
+        skb.retrans = skb.retrans.saturating_add(1);
+        if skb.sacked & super::TCPCB_SACKED_RETRANS == 0 {
+            skb.sacked |= super::TCPCB_SACKED_RETRANS | super::TCPCB_EVER_RETRANS;
+            self.retrans_out += 1;
+        }
+        self.total_retrans += 1;
+        ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
+        if self.retrans_stamp.is_none() {
+            self.retrans_stamp = Some(ctx.now);
+        }
+        true
+    }
+
+    /// `tcp_write_wakeup()` / `tcp_xmit_probe_skb()`: the zero-window probe. Sends new data if
+    /// the window allows some, else an old-sequence segment that elicits an ACK.
+    pub fn tcp_write_wakeup(&mut self, ctx: &mut Ctx<'_>) {
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if let Some(head) = self.write_queue.front() {
+            if head.seq.before(wnd_end) {
+                let mss = self.tcp_current_mss();
+                let seg = wnd_end.diff(head.seq).min(mss);
+                if head.len() > seg {
+                    self.tcp_split_head(seg.max(1));
+                }
+                let mut skb = self.write_queue.pop_front().expect("head");
+                skb.flags |= TcpFlags::PSH;
+                let payload = skb.freeze().clone();
+                skb.tx_time = ctx.now;
+                skb.first_tx = ctx.now;
+                self.tcp_transmit(ctx, skb.seq, skb.flags, payload, 0);
+                self.snd_nxt = skb.end_seq;
+                self.packets_out += 1;
+                self.rtx_queue.push_back(skb);
+                if self.timers[TcpTimer::Retrans as usize].is_none() {
+                    self.tcp_rearm_rto(ctx);
+                }
+                return;
+            }
+        }
+        // tcp_xmit_probe_skb(sk, 0): seq = snd_una - 1, no data.
+        let seq = self.snd_una - 1;
+        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new(), 0);
+        ctx.inc(LinuxMib::TCPWinProbe);
+    }
+}
+
+fn repr_fmt(r: &TcpRepr<'_>, len: usize) -> String {
+    format!(
+        "{:?} {}:{}({}) ack {} win {}",
+        r.flags,
+        r.seq_number,
+        r.seq_number + len as u32,
+        len,
+        r.ack_number,
+        r.window_len
+    )
+}
+
+/// Errors a send can end with.
+pub fn send_error(tp: &TcpSock) -> Option<Errno> {
+    if let Some(e) = tp.err {
+        return Some(e);
+    }
+    if tp.shutdown & super::SEND_SHUTDOWN != 0 {
+        return Some(Errno::EPIPE);
+    }
+    None
+}

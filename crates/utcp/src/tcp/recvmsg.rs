@@ -1,0 +1,499 @@
+//! `tcp_recvmsg()` (net/ipv4/tcp.c) as the seed walks it: the receive-queue walk, the backlog
+//! flush, the prequeue, `sk_wait_data`, urgent data, MSG_PEEK/WAITALL/TRUNC/DONTWAIT/OOB,
+//! SO_RCVLOWAT, SO_RCVTIMEO, SO_PEEK_OFF, `tcp_cleanup_rbuf`'s window-update ACK, and the
+//! control messages (TCP_CM_INQ, SO_TIMESTAMP(NS)).
+
+use super::{ack_flags::*, Ctx, TcpSock, TcpState};
+use crate::errno::Errno;
+use crate::mib::LinuxMib;
+use crate::socket::sock::{Cancel, OwnedSock, Sock, WaitResult};
+use crate::time::{Duration, Instant};
+
+/// `MSG_OOB`.
+pub const MSG_OOB: i32 = 0x1;
+/// `MSG_PEEK`.
+pub const MSG_PEEK: i32 = 0x2;
+/// `MSG_TRUNC`.
+pub const MSG_TRUNC: i32 = 0x20;
+/// `MSG_DONTWAIT`.
+pub const MSG_DONTWAIT: i32 = 0x40;
+/// `MSG_WAITALL`.
+pub const MSG_WAITALL: i32 = 0x100;
+/// `MSG_ERRQUEUE`.
+pub const MSG_ERRQUEUE: i32 = 0x2000;
+/// `MSG_CTRUNC`.
+pub const MSG_CTRUNC: i32 = 0x8;
+
+/// Where received bytes go: the user's iovecs, filled in order (`struct iov_iter`).
+pub struct IovIter<'a> {
+    iovs: Vec<&'a mut [u8]>,
+    idx: usize,
+    off: usize,
+    left: usize,
+    /// Bytes past the real buffers up to `left` fault (NULL or short user memory).
+    fault: bool,
+    /// A copy hit faulting memory.
+    pub faulted: bool,
+}
+
+impl<'a> IovIter<'a> {
+    /// An iterator over `iovs`; the total is clamped to `max` (MAX_RW_COUNT).
+    pub fn new(iovs: Vec<&'a mut [u8]>, max: usize) -> IovIter<'a> {
+        let total: usize = iovs.iter().map(|v| v.len()).sum();
+        IovIter { iovs, idx: 0, off: 0, left: total.min(max), fault: false, faulted: false }
+    }
+    /// Claims `len` bytes of which only the real buffers are writable: copying beyond them
+    /// faults (EFAULT), as copying to a bad user pointer does.
+    pub fn set_fault(&mut self, len: usize) {
+        self.left = len;
+        self.fault = true;
+    }
+    /// `msg_data_left()`.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+    /// Copies `src` (at most `left()` bytes) into the buffers.
+    pub fn copy_in(&mut self, mut src: &[u8]) -> usize {
+        let mut done = 0;
+        src = &src[..src.len().min(self.left)];
+        while !src.is_empty() && self.idx < self.iovs.len() {
+            let dst = &mut self.iovs[self.idx][self.off..];
+            let n = dst.len().min(src.len());
+            dst[..n].copy_from_slice(&src[..n]);
+            src = &src[n..];
+            done += n;
+            self.off += n;
+            if self.off == self.iovs[self.idx].len() {
+                self.idx += 1;
+                self.off = 0;
+            }
+        }
+        if done < src.len() && self.fault {
+            self.faulted = true;
+        }
+        self.left -= done;
+        done
+    }
+    /// Consumes `n` bytes without writing (MSG_TRUNC).
+    pub fn skip(&mut self, n: usize) {
+        self.left -= n.min(self.left);
+    }
+    /// Copies bytes `[offset, offset+len)` of an skb.
+    fn copy_skb(&mut self, skb: &crate::skb::Skb, offset: usize, len: usize) {
+        let mut off = offset;
+        let mut need = len;
+        for frag in core::iter::once(&skb.data).chain(skb.frags.iter()) {
+            if need == 0 {
+                break;
+            }
+            if off >= frag.len() {
+                off -= frag.len();
+                continue;
+            }
+            let n = (frag.len() - off).min(need);
+            self.copy_in(&frag[off..off + n]);
+            need -= n;
+            off = 0;
+        }
+    }
+}
+
+/// A reader's buffer made available to packet processing (`tp->ucopy`).
+pub trait UserSink {
+    /// Bytes that can still be copied.
+    fn room(&self) -> usize;
+    /// Copies `data` in (the caller checked `room`).
+    fn copy_from(&mut self, data: &[u8]);
+}
+
+/// The `tp->ucopy` of the seed: the reader's iov plus how much it took directly.
+pub struct Ucopy<'i, 'a> {
+    /// The reader's buffers.
+    pub iov: &'i mut IovIter<'a>,
+    /// Bytes copied by packet processing.
+    pub copied: usize,
+}
+
+impl UserSink for Ucopy<'_, '_> {
+    fn room(&self) -> usize {
+        self.iov.left()
+    }
+    fn copy_from(&mut self, data: &[u8]) {
+        self.copied += self.iov.copy_in(data);
+    }
+}
+
+/// Results of a receive besides the byte count.
+#[derive(Default, Debug, Clone)]
+pub struct RecvInfo {
+    /// Flags for `msg_flags` (MSG_OOB, MSG_TRUNC).
+    pub msg_flags: i32,
+    /// TCP_CM_INQ value when TCP_INQ is on.
+    pub inq: Option<u32>,
+    /// Arrival time of the last skb read (for SO_TIMESTAMP/NS), when enabled.
+    pub tstamp: Option<Instant>,
+    /// Which timestamp cmsg: 1 = SO_TIMESTAMP, 2 = SO_TIMESTAMPNS.
+    pub tstamp_kind: u8,
+}
+
+/// `sock_rcvlowat()`.
+fn sock_rcvlowat(tp: &TcpSock, waitall: bool, len: usize) -> usize {
+    let v = if waitall { len } else { (tp.rcvlowat.max(0) as usize).min(len) };
+    v.max(1)
+}
+
+impl TcpSock {
+    /// `tcp_cleanup_rbuf()`: after a read, ACK if it is time, or if the window opened a lot.
+    pub fn tcp_cleanup_rbuf(&mut self, ctx: &mut Ctx<'_>, copied: usize) {
+        let mut time_to_ack = false;
+        if self.ack.pending & ICSK_ACK_SCHED != 0
+            && (self.rcv_nxt.diff(self.rcv_wup) > self.ack.rcv_mss
+                || (copied > 0
+                    && (self.ack.pending & ICSK_ACK_PUSHED2 != 0
+                        || (self.ack.pending & ICSK_ACK_PUSHED != 0 && self.ack.pingpong == 0))
+                    && self.rmem_alloc == 0))
+        {
+            time_to_ack = true;
+        }
+        if copied > 0 && !time_to_ack && self.shutdown & super::RCV_SHUTDOWN == 0 {
+            let rcv_window_now = self.receive_window();
+            if 2 * rcv_window_now <= self.window_clamp {
+                let new_window = self.__tcp_select_window(ctx);
+                if new_window != 0 && new_window >= 2 * rcv_window_now {
+                    time_to_ack = true;
+                }
+            }
+        }
+        if time_to_ack {
+            self.tcp_send_ack(ctx);
+        }
+    }
+
+    /// `tcp_eat_recv_skb()`: frees the head skb of the receive queue.
+    fn tcp_eat_head(&mut self) {
+        if let Some(skb) = self.receive_queue.pop_front() {
+            self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);
+        }
+    }
+
+    /// `sk_peek_offset()`.
+    fn peek_offset(&self, flags: i32) -> u32 {
+        if flags & MSG_PEEK != 0 && self.peek_off >= 0 {
+            self.peek_off as u32
+        } else {
+            0
+        }
+    }
+}
+
+/// Outcome of one pass over the receive queue.
+enum Walk {
+    /// Stop reading (target reached, FIN, urgent mark...).
+    Break,
+    /// Queue exhausted: decide whether to wait.
+    Empty,
+}
+
+/// `tcp_recvmsg()`: the whole receive path for one call. `timeo` is the blocking budget
+/// (`None` = forever, `Some(0)` = non-blocking).
+pub fn tcp_recvmsg(
+    sock: &Sock,
+    iov: &mut IovIter<'_>,
+    flags: i32,
+    cancel: Option<&Cancel>,
+    info: &mut RecvInfo,
+) -> Result<usize, Errno> {
+    if flags & MSG_ERRQUEUE != 0 {
+        // inet_recv_error(): TCP queues nothing on the error queue here (no timestamping or
+        // zerocopy notifications), so the queue is always empty.
+        return Err(Errno::EAGAIN);
+    }
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    sock.sk_busy_loop_if_idle(nonblock);
+    let mut g = sock.lock_sock();
+    let r = tcp_recvmsg_locked(sock, &mut g, iov, flags, cancel, info);
+    if let Ok(_) | Err(Errno::EAGAIN) = r {}
+    let ret = r;
+    let inq_hint = g.tp().inq_hint();
+    let want_inq = g.tp().recvmsg_inq;
+    sock.release_sock(g);
+    if ret.is_ok() && want_inq {
+        info.inq = Some(inq_hint);
+    }
+    ret
+}
+
+fn tcp_recvmsg_locked<'s>(
+    sock: &'s Sock,
+    g: &mut OwnedSock<'s>,
+    iov: &mut IovIter<'_>,
+    flags: i32,
+    cancel: Option<&Cancel>,
+    info: &mut RecvInfo,
+) -> Result<usize, Errno> {
+    if g.tp().state == TcpState::Listen {
+        return Err(Errno::ENOTCONN);
+    }
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let mut timeo: Option<Duration> = if nonblock { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
+    let deadline = timeo.map(|t| sock.now() + t);
+    if flags & MSG_OOB != 0 {
+        let (peek, trunc) = (flags & MSG_PEEK != 0, flags & MSG_TRUNC != 0);
+        let r = g.tp_mut().tcp_recv_urg(iov.left(), peek, trunc)?;
+        if let Some(b) = r.byte {
+            iov.copy_in(&[b]);
+        } else if r.len > 0 {
+            iov.skip(1);
+        }
+        if r.oob {
+            info.msg_flags |= MSG_OOB;
+        }
+        if r.trunc {
+            info.msg_flags |= MSG_TRUNC;
+        }
+        return Ok(r.len);
+    }
+    let peek = flags & MSG_PEEK != 0;
+    let peek_offset = g.tp().peek_offset(flags);
+    let mut peek_seq = g.tp().copied_seq + peek_offset;
+    let mut len = iov.left();
+    let target = sock_rcvlowat(g.tp(), flags & MSG_WAITALL != 0, len);
+    let mut copied: usize = 0;
+    let mut urg_hole: u32 = 0;
+    let mut user_recv = false;
+    loop {
+        if len == 0 {
+            break;
+        }
+        match walk_queue(g, iov, flags, peek, &mut peek_seq, &mut copied, &mut len, &mut urg_hole, info) {
+            Ok(Walk::Break) => break,
+            Err(e) => {
+                if copied == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            Ok(Walk::Empty) => {}
+        }
+        if len == 0 {
+            break;
+        }
+        if copied >= target && !g.backlog_pending() {
+            break;
+        }
+        let cancelled = cancel.is_some_and(|c| c.is_cancelled());
+        let expired = timeo == Some(Duration::ZERO);
+        {
+            let tp = g.tp_mut();
+            if copied > 0 {
+                if expired
+                    || tp.err.is_some()
+                    || tp.state == TcpState::Close
+                    || tp.shutdown & super::RCV_SHUTDOWN != 0
+                    || cancelled
+                {
+                    break;
+                }
+            } else {
+                if tp.done {
+                    break;
+                }
+                if let Some(e) = tp.err.take() {
+                    return Err(e);
+                }
+                if tp.shutdown & super::RCV_SHUTDOWN != 0 {
+                    break;
+                }
+                if tp.state == TcpState::Close {
+                    return Err(Errno::ENOTCONN);
+                }
+                if expired {
+                    return Err(Errno::EAGAIN);
+                }
+                if cancelled {
+                    return Err(Errno::EINTR);
+                }
+            }
+        }
+        sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
+        // The prequeue (tcp_low_latency = 0): install this reader so that packet input queues
+        // segments for it and it runs TCP input itself, copying straight into its buffer.
+        let use_prequeue = sock.net().sysctl.tcp_low_latency.get() == 0 && flags & (MSG_TRUNC | MSG_PEEK) == 0;
+        if use_prequeue && !user_recv && g.tp().copied_seq == g.tp().rcv_nxt {
+            user_recv = true;
+        }
+        if copied >= target {
+            // Do not sleep, just process the backlog.
+            let chunk = sock.flush_backlog(g, user_recv.then_some(&mut *iov));
+            if chunk > 0 {
+                sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, chunk as u64);
+                copied += chunk;
+                len -= chunk;
+            }
+        } else {
+            let before = iov.left();
+            let res = sock.sk_wait_data(g, deadline, cancel, user_recv.then_some(&mut *iov));
+            let (from_backlog, from_prequeue) = res.direct;
+            if from_backlog > 0 {
+                sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, from_backlog as u64);
+            }
+            if from_prequeue > 0 {
+                sock.net().mib.add(LinuxMib::TCPDirectCopyFromPrequeue, from_prequeue as u64);
+            }
+            let chunk = before - iov.left();
+            copied += chunk;
+            len -= chunk;
+            match res.result {
+                WaitResult::TimedOut => timeo = Some(Duration::ZERO),
+                WaitResult::Woken | WaitResult::Cancelled => {
+                    if let Some(dl) = deadline {
+                        if sock.now() >= dl {
+                            timeo = Some(Duration::ZERO);
+                        }
+                    }
+                }
+            }
+        }
+        if peek && peek_seq - peek_offset - copied as u32 - urg_hole != g.tp().copied_seq {
+            peek_seq = g.tp().copied_seq + peek_offset;
+        }
+    }
+    sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
+    Ok(copied)
+}
+
+/// The `skb_queue_walk` part of the loop: copies what is queued at `*seq`.
+#[allow(clippy::too_many_arguments)]
+fn walk_queue(
+    g: &mut OwnedSock<'_>,
+    iov: &mut IovIter<'_>,
+    flags: i32,
+    peek: bool,
+    peek_seq: &mut super::SeqNum,
+    copied: &mut usize,
+    len: &mut usize,
+    urg_hole: &mut u32,
+    info: &mut RecvInfo,
+) -> Result<Walk, Errno> {
+    loop {
+        let tp = g.tp_mut();
+        let seq = if peek { *peek_seq } else { tp.copied_seq };
+        if tp.urg_data != 0 && tp.urg_seq == seq && *copied > 0 {
+            return Ok(Walk::Break);
+        }
+        // Find the skb holding `seq`.
+        let mut found: Option<(usize, u32)> = None;
+        let mut fin_at: Option<usize> = None;
+        for (i, skb) in tp.receive_queue.iter().enumerate() {
+            if seq.before(skb.seq) {
+                break;
+            }
+            let mut offset = seq.diff(skb.seq);
+            if skb.tcp_flags.syn() {
+                offset = offset.wrapping_sub(1);
+            }
+            if offset < skb.len {
+                found = Some((i, offset));
+                break;
+            }
+            if skb.tcp_flags.fin() {
+                fin_at = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = fin_at {
+            // found_fin_ok
+            if peek {
+                *peek_seq += 1;
+            } else {
+                tp.copied_seq += 1;
+                let _ = i;
+                tp.tcp_eat_head();
+            }
+            return Ok(Walk::Break);
+        }
+        let Some((i, mut offset)) = found else { return Ok(Walk::Empty) };
+        let skb_len = tp.receive_queue[i].len;
+        let mut used = (skb_len - offset).min(*len as u32);
+        let mut cur = seq;
+        let mut skip_copy = false;
+        if tp.urg_data != 0 {
+            let urg_offset = tp.urg_seq.diff(cur);
+            if urg_offset < used {
+                if urg_offset == 0 {
+                    if !tp.urginline {
+                        cur += 1;
+                        *urg_hole += 1;
+                        offset += 1;
+                        used -= 1;
+                        if used == 0 {
+                            skip_copy = true;
+                        }
+                    }
+                } else {
+                    used = urg_offset;
+                }
+            }
+        }
+        if !skip_copy {
+            if flags & MSG_TRUNC == 0 {
+                let skb = &tp.receive_queue[i];
+                iov.copy_skb(skb, offset as usize, used as usize);
+                if iov.faulted {
+                    // skb_copy_datagram_msg() failed: "Exception. Bailout!"
+                    return Err(Errno::EFAULT);
+                }
+            } else {
+                iov.skip(used as usize);
+            }
+            cur += used;
+            *copied += used as usize;
+            *len -= used as usize;
+            if peek {
+                if tp.peek_off >= 0 {
+                    tp.peek_off += used as i32;
+                }
+            } else if tp.peek_off >= 0 {
+                tp.peek_off = (tp.peek_off - used as i32).max(0);
+            }
+            if tp.rx_tstamp_opt != 0 {
+                info.tstamp = Some(tp.receive_queue[i].tstamp);
+                info.tstamp_kind = tp.rx_tstamp_opt;
+            }
+        }
+        if peek {
+            *peek_seq = cur;
+        } else {
+            tp.copied_seq = cur;
+        }
+        if !skip_copy {
+            g.with_ctx_inner(|tp, ctx| tp.tcp_rcv_space_adjust(ctx));
+        }
+        let tp = g.tp_mut();
+        if tp.urg_data != 0 && tp.copied_seq.after(tp.urg_seq) {
+            tp.urg_data = 0;
+        }
+        if used + offset < skb_len {
+            if *len == 0 {
+                return Ok(Walk::Break);
+            }
+            continue;
+        }
+        let skb_fin = tp.receive_queue[i].tcp_flags.fin();
+        if skb_fin {
+            if peek {
+                *peek_seq += 1;
+            } else {
+                tp.copied_seq += 1;
+                tp.tcp_eat_head();
+            }
+            return Ok(Walk::Break);
+        }
+        if !peek {
+            tp.tcp_eat_head();
+        }
+        if *len == 0 {
+            return Ok(Walk::Break);
+        }
+    }
+}

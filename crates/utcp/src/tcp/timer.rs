@@ -1,0 +1,333 @@
+//! TCP timers as data (net/ipv4/tcp_timer.c): a table of deadlines per socket, fired by the
+//! host through [`TcpSock::tcp_timer_fire`].
+
+use super::{ack_flags::*, cong::CaState, Ctx, TcpSock, TcpState, TCP_ATO_MIN, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
+use crate::errno::Errno;
+use crate::mib::LinuxMib;
+use crate::time::Duration;
+
+/// The timers of a TCP socket (`icsk_pending` + keepalive + TIME_WAIT).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TcpTimer {
+    /// Retransmission timeout (`ICSK_TIME_RETRANS`).
+    Retrans = 0,
+    /// Delayed ACK (`ICSK_TIME_DACK`).
+    DelAck = 1,
+    /// Zero-window probe (`ICSK_TIME_PROBE0`).
+    Probe0 = 2,
+    /// Keepalive, and the FIN_WAIT2 timeout of orphans (`sk_timer`).
+    Keepalive = 3,
+    /// TIME_WAIT expiry (the timewait sock's timer).
+    TimeWait = 4,
+    /// Compressed SACK ACK (`tp->compressed_ack_timer`).
+    CompressedAck = 5,
+}
+
+impl TcpTimer {
+    /// Number of timers.
+    pub const COUNT: usize = 6;
+    /// All timers in firing priority.
+    pub const ALL: [TcpTimer; 6] = [
+        TcpTimer::Retrans,
+        TcpTimer::DelAck,
+        TcpTimer::Probe0,
+        TcpTimer::Keepalive,
+        TcpTimer::TimeWait,
+        TcpTimer::CompressedAck,
+    ];
+}
+
+/// `tcp_model_timeout()`: time covered by `boundary` exponential backoffs from `rto_base`.
+pub fn tcp_model_timeout(boundary: u32, rto_base: Duration) -> Duration {
+    let thresh = (TCP_RTO_MAX.as_millis() as u64 / rto_base.as_millis().max(1) as u64).ilog2();
+    if boundary <= thresh {
+        rto_base * ((2u32 << boundary) - 1)
+    } else {
+        rto_base * ((2u32 << thresh) - 1) + TCP_RTO_MAX * (boundary - thresh)
+    }
+}
+
+impl TcpSock {
+    /// Fires the timers that are due at `ctx.now`.
+    pub fn tcp_timer_fire(&mut self, ctx: &mut Ctx<'_>) {
+        for t in TcpTimer::ALL {
+            if let Some(at) = self.timers[t as usize] {
+                if at <= ctx.now {
+                    self.timers[t as usize] = None;
+                    match t {
+                        TcpTimer::Retrans => self.tcp_retransmit_timer(ctx),
+                        TcpTimer::DelAck => self.tcp_delack_timer_handler(ctx),
+                        TcpTimer::Probe0 => self.tcp_probe_timer(ctx),
+                        TcpTimer::Keepalive => self.tcp_keepalive_timer(ctx),
+                        TcpTimer::TimeWait => self.tcp_time_wait_expire(ctx),
+                        TcpTimer::CompressedAck => self.tcp_compressed_ack_kick(ctx),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `tcp_compressed_ack_kick()`: sends the ACK that SACK compression held back.
+    pub fn tcp_compressed_ack_kick(&mut self, ctx: &mut Ctx<'_>) {
+        if self.compressed_ack > 0 {
+            ctx.net.mib.add(LinuxMib::TCPAckCompressed, self.compressed_ack as u64);
+            self.compressed_ack = 0;
+            self.tcp_send_ack(ctx);
+        }
+    }
+
+    /// `tcp_delack_timer_handler()`.
+    pub fn tcp_delack_timer_handler(&mut self, ctx: &mut Ctx<'_>) {
+        if self.state == TcpState::Close || self.ack.pending & ICSK_ACK_TIMER == 0 {
+            return;
+        }
+        self.ack.pending &= !ICSK_ACK_TIMER;
+        if self.ack.pending & ICSK_ACK_SCHED != 0 {
+            if self.ack.pingpong == 0 {
+                self.ack.ato = (self.ack.ato * 2).min(self.rto);
+            } else {
+                self.ack.pingpong = 0;
+                self.ack.ato = TCP_ATO_MIN;
+            }
+            self.tcp_send_ack(ctx);
+            ctx.inc(LinuxMib::DelayedACKs);
+        }
+    }
+
+    /// `tcp_write_err()`: the connection failed with `sk_err_soft` or ETIMEDOUT.
+    pub fn tcp_write_err(&mut self, ctx: &mut Ctx<'_>) {
+        self.err = Some(self.err_soft.unwrap_or(Errno::ETIMEDOUT));
+        ctx.ev.data_ready = true;
+        self.tcp_done(ctx);
+        ctx.inc(LinuxMib::TCPAbortOnTimeout);
+    }
+
+    /// `tcp_write_timeout()`: true when retries are exhausted (the socket is then closed).
+    fn tcp_write_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let s = &ctx.net.sysctl;
+        let (retries, base) = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            let r = if self.syn_retries != 0 { self.syn_retries as u32 } else { s.tcp_syn_retries.get() as u32 };
+            (r, TCP_TIMEOUT_INIT)
+        } else {
+            let mut r = s.tcp_retries2.get() as u32;
+            if self.orphan {
+                let orphan = s.tcp_orphan_retries.get() as u32;
+                r = if orphan == 0 { 8 } else { orphan };
+            }
+            (r, super::TCP_RTO_MIN)
+        };
+        let expired = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            self.retransmits as u32 >= retries
+        } else {
+            match self.retrans_stamp {
+                Some(start) => ctx.now.saturating_since(start) >= tcp_model_timeout(retries, base),
+                None => false,
+            }
+        };
+        if expired {
+            self.tcp_write_err(ctx);
+        }
+        expired
+    }
+
+    /// `tcp_enter_loss()`: after an RTO every outstanding segment is presumed lost.
+    pub fn tcp_enter_loss(&mut self, ctx: &mut Ctx<'_>) {
+        if self.ca_state != CaState::Loss || self.retransmits == 0 {
+            self.prior_cwnd = self.snd_cwnd;
+            self.snd_ssthresh = self.cubic_ssthresh();
+        }
+        self.cubic_reset();
+        self.snd_cwnd = 1;
+        self.snd_cwnd_cnt = 0;
+        self.retrans_out = 0;
+        self.lost_out = 0;
+        for skb in self.rtx_queue.iter_mut() {
+            skb.sacked &= !super::TCPCB_SACKED_RETRANS;
+            if skb.sacked & super::TCPCB_SACKED_ACKED == 0 {
+                skb.sacked |= super::TCPCB_LOST;
+            }
+        }
+        self.lost_out = self.rtx_queue.iter().filter(|s| s.sacked & super::TCPCB_LOST != 0).count() as u32;
+        self.dupacks = 0;
+        self.ca_state = CaState::Loss;
+        self.high_seq = self.snd_nxt;
+        let _ = ctx;
+    }
+
+    /// `tcp_retransmit_timer()`.
+    pub fn tcp_retransmit_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if self.packets_out == 0 || self.rtx_queue.is_empty() {
+            return;
+        }
+        if self.snd_wnd == 0 && !self.orphan && !matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            // Receiver dead-locked the window: keep probing by retransmitting.
+            if let Some(start) = self.retrans_stamp {
+                if ctx.now.saturating_since(start) > TCP_RTO_MAX * 2 {
+                    self.tcp_write_err(ctx);
+                    return;
+                }
+            }
+            self.tcp_enter_loss(ctx);
+            self.tcp_retransmit_head(ctx);
+        } else {
+            ctx.inc(LinuxMib::TCPTimeouts);
+            if self.tcp_write_timeout(ctx) {
+                return;
+            }
+            if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+                ctx.inc(LinuxMib::TCPSynRetrans);
+            }
+            self.tcp_enter_loss(ctx);
+            self.retransmits = self.retransmits.saturating_add(1);
+            self.tcp_retransmit_head(ctx);
+        }
+        self.backoff = self.backoff.saturating_add(1);
+        self.rto = (self.rto * 2).min(TCP_RTO_MAX);
+        self.reset_timer(TcpTimer::Retrans, ctx.now + self.rto);
+    }
+
+    /// `tcp_probe_timer()`.
+    pub fn tcp_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if self.packets_out > 0 || self.write_queue.is_empty() {
+            self.probes_out = 0;
+            return;
+        }
+        let max_probes = if self.orphan {
+            let o = ctx.net.sysctl.tcp_orphan_retries.get() as u8;
+            if o == 0 {
+                8
+            } else {
+                o
+            }
+        } else {
+            ctx.net.sysctl.tcp_retries2.get() as u8
+        };
+        if self.probes_out >= max_probes {
+            self.tcp_write_err(ctx);
+            return;
+        }
+        // tcp_send_probe0()
+        self.tcp_write_wakeup(ctx);
+        if self.packets_out > 0 || self.write_queue.is_empty() {
+            self.probes_out = 0;
+            self.backoff = 0;
+            return;
+        }
+        self.probes_out += 1;
+        if (self.backoff as i64) < ctx.net.sysctl.tcp_retries2.get() {
+            self.backoff += 1;
+        }
+        let when = self.tcp_probe0_when(TCP_RTO_MAX);
+        self.reset_timer(TcpTimer::Probe0, ctx.now + when);
+    }
+
+    /// `tcp_keepalive_timer()`: keepalive probes, and the end of an orphan's FIN_WAIT2.
+    pub fn tcp_keepalive_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if self.state == TcpState::FinWait2 && self.orphan {
+            self.tcp_time_wait(ctx, TcpState::FinWait2, Duration::ZERO);
+            self.tcp_done(ctx);
+            return;
+        }
+        if !self.keepalive || !matches!(self.state, TcpState::Established | TcpState::CloseWait) {
+            return;
+        }
+        let s = &ctx.net.sysctl;
+        let intvl = Duration::from_secs(if self.keepalive_intvl != 0 {
+            self.keepalive_intvl as u64
+        } else {
+            s.tcp_keepalive_intvl.get() as u64
+        });
+        let probes =
+            if self.keepalive_probes != 0 { self.keepalive_probes as u32 } else { s.tcp_keepalive_probes.get() as u32 };
+        let time = Duration::from_secs(if self.keepalive_time != 0 {
+            self.keepalive_time as u64
+        } else {
+            s.tcp_keepalive_time.get() as u64
+        });
+        if self.packets_out > 0 || !self.write_queue.is_empty() {
+            self.reset_timer(TcpTimer::Keepalive, ctx.now + time);
+            return;
+        }
+        let idle = ctx.now.saturating_since(self.rcv_tstamp.max(self.ack.lrcvtime));
+        if idle >= time {
+            if self.probes_out as u32 >= probes {
+                self.err = Some(Errno::ETIMEDOUT);
+                ctx.ev.data_ready = true;
+                self.tcp_send_active_reset(ctx);
+                self.tcp_done(ctx);
+                return;
+            }
+            self.tcp_write_wakeup(ctx);
+            ctx.inc(LinuxMib::TCPKeepAlive);
+            self.probes_out += 1;
+            self.reset_timer(TcpTimer::Keepalive, ctx.now + intvl);
+        } else {
+            self.reset_timer(TcpTimer::Keepalive, ctx.now + (time - idle));
+        }
+    }
+
+    /// `tcp_time_wait()`: enter TIME_WAIT (or stay in FIN_WAIT2 as a timewait sock) for `timeo`.
+    pub fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, state: TcpState, timeo: Duration) {
+        for t in [TcpTimer::Retrans, TcpTimer::DelAck, TcpTimer::Probe0, TcpTimer::Keepalive] {
+            self.clear_timer(t);
+        }
+        let len =
+            if state == TcpState::TimeWait { super::TCP_TIMEWAIT_LEN } else { timeo.max(Duration::from_millis(1)) };
+        self.set_state(ctx, state);
+        self.reset_timer(TcpTimer::TimeWait, ctx.now + len);
+        ctx.inc(LinuxMib::TW);
+        // The full socket's queues are released: a timewait sock keeps only the identity.
+        self.rtx_queue.clear();
+        self.write_queue.clear();
+        self.ofo_queue.clear();
+        self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
+        self.wmem_queued = 0;
+    }
+
+    fn tcp_time_wait_expire(&mut self, ctx: &mut Ctx<'_>) {
+        if matches!(self.state, TcpState::TimeWait | TcpState::FinWait2) {
+            self.set_state(ctx, TcpState::Close);
+            ctx.ev.destroy = self.orphan;
+            ctx.ev.state_change = true;
+        }
+    }
+
+    /// `tcp_done()`: the connection is over; wake everyone, release protocol resources.
+    pub fn tcp_done(&mut self, ctx: &mut Ctx<'_>) {
+        if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            ctx.net.mib.tcp_inc(crate::mib::TcpMib::AttemptFails);
+        }
+        self.set_state(ctx, TcpState::Close);
+        for t in TcpTimer::ALL {
+            self.clear_timer(t);
+        }
+        self.shutdown = super::RCV_SHUTDOWN | super::SEND_SHUTDOWN;
+        self.rtx_queue.clear();
+        self.write_queue.clear();
+        self.packets_out = 0;
+        self.retrans_out = 0;
+        self.sacked_out = 0;
+        self.lost_out = 0;
+        self.wmem_queued = 0;
+        ctx.ev.state_change = true;
+        ctx.ev.data_ready = true;
+        ctx.ev.write_space = true;
+        if self.orphan {
+            ctx.ev.destroy = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_timeout_matches_linux() {
+        // 15 retries from 200 ms: ~924.6 s (the well-known tcp_retries2 figure).
+        let t = tcp_model_timeout(15, Duration::from_millis(200));
+        assert_eq!(t.as_millis(), 924_600);
+        // 6 SYN retries from 1 s: 127 s.
+        assert_eq!(tcp_model_timeout(6, Duration::from_secs(1)).as_secs(), 127);
+    }
+}

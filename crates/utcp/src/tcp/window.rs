@@ -1,0 +1,313 @@
+//! Receive-window selection and receive-buffer autotuning (tcp_output.c: `tcp_select_window`,
+//! `__tcp_select_window`, `tcp_select_initial_window`; tcp_input.c: `tcp_grow_window`,
+//! `tcp_init_buffer_space`, `tcp_rcv_space_adjust`, `tcp_clamp_window`).
+
+use super::{Ctx, TcpSock, SOCK_RCVBUF_LOCK, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT};
+use crate::mib::LinuxMib;
+use crate::skb::skb_truesize;
+
+/// `tcp_select_initial_window()`: returns (rcv_wnd, window_clamp, rcv_wscale).
+pub fn tcp_select_initial_window(
+    ctx: &Ctx<'_>,
+    space: i64,
+    mss: u32,
+    window_clamp: u32,
+    wscale_ok: bool,
+    init_rcv_wnd: u32,
+) -> (u32, u32, u8) {
+    let mut space = space.max(0) as u64;
+    let window_clamp = if window_clamp == 0 { 65535u64 << TCP_MAX_WSCALE } else { window_clamp as u64 };
+    space = space.min(window_clamp);
+    if space > mss as u64 {
+        space = space / mss as u64 * mss as u64;
+    }
+    let mut rcv_wnd = if ctx.net.sysctl.tcp_workaround_signed_windows.get() != 0 {
+        space.min(super::MAX_TCP_WINDOW as u64)
+    } else {
+        space
+    };
+    if init_rcv_wnd != 0 {
+        rcv_wnd = rcv_wnd.min(init_rcv_wnd as u64 * mss as u64);
+    }
+    let mut wscale = 0u8;
+    if wscale_ok {
+        let s = &ctx.net.sysctl;
+        let mut sp = space.max(s.tcp_rmem.idx(2) as u64).max(s.rmem_max.get() as u64);
+        sp = sp.min(window_clamp);
+        let ilog2 = 63 - sp.max(1).leading_zeros() as i64;
+        wscale = (ilog2 - 15).clamp(0, TCP_MAX_WSCALE as i64) as u8;
+    }
+    let clamp = ((65535u64) << wscale).min(window_clamp) as u32;
+    (rcv_wnd as u32, clamp, wscale)
+}
+
+impl TcpSock {
+    /// `__tcp_select_window()`: the window we would like to advertise now.
+    pub fn __tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u32 {
+        let mut mss = self.ack.rcv_mss as i64;
+        let mut free_space = self.space();
+        let allowed_space = self.full_space();
+        let full_space = (self.window_clamp as i64).min(allowed_space);
+        if mss > full_space {
+            mss = full_space;
+            if mss <= 0 {
+                return 0;
+            }
+        }
+        if free_space < (full_space >> 1) {
+            self.ack.quick = 0;
+            free_space &= !((1i64 << self.rcv_wscale) - 1);
+            if free_space < (allowed_space >> 4) || free_space < mss {
+                let _ = ctx;
+                return 0;
+            }
+        }
+        if free_space > self.rcv_ssthresh as i64 {
+            free_space = self.rcv_ssthresh as i64;
+        }
+        let mut window = self.rcv_wnd as i64;
+        if self.rcv_wscale != 0 {
+            window = free_space;
+            let ws = self.rcv_wscale as i64;
+            if ((window >> ws) << ws) != window {
+                window = ((window >> ws) + 1) << ws;
+            }
+        } else if window <= free_space - mss || window > free_space {
+            window = free_space / mss * mss;
+        } else if mss == full_space && free_space > window + (full_space >> 1) {
+            window = free_space;
+        }
+        window.max(0) as u32
+    }
+
+    /// `tcp_select_window()`: chooses the window for an outgoing segment, never shrinking what
+    /// was offered, and records it; returns the scaled 16-bit field value.
+    pub fn tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u16 {
+        let old_win = self.rcv_wnd;
+        let cur_win = self.receive_window();
+        let mut new_win = self.__tcp_select_window(ctx);
+        if new_win < cur_win {
+            // Never shrink the offered window (tcp_shrink_window = 0).
+            if new_win == 0 {
+                ctx.inc(LinuxMib::TCPWantZeroWindowAdv);
+            }
+            new_win = (cur_win + (1 << self.rcv_wscale) - 1) & !((1u32 << self.rcv_wscale) - 1);
+            if self.rcv_wscale == 0 {
+                new_win = cur_win;
+            }
+        }
+        self.rcv_wnd = new_win;
+        self.rcv_wup = self.rcv_nxt;
+        let max = if self.rcv_wscale == 0 && ctx.net.sysctl.tcp_workaround_signed_windows.get() != 0 {
+            super::MAX_TCP_WINDOW
+        } else {
+            65535u32 << self.rcv_wscale
+        };
+        let new_win = new_win.min(max) >> self.rcv_wscale;
+        if new_win == 0 {
+            if old_win != 0 {
+                ctx.inc(LinuxMib::TCPToZeroWindowAdv);
+            }
+        } else if old_win == 0 {
+            ctx.inc(LinuxMib::TCPFromZeroWindowAdv);
+        }
+        new_win as u16
+    }
+
+    /// `tcp_initialize_rcv_mss()`.
+    pub fn tcp_initialize_rcv_mss(&mut self) {
+        let mut hint = self.advmss.min(self.mss_cache);
+        hint = hint.min(self.rcv_wnd / 2);
+        hint = hint.min(TCP_MSS_DEFAULT);
+        hint = hint.max(TCP_MIN_MSS);
+        self.ack.rcv_mss = hint;
+    }
+
+    /// `tcp_measure_rcv_mss()`: learns the peer's segment size and the payload/truesize ratio.
+    pub fn tcp_measure_rcv_mss(&mut self, len: u32, truesize: u32) {
+        let lss = self.ack.last_seg_size;
+        self.ack.last_seg_size = 0;
+        if len >= self.ack.rcv_mss {
+            if len != self.ack.rcv_mss && truesize > 0 {
+                let val = ((len as u64) << super::TCP_RMEM_TO_WIN_SCALE) / truesize as u64;
+                let val = val.clamp(1, 255) as u32;
+                self.scaling_ratio = val;
+            }
+            self.ack.rcv_mss = len.min(self.advmss.max(TCP_MIN_MSS));
+        } else {
+            // Small segment: PSH'ed data or a short one; remember it for the ACK heuristics.
+            let len2 = len;
+            if len2 >= TCP_MSS_DEFAULT + 20 || (len2 >= TCP_MIN_MSS + 20 && len2 > lss) {
+                self.ack.last_seg_size = len2;
+                if len2 == lss {
+                    self.ack.rcv_mss = len2;
+                    return;
+                }
+            }
+            if self.ack.pending & super::ack_flags::ICSK_ACK_PUSHED != 0 {
+                self.ack.pending |= super::ack_flags::ICSK_ACK_PUSHED2;
+            }
+            self.ack.pending |= super::ack_flags::ICSK_ACK_PUSHED;
+        }
+    }
+
+    /// `__tcp_grow_window()`.
+    fn __tcp_grow_window(&self, truesize: u32, len: u32) -> u32 {
+        let mut truesize = self.win_from_space(truesize as i64) as u32;
+        let mut window = self.win_from_space(self.rcvbuf as i64 / 2) as u32;
+        while self.rcv_ssthresh <= window {
+            if truesize <= len {
+                return 2 * self.ack.rcv_mss;
+            }
+            truesize >>= 1;
+            window >>= 1;
+        }
+        0
+    }
+
+    /// `tcp_grow_window()`: slow-start of the advertised window as data arrives.
+    pub fn tcp_grow_window(&mut self, truesize: u32, len: u32) {
+        let room = self.window_clamp.min(self.full_space().max(0) as u32) as i64 - self.rcv_ssthresh as i64;
+        if room <= 0 {
+            return;
+        }
+        // tcp_under_memory_pressure() is never true: utcp has no global TCP memory limit.
+        let incr = if self.win_from_space(truesize as i64) <= len as i64 {
+            2 * self.ack.rcv_mss
+        } else {
+            self.__tcp_grow_window(truesize, len)
+        };
+        if incr > 0 {
+            let incr = incr.max(2 * self.ack.rcv_mss) as i64;
+            self.rcv_ssthresh += incr.min(room) as u32;
+            self.ack.quick |= 1;
+        }
+    }
+
+    /// `tcp_init_buffer_space()`: called when the connection becomes established.
+    pub fn tcp_init_buffer_space(&mut self, ctx: &Ctx<'_>) {
+        if self.userlocks & SOCK_RCVBUF_LOCK == 0 {
+            self.tcp_fixup_rcvbuf(ctx);
+        }
+        self.rcvq_space.space = self.rcv_wnd.min(self.rcvq_space_init());
+        self.rcvq_space.time = ctx.now;
+        self.rcvq_space.seq = self.copied_seq;
+        let maxwin = self.full_space().max(0) as u32;
+        if self.window_clamp >= maxwin {
+            self.window_clamp = maxwin;
+        }
+        self.rcv_ssthresh = self.rcv_ssthresh.min(self.window_clamp);
+        self.snd_cwnd_stamp_init(ctx);
+    }
+
+    fn rcvq_space_init(&self) -> u32 {
+        // TCP_INIT_CWND * advmss, as tcp_init_buffer_space() does.
+        super::TCP_INIT_CWND * self.advmss
+    }
+
+    fn snd_cwnd_stamp_init(&mut self, ctx: &Ctx<'_>) {
+        self.cubic.epoch_start = None;
+        let _ = ctx;
+    }
+
+    /// Nothing to fix up: 6.x keeps `sk_rcvbuf` at `tcp_rmem[1]` until DRS grows it.
+    fn tcp_fixup_rcvbuf(&mut self, _ctx: &Ctx<'_>) {}
+
+    /// `tcp_rcv_space_adjust()`: dynamic right-sizing of the receive buffer (DRS), run after
+    /// the reader copies data: grows `sk_rcvbuf` so the window keeps up with what the reader
+    /// drains per RTT.
+    pub fn tcp_rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
+        let time_us = ctx.now.saturating_since(self.rcvq_space.time).as_micros() as u64;
+        let rtt_us = (self.rcv_rtt_est.rtt_us >> 3) as u64;
+        if rtt_us == 0 || time_us < rtt_us {
+            return;
+        }
+        let copied = self.copied_seq.diff(self.rcvq_space.seq);
+        tracing::trace!(target: "tcp_rcv_space_adjust", copied, space = self.rcvq_space.space, rcvbuf = self.rcvbuf);
+        if copied <= self.rcvq_space.space {
+            self.rcvq_space.seq = self.copied_seq;
+            self.rcvq_space.time = ctx.now;
+            return;
+        }
+        // Two RTTs' worth of what was copied, plus headroom for growth.
+        let mut rcvwin = (copied as u64) << 1;
+        let grow = rcvwin * (copied - self.rcvq_space.space) as u64 / self.rcvq_space.space.max(1) as u64;
+        rcvwin += grow << 1;
+        if ctx.net.sysctl.tcp_moderate_rcvbuf.get() != 0 && self.userlocks & SOCK_RCVBUF_LOCK == 0 {
+            let rcvbuf = (self.space_from_win(rcvwin as i64) as u64).min(ctx.net.sysctl.tcp_rmem.idx(2) as u64) as u32;
+            if rcvbuf > self.rcvbuf {
+                self.rcvbuf = rcvbuf;
+                self.window_clamp = self.win_from_space(rcvbuf as i64) as u32;
+            }
+        }
+        self.rcvq_space.space = copied;
+        self.rcvq_space.seq = self.copied_seq;
+        self.rcvq_space.time = ctx.now;
+    }
+
+    /// `tcp_rcv_rtt_update()` + `tcp_rcv_rtt_measure()`: receiver-side RTT from window-sized
+    /// data arrival intervals (no timestamps).
+    pub fn tcp_rcv_rtt_measure(&mut self, ctx: &Ctx<'_>) {
+        if self.rcv_rtt_est.time != super::Instant::ZERO && self.rcv_rtt_est.seq.after(self.rcv_nxt) {
+            return;
+        }
+        if self.rcv_rtt_est.time != super::Instant::ZERO {
+            let delta = ctx.now.saturating_since(self.rcv_rtt_est.time).as_micros() as u32;
+            self.tcp_rcv_rtt_update(delta.max(1), true);
+        }
+        self.rcv_rtt_est.seq = self.rcv_nxt + self.rcv_wnd;
+        self.rcv_rtt_est.time = ctx.now;
+    }
+
+    /// `tcp_rcv_rtt_measure_ts()`: receiver RTT from echoed timestamps.
+    pub fn tcp_rcv_rtt_measure_ts(&mut self, ctx: &Ctx<'_>, seg_len: u32) {
+        if !self.saw_tstamp || self.rcv_tsecr == 0 {
+            return;
+        }
+        if seg_len < self.ack.rcv_mss {
+            return;
+        }
+        let delta_ms = self.tcp_time_stamp(ctx.now).wrapping_sub(self.rcv_tsecr) as i32;
+        if (0..1 << 20).contains(&delta_ms) {
+            let delta_us = (delta_ms as u32).max(1) * 1000;
+            self.tcp_rcv_rtt_update(delta_us, false);
+        }
+    }
+
+    fn tcp_rcv_rtt_update(&mut self, sample: u32, win_dep: bool) {
+        let mut new_sample = self.rcv_rtt_est.rtt_us;
+        let mut m = sample as i64;
+        if new_sample != 0 {
+            if !win_dep {
+                m -= (new_sample >> 3) as i64;
+                new_sample = (new_sample as i64 + m) as u32;
+            } else {
+                m <<= 3;
+                if m < new_sample as i64 {
+                    new_sample = m as u32;
+                }
+            }
+        } else {
+            new_sample = (m << 3) as u32;
+        }
+        self.rcv_rtt_est.rtt_us = new_sample;
+    }
+
+    /// `tcp_clamp_window()`: under memory pressure, try to grow the buffer to fit what is queued.
+    pub fn tcp_clamp_window(&mut self, ctx: &Ctx<'_>) {
+        self.ack.quick = 0;
+        let rmem2 = ctx.net.sysctl.tcp_rmem.idx(2) as u32;
+        if self.rcvbuf < rmem2 && self.userlocks & SOCK_RCVBUF_LOCK == 0 {
+            self.rcvbuf = self.rmem_alloc.min(rmem2).max(self.rcvbuf);
+        }
+        if self.rmem_alloc > self.rcvbuf {
+            self.rcv_ssthresh = self.window_clamp.min(2 * self.advmss);
+        }
+    }
+
+    /// Truesize Linux would charge for a received segment of `len` payload bytes (a linear
+    /// skb from a driver / tun: headers + payload rounded up, plus metadata).
+    pub fn rx_truesize(len: u32) -> u32 {
+        skb_truesize(len + 128)
+    }
+}

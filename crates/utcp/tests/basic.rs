@@ -1,0 +1,37 @@
+//! Cross-stack scenarios on the virtual clock.
+
+use std::net::SocketAddrV4;
+use utcp::api::{ADDR_A, ADDR_B};
+use utcp::netdev::memlink::LinkConfig;
+use utcp::sim::SimNet;
+use utcp::syscall::*;
+use utcp::time::Duration;
+use utcp::Errno;
+
+#[test]
+fn connect_send_recv_close() {
+    let net = SimNet::new(LinkConfig::default());
+    let (a, b) = (&net.a.stack, &net.b.stack);
+    let l = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.bind(l, SocketAddrV4::new(ADDR_B, 80)).unwrap();
+    b.listen(l, 16).unwrap();
+    let c = a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    assert_eq!(a.connect(c, SocketAddrV4::new(ADDR_B, 80)), Err(Errno::EINPROGRESS));
+    net.settle();
+    let (s, peer) = b.accept4(l, 0).expect("accepted");
+    assert_eq!(*peer.ip(), ADDR_A);
+    assert_eq!(a.connect(c, SocketAddrV4::new(ADDR_B, 80)), Ok(()));
+    let msg = b"hello, world";
+    assert_eq!(a.send(c, Some(msg), msg.len(), 0), Ok(msg.len()));
+    net.settle();
+    let mut buf = [0u8; 64];
+    let n = b.recv(s, Some(&mut buf), 64, 0).unwrap();
+    assert_eq!(&buf[..n], msg);
+    assert_eq!(b.recv(s, Some(&mut buf), 64, utcp::tcp::recvmsg::MSG_DONTWAIT), Err(Errno::EAGAIN));
+    a.close(c).unwrap();
+    net.advance(Duration::from_millis(100));
+    assert_eq!(b.recv(s, Some(&mut buf), 64, 0), Ok(0));
+    assert_eq!(b.recv(s, Some(&mut buf), 64, 0), Ok(0));
+    b.close(s).unwrap();
+    net.advance(Duration::from_secs(1));
+}
