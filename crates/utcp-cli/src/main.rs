@@ -15,6 +15,7 @@ mod bench;
 mod kernel;
 mod report;
 mod units;
+mod utcp_transport;
 
 use std::io;
 use std::process::ExitCode;
@@ -39,6 +40,95 @@ enum Command {
     /// Benchmark bulk throughput and request/response latency, optionally
     /// side by side with kernel TCP on loopback (--kernel)
     Bench(BenchArgs),
+    /// Run packetdrill scripts (files or directories of *.pkt) against utcp in virtual time
+    Drill(DrillArgs),
+    /// Run a short transfer between two utcp hosts and print their counters as nstat does
+    Stat(StatArgs),
+}
+
+/// `utcp drill` flags, as packetdrill takes them.
+#[derive(clap::Args, Debug)]
+struct DrillArgs {
+    /// Script files or directories (searched recursively for *.pkt)
+    #[arg(required = true)]
+    paths: Vec<std::path::PathBuf>,
+    /// MSS of inbound GSO packets (packetdrill --mss)
+    #[arg(long)]
+    mss: Option<u32>,
+    /// Timing tolerance in microseconds
+    #[arg(long = "tolerance_usecs")]
+    tolerance_usecs: Option<i64>,
+    /// ipv4 (ipv6 scripts are skipped)
+    #[arg(long = "ip_version")]
+    ip_version: Option<String>,
+    /// NAME=VALUE defines
+    #[arg(short = 'D')]
+    defines: Vec<String>,
+    /// Print every event as it runs
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// `utcp stat` flags.
+#[derive(clap::Args, Debug)]
+struct StatArgs {
+    /// Bytes to transfer before printing the counters
+    #[arg(long, default_value_t = 1 << 20)]
+    bytes: usize,
+    /// Print zero counters too (nstat -a)
+    #[arg(short, long)]
+    all: bool,
+}
+
+fn cmd_drill(a: &DrillArgs) -> Result<ExitCode, String> {
+    let mut o = utcp_drill::DrillOptions::default();
+    if let Some(m) = a.mss {
+        o.mss = m;
+    }
+    if let Some(t) = a.tolerance_usecs {
+        o.tolerance_usecs = t;
+    }
+    if let Some(v) = &a.ip_version {
+        o.ip_version = v.clone();
+    }
+    for d in &a.defines {
+        let (k, v) = d.split_once('=').ok_or_else(|| format!("-D {d}: expected NAME=VALUE"))?;
+        o.defines.push((k.to_string(), v.to_string()));
+    }
+    o.verbose = a.verbose;
+    let sum = utcp_drill::run_paths(&a.paths, &o);
+    Ok(if sum.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
+    use std::io::{Read, Write};
+    use std::net::SocketAddrV4;
+    let (ha, hb) = utcp::api::memlink_pair(utcp::netdev::memlink::LinkConfig::default());
+    let l = utcp::api::TcpListener::bind(&hb.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9), 8)
+        .map_err(|e| e.to_string())?;
+    let mut c =
+        utcp::api::TcpStream::connect(&ha.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9)).map_err(|e| e.to_string())?;
+    let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+    let n = a.bytes;
+    let t = std::thread::spawn(move || {
+        let buf = vec![0x5au8; 64 * 1024];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(buf.len());
+            c.write_all(&buf[..k]).expect("write");
+            left -= k;
+        }
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        c
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    while s.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
+    let _c = t.join().map_err(|_| "writer panicked".to_string())?;
+    println!("# host A ({})", utcp::api::ADDR_A);
+    print!("{}", ha.stack.core.net.mib.nstat(a.all));
+    println!("# host B ({})", utcp::api::ADDR_B);
+    print!("{}", hb.stack.core.net.mib.nstat(a.all));
+    Ok(ExitCode::SUCCESS)
 }
 
 // ===========================================================================
@@ -53,31 +143,12 @@ enum Command {
 // Everything else (workloads, kernel baseline, ratios, JSON) is generic.
 // ===========================================================================
 
-/// The utcp transport type. Placeholder: an uninhabited type, so no value
-/// of it can exist and `utcp bench` without `--kernel-only` fails cleanly.
-type UtcpTransport = UtcpNotWired;
+/// The utcp transport: two stacks on a memlink.
+type UtcpTransport = utcp_transport::UtcpTransport;
 
-/// Builds the utcp transport for a bench run. Placeholder: always fails.
+/// Builds the utcp transport for a bench run.
 fn utcp_transport(s: &BenchSettings) -> io::Result<UtcpTransport> {
-    let _ = s;
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "utcp transport not yet wired (use --kernel-only for the kernel baseline)",
-    ))
-}
-
-/// Placeholder utcp transport (see the wiring point above).
-#[derive(Debug)]
-enum UtcpNotWired {}
-
-impl Transport for UtcpNotWired {
-    type Stream = std::net::TcpStream;
-    fn name(&self) -> &str {
-        match *self {}
-    }
-    fn connect_pair(&mut self) -> io::Result<(Self::Stream, Self::Stream)> {
-        match *self {}
-    }
+    UtcpTransport::new(s)
 }
 
 // ===========================================================================
@@ -139,6 +210,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Bench(a) => cmd_bench(a),
+        Command::Drill(a) => cmd_drill(a),
+        Command::Stat(a) => cmd_stat(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("utcp: error: {e}");
@@ -177,20 +250,6 @@ mod tests {
         assert!(Cli::try_parse_from(["utcp", "bench", "--kernel", "--json"]).is_ok());
         assert!(Cli::try_parse_from(["utcp", "bench", "--loss", "2"]).is_err());
         assert!(Cli::try_parse_from(["utcp"]).is_err());
-    }
-
-    #[test]
-    fn unwired_utcp_fails_cleanly() {
-        let e = utcp_transport(&small(&[])).unwrap_err();
-        assert!(e.to_string().contains("not yet wired"));
-        assert!(cmd_bench_err(&["--kernel"]).contains("not yet wired"));
-    }
-
-    fn cmd_bench_err(extra: &[&str]) -> String {
-        let mut argv = vec!["utcp", "bench"];
-        argv.extend_from_slice(extra);
-        let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command;
-        cmd_bench(&a).unwrap_err()
     }
 
     #[test]

@@ -567,6 +567,107 @@ pub fn named_cases() -> Vec<NamedCase> {
         ),
         conn("bad_option", "unknown SOL_TCP option is ENOPROTOOPT", vec![(setopt(SOL_TCP, 9999, 1), Err(ENOPROTOOPT))]),
         conn(
+            "oob_after_reset_enotconn",
+            "recv(MSG_OOB) on a reset socket (TCP_CLOSE without SOCK_DONE) is ENOTCONN even with \
+             a valid urgent byte; queued in-band data is still readable, then ECONNRESET",
+            vec![
+                (oob(b"ab"), Unit),
+                (Step::PeerReset, Unit),
+                (recv(4, MSG_OOB), Err(ENOTCONN)),
+                (recv(4, MSG_OOB | MSG_PEEK), Err(ENOTCONN)),
+                (recv(4, 0), Data(1, b"a")),
+                (recv(4, 0), Err(ECONNRESET)),
+                (recv(4, MSG_OOB), Err(EINVAL)),
+            ],
+        ),
+        conn(
+            "peek_off_beyond_data",
+            "a peek starting (SO_PEEK_OFF) past the queued data finds nothing: EAGAIN, or 0 once \
+             the FIN is queued; nothing is consumed",
+            vec![
+                (setopt(SOL_SOCKET, SO_PEEK_OFF, 10), Ret(0)),
+                (send(b"abc"), Unit),
+                (recv(4, MSG_PEEK | DW), Err(EAGAIN)),
+                (Step::PeerShutdownWr, Unit),
+                (recv(4, MSG_PEEK | DW), Data(0, b"")),
+                (getopt(SOL_SOCKET, SO_PEEK_OFF), Int(10)),
+                (recv(4, 0), Data(3, b"abc")),
+                (getopt(SOL_SOCKET, SO_PEEK_OFF), Int(7)),
+            ],
+        ),
+        conn(
+            "fionread_stops_at_mark",
+            "FIONREAD counts only up to an unread urgent byte (0 at the mark), then everything \
+             after it once the mark is passed",
+            vec![
+                (send(b"abc"), Unit),
+                (oob(b"de"), Unit),
+                (send(b"fg"), Unit),
+                (ioctl(IoctlReq::Fionread), Int(4)),
+                (recv(2, 0), Data(2, b"ab")),
+                (ioctl(IoctlReq::Fionread), Int(2)),
+                (recv(10, 0), Data(2, b"cd")),
+                (ioctl(IoctlReq::Siocatmark), Int(1)),
+                (ioctl(IoctlReq::Fionread), Int(0)),
+                (recv(10, 0), Data(2, b"fg")),
+                (ioctl(IoctlReq::Siocatmark), Int(0)),
+            ],
+        ),
+        conn(
+            "time_wait_is_close",
+            "once the connection reaches TIME_WAIT the user's socket is TCP_CLOSE (the timewait \
+             mini-socket took over): shutdown() is ENOTCONN, poll reports POLLHUP",
+            vec![
+                (Step::ShutdownWr, Ret(0)),
+                (Step::PeerShutdownWr, Unit),
+                (Step::ShutdownWr, Err(ENOTCONN)),
+                (Step::ShutdownRd, Err(ENOTCONN)),
+                (poll(ALLPOLL), Revents(1, POLLIN | POLLOUT | POLLHUP | POLLRDHUP)),
+                (recv(10, 0), Data(0, b"")),
+                (Step::PeerReset, Unit),
+                (getopt(SOL_SOCKET, SO_ERROR), Int(0)),
+            ],
+        ),
+        case(
+            "listener_shut_rd_disconnects",
+            "shutdown(SHUT_RD) on a listener is tcp_disconnect(): the socket is closed, its \
+             write_seq jumps by max_window + 2 (visible in SIOCOUTQ/SIOCOUTQNSD), recv is ENOTCONN",
+            Setup::Listening,
+            &[],
+            vec![
+                (Step::ShutdownRd, Ret(0)),
+                (getopt(SOL_SOCKET, SO_ACCEPTCONN), Int(0)),
+                (ioctl(IoctlReq::Siocoutq), Int(2)),
+                (ioctl(IoctlReq::Siocoutqnsd), Int(2)),
+                (recv(10, 0), Err(ENOTCONN)),
+                (poll(ALLPOLL), Revents(1, POLLOUT | POLLHUP)),
+            ],
+        ),
+        conn(
+            "cmsg_cloexec_echoed",
+            "MSG_CMSG_CLOEXEC passed to recvmsg() comes back in msg_flags",
+            vec![
+                (send(b"ab"), Unit),
+                (recvmsg(&[1], 0, MSG_CMSG_CLOEXEC), Flags(1, MSG_CMSG_CLOEXEC)),
+                (recvmsg(&[4], 32, MSG_CMSG_CLOEXEC | MSG_PEEK), Flags(1, MSG_CMSG_CLOEXEC)),
+            ],
+        ),
+        conn(
+            "rcvlowat_grows_rcvbuf",
+            "tcp_set_rcvlowat(): without SO_RCVBUF, a large SO_RCVLOWAT grows sk_rcvbuf to \
+             tcp_space_from_win(val); with SO_RCVBUF set the mark is capped at rcvbuf/2",
+            vec![
+                (getopt(SOL_SOCKET, SO_RCVBUF), Int(131072)),
+                (setopt(SOL_SOCKET, SO_RCVLOWAT, 100_000), Ret(0)),
+                (getopt(SOL_SOCKET, SO_RCVBUF), Int(200_000)),
+                (getopt(SOL_SOCKET, SO_RCVLOWAT), Int(100_000)),
+                (setopt(SOL_SOCKET, SO_RCVBUF, 10_000), Ret(0)),
+                (setopt(SOL_SOCKET, SO_RCVLOWAT, 100_000), Ret(0)),
+                (getopt(SOL_SOCKET, SO_RCVLOWAT), Int(10_000)),
+                (getopt(SOL_SOCKET, SO_RCVBUF), Int(20_000)),
+            ],
+        ),
+        conn(
             "poll_urgent",
             "urgent data makes poll report POLLPRI",
             vec![

@@ -37,7 +37,9 @@ pub mod cases;
 pub mod gen;
 pub mod kernel;
 pub mod scenario;
+pub mod utcp;
 
+pub use self::utcp::UtcpBackend;
 pub use kernel::KernelBackend;
 pub use scenario::{
     compare, compare_named, describe, differential, Backend, Cmsg, IoctlReq, Mismatch, Outcome, PreOpt, Scenario,

@@ -76,6 +76,13 @@ kernel_cases!(
     closed_fd_ebadf,
     bad_option,
     poll_urgent,
+    oob_after_reset_enotconn,
+    peek_off_beyond_data,
+    fionread_stops_at_mark,
+    time_wait_is_close,
+    listener_shut_rd_disconnects,
+    cmsg_cloexec_echoed,
+    rcvlowat_grows_rcvbuf,
 );
 
 #[test]

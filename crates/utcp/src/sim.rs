@@ -90,14 +90,26 @@ impl SimNet {
     /// Runs until `done()` holds, jumping from event to event; false if `limit` passes first.
     pub fn run_until(&self, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         let end = self.now() + limit;
+        // Rounds in a row with no scheduled event: `done()` itself may make progress (send,
+        // read), so a few are allowed before calling the run stalled.
+        let mut idle = 0u32;
         loop {
             self.settle();
             if done() {
                 return true;
             }
             match self.next_event() {
-                Some(t) if t <= end => self.clock.advance_to(t.max(self.now() + Duration::from_nanos(1))),
-                _ => return done(),
+                Some(t) if t <= end => {
+                    idle = 0;
+                    self.clock.advance_to(t.max(self.now() + Duration::from_nanos(1)));
+                }
+                Some(_) => return done(),
+                None => {
+                    idle += 1;
+                    if idle > 64 {
+                        return done();
+                    }
+                }
             }
         }
     }

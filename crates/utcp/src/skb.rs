@@ -22,13 +22,16 @@ pub struct Frame {
     pub payload: Bytes,
     /// The NAPI instance that received this frame (`skb->napi_id`), 0 when none.
     pub napi_id: u32,
+    /// `skb->truesize` as the receiving device charges it; 0 = a driver's linear skb
+    /// (`TcpSock::rx_truesize`).
+    pub truesize: u32,
 }
 
 impl Frame {
     /// A frame whose header will be written through [`Frame::head_mut`].
     pub fn with_header_len(len: usize, payload: Bytes) -> Frame {
         assert!(len <= MAX_HEADER);
-        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0 }
+        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0, truesize: 0 }
     }
 
     /// Splits raw bytes from a wire (TUN, pcap, script) into header and payload. The header is

@@ -119,7 +119,10 @@ impl StackCore {
             self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
             return;
         }
-        let seg = seg_from(&tin);
+        let mut seg = seg_from(&tin);
+        if frame.truesize != 0 {
+            seg.truesize = frame.truesize;
+        }
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
         self.tcp_v4_rcv(inseg, frame.napi_id);
     }

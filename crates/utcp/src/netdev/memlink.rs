@@ -107,6 +107,11 @@ pub struct LinkConfig {
     pub seed: u64,
     /// Capacity of each port's rx ring in frames (Napi / BusyPoll; default 4096, at least 1).
     pub ring_size: usize,
+    /// Charge received frames like Linux's loopback device does (default false): the
+    /// receiver gets the sender's skb, `SKB_TRUESIZE(256)` plus the payload in page frags,
+    /// instead of a driver's linear skb. The kernel-differential oracle sets this to mirror
+    /// 127.0.0.1 (the payload/truesize ratio drives `scaling_ratio`).
+    pub loopback_truesize: bool,
 }
 
 impl Default for LinkConfig {
@@ -122,6 +127,7 @@ impl Default for LinkConfig {
             rate_bps: None,
             seed: 0,
             ring_size: 4096,
+            loopback_truesize: false,
         }
     }
 }
@@ -436,6 +442,9 @@ impl MemPort {
     /// Hands one frame to the peer according to the delivery mode.
     #[inline]
     fn deliver(&self, mut frame: Frame) {
+        if self.link.cfg.loopback_truesize {
+            frame.truesize = crate::skb::skb_truesize(256) + frame.payload.len() as u32;
+        }
         let peer = self.peer();
         let c = &self.end().stats;
         match self.link.cfg.delivery {

@@ -58,6 +58,12 @@ pub struct Slock {
     pub wake_gen: u64,
     /// Timers fired while owned, to run in `release_sock` (`tcp_release_cb`).
     pub deferred_timers: bool,
+    /// A reader is asleep in `sk_wait_data` (parked on the condition variable).
+    pub sleeping: bool,
+    /// Bumped every time a reader parks in `sk_wait_data`.
+    pub sleep_seq: u64,
+    /// The parked reader's deadline (`None` = none).
+    pub sleep_deadline: Option<Instant>,
 }
 
 /// Interruption of a blocking call: our EINTR.
@@ -113,6 +119,12 @@ pub struct WaitOutcome {
     pub result: WaitResult,
     /// Bytes copied straight to the reader from (backlog, prequeue).
     pub direct: (usize, usize),
+}
+
+/// Work left after the socket's locks are dropped.
+struct Deferred {
+    frames: Vec<Frame>,
+    wake: bool,
 }
 
 /// A registered epoll interest in this socket.
@@ -299,21 +311,31 @@ impl Sock {
         r
     }
 
-    /// After protocol work: schedule timers, wake waiters, transmit frames. Called with the
-    /// state lock held but never `slock`.
+    /// After protocol work: schedule timers, wake waiters, transmit frames. Process context
+    /// only (the socket is owned, so frames that come back land on the backlog).
     fn finish(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) {
+        let d = self.finish_locked(tp, ev, out);
+        self.run_deferred(d);
+    }
+
+    /// The part of [`Sock::finish`] that needs the TCP state: timers, snapshot, unhashing.
+    fn finish_locked(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) -> Deferred {
         self.core.schedule_timer(self, tp.next_deadline());
         self.update_snapshot(tp);
         if ev.destroy {
             self.core.unhash(self, tp);
         }
-        if ev.data_ready || ev.write_space || ev.state_change {
-            let wake = !ev.data_ready || tcp_data_ready_ok(tp) || ev.write_space || ev.state_change;
-            if wake {
-                self.wake_all();
-            }
+        let wake = (ev.data_ready && tcp_data_ready_ok(tp)) || ev.write_space || ev.state_change;
+        Deferred { frames: out, wake }
+    }
+
+    /// The part of [`Sock::finish`] that must run with no lock of this socket held: wakeups
+    /// and transmission (which may deliver frames straight back into this socket).
+    fn run_deferred(&self, d: Deferred) {
+        if d.wake {
+            self.wake_all();
         }
-        self.core.xmit_all(out);
+        self.core.xmit_all(d.frames);
     }
 
     /// Refreshes the lockless readiness snapshot from `tp`.
@@ -345,6 +367,20 @@ impl Sock {
             e.ready.store(true, Ordering::Release);
             (e.notify)();
         }
+    }
+
+    /// A reader parked in `sk_wait_data`: `Some((park sequence number, its deadline))`. Lets a
+    /// driver of a virtual clock see that a blocking call sleeps and until when.
+    pub fn sleeper(&self) -> Option<(u64, Option<Instant>)> {
+        let s = self.slock.lock();
+        s.sleeping.then_some((s.sleep_seq, s.sleep_deadline))
+    }
+
+    /// Makes parked readers re-check the clock (after a virtual clock moved) without
+    /// signalling an event: a reader whose deadline has not passed parks again.
+    pub fn kick_sleepers(&self) {
+        let _s = self.slock.lock();
+        self.cv.notify_all();
     }
 
     /// Registers an epoll interest.
@@ -394,6 +430,9 @@ impl Sock {
                         break;
                     }
                 }
+                s.sleeping = true;
+                s.sleep_seq = s.sleep_seq.wrapping_add(1);
+                s.sleep_deadline = deadline;
                 match (deadline, self.core.clock.is_virtual()) {
                     (Some(dl), false) => {
                         let d = dl.saturating_since(now);
@@ -401,6 +440,7 @@ impl Sock {
                     }
                     _ => self.cv.wait(&mut s),
                 }
+                s.sleeping = false;
             }
             s.ucopy_task = false;
             // lock_sock() again.
@@ -534,8 +574,9 @@ impl Sock {
             all_ev.new_data |= ev.new_data;
         }
         drop(s);
-        self.finish(&tp, all_ev, out);
+        let d = self.finish_locked(&tp, all_ev, out);
         drop(tp);
+        self.run_deferred(d);
         for r in resets {
             self.core.send_reset_for(&r);
         }
@@ -577,8 +618,9 @@ impl Sock {
             merge(&mut ev, std::mem::take(&mut ctx.ev));
         }
         drop(s);
-        self.finish(&tp, ev, out);
+        let d = self.finish_locked(&tp, ev, out);
         drop(tp);
+        self.run_deferred(d);
         for r in resets {
             self.core.send_reset_for(&r);
         }

@@ -20,6 +20,10 @@ use std::net::SocketAddrV4;
 
 /// `MSG_NOSIGNAL`.
 pub const MSG_NOSIGNAL: i32 = 0x4000;
+/// `MSG_CMSG_CLOEXEC`.
+pub const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+/// `MSG_CMSG_COMPAT`.
+const MSG_CMSG_COMPAT: i32 = i32::MIN;
 /// Jiffy length at HZ=250 (socket timeouts are kept in jiffies).
 const JIFFY_US: u64 = 4000;
 
@@ -517,10 +521,14 @@ impl Stack {
         flags: i32,
         cancel: Option<&Cancel>,
     ) -> SysResult<usize> {
+        // __sys_recvmsg(): MSG_CMSG_COMPAT is for the compat syscall only.
+        if flags & MSG_CMSG_COMPAT != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let s = self.sockfd_lookup(fd)?;
         if msg.iov.len() > UIO_MAXIOV {
             return Err(Errno::EMSGSIZE);
         }
-        let s = self.sockfd_lookup(fd)?;
         let mut fault = false;
         let mut bufs: Vec<&mut [u8]> = Vec::new();
         let mut total = 0usize;
@@ -553,7 +561,8 @@ impl Stack {
             move_addr_to_user(&[], msg.name.as_deref_mut(), Some(&mut nl))?;
             msg.namelen = nl;
         }
-        let mut mflags = info.msg_flags;
+        // ____sys_recvmsg(): msg_flags starts as `flags & MSG_CMSG_CLOEXEC`.
+        let mut mflags = info.msg_flags | (flags & MSG_CMSG_CLOEXEC);
         let mut used = 0;
         let mut room = msg.controllen;
         if let Some(ts) = info.tstamp {
@@ -715,7 +724,7 @@ impl Stack {
             }
         }
         let mut r = Ok(());
-        match g.tp().state {
+        match g.tp().sk_state() {
             TcpState::Listen if how & RCV_SHUTDOWN == 0 => {}
             TcpState::Listen | TcpState::SynSent => {
                 self.tcp_disconnect(&s.sk, &mut g);
@@ -774,9 +783,32 @@ impl Stack {
             tp.packets_out = 0;
             tp.shutdown = 0;
             tp.done = false;
-            if old != TcpState::Close && old != TcpState::Listen {
+            // tcp_need_reset() states and SYN_SENT report ECONNRESET.
+            if matches!(
+                old,
+                TcpState::Established
+                    | TcpState::CloseWait
+                    | TcpState::FinWait1
+                    | TcpState::FinWait2
+                    | TcpState::SynRecv
+                    | TcpState::SynSent
+            ) {
                 tp.err = Some(Errno::ECONNRESET);
             }
+            tp.copied_seq = tp.rcv_nxt;
+            tp.urg_data = 0;
+            tp.peek_off = -1;
+            let seq = tp.write_seq + tp.max_window + 2;
+            tp.write_seq = if seq.0 == 0 { SeqNum(1) } else { seq };
+            tp.ack.rcv_mss = crate::tcp::TCP_MIN_MSS;
+            tp.window_clamp = 0;
+            tp.bytes_received = 0;
+            tp.bytes_acked = 0;
+            tp.segs_in = 0;
+            tp.segs_out = 0;
+            tp.data_segs_in = 0;
+            tp.data_segs_out = 0;
+            tp.total_retrans = 0;
             ctx.ev.state_change = true;
         });
         if let Some(p) = listener_port {
@@ -1297,7 +1329,7 @@ impl Stack {
     pub fn getpeername(&self, fd: i32) -> SysResult<SocketAddrV4> {
         let s = self.sockfd_lookup(fd)?;
         s.sk.peek_tp(|tp| {
-            if matches!(tp.state, TcpState::Close | TcpState::Listen | TcpState::SynSent) {
+            if matches!(tp.sk_state(), TcpState::Close | TcpState::Listen | TcpState::SynSent) {
                 Err(Errno::ENOTCONN)
             } else {
                 Ok(SocketAddrV4::new(tp.daddr, tp.dport))
@@ -1596,7 +1628,7 @@ fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
         o |= 4;
     }
     TcpInfo {
-        tcpi_state: tp.state as u8,
+        tcpi_state: tp.sk_state() as u8,
         tcpi_ca_state: tp.ca_state as u8,
         tcpi_retransmits: tp.retransmits,
         tcpi_probes: tp.probes_out,
@@ -1694,7 +1726,7 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
             return if tp.listen.as_ref().is_some_and(|l| !l.accept_queue.is_empty()) { IN } else { 0 };
         }
         let mut mask = 0;
-        if tp.shutdown == RCV_SHUTDOWN | SEND_SHUTDOWN || tp.state == TcpState::Close {
+        if tp.shutdown == RCV_SHUTDOWN | SEND_SHUTDOWN || tp.sk_state() == TcpState::Close {
             mask |= HUP;
         }
         if tp.shutdown & RCV_SHUTDOWN != 0 {
@@ -1706,7 +1738,9 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
                 target += 1;
             }
             let avail = tp.rcv_nxt.diff(tp.copied_seq) as i64;
-            if avail > 0 && (avail >= target || tp.receive_window() <= tp.ack.rcv_mss) {
+            // tcp_stream_is_readable() → tcp_epollin_ready(), with tcp_rmem_pressure().
+            let rmem_pressure = tp.rmem_alloc as i64 > tp.rcvbuf as i64 - (tp.rcvbuf >> 3) as i64;
+            if avail > 0 && (avail >= target || rmem_pressure || tp.receive_window() <= tp.ack.rcv_mss) {
                 mask |= IN;
             }
             if tp.shutdown & SEND_SHUTDOWN == 0 {

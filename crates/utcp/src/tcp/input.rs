@@ -221,12 +221,17 @@ impl TcpSock {
     }
 
     /// `tcp_sequence()`: `None` when acceptable.
-    fn tcp_sequence(&self, seq: SeqNum, end_seq: SeqNum) -> Option<DropReason> {
+    fn tcp_sequence(&self, seq: SeqNum, end_seq: SeqNum, fin: bool) -> Option<DropReason> {
         let wnd_end = self.rcv_nxt + self.receive_window();
         if end_seq.before(self.rcv_wup) {
             return Some(DropReason::TCP_OLD_DATA);
         }
         if end_seq.after(wnd_end) {
+            // A FIN may sit just beyond the window (a bare FIN on a zero window is accepted
+            // and merged into the queue tail later; tcp_rcv_zero_wnd_fin.pkt).
+            if !(end_seq - fin as u32).after(wnd_end) {
+                return None;
+            }
             if seq.after(wnd_end) {
                 return Some(DropReason::TCP_INVALID_SEQUENCE);
             }
@@ -271,7 +276,7 @@ impl TcpSock {
             ctx.net.mib.drop_reason(DropReason::TCP_RFC7323_PAWS);
             return false;
         }
-        if let Some(reason) = self.tcp_sequence(seg.seq, seg.end_seq) {
+        if let Some(reason) = self.tcp_sequence(seg.seq, seg.end_seq, seg.flags.fin()) {
             if !seg.flags.rst() {
                 if seg.flags.syn() {
                     return self.syn_challenge(ctx, syn_inerr);
@@ -362,7 +367,9 @@ impl TcpSock {
         }
         self.ofo_queue.clear();
         self.recount_rmem();
+        // tcp_sack_reset(): forgets the SACK blocks and a pending D-SACK.
         self.selective_acks.clear();
+        self.dsack = None;
         ctx.ev.state_change = true;
         ctx.ev.data_ready = true;
     }
@@ -562,7 +569,9 @@ impl TcpSock {
         let prior_snd_una = self.snd_una;
         let ack = seg.ack_seq;
         if ack.before(prior_snd_una) {
-            if ack.before(prior_snd_una - self.max_window) {
+            // Do not accept an ACK for bytes we never sent.
+            let max_window = (self.max_window as u64).min(self.bytes_acked) as u32;
+            if ack.before(prior_snd_una - max_window) {
                 if fl & flag::NO_CHALLENGE_ACK == 0 {
                     self.tcp_send_challenge_ack(ctx);
                 }
@@ -576,6 +585,11 @@ impl TcpSock {
             return 0;
         }
         if ack.after(self.snd_nxt) {
+            // RFC 793 3.9 and RFC 5961 5.2: answer an ACK of unsent data with a (rate-limited)
+            // challenge ACK, then drop the segment.
+            if fl & flag::NO_CHALLENGE_ACK == 0 {
+                self.tcp_send_challenge_ack(ctx);
+            }
             ctx.net.mib.drop_reason(DropReason::TCP_ACK_UNSENT_DATA);
             return -2;
         }
@@ -738,8 +752,7 @@ impl TcpSock {
             } else {
                 *fl |= flag::DATA_ACKED;
             }
-            self.wmem_queued =
-                self.wmem_queued.saturating_sub(skb.len() + super::TCP_SKB_MIN_TRUESIZE.min(skb.len() + 256));
+            self.wmem_queued = self.wmem_queued.saturating_sub(skb.len() + super::TX_SKB_OVERHEAD);
             self.packets_out = self.packets_out.saturating_sub(1);
             acked += 1;
         }

@@ -109,12 +109,14 @@ pub const TCP_RMEM_TO_WIN_SCALE: u32 = 8;
 pub const TCP_DEFAULT_SCALING_RATIO: u32 = 1 << (TCP_RMEM_TO_WIN_SCALE - 1);
 /// `TCPOLEN_TSTAMP_ALIGNED`.
 pub const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
-/// `SOCK_MIN_RCVBUF` (2K + `sizeof(struct sk_buff)`, doubled).
-pub const SOCK_MIN_RCVBUF: u32 = 2048 + 256 * 2;
+/// `SOCK_MIN_RCVBUF` (= `TCP_SKB_MIN_TRUESIZE`: 2K + `SKB_DATA_ALIGN(sizeof(struct sk_buff))`).
+pub const SOCK_MIN_RCVBUF: u32 = 2048 + 256;
 /// `SOCK_MIN_SNDBUF`.
 pub const SOCK_MIN_SNDBUF: u32 = 2 * (2048 + 256);
 /// `TCP_SKB_MIN_TRUESIZE` (2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))).
 pub const TCP_SKB_MIN_TRUESIZE: u32 = 2048 + 256;
+/// What a write-queue skb costs against `sk_sndbuf` beyond its payload (`struct sk_buff`).
+pub const TX_SKB_OVERHEAD: u32 = 256;
 /// `MAX_TCP_WINDOW`.
 pub const MAX_TCP_WINDOW: u32 = 32767;
 

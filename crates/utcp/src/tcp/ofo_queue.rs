@@ -153,12 +153,13 @@ impl TcpSock {
                 break;
             }
             if first.seq.before(dsack_high) {
-                let dsack = dsack_high;
                 if first.end_seq.before(dsack_high) {
                     dsack_high = first.end_seq;
                 }
+                // The D-SACK block is the part of this segment that was received twice
+                // (1001:3001, not 1001:6001, in tcp_dsack_mult.pkt on 6.18).
                 let s = first.seq;
-                self.tcp_dsack_extend(ctx, s, dsack);
+                self.tcp_dsack_extend(ctx, s, dsack_high);
             }
             let skb = self.ofo_queue.remove(0);
             self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);

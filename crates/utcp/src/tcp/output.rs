@@ -258,7 +258,7 @@ impl TcpSock {
                     retrans: 0,
                     urg: false,
                 });
-                self.wmem_queued += super::TCP_SKB_MIN_TRUESIZE.min(size_goal as u32 + 256);
+                self.wmem_queued += super::TX_SKB_OVERHEAD;
             }
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
@@ -456,6 +456,7 @@ impl TcpSock {
         };
         head.data = first;
         head.end_seq = head.seq + mss;
+        self.wmem_queued += super::TX_SKB_OVERHEAD;
         // FIN and PSH belong to the last piece.
         head.flags = TcpFlags(head.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
         self.write_queue.insert(1, second);
@@ -478,6 +479,7 @@ impl TcpSock {
             tail.end_seq += 1;
         } else {
             let seq = self.write_seq;
+            self.wmem_queued += super::TX_SKB_OVERHEAD;
             self.write_queue.push_back(TxSkb {
                 seq,
                 end_seq: seq + 1,

@@ -176,6 +176,18 @@ impl TcpSock {
         }
     }
 
+    /// `sk->sk_state` as the owner of the socket sees it.
+    ///
+    /// DEVIATION(linux): Linux hands TIME_WAIT to a timewait mini-socket and closes the full
+    /// socket (`tcp_time_wait()` → `tcp_done()`), so the user's socket reads `TCP_CLOSE`; utcp
+    /// keeps the timewait identity on the full socket, and user-facing code maps it here.
+    pub fn sk_state(&self) -> TcpState {
+        match self.state {
+            TcpState::TimeWait => TcpState::Close,
+            s => s,
+        }
+    }
+
     /// `sk_peek_offset()`.
     fn peek_offset(&self, flags: i32) -> u32 {
         if flags & MSG_PEEK != 0 && self.peek_off >= 0 {
@@ -186,16 +198,39 @@ impl TcpSock {
     }
 }
 
-/// Outcome of one pass over the receive queue.
-enum Walk {
-    /// Stop reading (target reached, FIN, urgent mark...).
-    Break,
-    /// Queue exhausted: decide whether to wait.
-    Empty,
+/// Where the skb walk of one loop iteration landed.
+enum Found {
+    /// Data at `*seq`: (queue index, offset into the skb).
+    Data(usize, u32),
+    /// Only a FIN at `*seq` (`found_fin_ok`).
+    Fin,
+    /// Nothing queued at `*seq`.
+    Nothing,
 }
 
-/// `tcp_recvmsg()`: the whole receive path for one call. `timeo` is the blocking budget
-/// (`None` = forever, `Some(0)` = non-blocking).
+/// The `skb_queue_walk` of `tcp_recvmsg_locked()`: the skb holding `seq`, or the FIN.
+fn find_skb(tp: &TcpSock, seq: super::SeqNum) -> Found {
+    for (i, skb) in tp.receive_queue.iter().enumerate() {
+        // "TCP recvmsg seq # bug": cannot happen with one receive queue.
+        if seq.before(skb.seq) {
+            break;
+        }
+        let mut offset = seq.diff(skb.seq);
+        if skb.tcp_flags.syn() {
+            offset = offset.wrapping_sub(1);
+        }
+        if offset < skb.len {
+            return Found::Data(i, offset);
+        }
+        if skb.tcp_flags.fin() {
+            return Found::Fin;
+        }
+    }
+    Found::Nothing
+}
+
+/// `tcp_recvmsg()`: lock, `tcp_recvmsg_locked()`, release, then the control-message
+/// information (TCP_CM_INQ, receive timestamps) for a successful call.
 pub fn tcp_recvmsg(
     sock: &Sock,
     iov: &mut IovIter<'_>,
@@ -204,25 +239,37 @@ pub fn tcp_recvmsg(
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
     if flags & MSG_ERRQUEUE != 0 {
-        // inet_recv_error(): TCP queues nothing on the error queue here (no timestamping or
-        // zerocopy notifications), so the queue is always empty.
+        // inet_recv_error() → ip_recv_error() on an empty error queue.
+        // DEVIATION(linux): nothing ever lands on utcp's error queue (no SO_TIMESTAMPING TX
+        // reports, no MSG_ZEROCOPY completions, no ICMP errors for IP_RECVERR), so this is
+        // always EAGAIN.
         return Err(Errno::EAGAIN);
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     sock.sk_busy_loop_if_idle(nonblock);
     let mut g = sock.lock_sock();
-    let r = tcp_recvmsg_locked(sock, &mut g, iov, flags, cancel, info);
-    if let Ok(_) | Err(Errno::EAGAIN) = r {}
-    let ret = r;
+    let mut tstamp = None;
+    let ret = tcp_recvmsg_locked(sock, &mut g, iov, flags, cancel, info, &mut tstamp);
     let inq_hint = g.tp().inq_hint();
     let want_inq = g.tp().recvmsg_inq;
+    let tstamp_kind = g.tp().rx_tstamp_opt;
     sock.release_sock(g);
-    if ret.is_ok() && want_inq {
-        info.inq = Some(inq_hint);
+    if ret.is_ok() {
+        // tcp_recv_timestamp(): only when an skb was read and SO_TIMESTAMP(NS) is on.
+        if let (Some(ts), 1..) = (tstamp, tstamp_kind) {
+            info.tstamp = Some(ts);
+            info.tstamp_kind = tstamp_kind;
+        }
+        if want_inq {
+            info.inq = Some(inq_hint);
+        }
     }
     ret
 }
 
+/// `tcp_recvmsg_locked()` of Linux 6.18 (the seed's loop, minus the prequeue's
+/// bookkeeping, which lives in `sk_wait_data` here). `tstamp` receives the arrival time of
+/// the last skb walked over (`tcp_update_recv_tstamps`).
 fn tcp_recvmsg_locked<'s>(
     sock: &'s Sock,
     g: &mut OwnedSock<'s>,
@@ -230,11 +277,13 @@ fn tcp_recvmsg_locked<'s>(
     flags: i32,
     cancel: Option<&Cancel>,
     info: &mut RecvInfo,
+    tstamp: &mut Option<Instant>,
 ) -> Result<usize, Errno> {
     if g.tp().state == TcpState::Listen {
         return Err(Errno::ENOTCONN);
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
+    // sock_rcvtimeo(): `None` = MAX_SCHEDULE_TIMEOUT, `Some(0)` = non-blocking.
     let mut timeo: Option<Duration> = if nonblock { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
     let deadline = timeo.map(|t| sock.now() + t);
     if flags & MSG_OOB != 0 {
@@ -242,8 +291,9 @@ fn tcp_recvmsg_locked<'s>(
         let r = g.tp_mut().tcp_recv_urg(iov.left(), peek, trunc)?;
         if let Some(b) = r.byte {
             iov.copy_in(&[b]);
-        } else if r.len > 0 {
-            iov.skip(1);
+            if iov.faulted {
+                return Err(Errno::EFAULT);
+            }
         }
         if r.oob {
             info.msg_flags |= MSG_OOB;
@@ -261,239 +311,212 @@ fn tcp_recvmsg_locked<'s>(
     let mut copied: usize = 0;
     let mut urg_hole: u32 = 0;
     let mut user_recv = false;
+    let mut result: Result<(), Errno> = Ok(());
+    let signal_pending = || cancel.is_some_and(|c| c.is_cancelled());
+    // do { ... } while (len > 0): the body runs at least once, even for len == 0.
     loop {
-        if len == 0 {
-            break;
-        }
-        match walk_queue(g, iov, flags, peek, &mut peek_seq, &mut copied, &mut len, &mut urg_hole, info) {
-            Ok(Walk::Break) => break,
-            Err(e) => {
-                if copied == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            Ok(Walk::Empty) => {}
-        }
-        if len == 0 {
-            break;
-        }
-        if copied >= target && !g.backlog_pending() {
-            break;
-        }
-        let cancelled = cancel.is_some_and(|c| c.is_cancelled());
-        let expired = timeo == Some(Duration::ZERO);
+        let seq = if peek { peek_seq } else { g.tp().copied_seq };
+        // Are we at urgent data? Stop if we have read anything or have SIGURG pending.
         {
-            let tp = g.tp_mut();
-            if copied > 0 {
-                if expired
-                    || tp.err.is_some()
-                    || tp.state == TcpState::Close
-                    || tp.shutdown & super::RCV_SHUTDOWN != 0
-                    || cancelled
-                {
+            let tp = g.tp();
+            if tp.urg_data != 0 && tp.urg_seq == seq {
+                if copied > 0 {
                     break;
                 }
-            } else {
-                if tp.done {
+                if signal_pending() {
+                    // `timeo ? sock_intr_errno(timeo) : -EAGAIN`.
+                    // DEVIATION(linux): a `Cancel` is a signal without SA_RESTART: EINTR, never
+                    // ERESTARTSYS.
+                    result = Err(if timeo == Some(Duration::ZERO) { Errno::EAGAIN } else { Errno::EINTR });
                     break;
-                }
-                if let Some(e) = tp.err.take() {
-                    return Err(e);
-                }
-                if tp.shutdown & super::RCV_SHUTDOWN != 0 {
-                    break;
-                }
-                if tp.state == TcpState::Close {
-                    return Err(Errno::ENOTCONN);
-                }
-                if expired {
-                    return Err(Errno::EAGAIN);
-                }
-                if cancelled {
-                    return Err(Errno::EINTR);
                 }
             }
         }
-        sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
-        // The prequeue (tcp_low_latency = 0): install this reader so that packet input queues
-        // segments for it and it runs TCP input itself, copying straight into its buffer.
-        let use_prequeue = sock.net().sysctl.tcp_low_latency.get() == 0 && flags & (MSG_TRUNC | MSG_PEEK) == 0;
-        if use_prequeue && !user_recv && g.tp().copied_seq == g.tp().rcv_nxt {
-            user_recv = true;
-        }
-        if copied >= target {
-            // Do not sleep, just process the backlog.
-            let chunk = sock.flush_backlog(g, user_recv.then_some(&mut *iov));
-            if chunk > 0 {
-                sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, chunk as u64);
-                copied += chunk;
-                len -= chunk;
-            }
-        } else {
-            let before = iov.left();
-            let res = sock.sk_wait_data(g, deadline, cancel, user_recv.then_some(&mut *iov));
-            let (from_backlog, from_prequeue) = res.direct;
-            if from_backlog > 0 {
-                sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, from_backlog as u64);
-            }
-            if from_prequeue > 0 {
-                sock.net().mib.add(LinuxMib::TCPDirectCopyFromPrequeue, from_prequeue as u64);
-            }
-            let chunk = before - iov.left();
-            copied += chunk;
-            len -= chunk;
-            match res.result {
-                WaitResult::TimedOut => timeo = Some(Duration::ZERO),
-                WaitResult::Woken | WaitResult::Cancelled => {
-                    if let Some(dl) = deadline {
-                        if sock.now() >= dl {
-                            timeo = Some(Duration::ZERO);
+        match find_skb(g.tp(), seq) {
+            Found::Data(i, offset) => {
+                // found_ok_skb
+                let tp = g.tp_mut();
+                let skb_len = tp.receive_queue[i].len;
+                let mut offset = offset;
+                let mut used = (skb_len - offset).min(len.min(u32::MAX as usize) as u32);
+                let mut cur = seq;
+                let mut skip_copy = false;
+                if tp.urg_data != 0 {
+                    let urg_offset = tp.urg_seq.diff(cur);
+                    if urg_offset < used {
+                        if urg_offset == 0 {
+                            if !tp.urginline {
+                                cur += 1;
+                                urg_hole += 1;
+                                offset += 1;
+                                used -= 1;
+                                if used == 0 {
+                                    skip_copy = true;
+                                }
+                            }
+                        } else {
+                            used = urg_offset;
                         }
                     }
                 }
-            }
-        }
-        if peek && peek_seq - peek_offset - copied as u32 - urg_hole != g.tp().copied_seq {
-            peek_seq = g.tp().copied_seq + peek_offset;
-        }
-    }
-    sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
-    Ok(copied)
-}
-
-/// The `skb_queue_walk` part of the loop: copies what is queued at `*seq`.
-#[allow(clippy::too_many_arguments)]
-fn walk_queue(
-    g: &mut OwnedSock<'_>,
-    iov: &mut IovIter<'_>,
-    flags: i32,
-    peek: bool,
-    peek_seq: &mut super::SeqNum,
-    copied: &mut usize,
-    len: &mut usize,
-    urg_hole: &mut u32,
-    info: &mut RecvInfo,
-) -> Result<Walk, Errno> {
-    loop {
-        let tp = g.tp_mut();
-        let seq = if peek { *peek_seq } else { tp.copied_seq };
-        if tp.urg_data != 0 && tp.urg_seq == seq && *copied > 0 {
-            return Ok(Walk::Break);
-        }
-        // Find the skb holding `seq`.
-        let mut found: Option<(usize, u32)> = None;
-        let mut fin_at: Option<usize> = None;
-        for (i, skb) in tp.receive_queue.iter().enumerate() {
-            if seq.before(skb.seq) {
-                break;
-            }
-            let mut offset = seq.diff(skb.seq);
-            if skb.tcp_flags.syn() {
-                offset = offset.wrapping_sub(1);
-            }
-            if offset < skb.len {
-                found = Some((i, offset));
-                break;
-            }
-            if skb.tcp_flags.fin() {
-                fin_at = Some(i);
-                break;
-            }
-        }
-        if let Some(i) = fin_at {
-            // found_fin_ok
-            if peek {
-                *peek_seq += 1;
-            } else {
-                tp.copied_seq += 1;
-                let _ = i;
-                tp.tcp_eat_head();
-            }
-            return Ok(Walk::Break);
-        }
-        let Some((i, mut offset)) = found else { return Ok(Walk::Empty) };
-        let skb_len = tp.receive_queue[i].len;
-        let mut used = (skb_len - offset).min(*len as u32);
-        let mut cur = seq;
-        let mut skip_copy = false;
-        if tp.urg_data != 0 {
-            let urg_offset = tp.urg_seq.diff(cur);
-            if urg_offset < used {
-                if urg_offset == 0 {
-                    if !tp.urginline {
-                        cur += 1;
-                        *urg_hole += 1;
-                        offset += 1;
-                        used -= 1;
-                        if used == 0 {
-                            skip_copy = true;
-                        }
-                    }
+                if peek {
+                    peek_seq = cur;
                 } else {
-                    used = urg_offset;
+                    tp.copied_seq = cur;
+                }
+                if !skip_copy {
+                    if flags & MSG_TRUNC == 0 {
+                        iov.copy_skb(&tp.receive_queue[i], offset as usize, used as usize);
+                        if iov.faulted {
+                            // skb_copy_datagram_msg() failed: "Exception. Bailout!"
+                            if copied == 0 {
+                                result = Err(Errno::EFAULT);
+                            }
+                            break;
+                        }
+                    } else {
+                        iov.skip(used as usize);
+                    }
+                    cur += used;
+                    if peek {
+                        peek_seq = cur;
+                    } else {
+                        tp.copied_seq = cur;
+                    }
+                    copied += used as usize;
+                    len -= used as usize;
+                    if peek {
+                        // sk_peek_offset_fwd()
+                        if tp.peek_off >= 0 {
+                            tp.peek_off = tp.peek_off.wrapping_add(used as i32);
+                        }
+                    } else if tp.peek_off >= 0 {
+                        // sk_peek_offset_bwd()
+                        tp.peek_off = (tp.peek_off - used as i32).max(0);
+                    }
+                    g.with_ctx_inner(|tp, ctx| tp.tcp_rcv_space_adjust(ctx));
+                }
+                // skip_copy:
+                let tp = g.tp_mut();
+                if tp.urg_data != 0 && tp.copied_seq.after(tp.urg_seq) {
+                    tp.urg_data = 0;
+                }
+                *tstamp = Some(tp.receive_queue[i].tstamp);
+                if used + offset < skb_len {
+                    // continue
+                } else if tp.receive_queue[i].tcp_flags.fin() {
+                    // found_fin_ok
+                    if peek {
+                        peek_seq += 1;
+                    } else {
+                        tp.copied_seq += 1;
+                        tp.tcp_eat_head();
+                    }
+                    break;
+                } else if !peek {
+                    tp.tcp_eat_head();
+                }
+            }
+            Found::Fin => {
+                // found_fin_ok
+                let tp = g.tp_mut();
+                if peek {
+                    peek_seq += 1;
+                } else {
+                    tp.copied_seq += 1;
+                    tp.tcp_eat_head();
+                }
+                break;
+            }
+            Found::Nothing => {
+                // Well, if we have backlog, try to process it now yet.
+                if copied >= target && !g.backlog_pending() {
+                    break;
+                }
+                let expired = timeo == Some(Duration::ZERO);
+                {
+                    let tp = g.tp_mut();
+                    if copied > 0 {
+                        if expired
+                            || tp.err.is_some()
+                            || tp.sk_state() == TcpState::Close
+                            || tp.shutdown & super::RCV_SHUTDOWN != 0
+                            || signal_pending()
+                        {
+                            break;
+                        }
+                    } else {
+                        if tp.done {
+                            break;
+                        }
+                        if let Some(e) = tp.err.take() {
+                            // sock_error()
+                            result = Err(e);
+                            break;
+                        }
+                        if tp.shutdown & super::RCV_SHUTDOWN != 0 {
+                            break;
+                        }
+                        if tp.sk_state() == TcpState::Close {
+                            // This occurs when user tries to read from never connected socket.
+                            result = Err(Errno::ENOTCONN);
+                            break;
+                        }
+                        if expired {
+                            result = Err(Errno::EAGAIN);
+                            break;
+                        }
+                        if signal_pending() {
+                            // sock_intr_errno()
+                            result = Err(Errno::EINTR);
+                            break;
+                        }
+                    }
+                }
+                if copied >= target {
+                    // Do not sleep, just process backlog.
+                    sock.flush_backlog(g, None);
+                } else {
+                    sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
+                    // The seed's prequeue (tcp_low_latency = 0): install this reader so that
+                    // packet input queues segments for it and it runs TCP input itself,
+                    // copying straight into its buffer.
+                    // DEVIATION(linux): Linux 6.18 has no prequeue (tcp_low_latency is a no-op);
+                    // utcp keeps the seed's, off by default (tcp_low_latency = 1). Either way
+                    // the bytes returned are the same; only who runs TCP input differs.
+                    let use_prequeue =
+                        sock.net().sysctl.tcp_low_latency.get() == 0 && flags & (MSG_TRUNC | MSG_PEEK) == 0;
+                    if use_prequeue && !user_recv && g.tp().copied_seq == g.tp().rcv_nxt {
+                        user_recv = true;
+                    }
+                    let before = iov.left();
+                    let res = sock.sk_wait_data(g, deadline, cancel, user_recv.then_some(&mut *iov));
+                    let (from_backlog, from_prequeue) = res.direct;
+                    if from_backlog > 0 {
+                        sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, from_backlog as u64);
+                    }
+                    if from_prequeue > 0 {
+                        sock.net().mib.add(LinuxMib::TCPDirectCopyFromPrequeue, from_prequeue as u64);
+                    }
+                    let chunk = before - iov.left();
+                    copied += chunk;
+                    len -= chunk;
+                    let timed_out = res.result == WaitResult::TimedOut || deadline.is_some_and(|dl| sock.now() >= dl);
+                    if timed_out {
+                        timeo = Some(Duration::ZERO);
+                    }
+                }
+                if peek && peek_seq - peek_offset - copied as u32 - urg_hole != g.tp().copied_seq {
+                    // "Application bug, race in MSG_PEEK"
+                    peek_seq = g.tp().copied_seq + peek_offset;
                 }
             }
         }
-        if !skip_copy {
-            if flags & MSG_TRUNC == 0 {
-                let skb = &tp.receive_queue[i];
-                iov.copy_skb(skb, offset as usize, used as usize);
-                if iov.faulted {
-                    // skb_copy_datagram_msg() failed: "Exception. Bailout!"
-                    return Err(Errno::EFAULT);
-                }
-            } else {
-                iov.skip(used as usize);
-            }
-            cur += used;
-            *copied += used as usize;
-            *len -= used as usize;
-            if peek {
-                if tp.peek_off >= 0 {
-                    tp.peek_off += used as i32;
-                }
-            } else if tp.peek_off >= 0 {
-                tp.peek_off = (tp.peek_off - used as i32).max(0);
-            }
-            if tp.rx_tstamp_opt != 0 {
-                info.tstamp = Some(tp.receive_queue[i].tstamp);
-                info.tstamp_kind = tp.rx_tstamp_opt;
-            }
-        }
-        if peek {
-            *peek_seq = cur;
-        } else {
-            tp.copied_seq = cur;
-        }
-        if !skip_copy {
-            g.with_ctx_inner(|tp, ctx| tp.tcp_rcv_space_adjust(ctx));
-        }
-        let tp = g.tp_mut();
-        if tp.urg_data != 0 && tp.copied_seq.after(tp.urg_seq) {
-            tp.urg_data = 0;
-        }
-        if used + offset < skb_len {
-            if *len == 0 {
-                return Ok(Walk::Break);
-            }
-            continue;
-        }
-        let skb_fin = tp.receive_queue[i].tcp_flags.fin();
-        if skb_fin {
-            if peek {
-                *peek_seq += 1;
-            } else {
-                tp.copied_seq += 1;
-                tp.tcp_eat_head();
-            }
-            return Ok(Walk::Break);
-        }
-        if !peek {
-            tp.tcp_eat_head();
-        }
-        if *len == 0 {
-            return Ok(Walk::Break);
+        if len == 0 {
+            break;
         }
     }
+    // Clean up data we have read: This will do ACK frames.
+    sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
+    result.map(|()| copied)
 }

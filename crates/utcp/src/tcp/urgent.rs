@@ -55,7 +55,7 @@ impl TcpSock {
         if self.urginline || self.urg_data == 0 || self.urg_data == TCP_URG_READ {
             return Err(Errno::EINVAL);
         }
-        if self.state == TcpState::Close && !self.done {
+        if self.sk_state() == TcpState::Close && !self.done {
             return Err(Errno::ENOTCONN);
         }
         if self.urg_data & TCP_URG_VALID != 0 {
@@ -68,7 +68,7 @@ impl TcpSock {
             }
             return Ok(UrgRead { len: 0, byte: None, trunc: true, oob: true });
         }
-        if self.state == TcpState::Close || self.shutdown & super::RCV_SHUTDOWN != 0 {
+        if self.sk_state() == TcpState::Close || self.shutdown & super::RCV_SHUTDOWN != 0 {
             return Ok(UrgRead { len: 0, byte: None, trunc: false, oob: false });
         }
         Err(Errno::EAGAIN)

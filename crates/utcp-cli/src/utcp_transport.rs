@@ -1,0 +1,108 @@
+//! The utcp side of `utcp bench`: two utcp stacks joined by a memlink, in real time.
+
+use crate::args::BenchSettings;
+use crate::bench::{BenchStream, Transport};
+use std::io;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use utcp::api::{TcpListener, TcpStream, ADDR_A, ADDR_B};
+use utcp::host::{HostThreads, MonotonicClock};
+use utcp::netdev::memlink::{self, Delivery, LinkConfig};
+use utcp::netdev::pcap::PcapDevice;
+use utcp::netdev::NetDevice;
+use utcp::stack::StackCore;
+use utcp::time::Clock;
+use utcp::Stack;
+
+impl BenchStream for TcpStream {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, on)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// Two utcp hosts on a memlink.
+pub struct UtcpTransport {
+    client: Arc<Stack>,
+    server: Arc<Stack>,
+    listener: TcpListener,
+    busy_poll_us: Option<u64>,
+    _threads: Vec<HostThreads>,
+}
+
+impl UtcpTransport {
+    /// Builds the link and both stacks from the bench settings.
+    pub fn new(s: &BenchSettings) -> io::Result<UtcpTransport> {
+        let imp = &s.impairments;
+        let delivery = if s.cfg.busy_poll_us.is_some() { Delivery::BusyPoll } else { Delivery::Inline };
+        let cfg = LinkConfig {
+            mtu: s.mtu as u32,
+            delivery,
+            loss: imp.loss,
+            reorder: imp.reorder,
+            dup: imp.dup,
+            corrupt: imp.corrupt,
+            delay: imp.delay,
+            rate_bps: imp.rate,
+            seed: imp.seed,
+            ..LinkConfig::default()
+        };
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
+        let (pa, pb) = memlink::pair(cfg, clock.clone());
+        let mut threads = Vec::new();
+        let mut stacks = Vec::new();
+        for (i, (addr, port)) in [(ADDR_A, pa), (ADDR_B, pb)].into_iter().enumerate() {
+            let core = StackCore::new(addr, s.mtu as u32, clock.clone(), imp.seed ^ (0x9e37_79b9 * (i as u64 + 1)));
+            let dev: Arc<dyn NetDevice> = match (&s.pcap, i) {
+                (Some(path), 0) => Arc::new(PcapDevice::create(port.clone(), path, clock.clone())?),
+                _ => port.clone(),
+            };
+            core.attach_device(dev);
+            threads.push(HostThreads::start(core.clone(), Some(port)));
+            stacks.push(Arc::new(Stack::from_core(core)));
+        }
+        let server = stacks.pop().expect("server");
+        let client = stacks.pop().expect("client");
+        let listener = TcpListener::bind(&server, SocketAddrV4::new(ADDR_B, 5001), 128)?;
+        Ok(UtcpTransport { client, server, listener, busy_poll_us: s.cfg.busy_poll_us, _threads: threads })
+    }
+}
+
+fn counters(stack: &Stack) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (name, v) in stack.core.net.mib.snapshot() {
+        if v != 0 {
+            m.insert(name.to_string(), v.into());
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+impl Transport for UtcpTransport {
+    type Stream = TcpStream;
+
+    fn name(&self) -> &str {
+        "utcp"
+    }
+
+    fn connect_pair(&mut self) -> io::Result<(TcpStream, TcpStream)> {
+        let c = TcpStream::connect(&self.client, SocketAddrV4::new(ADDR_B, 5001))?;
+        let (srv, _) = self.listener.accept()?;
+        for s in [&c, &srv] {
+            s.set_nodelay(true)?;
+            if let Some(us) = self.busy_poll_us {
+                s.set_busy_poll(us.min(u32::MAX as u64) as u32)?;
+            }
+        }
+        Ok((c, srv))
+    }
+
+    fn counters(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("client".into(), counters(&self.client));
+        m.insert("server".into(), counters(&self.server));
+        m
+    }
+}
