@@ -240,7 +240,7 @@ mod tests {
     fn small(extra: &[&str]) -> BenchSettings {
         let mut argv = vec!["utcp", "bench", "--bytes", "4M", "--round-trips", "100", "--no-progress"];
         argv.extend_from_slice(extra);
-        let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command;
+        let Command::Bench(a) = Cli::try_parse_from(argv).unwrap().command else { panic!("not bench") };
         a.settings().unwrap()
     }
 
