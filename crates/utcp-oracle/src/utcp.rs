@@ -30,7 +30,7 @@ use ::utcp::tcp::TcpState;
 use ::utcp::time::Duration;
 use std::net::SocketAddrV4;
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant as RealInstant;
 
 /// Port the peer listens on (host B).
@@ -514,32 +514,40 @@ impl crate::scenario::Backend for UtcpBackend {
     /// caller; a stuck thread is leaked.
     fn run(&mut self, scenario: &Scenario) -> Vec<Outcome> {
         let n = scenario.steps.len();
-        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let progress: Arc<Mutex<Vec<Outcome>>> = Arc::new(Mutex::new(Vec::with_capacity(n)));
         let link = self.link.clone();
         let sc = scenario.clone();
+        let p2 = progress.clone();
         let spawned = std::thread::Builder::new().name("utcp-oracle-scenario".into()).spawn(move || {
-            run_scenario(link, &sc, |o| {
-                let _ = tx.send(o);
-            })
+            run_scenario(link, &sc, |o| p2.lock().unwrap_or_else(|e| e.into_inner()).push(o));
+            let _ = done_tx.send(());
         });
         if let Err(e) = spawned {
             return vec![Outcome::Harness(format!("spawn scenario thread: {e}")); n];
         }
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            match rx.recv_timeout(STEP_LIMIT) {
-                Ok(o) => out.push(o),
-                Err(e) => {
-                    let why = match e {
-                        mpsc::RecvTimeoutError::Timeout => "step did not complete (utcp deadlock?)",
-                        mpsc::RecvTimeoutError::Disconnected => "scenario thread died (utcp panic?)",
-                    };
-                    out.push(Outcome::Harness(why.into()));
-                    while out.len() < n {
-                        out.push(Outcome::Harness("poisoned by an earlier harness error".into()));
+        let taken = |p: &Mutex<Vec<Outcome>>| std::mem::take(&mut *p.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut seen = 0;
+        let why = loop {
+            match done_rx.recv_timeout(STEP_LIMIT) {
+                Ok(()) => return taken(&progress),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break "scenario thread died (utcp panic?)",
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = progress.lock().unwrap_or_else(|e| e.into_inner()).len();
+                    if now == seen {
+                        break "step did not complete (utcp deadlock?)";
                     }
+                    seen = now;
                 }
             }
+        };
+        let mut out = taken(&progress);
+        out.truncate(n);
+        if out.len() < n {
+            out.push(Outcome::Harness(why.into()));
+        }
+        while out.len() < n {
+            out.push(Outcome::Harness("poisoned by an earlier harness error".into()));
         }
         out
     }

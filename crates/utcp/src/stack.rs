@@ -45,6 +45,8 @@ pub struct StackCore {
     pub security: RwLock<Option<Arc<dyn SecurityPolicy>>>,
     /// Verify checksums on input (always, except for trusted devices).
     pub verify_csum: std::sync::atomic::AtomicBool,
+    /// How long a reader spins before sleeping in `sk_wait_data` (µs; real clocks only).
+    pub spin_before_sleep_us: std::sync::atomic::AtomicU32,
 }
 
 impl StackCore {
@@ -52,7 +54,6 @@ impl StackCore {
     pub fn new(addr: Ipv4Addr, mtu: u32, clock: Arc<dyn Clock>, secret: u64) -> Arc<StackCore> {
         Arc::new(StackCore {
             net: Netns::new(addr, mtu, secret),
-            clock,
             dev: RwLock::new(None),
             ehash: RwLock::new(HashMap::new()),
             lhash: RwLock::new(HashMap::new()),
@@ -63,6 +64,8 @@ impl StackCore {
             next_port: AtomicU64::new(0),
             security: RwLock::new(None),
             verify_csum: std::sync::atomic::AtomicBool::new(true),
+            spin_before_sleep_us: std::sync::atomic::AtomicU32::new(if clock.is_virtual() { 0 } else { 50 }),
+            clock,
         })
     }
 
@@ -154,16 +157,18 @@ impl StackCore {
 
     /// Arms (or moves) the socket's timer entry.
     pub fn schedule_timer(&self, sk: &Sock, at: Option<Instant>) {
+        // Like `timer_reduce()`: an armed entry at or before `at` is kept (and a cancelled timer
+        // leaves its entry); when it fires the socket finds nothing due and re-arms at its real
+        // deadline. So the common case — an ACK moving the RTO forward — takes no lock.
+        // Callers hold the socket's state lock, so calls for one socket are serialized.
+        let Some(at) = at else { return };
+        if sk.timer_armed.load(Ordering::Acquire) <= at.nanos() {
+            return;
+        }
         let mut t = self.timers.lock();
-        match at {
-            None => {
-                t.armed.remove(&sk.id);
-            }
-            Some(at) => {
-                let prev = t.armed.get(&sk.id).map(|e| e.1);
-                if prev == Some(at) {
-                    return;
-                }
+        {
+            {
+                sk.timer_armed.store(at.nanos(), Ordering::Release);
                 let earliest = t.heap.peek().map(|Reverse((i, _))| *i);
                 t.armed.insert(sk.id, (sk.me_weak(), at));
                 t.heap.push(Reverse((at, sk.id)));
@@ -194,6 +199,9 @@ impl StackCore {
                     t.heap.pop();
                     let (w, _) = t.armed.remove(&id).expect("armed");
                     due = w.upgrade();
+                    if let Some(s) = &due {
+                        s.timer_armed.store(u64::MAX, Ordering::Release);
+                    }
                     break;
                 }
                 match due {

@@ -150,8 +150,12 @@ pub struct Sock {
     pub napi_id: AtomicU32,
     /// `sk->sk_ll_usec` (SO_BUSY_POLL).
     pub ll_usec: AtomicU32,
-    /// Generation of events, for edge-triggered epoll.
+    /// Generation of events, for edge-triggered epoll and lock-free wakeup checks.
     pub ev_gen: AtomicU64,
+    /// Threads asleep in `sk_wait_data` on this socket.
+    sleepers: AtomicU32,
+    /// Deadline (ns) of this socket's entry in the stack's timer heap; `u64::MAX` = none.
+    pub timer_armed: AtomicU64,
     ep: Mutex<Vec<Weak<EpWaiter>>>,
     me: Weak<Sock>,
 }
@@ -197,6 +201,8 @@ impl Sock {
             napi_id: AtomicU32::new(0),
             ll_usec: AtomicU32::new(ll),
             ev_gen: AtomicU64::new(0),
+            sleepers: AtomicU32::new(0),
+            timer_armed: AtomicU64::new(u64::MAX),
             ep: Mutex::new(Vec::new()),
             me: me.clone(),
         })
@@ -352,12 +358,16 @@ impl Sock {
 
     /// Wakes everyone waiting on this socket (`sk_data_ready` & co).
     pub fn wake_all(&self) {
-        {
-            let mut s = self.slock.lock();
-            s.wake_gen = s.wake_gen.wrapping_add(1);
+        // Sleepers register in `sleepers` under `slock` and then re-check `ev_gen` (both
+        // SeqCst), so a waker that sees no sleeper can skip the lock and the futex.
+        self.ev_gen.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            {
+                let mut s = self.slock.lock();
+                s.wake_gen = s.wake_gen.wrapping_add(1);
+            }
+            self.cv.notify_all();
         }
-        self.cv.notify_all();
-        self.ev_gen.fetch_add(1, Ordering::AcqRel);
         let eps: Vec<Arc<EpWaiter>> = {
             let mut ep = self.ep.lock();
             ep.retain(|w| w.strong_count() > 0);
@@ -399,6 +409,7 @@ impl Sock {
         mut ucopy: Option<&mut IovIter<'_>>,
     ) -> WaitOutcome {
         let gen0 = self.slock.lock().wake_gen;
+        let ev0 = self.ev_gen.load(Ordering::SeqCst);
         // release_sock(): drain the backlog first (it may hold what we wait for).
         let from_backlog = self.__release_sock(g, ucopy.as_deref_mut());
         if from_backlog > 0 {
@@ -415,17 +426,37 @@ impl Sock {
             let tp = g.tp.take();
             drop(tp);
             self.cv.notify_all();
+            // Spin briefly before sleeping: on a real clock a futex sleep/wake pair costs more
+            // than the gap between back-to-back segments (scheduling only; not observable).
+            let spin = self.core.spin_before_sleep_us.load(Ordering::Relaxed);
+            if spin > 0 && !self.core.clock.is_virtual() {
+                MutexGuard::unlocked(&mut s, || {
+                    let start = self.now();
+                    let mut n = 0u32;
+                    while self.ev_gen.load(Ordering::SeqCst) == ev0 && !cancel.is_some_and(|c| c.is_cancelled()) {
+                        n = n.wrapping_add(1);
+                        if n.is_multiple_of(64) && self.now().saturating_since(start).as_micros() >= spin as u128 {
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                });
+            }
             loop {
-                if s.wake_gen != gen0 || !s.prequeue.is_empty() {
+                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                if s.wake_gen != gen0 || !s.prequeue.is_empty() || self.ev_gen.load(Ordering::SeqCst) != ev0 {
+                    self.sleepers.fetch_sub(1, Ordering::SeqCst);
                     break;
                 }
                 if cancel.is_some_and(|c| c.is_cancelled()) {
+                    self.sleepers.fetch_sub(1, Ordering::SeqCst);
                     result = WaitResult::Cancelled;
                     break;
                 }
                 let now = self.now();
                 if let Some(dl) = deadline {
                     if now >= dl {
+                        self.sleepers.fetch_sub(1, Ordering::SeqCst);
                         result = WaitResult::TimedOut;
                         break;
                     }
@@ -440,6 +471,7 @@ impl Sock {
                     }
                     _ => self.cv.wait(&mut s),
                 }
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
                 s.sleeping = false;
             }
             s.ucopy_task = false;
@@ -526,7 +558,7 @@ impl Sock {
             }
             return;
         }
-        self.softirq_process(s, vec![inseg].into());
+        self.softirq_process(s, std::iter::once(inseg));
     }
 
     fn arm_prequeue_delack(&self) {
@@ -552,7 +584,7 @@ impl Sock {
     }
 
     /// Processes segments in packet-input context while holding `slock` (not owned).
-    fn softirq_process(&self, s: MutexGuard<'_, Slock>, batch: VecDeque<InSeg>) {
+    fn softirq_process(&self, s: MutexGuard<'_, Slock>, batch: impl IntoIterator<Item = InSeg>) {
         let mut out = Vec::new();
         let mut resets = Vec::new();
         let mut tp = self.tp.lock();

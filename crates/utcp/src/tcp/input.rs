@@ -472,6 +472,10 @@ impl TcpSock {
 
     /// `tcp_check_space()`: wake writers when the send buffer drained enough.
     fn tcp_check_space(&mut self, ctx: &mut Ctx<'_>) {
+        // tcp_new_space(): grow the send buffer with the congestion window.
+        if self.tcp_should_expand_sndbuf() {
+            self.tcp_sndbuf_expand(ctx.net);
+        }
         if self.sk_stream_is_writeable() {
             ctx.ev.write_space = true;
         }

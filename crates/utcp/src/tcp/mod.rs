@@ -14,6 +14,7 @@ pub mod listen;
 pub mod ofo_queue;
 pub mod output;
 pub mod recvmsg;
+pub mod sndbuf;
 pub mod timer;
 pub mod urgent;
 pub mod window;

@@ -189,6 +189,9 @@ impl TcpSock {
         if self.userlocks & SOCK_RCVBUF_LOCK == 0 {
             self.tcp_fixup_rcvbuf(ctx);
         }
+        if self.userlocks & super::SOCK_SNDBUF_LOCK == 0 {
+            self.tcp_sndbuf_expand(ctx.net);
+        }
         self.rcvq_space.space = self.rcv_wnd.min(self.rcvq_space_init());
         self.rcvq_space.time = ctx.now;
         self.rcvq_space.seq = self.copied_seq;
