@@ -10,6 +10,11 @@
 //! 3 when the run outlasted `--timeout`.
 #![forbid(unsafe_code)]
 
+/// mimalloc: glibc malloc serializes cross-thread frees on an arena lock, and segment
+/// buffers are allocated by one thread and freed by another.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod bench;
 mod kernel;
