@@ -20,6 +20,44 @@ use std::sync::{Arc, Weak};
 /// Connection key: (local addr, local port, remote addr, remote port).
 pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
 
+/// A fast multiply-xorshift hasher for connection keys (`inet_ehashfn` is a keyed jhash; the
+/// table here is per stack and not exposed to remote collision attacks beyond what the
+/// per-stack random seed mixed into it prevents).
+#[derive(Clone, Copy, Default)]
+pub struct TupleHasher {
+    h: u64,
+}
+
+impl std::hash::Hasher for TupleHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.h;
+        z = (z ^ (z >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        z ^ (z >> 32)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.h = (self.h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.h = (self.h.rotate_left(16) ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.h = (self.h.rotate_left(32) ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Builds [`TupleHasher`]s seeded per stack.
+#[derive(Clone, Copy)]
+pub struct TupleHash(u64);
+
+impl std::hash::BuildHasher for TupleHash {
+    type Hasher = TupleHasher;
+    fn build_hasher(&self) -> TupleHasher {
+        TupleHasher { h: self.0 }
+    }
+}
+
 #[derive(Default)]
 struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -33,7 +71,7 @@ pub struct StackCore {
     /// The host's clock.
     pub clock: Arc<dyn Clock>,
     dev: RwLock<Option<Arc<dyn NetDevice>>>,
-    ehash: RwLock<HashMap<FourTuple, Arc<Sock>>>,
+    ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
     lhash: RwLock<HashMap<u16, Arc<Sock>>>,
     ports: Mutex<HashMap<u16, u32>>,
     timers: Mutex<Timers>,
@@ -55,7 +93,7 @@ impl StackCore {
         Arc::new(StackCore {
             net: Netns::new(addr, mtu, secret),
             dev: RwLock::new(None),
-            ehash: RwLock::new(HashMap::new()),
+            ehash: RwLock::new(HashMap::with_hasher(TupleHash(secret | 1))),
             lhash: RwLock::new(HashMap::new()),
             ports: Mutex::new(HashMap::new()),
             timers: Mutex::new(Timers::default()),

@@ -39,6 +39,28 @@ pub struct InSeg {
     pub dport: u16,
 }
 
+impl InSeg {
+    /// A copy without the payload (enough to answer it with a RST).
+    pub fn header_only(&self) -> InSeg {
+        let seg = Seg {
+            payload: bytes::Bytes::new(),
+            seq: self.seg.seq,
+            end_seq: self.seg.end_seq,
+            ack_seq: self.seg.ack_seq,
+            flags: self.seg.flags,
+            window: self.seg.window,
+            urg_ptr: self.seg.urg_ptr,
+            mss: self.seg.mss,
+            wscale: self.seg.wscale,
+            sack_permitted: self.seg.sack_permitted,
+            sack: self.seg.sack,
+            ts: self.seg.ts,
+            truesize: self.seg.truesize,
+        };
+        InSeg { seg, saddr: self.saddr, daddr: self.daddr, sport: self.sport, dport: self.dport }
+    }
+}
+
 /// What `slock` protects.
 #[derive(Default)]
 pub struct Slock {
@@ -237,14 +259,31 @@ impl Sock {
 
     /// `release_sock()`: processes the backlog, runs deferred timers, gives the socket up.
     pub fn release_sock(&self, mut g: OwnedSock<'_>) {
-        self.__release_sock(&mut g, None);
-        let mut s = self.slock.lock();
+        let mut s = self.lock_drained(&mut g, None).0;
         s.owned = false;
         let tp = g.tp.take();
         self.update_snapshot(tp.as_deref().expect("tp"));
         drop(tp);
         drop(s);
         self.cv.notify_all();
+    }
+
+    /// Drains the backlog and deferred timers, then returns `slock` held with both empty, so
+    /// that the caller can give up ownership atomically (as `release_sock` does under
+    /// `slock`: nothing queued between the last check and clearing `owned` is stranded).
+    fn lock_drained<'a>(
+        &'a self,
+        g: &mut OwnedSock<'_>,
+        mut ucopy: Option<&mut IovIter<'_>>,
+    ) -> (MutexGuard<'a, Slock>, usize) {
+        let mut direct = 0;
+        loop {
+            direct += self.__release_sock(g, ucopy.as_deref_mut());
+            let s = self.slock.lock();
+            if s.backlog.is_empty() && !s.deferred_timers {
+                return (s, direct);
+            }
+        }
     }
 
     /// `__release_sock()`: drains the backlog through `tcp_v4_do_rcv`; with `ucopy`, in-order
@@ -283,14 +322,15 @@ impl Sock {
             if let Some(u) = uc.as_mut() {
                 ctx.ucopy = Some(u);
             }
-            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg.clone());
+            let hdr = inseg.header_only();
+            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg).then_some(hdr);
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
                 self.core.adopt_child(tp, child);
             }
         }
-        if reset {
-            self.core.send_reset_for(&inseg);
+        if let Some(hdr) = reset {
+            self.core.send_reset_for(&hdr);
         }
         let copied = uc.map(|u| u.copied).unwrap_or(0);
         self.finish(g.tp(), ev, out);
@@ -420,7 +460,11 @@ impl Sock {
         }
         let mut result = WaitResult::Woken;
         {
-            let mut s = self.slock.lock();
+            let (mut s, late) = self.lock_drained(g, ucopy.as_deref_mut());
+            if late > 0 {
+                drop(s);
+                return WaitOutcome { result: WaitResult::Woken, direct: (late, 0) };
+            }
             s.ucopy_task = ucopy.is_some();
             s.owned = false;
             let tp = g.tp.take();
@@ -592,8 +636,9 @@ impl Sock {
         let now = self.now();
         for inseg in batch {
             let mut ctx = Ctx::new(now, &self.core.net, &mut out);
-            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg.clone()) {
-                resets.push(inseg);
+            let hdr = inseg.header_only();
+            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
+                resets.push(hdr);
             }
             if let Some(child) = ctx.ev_child.take() {
                 self.core.adopt_child(&mut tp, child);
@@ -632,8 +677,9 @@ impl Sock {
         let mut resets = Vec::new();
         for inseg in pre {
             let mut ctx = Ctx::new(now, &self.core.net, &mut out);
-            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg.clone()) {
-                resets.push(inseg);
+            let hdr = inseg.header_only();
+            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
+                resets.push(hdr);
             }
             merge(&mut ev, std::mem::take(&mut ctx.ev));
         }

@@ -628,6 +628,10 @@ impl TcpSock {
                 if !head_end.after(self.snd_una + self.snd_wnd) {
                     self.backoff = 0;
                     self.clear_timer(TcpTimer::Probe0);
+                } else {
+                    // Still no usable window: the next probe is timed from this answer.
+                    let when = self.tcp_probe0_when(super::TCP_RTO_MAX);
+                    self.reset_timer(TcpTimer::Probe0, ctx.now + when);
                 }
             }
             return 1;
@@ -763,7 +767,9 @@ impl TcpSock {
         let _ = prior_snd_una;
         // Karn: with timestamps any ACK gives a sample (tsecr), else only non-retransmitted data.
         let ts_sample = if self.saw_tstamp && self.rcv_tsecr != 0 && *fl & flag::ACKED != 0 {
-            let d = self.tcp_time_stamp(ctx.now).wrapping_sub(self.rcv_tsecr) as i32;
+            // rcv_tsecr has tsoffset removed: compare with the clock without it
+            // (tcp_time_stamp_ts() - rcv_tsecr).
+            let d = self.tcp_time_stamp(ctx.now).wrapping_sub(self.tsoffset).wrapping_sub(self.rcv_tsecr) as i32;
             (d >= 0).then(|| Duration::from_millis(d as u64))
         } else {
             None

@@ -104,7 +104,8 @@ pub fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>>
     let (seq, ack, flags) = if seg.flags.ack() {
         (seg.ack_seq, SeqNum(0), TcpFlags::RST)
     } else {
-        let ack = seg.seq + seg.len() + seg.flags.syn() as u32 + seg.flags.fin() as u32;
+        // seg.end_seq = seq + len + SYN + FIN (the payload may have been dropped already).
+        let ack = seg.end_seq;
         (SeqNum(0), ack, TcpFlags(TcpFlags::RST.0 | TcpFlags::ACK.0))
     };
     Some(TcpRepr {

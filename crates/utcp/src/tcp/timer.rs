@@ -287,7 +287,9 @@ impl TcpSock {
     fn tcp_time_wait_expire(&mut self, ctx: &mut Ctx<'_>) {
         if matches!(self.state, TcpState::TimeWait | TcpState::FinWait2) {
             self.set_state(ctx, TcpState::Close);
-            ctx.ev.destroy = self.orphan;
+            // The timewait sock dies and leaves the hash table even while the user still holds
+            // the fd (whose state has read TCP_CLOSE since tcp_time_wait()).
+            ctx.ev.destroy = true;
             ctx.ev.state_change = true;
         }
     }
@@ -312,9 +314,9 @@ impl TcpSock {
         ctx.ev.state_change = true;
         ctx.ev.data_ready = true;
         ctx.ev.write_space = true;
-        if self.orphan {
-            ctx.ev.destroy = true;
-        }
+        // tcp_set_state(TCP_CLOSE) unhashes the socket whether or not the user still holds it:
+        // a dead connection must not keep its 4-tuple (nor linger in the table after close()).
+        ctx.ev.destroy = true;
     }
 }
 

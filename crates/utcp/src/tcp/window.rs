@@ -270,7 +270,8 @@ impl TcpSock {
         if seg_len < self.ack.rcv_mss {
             return;
         }
-        let delta_ms = self.tcp_time_stamp(ctx.now).wrapping_sub(self.rcv_tsecr) as i32;
+        // rcv_tsecr has tsoffset removed: tcp_time_stamp_ts() - rcv_tsecr.
+        let delta_ms = self.tcp_time_stamp(ctx.now).wrapping_sub(self.tsoffset).wrapping_sub(self.rcv_tsecr) as i32;
         if (0..1 << 20).contains(&delta_ms) {
             let delta_us = (delta_ms as u32).max(1) * 1000;
             self.tcp_rcv_rtt_update(delta_us, false);
