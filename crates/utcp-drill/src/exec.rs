@@ -430,10 +430,13 @@ impl Runner {
         }
         let bytes = packet::build_inbound(&spec, tuple, &s.map, tos, ttl).or_else(|e| fail(line, e))?;
         self.trace(|| format!("inject {} bytes", bytes.len()));
+        let ip_len = bytes.len() as u32;
         let mut frame = utcp::ip::frame_from_wire(bytes::Bytes::from(bytes));
-        // DEVIATION(linux): packetdrill hands the kernel an inbound packet longer than `--mss` as
-        // one GSO skb with gso_size = mss (tcp_measure_rcv_mss() then sees mss); utcp frames carry
-        // no gso_size, so the stack sees one large segment.
+        // packetdrill writes every packet to its tun device behind a virtio_net_hdr, with
+        // gso_type TCPV4 and gso_size = --mss when that is given (netdev.c linux_tun_write());
+        // the kernel keeps gso_size on packets longer than it (virtio_net_hdr_to_skb()).
+        frame.gso_size = self.cfg.mss;
+        frame.truesize = tun_skb_truesize(ip_len);
         frame.napi_id = 0;
         self.core.netif_receive(frame);
         self.settle_pending();
@@ -479,21 +482,45 @@ impl Runner {
         };
         let tol = self.tolerance(t);
         let limit = if any { self.now_script() + 600_000_000 } else { t.max(t_end) + tol + 2_000_000 };
-        let (when, live) = loop {
-            if let Some(x) = self.take_outbound() {
-                break x;
+        let (mut when, mut live) = self.wait_outbound(line, limit)?;
+        // packetdrill without --strict_segments (run_packet.c sniff_outbound_live_packet()):
+        // while the sniffed payload is shorter than the script packet's, sniff the next
+        // packet of the flow and aggregate them (verify_packet_fragments(),
+        // aggregate_packets()): headers of the last, sequence number and CWR of the first.
+        let expected = spec.payload_len as usize;
+        let mut prev = live.clone();
+        while live.payload.len() < expected {
+            let (w2, next) = self.wait_outbound(line, limit)?;
+            let sniffed = live.payload.len();
+            let same = next.tuple == prev.tuple
+                && next.doff == prev.doff
+                && next.flags & !0x89 == prev.flags & !0x89
+                && next.res == prev.res
+                && next.seq == prev.seq.wrapping_add(prev.payload.len() as u32)
+                && next.ack == prev.ack
+                && next.win == prev.win
+                && next.urg == prev.urg;
+            let last = next.payload.len() >= expected - sniffed;
+            if !same || (!last && next.payload.len() != prev.payload.len()) {
+                return fail(
+                    line,
+                    format!(
+                        "fragment mismatch aggregating toward {expected} payload bytes: previous {} then {}",
+                        packet::dump(&prev),
+                        packet::dump(&next)
+                    ),
+                );
             }
-            let now = self.now_script();
-            if now >= limit {
-                return fail(line, "timed out waiting for packet");
-            }
-            let next =
-                self.core.next_timer().map(|x| (x.micros() - EPOCH.micros()) as i64).unwrap_or(limit).clamp(now, limit);
-            if next <= now && self.core.next_timer().is_none() && self.pending.is_none() {
-                return fail(line, "timed out waiting for packet");
-            }
-            self.advance_to(next.max(now + if self.pending.is_some() { 1000 } else { 0 }).min(limit))?;
-        };
+            let mut agg = next.clone();
+            agg.seq = live.seq;
+            agg.flags = (next.flags & !0x80) | (live.flags & 0x80);
+            agg.payload = [live.payload.as_slice(), next.payload.as_slice()].concat();
+            agg.tot_len = next.tot_len.wrapping_add(live.payload.len() as u16);
+            self.trace(|| format!("aggregated outbound fragment: {}", packet::dump(&next)));
+            prev = next;
+            live = agg;
+            when = w2;
+        }
         let i = self.sut.expect("sut");
         let s = &mut self.socks[i];
         let (sflags, _) = packet::flag_bits(&spec.flags).or_else(|e| fail(line, e))?;
@@ -531,6 +558,26 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Waits (advancing virtual time up to `limit`) for the next outbound packet of the socket
+    /// under test.
+    fn wait_outbound(&mut self, line: usize, limit: i64) -> Result<(Instant, packet::Parsed), Failure> {
+        loop {
+            if let Some(x) = self.take_outbound() {
+                return Ok(x);
+            }
+            let now = self.now_script();
+            if now >= limit {
+                return fail(line, "timed out waiting for packet");
+            }
+            let next =
+                self.core.next_timer().map(|x| (x.micros() - EPOCH.micros()) as i64).unwrap_or(limit).clamp(now, limit);
+            if next <= now && self.core.next_timer().is_none() && self.pending.is_none() {
+                return fail(line, "timed out waiting for packet");
+            }
+            self.advance_to(next.max(now + if self.pending.is_some() { 1000 } else { 0 }).min(limit))?;
+        }
     }
 
     // ---------------------------------------------------------------- code
@@ -1230,4 +1277,75 @@ fn recvmsg(stack: &Stack, sc: &SyscallEvent, f: i32, out: &mut SysOut) -> Result
         }
     }
     Ok(n as i64)
+}
+
+/// `skb->truesize` of an IPv4 packet of `ip_len` bytes written to a Linux (6.x, x86_64) tun
+/// device opened `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, as packetdrill does: `tun_get_user()`
+/// → `tun_alloc_skb(align = NET_SKB_PAD)` → `sock_alloc_send_pskb()`. A packet that fits in a
+/// page minus the pad is linear (kmalloc'ed head, 576-byte small-head cache below that); a
+/// bigger one gets `SKB_MAX_HEAD(align)` = 3712 linear bytes in a 4 KiB head and the rest in
+/// page frags of up to order 3 (`alloc_skb_with_frags()`). Checked against SO_MEMINFO on a
+/// 6.18.44 kernel for payloads of 1 to 60000 bytes.
+// DEVIATION(linux): such a head is kmalloc'ed, not a page frag, so skb_try_coalesce() cannot
+// steal it and the kernel never coalesces these segments in its receive or out-of-order queue;
+// utcp's queues still coalesce contiguous segments (charging truesize - sizeof(struct sk_buff)
+// in the receive queue), so sk_rmem_alloc may read 256 bytes per coalesced segment lower.
+pub fn tun_skb_truesize(ip_len: u32) -> u32 {
+    const PAD: u32 = 64; // NET_SKB_PAD + NET_IP_ALIGN
+    const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+    const SKB: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff))
+    const SMALL_HEAD: u32 = 576; // SKB_SMALL_HEAD_CACHE_SIZE
+    const PAGE: u32 = 4096;
+    let head = |linear: u32| {
+        let size = ((PAD + linear + 63) & !63) + SHINFO;
+        let obj = if size <= SMALL_HEAD { SMALL_HEAD } else { size.next_power_of_two() };
+        obj + SKB
+    };
+    if PAD + ip_len < PAGE {
+        return head(ip_len);
+    }
+    let good_linear = PAGE - PAD - SHINFO;
+    let mut truesize = head(good_linear);
+    let mut rest = ip_len - good_linear;
+    let mut order = 3; // PAGE_ALLOC_COSTLY_ORDER
+    while rest > 0 {
+        while order > 0 && rest.div_ceil(PAGE) * PAGE < PAGE << order {
+            order -= 1;
+        }
+        truesize += PAGE << order;
+        rest -= rest.min(PAGE << order);
+    }
+    truesize
+}
+
+#[cfg(test)]
+mod tun_truesize_tests {
+    use super::tun_skb_truesize;
+
+    #[test]
+    fn matches_kernel_measurements() {
+        // (TCP payload with a 40-byte header, SO_MEMINFO rmem_alloc delta) on 6.18.44.
+        for (payload, truesize) in [
+            (1, 832),
+            (100, 832),
+            (500, 1280),
+            (1000, 2304),
+            (1460, 2304),
+            (2000, 4352),
+            (3990, 8448),
+            (4000, 8448),
+            (5000, 8448),
+            (8000, 12544),
+            (9000, 12544),
+            (12300, 16640),
+            (16000, 20736),
+            (20000, 20736),
+            (24600, 28928),
+            (30000, 33024),
+            (40000, 41216),
+            (60000, 61696),
+        ] {
+            assert_eq!(tun_skb_truesize(payload + 40), truesize, "payload {payload}");
+        }
+    }
 }

@@ -113,7 +113,7 @@ fn encode_options(
 }
 
 /// Addresses and ports of one packet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuple {
     /// Source address.
     pub src: Ipv4Addr,

@@ -25,13 +25,17 @@ pub struct Frame {
     /// `skb->truesize` as the receiving device charges it; 0 = a driver's linear skb
     /// (`TcpSock::rx_truesize`).
     pub truesize: u32,
+    /// `skb_shinfo(skb)->gso_size` of a received GSO packet (0 = not GSO). Only devices that
+    /// hand TCP super-packets to the stack set it (e.g. a tun device fed with a
+    /// `virtio_net_hdr`, as packetdrill does with `--mss`); `tcp_measure_rcv_mss()` reads it.
+    pub gso_size: u32,
 }
 
 impl Frame {
     /// A frame whose header will be written through [`Frame::head_mut`].
     pub fn with_header_len(len: usize, payload: Bytes) -> Frame {
         assert!(len <= MAX_HEADER);
-        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0, truesize: 0 }
+        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0, truesize: 0, gso_size: 0 }
     }
 
     /// Splits raw bytes from a wire (TUN, pcap, script) into header and payload. The header is

@@ -164,6 +164,10 @@ impl StackCore {
         if frame.truesize != 0 {
             seg.truesize = frame.truesize;
         }
+        // virtio_net_hdr_to_skb(): "Too small packets are not really GSO ones".
+        if frame.gso_size != 0 && seg.len() + seg.rx.thlen - 20 > frame.gso_size {
+            seg.rx.gso_size = frame.gso_size;
+        }
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
         self.tcp_v4_rcv(inseg, frame.napi_id);
     }
@@ -366,6 +370,7 @@ impl StackCore {
     pub fn adopt_child(self: &Arc<Self>, listener: &mut TcpSock, child: Box<TcpSock>) {
         let key = (child.saddr, child.sport, child.daddr, child.dport);
         let deadline = child.next_deadline();
+        let sk_socket = child.sk_socket.clone();
         let csk = Sock::new(self.clone(), *child);
         if !self.hash(key, csk.clone()) {
             return;
@@ -374,7 +379,7 @@ impl StackCore {
         csk.peek_tp(|tp| csk.refresh_snapshot(tp));
         self.schedule_timer(&csk, deadline);
         if let Some(l) = listener.listen.as_mut() {
-            l.accept_queue.push_back(csk);
+            l.accept_queue.push_back(csk, sk_socket);
         }
     }
 

@@ -64,9 +64,12 @@ fn rto_starts_at_200ms_and_doubles_up_to_120s_then_times_out() {
     assert!(lab.run_until(Duration::from_secs(2000), || state(&lab.a, c) == TcpState::Close));
     let tx: Vec<_> = lab.log().iter().filter(|p| p.len == 4).map(|p| p.t).collect();
     let gaps: Vec<u64> = tx.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect();
-    // Doubling up to TCP_RTO_MAX (120 s); the connection dies at the first timeout at or past
-    // tcp_model_timeout(tcp_retries2 = 15, 200 ms) = 924.6 s after the original send.
-    let (mut want, mut t, mut rto) = (Vec::new(), 0u64, rto0);
+    // First a tail loss probe at 2·SRTT + TCP_RTO_MIN (one segment in flight: room for a
+    // delayed ACK), which re-arms the RTO; then RTOs doubling up to TCP_RTO_MAX (120 s); the
+    // connection dies at the first timeout at or past tcp_model_timeout(tcp_retries2 = 15,
+    // 200 ms) = 924.6 s after the original send.
+    let tlp = 200u64;
+    let (mut want, mut t, mut rto) = (vec![tlp], tlp, rto0);
     let death = loop {
         t += rto;
         if t >= 924_600 {
@@ -80,9 +83,10 @@ fn rto_starts_at_200ms_and_doubles_up_to_120s_then_times_out() {
     assert_eq!((lab.now() - tx[0]).as_millis() as u64, death);
     let mut buf = [0u8; 4];
     assert_eq!(lab.a.recv(c, Some(&mut buf), 4, 0), Err(Errno::ETIMEDOUT));
-    let n = want.len() as u64;
+    let n = want.len() as u64 - 1;
+    assert_eq!(mib(&lab.a, LinuxMib::TCPLossProbes), 1);
     assert_eq!(mib(&lab.a, LinuxMib::TCPTimeouts), n + 1, "retransmitting timeouts + the fatal one");
-    assert_eq!(tmib(&lab.a, TcpMib::RetransSegs), n);
+    assert_eq!(tmib(&lab.a, TcpMib::RetransSegs), n + 1, "RTO retransmissions + the probe");
     assert_eq!(mib(&lab.a, LinuxMib::TCPAbortOnTimeout), 1);
 }
 

@@ -77,6 +77,8 @@ pub struct TcpIn<'a> {
     pub payload: Bytes,
     /// Raw window field.
     pub raw_window: u16,
+    /// TCP header length including options (`th->doff * 4`).
+    pub thlen: u32,
 }
 
 /// `ip_rcv()` + `tcp_v4_rcv()`'s header checks: validates the IPv4 header and the TCP header and
@@ -142,7 +144,7 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let tcp = TcpRepr::parse(&tp, saddr, daddr, false).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let raw_window = tp.window_len();
     net.mib.ip_inc(IpMib::InDelivers);
-    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window })
+    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32 })
 }
 
 /// The header length (IP + TCP) of raw packet bytes, for splitting them into a [`Frame`];

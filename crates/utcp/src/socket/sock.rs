@@ -56,6 +56,7 @@ impl InSeg {
             sack: self.seg.sack,
             ts: self.seg.ts,
             truesize: self.seg.truesize,
+            rx: self.seg.rx,
         };
         InSeg { seg, saddr: self.saddr, daddr: self.daddr, sport: self.sport, dport: self.dport }
     }

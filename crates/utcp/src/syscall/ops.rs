@@ -1671,6 +1671,7 @@ fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
     }
 }
 
+/// `struct tcp_info` as Linux 6.18 lays it out (280 bytes, x86_64).
 fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
     let mut b = vec![
         i.tcpi_state,
@@ -1682,34 +1683,50 @@ fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
         (i.tcpi_snd_wscale & 0xf) | (i.tcpi_rcv_wscale << 4),
         0,
     ];
-    for v in [
-        i.tcpi_rto,
-        i.tcpi_ato,
-        i.tcpi_snd_mss,
-        i.tcpi_rcv_mss,
-        i.tcpi_unacked,
-        i.tcpi_sacked,
-        i.tcpi_lost,
-        i.tcpi_retrans,
-        0,
-        i.tcpi_last_data_sent,
-        0,
-        i.tcpi_last_data_recv,
-        i.tcpi_last_ack_recv,
-        i.tcpi_pmtu,
-        i.tcpi_rcv_ssthresh,
-        i.tcpi_rtt,
-        i.tcpi_rttvar,
-        i.tcpi_snd_ssthresh,
-        i.tcpi_snd_cwnd,
-        i.tcpi_advmss,
-        i.tcpi_reordering,
-        i.tcpi_rcv_rtt,
-        i.tcpi_rcv_space,
-        i.tcpi_total_retrans,
-    ] {
-        b.extend_from_slice(&v.to_ne_bytes());
-    }
+    let u32s = |b: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| b.extend_from_slice(&x.to_ne_bytes()));
+    let u64s = |b: &mut Vec<u8>, v: &[u64]| v.iter().for_each(|x| b.extend_from_slice(&x.to_ne_bytes()));
+    u32s(
+        &mut b,
+        &[
+            i.tcpi_rto,
+            i.tcpi_ato,
+            i.tcpi_snd_mss,
+            i.tcpi_rcv_mss,
+            i.tcpi_unacked,
+            i.tcpi_sacked,
+            i.tcpi_lost,
+            i.tcpi_retrans,
+            0, // tcpi_fackets
+            i.tcpi_last_data_sent,
+            0, // tcpi_last_ack_sent
+            i.tcpi_last_data_recv,
+            i.tcpi_last_ack_recv,
+            i.tcpi_pmtu,
+            i.tcpi_rcv_ssthresh,
+            i.tcpi_rtt,
+            i.tcpi_rttvar,
+            i.tcpi_snd_ssthresh,
+            i.tcpi_snd_cwnd,
+            i.tcpi_advmss,
+            i.tcpi_reordering,
+            i.tcpi_rcv_rtt,
+            i.tcpi_rcv_space,
+            i.tcpi_total_retrans,
+        ],
+    );
+    u64s(&mut b, &[0, u64::MAX, i.tcpi_bytes_acked, i.tcpi_bytes_received]); // pacing, max pacing
+    u32s(
+        &mut b,
+        &[i.tcpi_segs_out, i.tcpi_segs_in, i.tcpi_notsent_bytes, 0, i.tcpi_data_segs_in, i.tcpi_data_segs_out],
+    );
+    u64s(&mut b, &[0, 0, 0, 0]); // delivery_rate, busy_time, rwnd_limited, sndbuf_limited
+    u32s(&mut b, &[i.tcpi_delivered, 0]);
+    u64s(&mut b, &[0, 0]); // bytes_sent, bytes_retrans
+    u32s(&mut b, &[0, 0, 0, i.tcpi_snd_wnd, i.tcpi_rcv_wnd, 0]); // dsack_dups, reord_seen, rcv_ooopack
+    b.extend_from_slice(&[0u8; 4]); // total_rto, total_rto_recoveries (u16 each)
+    u32s(&mut b, &[0, 0, 0, 0, 0, 0, 0, 0]); // total_rto_time, received_ce, AccECN byte counters
+    b.extend_from_slice(&[0u8; 4]); // accecn_fail_mode, accecn_opt_seen
+    debug_assert_eq!(b.len(), 280);
     b
 }
 

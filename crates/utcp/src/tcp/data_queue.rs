@@ -142,6 +142,7 @@ impl TcpSock {
         }
         let len = seg.len();
         let truesize = seg.truesize;
+        let (rx, flags) = (seg.rx, seg.flags);
         let fin = seg.flags.fin();
         let eaten = len > 0 && self.tcp_direct_copy(ctx, &mut seg);
         if !eaten {
@@ -151,7 +152,7 @@ impl TcpSock {
         }
         if len > 0 {
             self.data_segs_in += 1;
-            self.tcp_event_data_recv(ctx, len, truesize);
+            self.tcp_event_data_recv(ctx, len, truesize, rx, flags);
             ctx.ev.new_data = true;
         }
         if fin {

@@ -42,6 +42,17 @@ pub struct Seg {
     pub payload: Bytes,
     /// What the buffer holding this segment costs (`skb->truesize`).
     pub truesize: u32,
+    /// Receive-side skb metadata Linux keeps outside `TCP_SKB_CB` (GSO size, TCP header length).
+    pub rx: RxMeta,
+}
+
+/// Per-skb facts of a received segment that TCP input consults besides its header fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// `skb_shinfo(skb)->gso_size` (0 = not a GSO packet).
+    pub gso_size: u32,
+    /// TCP header length including options (`skb->data - skb_transport_header(skb)`).
+    pub thlen: u32,
 }
 
 impl Seg {
@@ -424,7 +435,7 @@ impl TcpSock {
         if !eaten {
             self.tcp_queue_rcv(ctx, &seg);
         }
-        self.tcp_event_data_recv(ctx, seg.len(), seg.truesize);
+        self.tcp_event_data_recv(ctx, seg.len(), seg.truesize, seg.rx, seg.flags);
         if seg.ack_seq != self.snd_una {
             self.tcp_ack(ctx, &seg, flag::DATA);
             self.tcp_data_snd_check(ctx);
@@ -491,10 +502,14 @@ impl TcpSock {
 
     /// `__tcp_ack_snd_check()`: ACK now, or arm the delayed ACK.
     pub fn __tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>, ofo_possible: bool) {
-        let full_frame = self.rcv_nxt.diff(self.rcv_wup) > self.ack.rcv_mss && {
-            let w = self.__tcp_select_window(ctx);
-            w >= self.rcv_wnd
-        };
+        // More than one full frame received, and either SO_RCVLOWAT is not met yet or the
+        // right edge of the window advances far enough (__tcp_select_window() also clears
+        // icsk_ack.quick when space is short).
+        let full_frame = self.rcv_nxt.diff(self.rcv_wup) > self.ack.rcv_mss
+            && ((self.rcv_nxt.diff(self.copied_seq) as i64) < self.rcvlowat as i64 || {
+                let w = self.__tcp_select_window(ctx);
+                w >= self.rcv_wnd
+            });
         if full_frame || self.tcp_in_quickack_mode() || self.ack.pending & ICSK_ACK_NOW != 0 {
             self.tcp_send_ack(ctx);
             return;
@@ -527,9 +542,9 @@ impl TcpSock {
     }
 
     /// `tcp_event_data_recv()`: bookkeeping for received data (ACK pacing, window growth).
-    pub fn tcp_event_data_recv(&mut self, ctx: &mut Ctx<'_>, len: u32, truesize: u32) {
+    pub fn tcp_event_data_recv(&mut self, ctx: &mut Ctx<'_>, len: u32, truesize: u32, rx: RxMeta, flags: TcpFlags) {
         self.schedule_ack();
-        self.tcp_measure_rcv_mss(len, truesize);
+        self.tcp_measure_rcv_mss(len, truesize, rx, flags);
         self.tcp_rcv_rtt_measure(ctx);
         let now = ctx.now;
         if self.ack.ato.is_zero() {
@@ -548,7 +563,7 @@ impl TcpSock {
         self.ack.lrcvtime = now;
         self.last_data_recv = now;
         if len >= 128 {
-            self.tcp_grow_window(truesize, len);
+            self.tcp_grow_window(ctx, truesize, len);
         }
     }
 
@@ -638,6 +653,10 @@ impl TcpSock {
         }
         let acked_pkts = self.tcp_clean_rtx_queue(ctx, seg, prior_snd_una, &mut fl);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
+        if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
+            self.tlp_high_seq = None;
+        }
+        self.tcp_rack_detect_loss(ctx);
         if self.ca_state != CaState::Open
             || is_dupack
             || fl & flag::DATA_SACKED != 0
@@ -650,6 +669,7 @@ impl TcpSock {
             self.tcp_cong_avoid(ctx, acked_pkts.max(1));
         }
         self.tcp_xmit_retransmit_queue(ctx);
+        self.tcp_schedule_loss_probe(ctx);
         1
     }
 
@@ -683,6 +703,7 @@ impl TcpSock {
     /// `tcp_sacktag_write_queue()`: marks segments covered by SACK blocks.
     fn tcp_sacktag_write_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum) -> u32 {
         let mut fl = 0;
+        let mut newest: Option<(crate::time::Instant, bool)> = None;
         let blocks = seg.sack.as_slice();
         for (i, &(start, end)) in blocks.iter().enumerate() {
             // DSACK: first block below the cumulative ACK, or inside the second block.
@@ -716,6 +737,9 @@ impl TcpSock {
                         self.lost_out = self.lost_out.saturating_sub(1);
                     }
                     skb.sacked |= TCPCB_SACKED_ACKED;
+                    if newest.is_none_or(|(t, _)| skb.tx_time > t) {
+                        newest = Some((skb.tx_time, skb.retrans > 0));
+                    }
                     self.sacked_out += 1;
                     self.delivered += 1;
                     fl |= flag::DATA_SACKED;
@@ -724,6 +748,9 @@ impl TcpSock {
                     }
                 }
             }
+        }
+        if let Some((t, r)) = newest {
+            self.tcp_rack_advance(ctx, t, r);
         }
         fl
     }
@@ -738,6 +765,9 @@ impl TcpSock {
                 break;
             }
             let skb = self.rtx_queue.pop_front().expect("head");
+            if skb.sacked & TCPCB_SACKED_ACKED == 0 {
+                self.tcp_rack_advance(ctx, skb.tx_time, skb.retrans > 0);
+            }
             if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                 self.retrans_out = self.retrans_out.saturating_sub(1);
             }
@@ -883,7 +913,18 @@ impl TcpSock {
             && self.rtx_queue.front().is_some_and(|h| h.sacked & TCPCB_SACKED_ACKED == 0)
             && self.sacked_out > 0
             && self.highest_sack.diff(self.snd_una) > reord * self.mss_cache;
-        if lost_by_sack || lost_by_dups || lost_by_fack {
+        if lost_by_sack || lost_by_dups || lost_by_fack || self.lost_out > 0 {
+            self.tcp_enter_recovery(ctx);
+        } else if self.sacked_out > 0 || self.dupacks > 0 {
+            self.ca_state = CaState::Disorder;
+        } else {
+            self.ca_state = CaState::Open;
+        }
+    }
+
+    /// `tcp_enter_recovery()`: fast recovery from the first lost segment.
+    pub fn tcp_enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
+        {
             // tcp_enter_recovery()
             if self.sack_ok {
                 ctx.inc(LinuxMib::TCPSackRecovery);
@@ -903,10 +944,6 @@ impl TcpSock {
             }
             self.tcp_mark_lost_by_sack();
             ctx.inc(LinuxMib::TCPFastRetrans);
-        } else if self.sacked_out > 0 || self.dupacks > 0 {
-            self.ca_state = CaState::Disorder;
-        } else {
-            self.ca_state = CaState::Open;
         }
     }
 

@@ -13,6 +13,7 @@ use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A connection request in SYN_RECV (`struct tcp_request_sock`).
@@ -68,7 +69,48 @@ pub struct ListenState {
     /// Requests by peer (address, port).
     pub syn_queue: HashMap<(Ipv4Addr, u16), RequestSock>,
     /// Established children waiting for accept().
-    pub accept_queue: VecDeque<Arc<Sock>>,
+    pub accept_queue: AcceptQueue,
+}
+
+/// The accept queue (`icsk_accept_queue`): children with the flag that stands for their
+/// `sk->sk_socket`, which taking a child out with [`AcceptQueue::pop_front`] (accept()'s
+/// `sock_graft()`) sets.
+#[derive(Default)]
+pub struct AcceptQueue {
+    q: VecDeque<(Arc<Sock>, Arc<AtomicBool>)>,
+}
+
+impl AcceptQueue {
+    /// Queues a child; `sk_socket` is the child's [`TcpSock::sk_socket`].
+    pub fn push_back(&mut self, child: Arc<Sock>, sk_socket: Arc<AtomicBool>) {
+        self.q.push_back((child, sk_socket));
+    }
+    /// accept(): takes the oldest child and grafts it onto a socket.
+    pub fn pop_front(&mut self) -> Option<Arc<Sock>> {
+        let (child, sk_socket) = self.q.pop_front()?;
+        sk_socket.store(true, Ordering::Release);
+        Some(child)
+    }
+    /// Children waiting.
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+    /// No child waiting.
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+}
+
+impl IntoIterator for AcceptQueue {
+    type Item = Arc<Sock>;
+    type IntoIter = std::iter::Map<
+        std::collections::vec_deque::IntoIter<(Arc<Sock>, Arc<AtomicBool>)>,
+        fn((Arc<Sock>, Arc<AtomicBool>)) -> Arc<Sock>,
+    >;
+    /// The children, never accepted (listener close).
+    fn into_iter(self) -> Self::IntoIter {
+        self.q.into_iter().map(|(c, _)| c)
+    }
 }
 
 impl core::fmt::Debug for ListenState {
@@ -382,6 +424,8 @@ impl TcpSock {
         c.keepalive_probes = self.keepalive_probes;
         c.linger2 = self.linger2;
         c.bound = true;
+        // No struct socket until accept() (inet_csk_clone_lock() leaves sk_socket to sock_graft()).
+        c.sk_socket = Arc::new(AtomicBool::new(false));
         // Sequence space.
         c.irs = req.irs;
         c.rcv_nxt = req.irs + 1;

@@ -13,6 +13,7 @@ pub mod ipv4;
 pub mod listen;
 pub mod ofo_queue;
 pub mod output;
+pub mod rack;
 pub mod recvmsg;
 pub mod sndbuf;
 pub mod timer;
@@ -353,6 +354,10 @@ pub struct TcpSock {
     pub sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
     /// The user closed the socket; it lives on to finish the protocol (`SOCK_DEAD`).
     pub orphan: bool,
+    /// `sk->sk_socket != NULL`: a `struct socket` is attached. False for a passive child
+    /// until accept() grafts one; the listener's accept queue holds the other end and sets it
+    /// (see [`listen::AcceptQueue`]).
+    pub sk_socket: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Bound explicitly (`inet->inet_num` set by bind).
     pub bound: bool,
     /// `inet->inet_freebind`/misc.
@@ -427,6 +432,12 @@ pub struct TcpSock {
     pub dup_ack_counter: u8,
     /// Highest SACKed sequence (`tp->highest_sack`).
     pub highest_sack: SeqNum,
+    /// `tp->rack.mstamp`: send time of the most recently delivered segment.
+    pub rack_xmit: Instant,
+    /// `tp->rack.rtt_us`.
+    pub rack_rtt_us: u32,
+    /// `tp->tlp_high_seq`: a loss probe is outstanding up to here.
+    pub tlp_high_seq: Option<SeqNum>,
     /// `tp->pushed_seq`.
     pub pushed_seq: SeqNum,
     /// `tp->snd_up`.
@@ -604,6 +615,7 @@ impl TcpSock {
             keepalive: false,
             sockopt_misc: Default::default(),
             orphan: false,
+            sk_socket: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
             bound: false,
             listen_backlog: 0,
             rcv_nxt: SeqNum(0),
@@ -634,6 +646,9 @@ impl TcpSock {
             snd_wscale: 0,
             write_seq: SeqNum(0),
             pushed_seq: SeqNum(0),
+            rack_xmit: Instant::ZERO,
+            rack_rtt_us: 0,
+            tlp_high_seq: None,
             snd_sml: SeqNum(0),
             syn_tsval: 0,
             last_oow_ack_time: None,
@@ -725,6 +740,11 @@ impl TcpSock {
         }
         self.state = state;
         ctx.ev.state_change = true;
+    }
+
+    /// `sk->sk_socket` is set and the socket is not orphaned (`sock_orphan()` clears it).
+    pub fn has_socket(&self) -> bool {
+        !self.orphan && self.sk_socket.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// `tcp_receive_window()`: how much of the advertised window is left.

@@ -60,6 +60,7 @@ impl TcpSock {
             ctx.net.mib.drop_reason(DropReason::PROTO_MEM);
             return;
         }
+        self.tcp_measure_rcv_mss(seg.len(), seg.truesize, seg.rx, seg.flags);
         self.schedule_ack();
         ctx.inc(LinuxMib::TCPOFOQueue);
         let mut seq = seg.seq;
@@ -70,8 +71,10 @@ impl TcpSock {
             if self.sack_ok {
                 self.selective_acks = vec![(seq, end_seq)];
             }
+            // tcp_grow_window() runs before skb_set_owner_r() charges the segment.
+            self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
             self.ofo_insert(skb);
-            self.tcp_ofo_grow(seg.truesize, seg.len());
+            self.tcp_ofo_rcvbuf_grow(ctx);
             return;
         }
         // Find the insert position; handle overlaps with the previous and following segments.
@@ -84,6 +87,7 @@ impl TcpSock {
                 let (ps, pe) = (seq, end_seq);
                 ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
                 self.tcp_dsack_set(ctx, ps, pe);
+                self.tcp_ofo_rcvbuf_grow(ctx);
                 return;
             }
             if seq.before(prev.end_seq) {
@@ -117,16 +121,27 @@ impl TcpSock {
             break;
         }
         let _ = seq;
+        self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
         self.ofo_insert(skb);
         if self.sack_ok {
             self.tcp_sack_new_ofo_skb(seg.seq.max(self.rcv_nxt), end_seq);
         }
-        self.tcp_ofo_grow(seg.truesize, seg.len());
+        self.tcp_ofo_rcvbuf_grow(ctx);
     }
 
-    fn tcp_ofo_grow(&mut self, truesize: u32, len: u32) {
+    /// For non-SACK flows the window is not grown, to force DUPACKs and fast retransmit.
+    fn tcp_ofo_grow(&mut self, ctx: &Ctx<'_>, truesize: u32, len: u32) {
         if self.sack_ok {
-            self.tcp_grow_window(truesize, len);
+            self.tcp_grow_window(ctx, truesize, len);
+        }
+    }
+
+    /// The end of `tcp_data_queue_ofo()` (6.18): "do not grow rcvbuf for not-yet-accepted or
+    /// orphaned sockets", else back the span of the out-of-order queue.
+    fn tcp_ofo_rcvbuf_grow(&mut self, ctx: &Ctx<'_>) {
+        if self.has_socket() {
+            let space = self.rcvq_space.space;
+            self.tcp_rcvbuf_grow(ctx, space);
         }
     }
 

@@ -433,6 +433,9 @@ impl TcpSock {
             self.probes_out = 0;
             sent += 1;
         }
+        if sent > 0 {
+            self.tcp_schedule_loss_probe(ctx);
+        }
         sent == 0 && self.packets_out == 0 && !self.write_queue.is_empty()
     }
 
@@ -521,6 +524,8 @@ impl TcpSock {
             }
         }
         let urg = 0;
+        // `retrans_stamp` is when the oldest retransmitted segment was first sent.
+        let first_sent = skb.tx_time;
         self.tcp_transmit(ctx, seq, flags, payload, urg);
         let skb = &mut self.rtx_queue[idx];
         skb.tx_time = ctx.now;
@@ -532,7 +537,7 @@ impl TcpSock {
         self.total_retrans += 1;
         ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
         if self.retrans_stamp.is_none() {
-            self.retrans_stamp = Some(ctx.now);
+            self.retrans_stamp = Some(first_sent);
         }
         true
     }

@@ -21,19 +21,25 @@ pub enum TcpTimer {
     TimeWait = 4,
     /// Compressed SACK ACK (`tp->compressed_ack_timer`).
     CompressedAck = 5,
+    /// RACK reordering timeout (`ICSK_TIME_REO_TIMEOUT`).
+    Reo = 6,
+    /// Tail loss probe (`ICSK_TIME_LOSS_PROBE`).
+    LossProbe = 7,
 }
 
 impl TcpTimer {
     /// Number of timers.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 8;
     /// All timers in firing priority.
-    pub const ALL: [TcpTimer; 6] = [
+    pub const ALL: [TcpTimer; 8] = [
         TcpTimer::Retrans,
         TcpTimer::DelAck,
         TcpTimer::Probe0,
         TcpTimer::Keepalive,
         TcpTimer::TimeWait,
         TcpTimer::CompressedAck,
+        TcpTimer::Reo,
+        TcpTimer::LossProbe,
     ];
 }
 
@@ -61,6 +67,8 @@ impl TcpSock {
                         TcpTimer::Keepalive => self.tcp_keepalive_timer(ctx),
                         TcpTimer::TimeWait => self.tcp_time_wait_expire(ctx),
                         TcpTimer::CompressedAck => self.tcp_compressed_ack_kick(ctx),
+                        TcpTimer::Reo => self.tcp_rack_reo_timeout(ctx),
+                        TcpTimer::LossProbe => self.tcp_send_loss_probe(ctx),
                     }
                 }
             }
@@ -149,6 +157,8 @@ impl TcpSock {
         }
         self.lost_out = self.rtx_queue.iter().filter(|s| s.sacked & super::TCPCB_LOST != 0).count() as u32;
         self.dupacks = 0;
+        self.tlp_high_seq = None;
+        self.clear_timer(TcpTimer::LossProbe);
         self.ca_state = CaState::Loss;
         self.high_seq = self.snd_nxt;
         let _ = ctx;

@@ -2,9 +2,11 @@
 //! `__tcp_select_window`, `tcp_select_initial_window`; tcp_input.c: `tcp_grow_window`,
 //! `tcp_init_buffer_space`, `tcp_rcv_space_adjust`, `tcp_clamp_window`).
 
+use super::input::RxMeta;
 use super::{Ctx, TcpSock, SOCK_RCVBUF_LOCK, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT};
 use crate::mib::LinuxMib;
 use crate::skb::skb_truesize;
+use crate::wire::TcpFlags;
 
 /// `tcp_select_initial_window()`: returns (rcv_wnd, window_clamp, rcv_wscale).
 pub fn tcp_select_initial_window(
@@ -123,24 +125,41 @@ impl TcpSock {
         self.ack.rcv_mss = hint;
     }
 
-    /// `tcp_measure_rcv_mss()`: learns the peer's segment size and the payload/truesize ratio.
-    pub fn tcp_measure_rcv_mss(&mut self, len: u32, truesize: u32) {
+    /// `tcp_measure_rcv_mss()` (6.18): learns the peer's segment size from `gso_size ?: skb->len`
+    /// and, when it changes, the payload/truesize ratio (`scaling_ratio`), which the window
+    /// clamp then follows.
+    pub fn tcp_measure_rcv_mss(&mut self, skb_len: u32, truesize: u32, rx: RxMeta, flags: TcpFlags) {
         let lss = self.ack.last_seg_size;
         self.ack.last_seg_size = 0;
+        let mut len = if rx.gso_size != 0 { rx.gso_size } else { skb_len };
         if len >= self.ack.rcv_mss {
-            if len != self.ack.rcv_mss && truesize > 0 {
-                let val = ((len as u64) << super::TCP_RMEM_TO_WIN_SCALE) / truesize as u64;
-                let val = val.clamp(1, 255) as u32;
-                self.scaling_ratio = val;
+            if len != self.ack.rcv_mss {
+                let val = ((skb_len as u64) << super::TCP_RMEM_TO_WIN_SCALE) / truesize.max(1) as u64;
+                let old_ratio = self.scaling_ratio;
+                // DEVIATION(linux): scaling_ratio is a u8 there (a ratio >= 1.0 would wrap);
+                // clamped here.
+                self.scaling_ratio = val.clamp(1, 255) as u32;
+                if old_ratio != self.scaling_ratio {
+                    let val = self.win_from_space(self.rcvbuf as i64);
+                    self.tcp_set_window_clamp(val.max(0) as u32);
+                    if self.window_clamp < self.rcvq_space.space {
+                        self.rcvq_space.space = self.window_clamp;
+                    }
+                }
             }
-            self.ack.rcv_mss = len.min(self.advmss.max(TCP_MIN_MSS));
+            self.ack.rcv_mss = len.min(self.advmss);
+            if flags.psh() {
+                self.ack.pending |= super::ack_flags::ICSK_ACK_PUSHED;
+            }
         } else {
-            // Small segment: PSH'ed data or a short one; remember it for the ACK heuristics.
-            let len2 = len;
-            if len2 >= TCP_MSS_DEFAULT + 20 || (len2 >= TCP_MIN_MSS + 20 && len2 > lss) {
-                self.ack.last_seg_size = len2;
-                if len2 == lss {
-                    self.ack.rcv_mss = len2;
+            // "len" is invariant segment length, including TCP header.
+            len += rx.thlen;
+            let remnant = flags.fin() || flags.urg() || flags.syn() || flags.psh();
+            if len >= TCP_MSS_DEFAULT + 20 || (len >= TCP_MIN_MSS + 20 && !remnant) {
+                len = len.wrapping_sub(self.tcp_header_len);
+                self.ack.last_seg_size = len;
+                if len == lss {
+                    self.ack.rcv_mss = len;
                     return;
                 }
             }
@@ -151,12 +170,30 @@ impl TcpSock {
         }
     }
 
+    /// `tcp_set_window_clamp()` (tcp.c) for a non-zero value: a shrinking clamp pulls
+    /// `rcv_ssthresh` down, a growing one lets it rise up to `rcv_wnd`.
+    pub fn tcp_set_window_clamp(&mut self, val: u32) {
+        let old_window_clamp = self.window_clamp;
+        let new_window_clamp = val.max(super::SOCK_MIN_RCVBUF / 2);
+        if new_window_clamp == old_window_clamp {
+            return;
+        }
+        self.window_clamp = new_window_clamp;
+        if new_window_clamp < old_window_clamp {
+            // __tcp_adjust_rcv_ssthresh(): utcp reserves no socket memory (SO_RESERVE_MEM).
+            self.rcv_ssthresh = self.rcv_ssthresh.min(new_window_clamp);
+        } else {
+            let new_rcv_ssthresh = self.rcv_wnd.min(self.window_clamp);
+            self.rcv_ssthresh = self.rcv_ssthresh.max(new_rcv_ssthresh);
+        }
+    }
+
     /// `__tcp_grow_window()`.
-    fn __tcp_grow_window(&self, truesize: u32, len: u32) -> u32 {
-        let mut truesize = self.win_from_space(truesize as i64) as u32;
-        let mut window = self.win_from_space(self.rcvbuf as i64 / 2) as u32;
-        while self.rcv_ssthresh <= window {
-            if truesize <= len {
+    fn __tcp_grow_window(&self, ctx: &Ctx<'_>, skbtruesize: u32, len: u32) -> u32 {
+        let mut truesize = self.win_from_space(skbtruesize as i64) >> 1;
+        let mut window = self.win_from_space(ctx.net.sysctl.tcp_rmem.idx(2)) >> 1;
+        while self.rcv_ssthresh as i64 <= window {
+            if truesize <= len as i64 {
                 return 2 * self.ack.rcv_mss;
             }
             truesize >>= 1;
@@ -166,19 +203,22 @@ impl TcpSock {
     }
 
     /// `tcp_grow_window()`: slow-start of the advertised window as data arrives.
-    pub fn tcp_grow_window(&mut self, truesize: u32, len: u32) {
-        let room = self.window_clamp.min(self.full_space().max(0) as u32) as i64 - self.rcv_ssthresh as i64;
+    ///
+    /// `truesize_adjust()` never applies: utcp's receive buffers always hold the payload in
+    /// their head (`skb_headlen() != 0`), so the full truesize is used.
+    pub fn tcp_grow_window(&mut self, ctx: &Ctx<'_>, truesize: u32, len: u32) {
+        let room = (self.window_clamp as i64).min(self.space()) - self.rcv_ssthresh as i64;
         if room <= 0 {
             return;
         }
         // tcp_under_memory_pressure() is never true: utcp has no global TCP memory limit.
         let incr = if self.win_from_space(truesize as i64) <= len as i64 {
-            2 * self.ack.rcv_mss
+            2 * self.advmss
         } else {
-            self.__tcp_grow_window(truesize, len)
+            self.__tcp_grow_window(ctx, truesize, len)
         };
         if incr > 0 {
-            let incr = incr.max(2 * self.ack.rcv_mss) as i64;
+            let incr = (incr as i64).max(2 * len as i64);
             self.rcv_ssthresh += incr.min(room) as u32;
             self.ack.quick |= 1;
         }
@@ -192,15 +232,24 @@ impl TcpSock {
         if self.userlocks & super::SOCK_SNDBUF_LOCK == 0 {
             self.tcp_sndbuf_expand(ctx.net);
         }
-        self.rcvq_space.space = self.rcv_wnd.min(self.rcvq_space_init());
         self.rcvq_space.time = ctx.now;
         self.rcvq_space.seq = self.copied_seq;
+        let tcp_app_win = ctx.net.sysctl.tcp_app_win.get();
         let maxwin = self.full_space().max(0) as u32;
         if self.window_clamp >= maxwin {
             self.window_clamp = maxwin;
+            if tcp_app_win != 0 && maxwin > 4 * self.advmss {
+                let shift = tcp_app_win.clamp(0, 31) as u32;
+                self.window_clamp = (maxwin - (maxwin >> shift)).max(4 * self.advmss);
+            }
+        }
+        // Force reservation of one segment.
+        if tcp_app_win != 0 && self.window_clamp > 2 * self.advmss && self.window_clamp + self.advmss > maxwin {
+            self.window_clamp = (2 * self.advmss).max(maxwin.saturating_sub(self.advmss));
         }
         self.rcv_ssthresh = self.rcv_ssthresh.min(self.window_clamp);
         self.snd_cwnd_stamp_init(ctx);
+        self.rcvq_space.space = self.rcv_ssthresh.min(self.rcv_wnd).min(self.rcvq_space_init());
     }
 
     fn rcvq_space_init(&self) -> u32 {
@@ -216,34 +265,50 @@ impl TcpSock {
     /// Nothing to fix up: 6.x keeps `sk_rcvbuf` at `tcp_rmem[1]` until DRS grows it.
     fn tcp_fixup_rcvbuf(&mut self, _ctx: &Ctx<'_>) {}
 
+    /// `tcp_rcvbuf_grow()` (6.18): records `newval` as the per-RTT space and grows `sk_rcvbuf`
+    /// (and the window clamp with it) to back twice that, plus growth headroom and what the
+    /// out-of-order queue spans.
+    pub fn tcp_rcvbuf_grow(&mut self, ctx: &Ctx<'_>, newval: u32) {
+        let oldval = self.rcvq_space.space;
+        self.rcvq_space.space = newval;
+        if ctx.net.sysctl.tcp_moderate_rcvbuf.get() == 0 || self.userlocks & SOCK_RCVBUF_LOCK != 0 {
+            return;
+        }
+        // DRS is always one RTT late.
+        let mut rcvwin = (newval as u64) << 1;
+        // slow start: allow the sender to double its rate.
+        let grow = rcvwin * newval.saturating_sub(oldval) as u64 / oldval.max(1) as u64;
+        rcvwin += grow << 1;
+        if let Some(last) = self.ofo_queue.iter().last() {
+            rcvwin += last.end_seq.diff(self.rcv_nxt) as u64;
+        }
+        let cap = ctx.net.sysctl.tcp_rmem.idx(2).max(0) as u64;
+        let rcvbuf = (self.space_from_win(rcvwin.min(i64::MAX as u64) as i64).max(0) as u64).min(cap) as u32;
+        if rcvbuf > self.rcvbuf {
+            self.rcvbuf = rcvbuf;
+            // Make the window clamp follow along.
+            self.window_clamp = self.win_from_space(rcvbuf as i64) as u32;
+        }
+    }
+
     /// `tcp_rcv_space_adjust()`: dynamic right-sizing of the receive buffer (DRS), run after
     /// the reader copies data: grows `sk_rcvbuf` so the window keeps up with what the reader
     /// drains per RTT.
     pub fn tcp_rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
-        let time_us = ctx.now.saturating_since(self.rcvq_space.time).as_micros() as u64;
         let rtt_us = (self.rcv_rtt_est.rtt_us >> 3) as u64;
-        if rtt_us == 0 || time_us < rtt_us {
+        if self.rcv_rtt_est.rtt_us == 0 {
             return;
         }
-        let copied = self.copied_seq.diff(self.rcvq_space.seq);
+        let time_us = ctx.now.saturating_since(self.rcvq_space.time).as_micros() as u64;
+        if time_us < rtt_us {
+            return;
+        }
+        // Bytes copied to the user in the last RTT, minus what still sits in the queue.
+        let copied = self.copied_seq.diff(self.rcvq_space.seq) as i64 - self.rcv_nxt.diff(self.copied_seq) as i64;
         tracing::trace!(target: "tcp_rcv_space_adjust", copied, space = self.rcvq_space.space, rcvbuf = self.rcvbuf);
-        if copied <= self.rcvq_space.space {
-            self.rcvq_space.seq = self.copied_seq;
-            self.rcvq_space.time = ctx.now;
-            return;
+        if copied > self.rcvq_space.space as i64 {
+            self.tcp_rcvbuf_grow(ctx, copied as u32);
         }
-        // Two RTTs' worth of what was copied, plus headroom for growth.
-        let mut rcvwin = (copied as u64) << 1;
-        let grow = rcvwin * (copied - self.rcvq_space.space) as u64 / self.rcvq_space.space.max(1) as u64;
-        rcvwin += grow << 1;
-        if ctx.net.sysctl.tcp_moderate_rcvbuf.get() != 0 && self.userlocks & SOCK_RCVBUF_LOCK == 0 {
-            let rcvbuf = (self.space_from_win(rcvwin as i64) as u64).min(ctx.net.sysctl.tcp_rmem.idx(2) as u64) as u32;
-            if rcvbuf > self.rcvbuf {
-                self.rcvbuf = rcvbuf;
-                self.window_clamp = self.win_from_space(rcvbuf as i64) as u32;
-            }
-        }
-        self.rcvq_space.space = copied;
         self.rcvq_space.seq = self.copied_seq;
         self.rcvq_space.time = ctx.now;
     }
