@@ -1,4 +1,5 @@
 //! The stack's sysctls (`net.ipv4.*`, `net.core.*`), with Linux 6.18 defaults.
+//! Defaults are those of a fresh network namespace on Linux 6.18 (checked with `unshare -n sysctl`).
 //!
 //! Values are atomics so packet input reads them without a lock, as the kernel's `READ_ONCE`
 //! of `sock_net(sk)->ipv4.sysctl_*` does. Triples such as `tcp_rmem` are stored as three values.
@@ -63,10 +64,10 @@ impl Knob {
 }
 
 sysctls! {
-    tcp_rmem: "net.ipv4.tcp_rmem" = [4096, 131072, 6291456],
+    tcp_rmem: "net.ipv4.tcp_rmem" = [4096, 131072, 33554432],
     tcp_wmem: "net.ipv4.tcp_wmem" = [4096, 16384, 4194304],
-    rmem_max: "net.core.rmem_max" = [212992],
-    wmem_max: "net.core.wmem_max" = [212992],
+    rmem_max: "net.core.rmem_max" = [4194304],
+    wmem_max: "net.core.wmem_max" = [4194304],
     rmem_default: "net.core.rmem_default" = [212992],
     somaxconn: "net.core.somaxconn" = [4096],
     busy_read: "net.core.busy_read" = [0],
@@ -84,7 +85,7 @@ sysctls! {
     tcp_orphan_retries: "net.ipv4.tcp_orphan_retries" = [0],
     tcp_fin_timeout: "net.ipv4.tcp_fin_timeout" = [60],
     tcp_syncookies: "net.ipv4.tcp_syncookies" = [1],
-    tcp_max_syn_backlog: "net.ipv4.tcp_max_syn_backlog" = [1024],
+    tcp_max_syn_backlog: "net.ipv4.tcp_max_syn_backlog" = [2048],
     tcp_abort_on_overflow: "net.ipv4.tcp_abort_on_overflow" = [0],
     tcp_frto: "net.ipv4.tcp_frto" = [2],
     tcp_reordering: "net.ipv4.tcp_reordering" = [3],
@@ -119,7 +120,7 @@ sysctls! {
     tcp_no_metrics_save: "net.ipv4.tcp_no_metrics_save" = [0],
     tcp_thin_linear_timeouts: "net.ipv4.tcp_thin_linear_timeouts" = [0],
     tcp_tw_reuse: "net.ipv4.tcp_tw_reuse" = [2],
-    tcp_max_tw_buckets: "net.ipv4.tcp_max_tw_buckets" = [262144],
+    tcp_max_tw_buckets: "net.ipv4.tcp_max_tw_buckets" = [131072],
     tcp_limit_output_bytes: "net.ipv4.tcp_limit_output_bytes" = [4194304],
     tcp_rto_min_us: "net.ipv4.tcp_rto_min_us" = [200000],
     tcp_delack_max_us: "net.ipv4.tcp_delack_max_us" = [200000],
@@ -192,6 +193,7 @@ mod tests {
     fn set_and_get() {
         let s = Sysctls::default();
         assert_eq!(s.tcp_rmem.idx(1), 131072);
+        assert_eq!(s.tcp_rmem.idx(2), 33554432);
         s.set_by_name("net.ipv4.tcp_rmem", "4096 540000 15728640").unwrap();
         assert_eq!(s.tcp_rmem.idx(2), 15728640);
         s.set_by_name("/proc/sys/net/ipv4/tcp_low_latency", "0").unwrap();

@@ -62,14 +62,14 @@ fn three_way_handshake_states_and_options() {
     assert_eq!((syn.win, synack.win), (64240, 65160));
     for p in [syn, synack] {
         assert_eq!(p.mss, Some(1460), "MSS from the MTU: {p:?}");
-        assert_eq!(p.wscale, Some(7), "wscale from tcp_rmem[2] = 6 MiB: {p:?}");
+        assert_eq!(p.wscale, Some(10), "wscale from tcp_rmem[2] = 32 MiB (6.18 netns default): {p:?}");
         assert!(p.sack_ok && p.ts.is_some(), "{p:?}");
     }
     assert_eq!(synack.ts.unwrap().1, syn.ts.unwrap().0, "SYN-ACK echoes the SYN's TSval");
     for (st, fd) in [(&lab.a, c), (&lab.b, s)] {
         let i = st.tcp_info(fd).unwrap();
         assert_eq!(i.tcpi_options, 7, "TS | SACK | WSCALE");
-        assert_eq!((i.tcpi_snd_wscale, i.tcpi_rcv_wscale), (7, 7));
+        assert_eq!((i.tcpi_snd_wscale, i.tcpi_rcv_wscale), (10, 10));
         assert_eq!(i.tcpi_snd_mss, 1448, "1460 - 12 bytes of timestamps");
     }
     assert_eq!(tmib(&lab.a, TcpMib::ActiveOpens), 1);
@@ -453,11 +453,11 @@ fn so_rcvbuf_and_so_sndbuf_are_doubled_and_clamped() {
     lab.a.setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 1).unwrap();
     assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_RCVBUF), Ok(2304));
     assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_SNDBUF), Ok(4608));
-    // Ceilings: 2 * rmem_max / wmem_max (212992).
+    // Ceilings: 2 * rmem_max / wmem_max (4194304 in a fresh 6.18 network namespace).
     lab.a.setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 1 << 30).unwrap();
     lab.a.setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 1 << 30).unwrap();
-    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_RCVBUF), Ok(425984));
-    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_SNDBUF), Ok(425984));
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_RCVBUF), Ok(8388608));
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_SNDBUF), Ok(8388608));
 }
 
 #[test]

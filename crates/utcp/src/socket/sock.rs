@@ -180,8 +180,14 @@ pub struct Sock {
     /// Deadline (ns) of this socket's entry in the stack's timer heap; `u64::MAX` = none.
     pub timer_armed: AtomicU64,
     ep: Mutex<Vec<Weak<EpWaiter>>>,
+    /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
+    owned_wait_hook: Mutex<Option<OwnedWaitHook>>,
+    has_owned_wait_hook: AtomicBool,
     me: Weak<Sock>,
 }
+
+/// See [`Sock::set_owned_wait_hook`].
+pub type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
 
 /// The socket held by a process (`lock_sock` done): gives access to the TCP state.
 pub struct OwnedSock<'s> {
@@ -227,6 +233,8 @@ impl Sock {
             sleepers: AtomicU32::new(0),
             timer_armed: AtomicU64::new(u64::MAX),
             ep: Mutex::new(Vec::new()),
+            owned_wait_hook: Mutex::new(None),
+            has_owned_wait_hook: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -234,6 +242,27 @@ impl Sock {
     /// A weak reference to this socket.
     pub fn me_weak(&self) -> Weak<Sock> {
         self.me.clone()
+    }
+
+    /// Test hook: `hook` runs on the reader's thread each time a reader enters
+    /// `sk_wait_data`, while it still owns the socket and before its `release_sock()` drains
+    /// the backlog (with the reader's buffer installed as `tp->ucopy`). Whatever arrives for
+    /// this socket meanwhile lands on the backlog, as segments arriving while a reader copies
+    /// do; concurrency tests use it to reach the seed's TCPDirectCopyFromBacklog path on
+    /// purpose instead of by luck. `None` removes it. Costs one relaxed load when unset.
+    pub fn set_owned_wait_hook(&self, hook: Option<OwnedWaitHook>) {
+        let mut h = self.owned_wait_hook.lock();
+        self.has_owned_wait_hook.store(hook.is_some(), Ordering::Release);
+        *h = hook;
+    }
+
+    fn run_owned_wait_hook(&self) {
+        if self.has_owned_wait_hook.load(Ordering::Acquire) {
+            let h = self.owned_wait_hook.lock().clone();
+            if let Some(h) = h {
+                h();
+            }
+        }
     }
 
     /// The namespace.
@@ -281,7 +310,7 @@ impl Sock {
         loop {
             direct += self.__release_sock(g, ucopy.as_deref_mut());
             let s = self.slock.lock();
-            if s.backlog.is_empty() && !s.deferred_timers {
+            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() {
                 return (s, direct);
             }
         }
@@ -289,19 +318,35 @@ impl Sock {
 
     /// `__release_sock()`: drains the backlog through `tcp_v4_do_rcv`; with `ucopy`, in-order
     /// data goes straight to the reader. Returns bytes copied directly.
+    ///
+    /// A non-empty prequeue is processed first: its segments arrived before the socket was
+    /// owned, so before anything on the backlog. The reader empties the prequeue itself
+    /// (`tcp_prequeue_process`) before it drains the backlog, so this only matters when
+    /// another process (a concurrent `send`, `setsockopt`...) owned the socket while a woken
+    /// reader waited for it.
+    /// DEVIATION(linux): the seed's kernels left the prequeue to the reader and the delayed-ACK
+    /// timer, so such an owner's `release_sock` processed backlogged segments ahead of
+    /// earlier prequeued ones (an avoidable reordering, with its dup-ACKs); utcp keeps arrival
+    /// order.
     fn __release_sock(&self, g: &mut OwnedSock<'_>, mut ucopy: Option<&mut IovIter<'_>>) -> usize {
         let mut direct = 0;
         loop {
-            let (batch, timers) = {
+            let (pre, batch, timers) = {
                 let mut s = self.slock.lock();
-                if s.backlog.is_empty() && !s.deferred_timers {
+                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() {
                     s.backlog_len = 0;
                     break;
                 }
                 let t = std::mem::take(&mut s.deferred_timers);
-                (std::mem::take(&mut s.backlog), t)
+                let pre = if s.prequeue.is_empty() {
+                    VecDeque::new()
+                } else {
+                    s.prequeue_mem = 0;
+                    std::mem::take(&mut s.prequeue)
+                };
+                (pre, std::mem::take(&mut s.backlog), t)
             };
-            for inseg in batch {
+            for inseg in pre.into_iter().chain(batch) {
                 direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
             }
             if timers {
@@ -449,6 +494,7 @@ impl Sock {
         cancel: Option<&Cancel>,
         mut ucopy: Option<&mut IovIter<'_>>,
     ) -> WaitOutcome {
+        self.run_owned_wait_hook();
         let gen0 = self.slock.lock().wake_gen;
         let ev0 = self.ev_gen.load(Ordering::SeqCst);
         // release_sock(): drain the backlog first (it may hold what we wait for).
@@ -519,12 +565,15 @@ impl Sock {
                 self.sleepers.fetch_sub(1, Ordering::SeqCst);
                 s.sleeping = false;
             }
-            s.ucopy_task = false;
-            // lock_sock() again.
+            // lock_sock() again. `tp->ucopy.task` stays installed until the reader owns the
+            // socket (Linux clears it under ownership, after the last prequeue run): were it
+            // cleared while another process still owns the socket, a segment arriving after
+            // that owner's release would be processed directly, ahead of the prequeued ones.
             while s.owned {
                 self.cv.wait(&mut s);
             }
             s.owned = true;
+            s.ucopy_task = false;
         }
         g.tp = Some(self.tp.lock());
         if let Some(c) = cancel {
@@ -582,8 +631,12 @@ impl Sock {
             s.backlog.push_back(inseg);
             return;
         }
-        if s.ucopy_task && self.net().sysctl.tcp_low_latency.get() == 0 && !inseg.seg.is_empty() {
-            // tcp_prequeue()
+        if s.ucopy_task
+            && self.net().sysctl.tcp_low_latency.get() == 0
+            && (!inseg.seg.is_empty() || !s.prequeue.is_empty())
+        {
+            // tcp_prequeue(): a pure ACK skips it only when it is empty (else it would be
+            // processed ahead of the segments queued before it).
             s.prequeue_mem += inseg.seg.truesize;
             s.prequeue.push_back(inseg);
             let rcvbuf = self.rcvbuf_hint();
@@ -749,13 +802,16 @@ impl Sock {
     }
 
     /// Locks the TCP state for a short, non-owning look (poll, getsockopt of snapshots).
+    ///
+    /// Takes `tp` alone, never `slock` first: an owner holds `tp` for its whole ownership and
+    /// takes `slock` inside it (backlog checks, `release_sock`), so `slock` → `tp` here
+    /// deadlocked a `poll()`/`getsockopt()` against a thread copying in `recv` on the same
+    /// socket. Packet input takes `slock` → `tp` only when the socket is not owned, and nothing
+    /// takes `slock` while holding `tp` outside ownership, so `tp` alone cannot close a cycle.
+    /// The look waits while a process owns the socket (until it parks or releases it).
     pub fn peek_tp<R>(&self, f: impl FnOnce(&TcpSock) -> R) -> R {
-        let s = self.slock.lock();
         let tp = self.tp.lock();
-        let r = f(&tp);
-        drop(tp);
-        drop(s);
-        r
+        f(&tp)
     }
 }
 
@@ -770,7 +826,14 @@ fn merge(a: &mut Events, b: Events) {
 
 /// `tcp_data_ready()`'s condition: wake readers only once SO_RCVLOWAT bytes are there (or
 /// the window is nearly full, or the connection is done).
+///
+/// A listener's `sk_data_ready` is `sock_def_readable` (a new child on the accept queue wakes
+/// `accept()` unconditionally): without this, a blocking `accept()` that slept before the
+/// handshake completed on another thread (NAPI delivery) was never woken.
 fn tcp_data_ready_ok(tp: &TcpSock) -> bool {
+    if tp.state == TcpState::Listen {
+        return true;
+    }
     let avail = tp.rcv_nxt.diff(tp.copied_seq);
     if tp.done
         || tp.err.is_some()

@@ -474,8 +474,17 @@ fn tcp_recvmsg_locked<'s>(
                     }
                 }
                 if copied >= target {
-                    // Do not sleep, just process backlog.
-                    sock.flush_backlog(g, None);
+                    // Do not sleep, just process backlog: `release_sock(); lock_sock();` with the
+                    // reader still installed in `tp->ucopy` (if it is), so in-order data goes
+                    // straight to its buffer (TCPDirectCopyFromBacklog).
+                    let before = iov.left();
+                    let direct = sock.flush_backlog(g, user_recv.then_some(&mut *iov));
+                    if direct > 0 {
+                        sock.net().mib.add(LinuxMib::TCPDirectCopyFromBacklog, direct as u64);
+                    }
+                    let chunk = before - iov.left();
+                    copied += chunk;
+                    len -= chunk;
                 } else {
                     sock.with_ctx(g, |tp, ctx| tp.tcp_cleanup_rbuf(ctx, copied));
                     // The seed's prequeue (tcp_low_latency = 0): install this reader so that
