@@ -379,10 +379,10 @@ impl Runner {
         if !p.encap.is_empty() {
             return fail(line, "unsupported: encapsulated packets");
         }
-        let (flags, _) = packet::flag_bits(&spec.flags).or_else(|e| fail(line, e))?;
-        let syn_only = flags & 0x02 != 0 && flags & 0x10 == 0;
-        // handle_listen_for_script_packet(): a SYN to a listening socket makes a new child.
-        if syn_only && self.sut().is_some_and(|s| s.state == SockState::Listening) {
+        packet::flag_bits(&spec.flags).or_else(|e| fail(line, e))?;
+        // handle_listen_for_script_packet(): any inbound packet to a listening socket (not
+        // only a SYN: packetdrill does not look at the flags) makes a new child.
+        if self.sut().is_some_and(|s| s.state == SockState::Listening) {
             let port = self.next_port;
             self.next_port = self.next_port.wrapping_add(1);
             let parent = self.sut().expect("sut").clone();
@@ -1279,44 +1279,7 @@ fn recvmsg(stack: &Stack, sc: &SyscallEvent, f: i32, out: &mut SysOut) -> Result
     Ok(n as i64)
 }
 
-/// `skb->truesize` of an IPv4 packet of `ip_len` bytes written to a Linux (6.x, x86_64) tun
-/// device opened `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`, as packetdrill does: `tun_get_user()`
-/// → `tun_alloc_skb(align = NET_SKB_PAD)` → `sock_alloc_send_pskb()`. A packet that fits in a
-/// page minus the pad is linear (kmalloc'ed head, 576-byte small-head cache below that); a
-/// bigger one gets `SKB_MAX_HEAD(align)` = 3712 linear bytes in a 4 KiB head and the rest in
-/// page frags of up to order 3 (`alloc_skb_with_frags()`). Checked against SO_MEMINFO on a
-/// 6.18.44 kernel for payloads of 1 to 60000 bytes.
-// DEVIATION(linux): such a head is kmalloc'ed, not a page frag, so skb_try_coalesce() cannot
-// steal it and the kernel never coalesces these segments in its receive or out-of-order queue;
-// utcp's queues still coalesce contiguous segments (charging truesize - sizeof(struct sk_buff)
-// in the receive queue), so sk_rmem_alloc may read 256 bytes per coalesced segment lower.
-pub fn tun_skb_truesize(ip_len: u32) -> u32 {
-    const PAD: u32 = 64; // NET_SKB_PAD + NET_IP_ALIGN
-    const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
-    const SKB: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff))
-    const SMALL_HEAD: u32 = 576; // SKB_SMALL_HEAD_CACHE_SIZE
-    const PAGE: u32 = 4096;
-    let head = |linear: u32| {
-        let size = ((PAD + linear + 63) & !63) + SHINFO;
-        let obj = if size <= SMALL_HEAD { SMALL_HEAD } else { size.next_power_of_two() };
-        obj + SKB
-    };
-    if PAD + ip_len < PAGE {
-        return head(ip_len);
-    }
-    let good_linear = PAGE - PAD - SHINFO;
-    let mut truesize = head(good_linear);
-    let mut rest = ip_len - good_linear;
-    let mut order = 3; // PAGE_ALLOC_COSTLY_ORDER
-    while rest > 0 {
-        while order > 0 && rest.div_ceil(PAGE) * PAGE < PAGE << order {
-            order -= 1;
-        }
-        truesize += PAGE << order;
-        rest -= rest.min(PAGE << order);
-    }
-    truesize
-}
+pub use utcp::netdev::tun_skb_truesize;
 
 #[cfg(test)]
 mod tun_truesize_tests {

@@ -142,6 +142,8 @@ pub struct Instance {
     /// Bumped whenever readiness may have changed (packet in, timers, clock moved).
     tick: Mutex<u64>,
     tick_cv: Condvar,
+    /// MSS announced by the remote end's SYN (the GSO size of later big packets).
+    peer_mss: std::sync::atomic::AtomicU32,
     sysctls: Option<ProcSysctls>,
 }
 
@@ -165,6 +167,7 @@ impl Instance {
             next_call: AtomicU64::new(1),
             tick: Mutex::new(0),
             tick_cv: Condvar::new(),
+            peer_mss: std::sync::atomic::AtomicU32::new(0),
             sysctls,
         };
         inst.refresh_sysctls();
@@ -347,7 +350,17 @@ impl Instance {
         self.refresh_sysctls();
         self.catch_up();
         self.trace(|| format!("inject {} bytes", bytes.len()));
-        self.core.netif_receive(utcp::ip::frame_from_wire(bytes::Bytes::copy_from_slice(bytes)));
+        let mut frame = utcp::ip::frame_from_wire(bytes::Bytes::copy_from_slice(bytes));
+        // Model the tun device packetdrill uses without a .so: the skb's truesize as tun
+        // allocates it, and GSO packets carrying the MSS the remote end announced in its SYN
+        // (packetdrill's --mss is not passed to a .so; scripts announce the same value).
+        let ip_len = bytes.len() as u32;
+        frame.truesize = utcp::netdev::tun_skb_truesize(ip_len);
+        if let Some(mss) = syn_mss(bytes) {
+            self.peer_mss.store(mss as u32, std::sync::atomic::Ordering::Relaxed);
+        }
+        frame.gso_size = self.peer_mss.load(std::sync::atomic::Ordering::Relaxed);
+        self.core.netif_receive(frame);
         self.bump_tick();
         self.settle();
     }
@@ -569,6 +582,34 @@ impl Instance {
         self.finish(id);
         r
     }
+}
+
+/// The MSS option of an IPv4 TCP SYN, if `bytes` is one.
+fn syn_mss(bytes: &[u8]) -> Option<u16> {
+    let ihl = ((*bytes.first()? & 0xf) as usize) * 4;
+    let tcp = bytes.get(ihl..)?;
+    if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
+        return None;
+    }
+    let doff = ((tcp[12] >> 4) as usize) * 4;
+    let mut opts = tcp.get(20..doff)?;
+    while let Some(&kind) = opts.first() {
+        match kind {
+            0 => break,
+            1 => opts = &opts[1..],
+            _ => {
+                let len = *opts.get(1)? as usize;
+                if len < 2 || len > opts.len() {
+                    break;
+                }
+                if kind == 2 && len == 4 {
+                    return Some(u16::from_be_bytes([opts[2], opts[3]]));
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1145,6 +1145,11 @@ impl TcpSock {
     fn tcp_rcv_synsent_state_process(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> bool {
         if seg.flags.ack() {
             if !seg.ack_seq.after(self.snd_una) || seg.ack_seq.after(self.snd_nxt) {
+                // FIX(fin_syn_sent.pkt): "Previous FIN/ACK or RST/ACK might be ignored":
+                // before any retransmission, re-arm the SYN retransmit at TCP_TIMEOUT_MIN.
+                if self.retransmits == 0 {
+                    self.reset_timer(TcpTimer::Retrans, ctx.now + super::rack::TCP_TIMEOUT_MIN);
+                }
                 return !seg.flags.rst();
             }
             if seg.flags.rst() {

@@ -70,7 +70,9 @@ pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool 
 /// `tcp_timewait_state_process()`.
 fn tcp_timewait_state_process(tp: &mut TcpSock, ctx: &mut Ctx<'_>, seg: &Seg) -> bool {
     if seg.flags.rst() {
-        if ctx.net.sysctl.tcp_rfc1337.get() == 0 {
+        // FIX(rst_time_wait.pkt): only an RST with seq == rcv_nxt assassinates the
+        // TIME_WAIT socket; any other RST is ignored (falls to inet_twsk_put()).
+        if seg.seq == tp.rcv_nxt && ctx.net.sysctl.tcp_rfc1337.get() == 0 {
             tp.set_state(ctx, TcpState::Close);
             tp.clear_timer(TcpTimer::TimeWait);
             ctx.ev.destroy = true;

@@ -13,7 +13,7 @@ use crate::mib::LinuxMib;
 use crate::time::{Duration, Instant};
 
 /// `TCP_TIMEOUT_MIN` (2 jiffies at HZ=250).
-const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
+pub(super) const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
 
 impl TcpSock {
     /// `tcp_rack_advance()`: a segment sent at `xmit_time` was delivered (ACKed or SACKed).
