@@ -294,9 +294,11 @@ impl Stack {
     pub fn close(&self, fd: i32) -> SysResult<()> {
         let f = self.fds.remove(fd)?;
         if let File::Socket(s) = &*f {
-            if Arc::strong_count(s) <= 2 {
-                self.sock_close(s);
-            }
+            // Every socket file has exactly one fd (there is no dup()), so removing it is the
+            // last fput. DEVIATION(linux): a call still blocked on this socket in another
+            // thread holds no file reference here; the socket is closed under it and the call
+            // returns (0, data, or an error) instead of blocking on until data or FIN arrives.
+            self.sock_close(s);
         }
         Ok(())
     }
