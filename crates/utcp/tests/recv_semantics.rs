@@ -983,3 +983,29 @@ fn timestamp_cmsgs() {
     assert_eq!(cmsgs.len(), 1);
     assert_eq!(cmsgs[0].ty, TCP_CM_INQ);
 }
+
+/// `security_socket_recvmsg()`: a policy that denies returns its errno and consumes nothing;
+/// it is consulted on every receive, MSG_PEEK and MSG_OOB included.
+struct DenyAll(std::sync::atomic::AtomicUsize);
+impl SecurityPolicy for DenyAll {
+    fn socket_recvmsg(&self, _req: &RecvRequest) -> Result<(), Errno> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(Errno::EACCES)
+    }
+}
+
+#[test]
+fn security_hook_denial_consumes_nothing() {
+    let t = Pair::new();
+    t.send(b"secret");
+    let deny = Arc::new(DenyAll(std::sync::atomic::AtomicUsize::new(0)));
+    *t.a().core.security.write() = Some(deny.clone());
+    assert_eq!(t.read(10, 0), Err(Errno::EACCES));
+    assert_eq!(t.read(10, MSG_PEEK), Err(Errno::EACCES));
+    assert_eq!(t.read(10, MSG_OOB), Err(Errno::EACCES));
+    let mut msg = MsgHdr { iov: vec![IoVec { len: 4, base: None }], ..Default::default() };
+    assert_eq!(t.a().recvmsg(t.c, &mut msg, 0), Err(Errno::EACCES), "denied before any copy is tried");
+    assert_eq!(deny.0.load(std::sync::atomic::Ordering::SeqCst), 4);
+    *t.a().core.security.write() = None;
+    assert_eq!(t.read(10, 0), ok(b"secret"));
+}
