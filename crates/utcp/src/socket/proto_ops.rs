@@ -4,7 +4,7 @@
 use super::sock::{Cancel, Sock};
 use super::Socket;
 use crate::errno::Errno;
-use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_DONTWAIT, MSG_ERRQUEUE};
+use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_ERRQUEUE};
 
 /// `struct proto_ops`: the family's socket operations.
 pub trait ProtoOps: Send + Sync {
@@ -64,7 +64,7 @@ impl ProtoOps for InetStreamOps {
         if flags & MSG_ERRQUEUE == 0 {
             // sock_rps_record_flow(): nothing to steer in userspace.
         }
-        let (n, _addr_len) = TCP_PROT.recvmsg(&sock.sk, iov, flags | (flags & MSG_DONTWAIT), cancel, info)?;
+        let (n, _addr_len) = TCP_PROT.recvmsg(&sock.sk, iov, flags, cancel, info)?;
         Ok(n)
     }
 }

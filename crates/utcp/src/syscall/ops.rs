@@ -10,7 +10,7 @@ use crate::socket::sock::{Cancel, Sock};
 use crate::socket::{sock_recvmsg, SocketState};
 use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
-use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK};
+use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT};
 use crate::tcp::window::tcp_select_initial_window;
 use crate::tcp::{TcpSock, TcpState, TcpTimer, RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK};
 use crate::time::{Duration, Instant};
@@ -129,6 +129,15 @@ fn to_timeval(d: Option<Duration>) -> [u8; 16] {
         b[8..].copy_from_slice(&(d.subsec_micros() as i64).to_ne_bytes());
     }
     b
+}
+
+/// `v` if it lies in `lo..=hi`, else EINVAL (the range checks of `do_tcp_setsockopt`).
+fn in_range(v: i32, lo: i32, hi: i32) -> SysResult<i32> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
 fn int_arg(v: &[u8]) -> SysResult<i32> {
@@ -1081,30 +1090,10 @@ impl Stack {
                 }
                 tp.user_mss = v as u32;
             }
-            (SOL_TCP, TCP_KEEPIDLE) => {
-                if !(1..=32767).contains(&v) {
-                    return Err(Errno::EINVAL);
-                }
-                tp.keepalive_time = v as u32;
-            }
-            (SOL_TCP, TCP_KEEPINTVL) => {
-                if !(1..=32767).contains(&v) {
-                    return Err(Errno::EINVAL);
-                }
-                tp.keepalive_intvl = v as u32;
-            }
-            (SOL_TCP, TCP_KEEPCNT) => {
-                if !(1..=127).contains(&v) {
-                    return Err(Errno::EINVAL);
-                }
-                tp.keepalive_probes = v as u8;
-            }
-            (SOL_TCP, TCP_SYNCNT) => {
-                if !(1..=127).contains(&v) {
-                    return Err(Errno::EINVAL);
-                }
-                tp.syn_retries = v as u8;
-            }
+            (SOL_TCP, TCP_KEEPIDLE) => tp.keepalive_time = in_range(v, 1, 32767)? as u32,
+            (SOL_TCP, TCP_KEEPINTVL) => tp.keepalive_intvl = in_range(v, 1, 32767)? as u32,
+            (SOL_TCP, TCP_KEEPCNT) => tp.keepalive_probes = in_range(v, 1, 127)? as u8,
+            (SOL_TCP, TCP_SYNCNT) => tp.syn_retries = in_range(v, 1, 127)? as u8,
             (SOL_TCP, TCP_LINGER2) => tp.linger2 = Some(v),
             (SOL_TCP, TCP_QUICKACK) => {
                 tp.quickack_opt = v != 0;
@@ -1776,9 +1765,4 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
         }
         mask
     })
-}
-
-#[allow(dead_code)]
-fn peek_flag(flags: i32) -> bool {
-    flags & MSG_PEEK != 0
 }

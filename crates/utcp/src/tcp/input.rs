@@ -651,7 +651,7 @@ impl TcpSock {
             }
             return 1;
         }
-        let acked_pkts = self.tcp_clean_rtx_queue(ctx, seg, prior_snd_una, &mut fl);
+        let acked_pkts = self.tcp_clean_rtx_queue(ctx, &mut fl);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;
@@ -756,7 +756,7 @@ impl TcpSock {
     }
 
     /// `tcp_clean_rtx_queue()`: drops acknowledged segments, samples RTT. Returns packets acked.
-    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum, fl: &mut u32) -> u32 {
+    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, fl: &mut u32) -> u32 {
         let mut acked = 0;
         let mut rtt_sample: Option<Duration> = None;
         let mut any_retrans = false;
@@ -794,7 +794,6 @@ impl TcpSock {
             self.packets_out = self.packets_out.saturating_sub(1);
             acked += 1;
         }
-        let _ = prior_snd_una;
         // Karn: with timestamps any ACK gives a sample (tsecr), else only non-retransmitted data.
         let ts_sample = if self.saw_tstamp && self.rcv_tsecr != 0 && *fl & flag::ACKED != 0 {
             // rcv_tsecr has tsoffset removed: compare with the clock without it
@@ -815,9 +814,6 @@ impl TcpSock {
             self.backoff = 0;
             self.retrans_stamp = if self.retrans_out > 0 { self.retrans_stamp } else { None };
             self.tcp_rearm_rto(ctx);
-            if self.state == TcpState::Established {
-                let _ = seg;
-            }
         }
         acked
     }

@@ -572,8 +572,6 @@ pub struct TcpSock {
     pub last_data_recv: Instant,
     /// Connection start.
     pub start: Instant,
-    /// `rx_opt.rcv_wnd` last advertised by peer (raw field).
-    pub rcv_tsecr_seen: bool,
 
     // ---- listener ----
     /// State of a listening socket.
@@ -717,7 +715,6 @@ impl TcpSock {
             delivered: 0,
             last_data_recv: now,
             start: now,
-            rcv_tsecr_seen: false,
             listen: None,
             napi_id: 0,
         }

@@ -226,9 +226,7 @@ impl TcpSock {
 
     /// `tcp_init_buffer_space()`: called when the connection becomes established.
     pub fn tcp_init_buffer_space(&mut self, ctx: &Ctx<'_>) {
-        if self.userlocks & SOCK_RCVBUF_LOCK == 0 {
-            self.tcp_fixup_rcvbuf(ctx);
-        }
+        // 6.x has no tcp_fixup_rcvbuf(): sk_rcvbuf stays at tcp_rmem[1] until DRS grows it.
         if self.userlocks & super::SOCK_SNDBUF_LOCK == 0 {
             self.tcp_sndbuf_expand(ctx.net);
         }
@@ -248,7 +246,7 @@ impl TcpSock {
             self.window_clamp = (2 * self.advmss).max(maxwin.saturating_sub(self.advmss));
         }
         self.rcv_ssthresh = self.rcv_ssthresh.min(self.window_clamp);
-        self.snd_cwnd_stamp_init(ctx);
+        self.cubic.epoch_start = None;
         self.rcvq_space.space = self.rcv_ssthresh.min(self.rcv_wnd).min(self.rcvq_space_init());
     }
 
@@ -256,14 +254,6 @@ impl TcpSock {
         // TCP_INIT_CWND * advmss, as tcp_init_buffer_space() does.
         super::TCP_INIT_CWND * self.advmss
     }
-
-    fn snd_cwnd_stamp_init(&mut self, ctx: &Ctx<'_>) {
-        self.cubic.epoch_start = None;
-        let _ = ctx;
-    }
-
-    /// Nothing to fix up: 6.x keeps `sk_rcvbuf` at `tcp_rmem[1]` until DRS grows it.
-    fn tcp_fixup_rcvbuf(&mut self, _ctx: &Ctx<'_>) {}
 
     /// `tcp_rcvbuf_grow()` (6.18): records `newval` as the per-RTT space and grows `sk_rcvbuf`
     /// (and the window clamp with it) to back twice that, plus growth headroom and what the
