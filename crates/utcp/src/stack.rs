@@ -136,16 +136,27 @@ impl StackCore {
         (id != 0 && d.napi_id() == id).then_some(d)
     }
 
-    /// Transmits frames on the device, in order.
-    pub fn xmit_all(&self, frames: Vec<Frame>) {
-        if frames.is_empty() {
+    /// `dev_queue_xmit()`: hands frames to the device in order. Called while the socket that
+    /// built them is still locked, so one socket's frames reach the device in build order
+    /// whichever thread built them; [`StackCore::dev_flush`] delivers them afterwards.
+    pub fn dev_queue_xmit(&self, frames: impl IntoIterator<Item = Frame>) {
+        let mut frames = frames.into_iter().peekable();
+        if frames.peek().is_none() {
             return;
         }
-        let dev = self.dev.read().clone();
-        if let Some(dev) = dev {
+        let dev = self.dev.read();
+        if let Some(dev) = dev.as_ref() {
             for f in frames {
                 dev.xmit(f);
             }
+        }
+    }
+
+    /// `qdisc_run()`: lets the device deliver what was queued. Called with no socket lock held.
+    pub fn dev_flush(&self) {
+        let dev = self.dev.read().clone();
+        if let Some(dev) = dev {
+            dev.flush_tx();
         }
     }
 
@@ -193,7 +204,8 @@ impl StackCore {
     /// Sends the RST answering `inseg` (when it is not itself a RST).
     pub fn send_reset_for(&self, inseg: &InSeg) {
         if let Some(f) = reset_frame(&self.net, inseg) {
-            self.xmit_all(vec![f]);
+            self.dev_queue_xmit([f]);
+            self.dev_flush();
         }
     }
 

@@ -278,7 +278,7 @@ impl BusyPollRig {
         let (a, b) = memlink_pair_with_clock(cfg, clock, false);
         let threads = vec![
             HostThreads::start(a.stack.core.clone(), a.port.clone()),
-            HostThreads::start(b.stack.core.clone(), None),
+            HostThreads::start(b.stack.core.clone(), None::<Arc<utcp::netdev::memlink::MemPort>>),
         ];
         let mode = Arc::new(AtomicU8::new(POLL_ALWAYS));
         let watch: Arc<parking_lot::Mutex<Option<Arc<Sock>>>> = Arc::default();

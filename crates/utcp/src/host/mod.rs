@@ -32,11 +32,34 @@ pub struct HostThreads {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     core: Arc<StackCore>,
+    kick: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// The device thread: releases timed frames when they are due and runs NAPI polls, sleeping
+/// until the next due time or a received frame — never longer than that, so a delayed or
+/// rate-limited frame leaves on time.
+fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicBool) {
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+    while !stop.load(Ordering::Acquire) {
+        let next = dev.poll_timers();
+        if dev.napi_poll(64) > 0 {
+            continue;
+        }
+        let wait = match next {
+            Some(t) => t.saturating_since(clock.now()).min(IDLE),
+            None => IDLE,
+        };
+        if next.is_some() && wait.is_zero() {
+            continue;
+        }
+        dev.wait_event(Some(wait));
+    }
 }
 
 impl HostThreads {
-    /// Starts the timer thread, and a NAPI thread if `napi` is given.
-    pub fn start(core: Arc<StackCore>, napi: Option<Arc<crate::netdev::memlink::MemPort>>) -> HostThreads {
+    /// Starts the timer thread and, when `dev` needs one ([`NetDevice::needs_poll_thread`]:
+    /// a receive ring to poll, timed frames to release), a device thread.
+    pub fn start<D: NetDevice + ?Sized + 'static>(core: Arc<StackCore>, dev: Option<Arc<D>>) -> HostThreads {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         {
@@ -63,23 +86,20 @@ impl HostThreads {
                     .expect("spawn timer thread"),
             );
         }
-        if let Some(port) = napi {
+        let mut kick: Option<Arc<dyn Fn() + Send + Sync>> = None;
+        if let Some(dev) = dev.filter(|d| d.needs_poll_thread()) {
             let stop = stop.clone();
+            let clock = core.clock.clone();
+            let d2 = dev.clone();
+            kick = Some(Arc::new(move || d2.kick()));
             threads.push(
                 std::thread::Builder::new()
                     .name("utcp-napi".into())
-                    .spawn(move || {
-                        while !stop.load(Ordering::Acquire) {
-                            port.poll_timers();
-                            if port.napi_poll(64) == 0 {
-                                port.wait_rx(Some(std::time::Duration::from_millis(5)));
-                            }
-                        }
-                    })
-                    .expect("spawn napi thread"),
+                    .spawn(move || device_loop(&*dev, &*clock, &stop))
+                    .expect("spawn device thread"),
             );
         }
-        HostThreads { stop, threads, core }
+        HostThreads { stop, threads, core, kick }
     }
 
     /// Stops the threads.
@@ -90,6 +110,9 @@ impl HostThreads {
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.core.timer_cv.notify_all();
+        if let Some(k) = &self.kick {
+            k();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -3,7 +3,9 @@
 //! Each [`MemPort`] is one end of the wire. A frame transmitted on one port ([`NetDevice::xmit`])
 //! reaches the other port's attached [`RxHook`] according to [`Delivery`]:
 //!
-//! * [`Delivery::Inline`]: in the sender's thread through [`netif_rx`], as Linux loopback does.
+//! * [`Delivery::Inline`]: in the sender's thread, as Linux loopback does: `xmit` queues the frame
+//!   on the peer port's [`RxBacklog`] and `flush_tx` (or `poll_timers`) hands the backlog to the
+//!   peer's hook in FIFO order, one thread at a time.
 //!   The ports report no NAPI instance (`napi_id() == 0`, received frames carry `napi_id` 0).
 //! * [`Delivery::Napi`] and [`Delivery::BusyPoll`]: the frame is queued on the receiving port's
 //!   bounded rx ring (`ring_size`; an overflow is a counted drop, [`LinkStats::ring_drops`]) and
@@ -55,12 +57,12 @@
 //! # Statistics
 //!
 //! [`MemPort::stats`] describes the frames this port transmitted: `sent` (xmit calls), what
-//! happened to them, and `delivered` (copies handed to the peer: `netif_rx` called, or queued on
+//! happened to them, and `delivered` (copies handed to the peer: queued on its inline backlog or
 //! its rx ring). `ring_drops` (peer ring full) and `unattached` (Inline mode, peer has no hook)
 //! are counted here too, so one port's stats account for every frame it sent:
 //! `sent + dup = lost + delivered + ring_drops + unattached + (frames held or queued)`.
 
-use crate::netdev::{netif_rx, NetDevice, RxHook};
+use crate::netdev::{DevStats, NetDevice, RxBacklog, RxHook};
 use crate::skb::Frame;
 use crate::time::{Clock, Duration, Instant};
 use bytes::{Bytes, BytesMut};
@@ -74,7 +76,7 @@ use std::sync::Arc;
 /// How a frame reaches the receiving stack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Delivery {
-    /// In the sender's thread through [`netif_rx`] (like Linux loopback).
+    /// In the sender's thread through the peer's [`RxBacklog`] (like Linux loopback).
     #[default]
     Inline,
     /// Queued on the receiving port's rx ring, drained by `napi_poll` from the host's NAPI thread.
@@ -149,7 +151,7 @@ impl LinkConfig {
 pub struct LinkStats {
     /// Frames passed to `xmit`.
     pub sent: u64,
-    /// Copies handed to the peer (inline `netif_rx`, or queued on its rx ring).
+    /// Copies handed to the peer (queued on its inline backlog or its rx ring).
     pub delivered: u64,
     /// Frames dropped by `loss`.
     pub lost: u64,
@@ -217,6 +219,9 @@ struct End {
     ring: Mutex<Ring>,
     ring_cv: Condvar,
     ring_len: AtomicUsize,
+    /// Inline delivery: frames for this port's hook, in transmit order, drained by
+    /// `flush_tx`/`poll_timers` of the transmitting port.
+    inline: RxBacklog,
     /// Held by the one `napi_poll` running (`NAPI_STATE_SCHED`); a scratch queue reused by it.
     poll: Mutex<VecDeque<Frame>>,
     tx: Mutex<TxState>,
@@ -250,6 +255,7 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
             ring: Mutex::new(Ring { q: VecDeque::new(), kicked: false }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
+            inline: RxBacklog::new(ring_size),
             poll: Mutex::new(VecDeque::new()),
             tx: Mutex::new(TxState {
                 rng,
@@ -321,9 +327,12 @@ impl MemPort {
                     self.stage_timed(&mut st, now, f, &mut out);
                 }
             }
+            // Handed over under the direction's lock: frames released here and by a
+            // concurrent `xmit` reach the peer in release order.
+            self.deliver_all(out);
             st.next_event(now)
         };
-        self.deliver_all(out);
+        self.drain_peer();
         next
     }
 
@@ -409,8 +418,8 @@ impl MemPort {
             for f in cands.into_iter().flatten() {
                 self.stage_timed(st, now, f, &mut out);
             }
+            self.deliver_all(out);
         }
-        self.deliver_all(out);
     }
 
     /// Rate limit and delay: sends `f` now (into `out`) or queues it until it is due.
@@ -429,8 +438,27 @@ impl MemPort {
             out.push(f);
         } else {
             bump(&self.end().stats.delayed);
+            let first = st.timed.is_empty();
             st.timed.push_back((due, f));
+            if first {
+                // The device thread may be asleep with no deadline: give it this one.
+                self.kick();
+            }
         }
+    }
+
+    /// Inline delivery: hands the frames queued for the peer to its hook, in order, unless
+    /// another thread is doing so.
+    fn drain_peer(&self) {
+        if self.link.cfg.delivery != Delivery::Inline {
+            return;
+        }
+        let peer = self.peer();
+        if peer.inline.is_empty() {
+            return;
+        }
+        let Some(hook) = peer.hook.read().clone() else { return };
+        peer.inline.drain(&*hook);
     }
 
     fn deliver_all(&self, out: Vec<Frame>) {
@@ -439,7 +467,8 @@ impl MemPort {
         }
     }
 
-    /// Hands one frame to the peer according to the delivery mode.
+    /// Hands one frame to the peer according to the delivery mode: queues it on the peer's
+    /// inline backlog or rx ring (never calls the peer's hook: see [`NetDevice::xmit`]).
     #[inline]
     fn deliver(&self, mut frame: Frame) {
         if self.link.cfg.loopback_truesize {
@@ -449,14 +478,15 @@ impl MemPort {
         let c = &self.end().stats;
         match self.link.cfg.delivery {
             Delivery::Inline => {
-                let hook = peer.hook.read().clone();
-                match hook {
-                    Some(h) => {
-                        frame.napi_id = 0;
-                        c.delivered.fetch_add(1, Ordering::Relaxed);
-                        netif_rx(&h, frame);
-                    }
-                    None => bump(&c.unattached),
+                if peer.hook.read().is_none() {
+                    bump(&c.unattached);
+                    return;
+                }
+                frame.napi_id = 0;
+                if peer.inline.enqueue(frame) {
+                    c.delivered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bump(&c.ring_drops);
                 }
             }
             Delivery::Napi | Delivery::BusyPoll => {
@@ -548,8 +578,37 @@ impl NetDevice for MemPort {
         }
     }
 
+    fn flush_tx(&self) {
+        self.drain_peer();
+    }
+
     fn mtu(&self) -> u32 {
         self.link.cfg.mtu
+    }
+
+    fn poll_timers(&self) -> Option<Instant> {
+        MemPort::poll_timers(self)
+    }
+
+    fn needs_poll_thread(&self) -> bool {
+        self.link.cfg.delivery != Delivery::Inline || self.link.impaired
+    }
+
+    fn wait_event(&self, timeout: Option<std::time::Duration>) {
+        self.wait_rx(timeout)
+    }
+
+    fn kick(&self) {
+        MemPort::kick(self)
+    }
+
+    /// `tx_dropped`: copies the peer's ring or inline backlog had no room for (or that found
+    /// no peer); `rx_dropped`: the same seen from this port's receive side.
+    fn dev_stats(&self) -> DevStats {
+        let mine = &self.end().stats;
+        let theirs = &self.peer().stats;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DevStats { rx_dropped: g(&theirs.ring_drops), tx_dropped: g(&mine.ring_drops) + g(&mine.unattached) }
     }
 
     /// ≥ 1 and distinct per port in Napi / BusyPoll mode; 0 (no NAPI instance, like loopback)
@@ -617,6 +676,17 @@ mod tests {
 
     const HL: usize = 40;
 
+    /// Transmits and delivers at once (`xmit` only queues; `flush_tx` delivers).
+    trait Tx {
+        fn tx(&self, f: Frame);
+    }
+    impl Tx for MemPort {
+        fn tx(&self, f: Frame) {
+            self.xmit(f);
+            self.flush_tx();
+        }
+    }
+
     /// A frame whose header starts with `id` (big-endian) and whose payload is `len` bytes.
     fn frame(id: u32, len: usize) -> Frame {
         let payload: Bytes = (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8).collect();
@@ -656,8 +726,8 @@ mod tests {
     #[test]
     fn inline_delivery_both_ways() {
         let (_, a, b, sa, sb) = link(LinkConfig::default());
-        a.xmit(frame(1, 100));
-        b.xmit(frame(2, 0));
+        a.tx(frame(1, 100));
+        b.tx(frame(2, 0));
         assert_eq!(ids(&sb), vec![1]);
         assert_eq!(ids(&sa), vec![2]);
         assert_eq!(sb.lock()[0].to_vec(), frame(1, 100).to_vec());
@@ -676,7 +746,7 @@ mod tests {
         let (_, a, _b, _sa, sb) = link(LinkConfig::default());
         let f = frame(1, 1000);
         let p = f.payload.clone();
-        a.xmit(f);
+        a.tx(f);
         assert_eq!(sb.lock()[0].payload.as_ptr(), p.as_ptr());
     }
 
@@ -697,12 +767,12 @@ mod tests {
                 me.attach(Arc::new(move |f: Frame| {
                     if count.fetch_add(1, Ordering::Relaxed) < 100_000 {
                         if let Some(me) = me2.upgrade() {
-                            me.xmit(f);
+                            me.tx(f);
                         }
                     }
                 }));
             }
-            a.xmit(frame(0, 10));
+            a.tx(frame(0, 10));
             // A frame held for reordering with nothing behind it waits for poll_timers.
             for _ in 0..1000 {
                 if count.load(Ordering::Relaxed) > 100_000 {
@@ -720,7 +790,7 @@ mod tests {
         let (_, a, b, sa, sb) = link(LinkConfig { delivery: Delivery::Napi, ..Default::default() });
         assert!(a.napi_id() >= 1 && b.napi_id() >= 1 && a.napi_id() != b.napi_id());
         for i in 0..10 {
-            a.xmit(frame(i, 10));
+            a.tx(frame(i, 10));
         }
         assert!(sb.lock().is_empty());
         assert!(b.rx_pending());
@@ -734,7 +804,7 @@ mod tests {
         assert!(!b.rx_pending());
         assert_eq!(b.napi_poll(100), 0);
         assert!(sa.lock().is_empty());
-        b.xmit(frame(7, 0));
+        b.tx(frame(7, 0));
         assert_eq!(a.napi_poll(1), 1);
         assert_eq!(ids(&sa), vec![7]);
         assert_eq!(sa.lock()[0].napi_id, a.napi_id());
@@ -749,7 +819,7 @@ mod tests {
             g.fetch_add(1, Ordering::Relaxed);
         }));
         // A busy-polling reader drains inline.
-        a.xmit(frame(1, 1));
+        a.tx(frame(1, 1));
         assert!(b.rx_pending());
         assert_eq!(b.napi_poll(8), 1);
         assert_eq!(got.load(Ordering::Relaxed), 1);
@@ -770,7 +840,7 @@ mod tests {
             let a = a.clone();
             std::thread::spawn(move || {
                 for i in 0..20_000 {
-                    a.xmit(frame(i, 64));
+                    a.tx(frame(i, 64));
                     if i % 1000 == 0 {
                         std::thread::yield_now();
                     }
@@ -794,7 +864,7 @@ mod tests {
     fn ring_overflow_is_counted() {
         let (_, a, b, _sa, sb) = link(LinkConfig { delivery: Delivery::Napi, ring_size: 8, ..Default::default() });
         for i in 0..20 {
-            a.xmit(frame(i, 10));
+            a.tx(frame(i, 10));
         }
         let s = a.stats();
         assert_eq!((s.sent, s.delivered, s.ring_drops), (20, 8, 12));
@@ -805,7 +875,7 @@ mod tests {
     #[test]
     fn unattached_peer_is_counted() {
         let (a, _b) = pair(LinkConfig::default(), vclock());
-        a.xmit(frame(1, 1));
+        a.tx(frame(1, 1));
         assert_eq!(a.stats().unattached, 1);
     }
 
@@ -814,7 +884,7 @@ mod tests {
     fn run(cfg: LinkConfig) -> (LinkStats, Vec<u32>, Vec<Frame>) {
         let (_, a, _b, _sa, sb) = link(cfg);
         for i in 0..N {
-            a.xmit(frame(i, 100));
+            a.tx(frame(i, 100));
         }
         a.poll_timers();
         a.poll_timers();
@@ -869,14 +939,14 @@ mod tests {
         let (seed, ..) = (0..100u64)
             .map(|seed| {
                 let (_, a, _b, _sa, sb) = link(LinkConfig { reorder: 0.5, seed, ..Default::default() });
-                a.xmit(frame(1, 1));
+                a.tx(frame(1, 1));
                 let n = sb.lock().len();
                 (seed, n)
             })
             .find(|(_, n)| *n == 0)
             .expect("some seed holds the first frame");
         let (clock, a, _b, _sa, sb) = link(LinkConfig { reorder: 0.5, seed, ..Default::default() });
-        a.xmit(frame(1, 1));
+        a.tx(frame(1, 1));
         assert!(sb.lock().is_empty());
         assert_eq!(a.next_event(), Some(clock.now()));
         for _ in 1..REORDER_HOLD_POLLS {
@@ -895,7 +965,7 @@ mod tests {
         for i in 0..N {
             let f = frame(i, 100);
             kept.push(f.clone()); // the "retransmission queue": shares the payload Bytes
-            a.xmit(f);
+            a.tx(f);
         }
         let s = a.stats();
         within(s.corrupted, N as f64 * 0.2);
@@ -934,7 +1004,7 @@ mod tests {
         let (clock, a, _b, _sa, sb) = link(LinkConfig { delay: d, ..Default::default() });
         let t0 = clock.now();
         for i in 0..5 {
-            a.xmit(frame(i, 10));
+            a.tx(frame(i, 10));
             clock.advance(Duration::from_millis(1));
         }
         assert!(sb.lock().is_empty());
@@ -955,7 +1025,7 @@ mod tests {
     fn delayed_frames_respect_napi_delivery() {
         let d = Duration::from_millis(5);
         let (clock, a, b, _sa, sb) = link(LinkConfig { delay: d, delivery: Delivery::Napi, ..Default::default() });
-        a.xmit(frame(1, 10));
+        a.tx(frame(1, 10));
         assert!(!b.rx_pending());
         clock.advance(d);
         assert_eq!(a.poll_timers(), None);
@@ -969,9 +1039,9 @@ mod tests {
     fn later_xmit_releases_due_frames_first() {
         let d = Duration::from_millis(1);
         let (clock, a, _b, _sa, sb) = link(LinkConfig { delay: d, ..Default::default() });
-        a.xmit(frame(1, 10));
+        a.tx(frame(1, 10));
         clock.advance(d);
-        a.xmit(frame(2, 10));
+        a.tx(frame(2, 10));
         assert_eq!(ids(&sb), vec![1]);
     }
 
@@ -981,7 +1051,7 @@ mod tests {
         let (clock, a, _b, _sa, sb) = link(LinkConfig { rate_bps: Some(12_000_000), ..Default::default() });
         let t0 = clock.now();
         for i in 0..50 {
-            a.xmit(frame(i, 1500 - HL));
+            a.tx(frame(i, 1500 - HL));
         }
         assert_eq!(ids(&sb), vec![0]);
         assert_eq!(a.stats().delayed, 49);
@@ -997,8 +1067,8 @@ mod tests {
         assert_eq!(ids(&sb), (0..50).collect::<Vec<_>>());
         // After 10 ms idle the bucket is full again: one frame goes at once, the next waits.
         clock.advance(Duration::from_millis(10));
-        a.xmit(frame(100, 1500 - HL));
-        a.xmit(frame(101, 1500 - HL));
+        a.tx(frame(100, 1500 - HL));
+        a.tx(frame(101, 1500 - HL));
         assert_eq!(sb.lock().len(), 51);
         clock.advance(Duration::from_millis(1));
         a.poll_timers();
@@ -1011,7 +1081,7 @@ mod tests {
         let (clock, a, _b, _sa, sb) = link(LinkConfig { rate_bps: Some(1_000_000), ..Default::default() });
         let t0 = clock.now();
         for i in 0..5000 {
-            a.xmit(frame(i, 100 - HL));
+            a.tx(frame(i, 100 - HL));
         }
         while clock.now() < t0 + Duration::from_secs(1) {
             clock.advance(Duration::from_micros(100));
@@ -1037,9 +1107,9 @@ mod tests {
     fn outcome(seed: u64) -> (LinkStats, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let (clock, a, b, sa, sb) = link(all_impairments(seed));
         for i in 0..3000 {
-            a.xmit(frame(i, (i % 1400) as usize));
+            a.tx(frame(i, (i % 1400) as usize));
             if i % 3 == 0 {
-                b.xmit(frame(i, 20));
+                b.tx(frame(i, 20));
             }
             clock.advance(Duration::from_micros(7));
             a.poll_timers();
@@ -1073,8 +1143,8 @@ mod tests {
     fn directions_use_independent_streams() {
         let (_, a, b, sa, sb) = link(LinkConfig { loss: 0.5, seed: 9, ..Default::default() });
         for i in 0..64 {
-            a.xmit(frame(i, 0));
-            b.xmit(frame(i, 0));
+            a.tx(frame(i, 0));
+            b.tx(frame(i, 0));
         }
         assert_ne!(ids(&sa), ids(&sb));
     }
@@ -1095,7 +1165,7 @@ mod tests {
             let frames = 2_000_000u64;
             for i in 0..frames {
                 let f = Frame::with_header_len(40, payload.clone());
-                a.xmit(f);
+                a.tx(f);
                 if delivery == Delivery::Napi && i % 64 == 63 {
                     b.napi_poll(64);
                 }

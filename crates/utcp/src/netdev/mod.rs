@@ -1,25 +1,55 @@
-//! Devices (net/core/dev.c): the [`NetDevice`] boundary, `netif_rx`'s per-thread softnet queue,
-//! and NAPI polling with a budget.
+//! Devices (net/core/dev.c): the [`NetDevice`] boundary, the receive backlog that inline
+//! delivery goes through ([`RxBacklog`], `netif_rx`), and NAPI polling with a budget.
 //!
 //! Devices: [`memlink`] (an in-memory wire with seeded impairments), [`pcap`] (a decorator that
-//! records every frame in a Wireshark-readable capture). A TUN device lives in the `utcp-tun`
-//! crate behind the same trait.
+//! records every frame in a Wireshark-readable capture).
+//!
+//! # Transmit order
+//! Transmission has two halves, as `dev_queue_xmit()` has (enqueue on the qdisc under the
+//! socket lock, then `qdisc_run()`):
+//! * [`NetDevice::xmit`] takes a frame in transmit order. The stack calls it while it still
+//!   holds the lock of the socket that built the frame, so one socket's frames reach the
+//!   device in the order they were built whatever thread built them. It must not call back
+//!   into any stack (it queues, counts, impairs, records).
+//! * [`NetDevice::flush_tx`] then delivers what was queued, with no socket lock held. Devices
+//!   that deliver inline do it here, in FIFO order per direction (one thread drains a
+//!   direction at a time; the others leave their frames to it).
 
 pub mod memlink;
 pub mod pcap;
 
 use crate::skb::Frame;
+use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a device hands received frames to: the stack's `netif_receive_skb`.
 pub type RxHook = Arc<dyn Fn(Frame) + Send + Sync>;
 
+/// A device's drop counters (`struct rtnl_link_stats64`'s `rx_dropped` / `tx_dropped`, as
+/// `ip -s link` shows them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevStats {
+    /// Frames the device dropped on receive (ring or backlog full).
+    pub rx_dropped: u64,
+    /// Frames the device dropped on transmit (the peer's ring or backlog full, no peer).
+    pub tx_dropped: u64,
+}
+
 /// A network device as the stack sees it.
 pub trait NetDevice: Send + Sync {
-    /// `ndo_start_xmit`: sends one frame. Never blocks; a full device drops and counts.
+    /// `ndo_start_xmit` via the qdisc: takes one frame, in transmit order. May be called with a
+    /// socket's locks held: never blocks and never calls into a stack (see the module docs). A
+    /// full device drops and counts.
     fn xmit(&self, frame: Frame);
+    /// `qdisc_run()`: delivers what [`NetDevice::xmit`] queued. Called with no socket lock
+    /// held; may run the receiving stack's input (inline delivery). The default drains this
+    /// thread's softnet queue ([`net_rx_action`]), for devices that queue with [`netif_rx_queue`].
+    fn flush_tx(&self) {
+        net_rx_action();
+    }
     /// The device MTU.
     fn mtu(&self) -> u32;
     /// The NAPI id of this device's receive queue (`napi->napi_id`, ≥ 1), 0 if it has none.
@@ -38,21 +68,131 @@ pub trait NetDevice: Send + Sync {
     }
     /// Installs the receive hook.
     fn attach(&self, hook: RxHook);
+    /// Releases frames whose time has come (delay, rate limit, reordering) and returns when
+    /// something is next due. The host's device thread calls it.
+    fn poll_timers(&self) -> Option<crate::time::Instant> {
+        None
+    }
+    /// Whether the host must run a device thread for it (a receive ring to poll, or timed
+    /// frames to release).
+    fn needs_poll_thread(&self) -> bool {
+        false
+    }
+    /// For the host's device thread: blocks until received frames wait, the next timed event
+    /// may have changed, [`NetDevice::kick`] is called, or `timeout` passes (`None`: none).
+    /// May return early.
+    fn wait_event(&self, timeout: Option<std::time::Duration>) {
+        std::thread::sleep(
+            timeout.unwrap_or(std::time::Duration::from_millis(1)).min(std::time::Duration::from_millis(1)),
+        );
+    }
+    /// Wakes a thread blocked in [`NetDevice::wait_event`].
+    fn kick(&self) {}
+    /// Drop counters.
+    fn dev_stats(&self) -> DevStats {
+        DevStats::default()
+    }
+    /// Writes out anything buffered (a capture file); reports a write error.
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A receive backlog for inline delivery (`softnet_data.input_pkt_queue`, one per receiving
+/// device here rather than per CPU): frames are queued in transmit order and handed to the
+/// receiving stack by one thread at a time, in FIFO order. A thread that finds another draining
+/// leaves its frames to it, so delivery is iterative, never recursive, and one direction's
+/// frames are never overtaken — whichever threads queued them.
+pub struct RxBacklog {
+    q: Mutex<BacklogQ>,
+    limit: usize,
+    /// Frames dropped because the backlog was full (`softnet_stat` dropped).
+    pub dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct BacklogQ {
+    q: VecDeque<Frame>,
+    draining: bool,
+}
+
+impl RxBacklog {
+    /// A backlog holding at most `limit` frames (`netdev_max_backlog`).
+    pub fn new(limit: usize) -> RxBacklog {
+        RxBacklog { q: Mutex::new(BacklogQ::default()), limit: limit.max(1), dropped: AtomicU64::new(0) }
+    }
+    /// Queues `frame`; false (and counted) when the backlog is full.
+    pub fn enqueue(&self, frame: Frame) -> bool {
+        let mut q = self.q.lock();
+        if q.q.len() >= self.limit {
+            drop(q);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        q.q.push_back(frame);
+        true
+    }
+    /// Frames waiting.
+    pub fn len(&self) -> usize {
+        self.q.lock().q.len()
+    }
+    /// True when no frame waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `process_backlog()`: unless another thread is already at it, hands every queued frame
+    /// to `hook` in order, including frames queued meanwhile (by `hook` itself or others).
+    pub fn drain(&self, hook: &dyn Fn(Frame)) {
+        let mut batch = {
+            let mut q = self.q.lock();
+            if q.draining || q.q.is_empty() {
+                return;
+            }
+            q.draining = true;
+            std::mem::take(&mut q.q)
+        };
+        loop {
+            while let Some(f) = batch.pop_front() {
+                hook(f);
+            }
+            let mut q = self.q.lock();
+            if q.q.is_empty() {
+                q.draining = false;
+                // Keep the allocation for the next burst.
+                if q.q.capacity() < batch.capacity() {
+                    std::mem::swap(&mut q.q, &mut batch);
+                }
+                return;
+            }
+            std::mem::swap(&mut q.q, &mut batch);
+        }
+    }
 }
 
 thread_local! {
     static SOFTNET: RefCell<(bool, VecDeque<(RxHook, Frame)>)> = const { RefCell::new((false, VecDeque::new())) };
 }
 
-/// `netif_rx()` for inline delivery: queues `frame` for `hook` on this thread's softnet queue and,
-/// unless this thread is already draining it, drains it now. Delivery is iterative, never
-/// recursive, however long the chain of replies — as the kernel's per-CPU backlog makes
-/// loopback.
+/// Queues `frame` for `hook` on this thread's softnet queue without delivering it; the
+/// device's [`NetDevice::flush_tx`] (the default one) delivers it. For single-threaded test
+/// devices; [`RxBacklog`] orders frames across threads.
+pub fn netif_rx_queue(hook: &RxHook, frame: Frame) {
+    SOFTNET.with(|s| s.borrow_mut().1.push_back((hook.clone(), frame)));
+}
+
+/// `netif_rx()` outside any socket lock: queues `frame` and delivers this thread's softnet
+/// queue ([`net_rx_action`]).
 pub fn netif_rx(hook: &RxHook, frame: Frame) {
+    netif_rx_queue(hook, frame);
+    net_rx_action();
+}
+
+/// Delivers this thread's softnet queue unless this thread is already delivering it (then the
+/// outer loop does): iterative, never recursive, however long the chain of replies.
+pub fn net_rx_action() {
     let drain = SOFTNET.with(|s| {
         let mut s = s.borrow_mut();
-        s.1.push_back((hook.clone(), frame));
-        if s.0 {
+        if s.0 || s.1.is_empty() {
             false
         } else {
             s.0 = true;
@@ -98,7 +238,7 @@ impl Wire {
 impl NetDevice for Wire {
     fn xmit(&self, frame: Frame) {
         if let Some(p) = self.peer.read().clone() {
-            netif_rx(&p, frame);
+            netif_rx_queue(&p, frame);
         }
     }
     fn mtu(&self) -> u32 {

@@ -52,6 +52,9 @@ pub fn file_header() -> [u8; 24] {
 struct Sink {
     w: BufWriter<Box<dyn Write + Send>>,
     err: Option<io::Error>,
+    /// Added to clock readings: wall-clock time (ns since 1970) at the capture's start minus
+    /// the clock's reading then, or 0 to record the clock as it reads.
+    epoch_ns: u64,
 }
 
 impl Sink {
@@ -59,6 +62,7 @@ impl Sink {
         if self.err.is_some() {
             return;
         }
+        let now = Instant(now.nanos().wrapping_add(self.epoch_ns));
         let len = frame.len();
         let caplen = len.min(SNAPLEN as usize);
         let mut rh = [0u8; 16];
@@ -97,16 +101,22 @@ pub struct PcapDevice<D: NetDevice> {
 
 impl<D: NetDevice> PcapDevice<D> {
     /// Captures `inner`'s traffic into a new file at `path` (truncated if it exists).
+    /// Timestamps are wall-clock times, as tcpdump writes them: the wall clock at creation plus
+    /// the device clock's progress since.
     pub fn create(inner: D, path: &Path, clock: Arc<dyn Clock>) -> io::Result<Self> {
         let f = std::fs::File::create(path)?;
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let epoch_ns = (wall.as_nanos() as u64).wrapping_sub(clock.now().nanos());
         let dev = PcapDevice::new(inner, Box::new(f), clock);
+        dev.sink.lock().epoch_ns = epoch_ns;
         dev.flush()?;
         Ok(dev)
     }
 
-    /// Captures `inner`'s traffic into `writer`. The global header is written (buffered) at once.
+    /// Captures `inner`'s traffic into `writer`, timestamped with `clock`'s readings as they are
+    /// (virtual time stays virtual). The global header is written (buffered) at once.
     pub fn new(inner: D, writer: Box<dyn Write + Send>, clock: Arc<dyn Clock>) -> Self {
-        let mut sink = Sink { w: BufWriter::with_capacity(64 * 1024, writer), err: None };
+        let mut sink = Sink { w: BufWriter::with_capacity(64 * 1024, writer), err: None, epoch_ns: 0 };
         if let Err(e) = sink.w.write_all(&file_header()) {
             sink.err = Some(e);
         }
@@ -131,6 +141,28 @@ impl<D: NetDevice> NetDevice for PcapDevice<D> {
     }
     fn mtu(&self) -> u32 {
         self.inner.mtu()
+    }
+    fn flush_tx(&self) {
+        self.inner.flush_tx()
+    }
+    fn poll_timers(&self) -> Option<Instant> {
+        self.inner.poll_timers()
+    }
+    fn needs_poll_thread(&self) -> bool {
+        self.inner.needs_poll_thread()
+    }
+    fn wait_event(&self, timeout: Option<std::time::Duration>) {
+        self.inner.wait_event(timeout)
+    }
+    fn kick(&self) {
+        self.inner.kick()
+    }
+    fn dev_stats(&self) -> crate::netdev::DevStats {
+        self.inner.dev_stats()
+    }
+    fn sync(&self) -> io::Result<()> {
+        let r = self.sink.lock().flush();
+        self.inner.sync().and(r)
     }
     fn napi_id(&self) -> u32 {
         self.inner.napi_id()
@@ -165,6 +197,27 @@ impl<T: NetDevice + ?Sized> NetDevice for Arc<T> {
     }
     fn mtu(&self) -> u32 {
         (**self).mtu()
+    }
+    fn flush_tx(&self) {
+        (**self).flush_tx()
+    }
+    fn poll_timers(&self) -> Option<Instant> {
+        (**self).poll_timers()
+    }
+    fn needs_poll_thread(&self) -> bool {
+        (**self).needs_poll_thread()
+    }
+    fn wait_event(&self, timeout: Option<std::time::Duration>) {
+        (**self).wait_event(timeout)
+    }
+    fn kick(&self) {
+        (**self).kick()
+    }
+    fn dev_stats(&self) -> crate::netdev::DevStats {
+        (**self).dev_stats()
+    }
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
     }
     fn napi_id(&self) -> u32 {
         (**self).napi_id()
@@ -337,8 +390,10 @@ mod tests {
             expect.push((clock.now(), f.to_vec()));
             if i % 2 == 0 {
                 dev.xmit(f); // recorded on transmit
+                dev.flush_tx();
             } else {
                 b.xmit(f); // recorded on receive, through the wrapped hook
+                b.flush_tx();
             }
             clock.advance(Duration::from_micros(1500));
         }
@@ -416,6 +471,7 @@ mod tests {
         let dev = PcapDevice::new(a, Box::new(Broken), clock);
         for i in 0..100 {
             dev.xmit(ip_frame(i, &[0; 1400]));
+            dev.flush_tx();
         }
         assert_eq!(*n.lock(), 100);
         assert!(dev.flush().is_err());
@@ -437,7 +493,10 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         let r = read_pcap(&bytes).unwrap();
         assert_eq!(r.len(), 3);
-        assert_eq!(r[2].0, Instant::from_millis(1_002));
+        // Wall-clock timestamps (as tcpdump's), advancing with the device clock.
+        assert_eq!(r[2].0.nanos() - r[0].0.nanos(), 2_000_000);
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        assert!(r[0].0.nanos() <= wall && wall - r[0].0.nanos() < 60_000_000_000, "{:?}", r[0].0);
         let tshark =
             std::process::Command::new("tshark").args(["-T", "fields", "-e", "ip.src", "-r"]).arg(&path).output();
         match tshark {

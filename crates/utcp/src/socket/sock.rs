@@ -146,7 +146,8 @@ pub struct WaitOutcome {
 
 /// Work left after the socket's locks are dropped.
 struct Deferred {
-    frames: Vec<Frame>,
+    /// Frames were handed to the device: let it deliver them.
+    flush: bool,
     wake: bool,
 }
 
@@ -372,6 +373,8 @@ impl Sock {
             reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg).then_some(hdr);
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
+                // The child's first frames leave before it is reachable (and can build more).
+                self.core.dev_queue_xmit(ctx.out.drain(..));
                 self.core.adopt_child(tp, child);
             }
         }
@@ -410,24 +413,29 @@ impl Sock {
         self.run_deferred(d);
     }
 
-    /// The part of [`Sock::finish`] that needs the TCP state: timers, snapshot, unhashing.
+    /// The part of [`Sock::finish`] that needs the TCP state: timers, snapshot, unhashing, and
+    /// handing the frames to the device — in build order, since the TCP state lock is held.
     fn finish_locked(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) -> Deferred {
+        let flush = !out.is_empty();
+        self.core.dev_queue_xmit(out);
         self.core.schedule_timer(self, tp.next_deadline());
         self.update_snapshot(tp);
         if ev.destroy {
             self.core.unhash(self, tp);
         }
         let wake = (ev.data_ready && tcp_data_ready_ok(tp)) || ev.write_space || ev.state_change;
-        Deferred { frames: out, wake }
+        Deferred { flush, wake }
     }
 
     /// The part of [`Sock::finish`] that must run with no lock of this socket held: wakeups
-    /// and transmission (which may deliver frames straight back into this socket).
+    /// and delivery (which may bring frames straight back into this socket).
     fn run_deferred(&self, d: Deferred) {
         if d.wake {
             self.wake_all();
         }
-        self.core.xmit_all(d.frames);
+        if d.flush {
+            self.core.dev_flush();
+        }
     }
 
     /// Refreshes the lockless readiness snapshot from `tp`.
@@ -695,6 +703,8 @@ impl Sock {
                 resets.push(hdr);
             }
             if let Some(child) = ctx.ev_child.take() {
+                // The child's first frames leave before it is reachable (and can build more).
+                self.core.dev_queue_xmit(ctx.out.drain(..));
                 self.core.adopt_child(&mut tp, child);
             }
             let ev = std::mem::take(&mut ctx.ev);

@@ -1581,7 +1581,7 @@ fn tcp_connect(tp: &mut TcpSock, ctx: &mut crate::tcp::Ctx<'_>) {
     tp.set_state(ctx, TcpState::SynSent);
     let flags = TcpFlags::SYN;
     let iss = tp.iss;
-    tp.tcp_transmit(ctx, iss, flags, Bytes::new(), 0);
+    tp.tcp_transmit(ctx, iss, flags, Bytes::new());
     tp.rtx_queue.push_back(crate::tcp::TxSkb {
         seq: iss,
         end_seq: iss + 1,

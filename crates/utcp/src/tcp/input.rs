@@ -694,8 +694,15 @@ impl TcpSock {
             }
         }
         if seg.ack_seq.after(self.snd_una) {
+            let prior_snd_una = self.snd_una;
             self.bytes_acked += seg.ack_seq.diff(self.snd_una) as u64;
             self.snd_una = seg.ack_seq;
+            // tcp_clean_rtx_queue(): outside urgent mode snd_up follows snd_una, so that
+            // `tcp_urg_mode()` stays false however far the stream goes (a fixed snd_up looked
+            // "after" snd_una once 2^31 bytes had been sent and marked every segment URG).
+            if self.snd_up.between(prior_snd_una, self.snd_una) {
+                self.snd_up = self.snd_una;
+            }
         }
         fl
     }
@@ -1022,6 +1029,9 @@ impl TcpSock {
                 self.tcp_init_transfer(ctx);
                 self.copied_seq = self.rcv_nxt;
                 self.set_state(ctx, TcpState::Established);
+                if self.snd_up.between(self.snd_una, seg.ack_seq) {
+                    self.snd_up = seg.ack_seq;
+                }
                 self.snd_una = seg.ack_seq;
                 self.snd_wnd = (seg.window as u32) << self.snd_wscale;
                 self.snd_wl1 = seg.seq;
@@ -1241,7 +1251,7 @@ impl TcpSock {
             self.tcp_initialize_rcv_mss();
             // tcp_send_synack(): retransmit our SYN as a SYN-ACK.
             let flags = TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0);
-            self.tcp_transmit(ctx, self.iss, flags, Bytes::new(), 0);
+            self.tcp_transmit(ctx, self.iss, flags, Bytes::new());
             if let Some(h) = self.rtx_queue.front_mut() {
                 h.flags = flags;
             }

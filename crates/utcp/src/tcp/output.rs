@@ -116,8 +116,15 @@ impl TcpSock {
 
     /// `tcp_transmit_skb()` for an established-style segment: fills ACK, window and options
     /// from the socket, builds the frame and queues it for transmission.
-    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, flags: TcpFlags, payload: Bytes, urg_ptr: u16) {
+    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, mut flags: TcpFlags, payload: Bytes) {
         let syn = flags.syn();
+        let urg_ptr = match self.tcp_urg_ptr(seq) {
+            Some(p) => {
+                flags |= TcpFlags::URG;
+                p
+            }
+            None => 0,
+        };
         let window = if syn { self.rcv_wnd.min(65535) as u16 } else { self.tcp_select_window(ctx) };
         let tsval = self.tcp_time_stamp(ctx.now);
         let repr = TcpRepr {
@@ -155,6 +162,26 @@ impl TcpSock {
         }
     }
 
+    /// `tcp_urg_mode()`: urgent data was sent and is not yet acknowledged (`snd_up` follows
+    /// `snd_una` otherwise, see `tcp_clean_rtx_queue`).
+    pub fn tcp_urg_mode(&self) -> bool {
+        self.snd_una != self.snd_up
+    }
+
+    /// The urgent pointer `__tcp_transmit_skb()` writes into a segment starting at `seq`.
+    fn tcp_urg_ptr(&self, seq: SeqNum) -> Option<u16> {
+        if !self.tcp_urg_mode() || !seq.before(self.snd_up) {
+            return None;
+        }
+        if self.snd_up.before(seq + 0x10000) {
+            Some(self.snd_up.diff(seq) as u16)
+        } else if (seq + 0xffff).after(self.snd_nxt) {
+            Some(0xffff)
+        } else {
+            None
+        }
+    }
+
     /// `tcp_event_ack_sent()`.
     fn tcp_event_ack_sent(&mut self, _ctx: &mut Ctx<'_>) {
         // tcp_dec_quickack_mode(): one quick ACK used.
@@ -184,7 +211,7 @@ impl TcpSock {
             return;
         }
         let seq = self.tcp_acceptable_seq();
-        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new(), 0);
+        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new());
     }
 
     /// `tcp_send_delayed_ack()`: arms the delayed-ACK timer.
@@ -226,7 +253,7 @@ impl TcpSock {
     /// `tcp_send_active_reset()`.
     pub fn tcp_send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
         let seq = self.tcp_acceptable_seq();
-        self.tcp_transmit(ctx, seq, TcpFlags(TcpFlags::ACK.0 | TcpFlags::RST.0), Bytes::new(), 0);
+        self.tcp_transmit(ctx, seq, TcpFlags(TcpFlags::ACK.0 | TcpFlags::RST.0), Bytes::new());
     }
 
     /// Appends user data to the write queue (the copy loop of `tcp_sendmsg_locked`). Returns
@@ -365,7 +392,7 @@ impl TcpSock {
         if nonagle & TCP_NAGLE_PUSH != 0 {
             return true;
         }
-        if self.snd_up.after(self.snd_una) || skb.flags.fin() {
+        if self.tcp_urg_mode() || skb.flags.fin() {
             return true;
         }
         let partial = skb.len() < cur_mss;
@@ -402,19 +429,10 @@ impl TcpSock {
             }
             let mut skb = self.write_queue.pop_front().expect("head");
             let payload = skb.freeze().clone();
-            let urg = if self.snd_up.after(skb.seq) {
-                let off = self.snd_up.diff(skb.seq);
-                Some(off.min(0xffff) as u16)
-            } else {
-                None
-            };
-            let mut flags = skb.flags;
-            if urg.is_some() {
-                flags |= TcpFlags::URG;
-            }
+            let flags = skb.flags;
             skb.tx_time = ctx.now;
             skb.first_tx = ctx.now;
-            self.tcp_transmit(ctx, skb.seq, flags, payload, urg.unwrap_or(0));
+            self.tcp_transmit(ctx, skb.seq, flags, payload);
             if skb.len() < mss_now {
                 self.snd_sml = skb.end_seq;
             }
@@ -422,9 +440,6 @@ impl TcpSock {
             self.snd_nxt = skb.end_seq;
             self.packets_out += 1;
             ctx.inc(LinuxMib::TCPOrigDataSent);
-            if urg.is_some() && !self.snd_up.after(skb.end_seq) {
-                // Urgent pointer delivered: leave urgent mode once it is acked.
-            }
             self.rtx_queue.push_back(skb);
             if prior_packets == 0 || self.timers[TcpTimer::Retrans as usize].is_none() {
                 self.tcp_rearm_rto(ctx);
@@ -523,10 +538,9 @@ impl TcpSock {
                 flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
             }
         }
-        let urg = 0;
         // `retrans_stamp` is when the oldest retransmitted segment was first sent.
         let first_sent = skb.tx_time;
-        self.tcp_transmit(ctx, seq, flags, payload, urg);
+        self.tcp_transmit(ctx, seq, flags, payload);
         let skb = &mut self.rtx_queue[idx];
         skb.tx_time = ctx.now;
         skb.retrans = skb.retrans.saturating_add(1);
@@ -558,7 +572,7 @@ impl TcpSock {
                 let payload = skb.freeze().clone();
                 skb.tx_time = ctx.now;
                 skb.first_tx = ctx.now;
-                self.tcp_transmit(ctx, skb.seq, skb.flags, payload, 0);
+                self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;
                 self.rtx_queue.push_back(skb);
@@ -570,7 +584,7 @@ impl TcpSock {
         }
         // tcp_xmit_probe_skb(sk, 0): seq = snd_una - 1, no data.
         let seq = self.snd_una - 1;
-        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new(), 0);
+        self.tcp_transmit(ctx, seq, TcpFlags::ACK, Bytes::new());
         ctx.inc(LinuxMib::TCPWinProbe);
     }
 }

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use utcp::api::{ADDR_A, ADDR_B};
 use utcp::netdev::memlink::LinkConfig;
-use utcp::netdev::{netif_rx, NetDevice, RxHook};
+use utcp::netdev::{netif_rx, netif_rx_queue, NetDevice, RxHook};
 use utcp::sim::SimNet;
 use utcp::skb::Frame;
 use utcp::stack::StackCore;
@@ -245,7 +245,7 @@ impl NetDevice for Port {
         if self.wire.delay == Duration::ZERO {
             let hook = self.wire.hooks[to].lock().clone();
             if let Some(h) = hook {
-                netif_rx(&h, frame);
+                netif_rx_queue(&h, frame);
             }
         } else {
             self.wire.queue.lock().push_back((now + self.wire.delay, to, frame));
