@@ -180,6 +180,12 @@ pub struct Sock {
     sleepers: AtomicU32,
     /// Deadline (ns) of this socket's entry in the stack's timer heap; `u64::MAX` = none.
     pub timer_armed: AtomicU64,
+    /// `READ_ONCE(sk->sk_rcvbuf)`, `READ_ONCE(sk->sk_sndbuf)` and `sk_rmem_alloc` as packet
+    /// input reads them under `slock` while a process owns the socket (and holds the TCP
+    /// state): the backlog and prequeue limits.
+    rcvbuf: AtomicU32,
+    sndbuf: AtomicU32,
+    rmem_alloc: AtomicU32,
     ep: Mutex<Vec<Weak<EpWaiter>>>,
     /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
     owned_wait_hook: Mutex<Option<OwnedWaitHook>>,
@@ -194,6 +200,13 @@ pub type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
 pub struct OwnedSock<'s> {
     sock: &'s Sock,
     tp: Option<MutexGuard<'s, TcpSock>>,
+}
+
+impl Drop for OwnedSock<'_> {
+    fn drop(&mut self) {
+        let sock = self.sock;
+        sock.release_owned(self);
+    }
 }
 
 impl OwnedSock<'_> {
@@ -221,6 +234,7 @@ impl Sock {
     pub fn new(core: Arc<StackCore>, tp: TcpSock) -> Arc<Sock> {
         let id = core.next_sock_id();
         let ll = tp.ll_usec;
+        let (rcvbuf, sndbuf, rmem) = (tp.rcvbuf, tp.sndbuf, tp.rmem_alloc);
         Arc::new_cyclic(|me| Sock {
             id,
             slock: Mutex::new(Slock::default()),
@@ -233,6 +247,9 @@ impl Sock {
             ev_gen: AtomicU64::new(0),
             sleepers: AtomicU32::new(0),
             timer_armed: AtomicU64::new(u64::MAX),
+            rcvbuf: AtomicU32::new(rcvbuf),
+            sndbuf: AtomicU32::new(sndbuf),
+            rmem_alloc: AtomicU32::new(rmem),
             ep: Mutex::new(Vec::new()),
             owned_wait_hook: Mutex::new(None),
             has_owned_wait_hook: AtomicBool::new(false),
@@ -289,11 +306,26 @@ impl Sock {
     }
 
     /// `release_sock()`: processes the backlog, runs deferred timers, gives the socket up.
-    pub fn release_sock(&self, mut g: OwnedSock<'_>) {
-        let mut s = self.lock_drained(&mut g, None).0;
+    /// Dropping the guard does the same, so no path (an early return, a `?`, a panic) can
+    /// leave the socket owned.
+    pub fn release_sock(&self, g: OwnedSock<'_>) {
+        debug_assert!(std::ptr::eq(g.sock, self));
+        drop(g);
+    }
+
+    /// The body of `release_sock()`, run by [`OwnedSock`]'s drop.
+    fn release_owned(&self, g: &mut OwnedSock<'_>) {
+        if g.tp.is_none() {
+            return; // Not owned (a wait gave the socket up and never got it back).
+        }
+        // While unwinding from a panic, protocol code is not run again: the backlog stays
+        // for the next owner, which drains it.
+        let mut s = if std::thread::panicking() { self.slock.lock() } else { self.lock_drained(g, None).0 };
         s.owned = false;
         let tp = g.tp.take();
-        self.update_snapshot(tp.as_deref().expect("tp"));
+        if let Some(tp) = tp.as_deref() {
+            self.update_snapshot(tp);
+        }
         drop(tp);
         drop(s);
         self.cv.notify_all();
@@ -448,6 +480,9 @@ impl Sock {
         let readable = tp.rcv_nxt != tp.copied_seq || tp.err.is_some() || tp.shutdown & crate::tcp::RCV_SHUTDOWN != 0;
         self.readable.store(readable, Ordering::Release);
         self.ll_usec.store(tp.ll_usec, Ordering::Relaxed);
+        self.rcvbuf.store(tp.rcvbuf, Ordering::Relaxed);
+        self.sndbuf.store(tp.sndbuf, Ordering::Relaxed);
+        self.rmem_alloc.store(tp.rmem_alloc, Ordering::Relaxed);
     }
 
     /// Wakes everyone waiting on this socket (`sk_data_ready` & co).
@@ -485,6 +520,17 @@ impl Sock {
     pub fn kick_sleepers(&self) {
         let _s = self.slock.lock();
         self.cv.notify_all();
+    }
+
+    /// The backlog now: segments queued and `sk_backlog.len` (truesize).
+    pub fn backlog_len(&self) -> (usize, u32) {
+        let s = self.slock.lock();
+        (s.backlog.len(), s.backlog_len)
+    }
+
+    /// Whether a process owns the socket (`sock_owned_by_user`).
+    pub fn owned_by_user(&self) -> bool {
+        self.slock.lock().owned
     }
 
     /// Registers an epoll interest.
@@ -618,15 +664,8 @@ impl Sock {
         }
         let mut s = self.slock.lock();
         if s.owned {
-            // tcp_add_backlog(): bounded by rcvbuf + sndbuf (+64K slack).
-            let limit = self.backlog_limit();
+            // tcp_add_backlog(): coalescing with the tail is tried first, even above the limit.
             let ts = inseg.seg.truesize;
-            if s.backlog_len + ts > limit {
-                drop(s);
-                self.net().mib.drop_reason(crate::mib::DropReason::SOCKET_BACKLOG);
-                return;
-            }
-            // Coalesce a pure ACK or in-order data with the backlog tail (tcp_add_backlog).
             if let Some(tail) = s.backlog.back_mut() {
                 if try_backlog_coalesce(tail, &inseg) {
                     s.backlog_len += ts;
@@ -635,7 +674,14 @@ impl Sock {
                     return;
                 }
             }
-            s.backlog_len += ts;
+            // sk_add_backlog(sk, skb, 2 * rcvbuf + sndbuf / 2 + 64K): backlog plus receive
+            // queue memory, not counting this segment.
+            if s.backlog_len as u64 + self.rmem_alloc.load(Ordering::Relaxed) as u64 > self.backlog_limit() {
+                drop(s);
+                self.net().mib.drop_reason(crate::mib::DropReason::SOCKET_BACKLOG);
+                return;
+            }
+            s.backlog_len = s.backlog_len.saturating_add(ts);
             s.backlog.push_back(inseg);
             return;
         }
@@ -682,11 +728,13 @@ impl Sock {
     }
 
     fn rcvbuf_hint(&self) -> u32 {
-        self.tp.try_lock().map(|t| t.rcvbuf).unwrap_or(u32::MAX)
+        self.rcvbuf.load(Ordering::Relaxed)
     }
 
-    fn backlog_limit(&self) -> u32 {
-        self.tp.try_lock().map(|t| t.rcvbuf + t.sndbuf + 64 * 1024).unwrap_or(u32::MAX)
+    /// `tcp_add_backlog()`'s limit (6.18): `2 * sk_rcvbuf + sk_sndbuf / 2 + 64 KiB`.
+    fn backlog_limit(&self) -> u64 {
+        let limit = 2 * self.rcvbuf.load(Ordering::Relaxed) as u64 + (self.sndbuf.load(Ordering::Relaxed) / 2) as u64;
+        (limit + 64 * 1024).min(u32::MAX as u64)
     }
 
     /// Processes segments in packet-input context while holding `slock` (not owned).
