@@ -11,6 +11,7 @@ use utcp::netdev::memlink::{self, Delivery, LinkConfig};
 use utcp::netdev::pcap::PcapDevice;
 use utcp::netdev::NetDevice;
 use utcp::stack::StackCore;
+use utcp::tcp::TcpState;
 use utcp::time::Clock;
 use utcp::Stack;
 
@@ -29,6 +30,8 @@ pub struct UtcpTransport {
     server: Arc<Stack>,
     listener: TcpListener,
     busy_poll_us: Option<u64>,
+    /// Each host's device (the client's wrapped in the pcap recorder with `--pcap`).
+    devs: Vec<Arc<dyn NetDevice>>,
     _threads: Vec<HostThreads>,
 }
 
@@ -53,12 +56,16 @@ impl UtcpTransport {
         let (pa, pb) = memlink::pair(cfg, clock.clone());
         let mut threads = Vec::new();
         let mut stacks = Vec::new();
+        let mut devs = Vec::new();
         for (i, (addr, port)) in [(ADDR_A, pa), (ADDR_B, pb)].into_iter().enumerate() {
             let core = StackCore::new(addr, s.mtu as u32, clock.clone(), imp.seed ^ (0x9e37_79b9 * (i as u64 + 1)));
             let dev: Arc<dyn NetDevice> = match (&s.pcap, i) {
-                (Some(path), 0) => Arc::new(PcapDevice::create(port.clone(), path, clock.clone())?),
+                (Some(path), 0) => Arc::new(PcapDevice::create(port.clone(), path, clock.clone()).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot create pcap file {}: {e}", path.display()))
+                })?),
                 _ => port.clone(),
             };
+            devs.push(dev.clone());
             core.attach_device(dev);
             threads.push(HostThreads::start(core.clone(), Some(port)));
             stacks.push(Arc::new(Stack::from_core(core)));
@@ -66,7 +73,35 @@ impl UtcpTransport {
         let server = stacks.pop().expect("server");
         let client = stacks.pop().expect("client");
         let listener = TcpListener::bind(&server, SocketAddrV4::new(ADDR_B, 5001), 128)?;
-        Ok(UtcpTransport { client, server, listener, busy_poll_us: s.cfg.busy_poll_us, _threads: threads })
+        Ok(UtcpTransport { client, server, listener, busy_poll_us: s.cfg.busy_poll_us, devs, _threads: threads })
+    }
+
+    /// Waits (up to 2 s) until every connection has finished closing (the last FINs and ACKs
+    /// are on the wire), then writes out the capture, so that a pcap holds the whole run.
+    fn settle_and_sync(&self) {
+        let t = std::time::Instant::now();
+        let closing = |st: &Stack| {
+            st.core
+                .sockets()
+                .iter()
+                .any(|sk| sk.peek_tp(|tp| !matches!(tp.state, TcpState::Close | TcpState::TimeWait | TcpState::Listen)))
+        };
+        while (closing(&self.client) || closing(&self.server)) && t.elapsed() < std::time::Duration::from_secs(2) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        for d in &self.devs {
+            if let Err(e) = d.sync() {
+                eprintln!("utcp: warning: pcap capture incomplete: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for UtcpTransport {
+    fn drop(&mut self) {
+        for d in &self.devs {
+            let _ = d.sync();
+        }
     }
 }
 
@@ -100,9 +135,18 @@ impl Transport for UtcpTransport {
     }
 
     fn counters(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.settle_and_sync();
         let mut m = serde_json::Map::new();
         m.insert("client".into(), counters(&self.client));
         m.insert("server".into(), counters(&self.server));
+        // Device drops (`ip -s link`'s rx_dropped / tx_dropped): not MIB counters in Linux
+        // either, but a frame a full ring dropped must show somewhere.
+        let mut devs = serde_json::Map::new();
+        for (name, d) in ["client", "server"].into_iter().zip(&self.devs) {
+            let st = d.dev_stats();
+            devs.insert(name.into(), serde_json::json!({"rx_dropped": st.rx_dropped, "tx_dropped": st.tx_dropped}));
+        }
+        m.insert("devices".into(), serde_json::Value::Object(devs));
         m
     }
 }

@@ -165,3 +165,68 @@ fn stream_beyond_4_gib_is_intact() {
     check_clean_round("5 GiB", &a, &b);
     assert!(a.stack.core.net.mib.get(LinuxMib::TCPOrigDataSent) > (total >> 11));
 }
+
+/// 1-byte round trips over `a`→`b`, returning the RTTs.
+fn round_trips(a: &Host, b: &Host, port: u16, n: usize) -> Vec<StdDuration> {
+    let l = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, port), 4).unwrap();
+    let mut c = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, port)).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    c.set_nodelay(true).unwrap();
+    s.set_nodelay(true).unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        while s.read(&mut b).unwrap() == 1 {
+            s.write_all(&b).unwrap();
+        }
+    });
+    let mut rtts = Vec::new();
+    let mut buf = [0u8; 1];
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        c.write_all(&[i as u8]).unwrap();
+        c.read_exact(&mut buf).unwrap();
+        rtts.push(t.elapsed());
+        assert_eq!(buf[0], i as u8);
+    }
+    drop(c);
+    echo.join().unwrap();
+    rtts.sort();
+    rtts
+}
+
+/// `--delay` is honoured on real time: before, the device thread ignored the next due time
+/// and slept 5 ms on a condition inline delivery never signalled, so a 1 ms delay gave a 10 ms
+/// RTT. The lower bound is the link's own (never faster than configured); the upper bound is
+/// loose (scheduling noise), far below the old figure.
+#[test]
+fn delay_is_honoured_on_real_time() {
+    let _one = serial();
+    let delay = utcp::time::Duration::from_millis(1);
+    let (a, b) = memlink_pair(LinkConfig { delay, ..LinkConfig::default() });
+    let rtts = round_trips(&a, &b, 5003, 100);
+    let p50 = rtts[rtts.len() / 2];
+    assert!(rtts[0] >= StdDuration::from_millis(2), "faster than the link: {:?}", rtts[0]);
+    assert!(p50 < StdDuration::from_millis(8), "1 ms each way gave an RTT p50 of {p50:?}");
+    assert_eq!(self_inflicted(&a), vec![]);
+    assert_eq!(self_inflicted(&b), vec![]);
+}
+
+/// `--rate` paces in order and close to the rate: before, frames released by the host thread
+/// and by `xmit` raced (out of order: OFO queueing, PAWS drops, retransmissions) and the host
+/// slept 5 ms between releases (about 1 MB/s at 1 Gbit/s).
+#[test]
+fn rate_limit_paces_in_order() {
+    let _one = serial();
+    let (a, b) = memlink_pair(LinkConfig { rate_bps: Some(1_000_000_000), ..LinkConfig::default() });
+    let total = 16u64 << 20;
+    let t = std::time::Instant::now();
+    let (bad, got) = stream(&a, &b, 5004, total);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!((bad, got), (None, total));
+    // 16 MiB of payload is more than 16 MiB on the wire: at 1 Gbit/s never under 134 ms.
+    assert!(secs >= 0.134, "faster than the rate: {secs} s");
+    assert!(total as f64 / secs > 10e6, "{:.1} MB/s at 1 Gbit/s", total as f64 / secs / 1e6);
+    assert_eq!(self_inflicted(&a), vec![]);
+    assert_eq!(self_inflicted(&b), vec![]);
+    assert_eq!(b.stack.core.net.mib.get(LinuxMib::PAWSEstab), 0);
+}

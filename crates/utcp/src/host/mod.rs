@@ -40,6 +40,7 @@ pub struct HostThreads {
 /// rate-limited frame leaves on time.
 fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicBool) {
     const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+    const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
     while !stop.load(Ordering::Acquire) {
         let next = dev.poll_timers();
         if dev.napi_poll(64) > 0 {
@@ -50,6 +51,11 @@ fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicB
             None => IDLE,
         };
         if next.is_some() && wait.is_zero() {
+            continue;
+        }
+        if next.is_some() && wait < SPIN {
+            // A futex sleep this short overshoots by the timer slack (50 µs): yield instead.
+            std::thread::yield_now();
             continue;
         }
         dev.wait_event(Some(wait));
