@@ -46,7 +46,7 @@ mib_table!(
     OfoPruned, TW, TWRecycled, TWKilled, DelayedACKs, DelayedACKLocked, DelayedACKLost,
     ListenOverflows, ListenDrops, TCPHPHits, TCPPureAcks, TCPHPAcks, TCPRenoRecovery,
     TCPSackRecovery, TCPSACKReneging, TCPSACKReorder, TCPTSReorder, TCPFullUndo,
-    TCPPartialUndo, TCPLossUndo, TCPLostRetransmit, TCPLossFailures, TCPFastRetrans,
+    TCPPartialUndo, TCPDSACKUndo, TCPLossUndo, TCPLostRetransmit, TCPLossFailures, TCPFastRetrans,
     TCPSlowStartRetrans, TCPTimeouts, TCPLossProbes, TCPLossProbeRecovery, TCPBacklogCoalesce,
     TCPBacklogDrop, TCPMinTTLDrop, TCPDirectCopyFromBacklog, TCPDirectCopyFromPrequeue,
     TCPPrequeued, TCPPrequeueDropped, TCPRcvCollapsed, TCPDSACKOldSent, TCPDSACKOfoSent,

@@ -91,6 +91,7 @@ sysctls! {
     tcp_reordering: "net.ipv4.tcp_reordering" = [3],
     tcp_early_retrans: "net.ipv4.tcp_early_retrans" = [3],
     tcp_recovery: "net.ipv4.tcp_recovery" = [1],
+    tcp_min_rtt_wlen: "net.ipv4.tcp_min_rtt_wlen" = [300],
     tcp_slow_start_after_idle: "net.ipv4.tcp_slow_start_after_idle" = [1],
     tcp_ecn: "net.ipv4.tcp_ecn" = [2],
     tcp_adv_win_scale: "net.ipv4.tcp_adv_win_scale" = [1],

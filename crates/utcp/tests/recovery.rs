@@ -125,12 +125,16 @@ fn single_loss_is_repaired_by_fast_retransmit_with_sack() {
         }
         false
     });
-    // Packets out when recovery starts: in slow start, sender-limited by cwnd, ≈ cwnd.
+    // cwnd when recovery starts (with RACK the first SACK only means Disorder (1); Recovery (3)
+    // starts once RACK marks the hole lost, and cwnd may grow meanwhile).
+    let mut cwnd_before = 0;
     let mut out_at_loss = None;
     let got = pump(&lab, c, s, &data, Duration::from_secs(30), |lab| {
         let i = lab.a.tcp_info(c).unwrap();
-        if out_at_loss.is_none() && i.tcpi_ca_state != 0 {
-            out_at_loss = Some(i.tcpi_unacked);
+        if out_at_loss.is_none() && i.tcpi_ca_state == 3 {
+            out_at_loss = Some(cwnd_before);
+        } else if out_at_loss.is_none() {
+            cwnd_before = i.tcpi_snd_cwnd;
         }
     });
     assert!(got == data);
@@ -148,10 +152,10 @@ fn single_loss_is_repaired_by_fast_retransmit_with_sack() {
     assert!(mib(&lab.a, LinuxMib::TCPFastRetrans) + mib(&lab.a, LinuxMib::TCPLossProbes) >= 1);
     // CUBIC's multiplicative decrease: ssthresh = cwnd * 717 / 1024 (beta 0.7).
     let i = lab.a.tcp_info(c).unwrap();
-    let out = out_at_loss.expect("recovery seen");
-    assert!(out > 10, "{out}");
-    let want = out * 717 / 1024;
-    assert!(i.tcpi_snd_ssthresh.abs_diff(want) <= 1, "ssthresh {} for ~{out} in flight", i.tcpi_snd_ssthresh);
+    let cwnd = out_at_loss.expect("recovery seen");
+    assert!(cwnd > 10, "{cwnd}");
+    let want = cwnd * 717 / 1024;
+    assert!(i.tcpi_snd_ssthresh.abs_diff(want) <= 1, "ssthresh {} for cwnd ~{cwnd}", i.tcpi_snd_ssthresh);
     assert_eq!(i.tcpi_ca_state, 0, "back to Open");
 }
 

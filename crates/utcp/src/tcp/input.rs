@@ -586,6 +586,7 @@ impl TcpSock {
     /// old), 0 for an old ACK, 1 otherwise.
     pub fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
         let prior_snd_una = self.snd_una;
+        let prior_delivered = self.delivered;
         let ack = seg.ack_seq;
         if ack.before(prior_snd_una) {
             // Do not accept an ACK for bytes we never sent.
@@ -656,6 +657,7 @@ impl TcpSock {
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;
         }
+        self.tcp_rack_update_reo_wnd(ctx, prior_delivered);
         self.tcp_rack_detect_loss(ctx);
         if self.ca_state != CaState::Open
             || is_dupack
@@ -724,6 +726,12 @@ impl TcpSock {
                 } else {
                     ctx.inc(LinuxMib::TCPDSACKOfoRecv);
                 }
+                let retransmitted = self
+                    .rtx_queue
+                    .iter()
+                    .filter(|k| k.retrans > 0 && !k.seq.before(start) && !k.end_seq.after(end))
+                    .count() as u32;
+                self.tcp_dsack_seen(end, prior_snd_una, retransmitted);
                 continue;
             }
             if !end.after(start) || end.after(self.snd_nxt) || !end.after(prior_snd_una) {
@@ -813,6 +821,7 @@ impl TcpSock {
         let sample = if any_retrans { ts_sample } else { rtt_sample.or(ts_sample) };
         if let Some(s) = sample {
             let us = (s.as_micros() as u32).max(1);
+            self.tcp_update_rtt_min(ctx, us);
             self.tcp_rtt_estimator(ctx, us);
             self.tcp_set_rto();
             self.hystart_update(ctx, us);
@@ -882,26 +891,55 @@ impl TcpSock {
         match self.ca_state {
             CaState::Recovery | CaState::Loss => {
                 if !self.snd_una.before(self.high_seq) {
-                    if self.ca_state == CaState::Recovery {
+                    let undone = {
+                        let before = self.undo_marker.is_some();
+                        self.tcp_try_undo_recovery(ctx);
+                        before && self.undo_marker.is_none()
+                    };
+                    if self.ca_state == CaState::Recovery && !undone {
+                        // tcp_end_cwnd_reduction()
                         self.snd_cwnd = self.snd_ssthresh.max(2);
                     }
                     self.ca_state = CaState::Open;
                     self.dupacks = 0;
                     return;
                 }
-                if self.ca_state == CaState::Recovery && self.snd_una.after(prior_snd_una) && !self.sack_ok {
-                    // NewReno partial ACK: the next hole is lost too.
-                    if let Some(h) = self.rtx_queue.front_mut() {
-                        if h.sacked & TCPCB_LOST == 0 {
-                            h.sacked |= TCPCB_LOST;
-                            self.lost_out += 1;
+                let advanced = self.snd_una.after(prior_snd_una);
+                if self.ca_state == CaState::Loss {
+                    if advanced && self.tcp_try_undo_loss(ctx) {
+                        return;
+                    }
+                    self.tcp_mark_lost_by_sack(ctx);
+                    return;
+                }
+                if advanced {
+                    if self.tcp_try_undo_partial(ctx) {
+                        return;
+                    }
+                    if self.ca_state == CaState::Recovery && !self.sack_ok {
+                        // NewReno partial ACK: the next hole is lost too.
+                        if let Some(h) = self.rtx_queue.front_mut() {
+                            if h.sacked & TCPCB_LOST == 0 {
+                                h.sacked |= TCPCB_LOST;
+                                self.lost_out += 1;
+                            }
                         }
                     }
                 }
-                self.tcp_mark_lost_by_sack();
-                return;
+                if self.ca_state == CaState::Recovery && self.tcp_try_undo_dsack(ctx) {
+                    // tcp_try_to_open()
+                    self.ca_state = if self.sacked_out > 0 { CaState::Disorder } else { CaState::Open };
+                }
+                if self.ca_state == CaState::Recovery {
+                    self.tcp_mark_lost_by_sack(ctx);
+                    return;
+                }
+                // Undone: a new recovery starts below only if loss is still evident.
             }
-            CaState::Open | CaState::Disorder | CaState::Cwr => {}
+            CaState::Open | CaState::Disorder => {
+                self.tcp_try_undo_dsack(ctx);
+            }
+            CaState::Cwr => {}
         }
         if is_dupack {
             self.dupacks += 1;
@@ -910,9 +948,13 @@ impl TcpSock {
         }
         let _ = fl;
         let reord = self.reordering.max(3);
-        let lost_by_sack = self.sack_ok && self.sacked_out >= reord;
+        // tcp_time_to_recover(): with RACK (tcp_recovery & 1) and SACK, only a segment RACK
+        // marked lost starts recovery; the dup-ACK/FACK heuristics are for the rest.
+        let rack = self.tcp_is_rack(ctx);
+        let lost_by_sack = !rack && self.sack_ok && self.sacked_out >= reord;
         let lost_by_dups = !self.sack_ok && self.dupacks >= reord;
-        let lost_by_fack = self.sack_ok
+        let lost_by_fack = !rack
+            && self.sack_ok
             && self.rtx_queue.front().is_some_and(|h| h.sacked & TCPCB_SACKED_ACKED == 0)
             && self.sacked_out > 0
             && self.highest_sack.diff(self.snd_una) > reord * self.mss_cache;
@@ -935,25 +977,36 @@ impl TcpSock {
                 ctx.inc(LinuxMib::TCPRenoRecovery);
             }
             self.prior_cwnd = self.snd_cwnd;
+            self.tcp_init_undo();
             self.snd_ssthresh = self.cubic_ssthresh();
             self.snd_cwnd = self.snd_ssthresh.max(2).min(self.packets_in_flight() + 1).max(2);
             self.high_seq = self.snd_nxt;
             self.ca_state = CaState::Recovery;
+            if self.tcp_is_rack(ctx) {
+                // tcp_identify_packet_loss(): RACK alone marks losses.
+                ctx.inc(LinuxMib::TCPFastRetrans);
+                return;
+            }
             if let Some(h) = self.rtx_queue.front_mut() {
                 if h.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED) == 0 {
                     h.sacked |= TCPCB_LOST;
                     self.lost_out += 1;
                 }
             }
-            self.tcp_mark_lost_by_sack();
+            self.tcp_mark_lost_by_sack(ctx);
             ctx.inc(LinuxMib::TCPFastRetrans);
         }
     }
 
+    /// `tcp_is_rack()`: RACK does loss detection (SACK connections, `tcp_recovery` bit 0).
+    pub fn tcp_is_rack(&self, ctx: &Ctx<'_>) -> bool {
+        self.sack_ok && ctx.net.sysctl.tcp_recovery.get() & 0x1 != 0
+    }
+
     /// Marks as lost every unSACKed segment more than `reordering` segments below the highest
-    /// SACKed one (the FACK/RFC 6675 `IsLost` rule).
-    fn tcp_mark_lost_by_sack(&mut self) {
-        if !self.sack_ok || self.sacked_out == 0 {
+    /// SACKed one (the FACK/RFC 6675 `IsLost` rule). Not with RACK, which marks by time.
+    fn tcp_mark_lost_by_sack(&mut self, ctx: &Ctx<'_>) {
+        if !self.sack_ok || self.sacked_out == 0 || self.tcp_is_rack(ctx) {
             return;
         }
         let reord = self.reordering.max(3);

@@ -17,6 +17,7 @@ pub mod rack;
 pub mod recvmsg;
 pub mod sndbuf;
 pub mod timer;
+pub mod undo;
 pub mod urgent;
 pub mod window;
 
@@ -530,6 +531,32 @@ pub struct TcpSock {
     pub dupacks: u32,
     /// `tp->reordering`.
     pub reordering: u32,
+    /// `tp->reord_seen`: reordering events seen (RACK's window is 0 until one is).
+    pub reord_seen: u32,
+    /// `tp->undo_marker`: `snd_una` when the current recovery or loss episode began (`None`:
+    /// nothing to undo).
+    pub undo_marker: Option<SeqNum>,
+    /// `tp->undo_retrans`: retransmissions of the episode not yet shown spurious by a DSACK
+    /// (-1: none made).
+    pub undo_retrans: i32,
+    /// When the episode's first retransmission left (the Eifel check of `tcp_packet_delayed`).
+    pub undo_stamp: Option<Instant>,
+    /// `tp->prior_ssthresh`: ssthresh to restore on undo (0: none).
+    pub prior_ssthresh: u32,
+    /// `tp->rack.reo_wnd_steps`: the reordering window in quarters of min_rtt.
+    pub rack_reo_wnd_steps: u32,
+    /// `tp->rack.reo_wnd_persist`: recoveries left before the window shrinks back.
+    pub rack_reo_wnd_persist: u32,
+    /// `tp->rack.dsack_seen`.
+    pub rack_dsack_seen: bool,
+    /// `tp->rack.last_delivered`.
+    pub rack_last_delivered: u32,
+    /// `tp->dsack_dups`.
+    pub dsack_dups: u32,
+    /// Windowed minimum RTT (`tcp_min_rtt()`), µs; 0 until the first sample.
+    pub min_rtt_us: u32,
+    /// When `min_rtt_us` was sampled.
+    pub min_rtt_stamp: Instant,
     /// CUBIC state.
     pub cubic: Cubic,
     /// `tp->lsndtime`.
@@ -696,6 +723,18 @@ impl TcpSock {
             high_seq: SeqNum(0),
             dupacks: 0,
             reordering: s.tcp_reordering.get() as u32,
+            reord_seen: 0,
+            undo_marker: None,
+            undo_retrans: -1,
+            undo_stamp: None,
+            prior_ssthresh: 0,
+            rack_reo_wnd_steps: 1,
+            rack_reo_wnd_persist: 0,
+            rack_dsack_seen: false,
+            rack_last_delivered: 0,
+            dsack_dups: 0,
+            min_rtt_us: 0,
+            min_rtt_stamp: Instant::ZERO,
             cubic: Cubic::default(),
             lsndtime: now,
             rcv_tstamp: now,

@@ -549,6 +549,7 @@ impl TcpSock {
             self.retrans_out += 1;
         }
         self.total_retrans += 1;
+        self.tcp_undo_count_retrans(ctx.now);
         ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
         if self.retrans_stamp.is_none() {
             self.retrans_stamp = Some(first_sent);

@@ -30,19 +30,28 @@ impl TcpSock {
         }
     }
 
-    /// `tcp_rack_reo_wnd()`: a quarter of the smoothed RTT while reordering may be going on.
-    fn tcp_rack_reo_wnd(&self) -> Duration {
-        if self.sacked_out == 0 && self.dupacks == 0 {
-            return Duration::ZERO;
+    /// `tcp_rack_reo_wnd()`: until reordering has been seen, none during recovery or once the
+    /// dup-ACK threshold is met; otherwise min_rtt/4 per step (DSACKs add steps, see
+    /// `tcp_rack_update_reo_wnd`), at most the smoothed RTT.
+    fn tcp_rack_reo_wnd(&self, ctx: &Ctx<'_>) -> Duration {
+        if self.reord_seen == 0 {
+            if matches!(self.ca_state, CaState::Recovery | CaState::Loss) {
+                return Duration::ZERO;
+            }
+            if self.sacked_out >= self.reordering && ctx.net.sysctl.tcp_recovery.get() & 0x4 == 0 {
+                return Duration::ZERO; // TCP_RACK_NO_DUPTHRESH unset
+            }
         }
-        Duration::from_micros(((self.srtt_us >> 3) / 4) as u64)
+        let min_rtt = if self.min_rtt_us != 0 { self.min_rtt_us } else { self.srtt_us >> 3 };
+        let us = ((min_rtt >> 2) as u64 * self.rack_reo_wnd_steps as u64).min((self.srtt_us >> 3) as u64);
+        Duration::from_micros(us)
     }
 
     /// `tcp_rack_detect_loss()`: marks lost every unSACKed segment sent before the most recently
     /// delivered one whose reordering window expired; arms the reordering timer for the rest.
     pub fn tcp_rack_detect_loss(&mut self, ctx: &mut Ctx<'_>) {
-        if self.rack_xmit == Instant::ZERO || !self.sack_ok {
-            return;
+        if self.rack_xmit == Instant::ZERO || !self.sack_ok || ctx.net.sysctl.tcp_recovery.get() & 0x1 == 0 {
+            return; // TCP_RACK_LOSS_DETECTION off
         }
         if self.sacked_out == 0 && self.retrans_out == 0 {
             // Nothing was delivered out of order and nothing is being retransmitted: no
@@ -50,7 +59,7 @@ impl TcpSock {
             self.clear_timer(TcpTimer::Reo);
             return;
         }
-        let reo = self.tcp_rack_reo_wnd();
+        let reo = self.tcp_rack_reo_wnd(ctx);
         let wait = Duration::from_micros(self.rack_rtt_us as u64) + reo;
         let mut earliest: Option<Instant> = None;
         let mut newly_lost = 0;

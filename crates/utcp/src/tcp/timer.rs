@@ -140,8 +140,12 @@ impl TcpSock {
 
     /// `tcp_enter_loss()`: after an RTO every outstanding segment is presumed lost.
     pub fn tcp_enter_loss(&mut self, ctx: &mut Ctx<'_>) {
-        if self.ca_state != CaState::Loss || self.retransmits == 0 {
+        if matches!(self.ca_state, CaState::Open | CaState::Disorder)
+            || !self.high_seq.after(self.snd_una)
+            || (self.ca_state == CaState::Loss && self.retransmits == 0)
+        {
             self.prior_cwnd = self.snd_cwnd;
+            self.tcp_init_undo();
             self.snd_ssthresh = self.cubic_ssthresh();
         }
         self.cubic_reset();

@@ -37,7 +37,18 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// Sends `len` pseudo-random bytes from A to B over `cfg`, then A shuts down its side; returns
 /// what was sent, what B read up to EOF, and the simulation. Panics if the transfer stalls.
 pub fn transfer(cfg: LinkConfig, len: usize, isn: Option<u32>) -> (Vec<u8>, Vec<u8>, SimNet) {
+    transfer_with(cfg, len, isn, |_| {})
+}
+
+/// [`transfer`], with `setup` run on the simulation before the connection opens.
+pub fn transfer_with(
+    cfg: LinkConfig,
+    len: usize,
+    isn: Option<u32>,
+    setup: impl FnOnce(&SimNet),
+) -> (Vec<u8>, Vec<u8>, SimNet) {
     let net = SimNet::new(cfg);
+    setup(&net);
     if let Some(i) = isn {
         *net.a.stack.core.net.fixed_isn.lock() = Some(i);
         *net.b.stack.core.net.fixed_isn.lock() = Some(i.wrapping_add(7));
@@ -214,6 +225,9 @@ pub fn parse(bytes: &[u8], t: Instant) -> Pkt {
 /// Decides whether a segment is dropped (true = drop).
 pub type Filter = Box<dyn FnMut(&Pkt) -> bool + Send>;
 
+/// Decides an extra delay for a segment (reordering it behind later ones).
+pub type Holder = Box<dyn FnMut(&Pkt) -> Option<Duration> + Send>;
+
 struct Wire {
     clock: Arc<VirtualClock>,
     hooks: [Mutex<Option<RxHook>>; 2],
@@ -222,6 +236,7 @@ struct Wire {
     queue: Mutex<VecDeque<(Instant, usize, Frame)>>,
     log: Mutex<Vec<Pkt>>,
     filter: Mutex<Option<Filter>>,
+    holder: Mutex<Option<Holder>>,
 }
 
 struct Port {
@@ -237,18 +252,23 @@ impl NetDevice for Port {
             p.dropped = f(&p);
         }
         let dropped = p.dropped;
+        let extra = if dropped { None } else { self.wire.holder.lock().as_mut().and_then(|h| h(&p)) };
         self.wire.log.lock().push(p);
         if dropped {
             return;
         }
         let to = self.me ^ 1;
-        if self.wire.delay == Duration::ZERO {
+        if self.wire.delay == Duration::ZERO && extra.is_none() {
             let hook = self.wire.hooks[to].lock().clone();
             if let Some(h) = hook {
                 netif_rx_queue(&h, frame);
             }
         } else {
-            self.wire.queue.lock().push_back((now + self.wire.delay, to, frame));
+            // Kept sorted by due time (stable: equal due times stay in send order).
+            let due = now + self.wire.delay + extra.unwrap_or(Duration::ZERO);
+            let mut q = self.wire.queue.lock();
+            let at = q.iter().rposition(|(d, _, _)| *d <= due).map_or(0, |i| i + 1);
+            q.insert(at, (due, to, frame));
         }
     }
     fn mtu(&self) -> u32 {
@@ -281,6 +301,7 @@ impl Lab {
             queue: Mutex::new(VecDeque::new()),
             log: Mutex::new(Vec::new()),
             filter: Mutex::new(None),
+            holder: Mutex::new(None),
         });
         let mk = |addr, me, secret| {
             let core = StackCore::new(addr, 1500, clock.clone() as Arc<dyn Clock>, secret);
@@ -300,6 +321,12 @@ impl Lab {
     /// Installs (or removes) the drop filter.
     pub fn set_filter(&self, f: Option<Filter>) {
         *self.wire.filter.lock() = f;
+    }
+
+    /// Delays every segment for which `f` returns `Some(extra)` by `extra` more (it arrives
+    /// behind the segments sent after it).
+    pub fn delay_if(&self, f: impl FnMut(&Pkt) -> Option<Duration> + Send + 'static) {
+        *self.wire.holder.lock() = Some(Box::new(f));
     }
 
     /// Drops every segment matching `f` from now on.
