@@ -5,9 +5,7 @@
 //! on loopback for comparison. `--json` prints one JSON object on stdout
 //! (see `report.rs` for its keys); progress bars only ever go to stderr.
 //!
-//! Exit status: 0 when all ran and data arrived intact, 1 on an error,
-//! 2 when a transport delivered damaged data (the report is still printed),
-//! 3 when the run outlasted `--timeout`.
+//! Exit status (also in `--help` and the README): see [`EXIT_STATUS`].
 #![forbid(unsafe_code)]
 
 /// mimalloc: glibc malloc serializes cross-thread frees on an arena lock, and segment
@@ -31,9 +29,32 @@ use crate::args::{BenchArgs, BenchSettings};
 use crate::bench::{run_bulk, run_rr, BenchConfig, Transport};
 use crate::kernel::KernelTransport;
 use crate::report::{Report, TransportReport};
+// The utcp transport: two utcp stacks on a memlink, built from the validated settings. Everything
+// else (workloads, kernel baseline, ratios, JSON) is generic over `bench::Transport`.
+use crate::utcp_transport::UtcpTransport;
+
+/// Exit status of a bench run whose data arrived damaged (the report is still printed).
+const EXIT_MISMATCH: u8 = 4;
+/// Exit status of a bench run that outlasted `--timeout`.
+const EXIT_TIMEOUT: u8 = 3;
+
+/// The exit statuses, as `--help` shows them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (bench: every transport's data arrived intact; drill: every script passed)
+  1  the run failed (an error, or a drill script failed, or drill found no script)
+  2  usage error (bad command line)
+  3  bench: the run outlasted --timeout
+  4  bench: a transport delivered damaged data (integrity mismatch; the report is still printed)";
 
 #[derive(Parser, Debug)]
-#[command(name = "utcp", version, about = "utcp: a userspace TCP/IP stack", propagate_version = true)]
+#[command(
+    name = "utcp",
+    version,
+    about = "utcp: a userspace TCP/IP stack",
+    propagate_version = true,
+    after_long_help = EXIT_STATUS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,8 +72,10 @@ enum Command {
     Stat(StatArgs),
 }
 
-/// `utcp drill` flags, as packetdrill takes them.
+/// `utcp drill` flags, as packetdrill takes them (defaults: the Linux selftests' IPv4 ones).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = "Exit status: 0 when every script passed; 1 when a script failed or none was found; 2 on \
+                             a usage error.")]
 struct DrillArgs {
     /// Script files or directories (searched recursively for *.pkt)
     #[arg(required = true)]
@@ -63,11 +86,27 @@ struct DrillArgs {
     /// Timing tolerance in microseconds
     #[arg(long = "tolerance_usecs")]
     tolerance_usecs: Option<i64>,
-    /// ipv4 (ipv6 scripts are skipped)
-    #[arg(long = "ip_version")]
-    ip_version: Option<String>,
+    /// IP version; ipv6 and ipv4-mapped-ipv6 fail every script: not supported yet
+    #[arg(long = "ip_version", value_name = "VERSION", default_value = "ipv4",
+          value_parser = ["ipv4", "ipv6", "ipv4-mapped-ipv6"])]
+    ip_version: String,
+    /// The stack's address
+    #[arg(long = "local_ip", value_name = "ADDR", default_value = "192.168.0.1")]
+    local_ip: std::net::Ipv4Addr,
+    /// The script's peer address (A.B.C.D or A.B.C.D/N)
+    #[arg(long = "remote_ip", value_name = "ADDR", default_value = "192.0.2.1", value_parser = utcp_drill::parse_remote_ip)]
+    remote_ip: std::net::Ipv4Addr,
+    /// Gateway to the peer; must be in the local subnet
+    #[arg(long = "gateway_ip", value_name = "ADDR", default_value = "192.168.0.1")]
+    gateway_ip: std::net::Ipv4Addr,
+    /// Netmask of the local subnet
+    #[arg(long = "netmask_ip", value_name = "MASK", default_value = "255.255.0.0")]
+    netmask_ip: std::net::Ipv4Addr,
+    /// Device MTU
+    #[arg(long, value_name = "N", default_value = "1500", value_parser = utcp_drill::parse_mtu)]
+    mtu: u32,
     /// NAME=VALUE defines
-    #[arg(short = 'D')]
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
     defines: Vec<String>,
     /// Print every event as it runs
     #[arg(short, long)]
@@ -77,9 +116,9 @@ struct DrillArgs {
 /// `utcp stat` flags.
 #[derive(clap::Args, Debug)]
 struct StatArgs {
-    /// Bytes to transfer before printing the counters
-    #[arg(long, default_value_t = 1 << 20)]
-    bytes: usize,
+    /// Bytes to transfer before printing the counters (e.g. 1M, 64K, or a byte count)
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = units::parse_size, allow_hyphen_values = true)]
+    bytes: u64,
     /// Print zero counters too (nstat -a)
     #[arg(short, long)]
     all: bool,
@@ -93,70 +132,59 @@ fn cmd_drill(a: &DrillArgs) -> Result<ExitCode, String> {
     if let Some(t) = a.tolerance_usecs {
         o.tolerance_usecs = t;
     }
-    if let Some(v) = &a.ip_version {
-        o.ip_version = v.clone();
-    }
+    o.ip_version = a.ip_version.clone();
+    o.local_ip = a.local_ip;
+    o.remote_ip = a.remote_ip;
+    o.gateway_ip = a.gateway_ip;
+    o.netmask_ip = a.netmask_ip;
+    o.mtu = a.mtu;
+    utcp_drill::check_network(o.local_ip, o.gateway_ip, o.netmask_ip)?;
     for d in &a.defines {
         let (k, v) = d.split_once('=').ok_or_else(|| format!("-D {d}: expected NAME=VALUE"))?;
         o.defines.push((k.to_string(), v.to_string()));
     }
     o.verbose = a.verbose;
     let sum = utcp_drill::run_paths(&a.paths, &o);
-    Ok(if sum.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if sum.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
     use std::io::{Read, Write};
     use std::net::SocketAddrV4;
     let (ha, hb) = utcp::api::memlink_pair(utcp::netdev::memlink::LinkConfig::default());
-    let l = utcp::api::TcpListener::bind(&hb.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9), 8)
-        .map_err(|e| e.to_string())?;
+    let addr = SocketAddrV4::new(utcp::api::ADDR_B, 9);
+    let l =
+        utcp::api::TcpListener::bind(&hb.stack, addr, 8).map_err(|e| format!("stat: cannot listen on {addr}: {e}"))?;
     let mut c =
-        utcp::api::TcpStream::connect(&ha.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9)).map_err(|e| e.to_string())?;
-    let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        utcp::api::TcpStream::connect(&ha.stack, addr).map_err(|e| format!("stat: cannot connect to {addr}: {e}"))?;
+    let (mut s, _) = l.accept().map_err(|e| format!("stat: accept on {addr}: {e}"))?;
     let n = a.bytes;
-    let t = std::thread::spawn(move || {
+    let t = std::thread::spawn(move || -> io::Result<()> {
         let buf = vec![0x5au8; 64 * 1024];
         let mut left = n;
         while left > 0 {
-            let k = left.min(buf.len());
-            c.write_all(&buf[..k]).expect("write");
-            left -= k;
+            let k = left.min(buf.len() as u64) as usize;
+            c.write_all(&buf[..k])?;
+            left -= k as u64;
         }
-        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        c
+        c.shutdown(std::net::Shutdown::Write)
     });
     let mut buf = vec![0u8; 64 * 1024];
-    while s.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
-    let _c = t.join().map_err(|_| "writer panicked".to_string())?;
+    let read = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    t.join().map_err(|_| "stat: the writer thread panicked".to_string())?.map_err(|e| format!("stat: send: {e}"))?;
+    read.map_err(|e| format!("stat: receive: {e}"))?;
     println!("# host A ({})", utcp::api::ADDR_A);
     print!("{}", ha.stack.core.net.mib.nstat(a.all));
     println!("# host B ({})", utcp::api::ADDR_B);
     print!("{}", hb.stack.core.net.mib.nstat(a.all));
     Ok(ExitCode::SUCCESS)
 }
-
-// ===========================================================================
-// UTCP WIRING POINT
-//
-// The utcp stack's socket API is not ready yet. `UtcpTransport` and
-// `utcp_transport` are the only two items to replace: make `UtcpTransport`
-// the stack's `bench::Transport` implementation (its `Stream` a utcp socket
-// implementing `bench::BenchStream`, its `counters()` the stack's MIB) and
-// build it from the validated settings: `s.mtu`, `s.impairments` (loss,
-// reorder, dup, corrupt, delay, rate, seed), `s.pcap`, `s.cfg.busy_poll_us`.
-// Everything else (workloads, kernel baseline, ratios, JSON) is generic.
-// ===========================================================================
-
-/// The utcp transport: two stacks on a memlink.
-type UtcpTransport = utcp_transport::UtcpTransport;
-
-/// Builds the utcp transport for a bench run.
-fn utcp_transport(s: &BenchSettings) -> io::Result<UtcpTransport> {
-    UtcpTransport::new(s)
-}
-
-// ===========================================================================
 
 /// Runs both workloads over one transport.
 fn run_transport<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<TransportReport> {
@@ -187,14 +215,14 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
         std::thread::spawn(move || {
             std::thread::sleep(limit);
             eprintln!("utcp: error: bench did not finish within {limit:?} (--timeout)");
-            std::process::exit(3);
+            std::process::exit(EXIT_TIMEOUT.into());
         });
     }
     let report = if s.kernel_only {
         let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
         run_bench(&s, &mut k, None::<&mut KernelTransport>)
     } else {
-        let mut u = utcp_transport(&s).map_err(|e| e.to_string())?;
+        let mut u = UtcpTransport::new(&s).map_err(|e| format!("utcp transport: {e}"))?;
         let mut k = match s.with_kernel {
             true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
             false => None,
@@ -208,7 +236,7 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     } else {
         print!("{}", report.to_table());
     }
-    Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
 }
 
 fn main() -> ExitCode {
