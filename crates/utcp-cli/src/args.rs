@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, Progress};
 use crate::units::{check_probability, parse_duration, parse_probability, parse_rate, parse_size};
 
 /// Default MTU of the utcp link.
@@ -55,9 +55,15 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Never show progress bars (they only ever go to a terminal's stderr)
+    /// Show no progress on stderr: neither the bar (on a terminal) nor the lines printed
+    /// every --progress-interval when stderr is not a terminal
     #[arg(long)]
     pub no_progress: bool,
+
+    /// When stderr is not a terminal, print a progress line this often
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
+          allow_hyphen_values = true)]
+    pub progress_interval: Duration,
 
     /// utcp link: probability of dropping a packet (0.01 or 1%)
     #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
@@ -182,6 +188,9 @@ impl BenchArgs {
                 return Err(format!("{flag} configures the utcp link and cannot be used with --kernel-only"));
             }
         }
+        if self.progress_interval.is_zero() {
+            return Err("--progress-interval: must be above 0".into());
+        }
         let chunk_size = usize::try_from(self.chunk).ok().filter(|&c| c <= 64 << 20).ok_or("--chunk: at most 64M")?;
         Ok(BenchSettings {
             cfg: BenchConfig {
@@ -192,7 +201,11 @@ impl BenchArgs {
                 rr_warmup: self.warmup,
                 busy_poll_us: self.busy_poll,
                 seed: self.seed,
-                progress: !self.no_progress,
+                progress: if self.no_progress {
+                    Progress::Off
+                } else {
+                    Progress::Auto { interval: self.progress_interval }
+                },
             },
             impairments,
             mtu: self.mtu.unwrap_or(DEFAULT_MTU),
