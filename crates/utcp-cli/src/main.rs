@@ -60,7 +60,7 @@ struct Cli {
     command: Command,
 }
 
-/// Subcommands. Others (`stat`, `drill`, ...) are added as variants here.
+/// Subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Benchmark bulk throughput and request/response latency, optionally

@@ -2,8 +2,8 @@
 //! and NAPI polling with a budget.
 //!
 //! Devices: [`memlink`] (an in-memory wire with seeded impairments), [`pcap`] (a decorator that
-//! records every frame in a Wireshark-readable capture). A TUN device lives in the `utcp-tun`
-//! crate behind the same trait.
+//! records every frame in a Wireshark-readable capture). There is no TUN device yet; one would
+//! sit behind the same trait.
 
 pub mod memlink;
 pub mod pcap;
