@@ -80,31 +80,30 @@ struct DrillArgs {
     /// Script files or directories (searched recursively for *.pkt)
     #[arg(required = true)]
     paths: Vec<std::path::PathBuf>,
-    /// MSS of inbound GSO packets (packetdrill --mss)
-    #[arg(long)]
+    /// MSS of inbound GSO packets (packetdrill --mss) [default: none]
+    #[arg(long, value_name = "N")]
     mss: Option<u32>,
-    /// Timing tolerance in microseconds
-    #[arg(long = "tolerance_usecs")]
+    /// Timing tolerance in microseconds [default: 4000]
+    #[arg(long = "tolerance_usecs", value_name = "USECS")]
     tolerance_usecs: Option<i64>,
-    /// IP version; ipv6 and ipv4-mapped-ipv6 fail every script: not supported yet
-    #[arg(long = "ip_version", value_name = "VERSION", default_value = "ipv4",
-          value_parser = ["ipv4", "ipv6", "ipv4-mapped-ipv6"])]
-    ip_version: String,
-    /// The stack's address
-    #[arg(long = "local_ip", value_name = "ADDR", default_value = "192.168.0.1")]
-    local_ip: std::net::Ipv4Addr,
-    /// The script's peer address (A.B.C.D or A.B.C.D/N)
-    #[arg(long = "remote_ip", value_name = "ADDR", default_value = "192.0.2.1", value_parser = utcp_drill::parse_remote_ip)]
-    remote_ip: std::net::Ipv4Addr,
-    /// Gateway to the peer; must be in the local subnet
-    #[arg(long = "gateway_ip", value_name = "ADDR", default_value = "192.168.0.1")]
-    gateway_ip: std::net::Ipv4Addr,
-    /// Netmask of the local subnet
-    #[arg(long = "netmask_ip", value_name = "MASK", default_value = "255.255.0.0")]
-    netmask_ip: std::net::Ipv4Addr,
-    /// Device MTU
-    #[arg(long, value_name = "N", default_value = "1500", value_parser = utcp_drill::parse_mtu)]
-    mtu: u32,
+    /// IP version; ipv6 and ipv4-mapped-ipv6 fail every script: not supported yet [default: ipv4]
+    #[arg(long = "ip_version", value_name = "VERSION", value_parser = ["ipv4", "ipv6", "ipv4-mapped-ipv6"])]
+    ip_version: Option<String>,
+    /// The stack's address [default: 192.168.0.1]
+    #[arg(long = "local_ip", value_name = "ADDR")]
+    local_ip: Option<std::net::Ipv4Addr>,
+    /// The script's peer address, A.B.C.D or A.B.C.D/N [default: 192.0.2.1]
+    #[arg(long = "remote_ip", value_name = "ADDR", value_parser = remote_ip)]
+    remote_ip: Option<String>,
+    /// Gateway to the peer; must be in the local subnet [default: 192.168.0.1]
+    #[arg(long = "gateway_ip", value_name = "ADDR")]
+    gateway_ip: Option<std::net::Ipv4Addr>,
+    /// Netmask of the local subnet [default: 255.255.0.0]
+    #[arg(long = "netmask_ip", value_name = "MASK")]
+    netmask_ip: Option<std::net::Ipv4Addr>,
+    /// Device MTU [default: 1500]
+    #[arg(long, value_name = "N", value_parser = utcp_drill::parse_mtu)]
+    mtu: Option<u32>,
     /// NAME=VALUE defines
     #[arg(short = 'D', value_name = "NAME=VALUE")]
     defines: Vec<String>,
@@ -124,21 +123,25 @@ struct StatArgs {
     all: bool,
 }
 
+/// Checks a `--remote_ip` value, keeping its text (the script runner parses it again).
+fn remote_ip(v: &str) -> Result<String, String> {
+    utcp_drill::parse_remote_ip(v).map(|_| v.to_string())
+}
+
 fn cmd_drill(a: &DrillArgs) -> Result<ExitCode, String> {
     let mut o = utcp_drill::DrillOptions::default();
-    if let Some(m) = a.mss {
-        o.mss = m;
-    }
-    if let Some(t) = a.tolerance_usecs {
-        o.tolerance_usecs = t;
-    }
-    o.ip_version = a.ip_version.clone();
-    o.local_ip = a.local_ip;
-    o.remote_ip = a.remote_ip;
-    o.gateway_ip = a.gateway_ip;
-    o.netmask_ip = a.netmask_ip;
-    o.mtu = a.mtu;
-    utcp_drill::check_network(o.local_ip, o.gateway_ip, o.netmask_ip)?;
+    // As in packetdrill, flags given on the command line override the script's own.
+    let given = [
+        ("mss", a.mss.map(|v| v.to_string())),
+        ("tolerance_usecs", a.tolerance_usecs.map(|v| v.to_string())),
+        ("ip_version", a.ip_version.clone()),
+        ("local_ip", a.local_ip.map(|v| v.to_string())),
+        ("remote_ip", a.remote_ip.clone()),
+        ("gateway_ip", a.gateway_ip.map(|v| v.to_string())),
+        ("netmask_ip", a.netmask_ip.map(|v| v.to_string())),
+        ("mtu", a.mtu.map(|v| v.to_string())),
+    ];
+    o.command_line = given.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect();
     for d in &a.defines {
         let (k, v) = d.split_once('=').ok_or_else(|| format!("-D {d}: expected NAME=VALUE"))?;
         o.defines.push((k.to_string(), v.to_string()));

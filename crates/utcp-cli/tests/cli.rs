@@ -59,7 +59,7 @@ fn drill_takes_packetdrills_network_flags() {
     assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
     let o = utcp(&["drill", "--gateway_ip=10.9.9.9", &s]);
     assert_eq!(code(&o), 1, "{o:?}");
-    assert!(text(&o.stderr).contains("not in the local subnet"), "{o:?}");
+    assert!(text(&o.stdout).contains("not in the local subnet"), "{o:?}");
     assert_eq!(code(&utcp(&["drill", "--mtu=10", &s])), 2);
 }
 

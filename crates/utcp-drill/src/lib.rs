@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-/// Command-line options of `utcp drill` (packetdrill's names). Scripts' own `--flags` override.
+/// Options of a `utcp drill` run (packetdrill's names). The fields are the defaults, which a
+/// script's own `--flags` override; [`DrillOptions::command_line`] overrides both, as
+/// packetdrill's command line does.
 #[derive(Clone, Debug)]
 pub struct DrillOptions {
     /// `--mss`: the MSS packetdrill hands the tun device for inbound GSO packets (0 = none).
@@ -53,6 +55,9 @@ pub struct DrillOptions {
     pub mtu: u32,
     /// `--tcp_ts_tick_usecs` (0 = TS val not checked).
     pub tcp_ts_tick_usecs: u32,
+    /// Options given on the command line (`name`, `value`, as in a script): applied after the
+    /// script's own, so they win (packetdrill's `parse_and_finalize_config()`).
+    pub command_line: Vec<(String, String)>,
     /// Trace events to stderr.
     pub verbose: bool,
 }
@@ -71,6 +76,7 @@ impl Default for DrillOptions {
             netmask_ip: Ipv4Addr::new(255, 255, 0, 0),
             mtu: 1500,
             tcp_ts_tick_usecs: 0,
+            command_line: Vec::new(),
             verbose: false,
         }
     }
@@ -224,8 +230,9 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
     };
     let (mut gateway, mut netmask) = (opts.gateway_ip, opts.netmask_ip);
     let mut ip_version = opts.ip_version.clone();
-    for (k, v) in &script.options {
-        let val = v.clone().unwrap_or_default();
+    let script_opts = script.options.iter().map(|(k, v)| (1, k, v.clone().unwrap_or_default()));
+    let cli_opts = opts.command_line.iter().map(|(k, v)| (0, k, v.clone()));
+    for (line, k, val) in script_opts.chain(cli_opts) {
         let num = || val.parse::<i64>().map_err(|_| format!("bad value for --{k}: {val}"));
         let r: Result<(), String> = match k.as_str() {
             "tolerance_usecs" => num().map(|n| cfg.tolerance_usecs = n),
@@ -247,7 +254,7 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
             other => Err(format!("unsupported option --{other}")),
         };
         if let Err(e) = r {
-            return Outcome::Fail { line: 1, reason: e };
+            return Outcome::Fail { line, reason: e };
         }
     }
     match ip_version.as_str() {

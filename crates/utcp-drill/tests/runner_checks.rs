@@ -113,6 +113,9 @@ fn mtu_sets_the_device_mtu() {
     assert_eq!(run(&format!("--mtu=1200\n{}", passive_open(1160)), &DrillOptions::default()), Outcome::Pass);
     fails_with(run(&format!("--mtu=20\n{}", passive_open(1460)), &DrillOptions::default()), "bad --mtu");
     assert_eq!(run(&passive_open(1460), &DrillOptions::default()), Outcome::Pass, "1500 by default");
+    // As in packetdrill, the command line overrides the script.
+    let cli = DrillOptions { command_line: vec![("mtu".into(), "1000".into())], ..DrillOptions::default() };
+    assert_eq!(run(&format!("--mtu=1200\n{}", passive_open(960)), &cli), Outcome::Pass);
 }
 
 #[test]
