@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, Progress};
 use crate::units::{check_probability, parse_duration, parse_probability, parse_rate, parse_size};
 
 /// Default MTU of the utcp link.
@@ -16,30 +16,30 @@ pub const DEFAULT_MTU: u16 = 1500;
 pub struct BenchArgs {
     /// Bytes the bulk workload sends (e.g. 1G, 256M, 64K, or a byte count;
     /// K/M/G/T are powers of 1024)
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size, allow_hyphen_values = true)]
     pub bytes: u64,
 
     /// Largest single write of the bulk sender
-    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size, allow_hyphen_values = true)]
     pub chunk: u64,
 
     /// Request and response size of the request/response (rr) workload, in bytes
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]
+          value_parser = clap::value_parser!(u32).range(1..=(64 << 20)), allow_hyphen_values = true)]
     pub rr_size: u32,
 
     /// Measured rr round trips
     #[arg(long, value_name = "N", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
     pub round_trips: u64,
 
     /// Unmeasured rr round trips run first
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, allow_hyphen_values = true)]
     pub warmup: u64,
 
     /// Spin on nonblocking reads/writes in the rr workload for up to USECS
     /// per wait before blocking (like SO_BUSY_POLL)
-    #[arg(long, value_name = "USECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "USECS", value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
     pub busy_poll: Option<u64>,
 
     /// Also run the workloads over kernel TCP on loopback and print ratios
@@ -55,40 +55,46 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Never show progress bars (they only ever go to a terminal's stderr)
+    /// Show no progress on stderr: neither the bar (on a terminal) nor the lines printed
+    /// every --progress-interval when stderr is not a terminal
     #[arg(long)]
     pub no_progress: bool,
 
+    /// When stderr is not a terminal, print a progress line this often
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
+          allow_hyphen_values = true)]
+    pub progress_interval: Duration,
+
     /// utcp link: probability of dropping a packet (0.01 or 1%)
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub loss: Option<f64>,
 
     /// utcp link: probability of reordering a packet
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub reorder: Option<f64>,
 
     /// utcp link: probability of duplicating a packet
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub dup: Option<f64>,
 
     /// utcp link: probability of corrupting a packet
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub corrupt: Option<f64>,
 
     /// utcp link: one-way delay (e.g. 100us, 1ms)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub delay: Option<Duration>,
 
     /// utcp link: rate limit in bits per second (e.g. 10Gbit, 500Mbit, 1G)
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: Option<u64>,
 
     /// Seed of the impairment randomness and of the bulk data pattern
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, allow_hyphen_values = true)]
     pub seed: u64,
 
     /// utcp link MTU in bytes [default: 1500]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(68..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(68..), allow_hyphen_values = true)]
     pub mtu: Option<u16>,
 
     /// Write the utcp link's packets to this pcap file
@@ -97,7 +103,7 @@ pub struct BenchArgs {
 
     /// Give up (exit status 3) if the whole run takes longer than this
     /// (e.g. 60s), so a stalled transport cannot hang a script
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 }
 
@@ -182,6 +188,9 @@ impl BenchArgs {
                 return Err(format!("{flag} configures the utcp link and cannot be used with --kernel-only"));
             }
         }
+        if self.progress_interval.is_zero() {
+            return Err("--progress-interval: must be above 0".into());
+        }
         let chunk_size = usize::try_from(self.chunk).ok().filter(|&c| c <= 64 << 20).ok_or("--chunk: at most 64M")?;
         Ok(BenchSettings {
             cfg: BenchConfig {
@@ -192,7 +201,11 @@ impl BenchArgs {
                 rr_warmup: self.warmup,
                 busy_poll_us: self.busy_poll,
                 seed: self.seed,
-                progress: !self.no_progress,
+                progress: if self.no_progress {
+                    Progress::Off
+                } else {
+                    Progress::Auto { interval: self.progress_interval }
+                },
             },
             impairments,
             mtu: self.mtu.unwrap_or(DEFAULT_MTU),
@@ -292,7 +305,12 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         let e = parse(&["--loss", "1.5"]).unwrap_err();
-        assert!(e.contains("[0, 1]") && e.contains("--loss"), "{e}");
+        assert!(e.contains("between 0 and 1") && e.contains("--loss"), "{e}");
+        // Negative values reach the value parsers (not mistaken for flags).
+        let e = parse(&["--loss", "-0.1"]).unwrap_err();
+        assert!(e.contains("--loss") && e.contains("between 0 and 1"), "{e}");
+        let e = parse(&["--bytes", "-5"]).unwrap_err();
+        assert!(e.contains("--bytes") && e.contains("cannot be negative"), "{e}");
         assert!(parse(&["--corrupt", "-0.1"]).is_err());
         assert!(parse(&["--rr-size", "0"]).is_err());
         assert!(parse(&["--round-trips", "0"]).is_err());

@@ -91,9 +91,23 @@ pub struct BenchConfig {
     pub busy_poll_us: Option<u64>,
     /// Seed of the bulk data pattern.
     pub seed: u64,
-    /// Show a progress bar on stderr for runs lasting over a second (only
-    /// when stderr is a terminal).
-    pub progress: bool,
+    /// Progress reporting on stderr.
+    #[serde(skip)]
+    pub progress: Progress,
+}
+
+/// How a workload reports progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Progress {
+    /// Never.
+    #[default]
+    Off,
+    /// A progress bar when stderr is a terminal (drawn once a run has lasted a second),
+    /// otherwise a line every `interval`.
+    Auto { interval: Duration },
+    /// A line every `interval`, terminal or not (tests, whose stderr may be a terminal).
+    #[cfg(test)]
+    Lines { interval: Duration },
 }
 
 impl Default for BenchConfig {
@@ -106,7 +120,7 @@ impl Default for BenchConfig {
             rr_warmup: 100,
             busy_poll_us: None,
             seed: 1,
-            progress: false,
+            progress: Progress::Off,
         }
     }
 }
@@ -127,6 +141,9 @@ pub struct BulkResult {
     pub client_hash: u64,
     #[serde(serialize_with = "ser_hex")]
     pub server_hash: u64,
+    /// Progress was shown on stderr during the run (a bar or a line).
+    #[serde(skip)]
+    pub progress_shown: bool,
 }
 
 /// Latency summary in microseconds.
@@ -153,6 +170,9 @@ pub struct RrResult {
     /// Every echoed response matched its request byte for byte.
     pub integrity_ok: bool,
     pub mismatched_responses: u64,
+    /// Progress was shown on stderr during the run (a bar or a line).
+    #[serde(skip)]
+    pub progress_shown: bool,
 }
 
 fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -245,57 +265,108 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// Progress bar
+// Progress
 // ---------------------------------------------------------------------------
 
-/// A progress bar fed from an atomic counter by a thread of its own, so the
-/// workload threads only do a relaxed store. Hidden for the first second and
-/// never drawn when stderr is not a terminal.
-struct ProgressFeed {
+/// Progress fed from an atomic counter by a thread of its own, so the
+/// workload threads only do a relaxed store: on a terminal a bar, hidden for
+/// the first second; elsewhere (a log, a pipe) a line every interval, so a
+/// long run is never silent.
+struct ProgressFeed<'scope> {
     stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::ScopedJoinHandle<'scope, bool>>,
 }
 
-impl ProgressFeed {
-    fn spawn<'scope>(
+/// One progress line: `utcp bench: utcp bulk 812 MiB / 4 GiB, 612.3 MB/s` (the mean rate so far).
+fn progress_line(label: &str, done: u64, total: u64, bytes: bool, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    if bytes {
+        let bps = done as f64 / secs;
+        let rate = if bps >= 1e9 { format!("{:.2} GB/s", bps / 1e9) } else { format!("{:.1} MB/s", bps / 1e6) };
+        format!("utcp bench: {label} {} / {}, {rate}", crate::units::fmt_size(done), crate::units::fmt_size(total))
+    } else {
+        format!("utcp bench: {label} {done} / {total} round trips, {:.0} round trips/s", done as f64 / secs)
+    }
+}
+
+impl<'scope> ProgressFeed<'scope> {
+    fn spawn(
         scope: &'scope thread::Scope<'scope, '_>,
-        enabled: bool,
+        mode: Progress,
         label: String,
         total: u64,
         bytes: bool,
         counter: &'scope AtomicU64,
-    ) -> ProgressFeed {
-        if !enabled || !io::stderr().is_terminal() {
-            return ProgressFeed { stop: None };
-        }
+    ) -> ProgressFeed<'scope> {
+        let (bar, interval) = match mode {
+            Progress::Off => return ProgressFeed { stop: None, thread: None },
+            Progress::Auto { interval } => (io::stderr().is_terminal(), interval),
+            #[cfg(test)]
+            Progress::Lines { interval } => (false, interval),
+        };
         let (tx, rx) = mpsc::channel::<()>();
-        scope.spawn(move || {
-            use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-            let start = Instant::now();
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-            let template = if bytes {
-                "{prefix:>14} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
+        let thread = scope.spawn(move || {
+            if bar {
+                draw_bar(&rx, &label, total, bytes, counter)
             } else {
-                "{prefix:>14} [{bar:40}] {pos}/{len} round trips, eta {eta}"
-            };
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
+                print_lines(&rx, &label, total, bytes, counter, interval)
             }
-            bar.set_prefix(label);
-            let mut shown = false;
-            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(100)) {
-                if !shown && start.elapsed() >= Duration::from_secs(1) {
-                    bar.set_draw_target(ProgressDrawTarget::stderr());
-                    shown = true;
-                }
-                bar.set_position(counter.load(Ordering::Relaxed));
-            }
-            bar.finish_and_clear();
         });
-        ProgressFeed { stop: Some(tx) }
+        ProgressFeed { stop: Some(tx), thread: Some(thread) }
     }
 
-    fn finish(&mut self) {
+    /// Stops the feed; whether any progress was shown.
+    fn finish(&mut self) -> bool {
         self.stop.take();
+        self.thread.take().is_some_and(|t| t.join().unwrap_or(false))
+    }
+}
+
+fn draw_bar(rx: &mpsc::Receiver<()>, label: &str, total: u64, bytes: bool, counter: &AtomicU64) -> bool {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let start = Instant::now();
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    let template = if bytes {
+        "{prefix:>14} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}"
+    } else {
+        "{prefix:>14} [{bar:40}] {pos}/{len} round trips, eta {eta}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_string());
+    let mut shown = false;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(100)) {
+        if !shown && start.elapsed() >= Duration::from_secs(1) {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            shown = true;
+        }
+        bar.set_position(counter.load(Ordering::Relaxed));
+    }
+    bar.finish_and_clear();
+    shown
+}
+
+fn print_lines(
+    rx: &mpsc::Receiver<()>,
+    label: &str,
+    total: u64,
+    bytes: bool,
+    counter: &AtomicU64,
+    interval: Duration,
+) -> bool {
+    let start = Instant::now();
+    let mut shown = false;
+    let mut next = start + interval;
+    loop {
+        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return shown,
+        }
+        let done = counter.load(Ordering::Relaxed);
+        eprintln!("{}", progress_line(label, done, total, bytes, start.elapsed()));
+        shown = true;
+        next += interval;
     }
 }
 
@@ -326,7 +397,7 @@ pub fn run_bulk<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<BulkRe
     let barrier = Barrier::new(2);
     let label = format!("{} bulk", t.name());
 
-    let (client_out, server_out) = thread::scope(|s| {
+    let (client_out, server_out, progress_shown) = thread::scope(|s| {
         let mut progress = ProgressFeed::spawn(s, cfg.progress, label, cfg.bytes, true, &received);
         let pattern = &pattern;
         let barrier = &barrier;
@@ -377,8 +448,7 @@ pub fn run_bulk<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<BulkRe
 
         let client_out = join(c, "bulk client");
         let server_out = join(sv, "bulk server");
-        progress.finish();
-        (client_out, server_out)
+        (client_out, server_out, progress.finish())
     });
     let (client_stream, start, client_bytes) = client_out?;
     let (end, server_bytes, server_hash) = server_out?;
@@ -395,6 +465,7 @@ pub fn run_bulk<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<BulkRe
         server_bytes,
         client_hash,
         server_hash,
+        progress_shown,
     })
 }
 
@@ -496,7 +567,7 @@ pub fn run_rr<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<RrResult
     let label = format!("{} rr", t.name());
     let total = cfg.rr_warmup + cfg.rr_round_trips;
 
-    let (client_out, server_out) = thread::scope(|s| {
+    let (client_out, server_out, progress_shown) = thread::scope(|s| {
         let mut progress = ProgressFeed::spawn(s, cfg.progress, label, total, false, &done);
         let barrier = &barrier;
         let done = &done;
@@ -550,8 +621,7 @@ pub fn run_rr<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<RrResult
 
         let client_out = join(c, "rr client");
         let server_out = join(sv, "rr server");
-        progress.finish();
-        (client_out, server_out)
+        (client_out, server_out, progress.finish())
     });
     let (client_stream, mut rtt_ns, mismatched, seconds) = client_out?;
     let echoed = server_out?;
@@ -565,6 +635,7 @@ pub fn run_rr<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<RrResult
         rtt_us: Percentiles::from_nanos(&mut rtt_ns),
         integrity_ok: mismatched == 0 && echoed == total,
         mismatched_responses: mismatched,
+        progress_shown,
     })
 }
 
@@ -811,6 +882,74 @@ mod tests {
         }
         let gen_gbs = len as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("xxh3 {hash_gbs:.1} GB/s, generator+copy {gen_gbs:.1} GB/s ({h:x} {})", buf[7]);
+    }
+
+    /// A transport whose streams are slow enough (a sleep per read) to outlast a short
+    /// progress interval.
+    struct SlowPair;
+    struct Slow(UnixStream);
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            thread::sleep(Duration::from_millis(2));
+            self.0.read(buf)
+        }
+    }
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl BenchStream for Slow {
+        fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+            self.0.set_nonblocking(on)
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
+            self.0.shutdown(std::net::Shutdown::Write)
+        }
+    }
+    impl Transport for SlowPair {
+        type Stream = Slow;
+        fn name(&self) -> &str {
+            "slow"
+        }
+        fn connect_pair(&mut self) -> io::Result<(Slow, Slow)> {
+            let (a, b) = UnixStream::pair()?;
+            Ok((Slow(a), Slow(b)))
+        }
+    }
+
+    #[test]
+    fn progress_lines_without_a_terminal() {
+        let interval = Duration::from_millis(20);
+        let cfg = BenchConfig {
+            bytes: 4 << 20,
+            chunk_size: 64 << 10,
+            rr_round_trips: 40,
+            rr_warmup: 0,
+            progress: Progress::Lines { interval },
+            ..BenchConfig::default()
+        };
+        let r = run_bulk(&mut SlowPair, &cfg).unwrap();
+        assert!(r.integrity_ok && r.progress_shown, "{r:?}");
+        assert!(run_rr(&mut SlowPair, &cfg).unwrap().progress_shown);
+        // Off, or a run shorter than the interval, shows nothing.
+        let off = BenchConfig { progress: Progress::Off, ..cfg.clone() };
+        assert!(!run_bulk(&mut SlowPair, &off).unwrap().progress_shown);
+        let long = BenchConfig { progress: Progress::Lines { interval: Duration::from_secs(60) }, ..cfg };
+        assert!(!run_bulk(&mut UnixPair, &long).unwrap().progress_shown);
+    }
+
+    #[test]
+    fn progress_line_format() {
+        let l = progress_line("utcp bulk", 812 << 20, 4 << 30, true, Duration::from_secs(2));
+        assert_eq!(l, "utcp bench: utcp bulk 812 MiB / 4 GiB, 425.7 MB/s");
+        let l = progress_line("utcp bulk", 4 << 30, 4 << 30, true, Duration::from_secs(2));
+        assert_eq!(l, "utcp bench: utcp bulk 4 GiB / 4 GiB, 2.15 GB/s");
+        let l = progress_line("utcp rr", 5000, 20100, false, Duration::from_secs(2));
+        assert_eq!(l, "utcp bench: utcp rr 5000 / 20100 round trips, 2500 round trips/s");
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct KernelTransport {
 
 impl KernelTransport {
     pub fn new() -> io::Result<KernelTransport> {
-        let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+        let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on 127.0.0.1: {e}")))?;
         Ok(KernelTransport { listener })
     }
 }
@@ -35,7 +36,8 @@ impl Transport for KernelTransport {
         if !addr.ip().is_loopback() {
             return Err(io::Error::other("kernel transport is loopback-only"));
         }
-        let client = TcpStream::connect(addr)?;
+        let client =
+            TcpStream::connect(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))?;
         let me = client.local_addr()?;
         // Anything else on this machine could connect to our port too; take
         // only our own client's connection.

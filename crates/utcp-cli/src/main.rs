@@ -5,9 +5,7 @@
 //! on loopback for comparison. `--json` prints one JSON object on stdout
 //! (see `report.rs` for its keys); progress bars only ever go to stderr.
 //!
-//! Exit status: 0 when all ran and data arrived intact, 1 on an error,
-//! 2 when a transport delivered damaged data (the report is still printed),
-//! 3 when the run outlasted `--timeout`.
+//! Exit status (also in `--help` and the README): see [`EXIT_STATUS`].
 #![forbid(unsafe_code)]
 
 /// mimalloc: glibc malloc serializes cross-thread frees on an arena lock, and segment
@@ -31,15 +29,38 @@ use crate::args::{BenchArgs, BenchSettings};
 use crate::bench::{run_bulk, run_rr, BenchConfig, Transport};
 use crate::kernel::KernelTransport;
 use crate::report::{Report, TransportReport};
+// The utcp transport: two utcp stacks on a memlink, built from the validated settings. Everything
+// else (workloads, kernel baseline, ratios, JSON) is generic over `bench::Transport`.
+use crate::utcp_transport::UtcpTransport;
+
+/// Exit status of a bench run whose data arrived damaged (the report is still printed).
+const EXIT_MISMATCH: u8 = 4;
+/// Exit status of a bench run that outlasted `--timeout`.
+const EXIT_TIMEOUT: u8 = 3;
+
+/// The exit statuses, as `--help` shows them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (bench: every transport's data arrived intact; drill: every script passed)
+  1  the run failed (an error, or a drill script failed, or drill found no script)
+  2  usage error (bad command line)
+  3  bench: the run outlasted --timeout
+  4  bench: a transport delivered damaged data (integrity mismatch; the report is still printed)";
 
 #[derive(Parser, Debug)]
-#[command(name = "utcp", version, about = "utcp: a userspace TCP/IP stack", propagate_version = true)]
+#[command(
+    name = "utcp",
+    version,
+    about = "utcp: a userspace TCP/IP stack",
+    propagate_version = true,
+    after_long_help = EXIT_STATUS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-/// Subcommands. Others (`stat`, `drill`, ...) are added as variants here.
+/// Subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Benchmark bulk throughput and request/response latency, optionally
@@ -51,23 +72,40 @@ enum Command {
     Stat(StatArgs),
 }
 
-/// `utcp drill` flags, as packetdrill takes them.
+/// `utcp drill` flags, as packetdrill takes them (defaults: the Linux selftests' IPv4 ones).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = "Exit status: 0 when every script passed; 1 when a script failed or none was found; 2 on \
+                             a usage error.")]
 struct DrillArgs {
     /// Script files or directories (searched recursively for *.pkt)
     #[arg(required = true)]
     paths: Vec<std::path::PathBuf>,
-    /// MSS of inbound GSO packets (packetdrill --mss)
-    #[arg(long)]
+    /// MSS of inbound GSO packets (packetdrill --mss) [default: none]
+    #[arg(long, value_name = "N")]
     mss: Option<u32>,
-    /// Timing tolerance in microseconds
-    #[arg(long = "tolerance_usecs")]
+    /// Timing tolerance in microseconds [default: 4000]
+    #[arg(long = "tolerance_usecs", value_name = "USECS")]
     tolerance_usecs: Option<i64>,
-    /// ipv4 (ipv6 scripts are skipped)
-    #[arg(long = "ip_version")]
+    /// IP version; ipv6 and ipv4-mapped-ipv6 fail every script: not supported yet [default: ipv4]
+    #[arg(long = "ip_version", value_name = "VERSION", value_parser = ["ipv4", "ipv6", "ipv4-mapped-ipv6"])]
     ip_version: Option<String>,
+    /// The stack's address [default: 192.168.0.1]
+    #[arg(long = "local_ip", value_name = "ADDR")]
+    local_ip: Option<std::net::Ipv4Addr>,
+    /// The script's peer address, A.B.C.D or A.B.C.D/N [default: 192.0.2.1]
+    #[arg(long = "remote_ip", value_name = "ADDR", value_parser = remote_ip)]
+    remote_ip: Option<String>,
+    /// Gateway to the peer; must be in the local subnet [default: 192.168.0.1]
+    #[arg(long = "gateway_ip", value_name = "ADDR")]
+    gateway_ip: Option<std::net::Ipv4Addr>,
+    /// Netmask of the local subnet [default: 255.255.0.0]
+    #[arg(long = "netmask_ip", value_name = "MASK")]
+    netmask_ip: Option<std::net::Ipv4Addr>,
+    /// Device MTU [default: 1500]
+    #[arg(long, value_name = "N", value_parser = utcp_drill::parse_mtu)]
+    mtu: Option<u32>,
     /// NAME=VALUE defines
-    #[arg(short = 'D')]
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
     defines: Vec<String>,
     /// Print every event as it runs
     #[arg(short, long)]
@@ -77,86 +115,79 @@ struct DrillArgs {
 /// `utcp stat` flags.
 #[derive(clap::Args, Debug)]
 struct StatArgs {
-    /// Bytes to transfer before printing the counters
-    #[arg(long, default_value_t = 1 << 20)]
-    bytes: usize,
+    /// Bytes to transfer before printing the counters (e.g. 1M, 64K, or a byte count)
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = units::parse_size, allow_hyphen_values = true)]
+    bytes: u64,
     /// Print zero counters too (nstat -a)
     #[arg(short, long)]
     all: bool,
 }
 
+/// Checks a `--remote_ip` value, keeping its text (the script runner parses it again).
+fn remote_ip(v: &str) -> Result<String, String> {
+    utcp_drill::parse_remote_ip(v).map(|_| v.to_string())
+}
+
 fn cmd_drill(a: &DrillArgs) -> Result<ExitCode, String> {
     let mut o = utcp_drill::DrillOptions::default();
-    if let Some(m) = a.mss {
-        o.mss = m;
-    }
-    if let Some(t) = a.tolerance_usecs {
-        o.tolerance_usecs = t;
-    }
-    if let Some(v) = &a.ip_version {
-        o.ip_version = v.clone();
-    }
+    // As in packetdrill, flags given on the command line override the script's own.
+    let given = [
+        ("mss", a.mss.map(|v| v.to_string())),
+        ("tolerance_usecs", a.tolerance_usecs.map(|v| v.to_string())),
+        ("ip_version", a.ip_version.clone()),
+        ("local_ip", a.local_ip.map(|v| v.to_string())),
+        ("remote_ip", a.remote_ip.clone()),
+        ("gateway_ip", a.gateway_ip.map(|v| v.to_string())),
+        ("netmask_ip", a.netmask_ip.map(|v| v.to_string())),
+        ("mtu", a.mtu.map(|v| v.to_string())),
+    ];
+    o.command_line = given.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect();
     for d in &a.defines {
         let (k, v) = d.split_once('=').ok_or_else(|| format!("-D {d}: expected NAME=VALUE"))?;
         o.defines.push((k.to_string(), v.to_string()));
     }
     o.verbose = a.verbose;
     let sum = utcp_drill::run_paths(&a.paths, &o);
-    Ok(if sum.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if sum.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
     use std::io::{Read, Write};
     use std::net::SocketAddrV4;
     let (ha, hb) = utcp::api::memlink_pair(utcp::netdev::memlink::LinkConfig::default());
-    let l = utcp::api::TcpListener::bind(&hb.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9), 8)
-        .map_err(|e| e.to_string())?;
+    let addr = SocketAddrV4::new(utcp::api::ADDR_B, 9);
+    let l =
+        utcp::api::TcpListener::bind(&hb.stack, addr, 8).map_err(|e| format!("stat: cannot listen on {addr}: {e}"))?;
     let mut c =
-        utcp::api::TcpStream::connect(&ha.stack, SocketAddrV4::new(utcp::api::ADDR_B, 9)).map_err(|e| e.to_string())?;
-    let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        utcp::api::TcpStream::connect(&ha.stack, addr).map_err(|e| format!("stat: cannot connect to {addr}: {e}"))?;
+    let (mut s, _) = l.accept().map_err(|e| format!("stat: accept on {addr}: {e}"))?;
     let n = a.bytes;
-    let t = std::thread::spawn(move || {
+    let t = std::thread::spawn(move || -> io::Result<()> {
         let buf = vec![0x5au8; 64 * 1024];
         let mut left = n;
         while left > 0 {
-            let k = left.min(buf.len());
-            c.write_all(&buf[..k]).expect("write");
-            left -= k;
+            let k = left.min(buf.len() as u64) as usize;
+            c.write_all(&buf[..k])?;
+            left -= k as u64;
         }
-        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        c
+        c.shutdown(std::net::Shutdown::Write)
     });
     let mut buf = vec![0u8; 64 * 1024];
-    while s.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
-    let _c = t.join().map_err(|_| "writer panicked".to_string())?;
+    let read = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    t.join().map_err(|_| "stat: the writer thread panicked".to_string())?.map_err(|e| format!("stat: send: {e}"))?;
+    read.map_err(|e| format!("stat: receive: {e}"))?;
     println!("# host A ({})", utcp::api::ADDR_A);
     print!("{}", ha.stack.core.net.mib.nstat(a.all));
     println!("# host B ({})", utcp::api::ADDR_B);
     print!("{}", hb.stack.core.net.mib.nstat(a.all));
     Ok(ExitCode::SUCCESS)
 }
-
-// ===========================================================================
-// UTCP WIRING POINT
-//
-// The utcp stack's socket API is not ready yet. `UtcpTransport` and
-// `utcp_transport` are the only two items to replace: make `UtcpTransport`
-// the stack's `bench::Transport` implementation (its `Stream` a utcp socket
-// implementing `bench::BenchStream`, its `counters()` the stack's MIB) and
-// build it from the validated settings: `s.mtu`, `s.impairments` (loss,
-// reorder, dup, corrupt, delay, rate, seed), `s.pcap`, `s.cfg.busy_poll_us`.
-// Everything else (workloads, kernel baseline, ratios, JSON) is generic.
-// ===========================================================================
-
-/// The utcp transport: two stacks on a memlink.
-type UtcpTransport = utcp_transport::UtcpTransport;
-
-/// Builds the utcp transport for a bench run.
-fn utcp_transport(s: &BenchSettings) -> io::Result<UtcpTransport> {
-    UtcpTransport::new(s)
-}
-
-// ===========================================================================
 
 /// Runs both workloads over one transport.
 fn run_transport<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<TransportReport> {
@@ -187,14 +218,14 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
         std::thread::spawn(move || {
             std::thread::sleep(limit);
             eprintln!("utcp: error: bench did not finish within {limit:?} (--timeout)");
-            std::process::exit(3);
+            std::process::exit(EXIT_TIMEOUT.into());
         });
     }
     let report = if s.kernel_only {
         let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
         run_bench(&s, &mut k, None::<&mut KernelTransport>)
     } else {
-        let mut u = utcp_transport(&s).map_err(|e| e.to_string())?;
+        let mut u = UtcpTransport::new(&s).map_err(|e| format!("utcp transport: {e}"))?;
         let mut k = match s.with_kernel {
             true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
             false => None,
@@ -208,7 +239,7 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     } else {
         print!("{}", report.to_table());
     }
-    Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
 }
 
 fn main() -> ExitCode {

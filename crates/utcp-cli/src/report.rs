@@ -3,7 +3,8 @@
 //! JSON keys scripts rely on (see `json_shape` test):
 //! `integrity`, `bulk.{bytes,seconds,gbytes_per_s}`,
 //! `rr.{size,round_trips,rtt_us.{p50,p99}}`, and with `--kernel` also
-//! `kernel.{bulk,rr}` (same shape) and `ratio.{bulk,rtt_p50}`.
+//! `kernel.{bulk,rr}` (same shape) and `ratio.{bulk,rtt_p50}`; `progress` (true when
+//! progress was shown on stderr, a bar or lines).
 
 use std::fmt::Write as _;
 
@@ -89,12 +90,17 @@ pub struct Report {
     pub ratio: Option<Ratio>,
     pub config: ConfigReport,
     pub impairments: Impairments,
+    /// Progress was shown on stderr (a bar or lines) during any workload.
+    pub progress: bool,
 }
 
 impl Report {
     pub fn new(s: &BenchSettings, main: TransportReport, kernel: Option<TransportReport>) -> Self {
         let ratio = kernel.as_ref().map(|k| Ratio::of(&main, k));
+        let progress =
+            std::iter::once(&main).chain(kernel.as_ref()).any(|t| t.bulk.progress_shown || t.rr.progress_shown);
         Report {
+            progress,
             main,
             kernel,
             ratio,
@@ -241,6 +247,7 @@ mod tests {
             server_bytes: 1 << 30,
             client_hash: 0xdead_beef,
             server_hash: 0xdead_beef,
+            progress_shown: name == "kernel",
         };
         let rr = RrResult {
             size: 1,
@@ -250,6 +257,7 @@ mod tests {
             rtt_us: Percentiles { p50, p99: p50 * 2.0, ..Percentiles::default() },
             integrity_ok: true,
             mismatched_responses: 0,
+            progress_shown: false,
         };
         let mut mib = Map::new();
         if name == "utcp" {
@@ -299,10 +307,12 @@ mod tests {
         assert_eq!(v["impairments"]["loss"], 0.01);
         assert_eq!(v["config"]["mtu"], 1500);
         assert_eq!(v["config"]["bytes"], 1u64 << 30);
+        assert_eq!(v["progress"], true, "the kernel run showed progress");
 
         let r = Report::new(&settings(), fake("utcp", 4.0, 10.0), None);
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert!(v.get("kernel").is_none() && v.get("ratio").is_none());
+        assert_eq!(v["progress"], false);
         assert!(v["mib"].is_object());
     }
 

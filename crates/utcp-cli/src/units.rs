@@ -26,6 +26,9 @@ fn parse_number(num: &str, what: &str, input: &str) -> Result<f64, String> {
 /// Must be at least 1.
 pub fn parse_size(input: &str) -> Result<u64, String> {
     let s = input.trim();
+    if s.starts_with('-') {
+        return Err(format!("invalid size '{input}': cannot be negative"));
+    }
     let (num, unit) = split_number(s);
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -62,6 +65,9 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
 /// allowed (`1.5ms`). A bare `0` means zero.
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
     let s = input.trim();
+    if s.starts_with('-') {
+        return Err(format!("invalid duration '{input}': cannot be negative"));
+    }
     let (num, unit) = split_number(s);
     let scale_ns = match unit {
         "ns" => 1.0,
@@ -86,6 +92,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 /// `bps` as bytes). Must be above zero.
 pub fn parse_rate(input: &str) -> Result<u64, String> {
     let s = input.trim();
+    if s.starts_with('-') {
+        return Err(format!("invalid rate '{input}': cannot be negative"));
+    }
     let (num, unit) = split_number(s);
     let (prefix, rest) = match unit.chars().next() {
         Some(c @ ('k' | 'K' | 'm' | 'M' | 'g' | 'G' | 't' | 'T')) => (Some(c), &unit[1..]),
@@ -133,7 +142,7 @@ pub fn check_probability(v: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("must be within [0, 1], got {v}"))
+        Err(format!("must be between 0 and 1 (e.g. 0.01 or 1%), got {v}"))
     }
 }
 
@@ -240,7 +249,10 @@ mod tests {
             let e = parse_probability(bad).unwrap_err();
             assert!(e.contains("probability"), "{bad}: {e}");
         }
-        assert!(parse_probability("1.5").unwrap_err().contains("[0, 1]"));
+        assert!(parse_probability("1.5").unwrap_err().contains("between 0 and 1"));
+        assert!(parse_size("-5").unwrap_err().contains("cannot be negative"));
+        assert!(parse_duration("-1ms").unwrap_err().contains("cannot be negative"));
+        assert!(parse_rate("-1G").unwrap_err().contains("cannot be negative"));
     }
 
     #[test]

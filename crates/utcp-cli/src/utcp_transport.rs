@@ -72,7 +72,9 @@ impl UtcpTransport {
         }
         let server = stacks.pop().expect("server");
         let client = stacks.pop().expect("client");
-        let listener = TcpListener::bind(&server, SocketAddrV4::new(ADDR_B, 5001), 128)?;
+        let addr = SocketAddrV4::new(ADDR_B, 5001);
+        let listener = TcpListener::bind(&server, addr, 128)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         Ok(UtcpTransport { client, server, listener, busy_poll_us: s.cfg.busy_poll_us, devs, _threads: threads })
     }
 
@@ -123,8 +125,10 @@ impl Transport for UtcpTransport {
     }
 
     fn connect_pair(&mut self) -> io::Result<(TcpStream, TcpStream)> {
-        let c = TcpStream::connect(&self.client, SocketAddrV4::new(ADDR_B, 5001))?;
-        let (srv, _) = self.listener.accept()?;
+        let addr = SocketAddrV4::new(ADDR_B, 5001);
+        let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what} {addr}: {e}"));
+        let c = TcpStream::connect(&self.client, addr).map_err(|e| ctx("cannot connect to", e))?;
+        let (srv, _) = self.listener.accept().map_err(|e| ctx("accept on", e))?;
         for s in [&c, &srv] {
             s.set_nodelay(true)?;
             if let Some(us) = self.busy_poll_us {

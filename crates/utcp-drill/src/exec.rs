@@ -49,6 +49,8 @@ pub struct RunCfg {
     pub local_ip: Ipv4Addr,
     /// Remote address.
     pub remote_ip: Ipv4Addr,
+    /// Device MTU (`--mtu`).
+    pub mtu: u32,
     /// Verbose tracing to stderr.
     pub verbose: bool,
 }
@@ -69,6 +71,7 @@ fn fail<T>(line: usize, reason: impl Into<String>) -> Result<T, Failure> {
 struct DrillDevice {
     clock: Arc<VirtualClock>,
     out: Mutex<VecDeque<(Instant, Vec<u8>)>>,
+    mtu: u32,
 }
 
 impl NetDevice for DrillDevice {
@@ -76,7 +79,7 @@ impl NetDevice for DrillDevice {
         self.out.lock().push_back((self.clock.now(), frame.to_vec()));
     }
     fn mtu(&self) -> u32 {
-        1500
+        self.mtu
     }
     fn attach(&self, _hook: RxHook) {}
 }
@@ -154,8 +157,8 @@ impl Runner {
     /// A runner with a fresh stack.
     pub fn new(cfg: RunCfg, dir: &Path) -> Runner {
         let clock = Arc::new(VirtualClock::new(EPOCH));
-        let core = StackCore::new(cfg.local_ip, 1500, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
-        let dev = Arc::new(DrillDevice { clock: clock.clone(), out: Mutex::new(VecDeque::new()) });
+        let core = StackCore::new(cfg.local_ip, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        let dev = Arc::new(DrillDevice { clock: clock.clone(), out: Mutex::new(VecDeque::new()), mtu: cfg.mtu });
         core.attach_device(dev.clone());
         let stack = Arc::new(Stack::from_core(core.clone()));
         Runner {

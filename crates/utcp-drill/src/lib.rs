@@ -6,7 +6,8 @@
 //! setup commands, [`python`] the `%{ assert ... }%` blocks.
 //!
 //! [`run_paths`] is the `utcp drill` entry point: it prints one line per script
-//! (`PASS path`, `FAIL path:line: reason`, `SKIP path: reason`) and a summary line.
+//! (`PASS path`, `FAIL path:line: reason`) and a summary line; [`Summary::ok`] says whether the
+//! run passed (at least one script ran, and none failed).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod parser;
 pub mod python;
 pub mod shell;
 pub mod symbols;
+pub mod sysctl_support;
 
 pub use parser::{parse_script, ParseError};
 
@@ -25,27 +27,37 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-/// Command-line options of `utcp drill` (packetdrill's names). Scripts' own `--flags` override.
+/// Options of a `utcp drill` run (packetdrill's names). The fields are the defaults, which a
+/// script's own `--flags` override; [`DrillOptions::command_line`] overrides both, as
+/// packetdrill's command line does.
 #[derive(Clone, Debug)]
 pub struct DrillOptions {
     /// `--mss`: the MSS packetdrill hands the tun device for inbound GSO packets (0 = none).
     pub mss: u32,
     /// `--tolerance_usecs`.
     pub tolerance_usecs: i64,
-    /// `--ip_version` (`ipv4`; `ipv6` scripts are skipped).
+    /// `--ip_version`: `ipv4` (`ipv6` and `ipv4-mapped-ipv6` fail: not supported yet).
     pub ip_version: String,
     /// `-D NAME=VALUE` defines.
     pub defines: Vec<(String, String)>,
-    /// `--local_ip`.
+    /// `--local_ip`: the stack's address.
     pub local_ip: Ipv4Addr,
-    /// `--remote_ip`.
+    /// `--remote_ip`: the script's peer (packetdrill also takes `A.B.C.D/N`; the prefix only
+    /// shapes its route).
     pub remote_ip: Ipv4Addr,
-    /// `--gateway_ip` (accepted; utcp has a single on-link route).
+    /// `--gateway_ip`: must lie in the local subnet, as the route packetdrill adds through it
+    /// requires. On a tun device (no link layer) the gateway changes no packet, so utcp's single
+    /// route out of its one device is the same route.
     pub gateway_ip: Ipv4Addr,
-    /// `--netmask_ip` (accepted).
+    /// `--netmask_ip`: the local subnet's mask (a contiguous mask).
     pub netmask_ip: Ipv4Addr,
+    /// `--mtu`: the device MTU (packetdrill's tun default 1500).
+    pub mtu: u32,
     /// `--tcp_ts_tick_usecs` (0 = TS val not checked).
     pub tcp_ts_tick_usecs: u32,
+    /// Options given on the command line (`name`, `value`, as in a script): applied after the
+    /// script's own, so they win (packetdrill's `parse_and_finalize_config()`).
+    pub command_line: Vec<(String, String)>,
     /// Trace events to stderr.
     pub verbose: bool,
 }
@@ -62,7 +74,9 @@ impl Default for DrillOptions {
             remote_ip: Ipv4Addr::new(192, 0, 2, 1),
             gateway_ip: Ipv4Addr::new(192, 168, 0, 1),
             netmask_ip: Ipv4Addr::new(255, 255, 0, 0),
+            mtu: 1500,
             tcp_ts_tick_usecs: 0,
+            command_line: Vec::new(),
             verbose: false,
         }
     }
@@ -80,8 +94,6 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
-    /// Not run, with the reason.
-    Skip(String),
 }
 
 /// Results of a run.
@@ -91,22 +103,29 @@ pub struct Summary {
     pub results: Vec<(PathBuf, Outcome)>,
     /// Passed count.
     pub passed: usize,
-    /// Failed count.
+    /// Failed count (scripts, and directories that could not be read).
     pub failed: usize,
-    /// Skipped count.
-    pub skipped: usize,
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) {
+impl Summary {
+    /// The run passed: at least one script ran and nothing failed.
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && self.passed > 0
+    }
+}
+
+/// Collects the scripts under `path` (a file as given, a directory's `*.pkt` recursively),
+/// and the directories that cannot be read, with the error.
+fn collect(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<(PathBuf, String)>) {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => return,
+            Err(e) => return errors.push((path.to_path_buf(), format!("cannot read directory: {e}"))),
         };
         entries.sort();
         for e in entries {
             if e.is_dir() {
-                collect(&e, out);
+                collect(&e, out, errors);
             } else if e.extension().is_some_and(|x| x == "pkt") {
                 out.push(e);
             }
@@ -117,12 +136,18 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Runs scripts (directories recurse to `*.pkt`), printing one line per script and a summary.
+/// A run that finds no script prints why on stderr and is not [`Summary::ok`].
 pub fn run_paths(paths: &[PathBuf], opts: &DrillOptions) -> Summary {
     let mut files = Vec::new();
+    let mut errors = Vec::new();
     for p in paths {
-        collect(p, &mut files);
+        collect(p, &mut files, &mut errors);
     }
     let mut sum = Summary::default();
+    for (dir, e) in errors {
+        sum.failed += 1;
+        println!("FAIL {}: {e}", dir.display());
+    }
     for f in files {
         let o = run_file(&f, opts);
         match &o {
@@ -134,15 +159,46 @@ pub fn run_paths(paths: &[PathBuf], opts: &DrillOptions) -> Summary {
                 sum.failed += 1;
                 println!("FAIL {}:{}: {}", f.display(), line, reason);
             }
-            Outcome::Skip(r) => {
-                sum.skipped += 1;
-                println!("SKIP {}: {}", f.display(), r);
-            }
         }
         sum.results.push((f, o));
     }
-    println!("{} passed, {} failed, {} skipped", sum.passed, sum.failed, sum.skipped);
+    println!("{} passed, {} failed", sum.passed, sum.failed);
+    if sum.results.is_empty() {
+        let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("utcp drill: error: no packetdrill script (*.pkt) found in {}", list.join(", "));
+    }
     sum
+}
+
+/// The local subnet as packetdrill configures it: `netmask` must be contiguous and `gateway`
+/// inside `local/netmask` (else its `ip route add ... via GATEWAY` fails and it stops).
+pub fn check_network(local: Ipv4Addr, gateway: Ipv4Addr, netmask: Ipv4Addr) -> Result<(), String> {
+    let m = u32::from(netmask);
+    if m.leading_ones() + m.trailing_zeros() != 32 {
+        return Err(format!("bad --netmask_ip {netmask}: not a contiguous netmask"));
+    }
+    if u32::from(local) & m != u32::from(gateway) & m {
+        let net = Ipv4Addr::from(u32::from(local) & m);
+        return Err(format!(
+            "--gateway_ip {gateway} is not in the local subnet {net}/{} (--local_ip {local}, --netmask_ip {netmask})",
+            m.leading_ones()
+        ));
+    }
+    Ok(())
+}
+
+/// `A.B.C.D` or `A.B.C.D/N`, as packetdrill's `--remote_ip` takes it.
+pub fn parse_remote_ip(v: &str) -> Result<Ipv4Addr, String> {
+    let (addr, prefix) = v.split_once('/').map_or((v, None), |(a, p)| (a, Some(p)));
+    if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |n| n > 32)) {
+        return Err(format!("bad --remote_ip {v}: the prefix length must be 0 to 32"));
+    }
+    addr.parse().map_err(|_| format!("bad --remote_ip {v}: not an IPv4 address"))
+}
+
+/// packetdrill's `--mtu` (as `ip link set mtu` takes it for a tun device: 68 to 65535).
+pub fn parse_mtu(v: &str) -> Result<u32, String> {
+    v.parse::<u32>().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| format!("bad --mtu {v}: 68 to 65535"))
 }
 
 /// Runs one script file.
@@ -169,11 +225,14 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
         ts_tick_usecs: opts.tcp_ts_tick_usecs,
         local_ip: opts.local_ip,
         remote_ip: opts.remote_ip,
+        mtu: opts.mtu,
         verbose: opts.verbose,
     };
+    let (mut gateway, mut netmask) = (opts.gateway_ip, opts.netmask_ip);
     let mut ip_version = opts.ip_version.clone();
-    for (k, v) in &script.options {
-        let val = v.clone().unwrap_or_default();
+    let script_opts = script.options.iter().map(|(k, v)| (1, k, v.clone().unwrap_or_default()));
+    let cli_opts = opts.command_line.iter().map(|(k, v)| (0, k, v.clone()));
+    for (line, k, val) in script_opts.chain(cli_opts) {
         let num = || val.parse::<i64>().map_err(|_| format!("bad value for --{k}: {val}"));
         let r: Result<(), String> = match k.as_str() {
             "tolerance_usecs" => num().map(|n| cfg.tolerance_usecs = n),
@@ -188,15 +247,28 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
             }
             "define" | "verbose" => Ok(()),
             "local_ip" => val.parse().map(|a| cfg.local_ip = a).map_err(|_| format!("bad --local_ip {val}")),
-            "remote_ip" => val.parse().map(|a| cfg.remote_ip = a).map_err(|_| format!("bad --remote_ip {val}")),
+            "remote_ip" => parse_remote_ip(&val).map(|a| cfg.remote_ip = a),
+            "gateway_ip" => val.parse().map(|a| gateway = a).map_err(|_| format!("bad --gateway_ip {val}")),
+            "netmask_ip" => val.parse().map(|a| netmask = a).map_err(|_| format!("bad --netmask_ip {val}")),
+            "mtu" => parse_mtu(&val).map(|m| cfg.mtu = m),
             other => Err(format!("unsupported option --{other}")),
         };
         if let Err(e) = r {
-            return Outcome::Fail { line: 1, reason: e };
+            return Outcome::Fail { line, reason: e };
         }
     }
-    if ip_version != "ipv4" {
-        return Outcome::Skip(format!("--ip_version={ip_version}: utcp is IPv4-only"));
+    match ip_version.as_str() {
+        "ipv4" => {}
+        "ipv6" | "ipv4-mapped-ipv6" => {
+            return Outcome::Fail {
+                line: 0,
+                reason: format!("--ip_version={ip_version} is not supported yet (utcp is IPv4-only)"),
+            }
+        }
+        other => return Outcome::Fail { line: 0, reason: format!("bad --ip_version: {other}") },
+    }
+    if let Err(e) = check_network(cfg.local_ip, gateway, netmask) {
+        return Outcome::Fail { line: 0, reason: e };
     }
     let mut runner = exec::Runner::new(cfg, dir);
     if let Some(c) = &script.init_command {

@@ -1,13 +1,16 @@
 //! A tiny interpreter for the shell commands packetdrill scripts run in back quotes: the
 //! `defaults.sh` setup files, `sysctl`, `echo > /proc/sys/...`, `cat /proc/sys/...`,
 //! `set_sysctls.py`, `nstat` (against utcp's MIB) piped into `grep`, and no-ops for commands that
-//! only concern a real host (`ip tcp_metrics flush`, `tc qdisc`). Anything else is an error, so a
-//! script never passes by silently skipping setup it depends on.
+//! only concern a real host (`ip tcp_metrics flush`, `tc qdisc add ... root pfifo`). Anything else
+//! is an error (another `ip` or `tc` command, an `echo` whose output nothing reads, a sysctl
+//! value utcp does not honour, see [`crate::sysctl_support`]), so a script never passes by
+//! silently skipping setup it depends on.
 //!
 //! A `defaults.sh` that does not exist is interpreted with the Linux selftests' `defaults.sh`
 //! semantics ([`SELFTESTS_DEFAULTS`]); a file whose whole content is one relative path (a symlink
 //! that lost its link-ness when copied) is followed like the symlink would be.
 
+use crate::sysctl_support;
 use std::path::{Path, PathBuf};
 use utcp::stack::StackCore;
 
@@ -38,10 +41,6 @@ sysctl -q net.ipv4.tcp_fastopen_key=a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4
 sysctl -q net.ipv4.tcp_syncookies=1
 tc qdisc add dev tun0 root pfifo
 "#;
-
-/// Sysctls accepted without effect here (on top of utcp's own list), each with why.
-const IGNORED_SYSCTLS: &[(&str, &str)] =
-    &[("net.ipv4.tcp_ecn_option", "AccECN is not implemented and tcp_ecn=0 in every setup file")];
 
 /// Shell state across commands of one script (nstat history).
 #[derive(Default)]
@@ -199,7 +198,8 @@ impl Shell {
                 continue;
             }
             let mut input: Option<String> = None;
-            for (k, part) in line.split('|').enumerate() {
+            let parts: Vec<&str> = line.split('|').collect();
+            for (k, part) in parts.iter().enumerate() {
                 let mut w = words(part)?;
                 // Drop redirections.
                 let mut out_file: Option<String> = None;
@@ -213,6 +213,8 @@ impl Shell {
                             let f = w.remove(j + 1);
                             if x == ">" || x == ">>" {
                                 out_file = Some(f);
+                            } else if f != "/dev/null" {
+                                return Err(format!("unsupported redirection of stderr to {f}"));
                             }
                         }
                         w.remove(j);
@@ -226,6 +228,14 @@ impl Shell {
                 if w.is_empty() {
                     return Err(format!("unsupported shell syntax: '{line}'"));
                 }
+                if w[0] == "echo" && out_file.is_none() && k + 1 == parts.len() {
+                    // Its output would go to packetdrill's stdout, which nothing here models.
+                    return Err(format!(
+                        "unsupported shell command '{}': echo is only run redirected to /proc/sys/... or \
+                         /dev/null, or piped",
+                        w.join(" ")
+                    ));
+                }
                 let (st, out) = self.command(core, dir, &w, input.take(), depth)?;
                 status = st;
                 match out_file.as_deref() {
@@ -238,7 +248,6 @@ impl Shell {
                     }
                     Some(f) => return Err(format!("unsupported redirection to {f}")),
                 }
-                let _ = k;
                 input = Some(out);
                 if status != 0 {
                     break;
@@ -282,7 +291,19 @@ impl Shell {
                 }
                 Ok((0, out))
             }
-            "ip" | "tc" => Ok((0, String::new())),
+            // utcp keeps no TCP metrics cache (so there is nothing to flush), and its device
+            // sends packets out in order at once, as a pfifo qdisc does.
+            "ip" if matches!(w.get(1).map(String::as_str), Some("tcp_metrics" | "tcpmetrics"))
+                && w.get(2).is_some_and(|a| a == "flush") =>
+            {
+                Ok((0, String::new()))
+            }
+            "tc" if is_pfifo_qdisc(&w[1..]) => Ok((0, String::new())),
+            "ip" | "tc" => Err(format!(
+                "unsupported shell command '{}': utcp drill models only `ip tcp_metrics flush` and a pfifo \
+                 `tc qdisc add`",
+                w.join(" ")
+            )),
             "true" | ":" => Ok((0, String::new())),
             "echo" => Ok((0, format!("{}\n", w[1..].join(" ")))),
             "cat" => {
@@ -369,6 +390,12 @@ impl Shell {
     }
 }
 
+/// `tc qdisc add|replace dev DEV root pfifo|pfifo_fast` (the selftests' defaults.sh).
+fn is_pfifo_qdisc(args: &[String]) -> bool {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    matches!(a.as_slice(), ["qdisc", "add" | "replace", "dev", _, "root", "pfifo" | "pfifo_fast"])
+}
+
 /// Finds a shell file the way executing `cmd` from `dir` would: follows "symlink files" (a file
 /// whose whole content is one relative path), and falls back to the selftests' `defaults.sh` for
 /// a missing `defaults.sh`.
@@ -402,9 +429,12 @@ fn resolve_script(dir: &Path, cmd: &str) -> Result<(String, PathBuf), String> {
     Err(format!("too many levels of symbolic links resolving {cmd}"))
 }
 
+/// Writes a sysctl, refusing a value utcp would not honour ([`sysctl_support::check_write`]).
 fn set_sysctl(core: &StackCore, key: &str, value: &str) -> Result<(), String> {
     let dotted = key.trim().trim_start_matches("/proc/sys/").replace('/', ".");
-    if IGNORED_SYSCTLS.iter().any(|(k, _)| *k == dotted) {
+    sysctl_support::check_write(&dotted, value)?;
+    if core.net.sysctl.knob(&dotted).is_none() && sysctl_support::support(&dotted).is_some() {
+        // A name utcp has no knob for, accepted as inert or fixed: nothing to store.
         return Ok(());
     }
     core.net.sysctl.set_by_name(&dotted, value).map_err(|e| format!("cannot set sysctl {dotted}={value}: {e:?}"))

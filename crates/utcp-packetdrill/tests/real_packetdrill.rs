@@ -1,6 +1,7 @@
 //! Runs oracle scripts through the real packetdrill with utcp as its shared object
-//! (`--so_filename`), when a packetdrill binary is at hand (`$PACKETDRILL`, or a build in
-//! /tmp/packetdrill-src), we are root and `unshare` works; otherwise it says why and skips. CI
+//! (`--so_filename`). Ignored by default (`cargo test -p utcp-packetdrill -- --ignored`); it then
+//! needs a packetdrill binary (`$PACKETDRILL`, or a build in /tmp/packetdrill-src), root and a
+//! working `unshare`, and otherwise says why and returns. CI
 //! has no packetdrill (the project ships no way to build it): there `utcp drill` is the oracle.
 //!
 //! The command line is the README's: a network namespace of its own with a `tun0` (the scripts'

@@ -1,6 +1,5 @@
-//! A deterministic two-host simulation on a virtual clock: what the tests, the property tests
-//! and `utcp bench --virtual` run on. Time jumps to the next event instead of passing; nothing
-//! sleeps.
+//! A deterministic two-host simulation on a virtual clock: what the tests and the property tests
+//! run on. Time jumps to the next event instead of passing; nothing sleeps.
 
 use crate::api::{memlink_pair_with_clock, Host};
 use crate::netdev::memlink::LinkConfig;

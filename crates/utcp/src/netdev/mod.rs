@@ -2,7 +2,8 @@
 //! delivery goes through ([`RxBacklog`], `netif_rx`), and NAPI polling with a budget.
 //!
 //! Devices: [`memlink`] (an in-memory wire with seeded impairments), [`pcap`] (a decorator that
-//! records every frame in a Wireshark-readable capture).
+//! records every frame in a Wireshark-readable capture). There is no TUN device yet; one
+//! would sit behind the same trait.
 //!
 //! # Transmit order
 //! Transmission has two halves, as `dev_queue_xmit()` has (enqueue on the qdisc under the

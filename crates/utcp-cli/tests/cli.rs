@@ -1,0 +1,121 @@
+//! The `utcp` binary as a user meets it: exit statuses, error messages, drill's packetdrill
+//! flags, and progress when stderr is not a terminal (here it is a pipe).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn utcp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_utcp")).args(args).output().expect("run utcp")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit status")
+}
+
+/// One of our own kernel-checked scripts.
+fn script() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/packetdrill/recv_peek.pkt");
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn drill_without_scripts_fails() {
+    let dir = std::env::temp_dir().join(format!("utcp-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = utcp(&["drill", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code(&o), 1, "{o:?}");
+    assert!(text(&o.stderr).contains("no packetdrill script (*.pkt) found"), "{o:?}");
+}
+
+#[test]
+fn drill_ip_version_is_checked() {
+    let o = utcp(&["drill", "--ip_version", "foo", &script()]);
+    assert_eq!(code(&o), 2, "a usage error: {o:?}");
+    assert!(text(&o.stderr).contains("ipv4-mapped-ipv6"), "lists the valid values: {o:?}");
+    for v in ["ipv6", "ipv4-mapped-ipv6"] {
+        let o = utcp(&["drill", "--ip_version", v, &script()]);
+        assert_eq!(code(&o), 1, "{o:?}");
+        assert!(text(&o.stdout).contains("not supported yet"), "{o:?}");
+    }
+}
+
+#[test]
+fn drill_takes_packetdrills_network_flags() {
+    let s = script();
+    let o = utcp(&[
+        "drill",
+        "--local_ip=10.0.0.1",
+        "--remote_ip=192.0.2.1/24",
+        "--gateway_ip=10.0.0.254",
+        "--netmask_ip=255.255.255.0",
+        "--mtu=1500",
+        &s,
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    let o = utcp(&["drill", "--gateway_ip=10.9.9.9", &s]);
+    assert_eq!(code(&o), 1, "{o:?}");
+    assert!(text(&o.stdout).contains("not in the local subnet"), "{o:?}");
+    assert_eq!(code(&utcp(&["drill", "--mtu=10", &s])), 2);
+}
+
+#[test]
+fn errors_name_the_file_and_the_operation() {
+    let o = utcp(&["bench", "--bytes", "64K", "--round-trips", "10", "--pcap", "/nonexistent/x.pcap"]);
+    assert_eq!(code(&o), 1, "{o:?}");
+    let e = text(&o.stderr);
+    assert!(e.contains("cannot create pcap file /nonexistent/x.pcap: No such file or directory"), "{e}");
+}
+
+#[test]
+fn bad_values_are_usage_errors_with_a_reason() {
+    for (args, want) in [
+        (&["bench", "--loss", "-0.1"][..], "between 0 and 1"),
+        (&["bench", "--loss", "2"][..], "between 0 and 1"),
+        (&["bench", "--bytes", "-5"][..], "cannot be negative"),
+        (&["stat", "--bytes", "-5"][..], "cannot be negative"),
+        (&["stat", "--bytes", "1X"][..], "unknown unit"),
+    ] {
+        let o = utcp(args);
+        assert_eq!(code(&o), 2, "{args:?}: {o:?}");
+        let e = text(&o.stderr);
+        assert!(e.contains(want) && e.contains(args[1]), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn stat_takes_size_units() {
+    let o = utcp(&["stat", "--bytes", "64K"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert!(text(&o.stdout).contains("# host B"), "{o:?}");
+}
+
+#[test]
+fn exit_statuses_are_documented() {
+    let h = text(&utcp(&["--help"]).stdout);
+    for line in ["0  success", "1  the run failed", "2  usage error", "3  bench: the run outlasted", "4  bench: "] {
+        assert!(h.contains(line), "--help lacks '{line}':\n{h}");
+    }
+}
+
+#[test]
+fn progress_lines_when_stderr_is_not_a_terminal() {
+    // A rate-limited link makes the bulk transfer last about 0.8 s.
+    let args = ["bench", "--bytes", "2M", "--rate", "20Mbit", "--round-trips", "20", "--json"];
+    let o = utcp(&[&args[..], &["--progress-interval", "100ms"]].concat());
+    assert_eq!(code(&o), 0, "{o:?}");
+    let e = text(&o.stderr);
+    assert!(e.contains("utcp bench: utcp bulk ") && e.contains(" / 2 MiB, "), "{e}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["progress"], true);
+
+    let o = utcp(&[&args[..], &["--progress-interval", "100ms", "--no-progress"]].concat());
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert!(!text(&o.stderr).contains("utcp bench:"), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["progress"], false);
+}
