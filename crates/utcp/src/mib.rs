@@ -72,6 +72,8 @@ pub enum DropReason {
     IP_CSUM,
     IP_INHDR,
     IP_NOT_FOR_US,
+    /// `PKT_TOO_SMALL` at the TCP layer (counted as TcpInErrs, not as an IP header error).
+    TCP_HDR_TOO_SMALL,
     IP_FRAGMENT,
     IP_NOPROTO,
     TCP_CSUM,
@@ -177,6 +179,7 @@ impl Mib {
             }
             IP_INHDR | PKT_TOO_SMALL => self.ip_inc(IpMib::InHdrErrors),
             IP_NOT_FOR_US => self.ip_inc(IpMib::InAddrErrors),
+            TCP_HDR_TOO_SMALL => self.tcp_inc(TcpMib::InErrs),
             IP_FRAGMENT => self.ip_inc(IpMib::ReasmFails),
             IP_NOPROTO => self.ip_inc(IpMib::InUnknownProtos),
             TCP_CSUM => {

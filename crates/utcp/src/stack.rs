@@ -167,10 +167,6 @@ impl StackCore {
             Ok(t) => t,
             Err(_) => return,
         };
-        if tin.daddr != self.net.local_addr() {
-            self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
-            return;
-        }
         let mut seg = seg_from(&tin);
         if frame.truesize != 0 {
             seg.truesize = frame.truesize;
@@ -196,7 +192,6 @@ impl StackCore {
             lsk.rcv_softirq(inseg, napi_id);
             return;
         }
-        self.net.mib.tcp_inc(crate::mib::TcpMib::InSegs);
         crate::tcp::ipv4::no_socket(&self.net);
         self.send_reset_for(&inseg);
     }

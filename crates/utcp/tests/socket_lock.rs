@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{mpsc, Arc};
 use std::time::Duration as StdDuration;
 use utcp::api::{memlink_pair, TcpListener, TcpStream, ADDR_A, ADDR_B};
-use utcp::mib::LinuxMib;
+use utcp::mib::{LinuxMib, TcpMib};
 use utcp::netdev::memlink::LinkConfig;
 use utcp::seq::SeqNum;
 use utcp::socket::sock::Sock;
@@ -107,6 +107,7 @@ fn backlog_flood_into_an_owned_socket_is_bounded_and_counted() {
     let limit = 2 * rcvbuf as u64 + sndbuf as u64 / 2 + 64 * 1024;
     let frames: Vec<_> = (0..20_000).map(|k| forged(&b, &sk, k)).collect();
     let drops0 = b.stack.core.net.mib.get(LinuxMib::TCPBacklogDrop);
+    let insegs0 = b.stack.core.net.mib.tcp_get(TcpMib::InSegs);
     {
         let _owner = sk.lock_sock();
         for f in frames {
@@ -117,6 +118,8 @@ fn backlog_flood_into_an_owned_socket_is_bounded_and_counted() {
         assert!((len as u64) <= limit + 4096, "backlog {len} bytes above its limit {limit}");
         let dropped = b.stack.core.net.mib.get(LinuxMib::TCPBacklogDrop) - drops0;
         assert_eq!(dropped as usize + n, 20_000, "every segment is either queued or a counted drop");
+        // tcp_v4_rcv() counts each arriving segment, dropped or queued, before the backlog.
+        assert_eq!(b.stack.core.net.mib.tcp_get(TcpMib::InSegs) - insegs0, 20_000);
     }
     // The guard's drop processed the backlog (out-of-order data, queued as such) and gave the
     // socket up.

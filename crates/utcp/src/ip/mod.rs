@@ -105,20 +105,28 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     if ipp.more_frags() || ipp.frag_offset() != 0 {
         return Err(drop(net, DropReason::IP_FRAGMENT));
     }
+    let saddr = ipp.src_addr();
+    let daddr = ipp.dst_addr();
+    // ip_route_input(): not one of our addresses (no forwarding).
+    if daddr != net.local_addr() {
+        return Err(drop(net, DropReason::IP_NOT_FOR_US));
+    }
     if ipp.protocol() != IPPROTO_TCP {
         return Err(drop(net, DropReason::IP_NOPROTO));
     }
-    let saddr = ipp.src_addr();
-    let daddr = ipp.dst_addr();
+    // ip_local_deliver_finish() hands it to tcp_v4_rcv(), which counts every segment, good
+    // or bad, before looking at it (and before any backlog coalescing).
+    net.mib.ip_inc(IpMib::InDelivers);
+    net.mib.tcp_inc(crate::mib::TcpMib::InSegs);
     // Trailing link-layer padding beyond the IP total length is ignored.
     let tcp_total = tot_len - ihl;
     let tcp_head = &head[ihl..];
     if tcp_total < 20 || tcp_head.len() < 20 {
-        return Err(drop(net, DropReason::PKT_TOO_SMALL));
+        return Err(tcp_bad(net));
     }
     let doff = ((tcp_head[12] >> 4) as usize) * 4;
     if doff < 20 || doff > tcp_total || doff > tcp_head.len() {
-        return Err(drop(net, DropReason::PKT_TOO_SMALL));
+        return Err(tcp_bad(net));
     }
     // Payload = bytes of the header buffer past the TCP header, then the frame payload.
     let in_head = tcp_head.len() - doff;
@@ -143,7 +151,6 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let tp = TcpPacket::new_checked(&tcp_head[..doff]).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let tcp = TcpRepr::parse(&tp, saddr, daddr, false).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let raw_window = tp.window_len();
-    net.mib.ip_inc(IpMib::InDelivers);
     Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32 })
 }
 
@@ -166,6 +173,12 @@ pub fn header_len_of(bytes: &[u8]) -> Option<usize> {
 pub fn frame_from_wire(bytes: Bytes) -> Frame {
     let hl = header_len_of(&bytes).unwrap_or(bytes.len().min(crate::skb::MAX_HEADER));
     Frame::from_wire(bytes, hl)
+}
+
+/// `tcp_v4_rcv()`'s `bad_packet`: a TCP header too short for itself (TcpInErrs).
+fn tcp_bad(net: &Netns) -> DropReason {
+    net.mib.drop_reason(DropReason::TCP_HDR_TOO_SMALL);
+    DropReason::PKT_TOO_SMALL
 }
 
 fn drop(net: &Netns, r: DropReason) -> DropReason {

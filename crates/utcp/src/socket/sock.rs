@@ -936,5 +936,6 @@ fn try_backlog_coalesce(tail: &mut InSeg, new: &InSeg) -> bool {
     t.window = n.window;
     t.ts = n.ts;
     t.truesize += n.truesize;
+    t.rx.segs = t.rx.segs.max(1) + n.rx.segs.max(1);
     true
 }

@@ -71,6 +71,14 @@ pub struct TcpInfo {
     pub tcpi_delivered: u32,
     pub tcpi_snd_wnd: u32,
     pub tcpi_rcv_wnd: u32,
+    pub tcpi_min_rtt: u32,
+    pub tcpi_bytes_sent: u64,
+    pub tcpi_bytes_retrans: u64,
+    pub tcpi_dsack_dups: u32,
+    pub tcpi_reord_seen: u32,
+    pub tcpi_rcv_ooopack: u32,
+    pub tcpi_total_rto: u16,
+    pub tcpi_total_rto_recoveries: u16,
 }
 
 impl TcpInfo {
@@ -117,6 +125,14 @@ impl TcpInfo {
             "tcpi_delivered" => self.tcpi_delivered as i64,
             "tcpi_snd_wnd" => self.tcpi_snd_wnd as i64,
             "tcpi_rcv_wnd" => self.tcpi_rcv_wnd as i64,
+            "tcpi_min_rtt" => self.tcpi_min_rtt as i64,
+            "tcpi_bytes_sent" => self.tcpi_bytes_sent as i64,
+            "tcpi_bytes_retrans" => self.tcpi_bytes_retrans as i64,
+            "tcpi_dsack_dups" => self.tcpi_dsack_dups as i64,
+            "tcpi_reord_seen" => self.tcpi_reord_seen as i64,
+            "tcpi_rcv_ooopack" => self.tcpi_rcv_ooopack as i64,
+            "tcpi_total_rto" => self.tcpi_total_rto as i64,
+            "tcpi_total_rto_recoveries" => self.tcpi_total_rto_recoveries as i64,
             _ => return None,
         })
     }
@@ -1657,6 +1673,15 @@ fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
         tcpi_delivered: tp.delivered,
         tcpi_snd_wnd: tp.snd_wnd,
         tcpi_rcv_wnd: tp.rcv_wnd,
+        // tcp_min_rtt(), ~0U before the first sample.
+        tcpi_min_rtt: if tp.min_rtt_us == 0 { u32::MAX } else { tp.min_rtt_us },
+        tcpi_bytes_sent: tp.bytes_sent,
+        tcpi_bytes_retrans: tp.bytes_retrans,
+        tcpi_dsack_dups: tp.dsack_dups,
+        tcpi_reord_seen: tp.reord_seen,
+        tcpi_rcv_ooopack: tp.rcv_ooopack,
+        tcpi_total_rto: tp.total_rto,
+        tcpi_total_rto_recoveries: tp.total_rto_recoveries,
     }
 }
 
@@ -1706,13 +1731,21 @@ fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
     u64s(&mut b, &[0, u64::MAX, i.tcpi_bytes_acked, i.tcpi_bytes_received]); // pacing, max pacing
     u32s(
         &mut b,
-        &[i.tcpi_segs_out, i.tcpi_segs_in, i.tcpi_notsent_bytes, 0, i.tcpi_data_segs_in, i.tcpi_data_segs_out],
+        &[
+            i.tcpi_segs_out,
+            i.tcpi_segs_in,
+            i.tcpi_notsent_bytes,
+            i.tcpi_min_rtt,
+            i.tcpi_data_segs_in,
+            i.tcpi_data_segs_out,
+        ],
     );
     u64s(&mut b, &[0, 0, 0, 0]); // delivery_rate, busy_time, rwnd_limited, sndbuf_limited
-    u32s(&mut b, &[i.tcpi_delivered, 0]);
-    u64s(&mut b, &[0, 0]); // bytes_sent, bytes_retrans
-    u32s(&mut b, &[0, 0, 0, i.tcpi_snd_wnd, i.tcpi_rcv_wnd, 0]); // dsack_dups, reord_seen, rcv_ooopack
-    b.extend_from_slice(&[0u8; 4]); // total_rto, total_rto_recoveries (u16 each)
+    u32s(&mut b, &[i.tcpi_delivered, 0]); // delivered, delivered_ce
+    u64s(&mut b, &[i.tcpi_bytes_sent, i.tcpi_bytes_retrans]);
+    u32s(&mut b, &[i.tcpi_dsack_dups, i.tcpi_reord_seen, i.tcpi_rcv_ooopack, i.tcpi_snd_wnd, i.tcpi_rcv_wnd, 0]);
+    b.extend_from_slice(&i.tcpi_total_rto.to_ne_bytes());
+    b.extend_from_slice(&i.tcpi_total_rto_recoveries.to_ne_bytes());
     u32s(&mut b, &[0, 0, 0, 0, 0, 0, 0, 0]); // total_rto_time, received_ce, AccECN byte counters
     b.extend_from_slice(&[0u8; 4]); // accecn_fail_mode, accecn_opt_seen
     debug_assert_eq!(b.len(), 280);

@@ -53,6 +53,8 @@ pub struct RxMeta {
     pub gso_size: u32,
     /// TCP header length including options (`skb->data - skb_transport_header(skb)`).
     pub thlen: u32,
+    /// Segments this one stands for (`gso_segs`; the backlog adds those it coalesces).
+    pub segs: u32,
 }
 
 impl Seg {
@@ -401,7 +403,10 @@ impl TcpSock {
 
     fn tcp_rcv_established_fast(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> Option<Seg> {
         let plain = seg.flags.0 & !(TcpFlags::PSH.0) == TcpFlags::ACK.0;
+        // pred_flags also fix the header length: options beyond timestamps (SACK blocks...)
+        // take the slow path.
         if !plain
+            || seg.rx.thlen != self.tcp_header_len
             || seg.seq != self.rcv_nxt
             || seg.ack_seq.after(self.snd_nxt)
             || (seg.window as u32) << self.snd_wscale != self.snd_wnd
@@ -417,9 +422,13 @@ impl TcpSock {
             if !seg.ack_seq.after(self.snd_una) && seg.ack_seq != self.snd_una {
                 return Some(seg);
             }
-            ctx.inc(LinuxMib::TCPHPAcks);
-            // Pure ACK fast path: same as the slow path's ACK processing.
-            return Some(seg);
+            // "Bulk data transfer: sender": a predicted pure ACK.
+            if self.saw_tstamp && self.rcv_nxt == self.rcv_wup {
+                self.tcp_store_ts_recent(ctx);
+            }
+            self.tcp_ack(ctx, &seg, 0);
+            self.tcp_data_snd_check(ctx);
+            return None;
         }
         // Data fast path: tcp_rcv_established() "Bulk data transfer: receiver".
         if seg.len() > self.receive_window() || self.tcp_data_exceeds_rmem(&seg) {
@@ -620,9 +629,13 @@ impl TcpSock {
         if fl & flag::UPDATE_TS_RECENT != 0 {
             self.tcp_replace_ts_recent(ctx, seg.seq);
         }
-        if seg.seq != seg.end_seq {
+        // One ACK is either a header-predicted forward advance (TCPHPAcks) or, when it is
+        // not, a pure ACK (TCPPureAcks) or data.
+        if fl & flag::SLOWPATH == 0 && ack.after(prior_snd_una) {
+            ctx.inc(LinuxMib::TCPHPAcks);
+        } else if seg.seq != seg.end_seq {
             fl |= flag::DATA;
-        } else if fl & flag::SLOWPATH != 0 {
+        } else {
             ctx.inc(LinuxMib::TCPPureAcks);
         }
         fl |= self.tcp_ack_update_window(ctx, seg);

@@ -30,15 +30,16 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
         ts: t.timestamp,
         payload: tin.payload.clone(),
         truesize: TcpSock::rx_truesize(len),
-        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen },
+        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen, segs: 1 },
     }
 }
 
 /// `tcp_v4_do_rcv()`: protocol processing for a socket held by the caller. Returns true when a
 /// RST must answer the segment.
 pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
-    tp.segs_in += 1;
-    ctx.net.mib.tcp_inc(TcpMib::InSegs);
+    // TcpInSegs was counted by tcp_v4_rcv() on arrival (ip_rcv_tcp), once per segment even
+    // when the backlog coalesced it; segs_in counts what the backlog merged too.
+    tp.segs_in += inseg.seg.rx.segs.max(1);
     match tp.state {
         TcpState::Established => {
             tp.tcp_rcv_established(ctx, inseg.seg);

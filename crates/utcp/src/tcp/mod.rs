@@ -593,6 +593,16 @@ pub struct TcpSock {
     pub data_segs_out: u32,
     /// `tp->total_retrans`.
     pub total_retrans: u32,
+    /// `tp->bytes_sent`: payload bytes transmitted, retransmissions included.
+    pub bytes_sent: u64,
+    /// `tp->bytes_retrans`: payload bytes retransmitted.
+    pub bytes_retrans: u64,
+    /// `tp->rcv_ooopack`: segments received out of order.
+    pub rcv_ooopack: u32,
+    /// `tp->total_rto`: RTOs fired.
+    pub total_rto: u16,
+    /// `tp->total_rto_recoveries`: RTO episodes (the first RTO of each).
+    pub total_rto_recoveries: u16,
     /// `tp->delivered`.
     pub delivered: u32,
     /// `icsk->icsk_ack.lrcvtime` of data (tcpi_last_data_recv).
@@ -751,6 +761,11 @@ impl TcpSock {
             data_segs_in: 0,
             data_segs_out: 0,
             total_retrans: 0,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            rcv_ooopack: 0,
+            total_rto: 0,
+            total_rto_recoveries: 0,
             delivered: 0,
             last_data_recv: now,
             start: now,

@@ -63,6 +63,7 @@ impl TcpSock {
         self.tcp_measure_rcv_mss(seg.len(), seg.truesize, seg.rx, seg.flags);
         self.schedule_ack();
         ctx.inc(LinuxMib::TCPOFOQueue);
+        self.rcv_ooopack += seg.rx.segs.max(1);
         let mut seq = seg.seq;
         let end_seq = seg.end_seq;
         let mut skb = Skb::new(seg.seq, seg.flags, seg.payload.clone(), seg.truesize, ctx.now);

@@ -145,6 +145,7 @@ impl TcpSock {
         // A DSACK block is reported once.
         self.dsack = None;
         let has_data = !payload.is_empty();
+        let data_len = payload.len() as u64;
         let frame = crate::ip::build_tcp_frame(ctx.net, self.saddr, self.daddr, &repr, payload);
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
@@ -155,6 +156,7 @@ impl TcpSock {
         }
         if has_data {
             self.data_segs_out += 1;
+            self.bytes_sent += data_len;
             self.tcp_event_data_sent(ctx);
         }
         if flags.rst() {
@@ -540,6 +542,7 @@ impl TcpSock {
         }
         // `retrans_stamp` is when the oldest retransmitted segment was first sent.
         let first_sent = skb.tx_time;
+        self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
         let skb = &mut self.rtx_queue[idx];
         skb.tx_time = ctx.now;

@@ -191,6 +191,11 @@ impl TcpSock {
             if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
                 ctx.inc(LinuxMib::TCPSynRetrans);
             }
+            // tcp_update_rto_stats()
+            if self.retransmits == 0 {
+                self.total_rto_recoveries = self.total_rto_recoveries.wrapping_add(1);
+            }
+            self.total_rto = self.total_rto.wrapping_add(1);
             self.tcp_enter_loss(ctx);
             self.retransmits = self.retransmits.saturating_add(1);
             self.tcp_retransmit_head(ctx);
