@@ -440,6 +440,7 @@ impl Runner {
         // the kernel keeps gso_size on packets longer than it (virtio_net_hdr_to_skb()).
         frame.gso_size = self.cfg.mss;
         frame.truesize = tun_skb_truesize(ip_len);
+        frame.layout = utcp::netdev::tun_skb_layout(ip_len);
         frame.napi_id = 0;
         self.core.netif_receive(frame);
         self.settle_pending();

@@ -53,6 +53,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_abort_on_overflow", Read("tcp/listen.rs")),
     ("net.ipv4.tcp_reordering", Read("tcp/mod.rs")),
     ("net.ipv4.tcp_recovery", Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_shrink_window", Read("tcp/window.rs")),
     ("net.ipv4.tcp_min_rtt_wlen", Read("tcp/undo.rs")),
     ("net.ipv4.tcp_early_retrans", Read("tcp/rack.rs")),
     ("net.ipv4.tcp_app_win", Read("tcp/window.rs")),
@@ -96,7 +97,6 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.core.busy_poll", NotRead("busy polling in poll/select/epoll")),
     ("net.ipv4.tcp_syncookies", NotRead("SYN cookies")),
     ("net.ipv4.tcp_adv_win_scale", NotRead("the legacy window/buffer ratio")),
-    ("net.ipv4.tcp_shrink_window", NotRead("window shrinking")),
     ("net.ipv4.tcp_challenge_ack_limit", NotRead("a challenge ACK rate limit")),
     ("net.ipv4.tcp_base_mss", NotRead("MTU probing")),
     ("net.ipv4.tcp_mtu_probing", NotRead("MTU probing")),
@@ -244,8 +244,8 @@ mod tests {
         assert!(e.starts_with("sysctl net.ipv4.tcp_ecn=1 is not supported by utcp"), "{e}");
         assert!(check_write("net.ipv4.tcp_ecn", "0").is_ok(), "ECN off is what utcp does");
         assert!(check_write("net.ipv4.tcp_ecn", "2").is_ok(), "the default");
-        assert!(check_write("net.ipv4.tcp_shrink_window", "1").is_err());
-        assert!(check_write("net.ipv4.tcp_shrink_window", "0").is_ok());
+        assert!(check_write("net.ipv4.tcp_shrink_window", "1").is_ok(), "honoured");
+        assert!(check_write("net.ipv4.tcp_challenge_ack_limit", "5").is_err());
         assert!(check_write("net.ipv4.tcp_notsent_lowat", "4294967295").is_ok());
         assert!(check_write("net.ipv4.tcp_notsent_lowat", "16384").is_err());
         assert!(check_write("net.ipv4.tcp_fastopen", "0x70403").is_ok());

@@ -356,6 +356,7 @@ impl Instance {
         // (packetdrill's --mss is not passed to a .so; scripts announce the same value).
         let ip_len = bytes.len() as u32;
         frame.truesize = utcp::netdev::tun_skb_truesize(ip_len);
+        frame.layout = utcp::netdev::tun_skb_layout(ip_len);
         if let Some(mss) = syn_mss(bytes) {
             self.peer_mss.store(mss as u32, std::sync::atomic::Ordering::Relaxed);
         }

@@ -13,6 +13,25 @@ use bytes::Bytes;
 /// Largest IPv4 + TCP header: 60 + 60 bytes.
 pub const MAX_HEADER: usize = 128;
 
+/// How the receiving device laid a packet out in its `sk_buff`, which decides what
+/// `skb_try_coalesce()` may do when TCP appends the next segment to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SkbLayout {
+    /// utcp's own receive buffers (memlink): the payload sits in a page-fragment head that
+    /// coalescing steals, freeing only the `struct sk_buff` (delta: truesize − 256).
+    #[default]
+    Frag,
+    /// A kmalloc'ed linear head (a tun device's small packets): never stolen; a following
+    /// segment is copied into `tailroom` bytes left at its end when it fits (delta 0).
+    Linear {
+        /// Bytes between the end of the data and the end of the buffer.
+        tailroom: u32,
+    },
+    /// A kmalloc'ed head with page fragments (a tun device's large packets): neither stolen
+    /// nor any tailroom: never coalesced.
+    LockedHead,
+}
+
 /// A packet as it crosses a device: the IP and TCP headers inline, the payload shared.
 #[derive(Clone)]
 pub struct Frame {
@@ -29,13 +48,23 @@ pub struct Frame {
     /// hand TCP super-packets to the stack set it (e.g. a tun device fed with a
     /// `virtio_net_hdr`, as packetdrill does with `--mss`); `tcp_measure_rcv_mss()` reads it.
     pub gso_size: u32,
+    /// How the receiving device laid it out ([`SkbLayout::Frag`] unless the device says).
+    pub layout: SkbLayout,
 }
 
 impl Frame {
     /// A frame whose header will be written through [`Frame::head_mut`].
     pub fn with_header_len(len: usize, payload: Bytes) -> Frame {
         assert!(len <= MAX_HEADER);
-        Frame { head: [0; MAX_HEADER], head_len: len as u8, payload, napi_id: 0, truesize: 0, gso_size: 0 }
+        Frame {
+            head: [0; MAX_HEADER],
+            head_len: len as u8,
+            payload,
+            napi_id: 0,
+            truesize: 0,
+            gso_size: 0,
+            layout: SkbLayout::Frag,
+        }
     }
 
     /// Splits raw bytes from a wire (TUN, pcap, script) into header and payload. The header is
@@ -106,6 +135,8 @@ pub struct Skb {
     pub truesize: u32,
     /// Arrival time (`skb->tstamp`), for SO_TIMESTAMP.
     pub tstamp: Instant,
+    /// How the buffer is laid out (what coalescing into it may do).
+    pub layout: SkbLayout,
 }
 
 impl Skb {
@@ -113,7 +144,7 @@ impl Skb {
     pub fn new(seq: SeqNum, tcp_flags: TcpFlags, data: Bytes, truesize: u32, now: Instant) -> Skb {
         let len = data.len() as u32;
         let end_seq = seq + len + tcp_flags.syn() as u32 + tcp_flags.fin() as u32;
-        Skb { seq, end_seq, tcp_flags, data, frags: Vec::new(), len, truesize, tstamp: now }
+        Skb { seq, end_seq, tcp_flags, data, frags: Vec::new(), len, truesize, tstamp: now, layout: SkbLayout::Frag }
     }
 
     /// Copies `dst.len()` payload bytes starting at `offset` (`skb_copy_bits`).
@@ -143,6 +174,33 @@ impl Skb {
     }
 
     /// Appends `other`'s payload and flags (`skb_try_coalesce`): no bytes are copied.
+    /// `skb_try_coalesce()`: appends contiguous `from` if the layouts allow, returning what
+    /// the receive memory grows by (`delta_truesize`); gives `from` back otherwise.
+    pub fn try_coalesce(&mut self, mut from: Skb) -> Result<u32, Skb> {
+        if self.end_seq != from.seq {
+            return Err(from);
+        }
+        let delta = match (self.layout, from.layout) {
+            // Copied into the tail's spare room: `from` is freed whole.
+            (SkbLayout::Linear { tailroom }, _) if from.len <= tailroom => {
+                self.layout = SkbLayout::Linear { tailroom: tailroom - from.len };
+                0
+            }
+            // skb_head_is_locked(from): a kmalloc'ed head holding payload cannot be stolen.
+            (_, SkbLayout::Linear { .. } | SkbLayout::LockedHead) if from.len > 0 => return Err(from),
+            (SkbLayout::Linear { .. }, _) => {
+                // Frags after a linear head: no tailroom from now on.
+                self.layout = SkbLayout::LockedHead;
+                from.truesize.saturating_sub(256)
+            }
+            _ => from.truesize.saturating_sub(256),
+        };
+        from.truesize = delta;
+        self.coalesce(from);
+        Ok(delta)
+    }
+
+    /// Appends contiguous `other` (its payload becomes further fragments).
     pub fn coalesce(&mut self, other: Skb) {
         debug_assert_eq!(self.end_seq, other.seq);
         self.end_seq = other.end_seq;

@@ -171,6 +171,7 @@ impl StackCore {
         if frame.truesize != 0 {
             seg.truesize = frame.truesize;
         }
+        seg.rx.layout = frame.layout;
         // virtio_net_hdr_to_skb(): "Too small packets are not really GSO ones".
         if frame.gso_size != 0 && seg.len() + seg.rx.thlen - 20 > frame.gso_size {
             seg.rx.gso_size = frame.gso_size;

@@ -255,23 +255,38 @@ impl NetDevice for Wire {
 /// bigger one gets `SKB_MAX_HEAD(align)` = 3712 linear bytes in a 4 KiB head and the rest in
 /// page frags of up to order 3 (`alloc_skb_with_frags()`). Checked against SO_MEMINFO on a
 /// 6.18.44 kernel for payloads of 1 to 60000 bytes.
-// DEVIATION(linux): such a head is kmalloc'ed, not a page frag, so skb_try_coalesce() cannot
-// steal it and the kernel never coalesces these segments in its receive or out-of-order queue;
-// utcp's queues still coalesce contiguous segments (charging truesize - sizeof(struct sk_buff)
-// in the receive queue), so sk_rmem_alloc may read 256 bytes per coalesced segment lower.
+// Such a head is kmalloc'ed, not a page frag, so skb_try_coalesce() cannot steal it: TCP
+// appends a later segment to one only by copying it into the head's tailroom
+// ([`tun_skb_layout`]).
 pub fn tun_skb_truesize(ip_len: u32) -> u32 {
+    tun_skb(ip_len).0
+}
+
+/// The layout of the skb [`tun_skb_truesize`] describes: linear with its tailroom
+/// (`skb_end - skb_tail`: the kmalloc object less `skb_shared_info`, the pad and the packet),
+/// or a locked head with page frags.
+pub fn tun_skb_layout(ip_len: u32) -> crate::skb::SkbLayout {
+    tun_skb(ip_len).1
+}
+
+fn tun_skb(ip_len: u32) -> (u32, crate::skb::SkbLayout) {
     const PAD: u32 = 64; // NET_SKB_PAD + NET_IP_ALIGN
     const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
     const SKB: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff))
     const SMALL_HEAD: u32 = 576; // SKB_SMALL_HEAD_CACHE_SIZE
     const PAGE: u32 = 4096;
-    let head = |linear: u32| {
+    let obj = |linear: u32| {
         let size = ((PAD + linear + 63) & !63) + SHINFO;
-        let obj = if size <= SMALL_HEAD { SMALL_HEAD } else { size.next_power_of_two() };
-        obj + SKB
+        if size <= SMALL_HEAD {
+            SMALL_HEAD
+        } else {
+            size.next_power_of_two()
+        }
     };
+    let head = |linear: u32| obj(linear) + SKB;
     if PAD + ip_len < PAGE {
-        return head(ip_len);
+        let tailroom = obj(ip_len) - SHINFO - PAD - ip_len;
+        return (head(ip_len), crate::skb::SkbLayout::Linear { tailroom });
     }
     let good_linear = PAGE - PAD - SHINFO;
     let mut truesize = head(good_linear);
@@ -284,5 +299,5 @@ pub fn tun_skb_truesize(ip_len: u32) -> u32 {
         truesize += PAGE << order;
         rest -= rest.min(PAGE << order);
     }
-    truesize
+    (truesize, crate::skb::SkbLayout::LockedHead)
 }

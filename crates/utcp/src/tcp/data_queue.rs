@@ -18,6 +18,7 @@ impl TcpSock {
         );
         let mut skb = Skb::new(seg.seq, flags, seg.payload.clone(), seg.truesize, ctx.now);
         skb.end_seq = seg.end_seq;
+        skb.layout = seg.rx.layout;
         skb
     }
 
@@ -27,11 +28,7 @@ impl TcpSock {
         if to.end_seq != from.seq || to.tcp_flags.fin() || to.frags.len() + 1 + from.frags.len() >= MAX_SKB_FRAGS {
             return Err(from);
         }
-        // The head of `from` is stolen: its sk_buff struct is freed, the data stays charged.
-        let delta = from.truesize.saturating_sub(256);
-        let mut from = from;
-        from.truesize = delta;
-        to.coalesce(from);
+        let delta = to.try_coalesce(from)?;
         self.rmem_alloc += delta;
         ctx.inc(LinuxMib::TCPRcvCoalesce);
         Ok(())

@@ -55,6 +55,8 @@ pub struct RxMeta {
     pub thlen: u32,
     /// Segments this one stands for (`gso_segs`; the backlog adds those it coalesces).
     pub segs: u32,
+    /// How the receiving device laid the packet out.
+    pub layout: crate::skb::SkbLayout,
 }
 
 impl Seg {
@@ -739,9 +741,11 @@ impl TcpSock {
                 } else {
                     ctx.inc(LinuxMib::TCPDSACKOfoRecv);
                 }
+                let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
                 let retransmitted = self
                     .rtx_queue
-                    .iter()
+                    .range(first..)
+                    .take_while(|k| k.seq.before(end))
                     .filter(|k| k.retrans > 0 && !k.seq.before(start) && !k.end_seq.after(end))
                     .count() as u32;
                 self.tcp_dsack_seen(end, prior_snd_una, retransmitted);
@@ -751,7 +755,14 @@ impl TcpSock {
                 ctx.inc(LinuxMib::TCPSACKDiscard);
                 continue;
             }
-            for skb in self.rtx_queue.iter_mut() {
+            // The retransmit queue is in sequence order: find the block's first segment by
+            // binary search and stop past its end (O(log n + covered) per block, as Linux's
+            // rb-tree walk `tcp_sacktag_bsearch`).
+            let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
+            for skb in self.rtx_queue.range_mut(first..) {
+                if !skb.seq.before(end) {
+                    break;
+                }
                 if skb.sacked & TCPCB_SACKED_ACKED != 0 {
                     continue;
                 }

@@ -30,7 +30,7 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
         ts: t.timestamp,
         payload: tin.payload.clone(),
         truesize: TcpSock::rx_truesize(len),
-        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen, segs: 1 },
+        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen, segs: 1, layout: crate::skb::SkbLayout::Frag },
     }
 }
 

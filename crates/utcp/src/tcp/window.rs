@@ -56,11 +56,26 @@ impl TcpSock {
                 return 0;
             }
         }
+        let ws_mask = !((1i64 << self.rcv_wscale) - 1);
+        // Only allow the window to shrink with the sysctl on and window scaling in effect.
+        if self.tcp_shrink_window_allowed(ctx) {
+            // New windows are exact multiples of the scaling factor.
+            free_space &= ws_mask;
+            if free_space < (full_space >> 1) {
+                self.ack.quick = 0;
+                if free_space < (allowed_space >> 4) || free_space < mss || free_space < (1i64 << self.rcv_wscale) {
+                    return 0;
+                }
+            }
+            if free_space > self.rcv_ssthresh as i64 {
+                free_space = (self.rcv_ssthresh as i64) & ws_mask;
+            }
+            return free_space.max(0) as u32;
+        }
         if free_space < (full_space >> 1) {
             self.ack.quick = 0;
-            free_space &= !((1i64 << self.rcv_wscale) - 1);
+            free_space &= ws_mask;
             if free_space < (allowed_space >> 4) || free_space < mss {
-                let _ = ctx;
                 return 0;
             }
         }
@@ -86,9 +101,18 @@ impl TcpSock {
     /// was offered, and records it; returns the scaled 16-bit field value.
     pub fn tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u16 {
         let old_win = self.rcv_wnd;
+        // Out of memory for the data just dropped: advertise a zero window at once.
+        if self.ack.pending & super::ack_flags::ICSK_ACK_NOMEM != 0 {
+            self.rcv_wnd = 0;
+            self.rcv_wup = self.rcv_nxt;
+            if old_win != 0 {
+                ctx.inc(LinuxMib::TCPToZeroWindowAdv);
+            }
+            return 0;
+        }
         let cur_win = self.receive_window();
         let mut new_win = self.__tcp_select_window(ctx);
-        if new_win < cur_win {
+        if new_win < cur_win && !self.tcp_shrink_window_allowed(ctx) {
             // Never shrink the offered window (tcp_shrink_window = 0).
             if new_win == 0 {
                 ctx.inc(LinuxMib::TCPWantZeroWindowAdv);
@@ -114,6 +138,11 @@ impl TcpSock {
             ctx.inc(LinuxMib::TCPFromZeroWindowAdv);
         }
         new_win as u16
+    }
+
+    /// `net.ipv4.tcp_shrink_window` is on and window scaling is in effect (RFC 7323 §2.4).
+    fn tcp_shrink_window_allowed(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.net.sysctl.tcp_shrink_window.get() != 0 && self.rcv_wscale != 0
     }
 
     /// `tcp_initialize_rcv_mss()`.
