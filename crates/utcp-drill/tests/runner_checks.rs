@@ -63,8 +63,8 @@ fn sysctls_utcp_does_not_honour_fail_the_script() {
         "sysctl net.ipv4.tcp_ecn=1 is not supported by utcp",
     );
     fails_with(
-        run(&with_init("echo 1 > /proc/sys/net/ipv4/tcp_shrink_window"), &o),
-        "sysctl net.ipv4.tcp_shrink_window=1 is not supported by utcp",
+        run(&with_init("echo 5 > /proc/sys/net/ipv4/tcp_challenge_ack_limit"), &o),
+        "sysctl net.ipv4.tcp_challenge_ack_limit=5 is not supported by utcp",
     );
     fails_with(run(&with_init("sysctl -q net.ipv4.tcp_pacing_ss_ratio=100"), &o), "not supported by utcp");
     // The default, the value utcp behaves as, and honoured knobs are fine.
@@ -74,6 +74,7 @@ fn sysctls_utcp_does_not_honour_fail_the_script() {
         "sysctl -q net.ipv4.tcp_slow_start_after_idle=0",
         "sysctl -q net.ipv4.tcp_rmem=\"4096 540000 15728640\"",
         "sysctl -q net.ipv4.tcp_fastopen=0x70403",
+        "echo 1 > /proc/sys/net/ipv4/tcp_shrink_window",
     ] {
         assert_eq!(run(&with_init(ok), &o), Outcome::Pass, "{ok}");
     }
