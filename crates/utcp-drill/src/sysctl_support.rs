@@ -53,6 +53,9 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_abort_on_overflow", Read("tcp/listen.rs")),
     ("net.ipv4.tcp_reordering", Read("tcp/mod.rs")),
     ("net.ipv4.tcp_recovery", Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_slow_start_after_idle", Read("tcp/output.rs")),
+    ("net.ipv4.tcp_notsent_lowat", Read("tcp/output.rs")),
+    ("net.ipv4.ip_nonlocal_bind", Read("syscall/ops.rs")),
     ("net.ipv4.tcp_shrink_window", Read("tcp/window.rs")),
     ("net.ipv4.tcp_min_rtt_wlen", Read("tcp/undo.rs")),
     ("net.ipv4.tcp_early_retrans", Read("tcp/rack.rs")),
@@ -72,7 +75,6 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.ip_default_ttl", Read("ip/mod.rs")),
     // Features utcp does not implement: it behaves as Linux with the feature off.
     ("net.ipv4.tcp_frto", BehavesAs("0", "F-RTO (RFC 5682) is not implemented")),
-    ("net.ipv4.tcp_slow_start_after_idle", BehavesAs("0", "the congestion window is never restarted after idle")),
     ("net.ipv4.tcp_ecn", BehavesAs("0", "ECN is not implemented: utcp never negotiates it")),
     ("net.ipv4.tcp_autocorking", BehavesAs("0", "autocorking is not implemented")),
     ("net.ipv4.tcp_no_metrics_save", BehavesAs("1", "utcp keeps no TCP metrics cache")),
@@ -96,11 +98,10 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.core.rmem_default", NotRead("the default receive buffer of non-TCP sockets")),
     ("net.core.busy_poll", NotRead("busy polling in poll/select/epoll")),
     ("net.ipv4.tcp_syncookies", NotRead("SYN cookies")),
-    ("net.ipv4.tcp_adv_win_scale", NotRead("the legacy window/buffer ratio")),
+    ("net.ipv4.tcp_adv_win_scale", Inert("obsolete since Linux 6.6: 6.18 ignores it too (scaling_ratio replaced it)")),
     ("net.ipv4.tcp_challenge_ack_limit", NotRead("a challenge ACK rate limit")),
     ("net.ipv4.tcp_base_mss", NotRead("MTU probing")),
     ("net.ipv4.tcp_mtu_probing", NotRead("MTU probing")),
-    ("net.ipv4.tcp_notsent_lowat", NotRead("a default TCP_NOTSENT_LOWAT")),
     ("net.ipv4.tcp_tso_win_divisor", NotRead("TSO deferral")),
     ("net.ipv4.tcp_backlog_ack_defer", NotRead("deferred ACKs from the socket backlog")),
     ("net.ipv4.tcp_comp_sack_slack_ns", NotRead("the compressed SACK timer slack")),
@@ -247,7 +248,7 @@ mod tests {
         assert!(check_write("net.ipv4.tcp_shrink_window", "1").is_ok(), "honoured");
         assert!(check_write("net.ipv4.tcp_challenge_ack_limit", "5").is_err());
         assert!(check_write("net.ipv4.tcp_notsent_lowat", "4294967295").is_ok());
-        assert!(check_write("net.ipv4.tcp_notsent_lowat", "16384").is_err());
+        assert!(check_write("net.ipv4.tcp_notsent_lowat", "16384").is_ok(), "honoured");
         assert!(check_write("net.ipv4.tcp_fastopen", "0x70403").is_ok());
         assert!(check_write("net.ipv4.tcp_syncookies", "0x1").is_ok());
         assert!(check_write("net.ipv4.tcp_syncookies", "2").is_err());

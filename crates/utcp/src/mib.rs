@@ -60,7 +60,7 @@ mib_table!(
     TCPACKSkippedSeq, TCPACKSkippedFinWait2, TCPACKSkippedTimeWait, TCPACKSkippedChallenge,
     TCPWinProbe, TCPKeepAlive, TCPDelivered, TCPAckCompressed, TCPZeroWindowDrop,
     TCPRcvQDropOverflow, BeyondWindow, TCPRcvQOverflow, PAWSActive, PAWSEstab, PAWSOldAck,
-    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess,
+    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop,
 });
 
 /// Why a packet was dropped (mirrors `enum skb_drop_reason`). Every drop goes through

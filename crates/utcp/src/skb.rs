@@ -50,6 +50,8 @@ pub struct Frame {
     pub gso_size: u32,
     /// How the receiving device laid it out ([`SkbLayout::Frag`] unless the device says).
     pub layout: SkbLayout,
+    /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
+    pub priority: u32,
 }
 
 impl Frame {
@@ -64,6 +66,7 @@ impl Frame {
             truesize: 0,
             gso_size: 0,
             layout: SkbLayout::Frag,
+            priority: 0,
         }
     }
 

@@ -127,6 +127,7 @@ sysctls! {
     tcp_delack_max_us: "net.ipv4.tcp_delack_max_us" = [200000],
     ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
     ip_default_ttl: "net.ipv4.ip_default_ttl" = [64],
+    ip_nonlocal_bind: "net.ipv4.ip_nonlocal_bind" = [0],
     ip_no_pmtu_disc: "net.ipv4.ip_no_pmtu_disc" = [0],
     netdev_max_backlog: "net.core.netdev_max_backlog" = [1000],
     netdev_budget: "net.core.netdev_budget" = [300],

@@ -12,16 +12,31 @@ use std::net::Ipv4Addr;
 /// `ip_queue_xmit()` + `tcp_transmit_skb()`'s header work: one frame carrying `tcp` from `saddr`
 /// to `daddr`. The payload is shared, not copied; the checksum is computed over it.
 pub fn build_tcp_frame(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tcp: &TcpRepr<'_>, payload: Bytes) -> Frame {
+    build_tcp_frame_with(net, saddr, daddr, tcp, payload, 0, -1)
+}
+
+/// [`build_tcp_frame`] for a socket: its `inet->tos` (IP_TOS) and `inet->uc_ttl` (IP_TTL;
+/// -1: `net.ipv4.ip_default_ttl`, as `ip_select_ttl()`).
+pub fn build_tcp_frame_with(
+    net: &Netns,
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+    tcp: &TcpRepr<'_>,
+    payload: Bytes,
+    tos: u8,
+    uc_ttl: i32,
+) -> Frame {
     let tcp_hlen = tcp.header_len();
+    let ttl = if uc_ttl < 0 { net.sysctl.ip_default_ttl.get() as u8 } else { uc_ttl as u8 };
     let ip = Ipv4Repr {
         src_addr: saddr,
         dst_addr: daddr,
         protocol: IPPROTO_TCP,
         payload_len: tcp_hlen + payload.len(),
-        ttl: net.sysctl.ip_default_ttl.get() as u8,
+        ttl,
         ident: net.ip_id.fetch_add(1, Ordering::Relaxed) as u16,
         dont_frag: true,
-        tos: 0,
+        tos,
     };
     let mut frame = Frame::with_header_len(20 + tcp_hlen, payload);
     let head = frame.head_mut();
@@ -38,6 +53,13 @@ pub fn build_tcp_frame(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tcp: &TcpR
     fill_tcp_checksum(&mut frame, saddr, daddr);
     net.mib.ip_inc(IpMib::OutRequests);
     frame
+}
+
+/// `rt_tos2priority()`: the `skb->priority` band a TOS byte maps to (`ip_tos2prio`).
+pub fn rt_tos2priority(tos: u8) -> u32 {
+    // TC_PRIO_BESTEFFORT 0, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6.
+    const IP_TOS2PRIO: [u8; 16] = [0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4];
+    IP_TOS2PRIO[((tos & 0x1e) >> 1) as usize] as u32
 }
 
 /// Computes the TCP checksum of a frame whose header and payload are separate.

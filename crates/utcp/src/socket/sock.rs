@@ -324,6 +324,9 @@ impl Sock {
         s.owned = false;
         let tp = g.tp.take();
         if let Some(tp) = tp.as_deref() {
+            // A timer the owner armed directly (setsockopt: SO_KEEPALIVE, TCP_KEEPIDLE...)
+            // reaches the stack's timer heap.
+            self.core.schedule_timer(self, tp.next_deadline());
             self.update_snapshot(tp);
         }
         drop(tp);

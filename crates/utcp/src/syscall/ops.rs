@@ -292,9 +292,11 @@ impl Stack {
             return Err(Errno::EINVAL);
         }
         let ip = *addr.ip();
+        // inet_addr_valid_or_nonlocal(): IP_FREEBIND, IP_TRANSPARENT or ip_nonlocal_bind.
         if !ip.is_unspecified()
             && ip != self.net().local_addr()
-            && !tp.sockopt_misc.contains_key(&(SOL_IP, IP_FREEBIND))
+            && !tp.freebind
+            && self.net().sysctl.ip_nonlocal_bind.get() == 0
         {
             drop(g);
             return Err(Errno::EADDRNOTAVAIL);
@@ -1000,9 +1002,20 @@ impl Stack {
                 return Ok(());
             }
             (SOL_TCP, TCP_CONGESTION) => {
-                let name = String::from_utf8_lossy(val);
-                let name = name.trim_end_matches('\0');
-                return if name == "cubic" { Ok(()) } else { Err(Errno::ENOENT) };
+                // tcp_set_congestion_control(): the name up to the first NUL.
+                let end = val.iter().position(|&b| b == 0).unwrap_or(val.len());
+                if end == 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let name = String::from_utf8_lossy(&val[..end]);
+                // DEVIATION(linux): only the built-in cubic and reno exist (no modules: bbr,
+                // htcp... answer ENOENT as an unloadable module does).
+                let algo = crate::tcp::cong::CongAlgo::from_name(&name).ok_or(Errno::ENOENT)?;
+                if algo != tp.ca_algo {
+                    tp.ca_algo = algo;
+                    tp.cubic_reset();
+                }
+                return Ok(());
             }
             _ => {}
         }
@@ -1010,16 +1023,17 @@ impl Stack {
         match (level, name) {
             (SOL_SOCKET, SO_REUSEADDR) => tp.reuseaddr = v != 0,
             (SOL_SOCKET, SO_KEEPALIVE) => {
+                // tcp_set_keepalive(): not in CLOSE or LISTEN; turning it on again keeps the
+                // running timer.
+                let was = tp.keepalive;
                 tp.keepalive = v != 0;
-                if v != 0 && matches!(tp.state, TcpState::Established | TcpState::CloseWait) {
-                    let t = Duration::from_secs(if tp.keepalive_time != 0 {
-                        tp.keepalive_time as u64
-                    } else {
-                        net.sysctl.tcp_keepalive_time.get() as u64
-                    });
-                    tp.reset_timer(TcpTimer::Keepalive, self.now() + t);
-                } else if v == 0 {
-                    tp.clear_timer(TcpTimer::Keepalive);
+                if !matches!(tp.state, TcpState::Close | TcpState::Listen) {
+                    if v != 0 && !was {
+                        let t = tp.keepalive_time_when(net);
+                        tp.reset_timer(TcpTimer::Keepalive, self.now() + t);
+                    } else if v == 0 {
+                        tp.clear_timer(TcpTimer::Keepalive);
+                    }
                 }
             }
             (SOL_SOCKET, SO_OOBINLINE) => tp.urginline = v != 0,
@@ -1073,17 +1087,35 @@ impl Stack {
                 }
                 tp.busy_poll_budget = v as u16;
             }
-            (SOL_SOCKET, SO_DEBUG)
-            | (SOL_SOCKET, SO_DONTROUTE)
-            | (SOL_SOCKET, SO_BROADCAST)
-            | (SOL_SOCKET, SO_PRIORITY)
-            | (SOL_SOCKET, SO_REUSEPORT)
-            | (SOL_SOCKET, SO_NO_CHECK)
-            | (SOL_SOCKET, SO_SNDLOWAT) => {
-                tp.sockopt_misc.insert((level, name), v);
+            // SO_SNDLOWAT is not changeable on Linux.
+            (SOL_SOCKET, SO_SNDLOWAT) => return Err(Errno::ENOPROTOOPT),
+            // The sender's skb->priority (any value: the caller is CAP_NET_ADMIN here).
+            (SOL_SOCKET, SO_PRIORITY) => tp.priority = v as u32,
+            // DEVIATION(linux): every destination is on-link on utcp's devices (memlink, a
+            // point-to-point TUN), so SOCK_LOCALROUTE changes no route; it is kept for
+            // getsockopt and inherited by accepted sockets.
+            (SOL_SOCKET, SO_DONTROUTE) => tp.dontroute = v != 0,
+            (SOL_SOCKET, SO_REUSEPORT) => tp.reuseport = v != 0,
+            // DEVIATION(linux): SO_DEBUG, SO_BROADCAST and SO_NO_CHECK have no effect on a TCP
+            // socket in Linux either; stored for getsockopt.
+            (SOL_SOCKET, SO_DEBUG) | (SOL_SOCKET, SO_BROADCAST) | (SOL_SOCKET, SO_NO_CHECK) => {
+                tp.sockopt_misc.insert((level, name), (v != 0) as i32);
             }
-            (SOL_IP, IP_FREEBIND) | (SOL_IP, IP_TOS) | (SOL_IP, IP_TTL) | (SOL_IP, IP_RECVERR) => {
-                tp.sockopt_misc.insert((level, name), v);
+            (SOL_IP, IP_FREEBIND) => tp.freebind = v != 0,
+            (SOL_IP, IP_TOS) => {
+                // do_ip_setsockopt(): the ECN bits stay TCP's; the priority follows the TOS.
+                let tos = ((v & !0x3) as u8) | (tp.tos & 0x3);
+                tp.tos = tos;
+                tp.priority = crate::ip::rt_tos2priority(tos);
+            }
+            (SOL_IP, IP_TTL) => {
+                if v != -1 && !(1..=255).contains(&v) {
+                    return Err(Errno::EINVAL);
+                }
+                tp.uc_ttl = v;
+            }
+            (SOL_IP, IP_RECVERR) => {
+                tp.sockopt_misc.insert((level, name), (v != 0) as i32);
             }
             (SOL_TCP, TCP_NODELAY) => {
                 tp.nodelay = v != 0;
@@ -1106,7 +1138,12 @@ impl Stack {
                 }
                 tp.user_mss = v as u32;
             }
-            (SOL_TCP, TCP_KEEPIDLE) => tp.keepalive_time = in_range(v, 1, 32767)? as u32,
+            (SOL_TCP, TCP_KEEPIDLE) => {
+                tp.keepalive_time = in_range(v, 1, 32767)? as u32;
+                // tcp_sock_set_keepidle_locked(): a running keepalive timer follows.
+                let now = self.now();
+                tp.tcp_keepalive_rearm(now, net);
+            }
             (SOL_TCP, TCP_KEEPINTVL) => tp.keepalive_intvl = in_range(v, 1, 32767)? as u32,
             (SOL_TCP, TCP_KEEPCNT) => tp.keepalive_probes = in_range(v, 1, 127)? as u8,
             (SOL_TCP, TCP_SYNCNT) => tp.syn_retries = in_range(v, 1, 127)? as u8,
@@ -1147,11 +1184,24 @@ impl Stack {
                 }
                 tp.recvmsg_inq = v != 0;
             }
-            (SOL_TCP, TCP_USER_TIMEOUT) | (SOL_TCP, TCP_NOTSENT_LOWAT) | (SOL_TCP, TCP_DEFER_ACCEPT) => {
+            (SOL_TCP, TCP_USER_TIMEOUT) => {
                 if v < 0 {
                     return Err(Errno::EINVAL);
                 }
-                tp.sockopt_misc.insert((level, name), v);
+                tp.user_timeout_ms = v as u32;
+            }
+            (SOL_TCP, TCP_NOTSENT_LOWAT) => {
+                tp.notsent_lowat = v as u32;
+                // A raised limit may let writers go on: tcp_write_space() at once.
+                g.with_ctx_inner(|tp, ctx| {
+                    if tp.sk_stream_is_writeable(ctx.net) {
+                        ctx.ev.write_space = true;
+                    }
+                });
+            }
+            (SOL_TCP, TCP_DEFER_ACCEPT) => {
+                // Seconds, kept as SYN-ACK retransmissions (secs_to_retrans()).
+                tp.defer_accept = crate::tcp::listen::secs_to_retrans(v, 1, 120);
             }
             (SOL_SOCKET, _) | (SOL_IP, _) | (SOL_TCP, _) => return Err(Errno::ENOPROTOOPT),
             _ => return Err(Errno::ENOPROTOOPT),
@@ -1184,6 +1234,17 @@ impl Stack {
                 (SOL_SOCKET, SO_SNDBUF) => i(tp.sndbuf as i32),
                 (SOL_SOCKET, SO_RCVLOWAT) => i(tp.rcvlowat),
                 (SOL_SOCKET, SO_SNDLOWAT) => i(1),
+                (SOL_SOCKET, SO_PRIORITY) => i(tp.priority as i32),
+                (SOL_SOCKET, SO_DONTROUTE) => i(tp.dontroute as i32),
+                (SOL_SOCKET, SO_REUSEPORT) => i(tp.reuseport as i32),
+                (SOL_IP, IP_TOS) => i(tp.tos as i32),
+                (SOL_IP, IP_TTL) => {
+                    i(if tp.uc_ttl < 0 { self.net().sysctl.ip_default_ttl.get() as i32 } else { tp.uc_ttl })
+                }
+                (SOL_IP, IP_FREEBIND) => i(tp.freebind as i32),
+                (SOL_TCP, TCP_USER_TIMEOUT) => i(tp.user_timeout_ms as i32),
+                (SOL_TCP, TCP_NOTSENT_LOWAT) => i(tp.notsent_lowat as i32),
+                (SOL_TCP, TCP_DEFER_ACCEPT) => i(crate::tcp::listen::retrans_to_secs(tp.defer_accept, 1, 120)),
                 (SOL_SOCKET, SO_PEEK_OFF) => i(tp.peek_off),
                 (SOL_SOCKET, SO_TIMESTAMP) => i((tp.rx_tstamp_opt == 1) as i32),
                 (SOL_SOCKET, SO_TIMESTAMPNS) => i((tp.rx_tstamp_opt == 2) as i32),
@@ -1231,17 +1292,23 @@ impl Stack {
                 (SOL_TCP, TCP_QUICKACK) => i((tp.ack.quick > 0 && tp.ack.pingpong == 0) as i32),
                 (SOL_TCP, TCP_WINDOW_CLAMP) => i(tp.window_clamp as i32),
                 (SOL_TCP, TCP_INQ) => i(tp.recvmsg_inq as i32),
-                (SOL_TCP, TCP_CONGESTION) => b"cubic\0\0\0\0\0\0\0\0\0\0\0".to_vec(),
+                (SOL_TCP, TCP_CONGESTION) => {
+                    let mut v = tp.ca_algo.name().as_bytes().to_vec();
+                    v.resize(16, 0); // TCP_CA_NAME_MAX
+                    v
+                }
                 (l, n) => match tp.sockopt_misc.get(&(l, n)) {
                     Some(v) => i(*v),
                     None if matches!(
                         (l, n),
-                        (SOL_IP, IP_FREEBIND) | (SOL_IP, IP_TOS) | (SOL_IP, IP_RECVERR) | (SOL_SOCKET, SO_DEBUG)
+                        (SOL_IP, IP_RECVERR)
+                            | (SOL_SOCKET, SO_DEBUG)
+                            | (SOL_SOCKET, SO_BROADCAST)
+                            | (SOL_SOCKET, SO_NO_CHECK)
                     ) =>
                     {
                         i(0)
                     }
-                    None if (l, n) == (SOL_IP, IP_TTL) => i(64),
                     None => return Err(Errno::ENOPROTOOPT),
                 },
             })
@@ -1760,6 +1827,7 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
     const ERR: u32 = 0x8;
     const HUP: u32 = 0x10;
     const RDHUP: u32 = 0x2000;
+    let self_net = sock.sk.net();
     sock.sk.peek_tp(|tp| {
         if tp.state == TcpState::Listen {
             return if tp.listen.as_ref().is_some_and(|l| !l.accept_queue.is_empty()) { IN } else { 0 };
@@ -1783,7 +1851,7 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
                 mask |= IN;
             }
             if tp.shutdown & SEND_SHUTDOWN == 0 {
-                if tp.sk_stream_is_writeable() {
+                if tp.sk_stream_is_writeable(self_net) {
                     mask |= OUT;
                 }
             } else {

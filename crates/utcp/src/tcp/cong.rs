@@ -1,6 +1,8 @@
-//! Congestion control: the `tcp_ca_state` machine and CUBIC (net/ipv4/tcp_cubic.c), Linux's
-//! default, with its constants (beta = 717/1024, C = 0.4, fast convergence, TCP friendliness).
-//! HyStart's delay-increase detection is included; its ACK-train detection is not.
+//! Congestion control: the `tcp_ca_state` machine, CUBIC (net/ipv4/tcp_cubic.c), Linux's
+//! default, with its constants (beta = 717/1024, C = 0.4, fast convergence, TCP friendliness),
+//! and Reno (tcp_cong.c `tcp_reno_cong_avoid`, `tcp_reno_ssthresh`), the two built into every
+//! kernel and selectable with TCP_CONGESTION. HyStart's delay-increase detection is included;
+//! its ACK-train detection is not.
 
 use super::{Ctx, TcpSock};
 use crate::seq::SeqNum;
@@ -20,6 +22,34 @@ pub enum CaState {
     Recovery,
     /// After an RTO.
     Loss,
+}
+
+/// A congestion control algorithm (`struct tcp_congestion_ops`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum CongAlgo {
+    /// `cubic`, the default.
+    #[default]
+    Cubic,
+    /// `reno`.
+    Reno,
+}
+
+impl CongAlgo {
+    /// `ca_ops->name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CongAlgo::Cubic => "cubic",
+            CongAlgo::Reno => "reno",
+        }
+    }
+    /// `tcp_ca_find()`.
+    pub fn from_name(name: &str) -> Option<CongAlgo> {
+        match name {
+            "cubic" => Some(CongAlgo::Cubic),
+            "reno" => Some(CongAlgo::Reno),
+            _ => None,
+        }
+    }
 }
 
 const BICTCP_BETA_SCALE: u64 = 1024;
@@ -154,8 +184,49 @@ impl TcpSock {
         let _ = srtt_us;
     }
 
+    /// `ca_ops->ssthresh()`: the slow-start threshold after a loss.
+    pub fn tcp_ca_ssthresh(&mut self) -> u32 {
+        match self.ca_algo {
+            CongAlgo::Cubic => self.cubic_ssthresh(),
+            CongAlgo::Reno => (self.snd_cwnd >> 1).max(2),
+        }
+    }
+
+    /// `ca_ops->cong_avoid()`.
+    pub fn tcp_cong_avoid(&mut self, ctx: &Ctx<'_>, acked: u32) {
+        match self.ca_algo {
+            CongAlgo::Cubic => self.cubictcp_cong_avoid(ctx, acked),
+            CongAlgo::Reno => self.tcp_reno_cong_avoid(acked),
+        }
+    }
+
+    /// `tcp_reno_cong_avoid()`: slow start, then one segment per window of ACKs.
+    fn tcp_reno_cong_avoid(&mut self, mut acked: u32) {
+        if self.snd_cwnd < self.snd_ssthresh {
+            let cwnd = (self.snd_cwnd + acked).min(self.snd_ssthresh);
+            acked -= cwnd - self.snd_cwnd;
+            self.snd_cwnd = cwnd.min(self.snd_cwnd_clamp());
+            if acked == 0 {
+                return;
+            }
+        }
+        // tcp_cong_avoid_ai(tp, snd_cwnd, acked)
+        let w = self.snd_cwnd.max(1);
+        if self.snd_cwnd_cnt >= w {
+            self.snd_cwnd_cnt = 0;
+            self.snd_cwnd += 1;
+        }
+        self.snd_cwnd_cnt += acked;
+        if self.snd_cwnd_cnt >= w {
+            let delta = self.snd_cwnd_cnt / w;
+            self.snd_cwnd_cnt -= delta * w;
+            self.snd_cwnd += delta;
+        }
+        self.snd_cwnd = self.snd_cwnd.min(self.snd_cwnd_clamp());
+    }
+
     /// `cubictcp_cong_avoid()` (with `tcp_slow_start` and `tcp_cong_avoid_ai`).
-    pub fn tcp_cong_avoid(&mut self, ctx: &Ctx<'_>, mut acked: u32) {
+    fn cubictcp_cong_avoid(&mut self, ctx: &Ctx<'_>, mut acked: u32) {
         if self.snd_cwnd >= self.snd_cwnd_clamp() {
             return;
         }
@@ -188,6 +259,9 @@ impl TcpSock {
     /// `hystart_update()` (delay increase only): leaves slow start when the round's minimum
     /// RTT rises clearly above the connection minimum.
     pub fn hystart_update(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
+        if self.ca_algo != CongAlgo::Cubic {
+            return;
+        }
         if self.snd_cwnd >= self.snd_ssthresh && self.snd_ssthresh != u32::MAX >> 1 {
             return;
         }

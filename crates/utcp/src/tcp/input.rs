@@ -498,7 +498,7 @@ impl TcpSock {
         if self.tcp_should_expand_sndbuf() {
             self.tcp_sndbuf_expand(ctx.net);
         }
-        if self.sk_stream_is_writeable() {
+        if self.sk_stream_is_writeable(ctx.net) {
             ctx.ev.write_space = true;
         }
     }
@@ -1002,7 +1002,7 @@ impl TcpSock {
             }
             self.prior_cwnd = self.snd_cwnd;
             self.tcp_init_undo();
-            self.snd_ssthresh = self.cubic_ssthresh();
+            self.snd_ssthresh = self.tcp_ca_ssthresh();
             self.snd_cwnd = self.snd_ssthresh.max(2).min(self.packets_in_flight() + 1).max(2);
             self.high_seq = self.snd_nxt;
             self.ca_state = CaState::Recovery;

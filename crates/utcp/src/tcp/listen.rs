@@ -53,6 +53,9 @@ pub struct RequestSock {
     pub first_synack: Instant,
     /// SYN-ACK retransmissions so far.
     pub num_retrans: u8,
+    /// Expirations of the request's timer (`req->num_timeout`; with TCP_DEFER_ACCEPT not
+    /// every one resends the SYN-ACK).
+    pub num_timeout: u8,
     /// When the SYN-ACK is retransmitted next.
     pub expires: Instant,
     /// The final ACK came while the accept queue was full (`inet_rsk(req)->acked`).
@@ -228,6 +231,7 @@ impl TcpSock {
             window_clamp,
             first_synack: ctx.now,
             num_retrans: 0,
+            num_timeout: 0,
             expires: ctx.now + TCP_TIMEOUT_INIT,
             acked: false,
             snd_wnd: seg.window as u32,
@@ -265,7 +269,10 @@ impl TcpSock {
             timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
             payload: &[],
         };
-        let frame = crate::ip::build_tcp_frame(ctx.net, req.laddr, req.raddr, &repr, Bytes::new());
+        // tcp_v4_send_synack(): the listener's TOS and TTL.
+        let mut frame =
+            crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), self.tos, self.uc_ttl);
+        frame.priority = self.priority;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -285,16 +292,32 @@ impl TcpSock {
                 }
             }
         }
+        // With TCP_DEFER_ACCEPT a request may live as many timeouts as it defers.
+        let defer = self.defer_accept;
+        let max_retries = if defer > 0 { retries.max(defer) } else { retries };
         for k in due {
             let Some(mut req) = self.listen.as_mut().and_then(|l| l.syn_queue.remove(&k)) else { continue };
-            if req.num_retrans >= retries {
+            // syn_ack_recalc(): an ACKed request (bare ACK dropped while deferring) is not
+            // resent to until the last chance before its deferral ends.
+            let (expire, resend) = if defer == 0 {
+                (req.num_timeout >= max_retries, true)
+            } else {
+                (
+                    req.num_timeout >= max_retries && (!req.acked || req.num_timeout >= defer),
+                    !req.acked || req.num_timeout + 1 >= defer,
+                )
+            };
+            if expire {
                 continue;
             }
-            req.num_retrans += 1;
-            self.send_synack(ctx, &req, mss);
-            ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
-            ctx.inc(LinuxMib::TCPSynRetrans);
-            let timeo = (TCP_TIMEOUT_INIT * (1u32 << req.num_retrans)).min(super::TCP_RTO_MAX);
+            if resend {
+                req.num_retrans = req.num_retrans.saturating_add(1);
+                self.send_synack(ctx, &req, mss);
+                ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
+                ctx.inc(LinuxMib::TCPSynRetrans);
+            }
+            req.num_timeout = req.num_timeout.saturating_add(1);
+            let timeo = (TCP_TIMEOUT_INIT * (1u32 << req.num_timeout.min(16))).min(super::TCP_RTO_MAX);
             req.expires = ctx.now + timeo;
             next = Some(next.map_or(req.expires, |n| n.min(req.expires)));
             if let Some(l) = self.listen.as_mut() {
@@ -345,6 +368,15 @@ impl TcpSock {
             return ListenResult::Done;
         }
         if !seg.flags.ack() {
+            return ListenResult::Done;
+        }
+        // While TCP_DEFER_ACCEPT is active, a bare ACK completes nothing: the request waits
+        // for data (or the end of the deferral).
+        if req.num_timeout < self.defer_accept && seg.end_seq == req.irs + 1 {
+            if let Some(r) = self.listen.as_mut().and_then(|l| l.syn_queue.get_mut(&key)) {
+                r.acked = true;
+            }
+            ctx.inc(LinuxMib::TCPDeferAcceptDrop);
             return ListenResult::Done;
         }
         if self.acceptq_is_full() {
@@ -423,6 +455,15 @@ impl TcpSock {
         c.keepalive_intvl = self.keepalive_intvl;
         c.keepalive_probes = self.keepalive_probes;
         c.linger2 = self.linger2;
+        c.tos = self.tos;
+        c.uc_ttl = self.uc_ttl;
+        c.priority = self.priority;
+        c.user_timeout_ms = self.user_timeout_ms;
+        c.notsent_lowat = self.notsent_lowat;
+        c.reuseport = self.reuseport;
+        c.dontroute = self.dontroute;
+        c.freebind = self.freebind;
+        c.ca_algo = self.ca_algo;
         c.bound = true;
         // No struct socket until accept() (inet_csk_clone_lock() leaves sk_socket to sock_graft()).
         c.sk_socket = Arc::new(AtomicBool::new(false));
@@ -472,4 +513,34 @@ impl TcpSock {
         c.napi_id = self.napi_id;
         c
     }
+}
+
+/// `secs_to_retrans()`: TCP_DEFER_ACCEPT seconds as the SYN-ACK retransmissions that cover
+/// them (initial timeout `timeout` s, doubling up to `rto_max` s).
+pub fn secs_to_retrans(seconds: i32, timeout: i32, rto_max: i32) -> u8 {
+    let mut res = 0u8;
+    if seconds > 0 {
+        let (mut timeout, mut period) = (timeout, timeout);
+        res = 1;
+        while seconds > period && res < 255 {
+            res += 1;
+            timeout = (timeout << 1).min(rto_max);
+            period += timeout;
+        }
+    }
+    res
+}
+
+/// `retrans_to_secs()`: the seconds `retrans` retransmissions cover (what getsockopt reports).
+pub fn retrans_to_secs(retrans: u8, timeout: i32, rto_max: i32) -> i32 {
+    let mut period = 0;
+    if retrans > 0 {
+        let mut timeout = timeout;
+        period = timeout;
+        for _ in 1..retrans {
+            timeout = (timeout << 1).min(rto_max);
+            period += timeout;
+        }
+    }
+    period
 }

@@ -531,6 +531,26 @@ pub struct TcpSock {
     pub dupacks: u32,
     /// `tp->reordering`.
     pub reordering: u32,
+    /// `inet->tos` (IP_TOS): the TOS byte of every packet this socket sends.
+    pub tos: u8,
+    /// `inet->uc_ttl` (IP_TTL): -1 = `net.ipv4.ip_default_ttl`.
+    pub uc_ttl: i32,
+    /// `sk->sk_priority` (SO_PRIORITY; IP_TOS sets it from the TOS as `rt_tos2priority`).
+    pub priority: u32,
+    /// `icsk->icsk_user_timeout` (TCP_USER_TIMEOUT), ms; 0 = none.
+    pub user_timeout_ms: u32,
+    /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
+    pub notsent_lowat: u32,
+    /// `icsk_accept_queue.rskq_defer_accept` (TCP_DEFER_ACCEPT), in SYN-ACK retransmissions.
+    pub defer_accept: u8,
+    /// `sk->sk_reuseport` (SO_REUSEPORT).
+    pub reuseport: bool,
+    /// `SOCK_LOCALROUTE` (SO_DONTROUTE): only directly reachable destinations.
+    pub dontroute: bool,
+    /// `inet->freebind` (IP_FREEBIND): bind to an address that is not (yet) local.
+    pub freebind: bool,
+    /// Congestion control (TCP_CONGESTION).
+    pub ca_algo: cong::CongAlgo,
     /// `tp->reord_seen`: reordering events seen (RACK's window is 0 until one is).
     pub reord_seen: u32,
     /// `tp->undo_marker`: `snd_una` when the current recovery or loss episode began (`None`:
@@ -733,6 +753,16 @@ impl TcpSock {
             high_seq: SeqNum(0),
             dupacks: 0,
             reordering: s.tcp_reordering.get() as u32,
+            tos: 0,
+            uc_ttl: -1,
+            priority: 0,
+            user_timeout_ms: 0,
+            notsent_lowat: 0,
+            defer_accept: 0,
+            reuseport: false,
+            dontroute: false,
+            freebind: false,
+            ca_algo: cong::CongAlgo::Cubic,
             reord_seen: 0,
             undo_marker: None,
             undo_retrans: -1,

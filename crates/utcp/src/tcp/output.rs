@@ -146,7 +146,10 @@ impl TcpSock {
         self.dsack = None;
         let has_data = !payload.is_empty();
         let data_len = payload.len() as u64;
-        let frame = crate::ip::build_tcp_frame(ctx.net, self.saddr, self.daddr, &repr, payload);
+        let frame =
+            crate::ip::build_tcp_frame_with(ctx.net, self.saddr, self.daddr, &repr, payload, self.tos, self.uc_ttl);
+        let mut frame = frame;
+        frame.priority = self.priority;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
         self.segs_out += 1;
@@ -197,9 +200,41 @@ impl TcpSock {
         self.clear_timer(TcpTimer::DelAck);
     }
 
+    /// `tcp_slow_start_after_idle_check()`: after more than an RTO without sending, the
+    /// congestion window restarts (`net.ipv4.tcp_slow_start_after_idle`, RFC 5681 §4.1).
+    fn tcp_slow_start_after_idle_check(&mut self, ctx: &mut Ctx<'_>) {
+        if ctx.net.sysctl.tcp_slow_start_after_idle.get() == 0 || self.packets_out > 0 {
+            return;
+        }
+        let delta = ctx.now.saturating_since(self.lsndtime);
+        if delta > self.rto {
+            self.tcp_cwnd_restart(delta);
+        }
+    }
+
+    /// `tcp_cwnd_restart()`: halve cwnd per idle RTO, down to the initial window.
+    fn tcp_cwnd_restart(&mut self, mut delta: super::Duration) {
+        let restart_cwnd = super::TCP_INIT_CWND.min(self.snd_cwnd);
+        self.snd_ssthresh = self.snd_ssthresh.max((self.snd_cwnd >> 1) + (self.snd_cwnd >> 2));
+        let mut cwnd = self.snd_cwnd;
+        while delta > self.rto && cwnd > restart_cwnd {
+            delta -= self.rto;
+            cwnd >>= 1;
+        }
+        self.snd_cwnd = cwnd.max(restart_cwnd);
+        self.snd_cwnd_cnt = 0;
+    }
+
     /// `tcp_event_data_sent()`.
     fn tcp_event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
+        if self.packets_in_flight() == 0 {
+            // CA_EVENT_TX_START: CUBIC shifts its epoch over the idle time.
+            let idle = now.saturating_since(self.lsndtime);
+            if let Some(start) = self.cubic.epoch_start.as_mut() {
+                *start = (*start + idle).min(now);
+            }
+        }
         self.lsndtime = now;
         // A reply within ato of the last received data means an interactive exchange.
         if now.saturating_since(self.ack.lrcvtime) < self.ack.ato {
@@ -271,9 +306,11 @@ impl TcpSock {
                 .map(|t| t.building.is_some() && (t.len() as usize) < size_goal && !t.flags.fin())
                 .unwrap_or(false);
             if !can_append {
-                if !self.sk_stream_memory_free() {
+                if !self.sk_stream_memory_free(ctx.net, 0) {
                     break;
                 }
+                // tcp_skb_entail() → tcp_slow_start_after_idle_check().
+                self.tcp_slow_start_after_idle_check(ctx);
                 let seq = self.write_seq;
                 self.write_queue.push_back(TxSkb {
                     seq,
@@ -311,15 +348,31 @@ impl TcpSock {
         copied
     }
 
-    /// `sk_stream_memory_free()`.
-    pub fn sk_stream_memory_free(&self) -> bool {
-        self.wmem_queued < self.sndbuf
+    /// `__sk_stream_memory_free(sk, wake)`: room in the send buffer, and (TCP's
+    /// `sk_stream_memory_free` hook, `tcp_stream_memory_free()`) fewer unsent bytes than
+    /// TCP_NOTSENT_LOWAT — counted double when deciding whether to wake a writer (`wake` = 1).
+    pub fn sk_stream_memory_free(&self, net: &crate::netns::Netns, wake: u32) -> bool {
+        if self.wmem_queued >= self.sndbuf {
+            return false;
+        }
+        let notsent = self.write_seq.diff(self.snd_nxt) as u64;
+        (notsent << wake) < self.tcp_notsent_lowat(net) as u64
     }
 
-    /// `sk_stream_wspace()` ≥ `sk_stream_min_wspace()`: writers may be woken.
-    pub fn sk_stream_is_writeable(&self) -> bool {
+    /// `tcp_notsent_lowat()`: the socket's TCP_NOTSENT_LOWAT, else `net.ipv4.tcp_notsent_lowat`.
+    pub fn tcp_notsent_lowat(&self, net: &crate::netns::Netns) -> u32 {
+        if self.notsent_lowat != 0 {
+            self.notsent_lowat
+        } else {
+            net.sysctl.tcp_notsent_lowat.get().clamp(0, u32::MAX as i64) as u32
+        }
+    }
+
+    /// `__sk_stream_is_writeable(sk, 1)`: `sk_stream_wspace()` ≥ `sk_stream_min_wspace()` and
+    /// the memory test above: writers may be woken, EPOLLOUT reported.
+    pub fn sk_stream_is_writeable(&self, net: &crate::netns::Netns) -> bool {
         let wspace = self.sndbuf as i64 - self.wmem_queued as i64;
-        wspace >= (self.wmem_queued as i64 >> 1)
+        wspace >= (self.wmem_queued as i64 >> 1) && self.sk_stream_memory_free(net, 1)
     }
 
     fn forced_push(&self) -> bool {

@@ -127,9 +127,15 @@ impl TcpSock {
         let expired = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
             self.retransmits as u32 >= retries
         } else {
+            // retransmits_timed_out(): TCP_USER_TIMEOUT, when set, replaces the modelled
+            // time of `retries` backed-off RTOs.
+            let timeout = match self.user_timeout_ms {
+                0 => tcp_model_timeout(retries, base),
+                ms => Duration::from_millis(ms as u64),
+            };
             match self.retrans_stamp {
-                Some(start) => ctx.now.saturating_since(start) >= tcp_model_timeout(retries, base),
-                None => false,
+                Some(start) if self.retransmits > 0 => ctx.now.saturating_since(start) >= timeout,
+                _ => false,
             }
         };
         if expired {
@@ -146,7 +152,7 @@ impl TcpSock {
         {
             self.prior_cwnd = self.snd_cwnd;
             self.tcp_init_undo();
-            self.snd_ssthresh = self.cubic_ssthresh();
+            self.snd_ssthresh = self.tcp_ca_ssthresh();
         }
         self.cubic_reset();
         self.snd_cwnd = 1;
@@ -202,7 +208,23 @@ impl TcpSock {
         }
         self.backoff = self.backoff.saturating_add(1);
         self.rto = (self.rto * 2).min(TCP_RTO_MAX);
-        self.reset_timer(TcpTimer::Retrans, ctx.now + self.rto);
+        let when = self.tcp_clamp_rto_to_user_timeout(ctx);
+        self.reset_timer(TcpTimer::Retrans, ctx.now + when);
+    }
+
+    /// `tcp_clamp_rto_to_user_timeout()`: the next RTO never fires after TCP_USER_TIMEOUT
+    /// runs out (then as soon as possible).
+    fn tcp_clamp_rto_to_user_timeout(&self, ctx: &Ctx<'_>) -> Duration {
+        let (Some(start), ms) = (self.retrans_stamp, self.user_timeout_ms) else { return self.rto };
+        if ms == 0 {
+            return self.rto;
+        }
+        let elapsed = ctx.now.saturating_since(start);
+        let limit = Duration::from_millis(ms as u64);
+        if elapsed >= limit {
+            return Duration::from_millis(4); // one jiffy
+        }
+        self.rto.min(limit - elapsed)
     }
 
     /// `tcp_probe_timer()`.
@@ -221,7 +243,15 @@ impl TcpSock {
         } else {
             ctx.net.sysctl.tcp_retries2.get() as u8
         };
-        if self.probes_out >= max_probes {
+        // With TCP_USER_TIMEOUT, the probes' modelled elapsed time decides instead.
+        let timed_out = match self.user_timeout_ms {
+            0 => self.probes_out >= max_probes,
+            ms => {
+                tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN))
+                    >= Duration::from_millis(ms as u64)
+            }
+        };
+        if timed_out {
             self.tcp_write_err(ctx);
             return;
         }
@@ -238,6 +268,26 @@ impl TcpSock {
         }
         let when = self.tcp_probe0_when(TCP_RTO_MAX);
         self.reset_timer(TcpTimer::Probe0, ctx.now + when);
+    }
+
+    /// `keepalive_time_when()`.
+    pub fn keepalive_time_when(&self, net: &crate::netns::Netns) -> Duration {
+        Duration::from_secs(if self.keepalive_time != 0 {
+            self.keepalive_time as u64
+        } else {
+            net.sysctl.tcp_keepalive_time.get().max(0) as u64
+        })
+    }
+
+    /// TCP_KEEPIDLE changed: with SO_KEEPALIVE on, the keepalive timer is re-armed for the new
+    /// idle time less the idle time already elapsed (`tcp_sock_set_keepidle_locked`).
+    pub fn tcp_keepalive_rearm(&mut self, now: crate::time::Instant, net: &crate::netns::Netns) {
+        if !self.keepalive || matches!(self.state, TcpState::Close | TcpState::Listen) {
+            return;
+        }
+        let elapsed = now.saturating_since(self.rcv_tstamp.max(self.ack.lrcvtime));
+        let when = self.keepalive_time_when(net).saturating_sub(elapsed);
+        self.reset_timer(TcpTimer::Keepalive, now + when);
     }
 
     /// `tcp_keepalive_timer()`: keepalive probes, and the end of an orphan's FIN_WAIT2.
@@ -269,7 +319,11 @@ impl TcpSock {
         }
         let idle = ctx.now.saturating_since(self.rcv_tstamp.max(self.ack.lrcvtime));
         if idle >= time {
-            if self.probes_out as u32 >= probes {
+            let dead = match self.user_timeout_ms {
+                0 => self.probes_out as u32 >= probes,
+                ms => idle >= Duration::from_millis(ms as u64) && self.probes_out > 0,
+            };
+            if dead {
                 self.err = Some(Errno::ETIMEDOUT);
                 ctx.ev.data_ready = true;
                 self.tcp_send_active_reset(ctx);

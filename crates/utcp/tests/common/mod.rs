@@ -157,6 +157,10 @@ pub struct Pkt {
     pub sacks: Vec<(u32, u32)>,
     /// Dropped by the filter.
     pub dropped: bool,
+    /// IP TOS byte.
+    pub tos: u8,
+    /// IP TTL.
+    pub ttl: u8,
 }
 
 impl Pkt {
@@ -193,6 +197,8 @@ pub fn parse(bytes: &[u8], t: Instant) -> Pkt {
         wscale: None,
         sack_ok: false,
         ts: None,
+        tos: bytes[1],
+        ttl: bytes[8],
         sacks: Vec::new(),
         dropped: false,
     };
