@@ -188,9 +188,23 @@ impl TcpSock {
                 continue;
             }
             let keep = ns.diff(seq);
+            if keep == 0 && seq == seg.seq {
+                // Starts where `next` starts and ends inside it: "All the bits are present.
+                // Drop." (tcp_data_queue_ofo()), then add_sack. Trimming it to nothing instead
+                // would queue an empty buffer that D-SACKs a zero-length block when in-order
+                // data overtakes it.
+                ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
+                self.tcp_dsack_set(ctx, seq, end_seq);
+                if self.sack_ok {
+                    self.tcp_sack_new_ofo_skb(seq, end_seq);
+                }
+                self.tcp_ofo_rcvbuf_grow(ctx);
+                return;
+            }
             self.tcp_dsack_extend(ctx, ns, end_seq);
-            // A segment whose new part starts at `ns` is trimmed to nothing: the empty buffer
-            // stays charged, coalesced into the previous segment or queued just before `next`.
+            // A segment whose new part (after the previous segment's tail) starts at `ns` is
+            // trimmed to nothing: the empty buffer stays charged, coalesced into the previous
+            // segment or queued between it and `next` (as Linux charges the overlapping skb).
             skb.trim(keep);
             break;
         }
@@ -316,3 +330,7 @@ impl TcpSock {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ofo_queue_tests.rs"]
+mod tests;
