@@ -1,17 +1,45 @@
-//! The out-of-order queue (`tp->out_of_order_queue`, an rb-tree in Linux; here a vector kept
-//! sorted by sequence) and the SACK blocks it generates (`tcp_data_queue_ofo`, `tcp_ofo_queue`,
-//! `tcp_sack_new_ofo_skb`, `tcp_sack_remove`).
+//! The out-of-order queue (`tp->out_of_order_queue`, an rb-tree in Linux; here an ordered map
+//! keyed by sequence number) and the SACK blocks it generates (`tcp_data_queue_ofo`,
+//! `tcp_ofo_queue`, `tcp_sack_new_ofo_skb`, `tcp_sack_remove`).
+//!
+//! Every operation a peer's segment triggers costs O(log n) in the number of queued buffers
+//! (plus O(1) amortised per buffer it removes): finding the neighbours of a new segment,
+//! inserting it, dropping the buffers it covers, and handing the buffers that became in-order
+//! to the receive queue.
 
 use super::input::Seg;
 use super::{Ctx, TcpSock};
 use crate::mib::{DropReason, LinuxMib};
 use crate::seq::SeqNum;
 use crate::skb::Skb;
+use std::collections::BTreeMap;
 
-/// Out-of-order segments, sorted by `seq`, non-overlapping.
+/// How far `rcv_nxt` may run ahead of the key base before the keys are recomputed. Queued
+/// segments lie within a window (at most 2^30 bytes) of `rcv_nxt`, so keys stay below 2^31 and
+/// never wrap; re-keying costs O(n) at most once per 2^30 bytes received. (Tests re-key every
+/// 4 KiB, to exercise it.)
+#[cfg(not(test))]
+const REBASE_DISTANCE: u32 = 1 << 30;
+#[cfg(test)]
+const REBASE_DISTANCE: u32 = 4096;
+
+/// A buffer's place in the map: its `seq` as an offset from the queue's base, then a tie-break
+/// that orders buffers starting at the same sequence number newest first, where the sorted
+/// vector this map replaced inserted them (an empty buffer left by trimming a segment down to
+/// nothing, see `tcp_data_queue_ofo`; buffers overlapping a FIN's sequence slot).
+type Key = (u32, u64);
+
+/// Out-of-order segments, ordered by `seq`, non-overlapping (but for the sequence slot of a
+/// FIN that data follows).
 #[derive(Default, Debug, Clone)]
 pub struct OfoQueue {
-    skbs: Vec<Skb>,
+    /// The buffers, keyed by `seq - base`.
+    skbs: BTreeMap<Key, Skb>,
+    /// Sequence number that key offsets count from: `rcv_nxt` (or the lowest queued `seq`, if
+    /// that is lower) when the queue last became non-empty or was re-keyed.
+    base: SeqNum,
+    /// Insertions so far, for the tie-break.
+    inserted: u64,
     truesize: u32,
 }
 
@@ -35,18 +63,66 @@ impl OfoQueue {
     }
     /// Removes the highest segment.
     pub fn pop_last(&mut self) -> Option<Skb> {
-        let s = self.skbs.pop()?;
+        let (_, s) = self.skbs.pop_last()?;
         self.truesize -= s.truesize;
         Some(s)
     }
-    /// The segments in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Skb> {
-        self.skbs.iter()
+    /// Removes the lowest segment.
+    pub fn pop_first(&mut self) -> Option<Skb> {
+        let (_, s) = self.skbs.pop_first()?;
+        self.truesize -= s.truesize;
+        Some(s)
     }
-    fn remove(&mut self, i: usize) -> Skb {
-        let s = self.skbs.remove(i);
+    /// The lowest segment.
+    pub fn first(&self) -> Option<&Skb> {
+        self.skbs.first_key_value().map(|(_, s)| s)
+    }
+    /// The highest segment (`tp->ooo_last_skb`).
+    pub fn last(&self) -> Option<&Skb> {
+        self.skbs.last_key_value().map(|(_, s)| s)
+    }
+    /// The segments in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Skb> {
+        self.skbs.values()
+    }
+
+    /// Makes keys valid for sequence numbers from `rcv_nxt` up to a window beyond it: sets the
+    /// base when the queue is empty, re-keys when `rcv_nxt` has run far ahead of it.
+    fn rebase(&mut self, rcv_nxt: SeqNum) {
+        if self.skbs.is_empty() {
+            self.base = rcv_nxt;
+            return;
+        }
+        if rcv_nxt.diff(self.base) < REBASE_DISTANCE {
+            return;
+        }
+        let base = self.first().map_or(rcv_nxt, |s| s.seq.min(rcv_nxt));
+        let old = std::mem::take(&mut self.skbs);
+        self.base = base;
+        self.skbs = old.into_iter().map(|((_, tie), s)| ((s.seq.diff(base), tie), s)).collect();
+    }
+    /// The smallest key a buffer starting at `seq` can have.
+    fn lo(&self, seq: SeqNum) -> Key {
+        (seq.diff(self.base), 0)
+    }
+    /// The last buffer that starts before `seq`.
+    fn before(&self, seq: SeqNum) -> Option<(Key, &Skb)> {
+        self.skbs.range(..self.lo(seq)).next_back().map(|(k, s)| (*k, s))
+    }
+    /// The first buffer that starts at or after `seq`.
+    fn at_or_after(&self, seq: SeqNum) -> Option<(Key, &Skb)> {
+        self.skbs.range(self.lo(seq)..).next().map(|(k, s)| (*k, s))
+    }
+    fn remove(&mut self, key: Key) -> Skb {
+        let s = self.skbs.remove(&key).expect("queued");
         self.truesize -= s.truesize;
         s
+    }
+    fn insert(&mut self, skb: Skb) {
+        self.truesize += skb.truesize;
+        self.inserted += 1;
+        let key = (skb.seq.diff(self.base), u64::MAX - self.inserted);
+        self.skbs.insert(key, skb);
     }
 }
 
@@ -68,6 +144,7 @@ impl TcpSock {
         let end_seq = seg.end_seq;
         let mut skb = Skb::new(seg.seq, seg.flags, seg.payload.clone(), seg.truesize, ctx.now);
         skb.end_seq = seg.end_seq;
+        self.ofo_queue.rebase(self.rcv_nxt);
         if self.ofo_queue.is_empty() {
             if self.sack_ok {
                 self.selective_acks = vec![(seq, end_seq)];
@@ -78,12 +155,10 @@ impl TcpSock {
             self.tcp_ofo_rcvbuf_grow(ctx);
             return;
         }
-        // Find the insert position; handle overlaps with the previous and following segments.
-        let q = &self.ofo_queue.skbs;
-        let pos = q.partition_point(|s| s.seq.before(seq));
-        if pos > 0 {
-            let prev = &q[pos - 1];
-            if !end_seq.after(prev.end_seq) {
+        // Handle overlaps with the previous segment (the last one starting before `seq`).
+        if let Some((_, prev)) = self.ofo_queue.before(seq) {
+            let prev_end = prev.end_seq;
+            if !end_seq.after(prev_end) {
                 // Fully covered by a queued segment: duplicate.
                 let (ps, pe) = (seq, end_seq);
                 ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
@@ -91,33 +166,46 @@ impl TcpSock {
                 self.tcp_ofo_rcvbuf_grow(ctx);
                 return;
             }
-            if seq.before(prev.end_seq) {
+            if seq.before(prev_end) {
                 // Overlaps the previous one's tail: DSACK the overlap, keep our new part.
-                let overlap_end = prev.end_seq;
-                self.tcp_dsack_set(ctx, seq, overlap_end);
-                let cut = overlap_end.diff(seq);
+                self.tcp_dsack_set(ctx, seq, prev_end);
+                let cut = prev_end.diff(seq);
                 skb.pull(cut);
                 seq = skb.seq;
             }
         }
-        // Remove following segments fully covered by the new one; trim a partial overlap.
-        let i = pos;
-        while i < self.ofo_queue.skbs.len() {
-            let next = &self.ofo_queue.skbs[i];
+        // Remove following segments (from the first one starting at or after the segment's
+        // original `seq`) fully covered by the new one; trim a partial overlap.
+        while let Some((key, next)) = self.ofo_queue.at_or_after(seg.seq) {
             if !end_seq.after(next.seq) {
                 break;
             }
-            if !end_seq.before(next.end_seq) {
-                let (ns, ne) = (next.seq, next.end_seq);
+            let (ns, ne) = (next.seq, next.end_seq);
+            if !end_seq.before(ne) {
                 self.tcp_dsack_extend(ctx, ns, ne);
                 ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
-                let old = self.ofo_queue.remove(i);
+                let old = self.ofo_queue.remove(key);
                 self.rmem_alloc = self.rmem_alloc.saturating_sub(old.truesize);
                 continue;
             }
-            let ns = next.seq;
-            self.tcp_dsack_extend(ctx, ns, end_seq);
             let keep = ns.diff(seq);
+            if keep == 0 && seq == seg.seq {
+                // Starts where `next` starts and ends inside it: "All the bits are present.
+                // Drop." (tcp_data_queue_ofo()), then add_sack. Trimming it to nothing instead
+                // would queue an empty buffer that D-SACKs a zero-length block when in-order
+                // data overtakes it.
+                ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
+                self.tcp_dsack_set(ctx, seq, end_seq);
+                if self.sack_ok {
+                    self.tcp_sack_new_ofo_skb(seq, end_seq);
+                }
+                self.tcp_ofo_rcvbuf_grow(ctx);
+                return;
+            }
+            self.tcp_dsack_extend(ctx, ns, end_seq);
+            // A segment whose new part (after the previous segment's tail) starts at `ns` is
+            // trimmed to nothing: the empty buffer stays charged, coalesced into the previous
+            // segment or queued between it and `next` (as Linux charges the overlapping skb).
             skb.trim(keep);
             break;
         }
@@ -147,24 +235,23 @@ impl TcpSock {
     }
 
     fn ofo_insert(&mut self, skb: Skb) {
-        let pos = self.ofo_queue.skbs.partition_point(|s| s.seq.before(skb.seq));
-        self.ofo_queue.truesize += skb.truesize;
         self.rmem_alloc += skb.truesize;
         // Coalesce with the previous segment when contiguous.
-        if pos > 0 {
-            let prev = &mut self.ofo_queue.skbs[pos - 1];
+        if let Some((key, prev)) = self.ofo_queue.before(skb.seq) {
             if prev.end_seq == skb.seq && !prev.tcp_flags.fin() && prev.frags.len() < 16 {
+                self.ofo_queue.truesize += skb.truesize;
+                let prev = self.ofo_queue.skbs.get_mut(&key).expect("queued");
                 prev.coalesce(skb);
                 return;
             }
         }
-        self.ofo_queue.skbs.insert(pos, skb);
+        self.ofo_queue.insert(skb);
     }
 
     /// `tcp_ofo_queue()`: moves segments that became in-order into the receive queue.
     pub fn tcp_ofo_queue(&mut self, ctx: &mut Ctx<'_>) {
         let mut dsack_high = self.rcv_nxt;
-        while let Some(first) = self.ofo_queue.skbs.first() {
+        while let Some(first) = self.ofo_queue.first() {
             if first.seq.after(self.rcv_nxt) {
                 break;
             }
@@ -177,7 +264,7 @@ impl TcpSock {
                 let s = first.seq;
                 self.tcp_dsack_extend(ctx, s, dsack_high);
             }
-            let skb = self.ofo_queue.remove(0);
+            let skb = self.ofo_queue.pop_first().expect("queued");
             self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);
             if !skb.end_seq.after(self.rcv_nxt) {
                 ctx.net.mib.drop_reason(DropReason::TCP_OFO_DROP);
@@ -244,3 +331,7 @@ impl TcpSock {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ofo_queue_tests.rs"]
+mod tests;

@@ -298,7 +298,7 @@ impl TcpSock {
         // slow start: allow the sender to double its rate.
         let grow = rcvwin * newval.saturating_sub(oldval) as u64 / oldval.max(1) as u64;
         rcvwin += grow << 1;
-        if let Some(last) = self.ofo_queue.iter().last() {
+        if let Some(last) = self.ofo_queue.last() {
             rcvwin += last.end_seq.diff(self.rcv_nxt) as u64;
         }
         let cap = ctx.net.sysctl.tcp_rmem.idx(2).max(0) as u64;
