@@ -53,6 +53,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_abort_on_overflow", Read("tcp/listen.rs")),
     ("net.ipv4.tcp_reordering", Read("tcp/mod.rs")),
     ("net.ipv4.tcp_recovery", Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_congestion_control", Read("tcp/mod.rs")),
     ("net.ipv4.tcp_slow_start_after_idle", Read("tcp/output.rs")),
     ("net.ipv4.tcp_notsent_lowat", Read("tcp/output.rs")),
     ("net.ipv4.ip_nonlocal_bind", Read("syscall/ops.rs")),
@@ -78,7 +79,6 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_ecn", BehavesAs("0", "ECN is not implemented: utcp never negotiates it")),
     ("net.ipv4.tcp_autocorking", BehavesAs("0", "autocorking is not implemented")),
     ("net.ipv4.tcp_no_metrics_save", BehavesAs("1", "utcp keeps no TCP metrics cache")),
-    ("net.ipv4.tcp_congestion_control", BehavesAs("cubic", "CUBIC is the only congestion control")),
     // Knobs whose value no script can observe against utcp.
     ("net.ipv4.tcp_fack", Inert("Linux itself ignores it since FACK was removed (4.15)")),
     (
@@ -253,7 +253,9 @@ mod tests {
         assert!(check_write("net.ipv4.tcp_syncookies", "0x1").is_ok());
         assert!(check_write("net.ipv4.tcp_syncookies", "2").is_err());
         assert!(check_write("net.ipv4.tcp_congestion_control", "cubic").is_ok());
-        assert!(check_write("net.ipv4.tcp_congestion_control", "bbr").is_err());
+        assert!(check_write("net.ipv4.tcp_congestion_control", "reno").is_ok());
+        // Modules utcp lacks: the stack itself refuses them.
+        assert!(Sysctls::default().set_by_name("net.ipv4.tcp_congestion_control", "bbr").is_err());
         assert!(check_write("net.ipv4.no_such_knob", "1").is_ok(), "left to the stack");
     }
 }

@@ -127,6 +127,8 @@ sysctls! {
     tcp_delack_max_us: "net.ipv4.tcp_delack_max_us" = [200000],
     ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
     ip_default_ttl: "net.ipv4.ip_default_ttl" = [64],
+    // A name in Linux; stored as 0 = cubic, 1 = reno (`CongAlgo`), read and written by name.
+    tcp_congestion_control: "net.ipv4.tcp_congestion_control" = [0],
     ip_nonlocal_bind: "net.ipv4.ip_nonlocal_bind" = [0],
     ip_no_pmtu_disc: "net.ipv4.ip_no_pmtu_disc" = [0],
     netdev_max_backlog: "net.core.netdev_max_backlog" = [1000],
@@ -137,8 +139,7 @@ sysctls! {
 /// Sysctls that are accepted (so setup scripts run) but have no effect in utcp, each with why.
 pub const ACCEPTED_NO_EFFECT: &[(&str, &str)] = &[
     ("net.ipv4.tcp_fastopen_key", "TCP Fast Open is not implemented"),
-    ("net.ipv4.tcp_congestion_control", "CUBIC is the only congestion control"),
-    ("net.ipv4.tcp_allowed_congestion_control", "CUBIC is the only congestion control"),
+    ("net.ipv4.tcp_allowed_congestion_control", "it only restricts unprivileged TCP_CONGESTION"),
 ];
 
 impl Sysctls {
@@ -157,6 +158,16 @@ impl Sysctls {
             }
             return Err(Errno::ENOENT);
         };
+        if k.name == "net.ipv4.tcp_congestion_control" {
+            // tcp_set_default_congestion_control(): a built-in name (see `CongAlgo`).
+            let v = match value.trim() {
+                "cubic" => 0,
+                "reno" => 1,
+                _ => return Err(Errno::ENOENT),
+            };
+            k.set(v);
+            return Ok(());
+        }
         let parts: Vec<&str> = value.split_whitespace().collect();
         if parts.is_empty() || parts.len() > k.n.max(1) {
             return Err(Errno::EINVAL);
@@ -178,12 +189,19 @@ impl Sysctls {
 
     /// `sysctl -n name`.
     pub fn get_by_name(&self, name: &str) -> SysResult<String> {
-        self.knob(name).map(|k| k.format()).ok_or(Errno::ENOENT)
+        let k = self.knob(name).ok_or(Errno::ENOENT)?;
+        if k.name == "net.ipv4.tcp_congestion_control" {
+            return Ok(if k.get() == 1 { "reno" } else { "cubic" }.to_string());
+        }
+        Ok(k.format())
     }
 
     /// All knobs as `name = value` lines.
     pub fn dump(&self) -> String {
-        self.knobs().iter().map(|k| format!("{} = {}\n", k.name, k.format())).collect()
+        self.knobs()
+            .iter()
+            .map(|k| format!("{} = {}\n", k.name, self.get_by_name(k.name).unwrap_or_else(|_| k.format())))
+            .collect()
     }
 }
 

@@ -239,3 +239,15 @@ fn slow_start_after_idle_restarts_the_window() {
         }
     }
 }
+
+#[test]
+fn tcp_congestion_control_sysctl_sets_the_default() {
+    let lab = Lab::new(ms(1));
+    lab.a.core.net.sysctl.set_by_name("net.ipv4.tcp_congestion_control", "reno").unwrap();
+    assert_eq!(lab.a.core.net.sysctl.get_by_name("net.ipv4.tcp_congestion_control").unwrap(), "reno");
+    assert_eq!(lab.a.core.net.sysctl.set_by_name("net.ipv4.tcp_congestion_control", "vegas"), Err(Errno::ENOENT));
+    let c = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(lab.a.getsockopt(c, SOL_TCP, TCP_CONGESTION, &mut buf), Ok(16));
+    assert_eq!(&buf[..5], b"reno\0");
+}

@@ -762,7 +762,8 @@ impl TcpSock {
             reuseport: false,
             dontroute: false,
             freebind: false,
-            ca_algo: cong::CongAlgo::Cubic,
+            // tcp_assign_congestion_control(): the namespace default.
+            ca_algo: if s.tcp_congestion_control.get() == 1 { cong::CongAlgo::Reno } else { cong::CongAlgo::Cubic },
             reord_seen: 0,
             undo_marker: None,
             undo_retrans: -1,
