@@ -230,3 +230,48 @@ fn rate_limit_paces_in_order() {
     assert_eq!(self_inflicted(&b), vec![]);
     assert_eq!(b.stack.core.net.mib.get(LinuxMib::PAWSEstab), 0);
 }
+
+/// SO_PREFER_BUSY_POLL: while a reader that prefers busy polling is in its busy loop, the
+/// device thread leaves the receive queue to it (`NAPI_STATE_PREFER_BUSY_POLL`); without one,
+/// the device thread polls as soon as frames arrive. Real device thread, real clock.
+#[test]
+fn prefer_busy_poll_holds_the_device_thread_back() {
+    use utcp::netdev::memlink;
+    use utcp::netdev::NetDevice;
+    let _one = serial();
+    let clock: std::sync::Arc<dyn utcp::time::Clock> = std::sync::Arc::new(utcp::host::MonotonicClock::default());
+    let cfg = LinkConfig { delivery: Delivery::BusyPoll, ..LinkConfig::default() };
+    let (pa, pb) = memlink::pair(cfg, clock.clone());
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let g = got.clone();
+    pb.attach(std::sync::Arc::new(move |_f| {
+        g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    let core = utcp::stack::StackCore::new(ADDR_B, 1500, clock.clone(), 1);
+    let _host = utcp::host::HostThreads::start(core, Some(pb.clone()));
+    let frame = || utcp::skb::Frame::with_header_len(40, bytes::Bytes::from_static(b"x"));
+    let wait_for = |n: usize| {
+        let t = std::time::Instant::now();
+        while got.load(std::sync::atomic::Ordering::SeqCst) < n && t.elapsed() < LIMIT {
+            std::thread::sleep(StdDuration::from_millis(1));
+        }
+    };
+    // No busy poller: the device thread delivers.
+    pa.xmit(frame());
+    pa.flush_tx();
+    wait_for(1);
+    assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A preferring busy poller holds the queue for 300 ms: the frame waits for it.
+    pb.napi_prefer_busy_poll(clock.now() + utcp::time::Duration::from_millis(300));
+    pa.xmit(frame());
+    pa.flush_tx();
+    std::thread::sleep(StdDuration::from_millis(100));
+    assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 1, "the device thread stood back");
+    assert_eq!(pb.napi_poll(8), 1, "the busy poller takes it");
+    // Once the busy poll is over, the device thread polls again.
+    std::thread::sleep(StdDuration::from_millis(250));
+    pa.xmit(frame());
+    pa.flush_tx();
+    wait_for(3);
+    assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

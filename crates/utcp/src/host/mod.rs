@@ -43,6 +43,17 @@ fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicB
     const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
     while !stop.load(Ordering::Acquire) {
         let next = dev.poll_timers();
+        if let Some(until) = dev.napi_busy_poll_preferred(clock.now()) {
+            // SO_PREFER_BUSY_POLL: a reader busy-polls this queue; stand back until it is done
+            // (or a timed frame is due).
+            let wait = until.min(next.unwrap_or(until)).saturating_since(clock.now());
+            if wait < SPIN {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(wait.min(std::time::Duration::from_millis(1)));
+            }
+            continue;
+        }
         if dev.napi_poll(64) > 0 {
             continue;
         }

@@ -222,6 +222,8 @@ struct End {
     /// Inline delivery: frames for this port's hook, in transmit order, drained by
     /// `flush_tx`/`poll_timers` of the transmitting port.
     inline: RxBacklog,
+    /// A preferring busy poller holds this receive queue until then (ns; 0 = none).
+    busy_until: AtomicU64,
     /// Held by the one `napi_poll` running (`NAPI_STATE_SCHED`); a scratch queue reused by it.
     poll: Mutex<VecDeque<Frame>>,
     tx: Mutex<TxState>,
@@ -256,6 +258,7 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
             inline: RxBacklog::new(ring_size),
+            busy_until: AtomicU64::new(0),
             poll: Mutex::new(VecDeque::new()),
             tx: Mutex::new(TxState {
                 rng,
@@ -600,6 +603,15 @@ impl NetDevice for MemPort {
 
     fn kick(&self) {
         MemPort::kick(self)
+    }
+
+    fn napi_prefer_busy_poll(&self, until: Instant) {
+        self.end().busy_until.fetch_max(until.nanos(), Ordering::AcqRel);
+    }
+
+    fn napi_busy_poll_preferred(&self, now: Instant) -> Option<Instant> {
+        let until = self.end().busy_until.load(Ordering::Acquire);
+        (until > now.nanos()).then_some(Instant(until))
     }
 
     /// `tx_dropped`: copies the peer's ring or inline backlog had no room for (or that found

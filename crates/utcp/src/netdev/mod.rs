@@ -89,6 +89,16 @@ pub trait NetDevice: Send + Sync {
     }
     /// Wakes a thread blocked in [`NetDevice::wait_event`].
     fn kick(&self) {}
+    /// SO_PREFER_BUSY_POLL: a busy-polling reader takes this receive queue until `until`; the
+    /// device thread leaves it alone meanwhile (`NAPI_STATE_PREFER_BUSY_POLL`).
+    fn napi_prefer_busy_poll(&self, until: crate::time::Instant) {
+        let _ = until;
+    }
+    /// Until when a preferring busy poller holds the receive queue, if it does at `now`.
+    fn napi_busy_poll_preferred(&self, now: crate::time::Instant) -> Option<crate::time::Instant> {
+        let _ = now;
+        None
+    }
     /// Drop counters.
     fn dev_stats(&self) -> DevStats {
         DevStats::default()

@@ -157,6 +157,12 @@ impl<D: NetDevice> NetDevice for PcapDevice<D> {
     fn kick(&self) {
         self.inner.kick()
     }
+    fn napi_prefer_busy_poll(&self, until: Instant) {
+        self.inner.napi_prefer_busy_poll(until)
+    }
+    fn napi_busy_poll_preferred(&self, now: Instant) -> Option<Instant> {
+        self.inner.napi_busy_poll_preferred(now)
+    }
     fn dev_stats(&self) -> crate::netdev::DevStats {
         self.inner.dev_stats()
     }
@@ -212,6 +218,12 @@ impl<T: NetDevice + ?Sized> NetDevice for Arc<T> {
     }
     fn kick(&self) {
         (**self).kick()
+    }
+    fn napi_prefer_busy_poll(&self, until: Instant) {
+        (**self).napi_prefer_busy_poll(until)
+    }
+    fn napi_busy_poll_preferred(&self, now: Instant) -> Option<Instant> {
+        (**self).napi_busy_poll_preferred(now)
     }
     fn dev_stats(&self) -> crate::netdev::DevStats {
         (**self).dev_stats()

@@ -174,6 +174,8 @@ pub struct Sock {
     pub napi_id: AtomicU32,
     /// `sk->sk_ll_usec` (SO_BUSY_POLL).
     pub ll_usec: AtomicU32,
+    /// `sk->sk_prefer_busy_poll` (SO_PREFER_BUSY_POLL).
+    pub prefer_busy_poll: AtomicBool,
     /// Generation of events, for edge-triggered epoll and lock-free wakeup checks.
     pub ev_gen: AtomicU64,
     /// Threads asleep in `sk_wait_data` on this socket.
@@ -244,6 +246,7 @@ impl Sock {
             readable: AtomicBool::new(false),
             napi_id: AtomicU32::new(0),
             ll_usec: AtomicU32::new(ll),
+            prefer_busy_poll: AtomicBool::new(false),
             ev_gen: AtomicU64::new(0),
             sleepers: AtomicU32::new(0),
             timer_armed: AtomicU64::new(u64::MAX),
@@ -483,6 +486,7 @@ impl Sock {
         let readable = tp.rcv_nxt != tp.copied_seq || tp.err.is_some() || tp.shutdown & crate::tcp::RCV_SHUTDOWN != 0;
         self.readable.store(readable, Ordering::Release);
         self.ll_usec.store(tp.ll_usec, Ordering::Relaxed);
+        self.prefer_busy_poll.store(tp.prefer_busy_poll, Ordering::Relaxed);
         self.rcvbuf.store(tp.rcvbuf, Ordering::Relaxed);
         self.sndbuf.store(tp.sndbuf, Ordering::Relaxed);
         self.rmem_alloc.store(tp.rmem_alloc, Ordering::Relaxed);
@@ -842,6 +846,11 @@ impl Sock {
     fn napi_busy_loop(&self, dev: &dyn NetDevice, nonblock: bool, usecs: u32) {
         let start = self.now();
         let budget = self.busy_poll_budget();
+        if self.prefer_busy_poll.load(Ordering::Relaxed) {
+            // NAPI_STATE_PREFER_BUSY_POLL: the device's own poller leaves the queue to us for
+            // the length of this busy poll.
+            dev.napi_prefer_busy_poll(start + crate::time::Duration::from_micros(usecs as u64));
+        }
         loop {
             let work = dev.napi_poll(budget);
             tracing::trace!(target: "napi_poll", work, budget);
