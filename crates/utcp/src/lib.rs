@@ -25,6 +25,7 @@ pub mod ip;
 pub mod mib;
 pub mod netdev;
 pub mod netns;
+pub mod ports;
 pub mod seq;
 pub mod sim;
 pub mod skb;

@@ -65,6 +65,12 @@ impl Netns {
         (self.hash4(saddr, daddr, 0, 0) >> 32) as u32
     }
 
+    /// The starting offset of the ephemeral port search for a destination
+    /// (`secure_ipv4_port_ephemeral`).
+    pub fn port_offset(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, dport: u16) -> u32 {
+        self.hash4(saddr, daddr, 0, dport) as u32
+    }
+
     fn hash4(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16) -> u64 {
         // SipHash-like mixing (splitmix64 rounds); keyed with the namespace secret.
         let mut x = self.secret

@@ -272,7 +272,7 @@ impl Stack {
         let mut g = s.sk.lock_sock();
         let tp = g.tp_mut();
         if tp.state != TcpState::Close || tp.bound {
-            drop(g);
+            s.sk.release_sock(g);
             return Err(Errno::EINVAL);
         }
         let ip = *addr.ip();
@@ -280,13 +280,13 @@ impl Stack {
             && ip != self.net().local_addr()
             && !tp.sockopt_misc.contains_key(&(SOL_IP, IP_FREEBIND))
         {
-            drop(g);
+            s.sk.release_sock(g);
             return Err(Errno::EADDRNOTAVAIL);
         }
-        let port = match self.core.get_port(addr.port(), tp.reuseaddr) {
+        let port = match self.core.get_port(s.sk.id, addr.port(), tp.reuseaddr) {
             Ok(p) => p,
             Err(e) => {
-                drop(g);
+                s.sk.release_sock(g);
                 return Err(e);
             }
         };
@@ -322,7 +322,7 @@ impl Stack {
             }
         }
         if !tp.bound {
-            match self.core.get_port(0, false) {
+            match self.core.get_port(s.sk.id, 0, false) {
                 Ok(p) => {
                     tp.sport = p;
                     tp.bound = true;
@@ -462,7 +462,7 @@ impl Stack {
         let saddr = self.net().local_addr();
         let tp = g.tp_mut();
         if !tp.bound {
-            tp.sport = self.core.get_port(0, false)?;
+            tp.sport = self.core.get_port(sk.id, 0, false)?;
             tp.bound = true;
         }
         tp.saddr = saddr;
@@ -849,10 +849,9 @@ impl Stack {
         let mut g = sk.lock_sock();
         if g.tp().state == TcpState::Listen {
             self.tcp_disconnect(sk, &mut g);
-            let port = g.tp().sport;
             g.tp_mut().orphan = true;
             sk.release_sock(g);
-            self.core.put_port(port);
+            self.core.put_port(sk.id);
             return;
         }
         let linger = g.tp().linger;
@@ -916,8 +915,12 @@ impl Stack {
             }
             tp.state == TcpState::Close
         });
-        let _ = closed_now;
         sk.release_sock(g);
+        if closed_now {
+            // A socket closed in CLOSE (bound but never listening or connected, or already
+            // dead) gives its port back here (`inet_csk_destroy_sock` → `inet_put_port`).
+            self.core.put_port(sk.id);
+        }
     }
 
     /// `setsockopt()` with the option value as raw bytes, as C passes it.
