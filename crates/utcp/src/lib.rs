@@ -28,6 +28,7 @@ pub mod netns;
 pub mod ports;
 pub mod seq;
 pub mod sim;
+pub mod siphash;
 pub mod skb;
 pub mod socket;
 pub mod stack;
