@@ -48,12 +48,33 @@ impl Netns {
         *self.addr.read()
     }
 
-    /// `secure_tcp_seq()`: keyed hash of the 4-tuple plus a 4 µs clock (RFC 6528).
+    /// The 128-bit SipHash keys derived from the namespace secret: (`net_secret`,
+    /// `ts_secret`), as Linux draws them at boot.
+    fn keys(&self) -> [(u64, u64); 2] {
+        let mut x = self.secret;
+        let mut next = || {
+            // splitmix64: expands the seed into independent key words.
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        [(next(), next()), (next(), next())]
+    }
+
+    /// `secure_tcp_seq()` (RFC 6528): SipHash-2-4 of the 4-tuple under the secret key, plus
+    /// the clock in 64 ns units (`seq_scale`).
     pub fn secure_seq(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, now_ns: u64) -> u32 {
         if let Some(isn) = *self.fixed_isn.lock() {
             return isn;
         }
-        let h = self.hash4(saddr, daddr, sport, dport);
+        let (k0, k1) = self.keys()[0];
+        let mut m = [0u8; 12];
+        m[..4].copy_from_slice(&saddr.octets());
+        m[4..8].copy_from_slice(&daddr.octets());
+        m[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_le_bytes());
+        let h = crate::siphash::siphash24(k0, k1, &m);
         (h as u32).wrapping_add((now_ns >> 6) as u32)
     }
 
@@ -62,23 +83,49 @@ impl Netns {
         if self.fixed_isn.lock().is_some() {
             return 0;
         }
-        (self.hash4(saddr, daddr, 0, 0) >> 32) as u32
+        let (k0, k1) = self.keys()[1];
+        let mut m = [0u8; 8];
+        m[..4].copy_from_slice(&saddr.octets());
+        m[4..].copy_from_slice(&daddr.octets());
+        crate::siphash::siphash24(k0, k1, &m) as u32
     }
 
-    fn hash4(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16) -> u64 {
-        // SipHash-like mixing (splitmix64 rounds); keyed with the namespace secret.
-        let mut x = self.secret
-            ^ (u32::from(saddr) as u64) << 32
-            ^ u32::from(daddr) as u64
-            ^ ((sport as u64) << 48)
-            ^ ((dport as u64) << 16);
-        for _ in 0..3 {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x = z ^ (z >> 31);
-        }
-        x
+    /// The starting offset of the ephemeral port search for a destination
+    /// (`secure_ipv4_port_ephemeral`).
+    pub fn port_offset(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, dport: u16) -> u32 {
+        let (k0, k1) = self.keys()[0];
+        let mut m = [0u8; 12];
+        m[..4].copy_from_slice(&saddr.octets());
+        m[4..8].copy_from_slice(&daddr.octets());
+        m[8..].copy_from_slice(&(dport as u32).to_le_bytes());
+        crate::siphash::siphash24(k0, k1, &m) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isn_is_a_keyed_prf_of_the_tuple() {
+        let a = Ipv4Addr::new(192, 0, 2, 1);
+        let b = Ipv4Addr::new(192, 0, 2, 2);
+        let n1 = Netns::new(a, 1500, 1);
+        let n2 = Netns::new(a, 1500, 2);
+        // Deterministic for one key, different under another key and for another tuple.
+        assert_eq!(n1.secure_seq(a, b, 1, 2, 0), n1.secure_seq(a, b, 1, 2, 0));
+        assert_ne!(n1.secure_seq(a, b, 1, 2, 0), n2.secure_seq(a, b, 1, 2, 0));
+        assert_ne!(n1.secure_seq(a, b, 1, 2, 0), n1.secure_seq(a, b, 1, 3, 0));
+        assert_ne!(n1.secure_seq(a, b, 1, 2, 0), n1.secure_seq(a, b, 2, 2, 0));
+        // The clock advances it by one per 64 ns.
+        assert_eq!(n1.secure_seq(a, b, 1, 2, 640).wrapping_sub(n1.secure_seq(a, b, 1, 2, 0)), 10);
+        // It is SipHash-2-4 of (saddr, daddr, sport << 16 | dport), as Linux computes it.
+        let (k0, k1) = n1.keys()[0];
+        let mut m = [192, 0, 2, 1, 192, 0, 2, 2, 0, 0, 0, 0];
+        m[8..].copy_from_slice(&((1u32 << 16) | 2).to_le_bytes());
+        assert_eq!(n1.secure_seq(a, b, 1, 2, 0), crate::siphash::siphash24(k0, k1, &m) as u32);
+        // fixed_isn (for scripts) overrides it.
+        *n1.fixed_isn.lock() = Some(5);
+        assert_eq!(n1.secure_seq(a, b, 1, 2, 99), 5);
     }
 }

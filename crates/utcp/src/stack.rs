@@ -73,12 +73,11 @@ pub struct StackCore {
     dev: RwLock<Option<Arc<dyn NetDevice>>>,
     ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
     lhash: RwLock<HashMap<u16, Arc<Sock>>>,
-    ports: Mutex<HashMap<u16, u32>>,
+    ports: Mutex<crate::ports::PortTable>,
     timers: Mutex<Timers>,
     /// Signalled when a timer earlier than any before is armed.
     pub timer_cv: Condvar,
     next_id: AtomicU64,
-    next_port: AtomicU64,
     /// The security hook consulted by `sock_recvmsg`.
     pub security: RwLock<Option<Arc<dyn SecurityPolicy>>>,
     /// Verify checksums on input (always, except for trusted devices).
@@ -95,11 +94,10 @@ impl StackCore {
             dev: RwLock::new(None),
             ehash: RwLock::new(HashMap::with_hasher(TupleHash(secret | 1))),
             lhash: RwLock::new(HashMap::new()),
-            ports: Mutex::new(HashMap::new()),
+            ports: Mutex::new(crate::ports::PortTable::default()),
             timers: Mutex::new(Timers::default()),
             timer_cv: Condvar::new(),
             next_id: AtomicU64::new(1),
-            next_port: AtomicU64::new(0),
             security: RwLock::new(None),
             verify_csum: std::sync::atomic::AtomicBool::new(true),
             spin_before_sleep_us: std::sync::atomic::AtomicU32::new(if clock.is_virtual() { 0 } else { 50 }),
@@ -320,7 +318,7 @@ impl StackCore {
         }
         drop(h);
         if tp.state == TcpState::Close {
-            self.put_port(tp.sport);
+            self.put_port(sk.id);
         }
     }
 
@@ -332,45 +330,45 @@ impl StackCore {
         }
     }
 
-    /// Takes a reference on a local port (bind).
-    pub fn get_port(&self, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
-        let mut p = self.ports.lock();
-        if port == 0 {
-            let (lo, hi) =
-                (self.net.sysctl.ip_local_port_range.idx(0) as u32, self.net.sysctl.ip_local_port_range.idx(1) as u32);
-            let span = hi.saturating_sub(lo) + 1;
-            for _ in 0..span {
-                let n = self.next_port.fetch_add(1, Ordering::Relaxed) as u32;
-                let cand = (lo + (n.wrapping_mul(2654435761) % span)) as u16;
-                if let std::collections::hash_map::Entry::Vacant(e) = p.entry(cand) {
-                    e.insert(1);
-                    return Ok(cand);
-                }
-            }
-            return Err(crate::errno::Errno::EADDRINUSE);
-        }
-        match p.get_mut(&port) {
-            Some(n) if reuse => {
-                *n += 1;
-                Ok(port)
-            }
-            Some(_) => Err(crate::errno::Errno::EADDRINUSE),
-            None => {
-                p.insert(port, 1);
-                Ok(port)
-            }
-        }
+    fn port_range(&self) -> (u16, u16) {
+        let lo = self.net.sysctl.ip_local_port_range.idx(0);
+        let hi = self.net.sysctl.ip_local_port_range.idx(1);
+        (lo.clamp(0, 65535) as u16, hi.clamp(0, 65535) as u16)
     }
 
-    /// Drops a port reference.
-    pub fn put_port(&self, port: u16) {
-        let mut p = self.ports.lock();
-        if let Some(n) = p.get_mut(&port) {
-            *n -= 1;
-            if *n == 0 {
-                p.remove(&port);
-            }
-        }
+    /// `inet_csk_get_port()`: socket `id` binds `port` (0 = any free port of the range).
+    pub fn get_port(&self, id: u64, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
+        let range = self.port_range();
+        self.ports.lock().bind(id, port, reuse, range)
+    }
+
+    /// `__inet_hash_connect()`: picks a local port for a connection from `saddr` to
+    /// `daddr:dport` whose 4-tuple is unused (a port may serve many destinations) and hashes
+    /// `sk` under it. EADDRNOTAVAIL when the range has no port left.
+    pub fn hash_connect(
+        &self,
+        sk: &Arc<Sock>,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+        dport: u16,
+    ) -> Result<u16, crate::errno::Errno> {
+        let range = self.port_range();
+        let mut ports = self.ports.lock();
+        let offset = self.net.port_offset(saddr, daddr, dport);
+        let port =
+            ports.connect(sk.id, range, offset, |p| !self.ehash.read().contains_key(&(saddr, p, daddr, dport)))?;
+        self.ehash.write().insert((saddr, port, daddr, dport), sk.clone());
+        Ok(port)
+    }
+
+    /// The port socket `id` holds, if any.
+    pub fn port_held(&self, id: u64) -> Option<u16> {
+        self.ports.lock().held_by(id)
+    }
+
+    /// `inet_put_port()`: socket `id` gives its port back (idempotent).
+    pub fn put_port(&self, id: u64) {
+        self.ports.lock().put(id);
     }
 
     /// Turns a listener's completed request into a hashed child socket, lets it process the
@@ -383,7 +381,7 @@ impl StackCore {
         if !self.hash(key, csk.clone()) {
             return;
         }
-        *self.ports.lock().entry(key.1).or_insert(0) += 1;
+        self.ports.lock().inherit(csk.id, key.1);
         csk.peek_tp(|tp| csk.refresh_snapshot(tp));
         self.schedule_timer(&csk, deadline);
         if let Some(l) = listener.listen.as_mut() {

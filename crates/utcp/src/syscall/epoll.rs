@@ -1,8 +1,8 @@
 //! epoll (fs/eventpoll.c): interest list, ready flags set by socket wakeups, level- and
 //! edge-triggered reporting.
 
+use super::fdtable::File;
 use crate::socket::sock::EpWaiter;
-use crate::socket::Socket;
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -15,8 +15,8 @@ pub const EPOLLONESHOT: u32 = 1 << 30;
 
 /// One registered fd.
 pub struct EpItem {
-    /// The socket.
-    pub sock: Arc<Socket>,
+    /// The file (a socket or a pipe end).
+    pub file: Arc<File>,
     /// Requested events.
     pub events: u32,
     /// `epoll_data`.
@@ -30,8 +30,8 @@ pub struct EpItem {
 /// An epoll instance.
 #[derive(Default)]
 pub struct Epoll {
-    /// Interest list by fd.
-    pub items: Mutex<BTreeMap<i32, EpItem>>,
+    /// Interest list by (fd, file), as `ep_find` keys it.
+    pub items: Mutex<BTreeMap<(i32, usize), EpItem>>,
     /// Woken by socket wakeups.
     pub gate: Arc<(Mutex<u64>, Condvar)>,
 }
@@ -61,7 +61,7 @@ impl Epoll {
             if item.disabled || !item.waiter.ready.load(Ordering::Acquire) {
                 continue;
             }
-            let mask = super::tcp_poll(&item.sock) & (item.events | 0x8 | 0x10);
+            let mask = super::file_poll(&item.file) & (item.events | 0x8 | 0x10);
             if mask == 0 {
                 item.waiter.ready.store(false, Ordering::Release);
                 continue;

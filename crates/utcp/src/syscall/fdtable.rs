@@ -1,8 +1,15 @@
 //! The file-descriptor table (fs/file.c) and `sockfd_lookup_light` (net/socket.c).
+//!
+//! Several fds may refer to one open file (`dup`): the table counts them, and the file is
+//! released (a socket closed, a pipe end hung up) when the last fd referring to it goes.
+//! FD_CLOEXEC is per fd. fd numbers stay below RLIMIT_NOFILE (Linux's default soft limit,
+//! 1024, settable with [`FdTable::set_nofile`]).
 
 use crate::errno::{Errno, SysResult};
 use crate::socket::Socket;
 use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What an fd refers to.
@@ -15,35 +22,141 @@ pub enum File {
     Pipe(Arc<super::pipe::PipeEnd>),
 }
 
+/// The default RLIMIT_NOFILE soft limit.
+pub const NOFILE_DEFAULT: usize = 1024;
+/// `fs.nr_open`: the most RLIMIT_NOFILE may be raised to.
+pub const NR_OPEN: usize = 1 << 20;
+
+/// A file whose fd went away, and whether that was its last fd.
+pub type Closed = (Arc<File>, bool);
+
+enum Slot {
+    Free,
+    /// Allocated by `get_unused_fd_flags` and not yet installed.
+    Reserved,
+    Open {
+        file: Arc<File>,
+        cloexec: bool,
+    },
+}
+
+struct Inner {
+    slots: Vec<Slot>,
+    /// Open fds per file (keyed by the file's address).
+    refs: HashMap<usize, usize>,
+}
+
 /// The fd table. fds 0–2 are reserved (as stdin/out/err are in a process), so the first
 /// socket is fd 3, as in packetdrill scripts.
 pub struct FdTable {
-    files: RwLock<Vec<Option<Arc<File>>>>,
-    max: usize,
+    inner: RwLock<Inner>,
+    nofile: AtomicUsize,
 }
 
 impl Default for FdTable {
     fn default() -> Self {
-        FdTable { files: RwLock::new(vec![None, None, None]), max: 1 << 20 }
+        FdTable {
+            inner: RwLock::new(Inner {
+                slots: vec![Slot::Reserved, Slot::Reserved, Slot::Reserved],
+                refs: HashMap::new(),
+            }),
+            nofile: AtomicUsize::new(NOFILE_DEFAULT),
+        }
+    }
+}
+
+fn key(f: &Arc<File>) -> usize {
+    Arc::as_ptr(f) as usize
+}
+
+impl Inner {
+    /// The lowest free fd ≥ `min` below `limit`.
+    fn free_fd(&self, min: usize, limit: usize) -> Option<usize> {
+        let from = min.max(3);
+        (from..limit.min(self.slots.len()))
+            .find(|&i| matches!(self.slots[i], Slot::Free))
+            .or_else(|| (self.slots.len().max(from) < limit).then(|| self.slots.len().max(from)))
+    }
+
+    fn set(&mut self, fd: usize, slot: Slot) -> Slot {
+        if fd >= self.slots.len() {
+            self.slots.resize_with(fd + 1, || Slot::Free);
+        }
+        if let Slot::Open { file, .. } = &slot {
+            *self.refs.entry(key(file)).or_insert(0) += 1;
+        }
+        let old = std::mem::replace(&mut self.slots[fd], slot);
+        if let Slot::Open { file, .. } = &old {
+            let k = key(file);
+            if let Some(n) = self.refs.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.refs.remove(&k);
+                }
+            }
+        }
+        old
+    }
+
+    /// What leaving `old` means: the file and whether that was its last fd.
+    fn closed(&self, old: Slot) -> Option<(Arc<File>, bool)> {
+        match old {
+            Slot::Open { file, .. } => {
+                let last = !self.refs.contains_key(&key(&file));
+                Some((file, last))
+            }
+            _ => None,
+        }
     }
 }
 
 impl FdTable {
-    /// Installs `f` at the lowest free fd ≥ 3.
+    /// RLIMIT_NOFILE.
+    pub fn nofile(&self) -> usize {
+        self.nofile.load(Ordering::Relaxed)
+    }
+
+    /// `setrlimit(RLIMIT_NOFILE)`: EPERM above `fs.nr_open`. Open fds above the new limit
+    /// stay open, as in Linux.
+    pub fn set_nofile(&self, n: usize) -> SysResult<()> {
+        if n > NR_OPEN {
+            return Err(Errno::EPERM);
+        }
+        self.nofile.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Installs `f` at the lowest free fd ≥ 3 (EMFILE when none is below RLIMIT_NOFILE).
     pub fn install(&self, f: File) -> SysResult<i32> {
-        let mut files = self.files.write();
-        let f = Some(Arc::new(f));
-        for (i, slot) in files.iter_mut().enumerate().skip(3) {
-            if slot.is_none() {
-                *slot = f;
-                return Ok(i as i32);
-            }
+        self.install_flags(f, false)
+    }
+
+    /// Installs `f` with FD_CLOEXEC as given.
+    pub fn install_flags(&self, f: File, cloexec: bool) -> SysResult<i32> {
+        let fd = self.reserve()?;
+        self.fill(fd, f, cloexec);
+        Ok(fd)
+    }
+
+    /// `get_unused_fd_flags()`: allocates the lowest free fd without a file yet.
+    pub fn reserve(&self) -> SysResult<i32> {
+        let mut t = self.inner.write();
+        let fd = t.free_fd(3, self.nofile()).ok_or(Errno::EMFILE)?;
+        t.set(fd, Slot::Reserved);
+        Ok(fd as i32)
+    }
+
+    /// `fd_install()`: puts `f` into a reserved fd.
+    pub fn fill(&self, fd: i32, f: File, cloexec: bool) {
+        self.inner.write().set(fd as usize, Slot::Open { file: Arc::new(f), cloexec });
+    }
+
+    /// `put_unused_fd()`: gives a reserved fd back.
+    pub fn unreserve(&self, fd: i32) {
+        let mut t = self.inner.write();
+        if matches!(t.slots.get(fd as usize), Some(Slot::Reserved)) {
+            t.set(fd as usize, Slot::Free);
         }
-        if files.len() >= self.max {
-            return Err(Errno::EMFILE);
-        }
-        files.push(f);
-        Ok(files.len() as i32 - 1)
     }
 
     /// `fget()`.
@@ -51,7 +164,10 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.files.read().get(fd as usize).and_then(|f| f.clone()).ok_or(Errno::EBADF)
+        match self.inner.read().slots.get(fd as usize) {
+            Some(Slot::Open { file, .. }) => Ok(file.clone()),
+            _ => Err(Errno::EBADF),
+        }
     }
 
     /// `sockfd_lookup_light()`: EBADF for no file, ENOTSOCK for a file that is no socket.
@@ -62,12 +178,76 @@ impl FdTable {
         }
     }
 
-    /// Removes the fd (`close_fd`).
-    pub fn remove(&self, fd: i32) -> SysResult<Arc<File>> {
+    /// Removes the fd (`close_fd`): the file, and true when that was its last fd.
+    pub fn remove(&self, fd: i32) -> SysResult<(Arc<File>, bool)> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        let mut files = self.files.write();
-        files.get_mut(fd as usize).and_then(|f| f.take()).ok_or(Errno::EBADF)
+        let mut t = self.inner.write();
+        if !matches!(t.slots.get(fd as usize), Some(Slot::Open { .. })) {
+            return Err(Errno::EBADF);
+        }
+        let old = t.set(fd as usize, Slot::Free);
+        t.closed(old).ok_or(Errno::EBADF)
+    }
+
+    /// `F_DUPFD`/`F_DUPFD_CLOEXEC` (`f_dupfd`): the lowest free fd ≥ `min`.
+    pub fn dupfd(&self, oldfd: i32, min: i64, cloexec: bool) -> SysResult<i32> {
+        let file = self.get(oldfd)?;
+        let limit = self.nofile();
+        if min < 0 || min as u64 >= limit as u64 {
+            return Err(Errno::EINVAL);
+        }
+        let mut t = self.inner.write();
+        let fd = t.free_fd(min as usize, limit).ok_or(Errno::EMFILE)?;
+        t.set(fd, Slot::Open { file, cloexec });
+        Ok(fd as i32)
+    }
+
+    /// `dup3()` without its argument checks (`do_dup2`): `newfd` refers to `oldfd`'s file; a
+    /// file `newfd` referred to before is returned with whether that was its last fd.
+    pub fn dup_to(&self, oldfd: i32, newfd: i32, cloexec: bool) -> SysResult<(i32, Option<Closed>)> {
+        if newfd < 0 || newfd as u64 >= self.nofile() as u64 {
+            return Err(Errno::EBADF);
+        }
+        let file = self.get(oldfd)?;
+        let mut t = self.inner.write();
+        if matches!(t.slots.get(newfd as usize), Some(Slot::Reserved)) && newfd > 2 {
+            // Linux: an fd being installed by another thread.
+            return Err(Errno::EBUSY);
+        }
+        let old = t.set(newfd as usize, Slot::Open { file, cloexec });
+        let closed = t.closed(old);
+        Ok((newfd, closed))
+    }
+
+    /// FD_CLOEXEC of `fd`.
+    pub fn cloexec(&self, fd: i32) -> SysResult<bool> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        match self.inner.read().slots.get(fd as usize) {
+            Some(Slot::Open { cloexec, .. }) => Ok(*cloexec),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// Sets FD_CLOEXEC of `fd`.
+    pub fn set_cloexec(&self, fd: i32, on: bool) -> SysResult<()> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        match self.inner.write().slots.get_mut(fd as usize) {
+            Some(Slot::Open { cloexec, .. }) => {
+                *cloexec = on;
+                Ok(())
+            }
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The number of open fds.
+    pub fn open_count(&self) -> usize {
+        self.inner.read().slots.iter().filter(|s| matches!(s, Slot::Open { .. })).count()
     }
 }

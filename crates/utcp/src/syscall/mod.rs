@@ -9,9 +9,12 @@
 
 pub mod epoll;
 pub mod fdtable;
+mod files;
 mod ops;
 pub mod pipe;
+mod splice;
 
+pub use files::{file_poll, EPOLL_CLOEXEC};
 pub use ops::{parse_cmsgs, sockaddr_in, TcpInfo, MSG_NOSIGNAL};
 
 /// `MSG_NOSIGNAL`, for the io::Write impl.
@@ -54,6 +57,14 @@ pub const F_SETFL: i32 = 4;
 pub const F_GETFD: i32 = 1;
 /// `F_SETFD`.
 pub const F_SETFD: i32 = 2;
+/// `F_DUPFD`.
+pub const F_DUPFD: i32 = 0;
+/// `F_DUPFD_CLOEXEC`.
+pub const F_DUPFD_CLOEXEC: i32 = 1030;
+/// `FD_CLOEXEC`.
+pub const FD_CLOEXEC: i32 = 1;
+/// `O_CLOEXEC`.
+pub const O_CLOEXEC: i32 = 0o2000000;
 /// `MAX_RW_COUNT` (INT_MAX & PAGE_MASK).
 pub const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
 /// `UIO_MAXIOV`.
@@ -190,6 +201,8 @@ pub struct Stack {
     /// Shared state (sockets, tables, device, timers).
     pub core: Arc<StackCore>,
     fds: FdTable,
+    /// Every epoll instance, so the last close of a file can leave their interest lists.
+    epolls: parking_lot::Mutex<Vec<std::sync::Weak<epoll::Epoll>>>,
     /// Offset from the clock to CLOCK_REALTIME, for SO_TIMESTAMP.
     pub realtime_offset_ns: i64,
 }
@@ -206,7 +219,7 @@ impl Stack {
                 .unwrap_or(0);
             wall - core.clock.now().nanos() as i64
         };
-        Stack { core, fds: FdTable::default(), realtime_offset_ns }
+        Stack { core, fds: FdTable::default(), epolls: Default::default(), realtime_offset_ns }
     }
 
     /// The fd table.
@@ -220,8 +233,8 @@ impl Stack {
     }
 
     /// Installs a socket as a new fd.
-    pub(crate) fn install_socket(&self, s: Arc<Socket>) -> SysResult<i32> {
-        self.fds.install(File::Socket(s))
+    pub(crate) fn install_socket(&self, s: Arc<Socket>, cloexec: bool) -> SysResult<i32> {
+        self.fds.install_flags(File::Socket(s), cloexec)
     }
 
     /// `recv()` = `__sys_recvfrom(fd, buf, len, flags, NULL, NULL)`.
@@ -247,68 +260,6 @@ impl Stack {
         addrlen: Option<&mut u32>,
     ) -> SysResult<usize> {
         self.__sys_recvfrom(fd, buf, len, flags, addr, addrlen, None, &mut Default::default())
-    }
-
-    /// `read()` on an fd.
-    pub fn read(&self, fd: i32, buf: Option<&mut [u8]>, len: usize) -> SysResult<usize> {
-        match &*self.fds.get(fd)? {
-            File::Socket(_) => self.recv(fd, buf, len, 0),
-            File::Pipe(p) => {
-                if p.write {
-                    return Err(Errno::EBADF);
-                }
-                let mut d = p.buf.data.lock();
-                let n = len.min(d.len());
-                if n == 0 {
-                    return Err(Errno::EAGAIN);
-                }
-                let Some(b) = buf else { return Err(Errno::EFAULT) };
-                for (i, byte) in d.drain(..n).enumerate() {
-                    b[i] = byte;
-                }
-                Ok(n)
-            }
-            File::Epoll(_) => Err(Errno::EINVAL),
-        }
-    }
-
-    /// `write()` on an fd.
-    pub fn write(&self, fd: i32, buf: Option<&[u8]>, len: usize) -> SysResult<usize> {
-        match &*self.fds.get(fd)? {
-            File::Socket(_) => self.send(fd, buf, len, 0),
-            File::Pipe(p) => {
-                if !p.write {
-                    return Err(Errno::EBADF);
-                }
-                let Some(b) = buf else { return Err(Errno::EFAULT) };
-                let mut d = p.buf.data.lock();
-                let n = len.min(b.len()).min(pipe::PIPE_CAPACITY - d.len());
-                d.extend(&b[..n]);
-                Ok(n)
-            }
-            File::Epoll(_) => Err(Errno::EINVAL),
-        }
-    }
-
-    /// `close()`.
-    pub fn close(&self, fd: i32) -> SysResult<()> {
-        let f = self.fds.remove(fd)?;
-        if let File::Socket(s) = &*f {
-            // Every socket file has exactly one fd (there is no dup()), so removing it is the
-            // last fput. DEVIATION(linux): a call still blocked on this socket in another
-            // thread holds no file reference here; the socket is closed under it and the call
-            // returns (0, data, or an error) instead of blocking on until data or FIN arrives.
-            self.sock_close(s);
-        }
-        Ok(())
-    }
-
-    /// `pipe()`.
-    pub fn pipe(&self) -> SysResult<(i32, i32)> {
-        let buf = Arc::new(pipe::PipeBuf::default());
-        let r = self.fds.install(File::Pipe(Arc::new(pipe::PipeEnd { buf: buf.clone(), write: false })))?;
-        let w = self.fds.install(File::Pipe(Arc::new(pipe::PipeEnd { buf, write: true })))?;
-        Ok((r, w))
     }
 }
 

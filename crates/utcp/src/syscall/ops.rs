@@ -279,7 +279,7 @@ impl Stack {
         if ty & SOCK_NONBLOCK != 0 {
             s.f_flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
         }
-        self.install_socket(s)
+        self.install_socket(s, ty & SOCK_CLOEXEC != 0)
     }
 
     /// `bind()`.
@@ -288,7 +288,7 @@ impl Stack {
         let mut g = s.sk.lock_sock();
         let tp = g.tp_mut();
         if tp.state != TcpState::Close || tp.bound {
-            drop(g);
+            s.sk.release_sock(g);
             return Err(Errno::EINVAL);
         }
         let ip = *addr.ip();
@@ -298,13 +298,13 @@ impl Stack {
             && !tp.freebind
             && self.net().sysctl.ip_nonlocal_bind.get() == 0
         {
-            drop(g);
+            s.sk.release_sock(g);
             return Err(Errno::EADDRNOTAVAIL);
         }
-        let port = match self.core.get_port(addr.port(), tp.reuseaddr) {
+        let port = match self.core.get_port(s.sk.id, addr.port(), tp.reuseaddr) {
             Ok(p) => p,
             Err(e) => {
-                drop(g);
+                s.sk.release_sock(g);
                 return Err(e);
             }
         };
@@ -340,7 +340,7 @@ impl Stack {
             }
         }
         if !tp.bound {
-            match self.core.get_port(0, false) {
+            match self.core.get_port(s.sk.id, 0, false) {
                 Ok(p) => {
                     tp.sport = p;
                     tp.bound = true;
@@ -373,10 +373,31 @@ impl Stack {
 
     /// `accept4()` with an interruption token.
     pub fn accept4_cancellable(&self, fd: i32, flags: i32, cancel: Option<&Cancel>) -> SysResult<(i32, SocketAddrV4)> {
+        // __sys_accept4_file(): EBADF, EINVAL, then the new fd is allocated (EMFILE) before
+        // anything is dequeued, so a full table leaves the connection on the accept queue.
+        let f = self.fds().get(fd)?;
         if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
             return Err(Errno::EINVAL);
         }
-        let s = self.sockfd_lookup(fd)?;
+        let nfd = self.fds().reserve()?;
+        let r = match &*f {
+            fdtable::File::Socket(s) => self.inet_accept(s, flags, cancel),
+            _ => Err(Errno::ENOTSOCK),
+        };
+        match r {
+            Ok((ns, peer)) => {
+                self.fds().fill(nfd, fdtable::File::Socket(ns), flags & SOCK_CLOEXEC != 0);
+                Ok((nfd, peer))
+            }
+            Err(e) => {
+                self.fds().unreserve(nfd);
+                Err(e)
+            }
+        }
+    }
+
+    /// `inet_accept()` → `inet_csk_accept()`: dequeues a child.
+    fn inet_accept(&self, s: &Socket, flags: i32, cancel: Option<&Cancel>) -> SysResult<(Arc<Socket>, SocketAddrV4)> {
         let mut g = s.sk.lock_sock();
         let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
         let deadline = timeo.map(|t| self.now() + t);
@@ -405,8 +426,7 @@ impl Stack {
         if flags & SOCK_NONBLOCK != 0 {
             ns.f_flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
         }
-        let nfd = self.install_socket(ns)?;
-        Ok((nfd, peer))
+        Ok((ns, peer))
     }
 
     /// `connect()`.
@@ -478,17 +498,21 @@ impl Stack {
             return Err(Errno::EINVAL);
         }
         let saddr = self.net().local_addr();
+        let held = self.core.port_held(sk.id).is_some();
         let tp = g.tp_mut();
-        if !tp.bound {
-            tp.sport = self.core.get_port(0, false)?;
-            tp.bound = true;
-        }
         tp.saddr = saddr;
         tp.daddr = *addr.ip();
         tp.dport = addr.port();
-        let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
-        if !self.core.hash(key, sk.clone()) {
-            return Err(Errno::EADDRNOTAVAIL);
+        if tp.bound && held {
+            // bind() chose the port: the 4-tuple through it must be unused.
+            let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
+            if !self.core.hash(key, sk.clone()) {
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+        } else {
+            // __inet_hash_connect(): a port whose 4-tuple to this destination is free.
+            tp.sport = self.core.hash_connect(sk, saddr, tp.daddr, tp.dport)?;
+            tp.bound = true;
         }
         let now = self.now();
         let net = self.net();
@@ -867,10 +891,9 @@ impl Stack {
         let mut g = sk.lock_sock();
         if g.tp().state == TcpState::Listen {
             self.tcp_disconnect(sk, &mut g);
-            let port = g.tp().sport;
             g.tp_mut().orphan = true;
             sk.release_sock(g);
-            self.core.put_port(port);
+            self.core.put_port(sk.id);
             return;
         }
         let linger = g.tp().linger;
@@ -934,8 +957,12 @@ impl Stack {
             }
             tp.state == TcpState::Close
         });
-        let _ = closed_now;
         sk.release_sock(g);
+        if closed_now {
+            // A socket closed in CLOSE (bound but never listening or connected, or already
+            // dead) gives its port back here (`inet_csk_destroy_sock` → `inet_put_port`).
+            self.core.put_port(sk.id);
+        }
     }
 
     /// `setsockopt()` with the option value as raw bytes, as C passes it.
@@ -986,13 +1013,15 @@ impl Stack {
                 if !(0..1_000_000).contains(&usec) {
                     return Err(Errno::EDOM);
                 }
+                // sock_set_timeout(): a timeout too large for jiffies is MAX_SCHEDULE_TIMEOUT.
+                const HZ: i64 = (1_000_000 / JIFFY_US) as i64;
                 let t = if sec < 0 {
                     Some(Duration::ZERO)
-                } else if sec == 0 && usec == 0 {
+                } else if (sec == 0 && usec == 0) || sec >= i64::MAX / HZ - 1 {
                     None
                 } else {
-                    let jiffies = sec as u64 * (1_000_000 / JIFFY_US) + (usec as u64).div_ceil(JIFFY_US);
-                    Some(Duration::from_micros(jiffies * JIFFY_US))
+                    let jiffies = sec as u64 * HZ as u64 + (usec as u64).div_ceil(JIFFY_US);
+                    Some(Duration::from_micros(jiffies).saturating_mul(JIFFY_US as u32))
                 };
                 if name == SO_RCVTIMEO {
                     tp.rcvtimeo = t;
@@ -1333,25 +1362,6 @@ impl Stack {
         Ok(i32::from_ne_bytes(b))
     }
 
-    /// `fcntl()` for F_GETFL / F_SETFL / F_GETFD / F_SETFD.
-    pub fn fcntl(&self, fd: i32, cmd: i32, arg: i32) -> SysResult<i32> {
-        let f = self.fds().get(fd)?;
-        let s = match &*f {
-            fdtable::File::Socket(s) => s.clone(),
-            _ => return if cmd == F_GETFL { Ok(O_RDWR) } else { Ok(0) },
-        };
-        match cmd {
-            F_GETFL => Ok(s.f_flags.load(std::sync::atomic::Ordering::Relaxed)),
-            F_SETFL => {
-                let keep = s.f_flags.load(std::sync::atomic::Ordering::Relaxed) & !O_NONBLOCK;
-                s.f_flags.store(keep | (arg & O_NONBLOCK), std::sync::atomic::Ordering::Relaxed);
-                Ok(0)
-            }
-            F_GETFD | F_SETFD => Ok(0),
-            _ => Err(Errno::EINVAL),
-        }
-    }
-
     /// `ioctl()`: FIONREAD/SIOCINQ, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD (`tcp_ioctl`).
     pub fn ioctl(&self, fd: i32, req: u64) -> SysResult<i32> {
         let s = self.sockfd_lookup(fd)?;
@@ -1414,176 +1424,6 @@ impl Stack {
         let s = self.sockfd_lookup(fd)?;
         let now = self.now();
         Ok(s.sk.peek_tp(|tp| tcp_get_info(tp, now, self.net())))
-    }
-
-    /// `poll()`: fills `revents`; waits up to `timeout` (None = forever) for any event.
-    pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> SysResult<usize> {
-        let deadline = timeout.map(|t| self.now() + t);
-        loop {
-            let mut n = 0;
-            for p in fds.iter_mut() {
-                p.revents = 0;
-                if p.fd < 0 {
-                    continue;
-                }
-                let mask = match self.fds().get(p.fd) {
-                    Ok(f) => match &*f {
-                        fdtable::File::Socket(s) => tcp_poll(s),
-                        _ => 0,
-                    },
-                    Err(_) => 0x20, // POLLNVAL
-                };
-                let m = mask & (p.events as u16 as u32 | 0x8 | 0x10 | 0x20);
-                p.revents = m as i16;
-                if m != 0 {
-                    n += 1;
-                }
-            }
-            if n > 0 || deadline.is_some_and(|d| self.now() >= d) {
-                return Ok(n);
-            }
-            if self.core.clock.is_virtual() {
-                return Ok(0);
-            }
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        }
-    }
-
-    /// `epoll_create()`.
-    pub fn epoll_create(&self, size: i32) -> SysResult<i32> {
-        if size <= 0 {
-            return Err(Errno::EINVAL);
-        }
-        self.fds().install(fdtable::File::Epoll(Arc::new(epoll::Epoll::default())))
-    }
-
-    /// `epoll_ctl()` (ADD=1, DEL=2, MOD=3).
-    pub fn epoll_ctl(&self, epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> SysResult<()> {
-        let ep = match &*self.fds().get(epfd)? {
-            fdtable::File::Epoll(e) => e.clone(),
-            _ => return Err(Errno::EINVAL),
-        };
-        let f = self.fds().get(fd)?;
-        let sock = match &*f {
-            fdtable::File::Socket(s) => s.clone(),
-            fdtable::File::Epoll(_) if fd == epfd => return Err(Errno::EINVAL),
-            _ => return Err(Errno::EPERM),
-        };
-        let mut items = ep.items.lock();
-        match op {
-            1 => {
-                if items.contains_key(&fd) {
-                    return Err(Errno::EEXIST);
-                }
-                let waiter = ep.new_waiter();
-                sock.sk.add_ep_waiter(&waiter);
-                items.insert(fd, epoll::EpItem { sock, events, data, waiter, disabled: false });
-            }
-            2 => {
-                items.remove(&fd).ok_or(Errno::ENOENT)?;
-            }
-            3 => {
-                let it = items.get_mut(&fd).ok_or(Errno::ENOENT)?;
-                it.events = events;
-                it.data = data;
-                it.disabled = false;
-                it.waiter.ready.store(true, std::sync::atomic::Ordering::Release);
-            }
-            _ => return Err(Errno::EINVAL),
-        }
-        Ok(())
-    }
-
-    /// `epoll_wait()`: up to `max` (events, data) pairs.
-    pub fn epoll_wait(&self, epfd: i32, max: i32, timeout: Option<Duration>) -> SysResult<Vec<(u32, u64)>> {
-        if max <= 0 {
-            return Err(Errno::EINVAL);
-        }
-        let ep = match &*self.fds().get(epfd)? {
-            fdtable::File::Epoll(e) => e.clone(),
-            _ => return Err(Errno::EINVAL),
-        };
-        let deadline = timeout.map(|t| self.now() + t);
-        loop {
-            let gen = *ep.gate.0.lock();
-            let v = ep.collect(max as usize);
-            if !v.is_empty() || deadline.is_some_and(|d| self.now() >= d) || self.core.clock.is_virtual() {
-                return Ok(v);
-            }
-            let mut g = ep.gate.0.lock();
-            if *g == gen {
-                match deadline {
-                    Some(d) => {
-                        let left = d.saturating_since(self.now());
-                        ep.gate.1.wait_for(&mut g, left);
-                    }
-                    None => ep.gate.1.wait(&mut g),
-                }
-            }
-        }
-    }
-
-    /// `splice()` from a socket into a pipe (`tcp_splice_read` → `tcp_read_sock`).
-    pub fn splice(&self, fd_in: i32, fd_out: i32, len: usize, flags: i32) -> SysResult<usize> {
-        let s = self.sockfd_lookup(fd_in)?;
-        let pipe = match &*self.fds().get(fd_out)? {
-            fdtable::File::Pipe(p) if p.write => p.clone(),
-            _ => return Err(Errno::EINVAL),
-        };
-        let mut g = s.sk.lock_sock();
-        let tp = g.tp_mut();
-        if tp.state == TcpState::Listen {
-            s.sk.release_sock(g);
-            return Err(Errno::ENOTCONN);
-        }
-        let room = pipe::PIPE_CAPACITY - pipe.buf.data.lock().len();
-        let mut want = len.min(room);
-        // tcp_read_sock(): stops at the urgent mark.
-        if tp.urg_data != 0 {
-            let urg_offset = tp.urg_seq.diff(tp.copied_seq) as usize;
-            if urg_offset < want {
-                want = urg_offset;
-            }
-        }
-        let avail = tp.rcv_nxt.diff(tp.copied_seq) as usize - tp.done as usize;
-        let n = want.min(avail);
-        let mut buf = vec![0u8; n];
-        let mut iov = IovIter::new(vec![&mut buf[..]], n);
-        let mut got = 0;
-        let mut seq = tp.copied_seq;
-        while got < n {
-            let Some(skb) = tp.receive_queue.iter().find(|s| !seq.before(s.seq) && seq.before(s.seq + s.len)) else {
-                break;
-            };
-            let off = seq.diff(skb.seq) as usize;
-            let take = (skb.len as usize - off).min(n - got);
-            let mut tmp = vec![0u8; take];
-            skb.copy_bits(off, &mut tmp);
-            iov.copy_in(&tmp);
-            got += take;
-            seq += take as u32;
-        }
-        let nonblock = flags & 2 != 0 || s.nonblocking();
-        if got == 0 && n == 0 && want > 0 && avail == 0 && !tp.done && tp.shutdown & RCV_SHUTDOWN == 0 && nonblock {
-            s.sk.release_sock(g);
-            return Err(Errno::EAGAIN);
-        }
-        tp.copied_seq = seq;
-        while let Some(h) = tp.receive_queue.front() {
-            if !tp.copied_seq.before(h.seq + h.len) && !h.tcp_flags.fin() {
-                let skb = tp.receive_queue.pop_front().expect("head");
-                tp.rmem_alloc = tp.rmem_alloc.saturating_sub(skb.truesize);
-            } else {
-                break;
-            }
-        }
-        g.with_ctx_inner(|tp, ctx| {
-            tp.tcp_rcv_space_adjust(ctx);
-            tp.tcp_cleanup_rbuf(ctx, got);
-        });
-        s.sk.release_sock(g);
-        pipe.buf.data.lock().extend(&buf[..got]);
-        Ok(got)
     }
 }
 

@@ -1,0 +1,165 @@
+//! The bind table (net/ipv4/inet_hashtables.c bind buckets, inet_connection_sock.c): which
+//! socket holds which local port.
+//!
+//! A port is held in one of two ways, as Linux's `inet_bind_bucket` distinguishes them by
+//! `fastreuse`:
+//! - *bound*: by `bind()` (an explicit port or port 0), by `listen()`'s autobind, and by the
+//!   children a listener accepts (`__inet_inherit_port`). A bound port is exclusive: another
+//!   `bind()` to it fails with EADDRINUSE unless SO_REUSEADDR is set.
+//! - *connected*: by `connect()`'s autobind (`__inet_hash_connect`, `fastreuse = -1`). Such a
+//!   port is shared by every connection whose 4-tuple differs, so one local port serves
+//!   connections to many destinations.
+//!
+//! Every holder is recorded by socket id, so releasing is idempotent: a socket that is
+//! released twice (its death, then its close) gives its port back once.
+
+use crate::errno::Errno;
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct Bucket {
+    /// Holders that bound the port.
+    bound: usize,
+    /// Holders that connect() bound to it.
+    connected: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Bound,
+    Connected,
+}
+
+/// The table.
+#[derive(Default)]
+pub struct PortTable {
+    buckets: HashMap<u16, Bucket>,
+    held: HashMap<u64, (u16, Kind)>,
+    next: u32,
+}
+
+impl PortTable {
+    fn take(&mut self, id: u64, port: u16, kind: Kind) {
+        self.put(id);
+        let b = self.buckets.entry(port).or_default();
+        match kind {
+            Kind::Bound => b.bound += 1,
+            Kind::Connected => b.connected += 1,
+        }
+        self.held.insert(id, (port, kind));
+    }
+
+    /// `inet_csk_get_port()`: binds socket `id` to `port`, or with `port == 0` to a free port
+    /// of `range` (one no socket holds at all, as `inet_csk_find_open_port` picks it).
+    /// EADDRINUSE when the port is held (and `reuse` is not set) or the range is exhausted.
+    pub fn bind(&mut self, id: u64, port: u16, reuse: bool, range: (u16, u16)) -> Result<u16, Errno> {
+        if port == 0 {
+            let (lo, hi) = (range.0 as u32, range.1 as u32);
+            let span = hi.saturating_sub(lo) + 1;
+            for _ in 0..span {
+                let n = self.next;
+                self.next = self.next.wrapping_add(1);
+                let cand = (lo + (n.wrapping_mul(2654435761) % span)) as u16;
+                if !self.buckets.contains_key(&cand) {
+                    self.take(id, cand, Kind::Bound);
+                    return Ok(cand);
+                }
+            }
+            return Err(Errno::EADDRINUSE);
+        }
+        if self.buckets.contains_key(&port) && !reuse {
+            return Err(Errno::EADDRINUSE);
+        }
+        self.take(id, port, Kind::Bound);
+        Ok(port)
+    }
+
+    /// `__inet_hash_connect()`: picks a port of `range` for a connecting socket `id`. A port
+    /// that some socket bound is skipped; a port held only by connections is reused when
+    /// `tuple_free(port)` says the 4-tuple through it is unused. EADDRNOTAVAIL when no port
+    /// is left.
+    pub fn connect(
+        &mut self,
+        id: u64,
+        range: (u16, u16),
+        offset: u32,
+        mut tuple_free: impl FnMut(u16) -> bool,
+    ) -> Result<u16, Errno> {
+        let (lo, hi) = (range.0 as u32, range.1 as u32);
+        if hi < lo {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let span = hi - lo + 1;
+        let start = offset.wrapping_add(self.next) % span;
+        self.next = self.next.wrapping_add(1);
+        for i in 0..span {
+            let cand = (lo + (start + i) % span) as u16;
+            match self.buckets.get(&cand) {
+                Some(b) if b.bound > 0 => continue,
+                Some(_) if !tuple_free(cand) => continue,
+                _ => {
+                    self.take(id, cand, Kind::Connected);
+                    return Ok(cand);
+                }
+            }
+        }
+        Err(Errno::EADDRNOTAVAIL)
+    }
+
+    /// `__inet_inherit_port()`: an accepted child holds its listener's port.
+    pub fn inherit(&mut self, id: u64, port: u16) {
+        self.take(id, port, Kind::Bound);
+    }
+
+    /// `inet_put_port()`: socket `id` gives its port back (no-op when it holds none).
+    pub fn put(&mut self, id: u64) {
+        let Some((port, kind)) = self.held.remove(&id) else { return };
+        if let Some(b) = self.buckets.get_mut(&port) {
+            match kind {
+                Kind::Bound => b.bound -= 1,
+                Kind::Connected => b.connected -= 1,
+            }
+            if b.bound == 0 && b.connected == 0 {
+                self.buckets.remove(&port);
+            }
+        }
+    }
+
+    /// The port socket `id` holds.
+    pub fn held_by(&self, id: u64) -> Option<u16> {
+        self.held.get(&id).map(|h| h.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_ports_are_exclusive_connected_ports_shared() {
+        let mut t = PortTable::default();
+        assert_eq!(t.bind(1, 80, false, (10, 13)), Ok(80));
+        assert_eq!(t.bind(2, 80, false, (10, 13)), Err(Errno::EADDRINUSE));
+        assert_eq!(t.bind(2, 80, true, (10, 13)), Ok(80));
+        t.put(1);
+        t.put(1);
+        assert_eq!(t.bind(3, 80, false, (10, 13)), Err(Errno::EADDRINUSE));
+        t.put(2);
+        assert_eq!(t.bind(3, 80, false, (10, 13)), Ok(80));
+        // Four connect()s to one destination take the four ports; a fifth finds none.
+        let mut used = Vec::new();
+        for id in 10..14 {
+            let p = t.connect(id, (10, 13), 0, |p| !used.contains(&p)).unwrap();
+            used.push(p);
+        }
+        assert_eq!(t.connect(20, (10, 13), 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
+        // Another destination reuses them; bind() cannot take them.
+        assert!(t.connect(21, (10, 13), 0, |_| true).is_ok());
+        assert_eq!(t.bind(22, 0, false, (10, 13)), Err(Errno::EADDRINUSE));
+        assert_eq!(t.bind(22, used[0], false, (10, 13)), Err(Errno::EADDRINUSE));
+        // A port someone bound is not used by connect().
+        let mut t = PortTable::default();
+        assert_eq!(t.bind(1, 0, false, (10, 10)), Ok(10));
+        assert_eq!(t.connect(2, (10, 10), 0, |_| true), Err(Errno::EADDRNOTAVAIL));
+    }
+}
