@@ -20,13 +20,16 @@ use std::collections::HashMap;
 struct Bucket {
     /// Holders that bound the port.
     bound: usize,
+    /// Of those, holders without SO_REUSEPORT (`fastreuseport` is off unless this is 0).
+    bound_exclusive: usize,
     /// Holders that connect() bound to it.
     connected: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    Bound,
+    /// Bound; with SO_REUSEPORT when true.
+    Bound(bool),
     Connected,
 }
 
@@ -43,7 +46,10 @@ impl PortTable {
         self.put(id);
         let b = self.buckets.entry(port).or_default();
         match kind {
-            Kind::Bound => b.bound += 1,
+            Kind::Bound(reuseport) => {
+                b.bound += 1;
+                b.bound_exclusive += !reuseport as usize;
+            }
             Kind::Connected => b.connected += 1,
         }
         self.held.insert(id, (port, kind));
@@ -52,7 +58,21 @@ impl PortTable {
     /// `inet_csk_get_port()`: binds socket `id` to `port`, or with `port == 0` to a free port
     /// of `range` (one no socket holds at all, as `inet_csk_find_open_port` picks it).
     /// EADDRINUSE when the port is held (and `reuse` is not set) or the range is exhausted.
+    /// With `reuseport` (SO_REUSEPORT), a port every holder of which bound it with SO_REUSEPORT
+    /// too is shared (`sk_reuseport_match`; all sockets here belong to one user).
     pub fn bind(&mut self, id: u64, port: u16, reuse: bool, range: (u16, u16)) -> Result<u16, Errno> {
+        self.bind_opts(id, port, reuse, false, range)
+    }
+
+    /// [`PortTable::bind`] with SO_REUSEPORT.
+    pub fn bind_opts(
+        &mut self,
+        id: u64,
+        port: u16,
+        reuse: bool,
+        reuseport: bool,
+        range: (u16, u16),
+    ) -> Result<u16, Errno> {
         if port == 0 {
             let (lo, hi) = (range.0 as u32, range.1 as u32);
             let span = hi.saturating_sub(lo) + 1;
@@ -61,16 +81,17 @@ impl PortTable {
                 self.next = self.next.wrapping_add(1);
                 let cand = (lo + (n.wrapping_mul(2654435761) % span)) as u16;
                 if !self.buckets.contains_key(&cand) {
-                    self.take(id, cand, Kind::Bound);
+                    self.take(id, cand, Kind::Bound(reuseport));
                     return Ok(cand);
                 }
             }
             return Err(Errno::EADDRINUSE);
         }
-        if self.buckets.contains_key(&port) && !reuse {
+        let shared = |b: &Bucket| reuseport && b.bound_exclusive == 0 && b.connected == 0;
+        if self.buckets.get(&port).is_some_and(|b| !reuse && !shared(b)) {
             return Err(Errno::EADDRINUSE);
         }
-        self.take(id, port, Kind::Bound);
+        self.take(id, port, Kind::Bound(reuseport));
         Ok(port)
     }
 
@@ -107,8 +128,9 @@ impl PortTable {
     }
 
     /// `__inet_inherit_port()`: an accepted child holds its listener's port.
-    pub fn inherit(&mut self, id: u64, port: u16) {
-        self.take(id, port, Kind::Bound);
+    /// The child has its listener's SO_REUSEPORT (`sk_reuseport` is copied at clone).
+    pub fn inherit(&mut self, id: u64, port: u16, reuseport: bool) {
+        self.take(id, port, Kind::Bound(reuseport));
     }
 
     /// `inet_put_port()`: socket `id` gives its port back (no-op when it holds none).
@@ -116,7 +138,10 @@ impl PortTable {
         let Some((port, kind)) = self.held.remove(&id) else { return };
         if let Some(b) = self.buckets.get_mut(&port) {
             match kind {
-                Kind::Bound => b.bound -= 1,
+                Kind::Bound(reuseport) => {
+                    b.bound -= 1;
+                    b.bound_exclusive -= !reuseport as usize;
+                }
                 Kind::Connected => b.connected -= 1,
             }
             if b.bound == 0 && b.connected == 0 {

@@ -72,7 +72,10 @@ pub struct StackCore {
     pub clock: Arc<dyn Clock>,
     dev: RwLock<Option<Arc<dyn NetDevice>>>,
     ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
-    lhash: RwLock<HashMap<u16, Arc<Sock>>>,
+    /// Listeners by port: one, or a SO_REUSEPORT group (`sock_reuseport`).
+    lhash: RwLock<HashMap<u16, Vec<(Arc<Sock>, bool)>>>,
+    /// Key of the SO_REUSEPORT selection hash.
+    ehash_seed: TupleHash,
     ports: Mutex<crate::ports::PortTable>,
     timers: Mutex<Timers>,
     /// Signalled when a timer earlier than any before is armed.
@@ -94,6 +97,7 @@ impl StackCore {
             dev: RwLock::new(None),
             ehash: RwLock::new(HashMap::with_hasher(TupleHash(secret | 1))),
             lhash: RwLock::new(HashMap::new()),
+            ehash_seed: TupleHash(secret.rotate_left(17) | 1),
             ports: Mutex::new(crate::ports::PortTable::default()),
             timers: Mutex::new(Timers::default()),
             timer_cv: Condvar::new(),
@@ -186,7 +190,7 @@ impl StackCore {
             sk.rcv_softirq(inseg, napi_id);
             return;
         }
-        let lsk = self.lhash.read().get(&inseg.dport).cloned();
+        let lsk = self.__inet_lookup_listener(&inseg);
         if let Some(lsk) = lsk {
             lsk.rcv_softirq(inseg, napi_id);
             return;
@@ -291,21 +295,51 @@ impl StackCore {
         true
     }
 
-    /// Inserts a listener.
+    /// `__inet_lookup_listener()` with `reuseport_select_sock()`: a listener of a SO_REUSEPORT
+    /// group is chosen by a keyed hash of the 4-tuple scaled to the group size, so a
+    /// connection's segments always reach the same listener.
+    fn __inet_lookup_listener(&self, inseg: &InSeg) -> Option<Arc<Sock>> {
+        let h = self.lhash.read();
+        let group = h.get(&inseg.dport)?;
+        if group.len() == 1 {
+            return Some(group[0].0.clone());
+        }
+        let mut hasher = std::hash::BuildHasher::build_hasher(&self.ehash_seed);
+        std::hash::Hasher::write_u32(&mut hasher, u32::from(inseg.daddr));
+        std::hash::Hasher::write_u16(&mut hasher, inseg.dport);
+        std::hash::Hasher::write_u32(&mut hasher, u32::from(inseg.saddr));
+        std::hash::Hasher::write_u16(&mut hasher, inseg.sport);
+        let hash = std::hash::Hasher::finish(&hasher) as u32;
+        // reciprocal_scale(hash, num_socks)
+        let idx = ((hash as u64 * group.len() as u64) >> 32) as usize;
+        Some(group[idx].0.clone())
+    }
+
+    /// Inserts a listener (`inet_hash` / `reuseport_add_sock`): it joins a SO_REUSEPORT group
+    /// only when it and every member set SO_REUSEPORT.
     pub fn hash_listener(&self, port: u16, sk: Arc<Sock>) -> bool {
+        self.hash_listener_opts(port, sk, false)
+    }
+
+    /// [`StackCore::hash_listener`] with the listener's SO_REUSEPORT.
+    pub fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
         let mut h = self.lhash.write();
-        if h.contains_key(&port) {
+        let group = h.entry(port).or_default();
+        if !group.is_empty() && !(reuseport && group.iter().all(|(_, r)| *r)) {
             return false;
         }
-        h.insert(port, sk);
+        group.push((sk, reuseport));
         true
     }
 
-    /// Removes a listener.
+    /// Removes a listener (`reuseport_detach_sock`).
     pub fn unhash_listener(&self, port: u16, id: u64) {
         let mut h = self.lhash.write();
-        if h.get(&port).is_some_and(|s| s.id == id) {
-            h.remove(&port);
+        if let Some(group) = h.get_mut(&port) {
+            group.retain(|(s, _)| s.id != id);
+            if group.is_empty() {
+                h.remove(&port);
+            }
         }
     }
 
@@ -338,8 +372,13 @@ impl StackCore {
 
     /// `inet_csk_get_port()`: socket `id` binds `port` (0 = any free port of the range).
     pub fn get_port(&self, id: u64, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
+        self.get_port_opts(id, port, reuse, false)
+    }
+
+    /// [`StackCore::get_port`] with SO_REUSEPORT: the port is shared with sockets that all set it.
+    pub fn get_port_opts(&self, id: u64, port: u16, reuse: bool, reuseport: bool) -> Result<u16, crate::errno::Errno> {
         let range = self.port_range();
-        self.ports.lock().bind(id, port, reuse, range)
+        self.ports.lock().bind_opts(id, port, reuse, reuseport, range)
     }
 
     /// `__inet_hash_connect()`: picks a local port for a connection from `saddr` to
@@ -377,11 +416,12 @@ impl StackCore {
         let key = (child.saddr, child.sport, child.daddr, child.dport);
         let deadline = child.next_deadline();
         let sk_socket = child.sk_socket.clone();
+        let reuseport = child.reuseport;
         let csk = Sock::new(self.clone(), *child);
         if !self.hash(key, csk.clone()) {
             return;
         }
-        self.ports.lock().inherit(csk.id, key.1);
+        self.ports.lock().inherit(csk.id, key.1, reuseport);
         csk.peek_tp(|tp| csk.refresh_snapshot(tp));
         self.schedule_timer(&csk, deadline);
         if let Some(l) = listener.listen.as_mut() {

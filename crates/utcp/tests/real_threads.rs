@@ -275,3 +275,42 @@ fn prefer_busy_poll_holds_the_device_thread_back() {
     wait_for(3);
     assert_eq!(got.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// SO_LINGER with a positive time: close() waits until the FIN is acknowledged, or the time
+/// runs out (`sk_stream_wait_close`); without SO_LINGER it returns at once.
+#[test]
+fn so_linger_close_waits_for_the_fin_ack() {
+    let _one = serial();
+    use utcp::syscall::opt::SO_LINGER;
+    use utcp::syscall::SOL_SOCKET;
+    use utcp::tcp::TcpState;
+    let linger = |on: i32, secs: i32| {
+        let mut v = on.to_ne_bytes().to_vec();
+        v.extend_from_slice(&secs.to_ne_bytes());
+        v
+    };
+    for (delay_ms, opt, want) in [
+        (20, None, TcpState::FinWait1), // no linger: close() returns with the FIN in flight
+        (20, Some((1, 5)), TcpState::FinWait2), // linger: returns once the FIN is acked
+        (1500, Some((1, 1)), TcpState::FinWait1), // linger time shorter than the RTT: gives up
+    ] {
+        let delay = utcp::time::Duration::from_millis(delay_ms);
+        let (a, b) = memlink_pair(LinkConfig { delay, ..LinkConfig::default() });
+        let l = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 5006), 4).unwrap();
+        let c = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 5006)).unwrap();
+        let (_s, _) = l.accept().unwrap();
+        let fd = c.fd();
+        if let Some((on, secs)) = opt {
+            a.stack.setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger(on, secs)).unwrap();
+        }
+        let sk = a.stack.sockfd_lookup(fd).unwrap().sk.clone();
+        let t = std::time::Instant::now();
+        drop(c); // close()
+        let took = t.elapsed();
+        let state = sk.peek_tp(|tp| tp.state);
+        assert_eq!(state, want, "delay {delay_ms} ms, linger {opt:?}: state after close() ({took:?})");
+        if let Some((_, secs)) = opt {
+            assert!(took >= StdDuration::from_millis((2 * delay_ms).min(secs as u64 * 1000) - 10), "{took:?}");
+        }
+    }
+}

@@ -251,3 +251,49 @@ fn tcp_congestion_control_sysctl_sets_the_default() {
     assert_eq!(lab.a.getsockopt(c, SOL_TCP, TCP_CONGESTION, &mut buf), Ok(16));
     assert_eq!(&buf[..5], b"reno\0");
 }
+
+#[test]
+fn so_reuseport_spreads_connections_over_listeners() {
+    let lab = Lab::new(ms(1));
+    let mk = |reuseport: bool| {
+        let l = lab.b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+        lab.b.setsockopt_int(l, SOL_SOCKET, SO_REUSEPORT, reuseport as i32).unwrap();
+        (l, lab.b.bind(l, SocketAddrV4::new(ADDR_B, 80)))
+    };
+    let (l1, r1) = mk(true);
+    let (l2, r2) = mk(true);
+    assert_eq!((r1, r2), (Ok(()), Ok(())), "both SO_REUSEPORT sockets bind the port");
+    assert_eq!(lab.b.getsockopt_int(l1, SOL_SOCKET, SO_REUSEPORT), Ok(1));
+    let (_l3, r3) = mk(false);
+    assert_eq!(r3, Err(Errno::EADDRINUSE), "a socket without SO_REUSEPORT does not share it");
+    lab.b.listen(l1, 64).unwrap();
+    lab.b.listen(l2, 64).unwrap();
+    let clients: Vec<i32> = (0..40).map(|_| lab.connect_start(80)).collect();
+    lab.advance(ms(20));
+    let accept_all = |l: i32| {
+        let mut v = Vec::new();
+        while let Ok((s, peer)) = lab.b.accept4(l, SOCK_NONBLOCK) {
+            v.push((s, peer));
+        }
+        v
+    };
+    let (a1, a2) = (accept_all(l1), accept_all(l2));
+    assert_eq!(a1.len() + a2.len(), 40, "every connection accepted once");
+    assert!(a1.len() >= 5 && a2.len() >= 5, "hashed over both listeners: {} / {}", a1.len(), a2.len());
+    // Each connection carries its data to the child of the listener that took it.
+    for &c in &clients {
+        assert_eq!(lab.a.send(c, Some(b"hi"), 2, 0), Ok(2));
+    }
+    lab.advance(ms(20));
+    for (s, _) in a1.iter().chain(&a2) {
+        let mut got = Vec::new();
+        drain(&lab.b, *s, &mut got).unwrap();
+        assert_eq!(got, b"hi");
+    }
+    // Closing one listener leaves the other serving the port.
+    lab.b.close(l1).unwrap();
+    let c = lab.connect_start(80);
+    lab.advance(ms(20));
+    assert_eq!(state(&lab.a, c), TcpState::Established);
+    assert!(lab.b.accept4(l2, SOCK_NONBLOCK).is_ok());
+}

@@ -6,7 +6,7 @@ use super::*;
 use crate::netns::Netns;
 use crate::seq::SeqNum;
 use crate::socket::proto_ops::INET_STREAM_OPS;
-use crate::socket::sock::{Cancel, Sock};
+use crate::socket::sock::{Cancel, Sock, WaitResult};
 use crate::socket::{sock_recvmsg, SocketState};
 use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
@@ -301,7 +301,7 @@ impl Stack {
             s.sk.release_sock(g);
             return Err(Errno::EADDRNOTAVAIL);
         }
-        let port = match self.core.get_port(s.sk.id, addr.port(), tp.reuseaddr) {
+        let port = match self.core.get_port_opts(s.sk.id, addr.port(), tp.reuseaddr, tp.reuseport) {
             Ok(p) => p,
             Err(e) => {
                 s.sk.release_sock(g);
@@ -352,11 +352,12 @@ impl Stack {
             }
         }
         let port = tp.sport;
+        let reuseport = tp.reuseport;
         tp.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
         tp.state = TcpState::Listen;
         tp.listen_backlog = max_backlog;
         s.sk.release_sock(g);
-        if !self.core.hash_listener(port, s.sk.clone()) {
+        if !self.core.hash_listener_opts(port, s.sk.clone(), reuseport) {
             let mut g = s.sk.lock_sock();
             g.tp_mut().state = TcpState::Close;
             g.tp_mut().listen = None;
@@ -932,6 +933,25 @@ impl Stack {
             } else if tcp_close_state(tp, ctx) {
                 tp.tcp_send_fin(ctx);
             }
+            false
+        });
+        if closed_now {
+            sk.release_sock(g);
+            self.core.put_port(sk.id);
+            return;
+        }
+        // sk_stream_wait_close(): with SO_LINGER on and a time set, close() waits (socket
+        // released) until the FIN is acknowledged (no longer FIN_WAIT1, CLOSING or LAST_ACK)
+        // or the linger time runs out; it returns 0 either way.
+        if let Some(secs) = linger.filter(|s| *s > 0) {
+            let deadline = self.now() + Duration::from_secs(secs as u64);
+            while matches!(g.tp().state, TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck) {
+                if sk.sk_wait_data(&mut g, Some(deadline), None, None).result == WaitResult::TimedOut {
+                    break;
+                }
+            }
+        }
+        let closed_now = g.with_ctx_inner(|tp, ctx| {
             tp.orphan = true;
             if tp.state == TcpState::FinWait2 {
                 if tp.linger2.is_some_and(|l| l < 0) {
