@@ -27,6 +27,8 @@ use utcp::syscall::{IoVec, MsgHdr, PollFd};
 use utcp::time::{Clock, Duration, Instant, VirtualClock};
 use utcp::{Errno, Stack};
 
+mod calls;
+
 /// Port packetdrill binds and connects to (`--bind_port`, `--connect_port`).
 const SCRIPT_PORT: u16 = 8080;
 /// First remote port used for inbound connections.
@@ -736,7 +738,8 @@ impl Runner {
         if out.ret == i64::MIN {
             return fail(line, out.post.err().unwrap_or_default());
         }
-        let fd_call = matches!(sc.name.as_str(), "socket" | "accept" | "accept4" | "epoll_create" | "epoll_create1");
+        let fd_call =
+            matches!(sc.name.as_str(), "socket" | "accept" | "accept4" | "epoll_create" | "epoll_create1" | "dup");
         let errtext = |e: Option<Errno>| match e {
             Some(e) => format!(" with errno {} ({})", e.as_i32(), e.name()),
             None => String::new(),
@@ -935,7 +938,7 @@ fn buf_arg(e: &Expr, len: usize) -> Option<Vec<u8>> {
 #[allow(clippy::too_many_arguments)]
 fn do_syscall(
     stack: &Stack,
-    clock: &VirtualClock,
+    _clock: &VirtualClock,
     fds: &HashMap<i64, i32>,
     sc: &SyscallEvent,
     local: SocketAddrV4,
@@ -950,6 +953,9 @@ fn do_syscall(
         Expr::Int(v) => Some(*v),
         _ => None,
     };
+    if let Some(r) = calls::extra(stack, &fd, sc, script_result, out) {
+        return r;
+    }
     match sc.name.as_str() {
         "socket" => {
             let dom = match arg(sc, 0)? {
@@ -1079,7 +1085,13 @@ fn do_syscall(
             let f = fd(0)?;
             let cmd = iarg(sc, 1)? as i32;
             let a = if sc.args.len() > 2 { iarg(sc, 2)? as i32 } else { 0 };
-            Ok(stack.fcntl(f, cmd, a)? as i64)
+            let r = stack.fcntl(f, cmd, a)?;
+            if matches!(cmd, utcp::syscall::F_DUPFD | utcp::syscall::F_DUPFD_CLOEXEC) {
+                if let Some(s) = script_result {
+                    out.effects.push(Effect::NewFd { script: s, live: r, socket: false });
+                }
+            }
+            Ok(r as i64)
         }
         "ioctl" => {
             let f = fd(0)?;
@@ -1107,14 +1119,10 @@ fn do_syscall(
                 want.push(rev);
             }
             let timeout = iarg(sc, 2)?;
-            let deadline = (timeout >= 0).then(|| clock.now() + Duration::from_millis(timeout as u64));
-            let n = loop {
-                let n = stack.poll(&mut pfds, Some(Duration::ZERO))?;
-                if n > 0 || deadline.is_some_and(|d| clock.now() >= d) {
-                    break n;
-                }
-                std::thread::sleep(StdDuration::from_micros(100));
-            };
+            if sc.args.len() > 1 && iarg(sc, 1)? != items.len() as i64 {
+                return serr(format!("nfds {} does not match {}-element pollfd array", iarg(sc, 1)?, items.len()));
+            }
+            let n = stack.poll(&mut pfds, (timeout >= 0).then(|| Duration::from_millis(timeout as u64)))?;
             for (p, w) in pfds.iter().zip(want) {
                 if let Some(w) = w {
                     if p.revents as u16 as i64 != w {
@@ -1125,7 +1133,8 @@ fn do_syscall(
             Ok(n as i64)
         }
         "epoll_create" | "epoll_create1" => {
-            let r = stack.epoll_create(iarg(sc, 0)?.max(1) as i32)?;
+            let a = iarg(sc, 0)? as i32;
+            let r = if sc.name == "epoll_create1" { stack.epoll_create1(a)? } else { stack.epoll_create(a)? };
             if let Some(s) = script_result {
                 out.effects.push(Effect::NewFd { script: s, live: r, socket: false });
             }
@@ -1152,14 +1161,7 @@ fn do_syscall(
             let evs = arg(sc, 1)?;
             let max = iarg(sc, 2)? as i32;
             let timeout = iarg(sc, 3)?;
-            let deadline = (timeout >= 0).then(|| clock.now() + Duration::from_millis(timeout as u64));
-            let v = loop {
-                let v = stack.epoll_wait(ep, max, Some(Duration::ZERO))?;
-                if !v.is_empty() || deadline.is_some_and(|d| clock.now() >= d) {
-                    break v;
-                }
-                std::thread::sleep(StdDuration::from_micros(100));
-            };
+            let v = stack.epoll_wait(ep, max, (timeout >= 0).then(|| Duration::from_millis(timeout as u64)))?;
             if let Some((e, d)) = v.first() {
                 let we = evs.field("events").map(|x| int(x.1)).transpose().map_err(SysErr::Script)?;
                 if let Some(we) = we {

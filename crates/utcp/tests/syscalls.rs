@@ -465,3 +465,21 @@ fn a_port_bound_with_bind_0_is_exclusive() {
     assert_eq!(a.connect(s, SocketAddrV4::new(ADDR_B, 80)), Err(Errno::EINPROGRESS));
     assert_eq!(a.getsockname(s).unwrap().port(), bound);
 }
+
+#[test]
+fn writev_builds_one_segment_across_iovecs() {
+    let net = SimNet::new(LinkConfig::default());
+    let (_l, c, s) = connected(&net, 80);
+    let (a, b) = (&net.a.stack, &net.b.stack);
+    let out0 = a.tcp_info(c).unwrap().tcpi_data_segs_out;
+    assert_eq!(a.writev(c, &[(Some(&[1u8; 10]), 10), (Some(&[2u8; 20]), 20)]), Ok(30));
+    net.settle();
+    assert_eq!(a.tcp_info(c).unwrap().tcpi_data_segs_out - out0, 1, "one 30-byte segment, as Linux");
+    // A fault in a later iovec still sends what came before it.
+    assert_eq!(a.sendmsg(c, &[(Some(&[3u8; 5]), 5), (None, 7)], 0), Ok(5));
+    assert_eq!(a.sendmsg(c, &[(None, 7), (Some(&[3u8; 5]), 5)], 0), Err(Errno::EFAULT));
+    net.settle();
+    let mut buf = [0u8; 64];
+    assert_eq!(b.recv(s, Some(&mut buf), 64, 0), Ok(35));
+    assert_eq!(&buf[..11], &[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]);
+}

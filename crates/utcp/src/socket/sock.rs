@@ -542,7 +542,9 @@ impl Sock {
 
     /// Registers an epoll interest.
     pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
-        self.ep.lock().push(Arc::downgrade(w));
+        let mut ep = self.ep.lock();
+        ep.retain(|w| w.strong_count() > 0);
+        ep.push(Arc::downgrade(w));
     }
 
     /// `sk_wait_data()`: releases the socket, sleeps until woken, the deadline, or

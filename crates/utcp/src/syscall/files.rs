@@ -262,7 +262,8 @@ impl Stack {
         let deadline = timeout.map(|t| self.now_f() + t);
         let gate: Gate = Default::default();
         let waiter = gate_waiter(&gate);
-        let mut registered = false;
+        // None: not registered; Some(false): registering in this pass; Some(true): done.
+        let mut registered: Option<bool> = None;
         loop {
             let gen = *gate.0.lock();
             let mut n = 0;
@@ -273,7 +274,7 @@ impl Stack {
                 }
                 let mask = match self.fds.get(p.fd) {
                     Ok(f) => {
-                        if !registered {
+                        if registered == Some(false) {
                             Self::add_waiter(&f, &waiter);
                         }
                         file_poll(&f)
@@ -286,11 +287,18 @@ impl Stack {
                     n += 1;
                 }
             }
-            registered = true;
             if n > 0 || timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now_f() >= d) {
                 return Ok(n);
             }
-            self.wait_gate(&gate, gen, deadline);
+            // Register on the wait queues only when about to sleep, then look once more
+            // before sleeping (an event between the look and the registration is not lost).
+            match registered {
+                None => registered = Some(false),
+                Some(_) => {
+                    registered = Some(true);
+                    self.wait_gate(&gate, gen, deadline);
+                }
+            }
         }
     }
 

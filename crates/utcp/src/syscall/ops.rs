@@ -688,6 +688,31 @@ impl Stack {
         if s.nonblocking() {
             flags |= MSG_DONTWAIT;
         }
+        // tcp_sendmsg() copies every iovec into the write queue before it pushes, so the
+        // segments are built across iovec boundaries: gather several into one buffer (a
+        // fault ends the gathered bytes, as copy_from_iter does).
+        let gathered: Vec<u8>;
+        let one: [(Option<&[u8]>, usize); 2];
+        let iov = if iov.iter().filter(|(_, l)| *l > 0).count() > 1 {
+            let mut m = Vec::new();
+            let mut fault = 0;
+            for (b, l) in iov {
+                let l = (*l).min(MAX_RW_COUNT - m.len());
+                match b {
+                    Some(b) if b.len() >= l => m.extend_from_slice(&b[..l]),
+                    _ if l == 0 => {}
+                    _ => {
+                        fault = 1;
+                        break;
+                    }
+                }
+            }
+            gathered = m;
+            one = [(Some(&gathered[..]), gathered.len()), (None, fault)];
+            &one[..]
+        } else {
+            iov
+        };
         let mut g = s.sk.lock_sock();
         let timeo = if flags & MSG_DONTWAIT != 0 { Some(Duration::ZERO) } else { g.tp().sndtimeo };
         let deadline = timeo.map(|t| self.now() + t);

@@ -59,7 +59,9 @@ impl PipeBuf {
 
     /// Registers a poll/epoll waiter.
     pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
-        self.ep.lock().push(Arc::downgrade(w));
+        let mut ep = self.ep.lock();
+        ep.retain(|w| w.strong_count() > 0);
+        ep.push(Arc::downgrade(w));
     }
 }
 
