@@ -64,6 +64,9 @@ struct Timers {
     armed: HashMap<u64, (Weak<Sock>, Instant)>,
 }
 
+/// The listeners of one port with their SO_REUSEPORT flags.
+type ListenGroup = Vec<(Arc<Sock>, bool)>;
+
 /// Shared state of one stack.
 pub struct StackCore {
     /// Namespace: sysctls, counters, routes.
@@ -73,7 +76,7 @@ pub struct StackCore {
     dev: RwLock<Option<Arc<dyn NetDevice>>>,
     ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
     /// Listeners by port: one, or a SO_REUSEPORT group (`sock_reuseport`).
-    lhash: RwLock<HashMap<u16, Vec<(Arc<Sock>, bool)>>>,
+    lhash: RwLock<HashMap<u16, ListenGroup>>,
     /// Key of the SO_REUSEPORT selection hash.
     ehash_seed: TupleHash,
     ports: Mutex<crate::ports::PortTable>,
@@ -325,7 +328,8 @@ impl StackCore {
     pub fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
         let mut h = self.lhash.write();
         let group = h.entry(port).or_default();
-        if !group.is_empty() && !(reuseport && group.iter().all(|(_, r)| *r)) {
+        let may_join = group.is_empty() || (reuseport && group.iter().all(|(_, r)| *r));
+        if !may_join {
             return false;
         }
         group.push((sk, reuseport));

@@ -216,7 +216,13 @@ fn run(net: &SimNet, on_b: bool, c: &Call) {
         Call::Close(f) => {
             let _ = st.close(f);
         }
-        Call::Setsockopt(f, l, n, v) => {
+        Call::Setsockopt(f, l, n, mut v) => {
+            // SO_LINGER with a time makes close() wait for the FIN's ACK even on a
+            // non-blocking socket (as in Linux); nothing advances the virtual clock while this
+            // single thread waits, so the fuzzer keeps the linger time 0 (abortive close).
+            if l == SOL_SOCKET && n == opt::SO_LINGER && v.len() >= 8 {
+                v[4..8].copy_from_slice(&0i32.to_ne_bytes());
+            }
             let _ = st.setsockopt(f, l, n, &v);
         }
         Call::Getsockopt(f, l, n, o) => {

@@ -7,7 +7,9 @@
 //! reads a clock, sleeps, or touches a device.
 
 pub mod cong;
+pub mod connect;
 pub mod data_queue;
+pub mod info;
 pub mod input;
 pub mod ipv4;
 pub mod listen;
