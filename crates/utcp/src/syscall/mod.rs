@@ -11,6 +11,7 @@ pub mod epoll;
 pub mod fdtable;
 mod ops;
 pub mod pipe;
+pub mod sockaddr;
 
 pub use ops::{parse_cmsgs, sockaddr_in, TcpInfo, MSG_NOSIGNAL};
 

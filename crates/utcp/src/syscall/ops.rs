@@ -158,7 +158,7 @@ pub fn sockaddr_in(addr: SocketAddrV4) -> [u8; 16] {
 
 /// `move_addr_to_user()`: copies `klen` bytes of `kaddr` (truncated to the user's length) and
 /// writes the real length back.
-fn move_addr_to_user(kaddr: &[u8], uaddr: Option<&mut [u8]>, ulen: Option<&mut u32>) -> SysResult<()> {
+pub(super) fn move_addr_to_user(kaddr: &[u8], uaddr: Option<&mut [u8]>, ulen: Option<&mut u32>) -> SysResult<()> {
     let Some(ulen) = ulen else { return Err(Errno::EFAULT) };
     let klen = kaddr.len() as u32;
     let len = (*ulen).min(klen);
@@ -764,7 +764,7 @@ impl Stack {
     }
 
     /// `tcp_disconnect()`: abort to CLOSE, RST if the peer must hear of it.
-    fn tcp_disconnect(&self, sk: &Arc<Sock>, g: &mut crate::socket::sock::OwnedSock<'_>) {
+    pub(super) fn tcp_disconnect(&self, sk: &Arc<Sock>, g: &mut crate::socket::sock::OwnedSock<'_>) {
         let old = g.tp().state;
         let listener_port = (old == TcpState::Listen).then(|| g.tp().sport);
         let children: Vec<Arc<Sock>> =
