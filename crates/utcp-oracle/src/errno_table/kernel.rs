@@ -48,7 +48,8 @@ impl KernelEnv {
     }
 
     fn sock(&mut self, nonblock: bool) -> Result<i32, String> {
-        let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+        // No SOCK_CLOEXEC: utcp has no close-on-exec flag, so F_GETFD compares as 0.
+        let ty = libc::SOCK_STREAM | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
         // SAFETY: plain syscall.
         let fd = unsafe { libc::socket(libc::AF_INET, ty, 0) };
         if fd < 0 {
@@ -123,6 +124,8 @@ impl KernelEnv {
             | State::Reset => {
                 let _ = k_connect(fd, &to(self.listener));
                 wait(|| tcp_state(fd) == Some(1))?;
+                // Complete the nonblocking connect as an application does (SS_CONNECTED).
+                k_connect(fd, &to(self.listener)).map_err(|e| format!("connect completion: errno {e}"))?;
                 // SAFETY: NULL address pointers are allowed.
                 let peer =
                     unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
@@ -164,11 +167,14 @@ impl KernelEnv {
             State::ClosedFd => {
                 close(fd);
                 self.owned.retain(|&f| f != fd);
+                // The closed number could be reused at once by another thread of this
+                // process; a number far above any open fd is closed for certain.
+                return Ok(999_999);
             }
             State::NotSocket => {
                 let mut p = [0i32; 2];
                 // SAFETY: `p` has room for two fds.
-                if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+                if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_NONBLOCK) } < 0 {
                     return Err(format!("pipe: errno {}", errno()));
                 }
                 self.owned.extend(p);

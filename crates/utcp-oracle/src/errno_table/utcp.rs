@@ -191,7 +191,11 @@ impl UtcpEnv {
             Call::Connect(sa) => unit(a.connect_raw(fd, &fx.sa(sa))),
             Call::Send(n, fl) => ret(a.send(fd, Some(HELLO), *n, *fl)),
             Call::SendTo(n, fl, sa) => {
-                if fx.sa(sa).len() > ::utcp::syscall::sockaddr::SOCKADDR_STORAGE_LEN {
+                // utcp's sendto() takes a typed address: __sys_sendto's length check (after
+                // the fd lookup) is done here.
+                if let Err(x) = a.sockfd_lookup(fd) {
+                    Res::ret(Err(e(x)))
+                } else if fx.sa(sa).len() > ::utcp::syscall::sockaddr::SOCKADDR_STORAGE_LEN {
                     Res::ret(Err(e(Errno::EINVAL)))
                 } else {
                     ret(a.sendto(fd, Some(HELLO), *n, *fl, None))

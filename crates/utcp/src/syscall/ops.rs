@@ -245,11 +245,20 @@ impl Stack {
 
     /// `socket()`.
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> SysResult<i32> {
+        // __sys_socket(): flag bits other than SOCK_NONBLOCK/SOCK_CLOEXEC, before the family.
+        if ty & !0xf & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
         if domain != AF_INET {
             // DEVIATION(linux): IPv6 is not implemented yet; Linux would create the socket.
             return Err(Errno::EAFNOSUPPORT);
         }
         let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        // __sock_create(): type outside 0..SOCK_MAX; inet_create(): protocol outside
+        // 0..IPPROTO_MAX.
+        if !(0..11).contains(&base) || !(0..263).contains(&protocol) {
+            return Err(Errno::EINVAL);
+        }
         if base != SOCK_STREAM {
             // DEVIATION(linux): only TCP; Linux supports UDP/raw here.
             return Err(Errno::ESOCKTNOSUPPORT);
@@ -622,6 +631,10 @@ impl Stack {
 
     /// `sendmsg()` with iovecs.
     pub fn sendmsg(&self, fd: i32, iov: &[(Option<&[u8]>, usize)], flags: i32) -> SysResult<usize> {
+        // __sys_sendmsg(): MSG_CMSG_COMPAT is for the compat syscall only (before the fd).
+        if flags & MSG_CMSG_COMPAT != 0 {
+            return Err(Errno::EINVAL);
+        }
         if iov.len() > UIO_MAXIOV {
             return Err(Errno::EMSGSIZE);
         }
