@@ -13,7 +13,7 @@ fn key(c: &Case) -> String {
     format!("{:?} {}", c.state, name)
 }
 
-/// Ignored until utcp matches: 11,311 of 21,081 cases still differ (mostly
+/// Ignored until utcp matches: 10,765 of 21,081 cases still differ (mostly
 /// options utcp does not know, see the branch report). Run with `-- --ignored --nocapture`.
 #[test]
 #[ignore = "utcp still differs from Linux in thousands of rows; run with --ignored to list them"]

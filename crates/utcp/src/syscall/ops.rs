@@ -1159,6 +1159,11 @@ impl Stack {
     /// `getsockopt()`: writes the value into `out` and returns its length (as `optlen`).
     pub fn getsockopt(&self, fd: i32, level: i32, name: i32, out: &mut [u8]) -> SysResult<usize> {
         let s = self.sockfd_lookup(fd)?;
+        // ip_getsockopt(): a level that is neither SOL_SOCKET, SOL_TCP nor SOL_IP (setsockopt
+        // answers ENOPROTOOPT there).
+        if !matches!(level, SOL_SOCKET | SOL_IP | SOL_TCP) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         if level == SOL_TCP && name == TCP_INFO {
             let info = self.tcp_info(fd)?;
             let b = tcp_info_bytes(&info);
