@@ -11,12 +11,10 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/packe
 
 fn corpus_dir() -> Option<PathBuf> {
     let p = PathBuf::from(CORPUS);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: packetdrill corpus not found at {CORPUS}");
-        None
-    }
+    // CI and every developer checkout have shared/ beside the repository: a missing corpus
+    // is a broken setup, not a pass.
+    assert!(p.is_dir(), "packetdrill corpus not found at {CORPUS}: shared/packetdrill must lie beside the repository");
+    Some(p)
 }
 
 fn collect_pkt(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod cases;
+pub mod errno_table;
 pub mod gen;
 pub mod kernel;
 pub mod scenario;

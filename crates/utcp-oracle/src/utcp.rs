@@ -66,7 +66,7 @@ impl UtcpBackend {
 /// utcp gets the same ones. Read once from `/proc/sys`; missing files are skipped.
 /// `tcp_low_latency` is deliberately not mirrored: it is a no-op in Linux 6.18, but in
 /// utcp it would switch the seed's prequeue on.
-fn host_sysctls() -> &'static [(&'static str, String)] {
+pub(crate) fn host_sysctls() -> &'static [(&'static str, String)] {
     static S: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
     S.get_or_init(|| {
         const NAMES: &[&str] = &[

@@ -106,11 +106,12 @@ fn named_cases_are_valid_and_deterministic() {
 fn generator_only_emits_valid_scenarios() {
     let cfg = GenConfig::default();
     let seed = seed_from_env();
+    eprintln!("generator_only_emits_valid_scenarios: UTCP_ORACLE_SEED={seed}");
     for i in 0..5000 {
         let s = gen::scenario_seed(seed, i);
         let sc = gen::generate(s, &cfg);
         if let Err((j, e)) = gen::validate(&sc) {
-            panic!("seed {s}: step #{j} invalid: {e}\n{sc}");
+            panic!("UTCP_ORACLE_SEED={seed}, scenario seed {s}: step #{j} invalid: {e}\n{sc}");
         }
         assert_eq!(sc, gen::generate(s, &cfg), "generation is not deterministic");
     }
@@ -128,12 +129,21 @@ fn kernel_agrees_with_itself_random() {
     let mut b = KernelBackend::new();
     match utcp_oracle::run_random(&mut a, &mut b, seed, n, &GenConfig::default(), true) {
         Ok(st) => eprintln!("{} scenarios / {} steps (x2) in {:?}", st.scenarios, st.steps, st.elapsed),
-        Err(f) => panic!("{f}"),
+        Err(f) => panic!("UTCP_ORACLE_SEED={seed}\n{f}"),
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // Seeded from UTCP_ORACLE_SEED (printed), like the other random tests.
+    #![proptest_config({
+        let seed = seed_from_env();
+        eprintln!("proptest_kernel_self_agreement: UTCP_ORACLE_SEED={seed}");
+        ProptestConfig {
+            cases: 64,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+            ..ProptestConfig::default()
+        }
+    })]
 
     #[test]
     fn proptest_kernel_self_agreement(sc in gen::scenario_strategy(GenConfig::default())) {

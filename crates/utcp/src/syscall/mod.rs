@@ -12,6 +12,7 @@ pub mod fdtable;
 mod files;
 mod ops;
 pub mod pipe;
+pub mod sockaddr;
 mod splice;
 
 pub use files::{file_poll, EPOLL_CLOEXEC};

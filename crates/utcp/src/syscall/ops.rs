@@ -63,7 +63,7 @@ pub fn sockaddr_in(addr: SocketAddrV4) -> [u8; 16] {
 
 /// `move_addr_to_user()`: copies `klen` bytes of `kaddr` (truncated to the user's length) and
 /// writes the real length back.
-fn move_addr_to_user(kaddr: &[u8], uaddr: Option<&mut [u8]>, ulen: Option<&mut u32>) -> SysResult<()> {
+pub(super) fn move_addr_to_user(kaddr: &[u8], uaddr: Option<&mut [u8]>, ulen: Option<&mut u32>) -> SysResult<()> {
     let Some(ulen) = ulen else { return Err(Errno::EFAULT) };
     let klen = kaddr.len() as u32;
     let len = (*ulen).min(klen);
@@ -150,11 +150,20 @@ impl Stack {
 
     /// `socket()`.
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> SysResult<i32> {
+        // __sys_socket(): flag bits other than SOCK_NONBLOCK/SOCK_CLOEXEC, before the family.
+        if ty & !0xf & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
         if domain != AF_INET {
             // DEVIATION(linux): IPv6 is not implemented yet; Linux would create the socket.
             return Err(Errno::EAFNOSUPPORT);
         }
         let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        // __sock_create(): type outside 0..SOCK_MAX; inet_create(): protocol outside
+        // 0..IPPROTO_MAX.
+        if !(0..11).contains(&base) || !(0..263).contains(&protocol) {
+            return Err(Errno::EINVAL);
+        }
         if base != SOCK_STREAM {
             // DEVIATION(linux): only TCP; Linux supports UDP/raw here.
             return Err(Errno::ESOCKTNOSUPPORT);
@@ -554,6 +563,10 @@ impl Stack {
 
     /// `sendmsg()` with iovecs.
     pub fn sendmsg(&self, fd: i32, iov: &[(Option<&[u8]>, usize)], flags: i32) -> SysResult<usize> {
+        // __sys_sendmsg(): MSG_CMSG_COMPAT is for the compat syscall only (before the fd).
+        if flags & MSG_CMSG_COMPAT != 0 {
+            return Err(Errno::EINVAL);
+        }
         if iov.len() > UIO_MAXIOV {
             return Err(Errno::EMSGSIZE);
         }
@@ -721,7 +734,7 @@ impl Stack {
     }
 
     /// `tcp_disconnect()`: abort to CLOSE, RST if the peer must hear of it.
-    fn tcp_disconnect(&self, sk: &Arc<Sock>, g: &mut crate::socket::sock::OwnedSock<'_>) {
+    pub(super) fn tcp_disconnect(&self, sk: &Arc<Sock>, g: &mut crate::socket::sock::OwnedSock<'_>) {
         let old = g.tp().state;
         let listener_port = (old == TcpState::Listen).then(|| g.tp().sport);
         let children: Vec<Arc<Sock>> =
@@ -1175,6 +1188,11 @@ impl Stack {
     /// `getsockopt()`: writes the value into `out` and returns its length (as `optlen`).
     pub fn getsockopt(&self, fd: i32, level: i32, name: i32, out: &mut [u8]) -> SysResult<usize> {
         let s = self.sockfd_lookup(fd)?;
+        // ip_getsockopt(): a level that is neither SOL_SOCKET, SOL_TCP nor SOL_IP (setsockopt
+        // answers ENOPROTOOPT there).
+        if !matches!(level, SOL_SOCKET | SOL_IP | SOL_TCP) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         if level == SOL_TCP && name == TCP_INFO {
             let info = self.tcp_info(fd)?;
             let b = tcp_info_bytes(&info);

@@ -1,0 +1,97 @@
+//! The sockaddr-level entry points (net/socket.c `__sys_bind`, `__sys_connect`,
+//! `__sys_getsockname`, `__sys_getpeername`): the address as the raw bytes and length C
+//! passes, checked as `move_addr_to_kernel`, `inet_bind` and `__inet_stream_connect` check
+//! them, then handed to the typed calls.
+
+use super::ops::move_addr_to_user;
+use super::*;
+use crate::socket::SocketState;
+use crate::tcp::TcpState;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// `sizeof(struct sockaddr_storage)`.
+pub const SOCKADDR_STORAGE_LEN: usize = 128;
+/// `sizeof(struct sockaddr_in)`.
+pub const SOCKADDR_IN_LEN: usize = 16;
+
+fn family(addr: &[u8]) -> u16 {
+    u16::from_ne_bytes([addr[0], addr[1]])
+}
+
+/// The address and port of a sockaddr_in of at least 16 bytes.
+fn inet(addr: &[u8]) -> SocketAddrV4 {
+    let ip = Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]);
+    SocketAddrV4::new(ip, u16::from_be_bytes([addr[2], addr[3]]))
+}
+
+impl Stack {
+    /// `bind(fd, addr, addr.len())`.
+    pub fn bind_raw(&self, fd: i32, addr: &[u8]) -> SysResult<()> {
+        self.sockfd_lookup(fd)?;
+        // move_addr_to_kernel()
+        if addr.len() > SOCKADDR_STORAGE_LEN {
+            return Err(Errno::EINVAL);
+        }
+        // inet_bind_sk()
+        if addr.len() < SOCKADDR_IN_LEN {
+            return Err(Errno::EINVAL);
+        }
+        let a = inet(addr);
+        // __inet_bind(): AF_UNSPEC is accepted (as AF_INET) only with INADDR_ANY.
+        let f = family(addr) as i32;
+        if f != AF_INET && (f != AF_UNSPEC || !a.ip().is_unspecified()) {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        self.bind(fd, a)
+    }
+
+    /// `connect(fd, addr, addr.len())` (`__inet_stream_connect`, `tcp_v4_connect`).
+    pub fn connect_raw(&self, fd: i32, addr: &[u8]) -> SysResult<()> {
+        let s = self.sockfd_lookup(fd)?;
+        if addr.len() > SOCKADDR_STORAGE_LEN {
+            return Err(Errno::EINVAL);
+        }
+        if addr.len() < 2 {
+            return Err(Errno::EINVAL);
+        }
+        if family(addr) as i32 == AF_UNSPEC {
+            // sk->sk_prot->disconnect(): tcp_disconnect() always succeeds.
+            let mut g = s.sk.lock_sock();
+            self.tcp_disconnect(&s.sk, &mut g);
+            s.set_state(SocketState::Unconnected);
+            s.sk.release_sock(g);
+            s.sk.wake_all();
+            return Ok(());
+        }
+        // tcp_v4_connect() runs (and checks the address) only on an unconnected socket in
+        // TCP_CLOSE; the other states answer first in connect().
+        let fresh = s.state() == SocketState::Unconnected && s.sk.peek_tp(|tp| tp.state == TcpState::Close);
+        if !fresh {
+            return self.connect(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        }
+        if addr.len() < SOCKADDR_IN_LEN {
+            return Err(Errno::EINVAL);
+        }
+        if family(addr) as i32 != AF_INET {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let a = inet(addr);
+        // ip_route_connect(): multicast and broadcast routes are refused.
+        if a.ip().is_multicast() || a.ip().is_broadcast() {
+            return Err(Errno::ENETUNREACH);
+        }
+        self.connect(fd, a)
+    }
+
+    /// `getsockname(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16.
+    pub fn getsockname_raw(&self, fd: i32, out: Option<&mut [u8]>, len: &mut u32) -> SysResult<()> {
+        let a = self.getsockname(fd)?;
+        move_addr_to_user(&super::sockaddr_in(a), out, Some(len))
+    }
+
+    /// `getpeername(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16.
+    pub fn getpeername_raw(&self, fd: i32, out: Option<&mut [u8]>, len: &mut u32) -> SysResult<()> {
+        let a = self.getpeername(fd)?;
+        move_addr_to_user(&super::sockaddr_in(a), out, Some(len))
+    }
+}
