@@ -203,15 +203,26 @@ impl TcpSock {
     /// `tcp_reno_cong_avoid()`: slow start, then one segment per window of ACKs.
     fn tcp_reno_cong_avoid(&mut self, mut acked: u32) {
         if self.snd_cwnd < self.snd_ssthresh {
-            let cwnd = (self.snd_cwnd + acked).min(self.snd_ssthresh);
-            acked -= cwnd - self.snd_cwnd;
-            self.snd_cwnd = cwnd.min(self.snd_cwnd_clamp());
+            acked = self.tcp_slow_start(acked);
             if acked == 0 {
                 return;
             }
         }
-        // tcp_cong_avoid_ai(tp, snd_cwnd, acked)
-        let w = self.snd_cwnd.max(1);
+        self.tcp_cong_avoid_ai(self.snd_cwnd, acked);
+    }
+
+    /// `tcp_slow_start()`: grows cwnd by the ACKed packets up to ssthresh; returns what is
+    /// left over for congestion avoidance.
+    fn tcp_slow_start(&mut self, acked: u32) -> u32 {
+        let cwnd = (self.snd_cwnd + acked).min(self.snd_ssthresh);
+        let left = acked - (cwnd - self.snd_cwnd);
+        self.snd_cwnd = cwnd.min(self.snd_cwnd_clamp());
+        left
+    }
+
+    /// `tcp_cong_avoid_ai()`: one segment more per `w` packets ACKed.
+    fn tcp_cong_avoid_ai(&mut self, w: u32, acked: u32) {
+        let w = w.max(1);
         if self.snd_cwnd_cnt >= w {
             self.snd_cwnd_cnt = 0;
             self.snd_cwnd += 1;
@@ -231,29 +242,13 @@ impl TcpSock {
             return;
         }
         if self.snd_cwnd < self.snd_ssthresh {
-            if self.cubic.found {
-                // HyStart already set ssthresh.
-            }
-            let cwnd = (self.snd_cwnd + acked).min(self.snd_ssthresh);
-            acked -= cwnd - self.snd_cwnd;
-            self.snd_cwnd = cwnd.min(self.snd_cwnd_clamp());
+            acked = self.tcp_slow_start(acked);
             if acked == 0 {
                 return;
             }
         }
         self.bictcp_update(ctx.now, acked);
-        let w = self.cubic.cnt.max(1);
-        if self.snd_cwnd_cnt >= w {
-            self.snd_cwnd_cnt = 0;
-            self.snd_cwnd += 1;
-        }
-        self.snd_cwnd_cnt += acked;
-        if self.snd_cwnd_cnt >= w {
-            let delta = self.snd_cwnd_cnt / w;
-            self.snd_cwnd_cnt -= delta * w;
-            self.snd_cwnd += delta;
-        }
-        self.snd_cwnd = self.snd_cwnd.min(self.snd_cwnd_clamp());
+        self.tcp_cong_avoid_ai(self.cubic.cnt, acked);
     }
 
     /// `hystart_update()` (delay increase only): leaves slow start when the round's minimum

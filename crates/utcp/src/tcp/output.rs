@@ -215,7 +215,7 @@ impl TcpSock {
     /// `tcp_cwnd_restart()`: halve cwnd per idle RTO, down to the initial window.
     fn tcp_cwnd_restart(&mut self, mut delta: super::Duration) {
         let restart_cwnd = super::TCP_INIT_CWND.min(self.snd_cwnd);
-        self.snd_ssthresh = self.snd_ssthresh.max((self.snd_cwnd >> 1) + (self.snd_cwnd >> 2));
+        self.snd_ssthresh = self.tcp_current_ssthresh();
         let mut cwnd = self.snd_cwnd;
         while delta > self.rto && cwnd > restart_cwnd {
             delta -= self.rto;

@@ -19,7 +19,7 @@ const TCP_RACK_RECOVERY_THRESH: u32 = 16;
 
 impl TcpSock {
     /// `tcp_current_ssthresh()`.
-    fn tcp_current_ssthresh(&self) -> u32 {
+    pub(super) fn tcp_current_ssthresh(&self) -> u32 {
         self.snd_ssthresh.max((self.snd_cwnd >> 1) + (self.snd_cwnd >> 2))
     }
 
