@@ -1066,6 +1066,8 @@ impl Stack {
             // SO_SNDLOWAT is not changeable on Linux.
             (SOL_SOCKET, SO_SNDLOWAT) => return Err(Errno::ENOPROTOOPT),
             // The sender's skb->priority (any value: the caller is CAP_NET_ADMIN here).
+            // DEVIATION(linux): it rides on every frame (`Frame::priority`), but utcp's devices
+            // have one FIFO queue (no pfifo_fast bands), so it reorders nothing between sockets.
             (SOL_SOCKET, SO_PRIORITY) => tp.priority = v as u32,
             // DEVIATION(linux): every destination is on-link on utcp's devices (memlink, a
             // point-to-point TUN), so SOCK_LOCALROUTE changes no route; it is kept for
