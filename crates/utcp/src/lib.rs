@@ -36,6 +36,7 @@ pub mod syscall;
 pub mod sysctl;
 pub mod tcp;
 pub mod time;
+pub mod uapi;
 pub mod wire;
 
 pub use errno::{Errno, SysResult};

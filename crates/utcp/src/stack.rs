@@ -74,7 +74,7 @@ pub struct StackCore {
     /// The host's clock.
     pub clock: Arc<dyn Clock>,
     dev: RwLock<Option<Arc<dyn NetDevice>>>,
-    ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
+    pub(crate) ehash: RwLock<HashMap<FourTuple, Arc<Sock>, TupleHash>>,
     /// Listeners by port: one, or a SO_REUSEPORT group (`sock_reuseport`).
     lhash: RwLock<HashMap<u16, ListenGroup>>,
     /// Key of the SO_REUSEPORT selection hash.
@@ -185,23 +185,6 @@ impl StackCore {
         self.tcp_v4_rcv(inseg, frame.napi_id);
     }
 
-    /// `tcp_v4_rcv()`: finds the socket and hands the segment over.
-    pub fn tcp_v4_rcv(self: &Arc<Self>, inseg: InSeg, napi_id: u32) {
-        let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
-        let sk = self.ehash.read().get(&key).cloned();
-        if let Some(sk) = sk {
-            sk.rcv_softirq(inseg, napi_id);
-            return;
-        }
-        let lsk = self.__inet_lookup_listener(&inseg);
-        if let Some(lsk) = lsk {
-            lsk.rcv_softirq(inseg, napi_id);
-            return;
-        }
-        crate::tcp::ipv4::no_socket(&self.net);
-        self.send_reset_for(&inseg);
-    }
-
     /// Sends the RST answering `inseg` (when it is not itself a RST).
     pub fn send_reset_for(&self, inseg: &InSeg) {
         if let Some(f) = reset_frame(&self.net, inseg) {
@@ -301,7 +284,7 @@ impl StackCore {
     /// `__inet_lookup_listener()` with `reuseport_select_sock()`: a listener of a SO_REUSEPORT
     /// group is chosen by a keyed hash of the 4-tuple scaled to the group size, so a
     /// connection's segments always reach the same listener.
-    fn __inet_lookup_listener(&self, inseg: &InSeg) -> Option<Arc<Sock>> {
+    pub(crate) fn __inet_lookup_listener(&self, inseg: &InSeg) -> Option<Arc<Sock>> {
         let h = self.lhash.read();
         let group = h.get(&inseg.dport)?;
         if group.len() == 1 {

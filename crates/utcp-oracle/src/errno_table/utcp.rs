@@ -6,7 +6,9 @@ use ::utcp::api::{ADDR_A, ADDR_B};
 use ::utcp::netdev::memlink::LinkConfig;
 use ::utcp::sim::SimNet;
 use ::utcp::syscall::opt::SO_LINGER;
-use ::utcp::syscall::{IoVec, MsgHdr, Stack, AF_INET, SHUT_RD, SHUT_WR, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET};
+use ::utcp::syscall::{
+    IoVec, MsgHdr, Stack, AF_INET, O_NONBLOCK, SHUT_RD, SHUT_WR, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+};
 use ::utcp::tcp::TcpState;
 use ::utcp::time::Duration;
 use ::utcp::Errno;
@@ -166,7 +168,9 @@ impl UtcpEnv {
             }
             State::ClosedFd => a.close(fd).map_err(s("close"))?,
             State::NotSocket => {
-                let (r, _w) = a.pipe().map_err(s("pipe"))?;
+                // As the kernel fixture: a nonblocking pipe (a blocking read of an empty pipe
+                // whose writer is open sleeps on Linux too).
+                let (r, _w) = a.pipe2(O_NONBLOCK).map_err(s("pipe"))?;
                 return Ok((fx, r));
             }
         }

@@ -1,6 +1,8 @@
 //! IPv4 input and output (net/ipv4/ip_input.c, ip_output.c): header checks on the way in,
 //! header construction and checksums on the way out.
 
+pub mod sockglue;
+
 use crate::mib::{DropReason, IpMib};
 use crate::netns::Netns;
 use crate::skb::Frame;

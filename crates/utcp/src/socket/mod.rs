@@ -3,6 +3,7 @@
 
 pub mod proto_ops;
 pub mod sock;
+pub mod sockopt;
 
 use crate::errno::Errno;
 use crate::tcp::recvmsg::{IovIter, RecvInfo};

@@ -16,7 +16,7 @@ const POLLNVAL: u32 = 0x20;
 /// The readiness mask of a file (`vfs_poll`).
 pub fn file_poll(f: &File) -> u32 {
     match f {
-        File::Socket(s) => ops::tcp_poll(s),
+        File::Socket(s) => crate::tcp::poll::tcp_poll(&s.sk),
         File::Pipe(p) => p.poll(),
         File::Epoll(e) => {
             if e.items.lock().values().any(|i| !i.disabled && i.waiter.ready.load(Ordering::Acquire)) {

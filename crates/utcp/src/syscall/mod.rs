@@ -70,83 +70,18 @@ pub const O_CLOEXEC: i32 = 0o2000000;
 pub const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
 /// `UIO_MAXIOV`.
 pub const UIO_MAXIOV: usize = 1024;
-/// `SOL_SOCKET`.
-pub const SOL_SOCKET: i32 = 1;
-/// `SOL_IP`.
-pub const SOL_IP: i32 = 0;
-/// `SOL_TCP`.
-pub const SOL_TCP: i32 = 6;
+pub use crate::uapi::{SOL_IP, SOL_SOCKET, SOL_TCP};
 /// `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
 pub const SHUT_RD: i32 = 0;
 /// `SHUT_WR`.
 pub const SHUT_WR: i32 = 1;
 /// `SHUT_RDWR`.
 pub const SHUT_RDWR: i32 = 2;
-/// `FIONREAD` / `SIOCINQ`.
-pub const FIONREAD: u64 = 0x541B;
-/// `SIOCATMARK`.
-pub const SIOCATMARK: u64 = 0x8905;
-/// `SIOCOUTQ` / `TIOCOUTQ`.
-pub const SIOCOUTQ: u64 = 0x5411;
-/// `SIOCOUTQNSD`.
-pub const SIOCOUTQNSD: u64 = 0x894B;
+pub use crate::uapi::{FIONREAD, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD};
 /// `TCP_CM_INQ` (= TCP_INQ).
 pub const TCP_CM_INQ: i32 = 36;
 
-/// Socket option names (asm-generic/socket.h, linux/tcp.h, linux/in.h).
-#[allow(missing_docs)]
-pub mod opt {
-    pub const SO_DEBUG: i32 = 1;
-    pub const SO_REUSEADDR: i32 = 2;
-    pub const SO_TYPE: i32 = 3;
-    pub const SO_ERROR: i32 = 4;
-    pub const SO_DONTROUTE: i32 = 5;
-    pub const SO_BROADCAST: i32 = 6;
-    pub const SO_SNDBUF: i32 = 7;
-    pub const SO_RCVBUF: i32 = 8;
-    pub const SO_KEEPALIVE: i32 = 9;
-    pub const SO_OOBINLINE: i32 = 10;
-    pub const SO_NO_CHECK: i32 = 11;
-    pub const SO_PRIORITY: i32 = 12;
-    pub const SO_LINGER: i32 = 13;
-    pub const SO_REUSEPORT: i32 = 15;
-    pub const SO_RCVLOWAT: i32 = 18;
-    pub const SO_SNDLOWAT: i32 = 19;
-    pub const SO_RCVTIMEO: i32 = 20;
-    pub const SO_SNDTIMEO: i32 = 21;
-    pub const SO_TIMESTAMP: i32 = 29;
-    pub const SO_ACCEPTCONN: i32 = 30;
-    pub const SO_SNDBUFFORCE: i32 = 32;
-    pub const SO_RCVBUFFORCE: i32 = 33;
-    pub const SO_TIMESTAMPNS: i32 = 35;
-    pub const SO_PROTOCOL: i32 = 38;
-    pub const SO_DOMAIN: i32 = 39;
-    pub const SO_PEEK_OFF: i32 = 42;
-    pub const SO_BUSY_POLL: i32 = 46;
-    pub const SO_INCOMING_NAPI_ID: i32 = 56;
-    pub const SO_PREFER_BUSY_POLL: i32 = 69;
-    pub const SO_BUSY_POLL_BUDGET: i32 = 70;
-    pub const IP_TOS: i32 = 1;
-    pub const IP_TTL: i32 = 2;
-    pub const IP_RECVERR: i32 = 11;
-    pub const IP_FREEBIND: i32 = 15;
-    pub const TCP_NODELAY: i32 = 1;
-    pub const TCP_MAXSEG: i32 = 2;
-    pub const TCP_CORK: i32 = 3;
-    pub const TCP_KEEPIDLE: i32 = 4;
-    pub const TCP_KEEPINTVL: i32 = 5;
-    pub const TCP_KEEPCNT: i32 = 6;
-    pub const TCP_SYNCNT: i32 = 7;
-    pub const TCP_LINGER2: i32 = 8;
-    pub const TCP_DEFER_ACCEPT: i32 = 9;
-    pub const TCP_WINDOW_CLAMP: i32 = 10;
-    pub const TCP_INFO: i32 = 11;
-    pub const TCP_QUICKACK: i32 = 12;
-    pub const TCP_CONGESTION: i32 = 13;
-    pub const TCP_USER_TIMEOUT: i32 = 18;
-    pub const TCP_NOTSENT_LOWAT: i32 = 25;
-    pub const TCP_INQ: i32 = 36;
-}
+pub use crate::uapi::opt;
 
 /// One iovec: a buffer (None = NULL) and its claimed length.
 pub struct IoVec<'a> {
@@ -266,5 +201,5 @@ impl Stack {
 
 /// `tcp_poll()`: the readiness mask of a socket.
 pub fn tcp_poll(sock: &Socket) -> u32 {
-    ops::tcp_poll(sock)
+    crate::tcp::poll::tcp_poll(&sock.sk)
 }

@@ -57,7 +57,7 @@ impl Stack {
         if family(addr) as i32 == AF_UNSPEC {
             // sk->sk_prot->disconnect(): tcp_disconnect() always succeeds.
             let mut g = s.sk.lock_sock();
-            self.tcp_disconnect(&s.sk, &mut g);
+            crate::tcp::close::tcp_disconnect(&s.sk, &mut g);
             s.set_state(SocketState::Unconnected);
             s.sk.release_sock(g);
             s.sk.wake_all();

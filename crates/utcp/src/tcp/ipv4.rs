@@ -5,12 +5,16 @@
 use super::input::Seg;
 use super::listen::ListenResult;
 use super::{Ctx, TcpSock, TcpState, TcpTimer};
+use crate::errno::{Errno, SysResult};
 use crate::ip::TcpIn;
 use crate::mib::{DropReason, TcpMib};
 use crate::seq::SeqNum;
-use crate::socket::sock::InSeg;
+use crate::socket::sock::{InSeg, OwnedSock, Sock};
+use crate::stack::StackCore;
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
 
 /// Builds the TCP-input view of a validated segment.
 pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
@@ -140,4 +144,54 @@ pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::sk
 /// Counts a segment that found no socket.
 pub fn no_socket(net: &crate::netns::Netns) {
     net.mib.drop_reason(DropReason::NO_SOCKET);
+}
+
+/// `tcp_v4_connect()`: picks the source address and port, hashes the 4-tuple, chooses the
+/// ISN and timestamp offset, and sends the SYN (`tcp_connect`).
+pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4) -> SysResult<()> {
+    if addr.ip().is_unspecified() && addr.port() == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let saddr = sk.net().local_addr();
+    let held = sk.core.port_held(sk.id).is_some();
+    let tp = g.tp_mut();
+    tp.saddr = saddr;
+    tp.daddr = *addr.ip();
+    tp.dport = addr.port();
+    if tp.bound && held {
+        // bind() chose the port: the 4-tuple through it must be unused.
+        let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
+        if !sk.core.hash(key, sk.clone()) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+    } else {
+        // __inet_hash_connect(): a port whose 4-tuple to this destination is free.
+        tp.sport = sk.core.hash_connect(sk, saddr, tp.daddr, tp.dport)?;
+        tp.bound = true;
+    }
+    let now = sk.now();
+    let net = sk.net();
+    tp.iss = SeqNum(net.secure_seq(tp.saddr, tp.daddr, tp.sport, tp.dport, now.nanos()));
+    tp.tsoffset = net.ts_offset(tp.saddr, tp.daddr);
+    g.with_ctx_inner(super::connect::tcp_connect);
+    Ok(())
+}
+
+impl StackCore {
+    /// `tcp_v4_rcv()`: finds the socket and hands the segment over.
+    pub fn tcp_v4_rcv(self: &Arc<Self>, inseg: InSeg, napi_id: u32) {
+        let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
+        let sk = self.ehash.read().get(&key).cloned();
+        if let Some(sk) = sk {
+            sk.rcv_softirq(inseg, napi_id);
+            return;
+        }
+        let lsk = self.__inet_lookup_listener(&inseg);
+        if let Some(lsk) = lsk {
+            lsk.rcv_softirq(inseg, napi_id);
+            return;
+        }
+        no_socket(&self.net);
+        self.send_reset_for(&inseg);
+    }
 }

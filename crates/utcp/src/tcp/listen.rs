@@ -270,8 +270,15 @@ impl TcpSock {
             payload: &[],
         };
         // tcp_v4_send_synack(): the listener's TOS and TTL.
-        let mut frame =
-            crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), self.tos, self.uc_ttl);
+        let mut frame = crate::ip::build_tcp_frame_with(
+            ctx.net,
+            req.laddr,
+            req.raddr,
+            &repr,
+            Bytes::new(),
+            self.inet.tos,
+            self.inet.uc_ttl,
+        );
         frame.priority = self.priority;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
@@ -455,14 +462,12 @@ impl TcpSock {
         c.keepalive_intvl = self.keepalive_intvl;
         c.keepalive_probes = self.keepalive_probes;
         c.linger2 = self.linger2;
-        c.tos = self.tos;
-        c.uc_ttl = self.uc_ttl;
+        c.inet = self.inet.clone();
         c.priority = self.priority;
         c.user_timeout_ms = self.user_timeout_ms;
         c.notsent_lowat = self.notsent_lowat;
         c.reuseport = self.reuseport;
         c.dontroute = self.dontroute;
-        c.freebind = self.freebind;
         c.ca_algo = self.ca_algo;
         c.bound = true;
         // No struct socket until accept() (inet_csk_clone_lock() leaves sk_socket to sock_graft()).

@@ -6,18 +6,22 @@
 //! a [`Ctx`] carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
 //! reads a clock, sleeps, or touches a device.
 
+pub mod close;
 pub mod cong;
 pub mod connect;
 pub mod data_queue;
 pub mod info;
 pub mod input;
+pub mod ioctl;
 pub mod ipv4;
 pub mod listen;
 pub mod ofo_queue;
 pub mod output;
+pub mod poll;
 pub mod rack;
 pub mod recvmsg;
 pub mod sndbuf;
+pub mod sockopt;
 pub mod timer;
 pub mod undo;
 pub mod urgent;
@@ -533,10 +537,8 @@ pub struct TcpSock {
     pub dupacks: u32,
     /// `tp->reordering`.
     pub reordering: u32,
-    /// `inet->tos` (IP_TOS): the TOS byte of every packet this socket sends.
-    pub tos: u8,
-    /// `inet->uc_ttl` (IP_TTL): -1 = `net.ipv4.ip_default_ttl`.
-    pub uc_ttl: i32,
+    /// The IP-level options (`inet_sock`: IP_TOS, IP_TTL, IP_FREEBIND, ...).
+    pub inet: crate::ip::sockglue::InetOpts,
     /// `sk->sk_priority` (SO_PRIORITY; IP_TOS sets it from the TOS as `rt_tos2priority`).
     pub priority: u32,
     /// `icsk->icsk_user_timeout` (TCP_USER_TIMEOUT), ms; 0 = none.
@@ -549,8 +551,6 @@ pub struct TcpSock {
     pub reuseport: bool,
     /// `SOCK_LOCALROUTE` (SO_DONTROUTE): only directly reachable destinations.
     pub dontroute: bool,
-    /// `inet->freebind` (IP_FREEBIND): bind to an address that is not (yet) local.
-    pub freebind: bool,
     /// Congestion control (TCP_CONGESTION).
     pub ca_algo: cong::CongAlgo,
     /// `tp->reord_seen`: reordering events seen (RACK's window is 0 until one is).
@@ -755,15 +755,13 @@ impl TcpSock {
             high_seq: SeqNum(0),
             dupacks: 0,
             reordering: s.tcp_reordering.get() as u32,
-            tos: 0,
-            uc_ttl: -1,
+            inet: Default::default(),
             priority: 0,
             user_timeout_ms: 0,
             notsent_lowat: 0,
             defer_accept: 0,
             reuseport: false,
             dontroute: false,
-            freebind: false,
             // tcp_assign_congestion_control(): the namespace default.
             ca_algo: if s.tcp_congestion_control.get() == 1 { cong::CongAlgo::Reno } else { cong::CongAlgo::Cubic },
             reord_seen: 0,

@@ -1,0 +1,216 @@
+//! Linux's user-visible constants (include/uapi: asm-generic/socket.h, linux/in.h,
+//! linux/tcp.h): socket levels and option names. A leaf module: every layer may use it.
+
+/// `SOL_SOCKET`.
+pub const SOL_SOCKET: i32 = 1;
+/// `SOL_IP` (`IPPROTO_IP`).
+pub const SOL_IP: i32 = 0;
+/// `SOL_TCP` (`IPPROTO_TCP`).
+pub const SOL_TCP: i32 = 6;
+
+/// `FIONREAD` / `SIOCINQ`.
+pub const FIONREAD: u64 = 0x541B;
+/// `SIOCATMARK`.
+pub const SIOCATMARK: u64 = 0x8905;
+/// `SIOCOUTQ` / `TIOCOUTQ`.
+pub const SIOCOUTQ: u64 = 0x5411;
+/// `SIOCOUTQNSD`.
+pub const SIOCOUTQNSD: u64 = 0x894B;
+
+/// Socket option names (Linux 6.18).
+#[allow(missing_docs)]
+pub mod opt {
+    pub const SO_DEBUG: i32 = 1;
+    pub const SO_REUSEADDR: i32 = 2;
+    pub const SO_TYPE: i32 = 3;
+    pub const SO_ERROR: i32 = 4;
+    pub const SO_DONTROUTE: i32 = 5;
+    pub const SO_BROADCAST: i32 = 6;
+    pub const SO_SNDBUF: i32 = 7;
+    pub const SO_RCVBUF: i32 = 8;
+    pub const SO_KEEPALIVE: i32 = 9;
+    pub const SO_OOBINLINE: i32 = 10;
+    pub const SO_NO_CHECK: i32 = 11;
+    pub const SO_PRIORITY: i32 = 12;
+    pub const SO_LINGER: i32 = 13;
+    pub const SO_BSDCOMPAT: i32 = 14;
+    pub const SO_REUSEPORT: i32 = 15;
+    pub const SO_PASSCRED: i32 = 16;
+    pub const SO_PEERCRED: i32 = 17;
+    pub const SO_RCVLOWAT: i32 = 18;
+    pub const SO_SNDLOWAT: i32 = 19;
+    pub const SO_RCVTIMEO: i32 = 20;
+    pub const SO_SNDTIMEO: i32 = 21;
+    pub const SO_SECURITY_AUTHENTICATION: i32 = 22;
+    pub const SO_SECURITY_ENCRYPTION_TRANSPORT: i32 = 23;
+    pub const SO_SECURITY_ENCRYPTION_NETWORK: i32 = 24;
+    pub const SO_BINDTODEVICE: i32 = 25;
+    pub const SO_ATTACH_FILTER: i32 = 26;
+    pub const SO_DETACH_FILTER: i32 = 27;
+    pub const SO_PEERNAME: i32 = 28;
+    pub const SO_TIMESTAMP: i32 = 29;
+    pub const SO_ACCEPTCONN: i32 = 30;
+    pub const SO_PEERSEC: i32 = 31;
+    pub const SO_SNDBUFFORCE: i32 = 32;
+    pub const SO_RCVBUFFORCE: i32 = 33;
+    pub const SO_PASSSEC: i32 = 34;
+    pub const SO_TIMESTAMPNS: i32 = 35;
+    pub const SO_MARK: i32 = 36;
+    pub const SO_TIMESTAMPING: i32 = 37;
+    pub const SO_PROTOCOL: i32 = 38;
+    pub const SO_DOMAIN: i32 = 39;
+    pub const SO_RXQ_OVFL: i32 = 40;
+    pub const SO_WIFI_STATUS: i32 = 41;
+    pub const SO_PEEK_OFF: i32 = 42;
+    pub const SO_NOFCS: i32 = 43;
+    pub const SO_LOCK_FILTER: i32 = 44;
+    pub const SO_SELECT_ERR_QUEUE: i32 = 45;
+    pub const SO_BUSY_POLL: i32 = 46;
+    pub const SO_MAX_PACING_RATE: i32 = 47;
+    pub const SO_BPF_EXTENSIONS: i32 = 48;
+    pub const SO_INCOMING_CPU: i32 = 49;
+    pub const SO_ATTACH_BPF: i32 = 50;
+    pub const SO_ATTACH_REUSEPORT_CBPF: i32 = 51;
+    pub const SO_ATTACH_REUSEPORT_EBPF: i32 = 52;
+    pub const SO_CNX_ADVICE: i32 = 53;
+    pub const SCM_TIMESTAMPING_OPT_STATS: i32 = 54;
+    pub const SO_MEMINFO: i32 = 55;
+    pub const SO_INCOMING_NAPI_ID: i32 = 56;
+    pub const SO_COOKIE: i32 = 57;
+    pub const SCM_TIMESTAMPING_PKTINFO: i32 = 58;
+    pub const SO_PEERGROUPS: i32 = 59;
+    pub const SO_ZEROCOPY: i32 = 60;
+    pub const SO_TXTIME: i32 = 61;
+    pub const SO_BINDTOIFINDEX: i32 = 62;
+    pub const SO_TIMESTAMP_NEW: i32 = 63;
+    pub const SO_TIMESTAMPNS_NEW: i32 = 64;
+    pub const SO_TIMESTAMPING_NEW: i32 = 65;
+    pub const SO_RCVTIMEO_NEW: i32 = 66;
+    pub const SO_SNDTIMEO_NEW: i32 = 67;
+    pub const SO_DETACH_REUSEPORT_BPF: i32 = 68;
+    pub const SO_PREFER_BUSY_POLL: i32 = 69;
+    pub const SO_BUSY_POLL_BUDGET: i32 = 70;
+    pub const SO_NETNS_COOKIE: i32 = 71;
+    pub const SO_BUF_LOCK: i32 = 72;
+    pub const SO_RESERVE_MEM: i32 = 73;
+    pub const SO_TXREHASH: i32 = 74;
+    pub const SO_RCVMARK: i32 = 75;
+    pub const SO_PASSPIDFD: i32 = 76;
+    pub const SO_PEERPIDFD: i32 = 77;
+    pub const SO_DEVMEM_LINEAR: i32 = 78;
+    pub const SO_DEVMEM_DMABUF: i32 = 79;
+    pub const SO_DEVMEM_DONTNEED: i32 = 80;
+    pub const SCM_TS_OPT_ID: i32 = 81;
+    pub const SO_RCVPRIORITY: i32 = 82;
+    pub const SO_PASSRIGHTS: i32 = 83;
+    pub const SO_INQ: i32 = 84;
+    pub const IP_TOS: i32 = 1;
+    pub const IP_TTL: i32 = 2;
+    pub const IP_HDRINCL: i32 = 3;
+    pub const IP_OPTIONS: i32 = 4;
+    pub const IP_ROUTER_ALERT: i32 = 5;
+    pub const IP_RECVOPTS: i32 = 6;
+    pub const IP_RETOPTS: i32 = 7;
+    pub const IP_PKTINFO: i32 = 8;
+    pub const IP_PKTOPTIONS: i32 = 9;
+    pub const IP_MTU_DISCOVER: i32 = 10;
+    pub const IP_RECVERR: i32 = 11;
+    pub const IP_RECVTTL: i32 = 12;
+    pub const IP_RECVTOS: i32 = 13;
+    pub const IP_MTU: i32 = 14;
+    pub const IP_FREEBIND: i32 = 15;
+    pub const IP_IPSEC_POLICY: i32 = 16;
+    pub const IP_XFRM_POLICY: i32 = 17;
+    pub const IP_PASSSEC: i32 = 18;
+    pub const IP_TRANSPARENT: i32 = 19;
+    pub const IP_ORIGDSTADDR: i32 = 20;
+    pub const IP_MINTTL: i32 = 21;
+    pub const IP_NODEFRAG: i32 = 22;
+    pub const IP_CHECKSUM: i32 = 23;
+    pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
+    pub const IP_RECVFRAGSIZE: i32 = 25;
+    pub const IP_RECVERR_RFC4884: i32 = 26;
+    pub const IP_MULTICAST_IF: i32 = 32;
+    pub const IP_MULTICAST_TTL: i32 = 33;
+    pub const IP_MULTICAST_LOOP: i32 = 34;
+    pub const IP_ADD_MEMBERSHIP: i32 = 35;
+    pub const IP_DROP_MEMBERSHIP: i32 = 36;
+    pub const IP_UNBLOCK_SOURCE: i32 = 37;
+    pub const IP_BLOCK_SOURCE: i32 = 38;
+    pub const IP_ADD_SOURCE_MEMBERSHIP: i32 = 39;
+    pub const IP_DROP_SOURCE_MEMBERSHIP: i32 = 40;
+    pub const IP_MSFILTER: i32 = 41;
+    pub const MCAST_JOIN_GROUP: i32 = 42;
+    pub const MCAST_BLOCK_SOURCE: i32 = 43;
+    pub const MCAST_UNBLOCK_SOURCE: i32 = 44;
+    pub const MCAST_LEAVE_GROUP: i32 = 45;
+    pub const MCAST_JOIN_SOURCE_GROUP: i32 = 46;
+    pub const MCAST_LEAVE_SOURCE_GROUP: i32 = 47;
+    pub const MCAST_MSFILTER: i32 = 48;
+    pub const IP_MULTICAST_ALL: i32 = 49;
+    pub const IP_UNICAST_IF: i32 = 50;
+    pub const IP_LOCAL_PORT_RANGE: i32 = 51;
+    pub const IP_PROTOCOL: i32 = 52;
+    pub const TCP_NODELAY: i32 = 1;
+    pub const TCP_MAXSEG: i32 = 2;
+    pub const TCP_CORK: i32 = 3;
+    pub const TCP_KEEPIDLE: i32 = 4;
+    pub const TCP_KEEPINTVL: i32 = 5;
+    pub const TCP_KEEPCNT: i32 = 6;
+    pub const TCP_SYNCNT: i32 = 7;
+    pub const TCP_LINGER2: i32 = 8;
+    pub const TCP_DEFER_ACCEPT: i32 = 9;
+    pub const TCP_WINDOW_CLAMP: i32 = 10;
+    pub const TCP_INFO: i32 = 11;
+    pub const TCP_QUICKACK: i32 = 12;
+    pub const TCP_CONGESTION: i32 = 13;
+    pub const TCP_MD5SIG: i32 = 14;
+    pub const TCP_THIN_LINEAR_TIMEOUTS: i32 = 16;
+    pub const TCP_THIN_DUPACK: i32 = 17;
+    pub const TCP_USER_TIMEOUT: i32 = 18;
+    pub const TCP_REPAIR: i32 = 19;
+    pub const TCP_REPAIR_QUEUE: i32 = 20;
+    pub const TCP_QUEUE_SEQ: i32 = 21;
+    pub const TCP_REPAIR_OPTIONS: i32 = 22;
+    pub const TCP_FASTOPEN: i32 = 23;
+    pub const TCP_TIMESTAMP: i32 = 24;
+    pub const TCP_NOTSENT_LOWAT: i32 = 25;
+    pub const TCP_CC_INFO: i32 = 26;
+    pub const TCP_SAVE_SYN: i32 = 27;
+    pub const TCP_SAVED_SYN: i32 = 28;
+    pub const TCP_REPAIR_WINDOW: i32 = 29;
+    pub const TCP_FASTOPEN_CONNECT: i32 = 30;
+    pub const TCP_ULP: i32 = 31;
+    pub const TCP_MD5SIG_EXT: i32 = 32;
+    pub const TCP_FASTOPEN_KEY: i32 = 33;
+    pub const TCP_FASTOPEN_NO_COOKIE: i32 = 34;
+    pub const TCP_ZEROCOPY_RECEIVE: i32 = 35;
+    pub const TCP_INQ: i32 = 36;
+    pub const TCP_TX_DELAY: i32 = 37;
+    pub const TCP_AO_ADD_KEY: i32 = 38;
+    pub const TCP_AO_DEL_KEY: i32 = 39;
+    pub const TCP_AO_INFO: i32 = 40;
+    pub const TCP_AO_GET_KEYS: i32 = 41;
+    pub const TCP_AO_REPAIR: i32 = 42;
+    pub const TCP_IS_MPTCP: i32 = 43;
+    pub const TCP_RTO_MAX_MS: i32 = 44;
+    pub const TCP_RTO_MIN_US: i32 = 45;
+    pub const TCP_DELACK_MAX_US: i32 = 46;
+}
+
+/// The int an option value starts with (`copy_from_sockptr` of an int): EINVAL when shorter.
+pub fn optval_int(v: &[u8]) -> Result<i32, crate::errno::Errno> {
+    if v.len() < 4 {
+        return Err(crate::errno::Errno::EINVAL);
+    }
+    Ok(i32::from_ne_bytes([v[0], v[1], v[2], v[3]]))
+}
+
+/// `v` if it lies in `lo..=hi`, else EINVAL (the range checks of `do_tcp_setsockopt`).
+pub fn in_range(v: i32, lo: i32, hi: i32) -> Result<i32, crate::errno::Errno> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(crate::errno::Errno::EINVAL)
+    }
+}
