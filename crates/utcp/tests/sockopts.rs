@@ -23,6 +23,33 @@ fn ms(n: u64) -> Duration {
 
 const IPPROTO_IP: i32 = 0;
 
+/// IP_MTU_DISCOVER: DF is set in the default mode (IP_PMTUDISC_WANT) and cleared by
+/// IP_PMTUDISC_DONT, as `ip_dont_fragment()`; out-of-range modes are EINVAL; IP_MTU is
+/// ENOTCONN before connect().
+#[test]
+fn ip_mtu_discover_sets_df_on_the_wire() {
+    let lab = Lab::new(ms(1));
+    let l = lab.b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    lab.b.bind(l, SocketAddrV4::new(ADDR_B, 80)).unwrap();
+    lab.b.listen(l, 4).unwrap();
+    let c = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    assert_eq!(lab.a.getsockopt_int(c, IPPROTO_IP, IP_MTU_DISCOVER), Ok(1));
+    assert_eq!(lab.a.getsockopt_int(c, IPPROTO_IP, IP_MTU), Err(Errno::ENOTCONN));
+    assert_eq!(lab.a.setsockopt_int(c, IPPROTO_IP, IP_MTU_DISCOVER, 6), Err(Errno::EINVAL));
+    lab.a.setsockopt_int(c, IPPROTO_IP, IP_MTU_DISCOVER, 0).unwrap();
+    let _ = lab.a.connect(c, SocketAddrV4::new(ADDR_B, 80));
+    lab.advance(ms(10));
+    let (s, _) = lab.b.accept4(l, SOCK_NONBLOCK).unwrap();
+    assert_eq!(lab.a.send(c, Some(b"ping"), 4, 0), Ok(4));
+    assert_eq!(lab.b.send(s, Some(b"pong"), 4, 0), Ok(4));
+    lab.advance(ms(10));
+    let log = lab.log();
+    assert!(log.iter().any(|p| p.from_a) && log.iter().any(|p| !p.from_a));
+    assert!(log.iter().filter(|p| p.from_a).all(|p| !p.df), "A (IP_PMTUDISC_DONT) sends without DF");
+    assert!(log.iter().filter(|p| !p.from_a).all(|p| p.df), "B (default) sets DF");
+    assert!(lab.a.getsockopt_int(c, IPPROTO_IP, IP_MTU).is_ok());
+}
+
 #[test]
 fn ip_tos_and_ttl_are_on_the_wire() {
     let lab = Lab::new(ms(1));

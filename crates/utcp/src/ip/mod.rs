@@ -14,20 +14,21 @@ use std::net::Ipv4Addr;
 /// `ip_queue_xmit()` + `tcp_transmit_skb()`'s header work: one frame carrying `tcp` from `saddr`
 /// to `daddr`. The payload is shared, not copied; the checksum is computed over it.
 pub fn build_tcp_frame(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tcp: &TcpRepr<'_>, payload: Bytes) -> Frame {
-    build_tcp_frame_with(net, saddr, daddr, tcp, payload, 0, -1)
+    build_tcp_frame_with(net, saddr, daddr, tcp, payload, &sockglue::InetOpts::default())
 }
 
-/// [`build_tcp_frame`] for a socket: its `inet->tos` (IP_TOS) and `inet->uc_ttl` (IP_TTL;
-/// -1: `net.ipv4.ip_default_ttl`, as `ip_select_ttl()`).
+/// [`build_tcp_frame`] for a socket: its `inet->tos` (IP_TOS), `inet->uc_ttl` (IP_TTL;
+/// -1: `net.ipv4.ip_default_ttl`, as `ip_select_ttl()`) and DF as `ip_dont_fragment()`
+/// (IP_MTU_DISCOVER: every mode but IP_PMTUDISC_DONT sets it).
 pub fn build_tcp_frame_with(
     net: &Netns,
     saddr: Ipv4Addr,
     daddr: Ipv4Addr,
     tcp: &TcpRepr<'_>,
     payload: Bytes,
-    tos: u8,
-    uc_ttl: i32,
+    inet: &sockglue::InetOpts,
 ) -> Frame {
+    let (tos, uc_ttl) = (inet.tos, inet.uc_ttl);
     let tcp_hlen = tcp.header_len();
     let ttl = if uc_ttl < 0 { net.sysctl.ip_default_ttl.get() as u8 } else { uc_ttl as u8 };
     let ip = Ipv4Repr {
@@ -37,7 +38,7 @@ pub fn build_tcp_frame_with(
         payload_len: tcp_hlen + payload.len(),
         ttl,
         ident: net.ip_id.fetch_add(1, Ordering::Relaxed) as u16,
-        dont_frag: true,
+        dont_frag: inet.pmtudisc != sockglue::IP_PMTUDISC_DONT,
         tos,
     };
     let mut frame = Frame::with_header_len(20 + tcp_hlen, payload);

@@ -3,7 +3,7 @@
 
 use super::opt::*;
 use super::*;
-use crate::ip::sockglue::{do_ip_getsockopt, do_ip_setsockopt};
+use crate::ip::sockglue::{do_ip_getsockopt, do_ip_setsockopt, InetSockView};
 use crate::netns::Netns;
 use crate::socket::proto_ops::INET_STREAM_OPS;
 use crate::socket::sock::{Cancel, Sock};
@@ -170,6 +170,7 @@ impl Stack {
         if !ip.is_unspecified()
             && ip != self.net().local_addr()
             && !tp.inet.freebind
+            && !tp.inet.transparent
             && self.net().sysctl.ip_nonlocal_bind.get() == 0
         {
             s.sk.release_sock(g);
@@ -720,9 +721,20 @@ impl Stack {
         } else {
             let now = self.now();
             let napi_id = s.sk.napi_id.load(std::sync::atomic::Ordering::Relaxed);
+            if level == SOL_IP {
+                let (b, n) = s.sk.peek_tp(|tp| {
+                    let view = InetSockView {
+                        has_dst: !matches!(tp.state, TcpState::Close | TcpState::Listen),
+                        mtu: self.net().mtu(),
+                        rcv_saddr: tp.saddr,
+                    };
+                    do_ip_getsockopt(&tp.inet, view, self.net(), name, out.len())
+                })?;
+                out[..b.len()].copy_from_slice(&b);
+                return Ok(n);
+            }
             s.sk.peek_tp(|tp| match level {
                 SOL_SOCKET => sk_getsockopt(tp, napi_id, name),
-                SOL_IP => do_ip_getsockopt(&tp.inet, self.net(), name),
                 _ => do_tcp_getsockopt(tp, self.net(), now, name),
             })?
         };

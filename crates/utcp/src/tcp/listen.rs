@@ -270,15 +270,7 @@ impl TcpSock {
             payload: &[],
         };
         // tcp_v4_send_synack(): the listener's TOS and TTL.
-        let mut frame = crate::ip::build_tcp_frame_with(
-            ctx.net,
-            req.laddr,
-            req.raddr,
-            &repr,
-            Bytes::new(),
-            self.inet.tos,
-            self.inet.uc_ttl,
-        );
+        let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &self.inet);
         frame.priority = self.priority;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);

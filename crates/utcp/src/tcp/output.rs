@@ -146,15 +146,7 @@ impl TcpSock {
         self.dsack = None;
         let has_data = !payload.is_empty();
         let data_len = payload.len() as u64;
-        let frame = crate::ip::build_tcp_frame_with(
-            ctx.net,
-            self.saddr,
-            self.daddr,
-            &repr,
-            payload,
-            self.inet.tos,
-            self.inet.uc_ttl,
-        );
+        let frame = crate::ip::build_tcp_frame_with(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet);
         let mut frame = frame;
         frame.priority = self.priority;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));

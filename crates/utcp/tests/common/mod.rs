@@ -161,6 +161,8 @@ pub struct Pkt {
     pub tos: u8,
     /// IP TTL.
     pub ttl: u8,
+    /// IP Don't Fragment bit.
+    pub df: bool,
 }
 
 impl Pkt {
@@ -199,6 +201,7 @@ pub fn parse(bytes: &[u8], t: Instant) -> Pkt {
         ts: None,
         tos: bytes[1],
         ttl: bytes[8],
+        df: bytes[6] & 0x40 != 0,
         sacks: Vec::new(),
         dropped: false,
     };
