@@ -302,7 +302,11 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
         let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
         run_bench(&s, &mut k, None::<&mut KernelTransport>)
     } else {
-        let mut u = UtcpTransport::new(&s).map_err(|e| format!("utcp transport: {e}"))?;
+        let mut u = match s.streams {
+            1 => UtcpTransport::new(&s),
+            n => UtcpTransport::for_connections(&s, n.into()),
+        }
+        .map_err(|e| format!("utcp transport: {e}"))?;
         let mut k = match s.with_kernel && !lossy_kernel {
             true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
             false => None,
