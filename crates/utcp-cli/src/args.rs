@@ -51,6 +51,21 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "kernel")]
     pub kernel_only: bool,
 
+    /// Also run the workloads over smoltcp (two interfaces on an in-memory link in one thread,
+    /// the same MTU, checksums on) and print utcp/smoltcp ratios
+    #[arg(long)]
+    pub peers: bool,
+
+    /// Instead of the workloads: open N connections, move a byte each way on each, and report
+    /// the memory per socket they hold (RSS growth / sockets) and the setup rate
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000), allow_hyphen_values = true)]
+    pub idle: Option<u64>,
+
+    /// Run the bulk workload as N concurrent streams sharing --bytes (bulk.gbytes_per_s is
+    /// then the aggregate)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_hyphen_values = true)]
+    pub streams: Option<u32>,
+
     /// Print one JSON object on stdout instead of a table
     #[arg(long)]
     pub json: bool,
@@ -159,6 +174,12 @@ pub struct BenchSettings {
     pub kernel_only: bool,
     pub json: bool,
     pub timeout: Option<Duration>,
+    /// Run the smoltcp peer as well.
+    pub peers: bool,
+    /// `--idle N`: the idle-connection measurement instead of the workloads.
+    pub idle: Option<u64>,
+    /// Concurrent bulk streams (1 = the plain bulk workload).
+    pub streams: u32,
 }
 
 impl BenchArgs {
@@ -191,6 +212,12 @@ impl BenchArgs {
         if self.progress_interval.is_zero() {
             return Err("--progress-interval: must be above 0".into());
         }
+        if self.kernel_only && self.peers {
+            return Err("--peers compares utcp with smoltcp and cannot be used with --kernel-only".into());
+        }
+        if self.idle.is_some() && (self.peers || self.streams.is_some()) {
+            return Err("--idle measures idle connections only: no --peers or --streams".into());
+        }
         let chunk_size = usize::try_from(self.chunk).ok().filter(|&c| c <= 64 << 20).ok_or("--chunk: at most 64M")?;
         Ok(BenchSettings {
             cfg: BenchConfig {
@@ -214,6 +241,9 @@ impl BenchArgs {
             kernel_only: self.kernel_only,
             json: self.json,
             timeout: self.timeout.filter(|t| !t.is_zero()),
+            peers: self.peers,
+            idle: self.idle,
+            streams: self.streams.unwrap_or(1),
         })
     }
 }
@@ -244,6 +274,19 @@ mod tests {
         assert_eq!(s.mtu, 1500);
         assert!(s.impairments.is_none());
         assert!(!s.with_kernel && !s.kernel_only && !s.json);
+        assert!(!s.peers && s.idle.is_none() && s.streams == 1);
+    }
+
+    #[test]
+    fn multi_connection_modes() {
+        let s = parse(&["--peers", "--streams", "100"]).unwrap().settings().unwrap();
+        assert!(s.peers && s.streams == 100);
+        let s = parse(&["--idle", "100000", "--kernel"]).unwrap().settings().unwrap();
+        assert_eq!(s.idle, Some(100_000));
+        assert!(parse(&["--idle", "0"]).is_err());
+        assert!(parse(&["--streams", "0"]).is_err());
+        assert!(parse(&["--idle", "5", "--peers"]).unwrap().settings().is_err());
+        assert!(parse(&["--kernel-only", "--peers"]).unwrap().settings().is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Default;
 
 /// A connected byte stream a workload can drive from one thread.
@@ -69,6 +69,12 @@ pub trait Transport {
     /// fills this in. Called after the workloads have run.
     fn counters(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
+    }
+
+    /// Segments the receiving side has taken in so far (`TcpInSegs`), for `alloc.per_segment`;
+    /// `None` where the transport's segments are not counted in this process (the kernel).
+    fn segments_in(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -126,7 +132,7 @@ impl Default for BenchConfig {
 }
 
 /// Outcome of [`run_bulk`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BulkResult {
     /// Bytes the server read (equals `client_bytes` when intact).
     pub bytes: u64,
@@ -137,9 +143,9 @@ pub struct BulkResult {
     pub integrity_ok: bool,
     pub client_bytes: u64,
     pub server_bytes: u64,
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "ser_hex", deserialize_with = "de_hex")]
     pub client_hash: u64,
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "ser_hex", deserialize_with = "de_hex")]
     pub server_hash: u64,
     /// Progress was shown on stderr during the run (a bar or a line).
     #[serde(skip)]
@@ -147,7 +153,7 @@ pub struct BulkResult {
 }
 
 /// Latency summary in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub min: f64,
     pub mean: f64,
@@ -159,7 +165,7 @@ pub struct Percentiles {
 }
 
 /// Outcome of [`run_rr`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RrResult {
     pub size: usize,
     pub round_trips: u64,
@@ -177,6 +183,11 @@ pub struct RrResult {
 
 fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:016x}"))
+}
+
+fn de_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    u64::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
 }
 
 // ---------------------------------------------------------------------------
@@ -950,6 +961,16 @@ mod tests {
         assert_eq!(l, "utcp bench: utcp bulk 4 GiB / 4 GiB, 2.15 GB/s");
         let l = progress_line("utcp rr", 5000, 20100, false, Duration::from_secs(2));
         assert_eq!(l, "utcp bench: utcp rr 5000 / 20100 round trips, 2500 round trips/s");
+    }
+
+    #[test]
+    fn results_read_back_from_json() {
+        let r = run_bulk(&mut UnixPair, &BenchConfig { bytes: 1000, ..small_cfg() }).unwrap();
+        let back: BulkResult = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!((back.client_hash, back.bytes, back.integrity_ok), (r.client_hash, 1000, true));
+        let rr = run_rr(&mut UnixPair, &small_cfg()).unwrap();
+        let back: RrResult = serde_json::from_value(serde_json::to_value(&rr).unwrap()).unwrap();
+        assert_eq!(back.rtt_us, rr.rtt_us);
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //! Exit status (also in `--help` and the README): see [`EXIT_STATUS`].
 #![forbid(unsafe_code)]
 
-/// mimalloc: glibc malloc serializes cross-thread frees on an arena lock, and segment
-/// buffers are allocated by one thread and freed by another.
+/// mimalloc (glibc malloc serializes cross-thread frees on an arena lock, and segment
+/// buffers are allocated by one thread and freed by another), counting every allocation so
+/// that `utcp bench` can report `alloc.per_segment`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: utcp_alloc::Counting<mimalloc::MiMalloc> = utcp_alloc::Counting::new(mimalloc::MiMalloc);
 
 mod args;
 mod bench;
 mod kernel;
+mod multi;
+mod netns;
+mod peers;
 mod report;
 mod units;
 mod utcp_transport;
@@ -28,7 +32,7 @@ use clap::{Parser, Subcommand};
 use crate::args::{BenchArgs, BenchSettings};
 use crate::bench::{run_bulk, run_rr, BenchConfig, Transport};
 use crate::kernel::KernelTransport;
-use crate::report::{Report, TransportReport};
+use crate::report::{AllocReport, Report, TransportReport};
 // The utcp transport: two utcp stacks on a memlink, built from the validated settings. Everything
 // else (workloads, kernel baseline, ratios, JSON) is generic over `bench::Transport`.
 use crate::utcp_transport::UtcpTransport;
@@ -189,13 +193,29 @@ fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs both workloads over one transport.
-fn run_transport<T: Transport>(t: &mut T, cfg: &BenchConfig) -> io::Result<TransportReport> {
+/// Runs both workloads over one transport (the bulk one as `streams` concurrent streams when
+/// above 1), and counts the allocations the bulk phase made per received segment.
+fn run_transport<T: Transport>(
+    t: &mut T,
+    cfg: &BenchConfig,
+    streams: u32,
+) -> io::Result<(TransportReport, Option<AllocReport>)> {
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let name = t.name().to_string();
-    let bulk = run_bulk(t, cfg).map_err(|e| ctx(&format!("{name} bulk"), e))?;
+    let (a0, s0) = (utcp_alloc::allocations(), t.segments_in());
+    let bulk = match streams {
+        1 => run_bulk(t, cfg),
+        n => multi::run_streams(t, cfg, n as usize),
+    }
+    .map_err(|e| ctx(&format!("{name} bulk"), e))?;
+    let (a1, s1) = (utcp_alloc::allocations(), t.segments_in());
+    let alloc = s0.zip(s1).map(|(s0, s1)| {
+        let segments = s1.saturating_sub(s0);
+        let allocations = a1 - a0;
+        AllocReport { allocations, segments, per_segment: allocations as f64 / segments.max(1) as f64 }
+    });
     let rr = run_rr(t, cfg).map_err(|e| ctx(&format!("{name} rr"), e))?;
-    Ok(TransportReport::new(&name, bulk, rr, t.counters()))
+    Ok((TransportReport::new(&name, bulk, rr, t.counters()), alloc))
 }
 
 /// Runs the workloads over `main` and, if given, over `baseline`, and
@@ -205,9 +225,62 @@ fn run_bench<M: Transport, B: Transport>(
     main: &mut M,
     baseline: Option<&mut B>,
 ) -> io::Result<Report> {
-    let main = run_transport(main, &s.cfg)?;
-    let baseline = baseline.map(|b| run_transport(b, &s.cfg)).transpose()?;
-    Ok(Report::new(s, main, baseline))
+    let (main, alloc) = run_transport(main, &s.cfg, s.streams)?;
+    let baseline = baseline.map(|b| run_transport(b, &s.cfg, s.streams).map(|r| r.0)).transpose()?;
+    let mut r = Report::new(s, main, baseline);
+    r.alloc = alloc;
+    Ok(r)
+}
+
+/// The kernel baseline in a lossy namespace (`--kernel --loss P`); `Err` is the reason it was
+/// skipped.
+fn run_lossy_kernel(s: &BenchSettings) -> Result<(TransportReport, serde_json::Value), String> {
+    let ns = netns::LossNetns::create(s.impairments.loss, s.mtu)?;
+    let (bulk, rr) = ns.run_kernel(&s.cfg, s.streams).map_err(|e| format!("kernel in namespace: {e}"))?;
+    let link = serde_json::json!({
+        "where": "network namespace, loopback",
+        "mtu": ns.mtu,
+        "offloads_off": ns.offloads_off,
+        "loss": ns.loss,
+        "rule": "iptables -m statistic --mode random (INPUT: each direction once)",
+        "not_applied": not_applied(&s.impairments),
+    });
+    Ok((TransportReport::new("kernel", bulk, rr, ns.counters()), link))
+}
+
+/// Impairments the lossy kernel namespace does not reproduce (iptables expresses loss only).
+fn not_applied(i: &args::Impairments) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (name, on) in [
+        ("reorder", i.reorder > 0.0),
+        ("dup", i.dup > 0.0),
+        ("corrupt", i.corrupt > 0.0),
+        ("delay", !i.delay.is_zero()),
+        ("rate", i.rate.is_some()),
+    ] {
+        if on {
+            v.push(name);
+        }
+    }
+    v
+}
+
+/// `--idle N`: N utcp connections (and with `--kernel`, N kernel ones), memory per socket.
+fn cmd_idle(s: &BenchSettings, n: u64) -> Result<ExitCode, String> {
+    let mut u = UtcpTransport::for_connections(s, n).map_err(|e| format!("utcp transport: {e}"))?;
+    let (idle, pairs) = multi::run_idle(&mut u, n).map_err(|e| format!("utcp idle: {e}"))?;
+    let mib = u.counters();
+    drop(pairs);
+    let v = serde_json::json!({"transport": "utcp", "idle": idle, "mib": mib});
+    if s.json {
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+    } else {
+        println!(
+            "utcp idle: {} connections, {:.0} bytes per socket (RSS {} -> {} bytes), set up at {:.0} connections/s",
+            idle.connections, idle.bytes_per_socket, idle.rss_before, idle.rss_after, idle.setup_per_s
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
@@ -221,18 +294,44 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
             std::process::exit(EXIT_TIMEOUT.into());
         });
     }
-    let report = if s.kernel_only {
+    if let Some(n) = s.idle {
+        return cmd_idle(&s, n);
+    }
+    let lossy_kernel = s.with_kernel && s.impairments.loss > 0.0;
+    let mut report = if s.kernel_only {
         let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
         run_bench(&s, &mut k, None::<&mut KernelTransport>)
     } else {
-        let mut u = UtcpTransport::new(&s).map_err(|e| format!("utcp transport: {e}"))?;
-        let mut k = match s.with_kernel {
+        let mut u = match s.streams {
+            1 => UtcpTransport::new(&s),
+            n => UtcpTransport::for_connections(&s, n.into()),
+        }
+        .map_err(|e| format!("utcp transport: {e}"))?;
+        let mut k = match s.with_kernel && !lossy_kernel {
             true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
             false => None,
         };
         run_bench(&s, &mut u, k.as_mut())
     }
     .map_err(|e| e.to_string())?;
+    if lossy_kernel {
+        report = match run_lossy_kernel(&s) {
+            Ok((k, link)) => {
+                let mut r = Report::new(&s, report.main, Some(k)).with_alloc(report.alloc);
+                r.kernel_link = Some(link);
+                r
+            }
+            Err(why) => {
+                eprintln!("utcp: kernel side skipped: {why}");
+                report.kernel_link = Some(serde_json::json!({ "skipped": why }));
+                report
+            }
+        };
+    }
+    if s.peers {
+        let p = peers::run_smoltcp(&s.cfg, s.mtu).map_err(|e| format!("smoltcp: {e}"))?;
+        report = report.with_peers(p);
+    }
 
     if s.json {
         println!("{}", report.to_json());
@@ -300,6 +399,43 @@ mod tests {
         assert_eq!(v["rr"]["round_trips"], 100);
         assert!(v["rr"]["rtt_us"]["p99"].is_number());
         assert!(v.get("kernel").is_none());
+    }
+
+    #[test]
+    fn utcp_streams_idle_and_alloc_on_a_clean_link() {
+        let s = small(&["--streams", "8"]);
+        let mut u = UtcpTransport::new(&s).unwrap();
+        let r = run_bench(&s, &mut u, None::<&mut KernelTransport>).unwrap();
+        assert!(r.all_ok());
+        let a = r.alloc.as_ref().expect("utcp counts its segments");
+        assert!(a.segments >= (4 << 20) / 1460 && a.allocations > 0, "{a:?}");
+        let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(v["alloc"]["per_segment"].is_number());
+        for side in ["client", "server"] {
+            let m = &v["mib"][side];
+            for bad in ["TcpRetransSegs", "TcpExtTCPOFOQueue", "TcpExtTCPDSACKRecv", "TcpExtTCPLossProbes"] {
+                assert!(m.get(bad).is_none(), "{side} {bad} on a clean link: {m}");
+            }
+        }
+        let mut u = UtcpTransport::for_connections(&s, 300).unwrap();
+        let (idle, pairs) = multi::run_idle(&mut u, 300).unwrap();
+        assert_eq!((idle.connections, pairs.len()), (300, 300));
+        assert!(idle.rss_after >= idle.rss_before);
+    }
+
+    #[test]
+    fn peers_report_smoltcp_ratios() {
+        let s = small(&["--peers", "--json"]);
+        let mut u = UtcpTransport::new(&s).unwrap();
+        let r = run_bench(&s, &mut u, None::<&mut KernelTransport>).unwrap();
+        let r = r.with_peers(peers::run_smoltcp(&s.cfg, s.mtu).unwrap());
+        let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["peers"]["smoltcp"]["integrity"], "ok");
+        assert!(v["peers"]["smoltcp"]["bulk"]["gbytes_per_s"].is_number());
+        assert!(v["peers"]["smoltcp"]["rr"]["rtt_us"]["p50"].is_number());
+        assert!(v["ratio"]["smoltcp_bulk"].is_number());
+        assert!(v["ratio"]["bulk"].is_null(), "no kernel ran");
+        assert!(r.to_table().contains("smoltcp"));
     }
 
     #[test]

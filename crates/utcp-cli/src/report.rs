@@ -44,8 +44,9 @@ impl TransportReport {
     }
 }
 
-/// Ratios of the measured transport to the kernel; above 1 is better.
-#[derive(Debug, Clone, Serialize)]
+/// Ratios of the measured transport to the kernel (and to smoltcp with `--peers`); above 1 is
+/// better. The kernel ratios are null without `--kernel`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Ratio {
     /// Bulk throughput, measured / kernel.
     pub bulk: Option<f64>,
@@ -53,6 +54,28 @@ pub struct Ratio {
     pub rtt_p50: Option<f64>,
     /// 99th percentile round-trip time, kernel / measured.
     pub rtt_p99: Option<f64>,
+    /// Bulk throughput, measured / smoltcp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoltcp_bulk: Option<f64>,
+    /// Median round-trip time, smoltcp / measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoltcp_rtt_p50: Option<f64>,
+}
+
+/// Heap allocations during the bulk phase per data segment the receiver took in.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocReport {
+    /// Allocations the whole process made from the first write to the last read.
+    pub allocations: u64,
+    /// Segments the receiving stack took in meanwhile (`TcpInSegs`).
+    pub segments: u64,
+    pub per_segment: f64,
+}
+
+/// `--peers`: other stacks run in the same process, same workloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peers {
+    pub smoltcp: crate::peers::PeerReport,
 }
 
 fn ratio(num: f64, den: f64) -> Option<f64> {
@@ -66,6 +89,7 @@ impl Ratio {
             bulk: ratio(m.bulk.gbytes_per_s, k.bulk.gbytes_per_s),
             rtt_p50: ratio(k.rr.rtt_us.p50, m.rr.rtt_us.p50),
             rtt_p99: ratio(k.rr.rtt_us.p99, m.rr.rtt_us.p99),
+            ..Ratio::default()
         }
     }
 }
@@ -92,6 +116,14 @@ pub struct Report {
     pub impairments: Impairments,
     /// Progress was shown on stderr (a bar or lines) during any workload.
     pub progress: bool,
+    /// `alloc.per_segment` of the measured transport (absent for the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<AllocReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Peers>,
+    /// Where the kernel baseline ran (plain loopback, or a lossy namespace), or why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_link: Option<Value>,
 }
 
 impl Report {
@@ -110,7 +142,25 @@ impl Report {
                 pcap: s.pcap.as_ref().map(|p| p.display().to_string()),
             },
             impairments: s.impairments.clone(),
+            alloc: None,
+            peers: None,
+            kernel_link: None,
         }
+    }
+
+    /// Sets `alloc`.
+    pub fn with_alloc(mut self, alloc: Option<AllocReport>) -> Self {
+        self.alloc = alloc;
+        self
+    }
+
+    /// Adds the smoltcp peer's results and the utcp/smoltcp ratios.
+    pub fn with_peers(mut self, smoltcp: crate::peers::PeerReport) -> Self {
+        let r = self.ratio.get_or_insert_with(Ratio::default);
+        r.smoltcp_bulk = ratio(self.main.bulk.gbytes_per_s, smoltcp.bulk.gbytes_per_s);
+        r.smoltcp_rtt_p50 = ratio(smoltcp.rr.rtt_us.p50, self.main.rr.rtt_us.p50);
+        self.peers = Some(Peers { smoltcp });
+        self
     }
 
     /// Every transport that ran kept its data intact.
@@ -155,12 +205,18 @@ impl Report {
         }
         out.push('\n');
 
-        let cols: Vec<&TransportReport> = std::iter::once(&self.main).chain(self.kernel.as_ref()).collect();
+        let peer = self.peers.as_ref().map(|p| {
+            let s = &p.smoltcp;
+            TransportReport::new(&s.transport, s.bulk.clone(), s.rr.clone(), Map::new())
+        });
+        let cols: Vec<&TransportReport> =
+            std::iter::once(&self.main).chain(self.kernel.as_ref()).chain(peer.as_ref()).collect();
         let _ = write!(out, "{:<24}", "");
         for t in &cols {
             let _ = write!(out, "{:>12}", t.transport);
         }
-        if self.ratio.is_some() {
+        let kratio = self.ratio.as_ref().filter(|_| self.kernel.is_some());
+        if kratio.is_some() {
             let _ = write!(out, "{:>10}", "ratio");
         }
         out.push('\n');
@@ -184,15 +240,30 @@ impl Report {
             for t in &cols {
                 let _ = write!(out, "{:>12}", get(t));
             }
-            if let (Some(r), Some(rget)) = (&self.ratio, rget) {
+            if let (Some(r), Some(rget)) = (kratio, rget) {
                 let s = rget(r).map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into());
                 let _ = write!(out, "{s:>10}");
             }
             out.push('\n');
         }
-        if self.ratio.is_some() {
+        if kratio.is_some() {
             let _ =
                 writeln!(out, "(ratio > 1: {} is better; bulk = {0}/kernel, rtt = kernel/{0})", self.main.transport);
+        }
+        if let Some(r) = &self.ratio {
+            if let (Some(b), Some(l)) = (r.smoltcp_bulk, r.smoltcp_rtt_p50) {
+                let _ = writeln!(out, "utcp/smoltcp: bulk {b:.2}x, rtt p50 {l:.2}x (smoltcp/utcp)");
+            }
+        }
+        if let Some(a) = &self.alloc {
+            let _ = writeln!(
+                out,
+                "allocations: {:.2} per received segment ({} over {} segments)",
+                a.per_segment, a.allocations, a.segments
+            );
+        }
+        if let Some(k) = &self.kernel_link {
+            let _ = writeln!(out, "kernel link: {k}");
         }
         for t in &cols {
             if !t.mib.is_empty() {
@@ -281,6 +352,9 @@ mod tests {
             kernel_only: false,
             json: true,
             timeout: None,
+            peers: false,
+            idle: None,
+            streams: 1,
         }
     }
 

@@ -28,7 +28,10 @@ impl BenchStream for TcpStream {
 pub struct UtcpTransport {
     client: Arc<Stack>,
     server: Arc<Stack>,
-    listener: TcpListener,
+    /// Listeners on ports 5001, 5002, …: one serves the workloads; `--idle` uses several,
+    /// since a client address has ~28,000 ephemeral ports towards each server port.
+    listeners: Vec<TcpListener>,
+    next: usize,
     busy_poll_us: Option<u64>,
     /// Each host's device (the client's wrapped in the pcap recorder with `--pcap`).
     devs: Vec<Arc<dyn NetDevice>>,
@@ -38,6 +41,21 @@ pub struct UtcpTransport {
 impl UtcpTransport {
     /// Builds the link and both stacks from the bench settings.
     pub fn new(s: &BenchSettings) -> io::Result<UtcpTransport> {
+        Self::with_listeners(s, 1)
+    }
+
+    /// A transport that can hold `n` connections at once: RLIMIT_NOFILE raised on both stacks
+    /// and one listener per 25,000 connections.
+    pub fn for_connections(s: &BenchSettings, n: u64) -> io::Result<UtcpTransport> {
+        let t = Self::with_listeners(s, n.div_ceil(25_000) as usize)?;
+        let limit = (n as usize + 1024).min(utcp::syscall::fdtable::NR_OPEN);
+        for st in [&t.client, &t.server] {
+            st.set_rlimit_nofile(limit).map_err(|e| io::Error::other(format!("RLIMIT_NOFILE {limit}: {e:?}")))?;
+        }
+        Ok(t)
+    }
+
+    fn with_listeners(s: &BenchSettings, listeners: usize) -> io::Result<UtcpTransport> {
         let imp = &s.impairments;
         let delivery = if s.cfg.busy_poll_us.is_some() { Delivery::BusyPoll } else { Delivery::Inline };
         let cfg = LinkConfig {
@@ -72,10 +90,22 @@ impl UtcpTransport {
         }
         let server = stacks.pop().expect("server");
         let client = stacks.pop().expect("client");
-        let addr = SocketAddrV4::new(ADDR_B, 5001);
-        let listener = TcpListener::bind(&server, addr, 128)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        Ok(UtcpTransport { client, server, listener, busy_poll_us: s.cfg.busy_poll_us, devs, _threads: threads })
+        let listeners = (0..listeners.max(1))
+            .map(|i| {
+                let addr = SocketAddrV4::new(ADDR_B, 5001 + i as u16);
+                TcpListener::bind(&server, addr, 128)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(UtcpTransport {
+            client,
+            server,
+            listeners,
+            next: 0,
+            busy_poll_us: s.cfg.busy_poll_us,
+            devs,
+            _threads: threads,
+        })
     }
 
     /// Waits (up to 2 s) until every connection has finished closing (the last FINs and ACKs
@@ -125,10 +155,12 @@ impl Transport for UtcpTransport {
     }
 
     fn connect_pair(&mut self) -> io::Result<(TcpStream, TcpStream)> {
-        let addr = SocketAddrV4::new(ADDR_B, 5001);
+        let i = self.next;
+        self.next = (i + 1) % self.listeners.len();
+        let addr = SocketAddrV4::new(ADDR_B, 5001 + i as u16);
         let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what} {addr}: {e}"));
         let c = TcpStream::connect(&self.client, addr).map_err(|e| ctx("cannot connect to", e))?;
-        let (srv, _) = self.listener.accept().map_err(|e| ctx("accept on", e))?;
+        let (srv, _) = self.listeners[i].accept().map_err(|e| ctx("accept on", e))?;
         for s in [&c, &srv] {
             s.set_nodelay(true)?;
             if let Some(us) = self.busy_poll_us {
@@ -136,6 +168,10 @@ impl Transport for UtcpTransport {
             }
         }
         Ok((c, srv))
+    }
+
+    fn segments_in(&self) -> Option<u64> {
+        Some(self.server.core.net.mib.tcp_get(utcp::mib::TcpMib::InSegs))
     }
 
     fn counters(&self) -> serde_json::Map<String, serde_json::Value> {

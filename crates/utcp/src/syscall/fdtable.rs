@@ -44,6 +44,9 @@ struct Inner {
     slots: Vec<Slot>,
     /// Open fds per file (keyed by the file's address).
     refs: HashMap<usize, usize>,
+    /// `files->next_fd`: every fd in 3..next_fd is in use, so the lowest-free search starts
+    /// here (amortized O(1) for the usual allocate/close pattern instead of a scan from 3).
+    next_fd: usize,
 }
 
 /// The fd table. fds 0–2 are reserved (as stdin/out/err are in a process), so the first
@@ -59,6 +62,7 @@ impl Default for FdTable {
             inner: RwLock::new(Inner {
                 slots: vec![Slot::Reserved, Slot::Reserved, Slot::Reserved],
                 refs: HashMap::new(),
+                next_fd: 3,
             }),
             nofile: AtomicUsize::new(NOFILE_DEFAULT),
         }
@@ -72,7 +76,7 @@ fn key(f: &Arc<File>) -> usize {
 impl Inner {
     /// The lowest free fd ≥ `min` below `limit`.
     fn free_fd(&self, min: usize, limit: usize) -> Option<usize> {
-        let from = min.max(3);
+        let from = min.max(3).max(self.next_fd);
         (from..limit.min(self.slots.len()))
             .find(|&i| matches!(self.slots[i], Slot::Free))
             .or_else(|| (self.slots.len().max(from) < limit).then(|| self.slots.len().max(from)))
@@ -85,7 +89,18 @@ impl Inner {
         if let Slot::Open { file, .. } = &slot {
             *self.refs.entry(key(file)).or_insert(0) += 1;
         }
+        let now_free = matches!(slot, Slot::Free);
         let old = std::mem::replace(&mut self.slots[fd], slot);
+        // __put_unused_fd / __clear_open_fd: keep the next_fd hint.
+        if now_free {
+            if fd >= 3 && fd < self.next_fd {
+                self.next_fd = fd;
+            }
+        } else if fd == self.next_fd {
+            while self.next_fd < self.slots.len() && !matches!(self.slots[self.next_fd], Slot::Free) {
+                self.next_fd += 1;
+            }
+        }
         if let Slot::Open { file, .. } = &old {
             let k = key(file);
             if let Some(n) = self.refs.get_mut(&k) {
@@ -249,5 +264,52 @@ impl FdTable {
     /// The number of open fds.
     pub fn open_count(&self) -> usize {
         self.inner.read().slots.iter().filter(|s| matches!(s, Slot::Open { .. })).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoll() -> File {
+        File::Epoll(Arc::new(super::super::epoll::Epoll::default()))
+    }
+
+    #[test]
+    fn lowest_free_fd_with_the_next_fd_hint() {
+        let t = FdTable::default();
+        t.set_nofile(100_000).unwrap();
+        let fds: Vec<i32> = (0..50_000).map(|_| t.install(epoll()).unwrap()).collect();
+        assert_eq!(fds[0], 3);
+        assert_eq!(*fds.last().unwrap(), 50_002);
+        // Closing two fds: the lowest comes back first, then the other, then the end.
+        t.remove(4000).unwrap();
+        t.remove(100).unwrap();
+        assert_eq!(t.install(epoll()).unwrap(), 100);
+        assert_eq!(t.install(epoll()).unwrap(), 4000);
+        assert_eq!(t.install(epoll()).unwrap(), 50_003);
+        // F_DUPFD with a minimum above a hole skips the hole; dup2 to a far fd leaves the hint.
+        t.remove(10).unwrap();
+        assert_eq!(t.dupfd(3, 20, false).unwrap(), 50_004);
+        t.dup_to(3, 60_000, false).unwrap();
+        assert_eq!(t.install(epoll()).unwrap(), 10);
+        assert_eq!(t.install(epoll()).unwrap(), 50_005);
+        // A reserved fd is in use until unreserved.
+        let r = t.reserve().unwrap();
+        assert_eq!(r, 50_006);
+        t.unreserve(r);
+        assert_eq!(t.install(epoll()).unwrap(), 50_006);
+    }
+
+    #[test]
+    fn emfile_at_the_limit() {
+        let t = FdTable::default();
+        t.set_nofile(8).unwrap();
+        for want in 3..8 {
+            assert_eq!(t.install(epoll()).unwrap(), want);
+        }
+        assert_eq!(t.install(epoll()).unwrap_err(), Errno::EMFILE);
+        t.remove(5).unwrap();
+        assert_eq!(t.install(epoll()).unwrap(), 5);
     }
 }

@@ -667,6 +667,7 @@ impl TcpSock {
             }
             return 1;
         }
+        let prior_lost = self.lost_out;
         let acked_pkts = self.tcp_clean_rtx_queue(ctx, &mut fl);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
@@ -682,7 +683,12 @@ impl TcpSock {
         {
             self.tcp_fastretrans_alert(ctx, prior_snd_una, is_dupack, fl);
         }
-        if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
+        // tcp_cong_control(): PRR while reducing, cwnd growth when the state allows.
+        if self.tcp_in_cwnd_reduction() {
+            let acked_sacked = self.delivered.wrapping_sub(prior_delivered);
+            let newly_lost = self.lost_out.saturating_sub(prior_lost);
+            self.tcp_cwnd_reduction(acked_sacked, newly_lost, fl & flag::SND_UNA_ADVANCED != 0);
+        } else if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
             self.tcp_cong_avoid(ctx, acked_pkts.max(1));
         }
         self.tcp_xmit_retransmit_queue(ctx);
@@ -1000,10 +1006,12 @@ impl TcpSock {
             } else {
                 ctx.inc(LinuxMib::TCPRenoRecovery);
             }
-            self.prior_cwnd = self.snd_cwnd;
             self.tcp_init_undo();
-            self.snd_ssthresh = self.tcp_ca_ssthresh();
-            self.snd_cwnd = self.snd_ssthresh.max(2).min(self.packets_in_flight() + 1).max(2);
+            if !self.tcp_in_cwnd_reduction() {
+                // tcp_init_cwnd_reduction(): PRR (tcp/prr.rs) lowers cwnd ACK by ACK.
+                self.snd_ssthresh = self.tcp_ca_ssthresh();
+                self.tcp_init_cwnd_reduction();
+            }
             self.high_seq = self.snd_nxt;
             self.ca_state = CaState::Recovery;
             if self.tcp_is_rack(ctx) {
@@ -1061,7 +1069,9 @@ impl TcpSock {
             }
             let s = self.rtx_queue[idx].sacked;
             if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED) == 0 {
-                self.tcp_retransmit_at(ctx, idx);
+                if self.tcp_retransmit_at(ctx, idx) {
+                    self.tcp_prr_sent(1);
+                }
                 if self.ca_state == CaState::Loss {
                     ctx.inc(LinuxMib::TCPSlowStartRetrans);
                 }

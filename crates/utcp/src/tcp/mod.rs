@@ -18,6 +18,7 @@ pub mod listen;
 pub mod ofo_queue;
 pub mod output;
 pub mod poll;
+pub mod prr;
 pub mod rack;
 pub mod recvmsg;
 pub mod sndbuf;
@@ -521,6 +522,10 @@ pub struct TcpSock {
     pub snd_cwnd_cnt: u32,
     /// `tp->prior_cwnd`.
     pub prior_cwnd: u32,
+    /// `tp->prr_delivered`: packets delivered since the cwnd reduction began (PRR).
+    pub prr_delivered: u32,
+    /// `tp->prr_out`: packets sent since the cwnd reduction began (PRR).
+    pub prr_out: u32,
     /// `tp->packets_out`.
     pub packets_out: u32,
     /// `tp->retrans_out`.
@@ -747,6 +752,8 @@ impl TcpSock {
             snd_ssthresh: u32::MAX >> 1,
             snd_cwnd_cnt: 0,
             prior_cwnd: 0,
+            prr_delivered: 0,
+            prr_out: 0,
             packets_out: 0,
             retrans_out: 0,
             sacked_out: 0,

@@ -503,6 +503,7 @@ impl TcpSock {
             sent += 1;
         }
         if sent > 0 {
+            self.tcp_prr_sent(sent);
             self.tcp_schedule_loss_probe(ctx);
         }
         sent == 0 && self.packets_out == 0 && !self.write_queue.is_empty()

@@ -103,6 +103,7 @@ impl TcpSock {
         if self.lost_out > prior_lost {
             if matches!(self.ca_state, CaState::Open | CaState::Disorder) {
                 self.tcp_enter_recovery(ctx);
+                self.tcp_cwnd_reduction(1, 0, false);
             }
             self.tcp_xmit_retransmit_queue(ctx);
         }
