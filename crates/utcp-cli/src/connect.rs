@@ -12,8 +12,10 @@ use crate::tun_host::{run_until_signal, TunArgs, TunHost};
 
 /// `utcp connect` flags.
 #[derive(clap::Args, Debug)]
-#[command(after_long_help = "Exit status: 0 when the transfer completed (echo: the bytes came back equal; http: a 2xx \
-                             status); 1 otherwise; 128+N when interrupted by signal N (the pcap is complete).")]
+#[command(
+    after_long_help = "Exit status: 0 when the transfer completed (echo: the bytes came back equal; http: a 2xx \
+                             status); 1 otherwise; 128+N when interrupted by signal N (the pcap is complete)."
+)]
 pub struct ConnectArgs {
     #[command(flatten)]
     pub tun: TunArgs,
@@ -75,7 +77,9 @@ impl Progress {
         self.last = Instant::now();
         let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9) / 1e6;
         match total {
-            Some(t) => eprint!("\r{done} / {t} bytes ({:.0}%), {rate:.1} MB/s   ", done as f64 * 100.0 / t.max(1) as f64),
+            Some(t) => {
+                eprint!("\r{done} / {t} bytes ({:.0}%), {rate:.1} MB/s   ", done as f64 * 100.0 / t.max(1) as f64)
+            }
             None => eprint!("\r{done} bytes, {rate:.1} MB/s   "),
         }
     }

@@ -142,7 +142,8 @@ pub fn serve_http<S: Read + Write>(s: S, dir: &Path, buf: &mut [u8]) -> io::Resu
     while let Some(req) = c.read_head()? {
         let [method, target, version] = &req.start;
         let http10 = version == "HTTP/1.0";
-        let keep = if http10 { req.has_token("connection", "keep-alive") } else { !req.has_token("connection", "close") };
+        let keep =
+            if http10 { req.has_token("connection", "keep-alive") } else { !req.has_token("connection", "close") };
         // Request bodies (not used by GET/HEAD) are read and dropped.
         if let Some(n) = req.field("content-length").and_then(|v| v.parse::<u64>().ok()) {
             let mut left = n;

@@ -107,10 +107,10 @@ impl TunDevice {
                 (fd, true)
             } else {
                 drop(fd);
-                (sys::TunFd::open(&cfg.name, plain)?, false)
+                (Self::open_plain(&cfg.name)?, false)
             }
         } else {
-            (sys::TunFd::open(&cfg.name, plain)?, false)
+            (Self::open_plain(&cfg.name)?, false)
         };
         Ok(TunDevice {
             fd,
@@ -122,6 +122,14 @@ impl TunDevice {
             rx: Mutex::new(BytesMut::with_capacity(RX_CHUNK)),
             stats: TunStats::default(),
         })
+    }
+
+    /// Plain mode. A persistent device keeps the offloads an earlier reader asked for, and
+    /// would go on sending super-packets with partial checksums: turn them off.
+    fn open_plain(name: &str) -> io::Result<sys::TunFd> {
+        let fd = sys::TunFd::open(name, sys::IFF_TUN | sys::IFF_NO_PI)?;
+        fd.set_offload(0)?;
+        Ok(fd)
     }
 
     /// The interface name.

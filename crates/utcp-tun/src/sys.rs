@@ -46,7 +46,8 @@ impl TunFd {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
         }
         // SAFETY: a NUL-terminated constant path.
-        let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+        let fd =
+            cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
         // SAFETY: `fd` was just opened and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: ifreq is plain old data; all-zero is a valid value.
@@ -101,9 +102,8 @@ impl TunFd {
     /// per write).
     pub fn writev(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
         // SAFETY: IoSlice is ABI-compatible with `struct iovec`; the slices outlive the call.
-        let r = unsafe {
-            libc::writev(self.fd.as_raw_fd(), parts.as_ptr() as *const libc::iovec, parts.len() as c_int)
-        };
+        let r =
+            unsafe { libc::writev(self.fd.as_raw_fd(), parts.as_ptr() as *const libc::iovec, parts.len() as c_int) };
         if r < 0 {
             Err(io::Error::last_os_error())
         } else {

@@ -190,7 +190,8 @@ mod tests {
         let net = Netns::new(Ipv4Addr::new(10, 0, 0, 2), 1500, 1);
         let ack = TcpFlags::ACK;
         let psh = TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0);
-        let fs = vec![seg(&net, 0, 100, ack), seg(&net, 100, 100, ack), seg(&net, 200, 50, psh), seg(&net, 250, 100, ack)];
+        let fs =
+            vec![seg(&net, 0, 100, ack), seg(&net, 100, 100, ack), seg(&net, 200, 50, psh), seg(&net, 250, 100, ack)];
         assert_eq!(gso_run(&fs), 3);
         assert_eq!(gso_run(&fs[3..]), 1);
         let gap = vec![seg(&net, 0, 100, ack), seg(&net, 101, 100, ack)];
@@ -207,7 +208,8 @@ mod tests {
         // joined packet, so the segments the kernel cuts from it carry correct checksums too.
         let net = Netns::new(Ipv4Addr::new(10, 0, 0, 2), 1500, 1);
         let psh = TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0);
-        let run = vec![seg(&net, 0, 1000, TcpFlags::ACK), seg(&net, 1000, 1000, TcpFlags::ACK), seg(&net, 2000, 10, psh)];
+        let run =
+            vec![seg(&net, 0, 1000, TcpFlags::ACK), seg(&net, 1000, 1000, TcpFlags::ACK), seg(&net, 2000, 10, psh)];
         let (hdr, head) = gso_head(&run);
         let h = VirtioNetHdr::parse(&hdr).unwrap();
         assert_eq!((h.gso_type, h.gso_size, h.hdr_len), (GSO_TCPV4, 1000, head.len() as u16));
