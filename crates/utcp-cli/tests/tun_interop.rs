@@ -452,3 +452,60 @@ fn sigint_exits_cleanly_with_complete_pcap() {
     assert_eq!(off, b.len(), "truncated pcap");
     assert!(n >= 8, "only {n} packets captured");
 }
+
+#[test]
+fn kernel_ping_gets_echo_replies() {
+    require!("ping");
+    let mut ns = Ns::new("ping");
+    let srv = ns.utcp(&format!("serve --tun tun0 --addr {UTCP_IP}/24 --port 7 echo"));
+    let out = ns.run(&format!("ping -c 3 -i 0.2 -W 5 -s 1000 {UTCP_IP}"));
+    assert!(out.contains("3 received"), "{out}");
+    let (_, nstat) = ns.stop(srv);
+    assert_eq!(counter(&nstat, "IcmpInEchos"), 3, "{nstat}");
+    assert_eq!(counter(&nstat, "IcmpOutEchoReps"), 3, "{nstat}");
+}
+
+#[test]
+fn connect_errors_from_rst_and_icmp() {
+    require!("iptables");
+    let ns = Ns::new("refused");
+    let connect = |port: u16| {
+        ns.cmd(&format!("exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/24 echo {KERNEL_IP}:{port} --bytes 1"))
+            .output()
+            .unwrap()
+    };
+    // A closed kernel port answers the SYN with a RST: ECONNREFUSED.
+    let o = connect(9);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Connection refused (os error 111)"));
+    // ICMP port unreachable (iptables REJECT) on a connecting socket is a hard error: the same
+    // errno, now from tcp_v4_err; host unreachable gives EHOSTUNREACH.
+    ns.run("iptables -A INPUT -p tcp --dport 7001 -j REJECT --reject-with icmp-port-unreachable");
+    ns.run("iptables -A INPUT -p tcp --dport 7002 -j REJECT --reject-with icmp-host-unreachable");
+    let o = connect(7001);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("Connection refused (os error 111)"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("IcmpInDestUnreachs"), "no ICMP counted");
+    let o = connect(7002);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("No route to host (os error 113)"), "{err}");
+}
+
+#[test]
+fn icmp_frag_needed_from_a_kernel_router_lowers_the_mss() {
+    // utcp (tun1, MTU 1500) -> kernel router -> tun0 with MTU 1400 -> utcp echo server. The
+    // router answers 1500-byte DF segments with frag-needed (mtu 1400); the transfer only
+    // completes if utcp lowers its MSS and resends in smaller segments.
+    require!();
+    let mut ns = Ns::new("pmtu");
+    second_tun(&ns, 1400);
+    // The server keeps MTU 1500, so it advertises MSS 1460 and the client sends full segments.
+    let echo = ns.utcp(&format!("serve --tun tun0 --addr {UTCP_IP}/16 --port 7 echo"));
+    for mode in ["", "--no-offload"] {
+        let (ok, nstat, err) = connect_on_tun1(&ns, &format!("{mode} echo {UTCP_IP}:7 --bytes 1M"));
+        assert!(ok, "{err}");
+        assert!(counter(&nstat, "IcmpInDestUnreachs") >= 1, "no frag-needed arrived:\n{nstat}");
+        assert!(counter(&nstat, "TcpRetransSegs") >= 1, "nothing resent after the MSS drop:\n{nstat}");
+    }
+    let _ = ns.stop(echo);
+}

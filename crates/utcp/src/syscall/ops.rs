@@ -508,7 +508,9 @@ impl Stack {
         let n = self.__sys_recvfrom_inner(&s, &mut iov, flags, cancel, &mut info)?;
         if msg.name.is_some() {
             let mut nl = msg.namelen;
-            move_addr_to_user(&[], msg.name.as_deref_mut(), Some(&mut nl))?;
+            // ip_recv_error() names the quoted datagram's destination; otherwise none.
+            let name = info.errqueue.map(|(a, _)| sockaddr_in(a));
+            move_addr_to_user(name.as_ref().map_or(&[][..], |n| &n[..]), msg.name.as_deref_mut(), Some(&mut nl))?;
             msg.namelen = nl;
         }
         // ____sys_recvmsg(): msg_flags starts as `flags & MSG_CMSG_CLOEXEC`.
@@ -527,6 +529,9 @@ impl Stack {
                 d[8..].copy_from_slice(&(sub / 1000).to_ne_bytes());
                 put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, SO_TIMESTAMP, &d);
             }
+        }
+        if let Some((_, ee)) = &info.errqueue {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, ee);
         }
         if let Some(inq) = info.inq {
             put_cmsg(
@@ -1094,6 +1099,9 @@ impl Stack {
             }
             (SOL_IP, IP_RECVERR) => {
                 tp.sockopt_misc.insert((level, name), (v != 0) as i32);
+                if v == 0 {
+                    tp.error_queue.clear(); // skb_queue_purge(&sk->sk_error_queue)
+                }
             }
             (SOL_TCP, TCP_NODELAY) => {
                 tp.nodelay = v != 0;
