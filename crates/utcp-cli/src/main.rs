@@ -16,11 +16,15 @@ static GLOBAL: utcp_alloc::Counting<mimalloc::MiMalloc> = utcp_alloc::Counting::
 
 mod args;
 mod bench;
+mod connect;
+mod http;
 mod kernel;
 mod multi;
 mod netns;
 mod peers;
 mod report;
+mod serve;
+mod tun_host;
 mod units;
 mod utcp_transport;
 
@@ -74,6 +78,10 @@ enum Command {
     Drill(DrillArgs),
     /// Run a short transfer between two utcp hosts and print their counters as nstat does
     Stat(StatArgs),
+    /// Serve echo, discard or HTTP files on a TUN device, until SIGINT/SIGTERM
+    Serve(serve::ServeArgs),
+    /// Echo, discard or HTTP client on a TUN device
+    Connect(connect::ConnectArgs),
 }
 
 /// `utcp drill` flags, as packetdrill takes them (defaults: the Linux selftests' IPv4 ones).
@@ -347,6 +355,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::Drill(a) => cmd_drill(a),
         Command::Stat(a) => cmd_stat(a),
+        Command::Serve(a) => serve::cmd_serve(a),
+        Command::Connect(a) => connect::cmd_connect(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("utcp: error: {e}");

@@ -122,6 +122,10 @@ impl TcpStream {
     pub fn fd(&self) -> i32 {
         self.fd
     }
+    /// Takes ownership of connected socket `fd` of `stack` (closed on drop).
+    pub fn from_fd(stack: &Arc<Stack>, fd: i32) -> TcpStream {
+        TcpStream { stack: stack.clone(), fd }
+    }
     /// The stack.
     pub fn stack(&self) -> &Arc<Stack> {
         &self.stack

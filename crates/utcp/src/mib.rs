@@ -40,6 +40,13 @@ mib_table!(
 });
 
 mib_table!(
+    /// `Icmp*` counters (`ICMP_MIB_*`; the per-type ones of `IcmpMsg` are folded in here).
+    IcmpMib, "Icmp", {
+    InMsgs, InErrors, InCsumErrors, InDestUnreachs, InTimeExcds, InParmProbs, InEchos, InEchoReps,
+    OutMsgs, OutErrors, OutRateLimitGlobal, OutRateLimitHost, OutDestUnreachs, OutEchoReps,
+});
+
+mib_table!(
     /// `TcpExt*` counters (`LINUX_MIB_*`).
     LinuxMib, "TcpExt", {
     SyncookiesSent, SyncookiesRecv, SyncookiesFailed, EmbryonicRsts, PruneCalled, RcvPruned,
@@ -60,7 +67,8 @@ mib_table!(
     TCPACKSkippedSeq, TCPACKSkippedFinWait2, TCPACKSkippedTimeWait, TCPACKSkippedChallenge,
     TCPWinProbe, TCPKeepAlive, TCPDelivered, TCPAckCompressed, TCPZeroWindowDrop,
     TCPRcvQDropOverflow, BeyondWindow, TCPRcvQOverflow, PAWSActive, PAWSEstab, PAWSOldAck,
-    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop,
+    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop, OutOfWindowIcmps,
+    LockDroppedIcmps,
 });
 
 /// Why a packet was dropped (mirrors `enum skb_drop_reason`). Every drop goes through
@@ -110,6 +118,7 @@ pub enum DropReason {
 pub struct Mib {
     tcp: [AtomicU64; TcpMib::ALL.len()],
     ip: [AtomicU64; IpMib::ALL.len()],
+    icmp: [AtomicU64; IcmpMib::ALL.len()],
     ext: [AtomicU64; LinuxMib::ALL.len()],
 }
 
@@ -118,6 +127,7 @@ impl Default for Mib {
         Mib {
             tcp: core::array::from_fn(|_| AtomicU64::new(0)),
             ip: core::array::from_fn(|_| AtomicU64::new(0)),
+            icmp: core::array::from_fn(|_| AtomicU64::new(0)),
             ext: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -153,6 +163,15 @@ impl Mib {
     #[inline]
     pub fn ip_inc(&self, c: IpMib) {
         self.ip[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// `__ICMP_INC_STATS`.
+    #[inline]
+    pub fn icmp_inc(&self, c: IcmpMib) {
+        self.icmp[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Reads an Icmp counter.
+    pub fn icmp_get(&self, c: IcmpMib) -> u64 {
+        self.icmp[c as usize].load(Ordering::Relaxed)
     }
     /// Reads a TcpExt counter.
     pub fn get(&self, c: LinuxMib) -> u64 {
@@ -202,11 +221,14 @@ impl Mib {
         }
     }
 
-    /// Every non-zero counter as `(nstat name, value)`, Ip first, then Tcp, then TcpExt.
+    /// Every counter as `(nstat name, value)`: Ip, Icmp, Tcp, then TcpExt.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         let mut v = Vec::new();
         for &c in IpMib::ALL {
             v.push((c.nstat_name(), self.ip_get(c)));
+        }
+        for &c in IcmpMib::ALL {
+            v.push((c.nstat_name(), self.icmp_get(c)));
         }
         for &c in TcpMib::ALL {
             v.push((c.nstat_name(), self.tcp_get(c)));

@@ -90,6 +90,8 @@ pub struct StackCore {
     pub verify_csum: std::sync::atomic::AtomicBool,
     /// How long a reader spins before sleeping in `sk_wait_data` (µs; real clocks only).
     pub spin_before_sleep_us: std::sync::atomic::AtomicU32,
+    /// ICMP output rate limiters.
+    pub icmp: ip::icmp::IcmpState,
 }
 
 impl StackCore {
@@ -108,6 +110,7 @@ impl StackCore {
             security: RwLock::new(None),
             verify_csum: std::sync::atomic::AtomicBool::new(true),
             spin_before_sleep_us: std::sync::atomic::AtomicU32::new(if clock.is_virtual() { 0 } else { 50 }),
+            icmp: ip::icmp::IcmpState::default(),
             clock,
         })
     }
@@ -168,6 +171,10 @@ impl StackCore {
     /// `netif_receive_skb()` → `ip_rcv()` → `tcp_v4_rcv()`.
     pub fn netif_receive(self: &Arc<Self>, frame: Frame) {
         let verify = self.verify_csum.load(Ordering::Relaxed);
+        let h = frame.head();
+        if h.len() >= 20 && h[0] >> 4 == 4 && h[9] != crate::wire::IPPROTO_TCP {
+            return self.ip_local_deliver_other(&frame.to_vec(), verify);
+        }
         let tin = match ip::ip_rcv_tcp(&self.net, &frame, verify) {
             Ok(t) => t,
             Err(_) => return,
@@ -183,6 +190,42 @@ impl StackCore {
         }
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
         self.tcp_v4_rcv(inseg, frame.napi_id);
+    }
+
+    /// `ip_local_deliver_finish()` for protocols other than TCP: ICMP to `icmp_rcv`, anything
+    /// else answered with ICMP protocol-unreachable (rate-limited), as Linux without a raw
+    /// socket for it does.
+    fn ip_local_deliver_other(self: &Arc<Self>, pkt: &[u8], verify: bool) {
+        let Ok(ihl) = ip::ip_rcv_other(&self.net, pkt, verify) else { return };
+        let pkt = &pkt[..crate::wire::Ipv4Packet::new_unchecked(pkt).total_len() as usize];
+        let mut out = Vec::new();
+        if pkt[9] == ip::icmp::IPPROTO_ICMP {
+            self.net.mib.ip_inc(crate::mib::IpMib::InDelivers);
+            if let ip::icmp::IcmpAction::TcpErr(e) = ip::icmp::icmp_rcv(&self.net, pkt, ihl, &mut out) {
+                self.tcp_v4_err(e);
+            }
+        } else {
+            self.net.mib.drop_reason(crate::mib::DropReason::IP_NOPROTO);
+            let now = self.clock.now();
+            let (t, c) = (ip::icmp::ICMP_DEST_UNREACH, ip::icmp::ICMP_PROT_UNREACH);
+            out.extend(ip::icmp::icmp_send(&self.net, &self.icmp, pkt, t, c, 0, now));
+        }
+        if !out.is_empty() {
+            self.dev_queue_xmit(out);
+            self.dev_flush();
+        }
+    }
+
+    /// `tcp_v4_err()`'s lookup: the established socket the quoted segment came from
+    /// (`__inet_lookup_established`); none: IcmpInErrors.
+    fn tcp_v4_err(&self, e: ip::icmp::IcmpErr) {
+        let p = &e.payload;
+        let (sport, dport) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+        let sk = self.ehash.read().get(&(e.saddr, sport, e.daddr, dport)).cloned();
+        match sk {
+            Some(sk) => sk.icmp_err_softirq(e),
+            None => self.net.mib.icmp_inc(crate::mib::IcmpMib::InErrors),
+        }
     }
 
     /// Sends the RST answering `inseg` (when it is not itself a RST).

@@ -1,6 +1,8 @@
 //! IPv4 input and output (net/ipv4/ip_input.c, ip_output.c): header checks on the way in,
 //! header construction and checksums on the way out.
 
+pub mod icmp;
+pub mod recverr;
 pub mod sockglue;
 
 use crate::mib::{DropReason, IpMib};
@@ -177,6 +179,34 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let tcp = TcpRepr::parse(&tp, saddr, daddr, false).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let raw_window = tp.window_len();
     Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32 })
+}
+
+/// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole
+/// datagram): the same header checks as [`ip_rcv_tcp`]; returns the header length.
+pub fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize, DropReason> {
+    net.mib.ip_inc(IpMib::InReceives);
+    if pkt.len() < 20 {
+        return Err(drop(net, DropReason::PKT_TOO_SMALL));
+    }
+    let ipp = Ipv4Packet::new_unchecked(pkt);
+    let ihl = ipp.header_len() as usize;
+    if ipp.version() != 4 || ihl < 20 || ihl > pkt.len() {
+        return Err(drop(net, DropReason::IP_INHDR));
+    }
+    let tot_len = ipp.total_len() as usize;
+    if tot_len < ihl || tot_len > pkt.len() {
+        return Err(drop(net, DropReason::PKT_TOO_SMALL));
+    }
+    if verify_csum && crate::wire::checksum(&pkt[..ihl]) != 0xffff {
+        return Err(drop(net, DropReason::IP_CSUM));
+    }
+    if ipp.more_frags() || ipp.frag_offset() != 0 {
+        return Err(drop(net, DropReason::IP_FRAGMENT));
+    }
+    if ipp.dst_addr() != net.local_addr() {
+        return Err(drop(net, DropReason::IP_NOT_FOR_US));
+    }
+    Ok(ihl)
 }
 
 /// The header length (IP + TCP) of raw packet bytes, for splitting them into a [`Frame`];

@@ -81,6 +81,9 @@ pub struct Slock {
     pub wake_gen: u64,
     /// Timers fired while owned, to run in `release_sock` (`tcp_release_cb`).
     pub deferred_timers: bool,
+    /// ICMP errors that arrived while owned (`TCP_MTU_REDUCED_DEFERRED` and the errors
+    /// `tcp_v4_err` records as soft), handled in `release_sock` as owned-socket errors.
+    pub deferred_icmp: Vec<crate::ip::icmp::IcmpErr>,
     /// A reader is asleep in `sk_wait_data` (parked on the condition variable).
     pub sleeping: bool,
     /// Bumped every time a reader parks in `sk_wait_data`.
@@ -349,7 +352,7 @@ impl Sock {
         loop {
             direct += self.__release_sock(g, ucopy.as_deref_mut());
             let s = self.slock.lock();
-            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() {
+            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
                 return (s, direct);
             }
         }
@@ -370,26 +373,30 @@ impl Sock {
     fn __release_sock(&self, g: &mut OwnedSock<'_>, mut ucopy: Option<&mut IovIter<'_>>) -> usize {
         let mut direct = 0;
         loop {
-            let (pre, batch, timers) = {
+            let (pre, batch, timers, icmp) = {
                 let mut s = self.slock.lock();
-                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() {
+                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
                     s.backlog_len = 0;
                     break;
                 }
                 let t = std::mem::take(&mut s.deferred_timers);
+                let icmp = std::mem::take(&mut s.deferred_icmp);
                 let pre = if s.prequeue.is_empty() {
                     VecDeque::new()
                 } else {
                     s.prequeue_mem = 0;
                     std::mem::take(&mut s.prequeue)
                 };
-                (pre, std::mem::take(&mut s.backlog), t)
+                (pre, std::mem::take(&mut s.backlog), t, icmp)
             };
             for inseg in pre.into_iter().chain(batch) {
                 direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
             }
             if timers {
                 self.with_ctx(g, |tp, ctx| tp.tcp_timer_fire(ctx));
+            }
+            for e in icmp {
+                self.with_ctx(g, |tp, ctx| tp.tcp_v4_err(ctx, &e, true));
             }
         }
         direct
@@ -778,6 +785,30 @@ impl Sock {
         for r in resets {
             self.core.send_reset_for(&r);
         }
+    }
+
+    /// `tcp_v4_err()` after the lookup, under `bh_lock_sock`: handled now, or, when a process
+    /// owns the socket, when it releases it (as an owned socket's error: soft, MTU deferred).
+    pub fn icmp_err_softirq(&self, e: crate::ip::icmp::IcmpErr) {
+        let mut s = self.slock.lock();
+        if s.owned {
+            if !(e.icmp_type == crate::ip::icmp::ICMP_DEST_UNREACH && e.code == crate::ip::icmp::ICMP_FRAG_NEEDED) {
+                self.net().mib.inc(LinuxMib::LockDroppedIcmps);
+            }
+            if s.deferred_icmp.len() < 16 {
+                s.deferred_icmp.push(e);
+            }
+            return;
+        }
+        let mut tp = self.tp.lock();
+        let mut out = Vec::new();
+        let mut ctx = Ctx::new(self.now(), &self.core.net, &mut out);
+        tp.tcp_v4_err(&mut ctx, &e, false);
+        let ev = std::mem::take(&mut ctx.ev);
+        drop(s);
+        let d = self.finish_locked(&tp, ev, out);
+        drop(tp);
+        self.run_deferred(d);
     }
 
     /// Fires this socket's due timers (the host's timer context).

@@ -451,7 +451,9 @@ impl Stack {
         let n = self.__sys_recvfrom_inner(&s, &mut iov, flags, cancel, &mut info)?;
         if msg.name.is_some() {
             let mut nl = msg.namelen;
-            move_addr_to_user(&[], msg.name.as_deref_mut(), Some(&mut nl))?;
+            // ip_recv_error() names the quoted datagram's destination; otherwise none.
+            let name = info.errqueue.map(|(a, _)| sockaddr_in(a));
+            move_addr_to_user(name.as_ref().map_or(&[][..], |n| &n[..]), msg.name.as_deref_mut(), Some(&mut nl))?;
             msg.namelen = nl;
         }
         // ____sys_recvmsg(): msg_flags starts as `flags & MSG_CMSG_CLOEXEC`.
@@ -470,6 +472,9 @@ impl Stack {
                 d[8..].copy_from_slice(&(sub / 1000).to_ne_bytes());
                 put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, SO_TIMESTAMP, &d);
             }
+        }
+        if let Some((_, ee)) = &info.errqueue {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, ee);
         }
         if let Some(inq) = info.inq {
             put_cmsg(
@@ -687,7 +692,13 @@ impl Stack {
         let mut g = s.sk.lock_sock();
         let r = g.with_ctx_inner(|tp, ctx| match level {
             SOL_SOCKET => sock_setsockopt(tp, ctx, name, val),
-            SOL_IP => do_ip_setsockopt(&mut tp.inet, &mut tp.priority, name, val),
+            SOL_IP => {
+                let r = do_ip_setsockopt(&mut tp.inet, &mut tp.priority, name, val);
+                if r.is_ok() && name == IP_RECVERR && !tp.inet.recverr {
+                    tp.error_queue.clear(); // skb_queue_purge(&sk->sk_error_queue)
+                }
+                r
+            }
             SOL_TCP => do_tcp_setsockopt(tp, ctx, name, val),
             _ => Err(Errno::ENOPROTOOPT),
         });

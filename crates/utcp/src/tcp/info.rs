@@ -148,7 +148,7 @@ pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
         tcpi_last_data_sent: ms(tp.lsndtime),
         tcpi_last_data_recv: ms(tp.ack.lrcvtime),
         tcpi_last_ack_recv: ms(tp.rcv_tstamp),
-        tcpi_pmtu: net.mtu(),
+        tcpi_pmtu: tp.path_mtu(net.mtu()),
         tcpi_rcv_ssthresh: tp.rcv_ssthresh,
         tcpi_rtt: tp.srtt_us >> 3,
         tcpi_rttvar: tp.mdev_us >> 2,

@@ -710,7 +710,7 @@ impl TcpSock {
                 self.snd_wnd = nwin;
                 if nwin > self.max_window {
                     self.max_window = nwin;
-                    let mtu = ctx.net.mtu();
+                    let mtu = self.path_mtu(ctx.net.mtu());
                     let min = ctx.net.sysctl.tcp_min_snd_mss.get() as u32;
                     self.tcp_sync_mss(mtu, min);
                 }
@@ -1281,7 +1281,7 @@ impl TcpSock {
             } else {
                 self.tcp_header_len = 20;
             }
-            let mtu = ctx.net.mtu();
+            let mtu = self.path_mtu(ctx.net.mtu());
             self.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
             self.tcp_initialize_rcv_mss();
             self.copied_seq = self.rcv_nxt;
@@ -1333,7 +1333,7 @@ impl TcpSock {
             self.snd_wnd = seg.window as u32;
             self.snd_wl1 = seg.seq;
             self.max_window = self.snd_wnd;
-            let mtu = ctx.net.mtu();
+            let mtu = self.path_mtu(ctx.net.mtu());
             self.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
             self.tcp_initialize_rcv_mss();
             // tcp_send_synack(): retransmit our SYN as a SYN-ACK.

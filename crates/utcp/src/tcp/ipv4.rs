@@ -195,3 +195,70 @@ impl StackCore {
         self.send_reset_for(&inseg);
     }
 }
+
+impl TcpSock {
+    /// `tcp_v4_err()` once the socket is found: `e` quotes one of our segments. `owned`: a
+    /// process held the socket when the error arrived (errors are then only soft).
+    pub fn tcp_v4_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
+        use crate::ip::icmp::*;
+        if e.payload.len() < 8 || self.state == TcpState::Close {
+            return;
+        }
+        let seq = SeqNum(u32::from_be_bytes([e.payload[4], e.payload[5], e.payload[6], e.payload[7]]));
+        // between(seq, snd_una, snd_nxt): the quoted segment must be one still in flight.
+        if self.state != TcpState::Listen && (seq.before(self.snd_una) || seq.after(self.snd_nxt)) {
+            ctx.inc(crate::mib::LinuxMib::OutOfWindowIcmps);
+            return;
+        }
+        let err = match e.icmp_type {
+            ICMP_PARAMETERPROB => crate::Errno::EPROTO,
+            ICMP_DEST_UNREACH => {
+                if e.code > NR_ICMP_UNREACH {
+                    return;
+                }
+                if e.code == ICMP_FRAG_NEEDED {
+                    // PMTU discovery (RFC 1191); deferred to release_sock when owned.
+                    if self.state != TcpState::Listen {
+                        self.tcp_v4_mtu_reduced(ctx, e.info);
+                    }
+                    return;
+                }
+                // DEVIATION(linux): no tcp_ld_RTO_revert (RFC 6069) for net/host unreachable.
+                ICMP_ERR_CONVERT[e.code as usize].0
+            }
+            ICMP_TIME_EXCEEDED => crate::Errno::EHOSTUNREACH,
+            _ => return, // source quench is ignored (RFC 6633); redirects are not routed here
+        };
+        match self.state {
+            TcpState::SynSent | TcpState::SynRecv => {
+                if self.recverr() {
+                    crate::ip::recverr::ip_icmp_error(&mut self.error_queue, self.rcvbuf, e, err);
+                }
+                if owned {
+                    self.err_soft = Some(err);
+                } else {
+                    // tcp_done_with_error()
+                    self.err = Some(err);
+                    ctx.ev.data_ready = true;
+                    ctx.ev.state_change = true;
+                    self.tcp_done(ctx);
+                }
+            }
+            _ => {
+                // RFC 1122 4.2.3.9: only an error on timeout, unless IP_RECVERR asks for it now.
+                if !owned && self.recverr() {
+                    self.err = Some(err);
+                    ctx.ev.data_ready = true;
+                    ctx.ev.state_change = true;
+                } else {
+                    self.err_soft = Some(err);
+                }
+            }
+        }
+    }
+
+    /// IP_RECVERR is on.
+    pub fn recverr(&self) -> bool {
+        self.inet.recverr
+    }
+}

@@ -15,6 +15,7 @@ pub mod input;
 pub mod ioctl;
 pub mod ipv4;
 pub mod listen;
+pub mod mtu;
 pub mod ofo_queue;
 pub mod output;
 pub mod poll;
@@ -458,6 +459,10 @@ pub struct TcpSock {
     pub write_queue: VecDeque<TxSkb>,
     /// `tp->mss_cache`: current effective send MSS (without options).
     pub mss_cache: u32,
+    /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
+    pub pmtu: u32,
+    /// `sk_error_queue` (IP_RECVERR reports, read with MSG_ERRQUEUE).
+    pub error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
     /// `tp->advmss`.
     pub advmss: u32,
     /// `tp->rx_opt.mss_clamp`: MSS the peer accepts.
@@ -722,6 +727,8 @@ impl TcpSock {
             rtx_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
             mss_cache: TCP_MSS_DEFAULT,
+            pmtu: 0,
+            error_queue: Default::default(),
             advmss: 0,
             mss_clamp: 0,
             user_mss: 0,

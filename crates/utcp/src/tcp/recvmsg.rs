@@ -134,6 +134,8 @@ pub struct RecvInfo {
     pub tstamp: Option<Instant>,
     /// Which timestamp cmsg: 1 = SO_TIMESTAMP, 2 = SO_TIMESTAMPNS.
     pub tstamp_kind: u8,
+    /// MSG_ERRQUEUE: the error's `msg_name` and its `IP_RECVERR` cmsg payload.
+    pub errqueue: Option<(std::net::SocketAddrV4, [u8; 32])>,
 }
 
 /// `sock_rcvlowat()`.
@@ -239,11 +241,24 @@ pub fn tcp_recvmsg(
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
     if flags & MSG_ERRQUEUE != 0 {
-        // inet_recv_error() → ip_recv_error() on an empty error queue.
-        // DEVIATION(linux): nothing ever lands on utcp's error queue (no SO_TIMESTAMPING TX
-        // reports, no MSG_ZEROCOPY completions, no ICMP errors for IP_RECVERR), so this is
-        // always EAGAIN.
-        return Err(Errno::EAGAIN);
+        // inet_recv_error() → ip_recv_error(). Only ICMP errors (IP_RECVERR) are ever queued:
+        // DEVIATION(linux): no SO_TIMESTAMPING TX reports or MSG_ZEROCOPY completions.
+        let mut g = sock.lock_sock();
+        let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().error_queue);
+        if r.is_ok() {
+            // sock_dequeue_err_skb(): the next ICMP error becomes sk_err.
+            let next = g.tp().error_queue.front().map(|x| x.errno);
+            g.tp_mut().err = next;
+        }
+        sock.release_sock(g);
+        let x = r?;
+        let n = iov.copy_in(&x.payload);
+        if n < x.payload.len() {
+            info.msg_flags |= MSG_TRUNC;
+        }
+        info.msg_flags |= MSG_ERRQUEUE;
+        info.errqueue = Some((x.name(), x.cmsg_data()));
+        return Ok(n);
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     sock.sk_busy_loop_if_idle(nonblock);

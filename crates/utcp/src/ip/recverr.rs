@@ -1,0 +1,89 @@
+//! The socket error queue for IP_RECVERR: `ip_icmp_error` (net/ipv4/ip_sockglue.c) queues an
+//! ICMP error as `sock_queue_err_skb` (net/core/skbuff.c) does, and `ip_recv_error` reads it
+//! back for `recvmsg(MSG_ERRQUEUE)`: the quoted bytes, the original destination as msg_name,
+//! and an `IP_RECVERR` control message holding `struct sock_extended_err` followed by the
+//! offender's `sockaddr_in` (`SO_EE_OFFENDER`).
+
+use crate::errno::Errno;
+use crate::ip::icmp::IcmpErr;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+/// `SO_EE_ORIGIN_ICMP`.
+pub const SO_EE_ORIGIN_ICMP: u8 = 2;
+
+/// One queued error (`SKB_EXT_ERR(skb)`: `struct sock_exterr_skb`).
+#[derive(Clone, Debug)]
+pub struct SockExterr {
+    /// `ee_errno`.
+    pub errno: Errno,
+    /// `ee_origin`.
+    pub origin: u8,
+    /// `ee_type`.
+    pub icmp_type: u8,
+    /// `ee_code`.
+    pub code: u8,
+    /// `ee_info`.
+    pub info: u32,
+    /// Who sent the error (`SO_EE_OFFENDER`).
+    pub offender: Ipv4Addr,
+    /// The quoted datagram's destination and port (`serr->addr_offset`, `serr->port`).
+    pub addr: Ipv4Addr,
+    /// See `addr`.
+    pub port: u16,
+    /// The quoted transport header onwards (what `recvmsg` returns as data).
+    pub payload: Vec<u8>,
+}
+
+impl SockExterr {
+    /// `skb->truesize` charged against `sk_rcvbuf` (an ICMP skb: payload + overhead).
+    fn truesize(&self) -> u32 {
+        crate::skb::skb_truesize(self.payload.len() as u32 + 28)
+    }
+
+    /// The `IP_RECVERR` cmsg payload: `struct sock_extended_err` (16 bytes) then the
+    /// offender's `struct sockaddr_in` (16 bytes).
+    pub fn cmsg_data(&self) -> [u8; 32] {
+        let mut d = [0u8; 32];
+        d[0..4].copy_from_slice(&(self.errno as u32).to_ne_bytes());
+        d[4] = self.origin;
+        d[5] = self.icmp_type;
+        d[6] = self.code;
+        d[8..12].copy_from_slice(&self.info.to_ne_bytes());
+        d[16..18].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
+        d[20..24].copy_from_slice(&self.offender.octets());
+        d
+    }
+
+    /// `msg_name`: the quoted datagram's destination, as a `sockaddr_in`.
+    pub fn name(&self) -> std::net::SocketAddrV4 {
+        std::net::SocketAddrV4::new(self.addr, self.port)
+    }
+}
+
+/// `ip_icmp_error()` + `sock_queue_err_skb()`: queues `e` (already known to concern this
+/// socket, with IP_RECVERR on) unless the queue's memory would pass `rcvbuf` (then it is
+/// dropped, as `sock_queue_err_skb` answers -ENOMEM).
+pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err: Errno) {
+    let x = SockExterr {
+        errno: err,
+        origin: SO_EE_ORIGIN_ICMP,
+        icmp_type: e.icmp_type,
+        code: e.code,
+        info: e.info,
+        offender: e.from,
+        addr: e.daddr,
+        port: u16::from_be_bytes([e.payload[2], e.payload[3]]),
+        payload: e.payload.clone(),
+    };
+    let used: u32 = q.iter().map(SockExterr::truesize).sum();
+    if used + x.truesize() >= rcvbuf {
+        return;
+    }
+    q.push_back(x);
+}
+
+/// `ip_recv_error()`: dequeues the oldest error; `Err(EAGAIN)` when there is none.
+pub fn ip_recv_error(q: &mut VecDeque<SockExterr>) -> Result<SockExterr, Errno> {
+    q.pop_front().ok_or(Errno::EAGAIN)
+}
