@@ -34,7 +34,14 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
         ts: t.timestamp,
         payload: tin.payload.clone(),
         truesize: TcpSock::rx_truesize(len),
-        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen, segs: 1, layout: crate::skb::SkbLayout::Frag },
+        rx: super::input::RxMeta {
+            gso_size: 0,
+            thlen: tin.thlen,
+            segs: 1,
+            layout: crate::skb::SkbLayout::Frag,
+            ttl: tin.ttl,
+        },
+        syn_hdr: tin.syn_hdr.clone(),
     }
 }
 
