@@ -38,9 +38,10 @@ impl Netns {
         }
     }
 
-    /// The MTU of the route to `daddr`.
+    /// The MTU of the route to `daddr`: the device's, at most `IP_MAX_MTU` (65535) as
+    /// `ipv4_mtu()` bounds it (a 64 KiB loopback reads 65535).
     pub fn mtu(&self) -> u32 {
-        self.mtu.load(Ordering::Relaxed)
+        self.mtu.load(Ordering::Relaxed).min(0xffff)
     }
 
     /// The local address.

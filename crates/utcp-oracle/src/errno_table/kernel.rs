@@ -152,6 +152,11 @@ impl KernelEnv {
                         close(peer);
                         self.owned.retain(|&f| f != peer);
                         wait(|| tcp_state(fd) == Some(8))?;
+                        // Let the delayed ACK of the FIN go out (ato 0 on a connection that
+                        // never received data: the next jiffy), as utcp's settled fixture has
+                        // it; reading at once would race it (TCP_QUICKACK reads pingpong). The
+                        // delack timer leaves pingpong mode with ato = TCP_ATO_MIN.
+                        wait(|| tcp_ato(fd).is_some_and(|a| a != 0))?;
                     }
                     State::Reset => {
                         let l = [1i32, 0i32];
@@ -388,6 +393,15 @@ fn tcp_state(fd: i32) -> Option<u8> {
     // SAFETY: `b` has 8 bytes.
     let r = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, b.as_mut_ptr() as *mut _, &mut len) };
     (r == 0).then_some(b[0])
+}
+
+/// `tcpi_ato` (microseconds).
+fn tcp_ato(fd: i32) -> Option<u32> {
+    let mut b = [0u8; 16];
+    let mut len = 16u32;
+    // SAFETY: `b` has 16 bytes.
+    let r = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, b.as_mut_ptr() as *mut _, &mut len) };
+    (r == 0).then(|| u32::from_ne_bytes([b[12], b[13], b[14], b[15]]))
 }
 
 fn wait(mut cond: impl FnMut() -> bool) -> Result<(), String> {

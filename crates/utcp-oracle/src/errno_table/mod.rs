@@ -12,6 +12,7 @@
 //!
 //! [`cases`] builds the table; [`run_table`] runs it on two environments.
 
+pub mod deviations;
 pub mod kernel;
 mod table;
 pub mod utcp;

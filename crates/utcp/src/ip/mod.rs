@@ -8,7 +8,7 @@ pub mod sockglue;
 use crate::mib::{DropReason, IpMib};
 use crate::netns::Netns;
 use crate::skb::Frame;
-use crate::wire::{Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, IPPROTO_TCP};
+use crate::wire::{Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, IPPROTO_TCP};
 use bytes::Bytes;
 use core::sync::atomic::Ordering;
 use std::net::Ipv4Addr;
@@ -106,6 +106,11 @@ pub struct TcpIn<'a> {
     pub raw_window: u16,
     /// TCP header length including options (`th->doff * 4`).
     pub thlen: u32,
+    /// `ip_hdr(skb)->ttl` (IP_MINTTL).
+    pub ttl: u8,
+    /// A SYN's IP and TCP headers as received, for TCP_SAVE_SYN (`tcp_reqsk_record_syn()`);
+    /// `None` for every other segment.
+    pub syn_hdr: Option<Bytes>,
 }
 
 /// `ip_rcv()` + `tcp_v4_rcv()`'s header checks: validates the IPv4 header and the TCP header and
@@ -178,7 +183,10 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let tp = TcpPacket::new_checked(&tcp_head[..doff]).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let tcp = TcpRepr::parse(&tp, saddr, daddr, false).map_err(|_| drop(net, DropReason::PKT_TOO_SMALL))?;
     let raw_window = tp.window_len();
-    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32 })
+    let ttl = ipp.ttl();
+    let syn_hdr = (tcp.flags.contains(TcpFlags::SYN) && !tcp.flags.contains(TcpFlags::ACK))
+        .then(|| Bytes::copy_from_slice(&head[..ihl + doff]));
+    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32, ttl, syn_hdr })
 }
 
 /// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole

@@ -55,6 +55,9 @@ pub struct InetOpts {
     pub mc_all: bool,
     /// `inet->rcv_tos`: the TOS of the last segment received (IP_PKTOPTIONS).
     pub rcv_tos: u8,
+    /// `inet->min_ttl` (IP_MINTTL): segments arriving with a lower TTL are dropped
+    /// (TCPMinTTLDrop).
+    pub min_ttl: u8,
 }
 
 impl Default for InetOpts {
@@ -72,6 +75,7 @@ impl Default for InetOpts {
             mc_loop: true,
             mc_all: true,
             rcv_tos: 0,
+            min_ttl: 0,
         }
     }
 }
@@ -192,6 +196,23 @@ pub fn do_ip_setsockopt(inet: &mut InetOpts, priority: &mut u32, name: i32, val:
             }
             inet.pmtudisc = v as u8;
         }
+        IP_MINTTL => {
+            if val.is_empty() || !(0..=255).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            inet.min_ttl = v as u8;
+        }
+        IP_UNICAST_IF => {
+            if val.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            // The interface index, in network byte order. DEVIATION(linux): utcp's stack has
+            // no interface indexes (one device, bound by no index); 0 (none) is accepted and
+            // any other index names an absent device, as dev_get_by_index() failing answers.
+            if u32::from_be(v as u32) != 0 {
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+        }
         // Raw sockets only.
         IP_HDRINCL | IP_NODEFRAG => return Err(Errno::ENOPROTOOPT),
         // ip_ra_control(): raw sockets only.
@@ -259,7 +280,8 @@ pub fn do_ip_getsockopt(
             }
             sk.mtu as i32
         }
-        IP_HDRINCL | IP_NODEFRAG | IP_ROUTER_ALERT | IP_MINTTL | IP_BIND_ADDRESS_NO_PORT | IP_UNICAST_IF => 0,
+        IP_MINTTL => inet.min_ttl as i32,
+        IP_HDRINCL | IP_NODEFRAG | IP_ROUTER_ALERT | IP_BIND_ADDRESS_NO_PORT | IP_UNICAST_IF => 0,
         IP_LOCAL_PORT_RANGE => 0,
         IP_MULTICAST_TTL => inet.mc_ttl as i32,
         IP_MULTICAST_LOOP => inet.mc_loop as i32,

@@ -57,6 +57,7 @@ impl InSeg {
             ts: self.seg.ts,
             truesize: self.seg.truesize,
             rx: self.seg.rx,
+            syn_hdr: None,
         };
         InSeg { seg, saddr: self.saddr, daddr: self.daddr, sport: self.sport, dport: self.dport }
     }

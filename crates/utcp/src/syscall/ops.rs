@@ -17,7 +17,7 @@ use crate::tcp::ioctl::tcp_ioctl;
 use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
 use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT};
-use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt};
+use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt, tcp_getsockopt_saved_syn};
 use crate::tcp::{TcpSock, TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::time::{Duration, Instant};
 use std::net::SocketAddrV4;
@@ -724,7 +724,16 @@ impl Stack {
         if !matches!(level, SOL_SOCKET | SOL_IP | SOL_TCP) {
             return Err(Errno::EOPNOTSUPP);
         }
-        let bytes = if level == SOL_SOCKET && name == SO_ERROR {
+        let bytes = if level == SOL_TCP && name == TCP_SAVED_SYN {
+            // Reading the saved SYN frees it: under the socket lock.
+            let mut g = s.sk.lock_sock();
+            let r = tcp_getsockopt_saved_syn(g.tp_mut(), out.len());
+            s.sk.release_sock(g);
+            match r {
+                Ok(b) => b,
+                Err((e, _need)) => return Err(e),
+            }
+        } else if level == SOL_SOCKET && name == SO_ERROR {
             let mut g = s.sk.lock_sock();
             let e = sock_error(g.tp_mut());
             s.sk.release_sock(g);
@@ -746,7 +755,7 @@ impl Stack {
             }
             s.sk.peek_tp(|tp| match level {
                 SOL_SOCKET => sk_getsockopt(tp, napi_id, name),
-                _ => do_tcp_getsockopt(tp, self.net(), now, name),
+                _ => do_tcp_getsockopt(tp, self.net(), now, name, out.len()),
             })?
         };
         let n = out.len().min(bytes.len());

@@ -154,7 +154,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
     let closed_now = g.with_ctx_inner(|tp, ctx| {
         tp.orphan = true;
         if tp.state == TcpState::FinWait2 {
-            if tp.linger2.is_some_and(|l| l < 0) {
+            if tp.linger2 < 0 {
                 tp.set_state(ctx, TcpState::Close);
                 tp.tcp_send_active_reset(ctx);
                 ctx.inc(LinuxMib::TCPAbortOnLinger);

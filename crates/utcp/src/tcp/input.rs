@@ -44,6 +44,8 @@ pub struct Seg {
     pub truesize: u32,
     /// Receive-side skb metadata Linux keeps outside `TCP_SKB_CB` (GSO size, TCP header length).
     pub rx: RxMeta,
+    /// A SYN's raw IP and TCP headers (TCP_SAVE_SYN); `None` otherwise.
+    pub syn_hdr: Option<Bytes>,
 }
 
 /// Per-skb facts of a received segment that TCP input consults besides its header fields.
@@ -57,6 +59,8 @@ pub struct RxMeta {
     pub segs: u32,
     /// How the receiving device laid the packet out.
     pub layout: crate::skb::SkbLayout,
+    /// The IP header's TTL (checked against IP_MINTTL).
+    pub ttl: u8,
 }
 
 impl Seg {
@@ -661,7 +665,7 @@ impl TcpSock {
                     self.clear_timer(TcpTimer::Probe0);
                 } else {
                     // Still no usable window: the next probe is timed from this answer.
-                    let when = self.tcp_probe0_when(super::TCP_RTO_MAX);
+                    let when = self.tcp_probe0_when(self.rto_max);
                     self.reset_timer(TcpTimer::Probe0, ctx.now + when);
                 }
             }
@@ -866,7 +870,9 @@ impl TcpSock {
 
     /// `tcp_rtt_estimator()` (RFC 6298 with Linux's mdev/rttvar handling).
     pub fn tcp_rtt_estimator(&mut self, ctx: &Ctx<'_>, mrtt_us: u32) {
-        let rto_min_us = ctx.net.sysctl.tcp_rto_min_us.get() as u32;
+        // tcp_rto_min_us(): the socket's TCP_RTO_MIN_US (from net.ipv4.tcp_rto_min_us).
+        let rto_min_us = self.rto_min.as_micros() as u32;
+        let _ = ctx;
         let mut m = mrtt_us as i64;
         let mut srtt = self.srtt_us as i64;
         if srtt != 0 {
@@ -911,7 +917,8 @@ impl TcpSock {
         // Linux keeps the RTO in jiffies (HZ=250 here): round up to 4 ms.
         let jiffy = 4000u64;
         let us = us.div_ceil(jiffy) * jiffy;
-        self.rto = Duration::from_micros(us).min(super::TCP_RTO_MAX);
+        // tcp_bound_rto(): TCP_RTO_MAX_MS caps it.
+        self.rto = Duration::from_micros(us).min(self.rto_max);
     }
 
     /// `tcp_fastretrans_alert()` (condensed): duplicate-ACK and SACK driven loss detection,
@@ -1133,7 +1140,7 @@ impl TcpSock {
                 self.set_state(ctx, TcpState::FinWait2);
                 self.shutdown |= super::SEND_SHUTDOWN;
                 if self.orphan {
-                    if self.linger2.is_some_and(|l| l < 0) {
+                    if self.linger2 < 0 {
                         self.tcp_done(ctx);
                         ctx.inc(LinuxMib::TCPAbortOnData);
                         return false;
@@ -1191,7 +1198,7 @@ impl TcpSock {
     /// `tcp_fin_time()`: how long an orphan stays in FIN_WAIT2.
     pub fn tcp_fin_time(&self, ctx: &Ctx<'_>) -> Duration {
         let mut t = match self.linger2 {
-            Some(l) if l > 0 => Duration::from_secs(l as u64),
+            l if l > 0 => Duration::from_secs(l as u64),
             _ => Duration::from_secs(ctx.net.sysctl.tcp_fin_timeout.get().max(0) as u64),
         };
         let rto3 = (self.rto * 7) / 2;

@@ -34,7 +34,14 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
         ts: t.timestamp,
         payload: tin.payload.clone(),
         truesize: TcpSock::rx_truesize(len),
-        rx: super::input::RxMeta { gso_size: 0, thlen: tin.thlen, segs: 1, layout: crate::skb::SkbLayout::Frag },
+        rx: super::input::RxMeta {
+            gso_size: 0,
+            thlen: tin.thlen,
+            segs: 1,
+            layout: crate::skb::SkbLayout::Frag,
+            ttl: tin.ttl,
+        },
+        syn_hdr: tin.syn_hdr.clone(),
     }
 }
 
@@ -43,6 +50,12 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
 pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     // TcpInSegs was counted by tcp_v4_rcv() on arrival (ip_rcv_tcp), once per segment even
     // when the backlog coalesced it; segs_in counts what the backlog merged too.
+    // tcp_v4_rcv(): IP_MINTTL (RFC 5082 GTSM) drops what arrives with a lower TTL.
+    if inseg.seg.rx.ttl < tp.inet.min_ttl {
+        ctx.inc(crate::mib::LinuxMib::TCPMinTTLDrop);
+        ctx.net.mib.drop_reason(crate::mib::DropReason::TCP_MINTTL);
+        return false;
+    }
     tp.segs_in += inseg.seg.rx.segs.max(1);
     match tp.state {
         TcpState::Established => {

@@ -62,6 +62,8 @@ pub struct RequestSock {
     pub acked: bool,
     /// Peer's window from the SYN.
     pub snd_wnd: u32,
+    /// The SYN's headers when the listener has TCP_SAVE_SYN (`req->saved_syn`).
+    pub saved_syn: Option<bytes::Bytes>,
 }
 
 /// State of a listening socket.
@@ -235,6 +237,9 @@ impl TcpSock {
             expires: ctx.now + TCP_TIMEOUT_INIT,
             acked: false,
             snd_wnd: seg.window as u32,
+            // tcp_reqsk_record_syn(): save_syn 2 would start at the MAC header, which no
+            // utcp device has (skb_mac_header_was_set() is false): the same bytes as 1.
+            saved_syn: if self.save_syn != 0 { seg.syn_hdr.clone() } else { None },
         };
         self.send_synack(ctx, &req, mss);
         let exp = req.expires;
@@ -454,6 +459,14 @@ impl TcpSock {
         c.keepalive_intvl = self.keepalive_intvl;
         c.keepalive_probes = self.keepalive_probes;
         c.linger2 = self.linger2;
+        c.thin_lto = self.thin_lto;
+        c.rto_min = self.rto_min;
+        c.rto_max = self.rto_max;
+        c.delack_max = self.delack_max;
+        // tcp_create_openreq_child() copies save_syn; tcp_move_syn() hands the child the
+        // request's saved SYN.
+        c.save_syn = self.save_syn;
+        c.saved_syn = req.saved_syn.clone();
         c.inet = self.inet.clone();
         c.priority = self.priority;
         c.user_timeout_ms = self.user_timeout_ms;

@@ -98,6 +98,19 @@ pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
 /// `TCP_TIMEOUT_INIT` (1 s, RFC 6298).
 pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// One jiffy at the HZ=250 Linux keeps its TCP timers in.
+pub const JIFFY: Duration = Duration::from_millis(4);
+/// `TCP_TIMEOUT_MIN` (2 jiffies): the least TCP_RTO_MIN_US and TCP_DELACK_MAX_US accept.
+pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
+/// `TCP_FIN_TIMEOUT_MAX` (120 s): the largest TCP_LINGER2.
+pub const TCP_FIN_TIMEOUT_MAX: i32 = 120;
+
+/// `usecs_to_jiffies()` as a duration: rounded up to whole jiffies.
+pub fn jiffies_from_us(us: i64) -> Duration {
+    let j = (us.max(0) as u64).div_ceil(4000);
+    Duration::from_micros(j * 4000)
+}
+
 /// `TCP_DELACK_MAX` (200 ms).
 pub const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
 /// `TCP_DELACK_MIN` (40 ms).
@@ -605,8 +618,29 @@ pub struct TcpSock {
     pub keepalive_intvl: u32,
     /// TCP_KEEPCNT.
     pub keepalive_probes: u8,
-    /// TCP_LINGER2.
-    pub linger2: Option<i32>,
+    /// `tp->linger2` (TCP_LINGER2) in seconds: 0 = `net.ipv4.tcp_fin_timeout`, -1 = a
+    /// negative value (an orphan in FIN_WAIT2 is reset at once), at most
+    /// `TCP_FIN_TIMEOUT_MAX` (120 s).
+    pub linger2: i32,
+    /// `tp->thin_lto` (TCP_THIN_LINEAR_TIMEOUTS): a thin stream's RTO is not backed off for
+    /// its first `TCP_THIN_LINEAR_RETRIES` retransmissions.
+    pub thin_lto: bool,
+    /// `icsk->icsk_rto_min` (TCP_RTO_MIN_US; `net.ipv4.tcp_rto_min_us`), in jiffies' grain.
+    pub rto_min: Duration,
+    /// `icsk->icsk_rto_max` (TCP_RTO_MAX_MS; 120 s).
+    pub rto_max: Duration,
+    /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `net.ipv4.tcp_delack_max_us`).
+    pub delack_max: Duration,
+    /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
+    pub save_syn: u8,
+    /// `tp->saved_syn`: the SYN's headers, for one TCP_SAVED_SYN read on the child.
+    pub saved_syn: Option<Bytes>,
+    /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
+    pub fastopen_max_qlen: i32,
+    /// `tp->fastopen_no_cookie` (TCP_FASTOPEN_NO_COOKIE).
+    pub fastopen_no_cookie: bool,
+    /// The socket's TCP_FASTOPEN_KEY (`icsk_accept_queue.fastopenq.ctx`): 16 or 32 bytes.
+    pub fastopen_key: Option<Vec<u8>>,
     /// SYN retries (TCP_SYNCNT).
     pub syn_retries: u8,
 
@@ -797,7 +831,16 @@ impl TcpSock {
             keepalive_time: 0,
             keepalive_intvl: 0,
             keepalive_probes: 0,
-            linger2: None,
+            linger2: 0,
+            thin_lto: false,
+            rto_min: jiffies_from_us(net.sysctl.tcp_rto_min_us.get()),
+            rto_max: TCP_RTO_MAX,
+            delack_max: jiffies_from_us(net.sysctl.tcp_delack_max_us.get()),
+            save_syn: 0,
+            saved_syn: None,
+            fastopen_max_qlen: 0,
+            fastopen_no_cookie: false,
+            fastopen_key: None,
             syn_retries: 0,
             bytes_received: 0,
             bytes_acked: 0,
@@ -899,6 +942,17 @@ impl TcpSock {
         } else {
             inq
         }
+    }
+
+    /// `tcp_stream_is_thin()`: too few packets in flight to trigger fast retransmit, and
+    /// past the initial slow start.
+    pub fn tcp_stream_is_thin(&self) -> bool {
+        self.packets_out < 4 && self.snd_ssthresh < (u32::MAX >> 1)
+    }
+
+    /// `tcp_delack_max()`: TCP_DELACK_MAX_US, never above the socket's RTO floor.
+    pub fn tcp_delack_max(&self) -> Duration {
+        self.delack_max.min(self.rto_min)
     }
 
     /// `tcp_packets_in_flight()`.

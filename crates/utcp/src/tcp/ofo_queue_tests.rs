@@ -46,6 +46,7 @@ fn seg(isn: SeqNum, off: i64, len: i64) -> Seg {
         payload: Bytes::from(payload),
         truesize: skb_truesize(len as u32),
         rx: RxMeta::default(),
+        syn_hdr: None,
     }
 }
 

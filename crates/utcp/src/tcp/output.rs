@@ -1,7 +1,7 @@
 //! Segment output (net/ipv4/tcp_output.c): `tcp_transmit_skb`, `tcp_write_xmit`, ACKs, FIN,
 //! RST, SYN, zero-window probes, retransmission, and the send side of `tcp_sendmsg`.
 
-use super::{ack_flags::*, Ctx, TcpSock, TcpState, TcpTimer, TxSkb, TCP_RTO_MAX};
+use super::{ack_flags::*, Ctx, TcpSock, TcpState, TcpTimer, TxSkb};
 use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
 use crate::seq::SeqNum;
@@ -257,7 +257,7 @@ impl TcpSock {
         if ato > super::TCP_DELACK_MIN {
             let mut max = max_ato;
             if self.ack.pingpong > 0 || self.ack.pending & ICSK_ACK_PUSHED != 0 {
-                max = super::TCP_DELACK_MAX;
+                max = self.tcp_delack_max();
             }
             if self.srtt_us != 0 {
                 let rtt = super::Duration::from_micros((self.srtt_us >> 3) as u64).max(super::TCP_DELACK_MIN);
@@ -421,7 +421,7 @@ impl TcpSock {
             && self.timers[TcpTimer::Retrans as usize].is_none()
             && self.timers[TcpTimer::Probe0 as usize].is_none()
         {
-            let when = self.tcp_probe0_when(TCP_RTO_MAX);
+            let when = self.tcp_probe0_when(self.rto_max);
             self.reset_timer(TcpTimer::Probe0, ctx.now + when);
         }
     }

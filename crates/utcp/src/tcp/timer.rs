@@ -43,15 +43,19 @@ impl TcpTimer {
     ];
 }
 
-/// `tcp_model_timeout()`: time covered by `boundary` exponential backoffs from `rto_base`.
-pub fn tcp_model_timeout(boundary: u32, rto_base: Duration) -> Duration {
-    let thresh = (TCP_RTO_MAX.as_millis() as u64 / rto_base.as_millis().max(1) as u64).ilog2();
+/// `tcp_model_timeout()`: time covered by `boundary` exponential backoffs from `rto_base`,
+/// each capped at `rto_max` (`tcp_rto_max(sk)`: TCP_RTO_MAX_MS).
+pub fn tcp_model_timeout(boundary: u32, rto_base: Duration, rto_max: Duration) -> Duration {
+    let thresh = (rto_max.as_millis() as u64 / rto_base.as_millis().max(1) as u64).max(1).ilog2();
     if boundary <= thresh {
         rto_base * ((2u32 << boundary) - 1)
     } else {
-        rto_base * ((2u32 << thresh) - 1) + TCP_RTO_MAX * (boundary - thresh)
+        rto_base * ((2u32 << thresh) - 1) + rto_max * (boundary - thresh)
     }
 }
+
+/// `TCP_THIN_LINEAR_RETRIES`: retransmissions of a thin stream that keep the RTO linear.
+pub const TCP_THIN_LINEAR_RETRIES: u8 = 6;
 
 impl TcpSock {
     /// Fires the timers that are due at `ctx.now`.
@@ -130,7 +134,7 @@ impl TcpSock {
             // retransmits_timed_out(): TCP_USER_TIMEOUT, when set, replaces the modelled
             // time of `retries` backed-off RTOs.
             let timeout = match self.user_timeout_ms {
-                0 => tcp_model_timeout(retries, base),
+                0 => tcp_model_timeout(retries, base, self.rto_max),
                 ms => Duration::from_millis(ms as u64),
             };
             match self.retrans_stamp {
@@ -206,8 +210,19 @@ impl TcpSock {
             self.retransmits = self.retransmits.saturating_add(1);
             self.tcp_retransmit_head(ctx);
         }
-        self.backoff = self.backoff.saturating_add(1);
-        self.rto = (self.rto * 2).min(TCP_RTO_MAX);
+        if self.state == TcpState::Established
+            && (self.thin_lto || ctx.net.sysctl.tcp_thin_linear_timeouts.get() != 0)
+            && self.tcp_stream_is_thin()
+            && self.retransmits <= TCP_THIN_LINEAR_RETRIES
+        {
+            // A thin stream (too little in flight for fast retransmit) keeps its RTO linear.
+            self.backoff = 0;
+            self.tcp_set_rto();
+            self.rto = self.rto.clamp(self.rto_min, self.rto_max);
+        } else {
+            self.backoff = self.backoff.saturating_add(1);
+            self.rto = (self.rto * 2).min(self.rto_max);
+        }
         let when = self.tcp_clamp_rto_to_user_timeout(ctx);
         self.reset_timer(TcpTimer::Retrans, ctx.now + when);
     }
@@ -247,7 +262,7 @@ impl TcpSock {
         let timed_out = match self.user_timeout_ms {
             0 => self.probes_out >= max_probes,
             ms => {
-                tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN))
+                tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN), self.rto_max)
                     >= Duration::from_millis(ms as u64)
             }
         };
@@ -266,7 +281,7 @@ impl TcpSock {
         if (self.backoff as i64) < ctx.net.sysctl.tcp_retries2.get() {
             self.backoff += 1;
         }
-        let when = self.tcp_probe0_when(TCP_RTO_MAX);
+        let when = self.tcp_probe0_when(self.rto_max);
         self.reset_timer(TcpTimer::Probe0, ctx.now + when);
     }
 
@@ -400,9 +415,9 @@ mod tests {
     #[test]
     fn model_timeout_matches_linux() {
         // 15 retries from 200 ms: ~924.6 s (the well-known tcp_retries2 figure).
-        let t = tcp_model_timeout(15, Duration::from_millis(200));
+        let t = tcp_model_timeout(15, Duration::from_millis(200), TCP_RTO_MAX);
         assert_eq!(t.as_millis(), 924_600);
         // 6 SYN retries from 1 s: 127 s.
-        assert_eq!(tcp_model_timeout(6, Duration::from_secs(1)).as_secs(), 127);
+        assert_eq!(tcp_model_timeout(6, Duration::from_secs(1), TCP_RTO_MAX).as_secs(), 127);
     }
 }
