@@ -3,7 +3,7 @@
 
 use crate::mib::Mib;
 use crate::sysctl::Sysctls;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::net::Ipv4Addr;
 
 /// Namespace-wide state.
@@ -22,6 +22,8 @@ pub struct Netns {
     pub ip_id: AtomicU32,
     /// Use deterministic ISNs (ISN = 0 + offset), for scripts.
     pub fixed_isn: parking_lot::Mutex<Option<u32>>,
+    /// `net->net_cookie` (SO_NETNS_COOKIE): distinct for every namespace of the process.
+    pub cookie: u64,
 }
 
 impl Netns {
@@ -35,6 +37,10 @@ impl Netns {
             secret,
             ip_id: AtomicU32::new(0),
             fixed_isn: parking_lot::Mutex::new(None),
+            cookie: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 

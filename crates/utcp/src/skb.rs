@@ -52,6 +52,8 @@ pub struct Frame {
     pub layout: SkbLayout,
     /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
     pub priority: u32,
+    /// `skb->mark`: the sending socket's SO_MARK (routing policy and filters match on it).
+    pub mark: u32,
 }
 
 impl Frame {
@@ -67,6 +69,7 @@ impl Frame {
             gso_size: 0,
             layout: SkbLayout::Frag,
             priority: 0,
+            mark: 0,
         }
     }
 

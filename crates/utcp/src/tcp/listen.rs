@@ -272,6 +272,7 @@ impl TcpSock {
         // tcp_v4_send_synack(): the listener's TOS and TTL.
         let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &self.inet);
         frame.priority = self.priority;
+        frame.mark = self.mark;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -440,6 +441,11 @@ impl TcpSock {
         c.rcvtimeo = self.rcvtimeo;
         c.sndtimeo = self.sndtimeo;
         c.linger = self.linger;
+        c.mark = self.mark;
+        c.txrehash = self.txrehash;
+        c.filter_locked = self.filter_locked;
+        c.tstamp_new = self.tstamp_new;
+        c.incoming_cpu = self.incoming_cpu;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;

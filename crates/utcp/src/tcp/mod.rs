@@ -339,8 +339,22 @@ pub struct TcpSock {
     pub rcvtimeo: Option<Duration>,
     /// `sk_sndtimeo`.
     pub sndtimeo: Option<Duration>,
-    /// SO_LINGER: `Some(secs)` when on.
+    /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
     pub linger: Option<u32>,
+    /// `sk->sk_mark` (SO_MARK): carried on every frame the socket sends (`skb->mark`).
+    pub mark: u32,
+    /// `sock_gen_cookie()`: a number no other socket of this process has (SO_COOKIE).
+    pub cookie: u64,
+    /// `sk->sk_txrehash` (SO_TXREHASH): 0 or 1.
+    pub txrehash: u8,
+    /// `SOCK_FILTER_LOCKED` (SO_LOCK_FILTER): the (absent) filter may not be changed.
+    pub filter_locked: bool,
+    /// `SOCK_TSTAMP_NEW`: SO_TIMESTAMP(NS)_NEW chose the y2038-safe control message types.
+    pub tstamp_new: bool,
+    /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
+    pub incoming_cpu: i32,
+    /// SO_TXTIME's (clockid, flags), when set.
+    pub txtime: Option<(i32, u32)>,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -639,6 +653,16 @@ pub struct TcpSock {
     pub napi_id: u32,
 }
 
+/// SO_LINGER's `MAX_SCHEDULE_TIMEOUT` (an `l_linger` of `LONG_MAX / HZ` seconds or more,
+/// negative ones included, as the kernel reads `l_linger` as unsigned long).
+pub const LINGER_FOREVER: u32 = u32::MAX;
+
+/// `sock_gen_cookie()`: cookies come from one process-wide counter (Linux: one per boot).
+fn next_sock_cookie() -> u64 {
+    static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
+
 impl TcpSock {
     /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
     pub fn new(net: &Netns, now: Instant) -> TcpSock {
@@ -662,6 +686,13 @@ impl TcpSock {
             rcvtimeo: None,
             sndtimeo: None,
             linger: None,
+            mark: 0,
+            cookie: next_sock_cookie(),
+            txrehash: s.txrehash.get() as u8,
+            filter_locked: false,
+            tstamp_new: false,
+            incoming_cpu: -1,
+            txtime: None,
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,

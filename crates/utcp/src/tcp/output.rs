@@ -149,6 +149,7 @@ impl TcpSock {
         let frame = crate::ip::build_tcp_frame_with(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet);
         let mut frame = frame;
         frame.priority = self.priority;
+        frame.mark = self.mark;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
         self.segs_out += 1;

@@ -134,6 +134,8 @@ pub struct RecvInfo {
     pub tstamp: Option<Instant>,
     /// Which timestamp cmsg: 1 = SO_TIMESTAMP, 2 = SO_TIMESTAMPNS.
     pub tstamp_kind: u8,
+    /// SO_TIMESTAMP(NS)_NEW chose the new control message types.
+    pub tstamp_new: bool,
 }
 
 /// `sock_rcvlowat()`.
@@ -253,12 +255,14 @@ pub fn tcp_recvmsg(
     let inq_hint = g.tp().inq_hint();
     let want_inq = g.tp().recvmsg_inq;
     let tstamp_kind = g.tp().rx_tstamp_opt;
+    let tstamp_new = g.tp().tstamp_new;
     sock.release_sock(g);
     if ret.is_ok() {
         // tcp_recv_timestamp(): only when an skb was read and SO_TIMESTAMP(NS) is on.
         if let (Some(ts), 1..) = (tstamp, tstamp_kind) {
             info.tstamp = Some(ts);
             info.tstamp_kind = tstamp_kind;
+            info.tstamp_new = tstamp_new;
         }
         if want_inq {
             info.inq = Some(inq_hint);

@@ -1,0 +1,325 @@
+//! SOL_SOCKET options and file ioctls as Linux 6.18 answers them on a TCP socket, with their
+//! effects: SO_MARK on every frame (the listener's on its SYN-ACK, inherited by the child),
+//! SO_BUF_LOCK stopping receive-buffer autotuning, SO_TIMESTAMP(NS)_NEW choosing the new
+//! control-message types, SO_LOCK_FILTER guarding (absent) filters, FIONBIO switching a socket
+//! between blocking and not, FIONREAD on a pipe, SO_COOKIE / SO_NETNS_COOKIE / SO_PEERNAME /
+//! SO_LINGER read-back, and bind() after a refused connection. The virtual clock, plus real
+//! threads with a real clock at the end.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddrV4;
+use utcp::api::{ADDR_A, ADDR_B};
+use utcp::syscall::opt::*;
+use utcp::syscall::*;
+use utcp::time::Duration;
+use utcp::Errno;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn int(v: i32) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+/// `struct sock_fprog { u16 len; struct sock_filter *filter; }` (16 bytes).
+fn fprog(len: u16, filter: u64) -> Vec<u8> {
+    let mut v = vec![0u8; 16];
+    v[..2].copy_from_slice(&len.to_ne_bytes());
+    v[8..].copy_from_slice(&filter.to_ne_bytes());
+    v
+}
+
+fn transfer(lab: &Lab, c: i32, s: i32, data: &[u8]) {
+    let (mut sent, mut got) = (0, Vec::new());
+    assert!(lab.run_until(Duration::from_secs(60), || {
+        while sent < data.len() {
+            match lab.a.send(c, Some(&data[sent..]), data.len() - sent, 0) {
+                Ok(n) => sent += n,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        drain(&lab.b, s, &mut got).unwrap();
+        got.len() == data.len()
+    }));
+    assert!(got == data);
+}
+
+/// SO_MARK is `skb->mark` of every frame a socket builds: the connecting socket's SYN and
+/// data, the listener's SYN-ACK, the accepted child's (inherited) data; a new mark applies to
+/// the next frame. Any int is accepted (the caller is root) and reads back.
+#[test]
+fn so_mark_rides_on_every_frame() {
+    let lab = Lab::new(ms(1));
+    let l = lab.b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    lab.b.setsockopt_int(l, SOL_SOCKET, SO_MARK, 5).unwrap();
+    lab.b.bind(l, SocketAddrV4::new(ADDR_B, 80)).unwrap();
+    lab.b.listen(l, 4).unwrap();
+    let c = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    lab.a.setsockopt_int(c, SOL_SOCKET, SO_MARK, -100).unwrap();
+    assert_eq!(lab.a.getsockopt_int(c, SOL_SOCKET, SO_MARK), Ok(-100));
+    let _ = lab.a.connect(c, SocketAddrV4::new(ADDR_B, 80));
+    lab.advance(ms(10));
+    let (s, _) = lab.b.accept4(l, SOCK_NONBLOCK).unwrap();
+    assert_eq!(lab.b.getsockopt_int(s, SOL_SOCKET, SO_MARK), Ok(5), "the child inherits the mark");
+    assert_eq!(lab.a.send(c, Some(b"ping"), 4, 0), Ok(4));
+    assert_eq!(lab.b.send(s, Some(b"pong"), 4, 0), Ok(4));
+    lab.advance(ms(10));
+    let log = lab.log();
+    assert!(log.iter().any(|p| p.from_a) && log.iter().any(|p| !p.from_a && p.has(SYN)));
+    assert!(log.iter().filter(|p| p.from_a).all(|p| p.mark == -100i32 as u32), "A's frames");
+    assert!(log.iter().filter(|p| !p.from_a).all(|p| p.mark == 5), "B's SYN-ACK and data");
+    lab.clear_log();
+    lab.a.setsockopt_int(c, SOL_SOCKET, SO_MARK, 0).unwrap();
+    assert_eq!(lab.a.send(c, Some(b"more"), 4, 0), Ok(4));
+    lab.advance(ms(10));
+    let log = lab.log();
+    assert!(log.iter().any(|p| p.from_a && p.len == 4));
+    assert!(log.iter().filter(|p| p.from_a).all(|p| p.mark == 0), "the new mark applies");
+}
+
+/// SO_BUF_LOCK sets and clears the SO_SNDBUF/SO_RCVBUF locks themselves: with
+/// SOCK_RCVBUF_LOCK the receiver's buffer is not autotuned during a bulk transfer, without it
+/// it grows. Bits beyond the two locks are EINVAL; SO_RCVBUF sets the lock it reports.
+#[test]
+fn so_buf_lock_stops_receive_autotuning() {
+    let data = pattern(4 << 20, 7);
+    let mut grown = Vec::new();
+    for lock in [0, 2] {
+        let lab = Lab::new(ms(1));
+        let (c, s, _l) = lab.pair();
+        assert_eq!(lab.b.setsockopt(s, SOL_SOCKET, SO_BUF_LOCK, &int(4)), Err(Errno::EINVAL));
+        lab.b.setsockopt(s, SOL_SOCKET, SO_BUF_LOCK, &int(lock)).unwrap();
+        assert_eq!(lab.b.getsockopt_int(s, SOL_SOCKET, SO_BUF_LOCK), Ok(lock));
+        let before = lab.b.getsockopt_int(s, SOL_SOCKET, SO_RCVBUF).unwrap();
+        transfer(&lab, c, s, &data);
+        let after = lab.b.getsockopt_int(s, SOL_SOCKET, SO_RCVBUF).unwrap();
+        grown.push(after > before);
+    }
+    assert_eq!(grown, vec![true, false], "autotuned without the lock, not with it");
+    let lab = Lab::new(ms(1));
+    let fd = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    lab.a.setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 65536).unwrap();
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_BUF_LOCK), Ok(1));
+    // A negative SO_RCVBUF is a huge unsigned one: rmem_max, doubled.
+    lab.a.setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, -1).unwrap();
+    let max = lab.a.core.net.sysctl.rmem_max.get() as i32;
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_RCVBUF), Ok(2 * max));
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_BUF_LOCK), Ok(3));
+}
+
+fn recv_cmsg_types(st: &Stack, fd: i32) -> Vec<(i32, i32, usize)> {
+    recv_with_cmsgs(st, fd, &mut [0u8; 16]).1
+}
+
+/// recvmsg into `buf`: the byte count and the control messages' (level, type, data length).
+fn recv_with_cmsgs(st: &Stack, fd: i32, buf: &mut [u8]) -> (usize, Vec<(i32, i32, usize)>) {
+    let n = buf.len();
+    let mut ctl = [0u8; 128];
+    let mut msg = MsgHdr {
+        name: None,
+        namelen: 0,
+        iov: vec![IoVec { len: n, base: Some(buf) }],
+        control: Some(&mut ctl[..]),
+        controllen: 128,
+        flags: 0,
+    };
+    let got = st.recvmsg(fd, &mut msg, 0).unwrap();
+    let used = msg.controllen;
+    (got, parse_cmsgs(&ctl[..used]).into_iter().map(|c| (c.level, c.ty, c.data.len())).collect())
+}
+
+/// SO_TIMESTAMP_NEW / SO_TIMESTAMPNS_NEW deliver SO_TIMESTAMP_NEW (63) / SO_TIMESTAMPNS_NEW
+/// (64) control messages (16 bytes), the old names 29 / 35; each name reads back only for its
+/// own variant, and turning one off turns receive timestamps off.
+#[test]
+fn so_timestamp_new_chooses_the_new_cmsg_types() {
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    for (name, ty) in [(SO_TIMESTAMP_NEW, 63), (SO_TIMESTAMPNS_NEW, 64), (SO_TIMESTAMP, 29), (SO_TIMESTAMPNS, 35)] {
+        lab.b.setsockopt_int(s, SOL_SOCKET, name, 1).unwrap();
+        for other in [SO_TIMESTAMP, SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW] {
+            assert_eq!(lab.b.getsockopt_int(s, SOL_SOCKET, other), Ok((other == name) as i32), "{name} {other}");
+        }
+        assert_eq!(lab.a.send(c, Some(b"x"), 1, 0), Ok(1));
+        lab.advance(ms(10));
+        assert_eq!(recv_cmsg_types(&lab.b, s), vec![(SOL_SOCKET, ty, 16)], "option {name}");
+    }
+    lab.b.setsockopt_int(s, SOL_SOCKET, SO_TIMESTAMP_NEW, 0).unwrap();
+    assert_eq!(lab.a.send(c, Some(b"x"), 1, 0), Ok(1));
+    lab.advance(ms(10));
+    assert_eq!(recv_cmsg_types(&lab.b, s), vec![]);
+}
+
+/// No filter can be attached (utcp runs no BPF: a well-formed `sock_fprog` is ENOPROTOOPT,
+/// see docs/ARCHITECTURE.md), so detaching finds none (ENOENT); SO_LOCK_FILTER turns that
+/// into EPERM and cannot be undone; SO_GET_FILTER reads an empty filter.
+#[test]
+fn so_lock_filter_guards_the_filter() {
+    let lab = Lab::new(ms(1));
+    let fd = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &int(0)), Err(Errno::ENOENT));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &int(0)), Err(Errno::EINVAL));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog(0, 0x1000)), Err(Errno::EINVAL));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog(1, 0)), Err(Errno::EINVAL));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog(1, 0x1000)), Err(Errno::ENOPROTOOPT));
+    let mut out = [0xAAu8; 8];
+    assert_eq!(lab.a.getsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &mut out), Ok(0));
+    lab.a.setsockopt_int(fd, SOL_SOCKET, SO_LOCK_FILTER, 1).unwrap();
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_LOCK_FILTER), Ok(1));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &int(0)), Err(Errno::EPERM));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog(1, 0x1000)), Err(Errno::EPERM));
+    assert_eq!(lab.a.setsockopt_int(fd, SOL_SOCKET, SO_LOCK_FILTER, 0), Err(Errno::EPERM));
+    // SO_ATTACH_BPF takes a BPF program's fd: none open is EBADF, another file EINVAL.
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &int(99)), Err(Errno::EBADF));
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &int(fd)), Err(Errno::EINVAL));
+    // reuseport_detach_prog(): EINVAL outside a reuseport group, ENOENT in one.
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &int(0)), Err(Errno::EINVAL));
+    lab.a.setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1).unwrap();
+    assert_eq!(lab.a.setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &int(0)), Err(Errno::ENOENT));
+}
+
+/// FIONBIO sets or clears O_NONBLOCK (as F_SETFL does), FIOCLEX/FIONCLEX close-on-exec;
+/// SIOCGSTAMP has no packet time on TCP (ENOENT); a pipe answers FIONREAD and nothing else.
+#[test]
+fn fionbio_and_file_ioctls() {
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    let mut on = 1;
+    lab.b.ioctl_arg(s, FIONBIO, &mut on).unwrap();
+    assert_eq!(lab.b.fcntl(s, 3, 0).map(|f| f & O_NONBLOCK), Ok(O_NONBLOCK));
+    let mut buf = [0u8; 4];
+    assert_eq!(lab.b.recv(s, Some(&mut buf), 4, 0), Err(Errno::EAGAIN));
+    let mut off = 0;
+    lab.b.ioctl_arg(s, FIONBIO, &mut off).unwrap();
+    assert_eq!(lab.b.fcntl(s, 3, 0).map(|f| f & O_NONBLOCK), Ok(0));
+    assert_eq!(lab.b.ioctl(s, FIOCLEX), Ok(0));
+    assert_eq!(lab.b.fcntl(s, 1, 0), Ok(1));
+    assert_eq!(lab.b.ioctl(s, FIONCLEX), Ok(0));
+    assert_eq!(lab.b.fcntl(s, 1, 0), Ok(0));
+    assert_eq!(lab.a.ioctl(c, SIOCGSTAMP), Err(Errno::ENOENT));
+    let (r, w) = lab.a.pipe2(O_NONBLOCK).unwrap();
+    assert_eq!(lab.a.write(w, Some(b"abc"), 3), Ok(3));
+    assert_eq!(lab.a.ioctl(r, FIONREAD), Ok(3));
+    assert_eq!(lab.a.ioctl(r, SIOCATMARK), Err(Errno::ENOTTY));
+    assert_eq!(lab.a.ioctl(r, FIONBIO), Ok(0));
+    assert_eq!(lab.a.fcntl(r, 3, 0).map(|f| f & O_NONBLOCK), Ok(0));
+}
+
+/// SO_COOKIE is 8 bytes unique to a socket (EINVAL for a shorter buffer); SO_NETNS_COOKIE
+/// is the namespace's (exactly 8 bytes); SO_PEERNAME is the peer once there is one, EINVAL for
+/// a buffer longer than the address; SO_PEERCRED of a TCP peer is pid 0, uid/gid -1.
+#[test]
+fn cookies_peername_and_peercred() {
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    let cookie = |st: &Stack, fd| {
+        let mut b = [0u8; 16];
+        assert_eq!(st.getsockopt(fd, SOL_SOCKET, SO_COOKIE, &mut b), Ok(8));
+        u64::from_ne_bytes(b[..8].try_into().unwrap())
+    };
+    assert_ne!(cookie(&lab.a, c), cookie(&lab.b, s));
+    assert_eq!(cookie(&lab.a, c), cookie(&lab.a, c));
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_COOKIE, &mut [0u8; 4]), Err(Errno::EINVAL));
+    let ns = |st: &Stack, fd| {
+        let mut b = [0u8; 8];
+        assert_eq!(st.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &mut b), Ok(8));
+        u64::from_ne_bytes(b)
+    };
+    let fresh = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    assert_eq!(ns(&lab.a, c), ns(&lab.a, fresh));
+    assert_ne!(ns(&lab.a, c), ns(&lab.b, s));
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_NETNS_COOKIE, &mut [0u8; 16]), Err(Errno::EINVAL));
+    let mut name = [0u8; 16];
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_PEERNAME, &mut name), Ok(16));
+    assert_eq!(name, sockaddr_in(SocketAddrV4::new(ADDR_B, lab.b.getsockname(s).unwrap().port())));
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_PEERNAME, &mut [0u8; 32]), Err(Errno::EINVAL));
+    assert_eq!(lab.a.getsockopt(fresh, SOL_SOCKET, SO_PEERNAME, &mut name), Err(Errno::ENOTCONN));
+    let mut cred = [0u8; 12];
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_PEERCRED, &mut cred), Ok(12));
+    assert_eq!(cred, [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_PEERGROUPS, &mut cred), Err(Errno::ENODATA));
+    assert_eq!(lab.a.setsockopt_int(c, SOL_SOCKET, SO_PASSCRED, 1), Err(Errno::EOPNOTSUPP));
+}
+
+/// SO_LINGER's `l_linger` is unsigned long to the kernel: -1 is MAX_SCHEDULE_TIMEOUT, which
+/// reads back as `MAX_SCHEDULE_TIMEOUT / HZ` truncated to an int; SO_RCVTIMEO_NEW is the
+/// same 16-byte timeval as SO_RCVTIMEO on 64-bit.
+#[test]
+fn linger_forever_and_new_timeouts() {
+    let lab = Lab::new(ms(1));
+    let fd = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    let mut l = int(1);
+    l.extend(int(-1));
+    lab.a.setsockopt(fd, SOL_SOCKET, SO_LINGER, &l).unwrap();
+    let mut out = [0u8; 8];
+    assert_eq!(lab.a.getsockopt(fd, SOL_SOCKET, SO_LINGER, &mut out), Ok(8));
+    assert_eq!(i32::from_ne_bytes(out[4..].try_into().unwrap()), (i64::MAX / 250) as i32);
+    let mut tv = 2i64.to_ne_bytes().to_vec();
+    tv.extend(0i64.to_ne_bytes());
+    lab.a.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO_NEW, &tv).unwrap();
+    let mut back = [0u8; 16];
+    assert_eq!(lab.a.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &mut back), Ok(16));
+    assert_eq!(back[..], tv[..]);
+}
+
+/// A refused connection gives its automatically bound port back, so the socket may bind
+/// again (Linux's `inet_num` is 0 after `tcp_done`); broadcast and multicast addresses are
+/// valid bind addresses; a non-local address is checked before the socket's state.
+#[test]
+fn bind_after_refused_connect_and_address_classes() {
+    let lab = Lab::new(ms(1));
+    let fd = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let _ = lab.a.connect(fd, SocketAddrV4::new(ADDR_B, 9));
+    lab.advance(ms(10));
+    assert_eq!(lab.a.getsockopt_int(fd, SOL_SOCKET, SO_ERROR), Ok(Errno::ECONNREFUSED as i32));
+    lab.a.bind(fd, SocketAddrV4::new(ADDR_A, 0)).unwrap();
+    assert_eq!(lab.a.bind(fd, SocketAddrV4::new(ADDR_A, 0)), Err(Errno::EINVAL));
+    assert_eq!(lab.a.bind(fd, SocketAddrV4::new([198, 51, 100, 7].into(), 0)), Err(Errno::EADDRNOTAVAIL));
+    for ip in [[255, 255, 255, 255], [224, 0, 0, 1]] {
+        let f = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+        lab.a.bind(f, SocketAddrV4::new(ip.into(), 0)).unwrap();
+    }
+}
+
+/// On real threads and the real clock: FIONBIO(0) makes a reader block until the peer's
+/// data arrives from another thread; SO_TIMESTAMPNS_NEW stamps it with the new type;
+/// SO_BUF_LOCK keeps the receive buffer where it was through a bulk transfer.
+#[test]
+fn real_threads_fionbio_timestamps_and_buf_lock() {
+    use std::io::{Read, Write};
+    use utcp::api::{memlink_pair, TcpListener, TcpStream};
+    use utcp::netdev::memlink::LinkConfig;
+    let (a, b) = memlink_pair(LinkConfig::default());
+    let l = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 7000), 4).unwrap();
+    let mut c = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7000)).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    let sfd = s.fd();
+    let mut nb = 1;
+    b.stack.ioctl_arg(sfd, FIONBIO, &mut nb).unwrap();
+    assert_eq!(b.stack.recv(sfd, Some(&mut [0u8; 4]), 4, 0), Err(Errno::EAGAIN));
+    let mut blocking = 0;
+    b.stack.ioctl_arg(sfd, FIONBIO, &mut blocking).unwrap();
+    b.stack.setsockopt_int(sfd, SOL_SOCKET, SO_TIMESTAMPNS_NEW, 1).unwrap();
+    b.stack.setsockopt_int(sfd, SOL_SOCKET, SO_BUF_LOCK, 2).unwrap();
+    let rcvbuf = b.stack.getsockopt_int(sfd, SOL_SOCKET, SO_RCVBUF).unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.write_all(b"wake").unwrap();
+        c.write_all(&pattern(2 << 20, 3)).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        c
+    });
+    // Blocks (FIONBIO 0) until "wake" arrives.
+    let mut first = [0u8; 4];
+    assert_eq!(recv_with_cmsgs(&b.stack, sfd, &mut first), (4, vec![(SOL_SOCKET, 64, 16)]));
+    assert_eq!(&first, b"wake");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let _c = writer.join().unwrap();
+    assert!(rest == pattern(2 << 20, 3), "the stream arrives intact");
+    assert_eq!(b.stack.getsockopt_int(sfd, SOL_SOCKET, SO_RCVBUF), Ok(rcvbuf), "locked: not autotuned");
+}
