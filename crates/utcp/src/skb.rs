@@ -54,6 +54,8 @@ pub struct Frame {
     pub priority: u32,
     /// `skb->mark`: the sending socket's SO_MARK (routing policy and filters match on it).
     pub mark: u32,
+    /// The output interface the socket is bound to (`sk_bound_dev_if`), 0 = the route's.
+    pub oif: i32,
 }
 
 impl Frame {
@@ -70,6 +72,7 @@ impl Frame {
             layout: SkbLayout::Frag,
             priority: 0,
             mark: 0,
+            oif: 0,
         }
     }
 

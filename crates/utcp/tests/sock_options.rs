@@ -285,9 +285,68 @@ fn bind_after_refused_connect_and_address_classes() {
     }
 }
 
+/// SO_BINDTODEVICE / SO_BINDTOIFINDEX: utcp's namespace has `lo` (1) and its interface
+/// `eth0` (2). A listener bound to `lo` does not see the interface's SYNs (RST), one bound to
+/// `eth0` does; a connected socket rebound to `lo` no longer matches its segments (the peer
+/// is reset); a connection from a socket bound to `lo` never leaves (its SYNs are dropped,
+/// InAddrErrors) and times out; an index no device has is ENODEV at connect().
+#[test]
+fn bindtodevice_decides_which_segments_a_socket_sees() {
+    use utcp::mib::IpMib;
+    let lab = Lab::new(ms(1));
+    let lo = lab.b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    lab.b.setsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, b"lo").unwrap();
+    assert_eq!(lab.b.getsockopt_int(lo, SOL_SOCKET, SO_BINDTOIFINDEX), Ok(1));
+    let mut name = [0xAAu8; 16];
+    assert_eq!(lab.b.getsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, &mut name), Ok(3));
+    assert_eq!(&name[..3], b"lo\0");
+    assert_eq!(lab.b.getsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, &mut [0u8; 2]), Err(Errno::EINVAL));
+    assert_eq!(lab.b.setsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, b"tun9"), Err(Errno::ENODEV));
+    lab.b.bind(lo, SocketAddrV4::new(ADDR_B, 80)).unwrap();
+    lab.b.listen(lo, 4).unwrap();
+    let c = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let _ = lab.a.connect(c, SocketAddrV4::new(ADDR_B, 80));
+    lab.advance(ms(10));
+    assert_eq!(lab.a.getsockopt_int(c, SOL_SOCKET, SO_ERROR), Ok(Errno::ECONNREFUSED as i32));
+    // Rebound to eth0 (by name or index), the listener answers.
+    lab.b.setsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, b"eth0\0junk").unwrap();
+    assert_eq!(lab.b.getsockopt(lo, SOL_SOCKET, SO_BINDTODEVICE, &mut name), Ok(5));
+    assert_eq!(&name[..5], b"eth0\0");
+    let c = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let _ = lab.a.connect(c, SocketAddrV4::new(ADDR_B, 80));
+    lab.advance(ms(10));
+    let (s, _) = lab.b.accept4(lo, SOCK_NONBLOCK).unwrap();
+    assert_eq!(lab.b.getsockopt_int(s, SOL_SOCKET, SO_BINDTOIFINDEX), Ok(2), "the child inherits it");
+    // Rebound to lo, the connection no longer receives: the peer's data is answered by RST.
+    lab.b.setsockopt_int(s, SOL_SOCKET, SO_BINDTOIFINDEX, 1).unwrap();
+    assert_eq!(lab.a.send(c, Some(b"ping"), 4, 0), Ok(4));
+    lab.advance(ms(10));
+    assert_eq!(lab.a.recv(c, Some(&mut [0u8; 4]), 4, 0), Err(Errno::ECONNRESET));
+    // Unbinding ("" or index 0) makes it an ordinary socket again.
+    lab.b.setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, b"").unwrap();
+    assert_eq!(lab.b.getsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, &mut name), Ok(0));
+    // A connection through lo never reaches the wire.
+    lab.clear_log();
+    let before = lab.a.core.net.mib.ip_get(IpMib::InAddrErrors);
+    let via_lo = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    lab.a.setsockopt(via_lo, SOL_SOCKET, SO_BINDTODEVICE, b"lo").unwrap();
+    assert_eq!(lab.a.connect(via_lo, SocketAddrV4::new(ADDR_B, 80)), Err(Errno::EINPROGRESS));
+    lab.advance(Duration::from_secs(200));
+    assert_eq!(lab.a.getsockopt_int(via_lo, SOL_SOCKET, SO_ERROR), Ok(Errno::ETIMEDOUT as i32));
+    assert!(lab.log().iter().all(|p| !p.from_a), "nothing left through the interface");
+    assert_eq!(lab.a.core.net.mib.ip_get(IpMib::InAddrErrors) - before, 7, "the SYN and its 6 retries");
+    // An index no device has: accepted, then ENODEV at connect(); negative ones are EINVAL.
+    let nodev = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    assert_eq!(lab.a.setsockopt_int(nodev, SOL_SOCKET, SO_BINDTOIFINDEX, -1), Err(Errno::EINVAL));
+    lab.a.setsockopt_int(nodev, SOL_SOCKET, SO_BINDTOIFINDEX, 100).unwrap();
+    assert_eq!(lab.a.getsockopt(nodev, SOL_SOCKET, SO_BINDTODEVICE, &mut name), Err(Errno::ENODEV));
+    assert_eq!(lab.a.connect(nodev, SocketAddrV4::new(ADDR_B, 80)), Err(Errno::ENODEV));
+}
+
 /// On real threads and the real clock: FIONBIO(0) makes a reader block until the peer's
 /// data arrives from another thread; SO_TIMESTAMPNS_NEW stamps it with the new type;
-/// SO_BUF_LOCK keeps the receive buffer where it was through a bulk transfer.
+/// SO_BUF_LOCK keeps the receive buffer where it was through a bulk transfer; a listener
+/// bound to `lo` refuses connections from the interface, bound to `eth0` accepts them.
 #[test]
 fn real_threads_fionbio_timestamps_and_buf_lock() {
     use std::io::{Read, Write};
@@ -306,6 +365,15 @@ fn real_threads_fionbio_timestamps_and_buf_lock() {
     b.stack.setsockopt_int(sfd, SOL_SOCKET, SO_TIMESTAMPNS_NEW, 1).unwrap();
     b.stack.setsockopt_int(sfd, SOL_SOCKET, SO_BUF_LOCK, 2).unwrap();
     let rcvbuf = b.stack.getsockopt_int(sfd, SOL_SOCKET, SO_RCVBUF).unwrap();
+    // A listener bound to lo refuses the interface's connections; bound to eth0 it accepts.
+    let lo = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 7001), 4).unwrap();
+    b.stack.setsockopt(lo.fd(), SOL_SOCKET, SO_BINDTODEVICE, b"lo").unwrap();
+    assert_eq!(
+        TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7001)).err().map(|e| e.raw_os_error()),
+        Some(Some(111))
+    );
+    b.stack.setsockopt(lo.fd(), SOL_SOCKET, SO_BINDTODEVICE, b"eth0").unwrap();
+    let _ok = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7001)).unwrap();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.write_all(b"wake").unwrap();

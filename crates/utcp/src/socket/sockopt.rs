@@ -78,6 +78,7 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
             return Ok(());
         }
         SO_ATTACH_FILTER | SO_ATTACH_REUSEPORT_CBPF => return sk_attach_filter(tp, name, val),
+        SO_BINDTODEVICE => return sock_setbindtodevice(tp, net, val),
         SO_TXTIME => return sock_set_txtime(tp, val),
         _ => {}
     }
@@ -183,6 +184,7 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // DEVIATION(linux): utcp has no policy routing or packet filter that matches marks;
         // the mark rides on each `Frame` for devices and captures.
         SO_MARK => tp.mark = v as u32,
+        SO_BINDTOIFINDEX => sock_bindtoindex(tp, v)?,
         // BSD compatibility is gone from Linux: accepted, no effect, reads as 0.
         SO_BSDCOMPAT => {}
         // Unix-domain credentials/rights/security passing: not on an inet socket.
@@ -272,18 +274,41 @@ fn sock_set_txtime(tp: &mut TcpSock, val: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
+/// `sock_setbindtodevice()`: an interface name (at most IFNAMSIZ - 1 bytes are read; "" or a
+/// leading NUL unbinds); ENODEV for a name no device has.
+fn sock_setbindtodevice(tp: &mut TcpSock, net: &crate::netns::Netns, val: &[u8]) -> SysResult<()> {
+    const IFNAMSIZ: usize = 16;
+    let raw = &val[..val.len().min(IFNAMSIZ - 1)];
+    let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+    let index = if name.is_empty() { 0 } else { net.dev_get_by_name(name).ok_or(Errno::ENODEV)? };
+    sock_bindtoindex(tp, index)
+}
+
+/// `sock_bindtoindex_locked()`: any index not below 0 (CAP_NET_RAW to change a binding: the
+/// caller is root); one no device has fails later, in connect() (ENODEV). Packet input
+/// ignores a socket bound to another device than the one a segment came in on.
+fn sock_bindtoindex(tp: &mut TcpSock, ifindex: i32) -> SysResult<()> {
+    if ifindex < 0 {
+        return Err(Errno::EINVAL);
+    }
+    tp.bound_dev_if = ifindex;
+    Ok(())
+}
+
 /// `sock_error()`: the pending error, cleared (SO_ERROR).
 pub fn sock_error(tp: &mut TcpSock) -> i32 {
     tp.err.take().map(|e| e as i32).unwrap_or(0)
 }
 
 /// What `sk_getsockopt` reads from outside the TCP state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SockView {
     /// `sk->sk_napi_id`.
     pub napi_id: u32,
     /// `sock_net(sk)->net_cookie`.
     pub netns_cookie: u64,
+    /// The name of the device the socket is bound to, if that device exists.
+    pub netdev_name: Option<String>,
 }
 
 /// Entries of SO_MEMINFO (`SK_MEMINFO_VARS`).
@@ -349,9 +374,20 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
             v.extend_from_slice(&flags.to_ne_bytes());
             v
         }
-        // No device bound: nothing is copied and the length is 0.
-        SO_BINDTODEVICE => Vec::new(),
-        SO_BINDTOIFINDEX => i(0),
+        // sock_getbindtodevice(): nothing bound copies nothing (length 0); else the name and
+        // its NUL, EINVAL for a shorter buffer, ENODEV when the index names no device.
+        SO_BINDTODEVICE => {
+            if tp.bound_dev_if == 0 {
+                return Ok(Vec::new());
+            }
+            let mut name = view.netdev_name.ok_or(Errno::ENODEV)?.into_bytes();
+            name.push(0);
+            if len < name.len() {
+                return Err(Errno::EINVAL);
+            }
+            name
+        }
+        SO_BINDTOIFINDEX => i(tp.bound_dev_if),
         // struct ucred of a TCP peer: no pid, the overflow uid/gid (-1).
         SO_PEERCRED => {
             let mut v = 0i32.to_ne_bytes().to_vec();

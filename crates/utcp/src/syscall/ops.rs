@@ -711,6 +711,7 @@ impl Stack {
         });
         let ll = g.tp().ll_usec;
         s.sk.ll_usec.store(ll, std::sync::atomic::Ordering::Relaxed);
+        s.sk.bound_dev_if.store(g.tp().bound_dev_if, std::sync::atomic::Ordering::Relaxed);
         s.sk.release_sock(g);
         if r.is_ok() && level == SOL_SOCKET && name == SO_RCVLOWAT {
             s.sk.wake_all();
@@ -751,9 +752,12 @@ impl Stack {
                 out[..b.len()].copy_from_slice(&b);
                 return Ok(n);
             }
-            let view = SockView { napi_id, netns_cookie: self.net().cookie };
             s.sk.peek_tp(|tp| match level {
-                SOL_SOCKET => sk_getsockopt(tp, view, name, out.len()),
+                SOL_SOCKET => {
+                    let netdev_name = self.net().netdev_get_name(tp.bound_dev_if);
+                    let view = SockView { napi_id, netns_cookie: self.net().cookie, netdev_name };
+                    sk_getsockopt(tp, view, name, out.len())
+                }
                 _ => do_tcp_getsockopt(tp, self.net(), now, name),
             })?
         };

@@ -273,6 +273,7 @@ impl TcpSock {
         let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &self.inet);
         frame.priority = self.priority;
         frame.mark = self.mark;
+        frame.oif = self.bound_dev_if;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -446,6 +447,7 @@ impl TcpSock {
         c.filter_locked = self.filter_locked;
         c.tstamp_new = self.tstamp_new;
         c.incoming_cpu = self.incoming_cpu;
+        c.bound_dev_if = self.bound_dev_if;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;

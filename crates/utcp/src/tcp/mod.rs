@@ -355,6 +355,8 @@ pub struct TcpSock {
     pub incoming_cpu: i32,
     /// SO_TXTIME's (clockid, flags), when set.
     pub txtime: Option<(i32, u32)>,
+    /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
+    pub bound_dev_if: i32,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -693,6 +695,7 @@ impl TcpSock {
             tstamp_new: false,
             incoming_cpu: -1,
             txtime: None,
+            bound_dev_if: 0,
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,

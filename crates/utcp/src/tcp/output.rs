@@ -150,6 +150,7 @@ impl TcpSock {
         let mut frame = frame;
         frame.priority = self.priority;
         frame.mark = self.mark;
+        frame.oif = self.bound_dev_if;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
         self.segs_out += 1;
