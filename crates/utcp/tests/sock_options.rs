@@ -343,6 +343,63 @@ fn bindtodevice_decides_which_segments_a_socket_sees() {
     assert_eq!(lab.a.connect(nodev, SocketAddrV4::new(ADDR_B, 80)), Err(Errno::ENODEV));
 }
 
+/// Gaps (ns) between A's consecutive data segments on the wire, with their lengths.
+fn data_gaps(lab: &Lab) -> Vec<(u64, u32)> {
+    let data: Vec<Pkt> = lab.log().into_iter().filter(|p| p.from_a && p.len > 0).collect();
+    data.windows(2).map(|w| (w[1].t.nanos() - w[0].t.nanos(), w[0].len)).collect()
+}
+
+/// SO_MAX_PACING_RATE turns on TCP's internal pacing: after the first ten data segments
+/// each one leaves `len / rate` after the previous (less at most half of it as credit for
+/// lateness), so the transfer runs at the rate, not at the link's speed; without it segments
+/// leave back to back. Reads back as 8 bytes, or 4 capped at ~0U; -1 is "no limit"; TCP_INFO
+/// reports both rates. No retransmission on the way.
+#[test]
+fn max_pacing_rate_spaces_segments_on_the_wire() {
+    use utcp::mib::{LinuxMib, TcpMib};
+    const RATE: u64 = 1_000_000;
+    let data = pattern(300_000, 9);
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    let mut out = [0u8; 8];
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_MAX_PACING_RATE, &mut out), Ok(8));
+    assert_eq!(u64::from_ne_bytes(out), u64::MAX);
+    lab.a.setsockopt(c, SOL_SOCKET, SO_MAX_PACING_RATE, &RATE.to_ne_bytes()).unwrap();
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_MAX_PACING_RATE, &mut out), Ok(8));
+    assert_eq!(u64::from_ne_bytes(out), RATE);
+    lab.clear_log();
+    let t0 = lab.now();
+    transfer(&lab, c, s, &data);
+    let secs = (lab.now().nanos() - t0.nanos()) as f64 / 1e9;
+    let gaps = data_gaps(&lab);
+    assert!(gaps.len() > 100);
+    for (i, &(gap, len)) in gaps.iter().enumerate().skip(10) {
+        let full = len as u64 * 1_000_000_000 / RATE;
+        assert!(gap >= full / 2, "segment {i}: {gap} ns after the previous ({full} ns at the rate)");
+    }
+    // 300 kB at 1 MB/s: at least 0.15 s (the credit halves at most), here nearly 0.3 s.
+    assert!(secs >= 0.15, "{secs} s");
+    let info = lab.a.tcp_info(c).unwrap();
+    assert_eq!(info.tcpi_max_pacing_rate, RATE);
+    assert!(info.tcpi_pacing_rate <= RATE);
+    assert_eq!(lab.a.core.net.mib.tcp_get(TcpMib::RetransSegs), 0);
+    assert_eq!(lab.a.core.net.mib.get(LinuxMib::TCPLossProbes), 0);
+    // 4-byte forms: an unsigned int, ~0U meaning no limit.
+    lab.a.setsockopt_int(c, SOL_SOCKET, SO_MAX_PACING_RATE, -100).unwrap();
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_MAX_PACING_RATE, &mut out), Ok(8));
+    assert_eq!(u64::from_ne_bytes(out), (-100i32) as u32 as u64);
+    lab.a.setsockopt_int(c, SOL_SOCKET, SO_MAX_PACING_RATE, -1).unwrap();
+    assert_eq!(lab.a.getsockopt(c, SOL_SOCKET, SO_MAX_PACING_RATE, &mut out), Ok(8));
+    assert_eq!(u64::from_ne_bytes(out), u64::MAX);
+    assert_eq!(lab.a.getsockopt_int(c, SOL_SOCKET, SO_MAX_PACING_RATE), Ok(-1));
+    // Without the option nothing paces: the window leaves in bursts.
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    lab.clear_log();
+    transfer(&lab, c, s, &data);
+    assert!(data_gaps(&lab).iter().filter(|g| g.0 == 0).count() > 50, "back-to-back segments");
+}
+
 /// On real threads and the real clock: FIONBIO(0) makes a reader block until the peer's
 /// data arrives from another thread; SO_TIMESTAMPNS_NEW stamps it with the new type;
 /// SO_BUF_LOCK keeps the receive buffer where it was through a bulk transfer; a listener
@@ -374,6 +431,27 @@ fn real_threads_fionbio_timestamps_and_buf_lock() {
     );
     b.stack.setsockopt(lo.fd(), SOL_SOCKET, SO_BINDTODEVICE, b"eth0").unwrap();
     let _ok = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7001)).unwrap();
+    // A paced sender (SO_MAX_PACING_RATE) on another connection: the stream arrives intact,
+    // and not faster than half the rate allows (the most the lateness credit can give).
+    let l2 = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 7002), 4).unwrap();
+    let mut pc = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7002)).unwrap();
+    let (mut ps, _) = l2.accept().unwrap();
+    const RATE: u64 = 4_000_000;
+    a.stack.setsockopt(pc.fd(), SOL_SOCKET, SO_MAX_PACING_RATE, &RATE.to_ne_bytes()).unwrap();
+    let paced = pattern(1 << 20, 5);
+    let start = std::time::Instant::now();
+    let sender = std::thread::spawn(move || {
+        pc.write_all(&pattern(1 << 20, 5)).unwrap();
+        pc.shutdown(std::net::Shutdown::Write).unwrap();
+        pc
+    });
+    let mut got = Vec::new();
+    ps.read_to_end(&mut got).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    let _pc = sender.join().unwrap();
+    assert!(got == paced, "the paced stream arrives intact");
+    // (1 MiB - 10 unpaced segments of at most 64 KiB) / (2 * 4 MB/s) > 0.04 s.
+    assert!(took >= 0.04, "{took} s: faster than pacing allows");
     let writer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.write_all(b"wake").unwrap();

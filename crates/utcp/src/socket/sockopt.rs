@@ -79,6 +79,11 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         }
         SO_ATTACH_FILTER | SO_ATTACH_REUSEPORT_CBPF => return sk_attach_filter(tp, name, val),
         SO_BINDTODEVICE => return sock_setbindtodevice(tp, net, val),
+        // An unsigned long when the caller passes 8 bytes or more (tcp/pacing.rs).
+        SO_MAX_PACING_RATE if val.len() >= 8 => {
+            tp.set_max_pacing_rate(u64::from_ne_bytes(val[..8].try_into().expect("8")));
+            return Ok(());
+        }
         SO_TXTIME => return sock_set_txtime(tp, val),
         _ => {}
     }
@@ -185,6 +190,8 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // the mark rides on each `Frame` for devices and captures.
         SO_MARK => tp.mark = v as u32,
         SO_BINDTOIFINDEX => sock_bindtoindex(tp, v)?,
+        // An unsigned int; ~0U stands for ~0UL (no limit).
+        SO_MAX_PACING_RATE => tp.set_max_pacing_rate(if v == -1 { u64::MAX } else { v as u32 as u64 }),
         // BSD compatibility is gone from Linux: accepted, no effect, reads as 0.
         SO_BSDCOMPAT => {}
         // Unix-domain credentials/rights/security passing: not on an inet socket.
@@ -388,6 +395,14 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
             name
         }
         SO_BINDTOIFINDEX => i(tp.bound_dev_if),
+        // 8 bytes for a buffer that holds them, else the rate capped at ~0U.
+        SO_MAX_PACING_RATE => {
+            if len >= 8 {
+                tp.max_pacing_rate.to_ne_bytes().to_vec()
+            } else {
+                (tp.max_pacing_rate.min(u32::MAX as u64) as u32).to_ne_bytes().to_vec()
+            }
+        }
         // struct ucred of a TCP peer: no pid, the overflow uid/gid (-1).
         SO_PEERCRED => {
             let mut v = 0i32.to_ne_bytes().to_vec();

@@ -685,6 +685,8 @@ impl TcpSock {
         if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
             self.tcp_cong_avoid(ctx, acked_pkts.max(1));
         }
+        // The end of tcp_cong_control().
+        self.tcp_update_pacing_rate(ctx.net);
         self.tcp_xmit_retransmit_queue(ctx);
         self.tcp_schedule_loss_probe(ctx);
         1
@@ -1056,7 +1058,7 @@ impl TcpSock {
         }
         let mut idx = 0;
         while idx < self.rtx_queue.len() {
-            if self.packets_in_flight() >= self.snd_cwnd {
+            if self.packets_in_flight() >= self.snd_cwnd || self.tcp_pacing_check(ctx) {
                 break;
             }
             let s = self.rtx_queue[idx].sacked;

@@ -448,6 +448,8 @@ impl TcpSock {
         c.tstamp_new = self.tstamp_new;
         c.incoming_cpu = self.incoming_cpu;
         c.bound_dev_if = self.bound_dev_if;
+        c.max_pacing_rate = self.max_pacing_rate;
+        c.pacing_needed = self.pacing_needed;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;

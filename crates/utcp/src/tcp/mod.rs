@@ -17,6 +17,7 @@ pub mod ipv4;
 pub mod listen;
 pub mod ofo_queue;
 pub mod output;
+pub mod pacing;
 pub mod poll;
 pub mod rack;
 pub mod recvmsg;
@@ -357,6 +358,14 @@ pub struct TcpSock {
     pub txtime: Option<(i32, u32)>,
     /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
     pub bound_dev_if: i32,
+    /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
+    pub max_pacing_rate: u64,
+    /// `sk->sk_pacing_rate`, bytes/s (`tcp_update_pacing_rate`); `u64::MAX` until computed.
+    pub pacing_rate: u64,
+    /// `sk_pacing_status == SK_PACING_NEEDED`: TCP paces its own transmissions.
+    pub pacing_needed: bool,
+    /// `tp->tcp_wstamp_ns`: the earliest departure time of the next segment.
+    pub wstamp: Instant,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -696,6 +705,10 @@ impl TcpSock {
             incoming_cpu: -1,
             txtime: None,
             bound_dev_if: 0,
+            max_pacing_rate: u64::MAX,
+            pacing_rate: u64::MAX,
+            pacing_needed: false,
+            wstamp: Instant::ZERO,
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,

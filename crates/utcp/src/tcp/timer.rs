@@ -25,13 +25,15 @@ pub enum TcpTimer {
     Reo = 6,
     /// Tail loss probe (`ICSK_TIME_LOSS_PROBE`).
     LossProbe = 7,
+    /// The internal pacing timer (`tp->pacing_timer`).
+    Pacing = 8,
 }
 
 impl TcpTimer {
     /// Number of timers.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     /// All timers in firing priority.
-    pub const ALL: [TcpTimer; 8] = [
+    pub const ALL: [TcpTimer; 9] = [
         TcpTimer::Retrans,
         TcpTimer::DelAck,
         TcpTimer::Probe0,
@@ -40,6 +42,7 @@ impl TcpTimer {
         TcpTimer::CompressedAck,
         TcpTimer::Reo,
         TcpTimer::LossProbe,
+        TcpTimer::Pacing,
     ];
 }
 
@@ -69,6 +72,7 @@ impl TcpSock {
                         TcpTimer::CompressedAck => self.tcp_compressed_ack_kick(ctx),
                         TcpTimer::Reo => self.tcp_rack_reo_timeout(ctx),
                         TcpTimer::LossProbe => self.tcp_send_loss_probe(ctx),
+                        TcpTimer::Pacing => self.tcp_pace_kick(ctx),
                     }
                 }
             }
