@@ -3,8 +3,9 @@
 //! SO_BUF_LOCK stopping receive-buffer autotuning, SO_TIMESTAMP(NS)_NEW choosing the new
 //! control-message types, SO_LOCK_FILTER guarding (absent) filters, FIONBIO switching a socket
 //! between blocking and not, FIONREAD on a pipe, SO_COOKIE / SO_NETNS_COOKIE / SO_PEERNAME /
-//! SO_LINGER read-back, and bind() after a refused connection. The virtual clock, plus real
-//! threads with a real clock at the end.
+//! SO_LINGER read-back, bind() after a refused connection, SO_BINDTODEVICE deciding which
+//! segments a socket sees, SO_MAX_PACING_RATE pacing the wire, SO_ZEROCOPY completions on the
+//! error queue. The virtual clock, plus real threads with a real clock at the end.
 
 mod common;
 
@@ -400,12 +401,96 @@ fn max_pacing_rate_spaces_segments_on_the_wire() {
     assert!(data_gaps(&lab).iter().filter(|g| g.0 == 0).count() > 50, "back-to-back segments");
 }
 
+const MSG_ZEROCOPY: i32 = 0x400_0000;
+const MSG_ERRQUEUE: i32 = 0x2000;
+
+/// One IP_RECVERR control message: (level, type, ee_origin, ee_code, ee_info, ee_data).
+type RecvErr = (i32, i32, u8, u8, u32, u32);
+
+/// recvmsg(MSG_ERRQUEUE): (return, msg_flags, the IP_RECVERR messages).
+fn recv_errqueue(st: &Stack, fd: i32) -> Result<(usize, i32, Vec<RecvErr>), Errno> {
+    let mut buf = [0u8; 16];
+    let mut ctl = [0u8; 256];
+    let mut msg = MsgHdr {
+        name: None,
+        namelen: 0,
+        iov: vec![IoVec { len: 16, base: Some(&mut buf[..]) }],
+        control: Some(&mut ctl[..]),
+        controllen: 256,
+        flags: 0,
+    };
+    let n = st.recvmsg(fd, &mut msg, MSG_ERRQUEUE | 0x40)?;
+    let (used, flags) = (msg.controllen, msg.flags);
+    let notes = parse_cmsgs(&ctl[..used])
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.data.len(), 32, "sock_extended_err + offender");
+            assert_eq!(c.data[16..], [0u8; 16], "no offender");
+            let u = |o: usize| u32::from_ne_bytes(c.data[o..o + 4].try_into().unwrap());
+            (c.level, c.ty, c.data[4], c.data[6], u(8), u(12))
+        })
+        .collect();
+    Ok((n, flags, notes))
+}
+
+/// SO_ZEROCOPY: a `send(MSG_ZEROCOPY)` that queued bytes takes the next id; once the peer
+/// has acknowledged all its bytes a completion goes on the error queue (POLLERR), contiguous
+/// ones merged, read by recvmsg(MSG_ERRQUEUE) as IP_RECVERR (origin 5, code COPIED: utcp
+/// copies on send), no data. Without SO_ZEROCOPY MSG_ZEROCOPY changes nothing. A reset
+/// purges the write queue: its sends complete too.
+#[test]
+fn zerocopy_completions_on_the_error_queue() {
+    const POLLERR: u32 = 0x8;
+    let lab = Lab::new(ms(1));
+    let (c, s, _l) = lab.pair();
+    assert_eq!(lab.a.setsockopt_int(c, SOL_SOCKET, SO_ZEROCOPY, 2), Err(Errno::EINVAL));
+    assert_eq!(lab.a.send(c, Some(b"plain"), 5, MSG_ZEROCOPY), Ok(5));
+    lab.advance(ms(10));
+    assert_eq!(recv_errqueue(&lab.a, c), Err(Errno::EAGAIN), "no SO_ZEROCOPY, no completion");
+    lab.a.setsockopt_int(c, SOL_SOCKET, SO_ZEROCOPY, 1).unwrap();
+    assert_eq!(lab.a.getsockopt_int(c, SOL_SOCKET, SO_ZEROCOPY), Ok(1));
+    for _ in 0..3 {
+        assert_eq!(lab.a.send(c, Some(&[7u8; 1000]), 1000, MSG_ZEROCOPY), Ok(1000));
+    }
+    assert_eq!(lab.a.send(c, Some(b"copy"), 4, 0), Ok(4), "an ordinary send takes no id");
+    assert_eq!(recv_errqueue(&lab.a, c), Err(Errno::EAGAIN), "not acknowledged yet");
+    assert_eq!(file_poll(&lab.a, c) & POLLERR, 0);
+    lab.advance(ms(10));
+    assert_ne!(file_poll(&lab.a, c) & POLLERR, 0, "a completion raises POLLERR");
+    assert_eq!(recv_errqueue(&lab.a, c), Ok((0, MSG_ERRQUEUE, vec![(0, 11, 5, 1, 0, 2)])));
+    assert_eq!(recv_errqueue(&lab.a, c), Err(Errno::EAGAIN));
+    assert_eq!(file_poll(&lab.a, c) & POLLERR, 0);
+    let mut got = Vec::new();
+    drain(&lab.b, s, &mut got).unwrap();
+    assert_eq!(got.len(), 5 + 3000 + 4);
+    // Sends the peer never acknowledges complete when a reset purges them.
+    lab.drop_if(|p| p.from_a && p.len > 0);
+    assert_eq!(lab.a.send(c, Some(&[1u8; 100]), 100, MSG_ZEROCOPY), Ok(100));
+    assert_eq!(lab.a.send(c, Some(&[1u8; 100]), 100, MSG_ZEROCOPY), Ok(100));
+    lab.advance(ms(5));
+    assert_eq!(recv_errqueue(&lab.a, c), Err(Errno::EAGAIN));
+    let mut l = int(1);
+    l.extend(int(0));
+    lab.b.setsockopt(s, SOL_SOCKET, SO_LINGER, &l).unwrap();
+    lab.b.close(s).unwrap();
+    lab.advance(ms(10));
+    assert_eq!(recv_errqueue(&lab.a, c), Ok((0, MSG_ERRQUEUE, vec![(0, 11, 5, 1, 3, 4)])));
+}
+
+fn file_poll(st: &Stack, fd: i32) -> u32 {
+    let mut fds = [PollFd { fd, events: 0x1 | 0x4, revents: 0 }];
+    st.poll(&mut fds, Some(Duration::ZERO)).unwrap();
+    fds[0].revents as u32
+}
+
 /// On real threads and the real clock: FIONBIO(0) makes a reader block until the peer's
 /// data arrives from another thread; SO_TIMESTAMPNS_NEW stamps it with the new type;
 /// SO_BUF_LOCK keeps the receive buffer where it was through a bulk transfer; a listener
-/// bound to `lo` refuses connections from the interface, bound to `eth0` accepts them.
+/// bound to `lo` refuses connections from the interface, bound to `eth0` accepts them; a
+/// SO_MAX_PACING_RATE sender is not faster than pacing allows; every MSG_ZEROCOPY send
+/// completes once on the error queue.
 #[test]
-fn real_threads_fionbio_timestamps_and_buf_lock() {
+fn real_threads_socket_options() {
     use std::io::{Read, Write};
     use utcp::api::{memlink_pair, TcpListener, TcpStream};
     use utcp::netdev::memlink::LinkConfig;
@@ -452,6 +537,40 @@ fn real_threads_fionbio_timestamps_and_buf_lock() {
     assert!(got == paced, "the paced stream arrives intact");
     // (1 MiB - 10 unpaced segments of at most 64 KiB) / (2 * 4 MB/s) > 0.04 s.
     assert!(took >= 0.04, "{took} s: faster than pacing allows");
+    // MSG_ZEROCOPY on real threads: 16 sends, all completed (ids 0..=15) once acknowledged.
+    let l3 = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 7003), 4).unwrap();
+    let zc = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 7003)).unwrap();
+    let (mut zs, _) = l3.accept().unwrap();
+    let zfd = zc.fd();
+    a.stack.setsockopt_int(zfd, SOL_SOCKET, SO_ZEROCOPY, 1).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        zs.read_to_end(&mut got).unwrap();
+        got
+    });
+    let chunk = pattern(65536, 11);
+    for _ in 0..16 {
+        let mut off = 0;
+        while off < chunk.len() {
+            off += a.stack.send(zfd, Some(&chunk[off..]), chunk.len() - off, MSG_ZEROCOPY).unwrap();
+        }
+    }
+    zc.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(reader.join().unwrap().len(), 16 * 65536);
+    let mut ids = Vec::new();
+    let t = std::time::Instant::now();
+    while ids.len() < 16 && t.elapsed() < std::time::Duration::from_secs(60) {
+        match recv_errqueue(&a.stack, zfd) {
+            Ok((0, MSG_ERRQUEUE, notes)) => {
+                for (_, _, _, _, lo, hi) in notes {
+                    ids.extend(lo..=hi);
+                }
+            }
+            Err(Errno::EAGAIN) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ids, (0..16).collect::<Vec<u32>>(), "every send completes, in order, once");
     let writer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.write_all(b"wake").unwrap();

@@ -190,6 +190,13 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // the mark rides on each `Frame` for devices and captures.
         SO_MARK => tp.mark = v as u32,
         SO_BINDTOIFINDEX => sock_bindtoindex(tp, v)?,
+        // TCP (and UDP) sockets only, 0 or 1 (tcp/zerocopy.rs).
+        SO_ZEROCOPY => {
+            if !(0..=1).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            tp.zerocopy = v != 0;
+        }
         // An unsigned int; ~0U stands for ~0UL (no limit).
         SO_MAX_PACING_RATE => tp.set_max_pacing_rate(if v == -1 { u64::MAX } else { v as u32 as u64 }),
         // BSD compatibility is gone from Linux: accepted, no effect, reads as 0.
@@ -395,6 +402,7 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
             name
         }
         SO_BINDTOIFINDEX => i(tp.bound_dev_if),
+        SO_ZEROCOPY => i(tp.zerocopy as i32),
         // 8 bytes for a buffer that holds them, else the rate capped at ~0U.
         SO_MAX_PACING_RATE => {
             if len >= 8 {

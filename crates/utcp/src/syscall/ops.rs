@@ -16,7 +16,7 @@ pub use crate::tcp::info::TcpInfo;
 use crate::tcp::ioctl::tcp_ioctl;
 use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
-use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT};
+use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_ZEROCOPY};
 use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt};
 use crate::tcp::{TcpSock, TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::time::{Duration, Instant};
@@ -481,6 +481,9 @@ impl Stack {
                 put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, ty, &d);
             }
         }
+        if let Some(e) = info.recv_err {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, &e);
+        }
         if let Some(inq) = info.inq {
             put_cmsg(
                 &mut msg.control,
@@ -626,6 +629,11 @@ impl Stack {
                     s.sk.sk_wait_data(&mut g, deadline, cancel, None);
                 }
             }
+        }
+        // msg_zerocopy_realloc(): a MSG_ZEROCOPY send on a SO_ZEROCOPY socket that queued
+        // bytes takes an id for its completion (one that queued none gives it back).
+        if copied > 0 && flags & MSG_ZEROCOPY != 0 && g.tp().zerocopy {
+            g.tp_mut().tcp_zerocopy_sent();
         }
         s.sk.release_sock(g);
         if copied > 0 {

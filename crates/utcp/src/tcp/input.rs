@@ -356,6 +356,7 @@ impl TcpSock {
         self.err = Some(err);
         self.write_queue.clear();
         self.rtx_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.tcp_done(ctx);
     }
 
@@ -668,6 +669,7 @@ impl TcpSock {
             return 1;
         }
         let acked_pkts = self.tcp_clean_rtx_queue(ctx, &mut fl);
+        self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;

@@ -450,6 +450,7 @@ impl TcpSock {
         c.bound_dev_if = self.bound_dev_if;
         c.max_pacing_rate = self.max_pacing_rate;
         c.pacing_needed = self.pacing_needed;
+        c.zerocopy = self.zerocopy;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;

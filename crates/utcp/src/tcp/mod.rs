@@ -27,6 +27,7 @@ pub mod timer;
 pub mod undo;
 pub mod urgent;
 pub mod window;
+pub mod zerocopy;
 
 use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
@@ -366,6 +367,14 @@ pub struct TcpSock {
     pub pacing_needed: bool,
     /// `tp->tcp_wstamp_ns`: the earliest departure time of the next segment.
     pub wstamp: Instant,
+    /// `SOCK_ZEROCOPY` (SO_ZEROCOPY): MSG_ZEROCOPY sends report their completion.
+    pub zerocopy: bool,
+    /// `sk->sk_zckey`: the id of the next MSG_ZEROCOPY send.
+    pub zckey: u32,
+    /// MSG_ZEROCOPY sends not yet completed: (id, end of their bytes).
+    pub zc_pending: VecDeque<(u32, SeqNum)>,
+    /// `sk->sk_error_queue`: MSG_ZEROCOPY completions for `recvmsg(MSG_ERRQUEUE)`.
+    pub error_queue: VecDeque<zerocopy::ZcNotification>,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -709,6 +718,10 @@ impl TcpSock {
             pacing_rate: u64::MAX,
             pacing_needed: false,
             wstamp: Instant::ZERO,
+            zerocopy: false,
+            zckey: 0,
+            zc_pending: VecDeque::new(),
+            error_queue: VecDeque::new(),
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,

@@ -23,6 +23,8 @@ pub const MSG_WAITALL: i32 = 0x100;
 pub const MSG_ERRQUEUE: i32 = 0x2000;
 /// `MSG_CTRUNC`.
 pub const MSG_CTRUNC: i32 = 0x8;
+/// `MSG_ZEROCOPY` (send): report completion on the error queue (SO_ZEROCOPY).
+pub const MSG_ZEROCOPY: i32 = 0x400_0000;
 
 /// Where received bytes go: the user's iovecs, filled in order (`struct iov_iter`).
 pub struct IovIter<'a> {
@@ -136,6 +138,8 @@ pub struct RecvInfo {
     pub tstamp_kind: u8,
     /// SO_TIMESTAMP(NS)_NEW chose the new control message types.
     pub tstamp_new: bool,
+    /// MSG_ERRQUEUE: the IP_RECVERR payload (`struct sock_extended_err` + offender).
+    pub recv_err: Option<[u8; 32]>,
 }
 
 /// `sock_rcvlowat()`.
@@ -241,11 +245,16 @@ pub fn tcp_recvmsg(
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
     if flags & MSG_ERRQUEUE != 0 {
-        // inet_recv_error() → ip_recv_error() on an empty error queue.
-        // DEVIATION(linux): nothing ever lands on utcp's error queue (no SO_TIMESTAMPING TX
-        // reports, no MSG_ZEROCOPY completions, no ICMP errors for IP_RECVERR), so this is
-        // always EAGAIN.
-        return Err(Errno::EAGAIN);
+        // inet_recv_error() → ip_recv_error(): a MSG_ZEROCOPY completion (tcp/zerocopy.rs),
+        // no data, or EAGAIN. DEVIATION(linux): only those land on utcp's error queue (no
+        // SO_TIMESTAMPING TX reports, no ICMP errors for IP_RECVERR).
+        let mut g = sock.lock_sock();
+        let n = g.tp_mut().ip_recv_error();
+        sock.release_sock(g);
+        let n = n.ok_or(Errno::EAGAIN)?;
+        info.msg_flags |= MSG_ERRQUEUE;
+        info.recv_err = Some(n.to_cmsg());
+        return Ok(0);
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     sock.sk_busy_loop_if_idle(nonblock);

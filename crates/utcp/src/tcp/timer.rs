@@ -356,6 +356,7 @@ impl TcpSock {
         // The full socket's queues are released: a timewait sock keeps only the identity.
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.ofo_queue.clear();
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
@@ -383,6 +384,7 @@ impl TcpSock {
         self.shutdown = super::RCV_SHUTDOWN | super::SEND_SHUTDOWN;
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.packets_out = 0;
         self.retrans_out = 0;
         self.sacked_out = 0;
