@@ -3,7 +3,7 @@
 
 use crate::mib::Mib;
 use crate::sysctl::Sysctls;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::net::Ipv4Addr;
 
 /// Namespace-wide state.
@@ -22,7 +22,16 @@ pub struct Netns {
     pub ip_id: AtomicU32,
     /// Use deterministic ISNs (ISN = 0 + offset), for scripts.
     pub fixed_isn: parking_lot::Mutex<Option<u32>>,
+    /// `net->net_cookie` (SO_NETNS_COOKIE): distinct for every namespace of the process.
+    pub cookie: u64,
+    /// The name of the interface ([`DEV_IFINDEX`]), for SO_BINDTODEVICE.
+    pub ifname: parking_lot::RwLock<String>,
 }
+
+/// `LOOPBACK_IFINDEX`: `lo`, which every namespace has.
+pub const LOOPBACK_IFINDEX: i32 = 1;
+/// The index of the namespace's one interface (the stack's device).
+pub const DEV_IFINDEX: i32 = 2;
 
 impl Netns {
     /// A namespace with one interface at `addr` with `mtu`.
@@ -35,6 +44,11 @@ impl Netns {
             secret,
             ip_id: AtomicU32::new(0),
             fixed_isn: parking_lot::Mutex::new(None),
+            ifname: parking_lot::RwLock::new("eth0".to_string()),
+            cookie: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 
@@ -47,6 +61,26 @@ impl Netns {
     /// The local address.
     pub fn local_addr(&self) -> Ipv4Addr {
         *self.addr.read()
+    }
+
+    /// `dev_get_by_name()`: the index of the device called `name`.
+    pub fn dev_get_by_name(&self, name: &[u8]) -> Option<i32> {
+        if name == b"lo" {
+            Some(LOOPBACK_IFINDEX)
+        } else if name == self.ifname.read().as_bytes() {
+            Some(DEV_IFINDEX)
+        } else {
+            None
+        }
+    }
+
+    /// `netdev_get_name()`: the name of device `ifindex`.
+    pub fn netdev_get_name(&self, ifindex: i32) -> Option<String> {
+        match ifindex {
+            LOOPBACK_IFINDEX => Some("lo".to_string()),
+            DEV_IFINDEX => Some(self.ifname.read().clone()),
+            _ => None,
+        }
     }
 
     /// The 128-bit SipHash keys derived from the namespace secret: (`net_secret`,

@@ -52,6 +52,10 @@ pub struct Frame {
     pub layout: SkbLayout,
     /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
     pub priority: u32,
+    /// `skb->mark`: the sending socket's SO_MARK (routing policy and filters match on it).
+    pub mark: u32,
+    /// The output interface the socket is bound to (`sk_bound_dev_if`), 0 = the route's.
+    pub oif: i32,
 }
 
 impl Frame {
@@ -67,6 +71,8 @@ impl Frame {
             gso_size: 0,
             layout: SkbLayout::Frag,
             priority: 0,
+            mark: 0,
+            oif: 0,
         }
     }
 

@@ -155,6 +155,14 @@ impl StackCore {
         let dev = self.dev.read();
         if let Some(dev) = dev.as_ref() {
             for f in frames {
+                // A socket bound to `lo` is routed there: Linux's `lo` hands the frame back
+                // to ip_rcv(), which drops a frame for a non-local address (InAddrErrors).
+                // DEVIATION(linux): utcp has no loopback device, so a frame for its own
+                // address sent through `lo` is dropped too instead of delivered.
+                if f.oif == crate::netns::LOOPBACK_IFINDEX {
+                    self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
+                    continue;
+                }
                 dev.xmit(f);
             }
         }
@@ -329,9 +337,12 @@ impl StackCore {
     /// connection's segments always reach the same listener.
     pub(crate) fn __inet_lookup_listener(&self, inseg: &InSeg) -> Option<Arc<Sock>> {
         let h = self.lhash.read();
-        let group = h.get(&inseg.dport)?;
-        if group.len() == 1 {
-            return Some(group[0].0.clone());
+        let all = h.get(&inseg.dport)?;
+        // compute_score(): listeners bound to another device are not candidates.
+        let group: Vec<&(Arc<Sock>, bool)> =
+            all.iter().filter(|(s, _)| crate::tcp::ipv4::inet_sk_bound_dev_eq(s)).collect();
+        if group.len() <= 1 {
+            return group.first().map(|(s, _)| s.clone());
         }
         let mut hasher = std::hash::BuildHasher::build_hasher(&self.ehash_seed);
         std::hash::Hasher::write_u32(&mut hasher, u32::from(inseg.daddr));

@@ -72,6 +72,7 @@ sysctls! {
     somaxconn: "net.core.somaxconn" = [4096],
     busy_read: "net.core.busy_read" = [0],
     busy_poll: "net.core.busy_poll" = [0],
+    txrehash: "net.core.txrehash" = [1],
     tcp_timestamps: "net.ipv4.tcp_timestamps" = [1],
     tcp_window_scaling: "net.ipv4.tcp_window_scaling" = [1],
     tcp_sack: "net.ipv4.tcp_sack" = [1],

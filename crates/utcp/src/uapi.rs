@@ -14,6 +14,16 @@ pub const FIONREAD: u64 = 0x541B;
 pub const SIOCATMARK: u64 = 0x8905;
 /// `SIOCOUTQ` / `TIOCOUTQ`.
 pub const SIOCOUTQ: u64 = 0x5411;
+/// `FIONBIO`: set or clear O_NONBLOCK.
+pub const FIONBIO: u64 = 0x5421;
+/// `FIOCLEX`: set close-on-exec.
+pub const FIOCLEX: u64 = 0x5451;
+/// `FIONCLEX`: clear close-on-exec.
+pub const FIONCLEX: u64 = 0x5450;
+/// `SIOCGSTAMP_OLD`: the last packet's receive time (`struct timeval`).
+pub const SIOCGSTAMP: u64 = 0x8906;
+/// `SIOCGSTAMPNS_OLD`.
+pub const SIOCGSTAMPNS: u64 = 0x8907;
 /// `SIOCOUTQNSD`.
 pub const SIOCOUTQNSD: u64 = 0x894B;
 

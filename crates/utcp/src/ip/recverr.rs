@@ -12,11 +12,12 @@ use std::net::Ipv4Addr;
 /// `SO_EE_ORIGIN_ICMP`.
 pub const SO_EE_ORIGIN_ICMP: u8 = 2;
 
-/// One queued error (`SKB_EXT_ERR(skb)`: `struct sock_exterr_skb`).
-#[derive(Clone, Debug)]
+/// One queued report (`SKB_EXT_ERR(skb)`: `struct sock_exterr_skb`): an ICMP error
+/// (SO_EE_ORIGIN_ICMP) or a MSG_ZEROCOPY completion (SO_EE_ORIGIN_ZEROCOPY, tcp/zerocopy.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SockExterr {
-    /// `ee_errno`.
-    pub errno: Errno,
+    /// `ee_errno` (`None`: 0, as a zerocopy completion carries).
+    pub errno: Option<Errno>,
     /// `ee_origin`.
     pub origin: u8,
     /// `ee_type`.
@@ -25,8 +26,10 @@ pub struct SockExterr {
     pub code: u8,
     /// `ee_info`.
     pub info: u32,
-    /// Who sent the error (`SO_EE_OFFENDER`).
-    pub offender: Ipv4Addr,
+    /// `ee_data`.
+    pub data: u32,
+    /// Who sent the error (`SO_EE_OFFENDER`; `None`: a local report, all zero).
+    pub offender: Option<Ipv4Addr>,
     /// The quoted datagram's destination and port (`serr->addr_offset`, `serr->port`).
     pub addr: Ipv4Addr,
     /// See `addr`.
@@ -45,19 +48,23 @@ impl SockExterr {
     /// offender's `struct sockaddr_in` (16 bytes).
     pub fn cmsg_data(&self) -> [u8; 32] {
         let mut d = [0u8; 32];
-        d[0..4].copy_from_slice(&(self.errno as u32).to_ne_bytes());
+        d[0..4].copy_from_slice(&self.errno.map_or(0, |e| e as u32).to_ne_bytes());
         d[4] = self.origin;
         d[5] = self.icmp_type;
         d[6] = self.code;
         d[8..12].copy_from_slice(&self.info.to_ne_bytes());
-        d[16..18].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
-        d[20..24].copy_from_slice(&self.offender.octets());
+        d[12..16].copy_from_slice(&self.data.to_ne_bytes());
+        if let Some(o) = self.offender {
+            d[16..18].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
+            d[20..24].copy_from_slice(&o.octets());
+        }
         d
     }
 
-    /// `msg_name`: the quoted datagram's destination, as a `sockaddr_in`.
-    pub fn name(&self) -> std::net::SocketAddrV4 {
-        std::net::SocketAddrV4::new(self.addr, self.port)
+    /// `msg_name`: the quoted datagram's destination, as a `sockaddr_in`, for the origins
+    /// `ipv4_datagram_support_addr()` names (ICMP); none for a zerocopy completion.
+    pub fn name(&self) -> Option<std::net::SocketAddrV4> {
+        (self.origin == SO_EE_ORIGIN_ICMP).then(|| std::net::SocketAddrV4::new(self.addr, self.port))
     }
 }
 
@@ -66,12 +73,13 @@ impl SockExterr {
 /// dropped, as `sock_queue_err_skb` answers -ENOMEM).
 pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err: Errno) {
     let x = SockExterr {
-        errno: err,
+        errno: Some(err),
         origin: SO_EE_ORIGIN_ICMP,
         icmp_type: e.icmp_type,
         code: e.code,
         info: e.info,
-        offender: e.from,
+        data: 0,
+        offender: Some(e.from),
         addr: e.daddr,
         port: u16::from_be_bytes([e.payload[2], e.payload[3]]),
         payload: e.payload.clone(),

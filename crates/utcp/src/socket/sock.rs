@@ -178,6 +178,8 @@ pub struct Sock {
     pub napi_id: AtomicU32,
     /// `sk->sk_ll_usec` (SO_BUSY_POLL).
     pub ll_usec: AtomicU32,
+    /// `sk->sk_bound_dev_if`, for the socket lookup in packet input (the owner keeps it current).
+    pub bound_dev_if: core::sync::atomic::AtomicI32,
     /// `sk->sk_prefer_busy_poll` (SO_PREFER_BUSY_POLL).
     pub prefer_busy_poll: AtomicBool,
     /// Generation of events, for edge-triggered epoll and lock-free wakeup checks.
@@ -240,6 +242,7 @@ impl Sock {
     pub fn new(core: Arc<StackCore>, tp: TcpSock) -> Arc<Sock> {
         let id = core.next_sock_id();
         let ll = tp.ll_usec;
+        let bound_dev_if = tp.bound_dev_if;
         let (rcvbuf, sndbuf, rmem) = (tp.rcvbuf, tp.sndbuf, tp.rmem_alloc);
         Arc::new_cyclic(|me| Sock {
             id,
@@ -250,6 +253,7 @@ impl Sock {
             readable: AtomicBool::new(false),
             napi_id: AtomicU32::new(0),
             ll_usec: AtomicU32::new(ll),
+            bound_dev_if: core::sync::atomic::AtomicI32::new(bound_dev_if),
             prefer_busy_poll: AtomicBool::new(false),
             ev_gen: AtomicU64::new(0),
             sleepers: AtomicU32::new(0),

@@ -77,7 +77,9 @@ pub const SHUT_RD: i32 = 0;
 pub const SHUT_WR: i32 = 1;
 /// `SHUT_RDWR`.
 pub const SHUT_RDWR: i32 = 2;
-pub use crate::uapi::{FIONREAD, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD};
+pub use crate::uapi::{
+    FIOCLEX, FIONBIO, FIONCLEX, FIONREAD, SIOCATMARK, SIOCGSTAMP, SIOCGSTAMPNS, SIOCOUTQ, SIOCOUTQNSD,
+};
 /// `TCP_CM_INQ` (= TCP_INQ).
 pub const TCP_CM_INQ: i32 = 36;
 

@@ -7,7 +7,7 @@ use crate::ip::sockglue::{do_ip_getsockopt, do_ip_setsockopt, InetSockView};
 use crate::netns::Netns;
 use crate::socket::proto_ops::INET_STREAM_OPS;
 use crate::socket::sock::{Cancel, Sock};
-use crate::socket::sockopt::{sk_getsockopt, sock_error, sock_setsockopt};
+use crate::socket::sockopt::{sk_getsockopt, sock_error, sock_setsockopt, SockView};
 use crate::socket::{sock_recvmsg, SocketState};
 use crate::tcp::close::{tcp_close, tcp_disconnect};
 use crate::tcp::connect::tcp_close_state;
@@ -16,7 +16,7 @@ pub use crate::tcp::info::TcpInfo;
 use crate::tcp::ioctl::tcp_ioctl;
 use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
-use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT};
+use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_ZEROCOPY};
 use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt, tcp_getsockopt_saved_syn};
 use crate::tcp::{TcpSock, TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::time::{Duration, Instant};
@@ -161,20 +161,26 @@ impl Stack {
         let s = self.sockfd_lookup(fd)?;
         let mut g = s.sk.lock_sock();
         let tp = g.tp_mut();
-        if tp.state != TcpState::Close || tp.bound {
-            s.sk.release_sock(g);
-            return Err(Errno::EINVAL);
-        }
         let ip = *addr.ip();
-        // inet_addr_valid_or_nonlocal(): IP_FREEBIND, IP_TRANSPARENT or ip_nonlocal_bind.
+        // __inet_bind(): the address first. inet_addr_valid_or_nonlocal(): a local, broadcast
+        // or multicast address (RTN_LOCAL/BROADCAST/MULTICAST), INADDR_ANY, or IP_FREEBIND,
+        // IP_TRANSPARENT or ip_nonlocal_bind.
         if !ip.is_unspecified()
             && ip != self.net().local_addr()
+            && !ip.is_broadcast()
+            && !ip.is_multicast()
             && !tp.inet.freebind
             && !tp.inet.transparent
             && self.net().sysctl.ip_nonlocal_bind.get() == 0
         {
             s.sk.release_sock(g);
             return Err(Errno::EADDRNOTAVAIL);
+        }
+        // Then `sk_state != TCP_CLOSE || inet_num`: a socket whose port was given back when it
+        // closed (a refused or reset connection) may bind again.
+        if tp.state != TcpState::Close || (tp.bound && self.core.port_held(s.sk.id).is_some()) {
+            s.sk.release_sock(g);
+            return Err(Errno::EINVAL);
         }
         let port = match self.core.get_port_opts(s.sk.id, addr.port(), tp.reuseaddr, tp.reuseport) {
             Ok(p) => p,
@@ -452,7 +458,7 @@ impl Stack {
         if msg.name.is_some() {
             let mut nl = msg.namelen;
             // ip_recv_error() names the quoted datagram's destination; otherwise none.
-            let name = info.errqueue.map(|(a, _)| sockaddr_in(a));
+            let name = info.errqueue.and_then(|(a, _)| a).map(sockaddr_in);
             move_addr_to_user(name.as_ref().map_or(&[][..], |n| &n[..]), msg.name.as_deref_mut(), Some(&mut nl))?;
             msg.namelen = nl;
         }
@@ -465,12 +471,16 @@ impl Stack {
             let (sec, sub) = (real.div_euclid(1_000_000_000), real.rem_euclid(1_000_000_000));
             let mut d = [0u8; 16];
             d[..8].copy_from_slice(&sec.to_ne_bytes());
+            // tcp_recv_timestamp(): SO_TIMESTAMP(NS)_NEW's types carry a __kernel_sock_timeval /
+            // __kernel_timespec, the same 16 bytes as the old ones on a 64-bit machine.
             if info.tstamp_kind == 2 {
                 d[8..].copy_from_slice(&sub.to_ne_bytes());
-                put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, SO_TIMESTAMPNS, &d);
+                let ty = if info.tstamp_new { SO_TIMESTAMPNS_NEW } else { SO_TIMESTAMPNS };
+                put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, ty, &d);
             } else {
                 d[8..].copy_from_slice(&(sub / 1000).to_ne_bytes());
-                put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, SO_TIMESTAMP, &d);
+                let ty = if info.tstamp_new { SO_TIMESTAMP_NEW } else { SO_TIMESTAMP };
+                put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, ty, &d);
             }
         }
         if let Some((_, ee)) = &info.errqueue {
@@ -622,6 +632,11 @@ impl Stack {
                 }
             }
         }
+        // msg_zerocopy_realloc(): a MSG_ZEROCOPY send on a SO_ZEROCOPY socket that queued
+        // bytes takes an id for its completion (one that queued none gives it back).
+        if copied > 0 && flags & MSG_ZEROCOPY != 0 && g.tp().zerocopy {
+            g.tp_mut().tcp_zerocopy_sent();
+        }
         s.sk.release_sock(g);
         if copied > 0 {
             return Ok(copied);
@@ -689,6 +704,14 @@ impl Stack {
     /// `setsockopt()` with the option value as raw bytes, as C passes it.
     pub fn setsockopt(&self, fd: i32, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
         let s = self.sockfd_lookup(fd)?;
+        // SO_ATTACH_BPF / SO_ATTACH_REUSEPORT_EBPF name a BPF program by fd (bpf_prog_get()):
+        // EBADF when nothing is open there (fds 0-2 stand for the process's stdio).
+        if level == SOL_SOCKET && matches!(name, SO_ATTACH_BPF | SO_ATTACH_REUSEPORT_EBPF) && val.len() == 4 {
+            let ufd = i32::from_ne_bytes(val.try_into().expect("4"));
+            if !(0..=2).contains(&ufd) && self.fds.get(ufd).is_err() {
+                return Err(Errno::EBADF);
+            }
+        }
         let mut g = s.sk.lock_sock();
         let r = g.with_ctx_inner(|tp, ctx| match level {
             SOL_SOCKET => sock_setsockopt(tp, ctx, name, val),
@@ -704,6 +727,7 @@ impl Stack {
         });
         let ll = g.tp().ll_usec;
         s.sk.ll_usec.store(ll, std::sync::atomic::Ordering::Relaxed);
+        s.sk.bound_dev_if.store(g.tp().bound_dev_if, std::sync::atomic::Ordering::Relaxed);
         s.sk.release_sock(g);
         if r.is_ok() && level == SOL_SOCKET && name == SO_RCVLOWAT {
             s.sk.wake_all();
@@ -754,7 +778,11 @@ impl Stack {
                 return Ok(n);
             }
             s.sk.peek_tp(|tp| match level {
-                SOL_SOCKET => sk_getsockopt(tp, napi_id, name),
+                SOL_SOCKET => {
+                    let netdev_name = self.net().netdev_get_name(tp.bound_dev_if);
+                    let view = SockView { napi_id, netns_cookie: self.net().cookie, netdev_name };
+                    sk_getsockopt(tp, view, name, out.len())
+                }
                 _ => do_tcp_getsockopt(tp, self.net(), now, name, out.len()),
             })?
         };
@@ -770,14 +798,52 @@ impl Stack {
         Ok(i32::from_ne_bytes(b))
     }
 
-    /// `ioctl()` on a socket: `sock_ioctl()` → `inet_ioctl()` → `tcp_ioctl()`.
+    /// `ioctl(fd, req, &int)` with the int 0: the int the call leaves (see [`Stack::ioctl_arg`]).
     pub fn ioctl(&self, fd: i32, req: u64) -> SysResult<i32> {
-        let s = self.sockfd_lookup(fd)?;
-        let mut g = s.sk.lock_sock();
-        let r = tcp_ioctl(g.tp(), req);
-        let _ = g.tp_mut();
-        s.sk.release_sock(g);
-        r
+        let mut v = 0;
+        self.ioctl_arg(fd, req, &mut v)?;
+        Ok(v)
+    }
+
+    /// `ioctl(fd, req, &arg)` (`do_vfs_ioctl`): FIONBIO, FIOCLEX and FIONCLEX for any file,
+    /// then the file's own: `sock_ioctl()` → `inet_ioctl()` → `tcp_ioctl()` for a socket,
+    /// `pipe_ioctl()` (FIONREAD) for a pipe. Answers go into `arg`.
+    pub fn ioctl_arg(&self, fd: i32, req: u64, arg: &mut i32) -> SysResult<()> {
+        let f = self.fds.get(fd)?;
+        match req {
+            FIONBIO => {
+                let flags = match &*f {
+                    File::Socket(s) => &s.f_flags,
+                    File::Pipe(p) => &p.f_flags,
+                    File::Epoll(_) => return Ok(()),
+                };
+                let keep = flags.load(std::sync::atomic::Ordering::Relaxed) & !O_NONBLOCK;
+                let nb = if *arg != 0 { O_NONBLOCK } else { 0 };
+                flags.store(keep | nb, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            FIOCLEX | FIONCLEX => return self.fds.set_cloexec(fd, req == FIOCLEX),
+            _ => {}
+        }
+        match &*f {
+            File::Socket(s) => {
+                // sock_gettstamp(): TCP never stamps sk_stamp, so there is no last packet time.
+                if matches!(req, SIOCGSTAMP | SIOCGSTAMPNS) {
+                    return Err(Errno::ENOENT);
+                }
+                let mut g = s.sk.lock_sock();
+                let r = tcp_ioctl(g.tp(), req);
+                let _ = g.tp_mut();
+                s.sk.release_sock(g);
+                *arg = r?;
+                Ok(())
+            }
+            File::Pipe(p) if req == FIONREAD => {
+                *arg = p.buf.state.lock().data.len() as i32;
+                Ok(())
+            }
+            _ => Err(Errno::ENOTTY),
+        }
     }
 
     /// `getsockname()`.

@@ -47,10 +47,13 @@ impl Stack {
 
     /// `connect(fd, addr, addr.len())` (`__inet_stream_connect`, `tcp_v4_connect`).
     pub fn connect_raw(&self, fd: i32, addr: &[u8]) -> SysResult<()> {
-        let s = self.sockfd_lookup(fd)?;
+        // __sys_connect(): the fd (EBADF), move_addr_to_kernel(), then sock_from_file()
+        // (ENOTSOCK), unlike bind(), which looks the socket up first.
+        self.fds().get(fd)?;
         if addr.len() > SOCKADDR_STORAGE_LEN {
             return Err(Errno::EINVAL);
         }
+        let s = self.sockfd_lookup(fd)?;
         if addr.len() < 2 {
             return Err(Errno::EINVAL);
         }

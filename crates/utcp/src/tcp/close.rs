@@ -30,6 +30,7 @@ pub fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
         }
         tp.write_queue.clear();
         tp.rtx_queue.clear();
+        tp.tcp_zerocopy_purge(ctx);
         tp.receive_queue.clear();
         tp.ofo_queue.clear();
         tp.rmem_alloc = 0;
@@ -173,6 +174,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
             }
             tp.write_queue.clear();
             tp.rtx_queue.clear();
+            tp.tcp_zerocopy_purge(ctx);
             ctx.ev.destroy = true;
         }
         tp.state == TcpState::Close

@@ -39,6 +39,8 @@ pub struct TcpInfo {
     pub tcpi_rcv_space: u32,
     pub tcpi_total_retrans: u32,
     pub tcpi_bytes_acked: u64,
+    pub tcpi_pacing_rate: u64,
+    pub tcpi_max_pacing_rate: u64,
     pub tcpi_bytes_received: u64,
     pub tcpi_segs_out: u32,
     pub tcpi_segs_in: u32,
@@ -160,6 +162,8 @@ pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
         tcpi_rcv_space: tp.rcvq_space.space,
         tcpi_total_retrans: tp.total_retrans,
         tcpi_bytes_acked: tp.bytes_acked,
+        tcpi_pacing_rate: tp.pacing_rate,
+        tcpi_max_pacing_rate: tp.max_pacing_rate,
         tcpi_bytes_received: tp.bytes_received,
         tcpi_segs_out: tp.segs_out,
         tcpi_segs_in: tp.segs_in,
@@ -224,7 +228,7 @@ pub fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
             i.tcpi_total_retrans,
         ],
     );
-    u64s(&mut b, &[0, u64::MAX, i.tcpi_bytes_acked, i.tcpi_bytes_received]); // pacing, max pacing
+    u64s(&mut b, &[i.tcpi_pacing_rate, i.tcpi_max_pacing_rate, i.tcpi_bytes_acked, i.tcpi_bytes_received]);
     u32s(
         &mut b,
         &[

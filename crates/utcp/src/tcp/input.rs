@@ -360,6 +360,7 @@ impl TcpSock {
         self.err = Some(err);
         self.write_queue.clear();
         self.rtx_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.tcp_done(ctx);
     }
 
@@ -673,6 +674,7 @@ impl TcpSock {
         }
         let prior_lost = self.lost_out;
         let acked_pkts = self.tcp_clean_rtx_queue(ctx, &mut fl);
+        self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;
@@ -695,6 +697,8 @@ impl TcpSock {
         } else if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
             self.tcp_cong_avoid(ctx, acked_pkts.max(1));
         }
+        // The end of tcp_cong_control().
+        self.tcp_update_pacing_rate(ctx.net);
         self.tcp_xmit_retransmit_queue(ctx);
         self.tcp_schedule_loss_probe(ctx);
         1
@@ -1071,7 +1075,7 @@ impl TcpSock {
         }
         let mut idx = 0;
         while idx < self.rtx_queue.len() {
-            if self.packets_in_flight() >= self.snd_cwnd {
+            if self.packets_in_flight() >= self.snd_cwnd || self.tcp_pacing_check(ctx) {
                 break;
             }
             let s = self.rtx_queue[idx].sacked;

@@ -154,6 +154,13 @@ pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::sk
     Some(crate::ip::build_tcp_frame(net, inseg.daddr, inseg.saddr, &r, Bytes::new()))
 }
 
+/// `inet_sk_bound_dev_eq()`: segments arrive on the stack's one device
+/// ([`crate::netns::DEV_IFINDEX`]), which a socket bound to no device or to it accepts.
+pub(crate) fn inet_sk_bound_dev_eq(sk: &Sock) -> bool {
+    let dev = sk.bound_dev_if.load(std::sync::atomic::Ordering::Relaxed);
+    dev == 0 || dev == crate::netns::DEV_IFINDEX
+}
+
 /// Counts a segment that found no socket.
 pub fn no_socket(net: &crate::netns::Netns) {
     net.mib.drop_reason(DropReason::NO_SOCKET);
@@ -168,6 +175,11 @@ pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4)
     let saddr = sk.net().local_addr();
     let held = sk.core.port_held(sk.id).is_some();
     let tp = g.tp_mut();
+    // ip_route_connect(): the bound device must exist (a socket bound to `lo` routes there;
+    // see `StackCore::dev_queue_xmit`).
+    if tp.bound_dev_if != 0 && sk.net().netdev_get_name(tp.bound_dev_if).is_none() {
+        return Err(Errno::ENODEV);
+    }
     tp.saddr = saddr;
     tp.daddr = *addr.ip();
     tp.dport = addr.port();
@@ -194,7 +206,8 @@ impl StackCore {
     /// `tcp_v4_rcv()`: finds the socket and hands the segment over.
     pub fn tcp_v4_rcv(self: &Arc<Self>, inseg: InSeg, napi_id: u32) {
         let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
-        let sk = self.ehash.read().get(&key).cloned();
+        // INET_MATCH(): a socket bound to another device does not see this one's segments.
+        let sk = self.ehash.read().get(&key).filter(|s| inet_sk_bound_dev_eq(s)).cloned();
         if let Some(sk) = sk {
             sk.rcv_softirq(inseg, napi_id);
             return;

@@ -277,6 +277,8 @@ impl TcpSock {
         // tcp_v4_send_synack(): the listener's TOS and TTL.
         let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &self.inet);
         frame.priority = self.priority;
+        frame.mark = self.mark;
+        frame.oif = self.bound_dev_if;
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -445,6 +447,15 @@ impl TcpSock {
         c.rcvtimeo = self.rcvtimeo;
         c.sndtimeo = self.sndtimeo;
         c.linger = self.linger;
+        c.mark = self.mark;
+        c.txrehash = self.txrehash;
+        c.filter_locked = self.filter_locked;
+        c.tstamp_new = self.tstamp_new;
+        c.incoming_cpu = self.incoming_cpu;
+        c.bound_dev_if = self.bound_dev_if;
+        c.max_pacing_rate = self.max_pacing_rate;
+        c.pacing_needed = self.pacing_needed;
+        c.zerocopy = self.zerocopy;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;

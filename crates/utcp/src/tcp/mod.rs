@@ -18,6 +18,7 @@ pub mod listen;
 pub mod mtu;
 pub mod ofo_queue;
 pub mod output;
+pub mod pacing;
 pub mod poll;
 pub mod prr;
 pub mod rack;
@@ -28,6 +29,7 @@ pub mod timer;
 pub mod undo;
 pub mod urgent;
 pub mod window;
+pub mod zerocopy;
 
 use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
@@ -354,8 +356,38 @@ pub struct TcpSock {
     pub rcvtimeo: Option<Duration>,
     /// `sk_sndtimeo`.
     pub sndtimeo: Option<Duration>,
-    /// SO_LINGER: `Some(secs)` when on.
+    /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
     pub linger: Option<u32>,
+    /// `sk->sk_mark` (SO_MARK): carried on every frame the socket sends (`skb->mark`).
+    pub mark: u32,
+    /// `sock_gen_cookie()`: a number no other socket of this process has (SO_COOKIE).
+    pub cookie: u64,
+    /// `sk->sk_txrehash` (SO_TXREHASH): 0 or 1.
+    pub txrehash: u8,
+    /// `SOCK_FILTER_LOCKED` (SO_LOCK_FILTER): the (absent) filter may not be changed.
+    pub filter_locked: bool,
+    /// `SOCK_TSTAMP_NEW`: SO_TIMESTAMP(NS)_NEW chose the y2038-safe control message types.
+    pub tstamp_new: bool,
+    /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
+    pub incoming_cpu: i32,
+    /// SO_TXTIME's (clockid, flags), when set.
+    pub txtime: Option<(i32, u32)>,
+    /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
+    pub bound_dev_if: i32,
+    /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
+    pub max_pacing_rate: u64,
+    /// `sk->sk_pacing_rate`, bytes/s (`tcp_update_pacing_rate`); `u64::MAX` until computed.
+    pub pacing_rate: u64,
+    /// `sk_pacing_status == SK_PACING_NEEDED`: TCP paces its own transmissions.
+    pub pacing_needed: bool,
+    /// `tp->tcp_wstamp_ns`: the earliest departure time of the next segment.
+    pub wstamp: Instant,
+    /// `SOCK_ZEROCOPY` (SO_ZEROCOPY): MSG_ZEROCOPY sends report their completion.
+    pub zerocopy: bool,
+    /// `sk->sk_zckey`: the id of the next MSG_ZEROCOPY send.
+    pub zckey: u32,
+    /// MSG_ZEROCOPY sends not yet completed: (id, end of their bytes).
+    pub zc_pending: VecDeque<(u32, SeqNum)>,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -474,7 +506,8 @@ pub struct TcpSock {
     pub mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
     pub pmtu: u32,
-    /// `sk_error_queue` (IP_RECVERR reports, read with MSG_ERRQUEUE).
+    /// `sk_error_queue`: IP_RECVERR reports and MSG_ZEROCOPY completions, read with
+    /// `recvmsg(MSG_ERRQUEUE)`.
     pub error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
     /// `tp->advmss`.
     pub advmss: u32,
@@ -683,6 +716,16 @@ pub struct TcpSock {
     pub napi_id: u32,
 }
 
+/// SO_LINGER's `MAX_SCHEDULE_TIMEOUT` (an `l_linger` of `LONG_MAX / HZ` seconds or more,
+/// negative ones included, as the kernel reads `l_linger` as unsigned long).
+pub const LINGER_FOREVER: u32 = u32::MAX;
+
+/// `sock_gen_cookie()`: cookies come from one process-wide counter (Linux: one per boot).
+fn next_sock_cookie() -> u64 {
+    static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
+
 impl TcpSock {
     /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
     pub fn new(net: &Netns, now: Instant) -> TcpSock {
@@ -706,6 +749,21 @@ impl TcpSock {
             rcvtimeo: None,
             sndtimeo: None,
             linger: None,
+            mark: 0,
+            cookie: next_sock_cookie(),
+            txrehash: s.txrehash.get() as u8,
+            filter_locked: false,
+            tstamp_new: false,
+            incoming_cpu: -1,
+            txtime: None,
+            bound_dev_if: 0,
+            max_pacing_rate: u64::MAX,
+            pacing_rate: u64::MAX,
+            pacing_needed: false,
+            wstamp: Instant::ZERO,
+            zerocopy: false,
+            zckey: 0,
+            zc_pending: VecDeque::new(),
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,

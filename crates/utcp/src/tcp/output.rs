@@ -117,6 +117,7 @@ impl TcpSock {
     /// `tcp_transmit_skb()` for an established-style segment: fills ACK, window and options
     /// from the socket, builds the frame and queues it for transmission.
     pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, mut flags: TcpFlags, payload: Bytes) {
+        let prior_wstamp = self.tcp_wstamp_refresh(ctx.now);
         let syn = flags.syn();
         let urg_ptr = match self.tcp_urg_ptr(seq) {
             Some(p) => {
@@ -149,6 +150,8 @@ impl TcpSock {
         let frame = crate::ip::build_tcp_frame_with(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet);
         let mut frame = frame;
         frame.priority = self.priority;
+        frame.mark = self.mark;
+        frame.oif = self.bound_dev_if;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
         self.segs_out += 1;
@@ -161,6 +164,7 @@ impl TcpSock {
             self.bytes_sent += data_len;
             self.tcp_event_data_sent(ctx);
         }
+        self.tcp_update_skb_after_send(prior_wstamp, data_len as u32);
         if flags.rst() {
             ctx.net.mib.tcp_inc(TcpMib::OutRsts);
         }
@@ -460,7 +464,11 @@ impl TcpSock {
     /// flight (the caller arms the probe timer).
     pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
         let mut sent = 0;
-        while let Some(skb) = self.write_queue.front() {
+        while !self.write_queue.is_empty() {
+            if self.tcp_pacing_check(ctx) {
+                break;
+            }
+            let skb = self.write_queue.front().expect("non-empty");
             let in_flight = self.packets_in_flight();
             let fin_only = skb.flags.fin() && skb.is_empty();
             if in_flight >= self.snd_cwnd && !(fin_only && in_flight == self.snd_cwnd) {

@@ -23,6 +23,8 @@ pub const MSG_WAITALL: i32 = 0x100;
 pub const MSG_ERRQUEUE: i32 = 0x2000;
 /// `MSG_CTRUNC`.
 pub const MSG_CTRUNC: i32 = 0x8;
+/// `MSG_ZEROCOPY` (send): report completion on the error queue (SO_ZEROCOPY).
+pub const MSG_ZEROCOPY: i32 = 0x400_0000;
 
 /// Where received bytes go: the user's iovecs, filled in order (`struct iov_iter`).
 pub struct IovIter<'a> {
@@ -134,8 +136,11 @@ pub struct RecvInfo {
     pub tstamp: Option<Instant>,
     /// Which timestamp cmsg: 1 = SO_TIMESTAMP, 2 = SO_TIMESTAMPNS.
     pub tstamp_kind: u8,
-    /// MSG_ERRQUEUE: the error's `msg_name` and its `IP_RECVERR` cmsg payload.
-    pub errqueue: Option<(std::net::SocketAddrV4, [u8; 32])>,
+    /// SO_TIMESTAMP(NS)_NEW chose the new control message types.
+    pub tstamp_new: bool,
+    /// MSG_ERRQUEUE: the report's `msg_name` (ICMP errors only) and its `IP_RECVERR` cmsg
+    /// payload.
+    pub errqueue: Option<(Option<std::net::SocketAddrV4>, [u8; 32])>,
 }
 
 /// `sock_rcvlowat()`.
@@ -241,13 +246,13 @@ pub fn tcp_recvmsg(
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
     if flags & MSG_ERRQUEUE != 0 {
-        // inet_recv_error() → ip_recv_error(). Only ICMP errors (IP_RECVERR) are ever queued:
-        // DEVIATION(linux): no SO_TIMESTAMPING TX reports or MSG_ZEROCOPY completions.
+        // inet_recv_error() → ip_recv_error(): ICMP errors (IP_RECVERR) and MSG_ZEROCOPY
+        // completions. DEVIATION(linux): no SO_TIMESTAMPING TX reports.
         let mut g = sock.lock_sock();
         let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().error_queue);
         if r.is_ok() {
-            // sock_dequeue_err_skb(): the next ICMP error becomes sk_err.
-            let next = g.tp().error_queue.front().map(|x| x.errno);
+            // sock_dequeue_err_skb(): the next ICMP error becomes sk_err (0 for a local one).
+            let next = g.tp().error_queue.front().and_then(|x| x.errno);
             g.tp_mut().err = next;
         }
         sock.release_sock(g);
@@ -268,12 +273,14 @@ pub fn tcp_recvmsg(
     let inq_hint = g.tp().inq_hint();
     let want_inq = g.tp().recvmsg_inq;
     let tstamp_kind = g.tp().rx_tstamp_opt;
+    let tstamp_new = g.tp().tstamp_new;
     sock.release_sock(g);
     if ret.is_ok() {
         // tcp_recv_timestamp(): only when an skb was read and SO_TIMESTAMP(NS) is on.
         if let (Some(ts), 1..) = (tstamp, tstamp_kind) {
             info.tstamp = Some(ts);
             info.tstamp_kind = tstamp_kind;
+            info.tstamp_new = tstamp_new;
         }
         if want_inq {
             info.inq = Some(inq_hint);

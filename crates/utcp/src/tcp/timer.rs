@@ -25,13 +25,15 @@ pub enum TcpTimer {
     Reo = 6,
     /// Tail loss probe (`ICSK_TIME_LOSS_PROBE`).
     LossProbe = 7,
+    /// The internal pacing timer (`tp->pacing_timer`).
+    Pacing = 8,
 }
 
 impl TcpTimer {
     /// Number of timers.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     /// All timers in firing priority.
-    pub const ALL: [TcpTimer; 8] = [
+    pub const ALL: [TcpTimer; 9] = [
         TcpTimer::Retrans,
         TcpTimer::DelAck,
         TcpTimer::Probe0,
@@ -40,6 +42,7 @@ impl TcpTimer {
         TcpTimer::CompressedAck,
         TcpTimer::Reo,
         TcpTimer::LossProbe,
+        TcpTimer::Pacing,
     ];
 }
 
@@ -73,6 +76,7 @@ impl TcpSock {
                         TcpTimer::CompressedAck => self.tcp_compressed_ack_kick(ctx),
                         TcpTimer::Reo => self.tcp_rack_reo_timeout(ctx),
                         TcpTimer::LossProbe => self.tcp_send_loss_probe(ctx),
+                        TcpTimer::Pacing => self.tcp_pace_kick(ctx),
                     }
                 }
             }
@@ -367,6 +371,7 @@ impl TcpSock {
         // The full socket's queues are released: a timewait sock keeps only the identity.
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.ofo_queue.clear();
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
@@ -394,6 +399,7 @@ impl TcpSock {
         self.shutdown = super::RCV_SHUTDOWN | super::SEND_SHUTDOWN;
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tcp_zerocopy_purge(ctx);
         self.packets_out = 0;
         self.retrans_out = 0;
         self.sacked_out = 0;

@@ -163,6 +163,8 @@ pub struct Pkt {
     pub ttl: u8,
     /// IP Don't Fragment bit.
     pub df: bool,
+    /// `skb->mark` of the frame (not on the wire; SO_MARK).
+    pub mark: u32,
 }
 
 impl Pkt {
@@ -204,6 +206,7 @@ pub fn parse(bytes: &[u8], t: Instant) -> Pkt {
         df: bytes[6] & 0x40 != 0,
         sacks: Vec::new(),
         dropped: false,
+        mark: 0,
     };
     let mut o = &tcp[20..doff];
     while !o.is_empty() {
@@ -257,6 +260,7 @@ impl NetDevice for Port {
     fn xmit(&self, frame: Frame) {
         let now = self.wire.clock.now();
         let mut p = parse(&frame.to_vec(), now);
+        p.mark = frame.mark;
         if let Some(f) = self.wire.filter.lock().as_mut() {
             p.dropped = f(&p);
         }
