@@ -45,7 +45,7 @@ pub fn tcp_poll(sk: &Sock) -> u32 {
                 mask |= PRI;
             }
         }
-        if tp.err.is_some() {
+        if tp.err.is_some() || !tp.error_queue.is_empty() {
             mask |= ERR;
         }
         mask
