@@ -442,21 +442,45 @@ fn utcp_connect_downloads_from_python_http_server() {
 fn two_percent_loss_both_directions() {
     require!("python3", "curl", "sha256sum", "ss", "iptables");
     let mut ns = Ns::new("loss");
-    // Random loss on the kernel side, both ways (this kernel has no netem).
+    // Random loss on the kernel side, both ways (this kernel has no netem). A locally sent
+    // segment that netfilter drops is not lost (the sender sees the error and sends it again),
+    // so the kernel->utcp sender sits in a second namespace behind a veth pair and the tun
+    // namespace forwards and drops (FORWARD); utcp's /16 makes 10.77.5.2 on-link.
     ns.run(
         "iptables -A INPUT -i tun0 -m statistic --mode random --probability 0.02 -j DROP && iptables -A OUTPUT -o tun0 \
-         -m statistic --mode random --probability 0.02 -j DROP",
+         -m statistic --mode random --probability 0.02 -j DROP && iptables -A FORWARD -m statistic --mode random \
+         --probability 0.02 -j DROP",
     );
+    let peer = PeerNs::new(&ns);
     let www = ns.file("www");
     std::fs::create_dir_all(&www).unwrap();
     make_file(&www.join("big"), 8 << 20);
-    // kernel -> utcp
-    python_server(&mut ns, &www);
-    let nstat = utcp_connect_http(&ns, "--no-offload", &www.join("big"), "loss-k2u");
-    assert!(
-        counter(&nstat, "TcpRetransSegs") > 0 || counter(&nstat, "TcpExtTCPOFOQueue") > 0,
-        "no loss seen?\n{nstat}"
-    );
+    // kernel -> utcp, through the forwarding hop
+    let mut py = peer
+        .cmd(&format!("exec python3 -m http.server --bind 10.77.5.2 -d {} 8000", www.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !String::from_utf8_lossy(&peer.cmd("ss -Hltn 'sport = :8000'").output().unwrap().stdout).contains("8000") {
+        assert!(t.elapsed() < Duration::from_secs(20), "python3 http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = ns.file("got");
+    let o = ns
+        .cmd(&format!(
+            "exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/16 --no-offload http http://10.77.5.2:8000/big --output {}",
+            got.display()
+        ))
+        .output()
+        .unwrap();
+    let _ = py.kill();
+    let _ = py.wait();
+    assert!(o.status.success(), "utcp connect: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256(&got), sha256(&www.join("big")));
+    let nstat = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(counter(&nstat, "TcpExtTCPOFOQueue") > 0, "no loss seen by utcp?\n{nstat}");
     // utcp -> kernel
     let srv = ns.utcp(&format!("serve --tun tun0 --addr {UTCP_IP}/24 --port 8080 --no-offload http {}", www.display()));
     let got = ns.file("got2");
@@ -468,6 +492,37 @@ fn two_percent_loss_both_directions() {
     assert!(counter(&nstat, "TcpRetransSegs") > 0, "no retransmission under 2% loss?\n{nstat}");
     let n = ns.run("iptables -L -v -n -x | awk '/statistic/ {s += $1} END {print s}'");
     assert!(n.trim().parse::<u64>().unwrap() > 0, "iptables dropped nothing");
+}
+
+/// A second namespace behind a veth pair (10.77.5.2/24 there, 10.77.5.1/24 in `ns`, which
+/// forwards), removed on drop.
+struct PeerNs(String);
+
+impl PeerNs {
+    fn new(ns: &Ns) -> PeerNs {
+        let p = format!("{}-p", ns.name);
+        let _ = Command::new("ip").args(["netns", "del", &p]).stderr(Stdio::null()).status();
+        sh(&format!(
+            "ip netns add {p} && ip -n {p} link set lo up && ip link add vp{pid} netns {n} type veth peer name vq{pid} \
+             netns {p} && ip -n {n} addr add 10.77.5.1/24 dev vp{pid} && ip -n {p} addr add 10.77.5.2/24 dev vq{pid} && \
+             ip -n {n} link set vp{pid} up && ip -n {p} link set vq{pid} up && ip -n {p} route add 10.77.0.0/24 via \
+             10.77.5.1 && ip netns exec {n} sysctl -qw net.ipv4.ip_forward=1",
+            n = ns.name,
+            pid = std::process::id()
+        ));
+        PeerNs(p)
+    }
+    fn cmd(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, "sh", "-c", cmd]);
+        c
+    }
+}
+
+impl Drop for PeerNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
 }
 
 /// A second tun device (kernel side 10.77.1.1/24) for a second utcp process; the kernel
