@@ -26,6 +26,9 @@ pub struct TunArgs {
     /// Interface MTU (the kernel side's `ip link` MTU)
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: u32,
+    /// Raise the device's txqueuelen (its ring toward utcp) to at least N packets; 0: leave it
+    #[arg(long, value_name = "N", default_value_t = utcp_tun::DEFAULT_TXQUEUELEN)]
+    pub txqueuelen: u32,
     /// Plain mode only: no IFF_VNET_HDR, no checksum/TSO offloads
     #[arg(long)]
     pub no_offload: bool,
@@ -59,8 +62,13 @@ pub struct TunHost {
 impl TunHost {
     /// Opens the device and starts the stack on it.
     pub fn start(a: &TunArgs) -> Result<TunHost, String> {
-        let tun = TunDevice::open(&TunConfig { name: a.tun.clone(), offload: !a.no_offload, mtu: a.mtu })
-            .map_err(|e| format!("opening TUN device {:?}: {e}", a.tun))?;
+        let tun = TunDevice::open(&TunConfig {
+            name: a.tun.clone(),
+            offload: !a.no_offload,
+            mtu: a.mtu,
+            txqueuelen: a.txqueuelen,
+        })
+        .map_err(|e| format!("opening TUN device {:?}: {e}", a.tun))?;
         let tun = Arc::new(tun);
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
         let dev: Arc<dyn NetDevice> = match &a.pcap {

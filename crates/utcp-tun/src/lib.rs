@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use utcp::netdev::{DevStats, NetDevice, RxHook};
+use utcp::netdev::{DevStats, NetDevice, RxHook, TxTap};
 use utcp::skb::Frame;
 use vnet::VirtioNetHdr;
 
@@ -48,7 +48,18 @@ pub struct TunConfig {
     pub offload: bool,
     /// The MTU the stack uses (the kernel side's interface MTU).
     pub mtu: u32,
+    /// Raise the device's `txqueuelen` (the ring the kernel fills for this reader) to at
+    /// least this many packets; 0 leaves it alone. See [`DEFAULT_TXQUEUELEN`].
+    pub txqueuelen: u32,
 }
+
+/// The `txqueuelen` [`TunDevice::open`] raises a device to by default. A tun device drops
+/// what finds its ring full (the kernel default is 500 packets), and a TCP sender's window
+/// toward utcp can hold more than that: `tcp_rmem[2]` (6 MiB) is about 4,300 full-sized
+/// segments at MTU 1500. With a ring larger than any window the kernel can have in flight,
+/// a reader that falls behind slows the sender (its ACKs come later) instead of losing
+/// packets.
+pub const DEFAULT_TXQUEUELEN: u32 = 8192;
 
 /// Device counters (`ip -s link` style, plus offload counts).
 #[derive(Debug, Default)]
@@ -89,6 +100,8 @@ pub struct TunDevice {
     offload: bool,
     mtu: u32,
     hook: RwLock<Option<RxHook>>,
+    /// A capture of what is written (`set_tx_tap`).
+    tap: RwLock<Option<TxTap>>,
     txq: Mutex<TxQ>,
     rx: Mutex<BytesMut>,
     /// Counters.
@@ -112,12 +125,16 @@ impl TunDevice {
         } else {
             (Self::open_plain(&cfg.name)?, false)
         };
+        if cfg.txqueuelen > 0 && fd.txqueuelen()? < cfg.txqueuelen {
+            fd.set_txqueuelen(cfg.txqueuelen)?;
+        }
         Ok(TunDevice {
             fd,
             wake: sys::EventFd::new()?,
             offload,
             mtu: cfg.mtu,
             hook: RwLock::new(None),
+            tap: RwLock::new(None),
             txq: Mutex::new(TxQ::default()),
             rx: Mutex::new(BytesMut::with_capacity(RX_CHUNK)),
             stats: TunStats::default(),
@@ -210,6 +227,11 @@ impl TunDevice {
         let hdr = [0u8; vnet::HDR_LEN];
         let mut parts: [IoSlice<'_>; 3] = [IoSlice::new(&hdr), IoSlice::new(f.head()), IoSlice::new(&f.payload)];
         let parts: &mut [IoSlice<'_>] = if self.offload { &mut parts[..] } else { &mut parts[1..] };
+        // Recorded before the write: the kernel may answer within `writev`, and the answer
+        // (read on another thread) must not precede the packet in the capture.
+        if let Some(tap) = &*self.tap.read() {
+            tap(&[f.head(), &f.payload]);
+        }
         self.fd.writev(parts)?;
         Ok(f.len())
     }
@@ -221,6 +243,16 @@ impl TunDevice {
         parts.push(IoSlice::new(&head));
         for f in run {
             parts.push(IoSlice::new(&f.payload));
+        }
+        if let Some(tap) = &*self.tap.read() {
+            // The super-packet as a capture on the kernel's tun interface shows it (one
+            // packet, the whole IP length), but with its TCP checksum completed: the kernel
+            // captures the partial sum, which no reader can check.
+            let full = vnet::full_csum_head(&head, run);
+            let mut p: Vec<&[u8]> = Vec::with_capacity(run.len() + 1);
+            p.push(&full);
+            p.extend(run.iter().map(|f| &f.payload[..]));
+            tap(&p);
         }
         self.fd.writev(&parts)?;
         Ok(head.len() + run.iter().map(|f| f.payload.len()).sum::<usize>())
@@ -304,6 +336,11 @@ impl NetDevice for TunDevice {
 
     fn attach(&self, hook: RxHook) {
         *self.hook.write() = Some(hook);
+    }
+
+    fn set_tx_tap(&self, tap: TxTap) -> bool {
+        *self.tap.write() = Some(tap);
+        true
     }
 
     fn dev_stats(&self) -> DevStats {

@@ -81,6 +81,43 @@ impl TunFd {
         cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &mut sz as *mut c_int) }).map(|_| ())
     }
 
+    /// The device's `txqueuelen` (`SIOCGIFTXQLEN`): on a tun device, the size of the ring
+    /// of packets the kernel queues for this reader; a packet that finds it full is dropped
+    /// (`tun_net_xmit`: tun has no backpressure on its transmit side).
+    pub fn txqueuelen(&self) -> io::Result<u32> {
+        let mut ifr = self.ifreq();
+        self.ifr_ioctl(libc::SIOCGIFTXQLEN, &mut ifr)?;
+        // SAFETY: SIOCGIFTXQLEN filled in `ifru_metric`.
+        Ok(unsafe { ifr.ifr_ifru.ifru_metric } as u32)
+    }
+
+    /// Sets `txqueuelen` (`SIOCSIFTXQLEN`, as `ip link set dev NAME txqueuelen N`; needs
+    /// CAP_NET_ADMIN). The kernel resizes the tun ring (`tun_queue_resize`).
+    pub fn set_txqueuelen(&self, len: u32) -> io::Result<()> {
+        let mut ifr = self.ifreq();
+        ifr.ifr_ifru.ifru_metric = len.min(i32::MAX as u32) as c_int;
+        self.ifr_ioctl(libc::SIOCSIFTXQLEN, &mut ifr)
+    }
+
+    fn ifreq(&self) -> libc::ifreq {
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(self.name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr
+    }
+
+    /// An interface ioctl, made on a datagram socket of this thread's namespace (the device's).
+    fn ifr_ioctl(&self, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
+        // SAFETY: plain syscall.
+        let s = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: just created, owned by nobody else.
+        let s = unsafe { OwnedFd::from_raw_fd(s) };
+        // SAFETY: `req` is an interface ioctl that reads or writes one `struct ifreq`.
+        cvt(unsafe { libc::ioctl(s.as_raw_fd(), req, ifr as *mut libc::ifreq) }).map(|_| ())
+    }
+
     /// Reads one packet into the spare capacity of `buf` (which must have at least `max` bytes
     /// of it) and extends `buf` by its length. `WouldBlock` when none waits.
     pub fn read_into(&self, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {

@@ -156,6 +156,24 @@ pub fn gso_head(run: &[Frame]) -> ([u8; HDR_LEN], Vec<u8>) {
     (hdr.emit(), head)
 }
 
+/// `head` (from [`gso_head`]) with its partial TCP checksum completed over the payloads of
+/// `run`: the checksum the super-packet would carry if sent whole.
+pub fn full_csum_head(head: &[u8], run: &[Frame]) -> Vec<u8> {
+    let mut h = head.to_vec();
+    // The partial field holds the pseudo-header sum: summing the header as it is adds it in.
+    let mut sums = Vec::with_capacity(run.len() + 1);
+    sums.push(checksum(&h[20..]));
+    let mut odd = (h.len() - 20) % 2 == 1;
+    for f in run {
+        let c = checksum(&f.payload);
+        sums.push(if odd { c.rotate_left(8) } else { c });
+        odd ^= f.payload.len() % 2 == 1;
+    }
+    let sum = !combine(&sums);
+    h[36..38].copy_from_slice(&sum.to_be_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +236,22 @@ mod tests {
             pkt.extend_from_slice(&f.payload);
         }
         assert_eq!(checksum(&pkt[..20]), 0xffff);
+        let full = full_csum_head(&head, &run);
         assert!(complete_csum(&mut pkt, h.csum_start, h.csum_offset));
+        assert_eq!(full[..], pkt[..head.len()], "the capture's checksum is the completed one");
+        // An odd-length segment in the middle shifts the byte lanes of the ones that follow.
+        let odd = vec![seg(&net, 0, 999, TcpFlags::ACK), seg(&net, 999, 1000, TcpFlags::ACK)];
+        let (_, ohead) = gso_head(&odd);
+        let mut whole = full_csum_head(&ohead, &odd);
+        for f in &odd {
+            whole.extend_from_slice(&f.payload);
+        }
+        assert!(utcp::ip::ip_rcv_tcp(
+            &Netns::new(Ipv4Addr::new(10, 0, 0, 1), 1500, 2),
+            &utcp::ip::frame_from_wire(Bytes::from(whole)),
+            true
+        )
+        .is_ok());
         let fr = utcp::ip::frame_from_wire(Bytes::from(pkt));
         let tin = utcp::ip::ip_rcv_tcp(&Netns::new(Ipv4Addr::new(10, 0, 0, 1), 1500, 2), &fr, true)
             .unwrap_or_else(|_| panic!("checksum"));

@@ -29,6 +29,10 @@ use std::sync::Arc;
 /// What a device hands received frames to: the stack's `netif_receive_skb`.
 pub type RxHook = Arc<dyn Fn(Frame) + Send + Sync>;
 
+/// A capture tap on what a device puts on its wire: one packet per call, as consecutive byte
+/// slices (IP header first), in the order the wire carries them. See [`NetDevice::set_tx_tap`].
+pub type TxTap = Arc<dyn Fn(&[&[u8]]) + Send + Sync>;
+
 /// A device's drop counters (`struct rtnl_link_stats64`'s `rx_dropped` / `tx_dropped`, as
 /// `ip -s link` shows them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +73,14 @@ pub trait NetDevice: Send + Sync {
     }
     /// Installs the receive hook.
     fn attach(&self, hook: RxHook);
+    /// Asks the device to hand every packet it writes to its wire to `tap`, as the wire
+    /// carries it — what a packet capture on the other side sees. A device that changes
+    /// frames on the way out (a TUN device joining segments into a GSO super-packet) accepts
+    /// and returns true; the default returns false, and a capture then records frames as
+    /// [`NetDevice::xmit`] takes them (the same packets on such a device).
+    fn set_tx_tap(&self, _tap: TxTap) -> bool {
+        false
+    }
     /// Releases frames whose time has come (delay, rate limit, reordering) and returns when
     /// something is next due. The host's device thread calls it.
     fn poll_timers(&self) -> Option<crate::time::Instant> {

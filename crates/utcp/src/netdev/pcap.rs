@@ -16,7 +16,7 @@
 //! This module also implements [`NetDevice`] for `Arc<T: NetDevice>`, so that shared devices —
 //! [`memlink::pair`](super::memlink::pair) returns `Arc<MemPort>` — can be wrapped.
 
-use crate::netdev::{NetDevice, RxHook};
+use crate::netdev::{NetDevice, RxHook, TxTap};
 use crate::skb::Frame;
 use crate::time::{Clock, Instant};
 use parking_lot::Mutex;
@@ -59,25 +59,29 @@ struct Sink {
 
 impl Sink {
     fn record(&mut self, now: Instant, frame: &Frame) {
+        self.record_parts(now, &[frame.head(), &frame.payload]);
+    }
+
+    /// One record holding the concatenation of `parts`.
+    fn record_parts(&mut self, now: Instant, parts: &[&[u8]]) {
         if self.err.is_some() {
             return;
         }
         let now = Instant(now.nanos().wrapping_add(self.epoch_ns));
-        let len = frame.len();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let caplen = len.min(SNAPLEN as usize);
         let mut rh = [0u8; 16];
         rh[0..4].copy_from_slice(&((now.nanos() / 1_000_000_000) as u32).to_le_bytes());
         rh[4..8].copy_from_slice(&((now.nanos() % 1_000_000_000) as u32).to_le_bytes());
         rh[8..12].copy_from_slice(&(caplen as u32).to_le_bytes());
         rh[12..16].copy_from_slice(&(len.min(u32::MAX as usize) as u32).to_le_bytes());
-        let head = frame.head();
-        let hn = head.len().min(caplen);
-        let pn = caplen - hn;
-        let r = self
-            .w
-            .write_all(&rh)
-            .and_then(|_| self.w.write_all(&head[..hn]))
-            .and_then(|_| self.w.write_all(&frame.payload[..pn]));
+        let mut r = self.w.write_all(&rh);
+        let mut left = caplen;
+        for p in parts {
+            let n = p.len().min(left);
+            r = r.and_then(|_| self.w.write_all(&p[..n]));
+            left -= n;
+        }
         if let Err(e) = r {
             tracing::warn!("pcap capture stopped: {e}");
             self.err = Some(e);
@@ -97,6 +101,9 @@ pub struct PcapDevice<D: NetDevice> {
     inner: D,
     sink: Arc<Mutex<Sink>>,
     clock: Arc<dyn Clock>,
+    /// The inner device reports what it writes ([`NetDevice::set_tx_tap`]): transmitted
+    /// packets are recorded there, as they cross the wire, not in `xmit`.
+    tapped: bool,
 }
 
 impl<D: NetDevice> PcapDevice<D> {
@@ -120,7 +127,10 @@ impl<D: NetDevice> PcapDevice<D> {
         if let Err(e) = sink.w.write_all(&file_header()) {
             sink.err = Some(e);
         }
-        PcapDevice { inner, sink: Arc::new(Mutex::new(sink)), clock }
+        let sink = Arc::new(Mutex::new(sink));
+        let (s2, c2) = (sink.clone(), clock.clone());
+        let tapped = inner.set_tx_tap(Arc::new(move |parts: &[&[u8]]| s2.lock().record_parts(c2.now(), parts)));
+        PcapDevice { inner, sink, clock, tapped }
     }
 
     /// The wrapped device.
@@ -136,7 +146,9 @@ impl<D: NetDevice> PcapDevice<D> {
 
 impl<D: NetDevice> NetDevice for PcapDevice<D> {
     fn xmit(&self, frame: Frame) {
-        self.sink.lock().record(self.clock.now(), &frame);
+        if !self.tapped {
+            self.sink.lock().record(self.clock.now(), &frame);
+        }
         self.inner.xmit(frame);
     }
     fn mtu(&self) -> u32 {
@@ -242,6 +254,9 @@ impl<T: NetDevice + ?Sized> NetDevice for Arc<T> {
     }
     fn attach(&self, hook: RxHook) {
         (**self).attach(hook)
+    }
+    fn set_tx_tap(&self, tap: TxTap) -> bool {
+        (**self).set_tx_tap(tap)
     }
 }
 

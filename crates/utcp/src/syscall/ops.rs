@@ -358,8 +358,12 @@ impl Stack {
             err = Errno::EINPROGRESS;
         }
         let r = if g.tp().state == TcpState::Close {
+            // sock_error: the error, then `sk->sk_prot->disconnect()`: the socket is
+            // unconnected again (recv answers ENOTCONN, poll shows no POLLIN) and may connect
+            // anew; its error queue is kept.
             let e = g.tp_mut().err.take().unwrap_or(Errno::ECONNABORTED);
             s.set_state(SocketState::Unconnected);
+            tcp_disconnect(&s.sk, &mut g);
             Err(e)
         } else {
             s.set_state(SocketState::Connected);
