@@ -80,6 +80,7 @@ sysctls! {
     tcp_low_latency: "net.ipv4.tcp_low_latency" = [1],
     tcp_moderate_rcvbuf: "net.ipv4.tcp_moderate_rcvbuf" = [1],
     tcp_syn_retries: "net.ipv4.tcp_syn_retries" = [6],
+    tcp_syn_linear_timeouts: "net.ipv4.tcp_syn_linear_timeouts" = [4],
     tcp_synack_retries: "net.ipv4.tcp_synack_retries" = [5],
     tcp_retries2: "net.ipv4.tcp_retries2" = [15],
     tcp_orphan_retries: "net.ipv4.tcp_orphan_retries" = [0],

@@ -661,7 +661,8 @@ impl Stack {
                 off += n;
                 copied += n;
                 if off < data.len() {
-                    // sk_stream_wait_memory()
+                    // wait_for_space: set_bit(SOCK_NOSPACE), then sk_stream_wait_memory().
+                    g.tp().nospace.store(true, core::sync::atomic::Ordering::SeqCst);
                     if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
                         result = Err(Errno::EAGAIN);
                         break 'outer;
@@ -1170,12 +1171,8 @@ impl Stack {
             }
             (SOL_TCP, TCP_NOTSENT_LOWAT) => {
                 tp.notsent_lowat = v as u32;
-                // A raised limit may let writers go on: tcp_write_space() at once.
-                g.with_ctx_inner(|tp, ctx| {
-                    if tp.sk_stream_is_writeable(ctx.net) {
-                        ctx.ev.write_space = true;
-                    }
-                });
+                // A raised limit may let writers go on: sk->sk_write_space() at once.
+                g.with_ctx_inner(|tp, ctx| tp.sk_stream_write_space(ctx));
             }
             (SOL_TCP, TCP_DEFER_ACCEPT) => {
                 // Seconds, kept as SYN-ACK retransmissions (secs_to_retrans()).
@@ -1435,6 +1432,9 @@ pub(super) fn tcp_poll(sock: &Socket) -> u32 {
             if tp.shutdown & SEND_SHUTDOWN == 0 {
                 if tp.sk_stream_is_writeable(self_net) {
                     mask |= OUT;
+                } else {
+                    // Ask for a write_space wakeup when ACKs free space.
+                    tp.nospace.store(true, core::sync::atomic::Ordering::SeqCst);
                 }
             } else {
                 mask |= OUT;

@@ -17,6 +17,7 @@ pub mod ofo_queue;
 pub mod output;
 pub mod rack;
 pub mod recvmsg;
+pub mod sk_mem;
 pub mod sndbuf;
 pub mod timer;
 pub mod undo;
@@ -319,6 +320,9 @@ pub struct TcpSock {
     pub userlocks: u8,
     /// `sk_rmem_alloc`: truesize of the receive and out-of-order queues.
     pub rmem_alloc: u32,
+    /// Bytes charged in whole pages for the queues (`sk_forward_alloc` plus what they use;
+    /// see `sk_mem.rs`).
+    pub mem_charged: i64,
     /// `sk_wmem_queued`.
     pub wmem_queued: u32,
     /// `sk_err` (pending hard error).
@@ -543,6 +547,10 @@ pub struct TcpSock {
     pub user_timeout_ms: u32,
     /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
     pub notsent_lowat: u32,
+    /// `SOCK_NOSPACE` (in `sk_socket->flags`): a writer or poller found the send buffer full,
+    /// so freed space is announced (`tcp_check_space()`). Set by `tcp_poll` under a shared
+    /// borrow, hence atomic.
+    pub nospace: core::sync::atomic::AtomicBool,
     /// `icsk_accept_queue.rskq_defer_accept` (TCP_DEFER_ACCEPT), in SYN-ACK retransmissions.
     pub defer_accept: u8,
     /// `sk->sk_reuseport` (SO_REUSEPORT).
@@ -653,6 +661,7 @@ impl TcpSock {
             sndbuf: s.tcp_wmem.idx(1) as u32,
             userlocks: 0,
             rmem_alloc: 0,
+            mem_charged: 0,
             wmem_queued: 0,
             err: None,
             err_soft: None,
@@ -760,6 +769,7 @@ impl TcpSock {
             priority: 0,
             user_timeout_ms: 0,
             notsent_lowat: 0,
+            nospace: core::sync::atomic::AtomicBool::new(false),
             defer_accept: 0,
             reuseport: false,
             dontroute: false,

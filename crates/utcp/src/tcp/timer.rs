@@ -124,20 +124,25 @@ impl TcpSock {
             }
             (r, super::TCP_RTO_MIN)
         };
-        let expired = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
-            self.retransmits as u32 >= retries
-        } else {
+        // A SYN is retransmitted `tcp_syn_linear_timeouts` more times (those at a linear,
+        // not doubled, RTO), as long as the modelled time below has not run out.
+        let mut expired = match self.state {
+            TcpState::SynSent => self.retransmits as u32 >= retries + s.tcp_syn_linear_timeouts.get() as u32,
+            TcpState::SynRecv => self.retransmits as u32 >= retries,
+            _ => false,
+        };
+        if !expired {
             // retransmits_timed_out(): TCP_USER_TIMEOUT, when set, replaces the modelled
             // time of `retries` backed-off RTOs.
             let timeout = match self.user_timeout_ms {
                 0 => tcp_model_timeout(retries, base),
                 ms => Duration::from_millis(ms as u64),
             };
-            match self.retrans_stamp {
+            expired = match self.retrans_stamp {
                 Some(start) if self.retransmits > 0 => ctx.now.saturating_since(start) >= timeout,
                 _ => false,
-            }
-        };
+            };
+        }
         if expired {
             self.tcp_write_err(ctx);
         }
@@ -206,8 +211,11 @@ impl TcpSock {
             self.retransmits = self.retransmits.saturating_add(1);
             self.tcp_retransmit_head(ctx);
         }
-        self.backoff = self.backoff.saturating_add(1);
-        self.rto = (self.rto * 2).min(TCP_RTO_MAX);
+        // The first `tcp_syn_linear_timeouts` SYN retransmissions keep the initial RTO.
+        if self.state != TcpState::SynSent || self.total_rto as i64 > ctx.net.sysctl.tcp_syn_linear_timeouts.get() {
+            self.backoff = self.backoff.saturating_add(1);
+            self.rto = (self.rto * 2).min(TCP_RTO_MAX);
+        }
         let when = self.tcp_clamp_rto_to_user_timeout(ctx);
         self.reset_timer(TcpTimer::Retrans, ctx.now + when);
     }
@@ -355,6 +363,7 @@ impl TcpSock {
         self.ofo_queue.clear();
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
+        self.sk_mem_reclaim();
     }
 
     fn tcp_time_wait_expire(&mut self, ctx: &mut Ctx<'_>) {
@@ -384,6 +393,7 @@ impl TcpSock {
         self.sacked_out = 0;
         self.lost_out = 0;
         self.wmem_queued = 0;
+        self.sk_mem_reclaim();
         ctx.ev.state_change = true;
         ctx.ev.data_ready = true;
         ctx.ev.write_space = true;
