@@ -45,6 +45,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_low_latency", Read("tcp/recvmsg.rs")),
     ("net.ipv4.tcp_moderate_rcvbuf", Read("tcp/window.rs")),
     ("net.ipv4.tcp_syn_retries", Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_syn_linear_timeouts", Read("tcp/timer.rs")),
     ("net.ipv4.tcp_synack_retries", Read("tcp/listen.rs")),
     ("net.ipv4.tcp_retries2", Read("tcp/timer.rs")),
     ("net.ipv4.tcp_orphan_retries", Read("tcp/timer.rs")),
