@@ -109,9 +109,23 @@ struct ScriptSock {
 /// Side effects of a syscall applied by the main thread.
 #[derive(Debug)]
 enum Effect {
-    NewFd { script: i64, live: i32, socket: bool },
-    Accepted { script: i64, live: i32, peer_port: u16 },
-    Listen { live: i32 },
+    NewFd {
+        script: i64,
+        live: i32,
+        socket: bool,
+    },
+    Accepted {
+        script: i64,
+        live: i32,
+        peer_port: u16,
+    },
+    Listen {
+        live: i32,
+    },
+    /// The script fd was closed: later calls on it fail as packetdrill's `to_live_fd()`.
+    Closed {
+        script: i64,
+    },
 }
 
 struct SysOut {
@@ -149,6 +163,17 @@ pub struct Runner {
     last_event_time: Option<i64>,
     last_was_inbound: bool,
     dir: std::path::PathBuf,
+    /// `%{ }%` blocks with the socket state captured when each ran; evaluated after the script
+    /// and its cleanup command, in order, as packetdrill runs its generated Python file.
+    code_events: Vec<CodeEvent>,
+}
+
+/// One code block and what its names resolve to (`run_code_event()`'s getsockopt snapshot).
+struct CodeEvent {
+    line: usize,
+    code: String,
+    info: utcp::tcp::info::TcpInfo,
+    rcvbuf: i64,
 }
 
 fn usecs(t: i64) -> String {
@@ -178,6 +203,7 @@ impl Runner {
             last_event_time: None,
             last_was_inbound: false,
             dir: dir.to_path_buf(),
+            code_events: Vec::new(),
         }
     }
 
@@ -268,6 +294,7 @@ impl Runner {
             },
             EventKind::Syscall(sc) => {
                 self.advance_to(t)?;
+                self.check_script_fd(line, sc)?;
                 if let TimeSpec::Blocking { .. } = ev.time {
                     self.blocking_syscall(line, sc, t, t_end)?;
                 } else {
@@ -588,25 +615,41 @@ impl Runner {
 
     // ---------------------------------------------------------------- code
 
+    /// `run_code_event()`: captures TCP_INFO and SO_MEMINFO of the socket under test now; the
+    /// code itself runs in [`Runner::run_code_events`].
     fn code(&mut self, line: usize, code: &str) -> Result<(), Failure> {
         let Some(fd) = self.sut().and_then(|s| s.live_fd) else {
             return fail(line, "no socket to use for code");
         };
         let info = self.stack.tcp_info(fd).map_err(|e| Failure { line, reason: format!("TCP_INFO: {e:?}") })?;
         let sock = self.stack.sockfd_lookup(fd).map_err(|e| Failure { line, reason: format!("{e:?}") })?;
-        let mut lookup = |n: &str| -> Result<i64, String> {
-            if let Some(v) = info.field(n) {
-                return Ok(v);
-            }
-            if n == "SK_MEMINFO_RCVBUF" {
-                return Ok(sock.sk.peek_tp(|tp| tp.rcvbuf) as i64);
-            }
-            if let Some(v) = symbol(n) {
-                return Ok(v);
-            }
-            Err(format!("unsupported python name '{n}'"))
-        };
-        python::eval(code, &mut lookup).or_else(|e| fail(line, e))
+        let rcvbuf = sock.sk.peek_tp(|tp| tp.rcvbuf) as i64;
+        self.code_events.push(CodeEvent { line, code: code.to_string(), info, rcvbuf });
+        Ok(())
+    }
+
+    /// `code_execute()`: runs the script's code blocks in order, with one set of Python
+    /// variables, after the script and its cleanup command passed. A failure names the block's
+    /// line ("error in Python code").
+    pub fn run_code_events(&mut self) -> Result<(), Failure> {
+        let mut vars = HashMap::new();
+        for ev in &self.code_events {
+            let mut lookup = |n: &str| -> Result<i64, String> {
+                if let Some(v) = ev.info.field(n) {
+                    return Ok(v);
+                }
+                if n == "SK_MEMINFO_RCVBUF" {
+                    return Ok(ev.rcvbuf);
+                }
+                if let Some(v) = symbol(n) {
+                    return Ok(v);
+                }
+                Err(format!("unsupported python name '{n}'"))
+            };
+            python::eval(&ev.code, &mut vars, &mut lookup)
+                .or_else(|e| fail(ev.line, format!("error in Python code: {e}")))?;
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- syscalls
@@ -618,6 +661,46 @@ impl Runner {
                 s.state = SockState::Connecting;
                 s.remote_port = 0;
             }
+        }
+    }
+
+    /// `to_live_fd()`: packetdrill maps a call's script fd to the live one before the call, and
+    /// fails the call when the script has no such fd open (never reaching the stack's EBADF).
+    fn check_script_fd(&self, line: usize, sc: &SyscallEvent) -> Result<(), Failure> {
+        const FD_FIRST: &[&str] = &[
+            "read",
+            "readv",
+            "write",
+            "writev",
+            "recv",
+            "recvfrom",
+            "recvmsg",
+            "send",
+            "sendto",
+            "sendmsg",
+            "close",
+            "shutdown",
+            "bind",
+            "listen",
+            "accept",
+            "connect",
+            "getsockopt",
+            "setsockopt",
+            "fcntl",
+            "ioctl",
+            "getsockname",
+            "getpeername",
+            "epoll_ctl",
+            "epoll_wait",
+        ];
+        if !FD_FIRST.contains(&sc.name.as_str()) {
+            return Ok(());
+        }
+        match sc.args.first().and_then(Expr::as_int) {
+            Some(fd) if !self.fds.contains_key(&fd) => {
+                fail(line, format!("{}: unable to find fd with script fd {fd}", sc.name))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -747,8 +830,21 @@ impl Runner {
         match sc.expected() {
             SyscallResult::Ellipsis => {}
             SyscallResult::Int(v) => {
-                let ok = if fd_call { out.ret >= 0 && v >= 0 } else { out.ret == v };
-                if !ok {
+                // end_syscall(): an fd-returning call expecting an fd (CHECK_FD, v >= 0) only
+                // needs a non-negative result; otherwise the result must match exactly.
+                if fd_call && v >= 0 {
+                    if out.ret < 0 {
+                        return fail(
+                            line,
+                            format!(
+                                "{}: Expected non-negative result but got {}{}",
+                                sc.name,
+                                out.ret,
+                                errtext(out.errno)
+                            ),
+                        );
+                    }
+                } else if out.ret != v {
                     return fail(
                         line,
                         format!("{}: Expected result {v} but got {}{}", sc.name, out.ret, errtext(out.errno)),
@@ -805,6 +901,9 @@ impl Runner {
                         });
                         self.sut = Some(self.socks.len() - 1);
                     }
+                }
+                Effect::Closed { script } => {
+                    self.fds.remove(&script);
                 }
                 Effect::Listen { live } => {
                     if let Some(s) = self.socks.iter_mut().rev().find(|s| s.live_fd == Some(live)) {
@@ -1034,6 +1133,9 @@ fn do_syscall(
         "recvmsg" => recvmsg(stack, sc, fd(0)?, out),
         "close" => {
             stack.close(fd(0)?)?;
+            if let Some(script) = sc.args.first().and_then(Expr::as_int) {
+                out.effects.push(Effect::Closed { script });
+            }
             Ok(0)
         }
         "shutdown" => {

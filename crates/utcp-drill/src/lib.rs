@@ -284,5 +284,8 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
     if let Some(Err(f)) = cleanup {
         return Outcome::Fail { line: f.line, reason: format!("error executing cleanup command: {}", f.reason) };
     }
+    if let Err(f) = runner.run_code_events() {
+        return Outcome::Fail { line: f.line, reason: f.reason };
+    }
     Outcome::Pass
 }

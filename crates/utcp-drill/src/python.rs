@@ -1,14 +1,37 @@
 //! A tiny evaluator for the `%{ assert ... }%` blocks of the corpus: one `assert` statement per
 //! line whose condition is a chain of comparisons (`a <= x <= b`, `x == y`) over integers,
-//! `tcp_info` field names (`tcpi_*`), `SK_MEMINFO_*` names and symbolic constants
-//! (`TCP_CLOSE`). The optional message after the comma is ignored. Anything else is
-//! "unsupported python".
+//! `tcp_info` field names (`tcpi_*`), `SK_MEMINFO_*` names, symbolic constants (`TCP_CLOSE`)
+//! and variables, plus assignments `name = operand` (packetdrill runs all blocks of a script as
+//! one Python program, so a variable set in one block is seen by the later ones). The optional
+//! message after the comma is ignored. Anything else is "unsupported python".
 
-/// Evaluates the code block; `lookup` resolves names. Returns a packetdrill-like error.
-pub fn eval(code: &str, lookup: &mut dyn FnMut(&str) -> Result<i64, String>) -> Result<(), String> {
+use std::collections::HashMap;
+
+/// Evaluates the code block; `vars` holds the program's variables (read first, then `lookup`
+/// resolves names). Returns a packetdrill-like error.
+pub fn eval(
+    code: &str,
+    vars: &mut HashMap<String, i64>,
+    lookup: &mut dyn FnMut(&str) -> Result<i64, String>,
+) -> Result<(), String> {
+    let mut lookup = |n: &str| -> Result<i64, String> {
+        match vars.get(n) {
+            Some(v) => Ok(*v),
+            None => lookup(n),
+        }
+    };
+    let mut assigned = Vec::new();
     for raw in code.split(['\n', ';']) {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((name, value)) = assignment(line) {
+            let toks = tokenize(value).map_err(|e| format!("unsupported python: {e}"))?;
+            let [t] = toks.as_slice() else {
+                return Err(format!("unsupported python: '{line}'"));
+            };
+            assigned.push((name.to_string(), operand(t, &mut lookup)?));
             continue;
         }
         let Some(rest) = line.strip_prefix("assert ") else {
@@ -26,7 +49,7 @@ pub fn eval(code: &str, lookup: &mut dyn FnMut(&str) -> Result<i64, String>) -> 
         let mut vals = Vec::new();
         for (i, t) in toks.iter().enumerate() {
             if i % 2 == 0 {
-                vals.push(operand(t, lookup)?);
+                vals.push(operand(t, &mut lookup)?);
             } else if !matches!(t.as_str(), "<" | "<=" | "==" | "!=" | ">" | ">=") {
                 return Err(format!("unsupported python operator '{t}' in '{line}'"));
             }
@@ -53,7 +76,18 @@ pub fn eval(code: &str, lookup: &mut dyn FnMut(&str) -> Result<i64, String>) -> 
             return Err(format!("AssertionError: assert {} ({})", cond.trim(), shown.join(" ")));
         }
     }
+    vars.extend(assigned);
     Ok(())
+}
+
+/// `name = value` (a plain identifier on the left, a single `=`), if `line` is an assignment.
+fn assignment(line: &str) -> Option<(&str, &str)> {
+    let i = line.find('=')?;
+    let (name, rest) = (line[..i].trim(), &line[i + 1..]);
+    let ident = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (ident && !rest.starts_with('=') && name != "assert").then_some((name, rest.trim()))
 }
 
 fn split_top_comma(s: &str) -> Option<(&str, &str)> {
@@ -122,11 +156,25 @@ mod tests {
             "TCP_CLOSE" => Ok(7),
             _ => Err(format!("unknown {n}")),
         };
-        eval("assert 990 <= tcpi_x <= 1010, tcpi_x", &mut l).unwrap();
-        assert!(eval("assert tcpi_x <= 10, tcpi_x", &mut l).is_err());
-        eval("assert tcpi_x == 1000, tcpi_x;", &mut l).unwrap();
-        eval("assert 7 == TCP_CLOSE", &mut l).unwrap();
-        assert!(eval("print(1)", &mut l).unwrap_err().contains("unsupported python"));
-        assert!(eval("assert tcpi_y == 1", &mut l).is_err());
+        let mut v = HashMap::new();
+        eval("assert 990 <= tcpi_x <= 1010, tcpi_x", &mut v, &mut l).unwrap();
+        assert!(eval("assert tcpi_x <= 10, tcpi_x", &mut v, &mut l).is_err());
+        eval("assert tcpi_x == 1000, tcpi_x;", &mut v, &mut l).unwrap();
+        eval("assert 7 == TCP_CLOSE", &mut v, &mut l).unwrap();
+        assert!(eval("print(1)", &mut v, &mut l).unwrap_err().contains("unsupported python"));
+        assert!(eval("assert tcpi_y == 1", &mut v, &mut l).is_err());
+    }
+
+    #[test]
+    fn variables_carry_over_blocks() {
+        let mut x = 1000;
+        let mut v = HashMap::new();
+        eval("base = tcpi_x", &mut v, &mut |n: &str| if n == "tcpi_x" { Ok(x) } else { Err(n.into()) }).unwrap();
+        x = 2000;
+        let mut l = |n: &str| if n == "tcpi_x" { Ok(x) } else { Err(format!("unknown {n}")) };
+        eval("assert tcpi_x > base, (base, tcpi_x)", &mut v, &mut l).unwrap();
+        assert!(eval("assert tcpi_x == base", &mut v, &mut l).is_err());
+        assert!(eval("assert nope == 1", &mut v, &mut l).is_err(), "an unset variable is an error");
+        assert!(eval("a = b = 1", &mut v, &mut l).is_err(), "only a single operand is assigned");
     }
 }

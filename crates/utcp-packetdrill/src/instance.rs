@@ -44,6 +44,9 @@ pub const MAX_SNIFF_WAIT: Duration = Duration::from_secs(4 * 3600);
 const SETTLE_MAX: StdDuration = StdDuration::from_secs(2);
 /// A returned call on another thread that never reads the clock is forgotten after this.
 const RETURNED_MAX: StdDuration = StdDuration::from_millis(200);
+/// Real time the main thread must stay out of the library before a sleeping call on another
+/// thread moves the clock to its own deadline.
+const MAIN_IDLE: StdDuration = StdDuration::from_millis(10);
 
 /// Options from `--so_flags` (`key=value` words separated by spaces or commas).
 #[derive(Clone, Debug)]
@@ -145,6 +148,10 @@ pub struct Instance {
     /// MSS announced by the remote end's SYN (the GSO size of later big packets).
     peer_mss: std::sync::atomic::AtomicU32,
     sysctls: Option<ProcSysctls>,
+    /// Bumped each time packetdrill's main thread enters the library (it moves time).
+    main_activity: AtomicU64,
+    /// Serializes moving the clock (the main thread, and watchers of sleeping calls).
+    drive: Mutex<()>,
 }
 
 impl Instance {
@@ -169,6 +176,8 @@ impl Instance {
             tick_cv: Condvar::new(),
             peer_mss: std::sync::atomic::AtomicU32::new(0),
             sysctls,
+            main_activity: AtomicU64::new(0),
+            drive: Mutex::new(()),
         };
         inst.refresh_sysctls();
         inst
@@ -193,6 +202,13 @@ impl Instance {
         std::thread::current().id() == self.main_thread
     }
 
+    /// Notes that the main thread is in the library (and so drives time itself).
+    fn main_entered(&self) {
+        if self.is_main() {
+            self.main_activity.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     fn trace(&self, f: impl FnOnce() -> String) {
         if self.cfg.verbose {
             let t = self.clock.now().saturating_since(EPOCH);
@@ -211,6 +227,7 @@ impl Instance {
 
     /// `gettimeofday`: the clock, which then creeps forward by [`CREEP`].
     pub fn gettimeofday(&self) -> Instant {
+        self.main_entered();
         let now = self.clock.now();
         self.clock.advance(CREEP);
         if !self.is_main() {
@@ -223,12 +240,14 @@ impl Instance {
 
     /// `usleep`: moves the clock by `us`, firing timers on the way.
     pub fn usleep(&self, us: u64) {
+        self.main_entered();
         let target = self.clock.now() + Duration::from_micros(us);
         self.advance_to(target);
     }
 
     /// Moves the clock to `target`, stopping at every deadline on the way.
     pub fn advance_to(&self, target: Instant) {
+        let _drive = self.drive.lock();
         loop {
             self.catch_up();
             let now = self.clock.now();
@@ -282,6 +301,9 @@ impl Instance {
             let Some(sk) = &c.sk else { continue };
             if let Some((seq, Some(dl))) = sk.sleeper() {
                 if dl <= now && c.kicked != Some(seq) {
+                    if self.cfg.verbose {
+                        eprintln!("utcp-packetdrill: call {} passed its deadline: waking it", c.id);
+                    }
                     c.kicked = Some(seq);
                     sk.kick_sleepers();
                 }
@@ -347,6 +369,7 @@ impl Instance {
 
     /// `netdev_send`: packetdrill injects one IP packet.
     pub fn netdev_send(&self, bytes: &[u8]) {
+        self.main_entered();
         self.refresh_sysctls();
         self.catch_up();
         self.trace(|| format!("inject {} bytes", bytes.len()));
@@ -369,6 +392,7 @@ impl Instance {
     /// `netdev_receive`: the next packet the stack sends (copied into `buf`, truncated to its
     /// size) and its time; `None` when no packet can be sent any more.
     pub fn netdev_receive(&self, buf: &mut [u8]) -> Option<(usize, Instant)> {
+        self.main_entered();
         self.refresh_sysctls();
         let start = self.clock.now();
         loop {
@@ -439,6 +463,7 @@ impl Instance {
     }
 
     fn enter(&self) {
+        self.main_entered();
         self.refresh_sysctls();
         if self.is_main() {
             self.catch_up();
@@ -468,10 +493,14 @@ impl Instance {
         let sk = self.sock_of(Some(fd));
         let id = self.register(sk.clone(), main);
         let cancel = Cancel::new();
-        let r = if main && sk.is_some() {
+        let r = if let Some(sock) = sk.as_ref() {
             let done = AtomicBool::new(false);
             std::thread::scope(|s| {
-                s.spawn(|| self.watch_main(id, sk.as_ref().expect("sk"), &done, &cancel));
+                if main {
+                    s.spawn(|| self.watch_main(id, sock, &done, &cancel));
+                } else {
+                    s.spawn(|| self.watch_idle_main(id, sock, &done));
+                }
                 let r = f(&self.stack, &cancel);
                 done.store(true, Ordering::SeqCst);
                 r
@@ -526,6 +555,52 @@ impl Instance {
                     return;
                 }
             }
+        }
+    }
+
+    /// Drives time for a call sleeping on packetdrill's syscall thread while the main thread
+    /// does not: packetdrill's main thread waits on a condition variable for a blocking call
+    /// to end (at the end of a script, or before the next call), reading no clock. Once it
+    /// has stayed out of the library for [`MAIN_IDLE`] (real time) and the call sleeps with a
+    /// deadline (SO_RCVTIMEO, SO_SNDTIMEO), the clock moves to that deadline, so the timeout
+    /// fires as under `utcp drill`.
+    fn watch_idle_main(&self, id: u64, sk: &Arc<Sock>, done: &AtomicBool) {
+        let mut seen: Option<(u64, u64, std::time::Instant)> = None;
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(StdDuration::from_micros(500));
+            let activity = self.main_activity.load(Ordering::SeqCst);
+            let Some((seq, Some(deadline))) = sk.sleeper() else {
+                seen = None;
+                continue;
+            };
+            match seen {
+                Some((a, s, since)) if a == activity && s == seq => {
+                    if since.elapsed() < MAIN_IDLE {
+                        continue;
+                    }
+                }
+                _ => {
+                    seen = Some((activity, seq, std::time::Instant::now()));
+                    continue;
+                }
+            }
+            seen = None;
+            let t = deadline.max(self.clock.now());
+            self.trace(|| {
+                format!("call {id} sleeps while the main thread waits: moving to {:?}", t.saturating_since(EPOCH))
+            });
+            // Not advance_to(): its settle() would wait for this very call to return, while
+            // the call waits (in `blocking`) for this watcher to end.
+            let _drive = self.drive.lock();
+            if self.clock.now() < t {
+                self.clock.advance_to(t);
+            }
+            let now = self.clock.now();
+            if self.core.next_timer().is_some_and(|x| x <= now) {
+                self.core.run_timers(now);
+            }
+            self.kick_due(now);
+            self.bump_tick();
         }
     }
 
@@ -655,6 +730,29 @@ mod tests {
         // clock to the retransmission timer.
         let (_, t1) = i.netdev_receive(&mut buf).expect("retransmitted SYN");
         assert_eq!(t1.saturating_since(t0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn so_rcvtimeo_fires_on_the_syscall_thread_while_the_main_thread_waits() {
+        // packetdrill runs a blocking call on its syscall thread and, with no later event,
+        // waits for it on a condition variable: nothing moves the clock but the library.
+        let i = Arc::new(inst());
+        let fd = i.call(|s| s.socket(2, 1, 0)).unwrap();
+        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse().unwrap())).unwrap();
+        i.call(|s| s.listen(fd, 1)).unwrap();
+        let mut tv = [0u8; 16];
+        tv[8..16].copy_from_slice(&250_000i64.to_ne_bytes()); // 0 s 250000 us
+        i.call(|s| s.setsockopt(fd, 1, 20, &tv)).unwrap(); // SO_RCVTIMEO
+        let start = i.now();
+        let i2 = i.clone();
+        let t = std::thread::spawn(move || {
+            let r = i2.blocking(fd, |s, c| s.accept4_cancellable(fd, 0, Some(c)));
+            (r.map(|_| ()), i2.gettimeofday())
+        });
+        let (r, end) = t.join().unwrap();
+        assert_eq!(r, Err(Errno::EAGAIN), "the receive timeout fired");
+        let took = end.saturating_since(start);
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(260), "{took:?} of virtual time");
     }
 
     #[test]

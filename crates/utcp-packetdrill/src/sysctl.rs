@@ -8,6 +8,8 @@ use utcp::sysctl::Sysctls;
 /// The utcp sysctls that exist under a `/proc/sys` root, with their files.
 pub struct ProcSysctls {
     knobs: Vec<(String, PathBuf)>,
+    /// Values the stack refused, by name, each reported once on stderr.
+    refused: parking_lot::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl ProcSysctls {
@@ -25,7 +27,7 @@ impl ProcSysctls {
             })
             .filter(|(_, p)| p.is_file())
             .collect();
-        ProcSysctls { knobs }
+        ProcSysctls { knobs, refused: Default::default() }
     }
 
     /// How many sysctls are followed.
@@ -38,7 +40,9 @@ impl ProcSysctls {
         self.knobs.is_empty()
     }
 
-    /// Copies the current values into `sysctls` (values the stack rejects are skipped).
+    /// Copies the current values into `sysctls`. A value the stack refuses (one it does not
+    /// honour) keeps utcp's value and is reported on stderr with the reason, once per value:
+    /// the script's shell wrote the kernel's sysctl, so no call can fail for it.
     pub fn refresh(&self, sysctls: &Sysctls) {
         for (name, path) in &self.knobs {
             if let Ok(v) = std::fs::read_to_string(path) {
@@ -46,7 +50,16 @@ impl ProcSysctls {
                 if sysctls.get_by_name(name).is_ok_and(|cur| cur.split_whitespace().eq(v.split_whitespace())) {
                     continue;
                 }
-                let _ = sysctls.set_by_name(name, v);
+                if sysctls.set_by_name(name, v).is_err() {
+                    let mut refused = self.refused.lock();
+                    if refused.get(name).map(String::as_str) != Some(v) {
+                        let why = utcp::sysctl::check_write(name, v)
+                            .err()
+                            .unwrap_or_else(|| format!("sysctl {name}={v}: not a valid value"));
+                        eprintln!("utcp: {why}; utcp keeps {name}={}", sysctls.get_by_name(name).unwrap_or_default());
+                        refused.insert(name.clone(), v.to_string());
+                    }
+                }
             }
         }
     }

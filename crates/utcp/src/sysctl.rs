@@ -81,6 +81,7 @@ sysctls! {
     tcp_low_latency: "net.ipv4.tcp_low_latency" = [1],
     tcp_moderate_rcvbuf: "net.ipv4.tcp_moderate_rcvbuf" = [1],
     tcp_syn_retries: "net.ipv4.tcp_syn_retries" = [6],
+    tcp_syn_linear_timeouts: "net.ipv4.tcp_syn_linear_timeouts" = [4],
     tcp_synack_retries: "net.ipv4.tcp_synack_retries" = [5],
     tcp_retries2: "net.ipv4.tcp_retries2" = [15],
     tcp_orphan_retries: "net.ipv4.tcp_orphan_retries" = [0],
@@ -137,11 +138,175 @@ sysctls! {
     optmem_max: "net.core.optmem_max" = [131072],
 }
 
-/// Sysctls that are accepted (so setup scripts run) but have no effect in utcp, each with why.
-pub const ACCEPTED_NO_EFFECT: &[(&str, &str)] = &[
-    ("net.ipv4.tcp_fastopen_key", "TCP Fast Open is not implemented"),
-    ("net.ipv4.tcp_allowed_congestion_control", "it only restricts unprivileged TCP_CONGESTION"),
+/// The default value of a knob, as `sysctl -n` prints it (`None`: no knob).
+fn default_value(name: &str) -> Option<String> {
+    Sysctls::default().get_by_name(name).ok()
+}
+
+/// How utcp honours one sysctl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// The stack reads the knob: every value takes effect. The string names the file (under
+    /// `crates/utcp/src/`) that reads it.
+    Read(&'static str),
+    /// The stack does not read the knob; it always behaves as Linux does with the value given
+    /// (the feature is not implemented). Writing that value or the default is accepted.
+    BehavesAs(&'static str, &'static str),
+    /// Writing any value changes nothing a packetdrill script can observe against utcp (why).
+    Inert(&'static str),
+    /// The stack does not read the knob (what is missing): only its default is accepted.
+    NotRead(&'static str),
+}
+
+/// Every sysctl the stack accepts, with how it is honoured. `Read` names the reader.
+pub const SYSCTLS: &[(&str, Support)] = &[
+    ("net.ipv4.tcp_rmem", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_wmem", Support::Read("tcp/sndbuf.rs")),
+    ("net.core.rmem_max", Support::Read("socket/sockopt.rs")),
+    ("net.core.wmem_max", Support::Read("socket/sockopt.rs")),
+    ("net.core.txrehash", Support::Read("socket/sockopt.rs")),
+    ("net.core.somaxconn", Support::Read("syscall/ops.rs")),
+    ("net.core.busy_read", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.tcp_timestamps", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_window_scaling", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_sack", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_dsack", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_low_latency", Support::Read("tcp/recvmsg.rs")),
+    ("net.ipv4.tcp_moderate_rcvbuf", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_syn_retries", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_syn_linear_timeouts", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_synack_retries", Support::Read("tcp/listen.rs")),
+    ("net.ipv4.tcp_retries2", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_orphan_retries", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_fin_timeout", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_max_syn_backlog", Support::Read("tcp/listen.rs")),
+    ("net.ipv4.tcp_abort_on_overflow", Support::Read("tcp/listen.rs")),
+    ("net.ipv4.tcp_reordering", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.tcp_recovery", Support::Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_congestion_control", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.tcp_slow_start_after_idle", Support::Read("tcp/output.rs")),
+    ("net.ipv4.tcp_notsent_lowat", Support::Read("tcp/output.rs")),
+    ("net.ipv4.ip_nonlocal_bind", Support::Read("syscall/ops.rs")),
+    ("net.ipv4.tcp_shrink_window", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_min_rtt_wlen", Support::Read("tcp/undo.rs")),
+    ("net.ipv4.tcp_early_retrans", Support::Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_app_win", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_rfc1337", Support::Read("tcp/ipv4.rs")),
+    ("net.ipv4.tcp_stdurg", Support::Read("tcp/urgent.rs")),
+    ("net.ipv4.tcp_keepalive_time", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_keepalive_intvl", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_keepalive_probes", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_invalid_ratelimit", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_min_snd_mss", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_comp_sack_nr", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_comp_sack_delay_ns", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_workaround_signed_windows", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_rto_min_us", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.ip_local_port_range", Support::Read("stack.rs")),
+    ("net.ipv4.ip_default_ttl", Support::Read("ip/mod.rs")),
+    // Features utcp does not implement: it behaves as Linux with the feature off.
+    // DEVIATION(linux): the default 2 is accepted (every packetdrill defaults.sh writes it), but
+    // utcp recovers from an RTO as with 0: a spurious timeout is undone only by the Eifel
+    // timestamp and DSACK checks (tcp/undo.rs), never by F-RTO's new-data probe.
+    ("net.ipv4.tcp_frto", Support::BehavesAs("0", "F-RTO (RFC 5682) is not implemented")),
+    ("net.ipv4.tcp_ecn", Support::BehavesAs("0", "ECN is not implemented: utcp never negotiates it")),
+    ("net.ipv4.tcp_autocorking", Support::BehavesAs("0", "autocorking is not implemented")),
+    ("net.ipv4.tcp_no_metrics_save", Support::BehavesAs("1", "utcp keeps no TCP metrics cache")),
+    // Knobs whose value no script can observe against utcp.
+    ("net.ipv4.tcp_fack", Support::Inert("Linux itself ignores it since FACK was removed (4.15)")),
+    (
+        "net.ipv4.tcp_fastopen",
+        Support::Inert(
+            "TCP Fast Open is not implemented; the knob only changes connections that use TFO (a Fast Open \
+             option, MSG_FASTOPEN), and utcp answers those without TFO",
+        ),
+    ),
+    ("net.ipv4.tcp_fastopen_key", Support::Inert("only used by TCP Fast Open, which is not implemented")),
+    (
+        "net.ipv4.tcp_allowed_congestion_control",
+        Support::Inert(
+            "it only restricts TCP_CONGESTION for processes without CAP_NET_ADMIN; packetdrill runs as root",
+        ),
+    ),
+    ("net.ipv4.tcp_ecn_option", Support::Inert("only used by AccECN, which needs a tcp_ecn utcp refuses")),
+    // Stored, never read: only the default is accepted.
+    ("net.core.rmem_default", Support::NotRead("the default receive buffer of non-TCP sockets")),
+    ("net.core.busy_poll", Support::NotRead("busy polling in poll/select/epoll")),
+    // DEVIATION(linux): the default 1 is accepted; it differs from 0 only once the SYN queue
+    // is full, where Linux answers with a cookie and utcp drops the SYN (ListenDrops).
+    (
+        "net.ipv4.tcp_syncookies",
+        Support::BehavesAs("0", "SYN cookies are not implemented: a SYN that finds the SYN queue full is dropped"),
+    ),
+    (
+        "net.ipv4.tcp_adv_win_scale",
+        Support::Inert("obsolete since Linux 6.6: 6.18 ignores it too (scaling_ratio replaced it)"),
+    ),
+    ("net.ipv4.tcp_challenge_ack_limit", Support::NotRead("a challenge ACK rate limit")),
+    ("net.ipv4.tcp_base_mss", Support::NotRead("MTU probing")),
+    ("net.ipv4.tcp_mtu_probing", Support::NotRead("MTU probing")),
+    ("net.ipv4.tcp_tso_win_divisor", Support::NotRead("TSO deferral")),
+    ("net.ipv4.tcp_backlog_ack_defer", Support::NotRead("deferred ACKs from the socket backlog")),
+    ("net.ipv4.tcp_comp_sack_slack_ns", Support::NotRead("the compressed SACK timer slack")),
+    ("net.ipv4.tcp_pacing_ss_ratio", Support::Read("tcp/pacing.rs")),
+    ("net.ipv4.tcp_pacing_ca_ratio", Support::Read("tcp/pacing.rs")),
+    ("net.ipv4.tcp_thin_linear_timeouts", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_tw_reuse", Support::NotRead("TIME_WAIT reuse")),
+    ("net.ipv4.tcp_max_tw_buckets", Support::NotRead("a TIME_WAIT bucket limit")),
+    ("net.ipv4.tcp_limit_output_bytes", Support::NotRead("TCP small queues")),
+    ("net.ipv4.tcp_delack_max_us", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.ip_no_pmtu_disc", Support::NotRead("path MTU discovery settings")),
+    ("net.core.netdev_max_backlog", Support::NotRead("a device backlog limit")),
+    ("net.core.netdev_budget", Support::NotRead("a NAPI budget")),
+    ("net.core.optmem_max", Support::NotRead("an option memory limit")),
 ];
+
+/// The sysctls the stack reads (computed from [`SYSCTLS`]).
+pub fn honoured() -> impl Iterator<Item = &'static str> {
+    SYSCTLS.iter().filter(|(_, s)| matches!(s, Support::Read(_))).map(|(n, _)| *n)
+}
+
+/// How `name` (dotted) is honoured, if it is in the table.
+pub fn support(name: &str) -> Option<Support> {
+    SYSCTLS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// The integers of a sysctl value as `sysctl -w` parses them; `None` when one is not a number.
+fn numbers(v: &str) -> Option<Vec<i64>> {
+    v.split_whitespace()
+        .map(|p| match p.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).ok(),
+            None => p.parse().ok(),
+        })
+        .collect()
+}
+
+/// Both values mean the same (as numbers when both are numbers, else as words).
+fn same_value(a: &str, b: &str) -> bool {
+    match (numbers(a), numbers(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.split_whitespace().eq(b.split_whitespace()),
+    }
+}
+
+/// Checks that writing `value` to `name` (dotted) is something utcp honours. The error is the
+/// reason a script fails. Names outside the table are left to the stack (it refuses unknown ones).
+pub fn check_write(name: &str, value: &str) -> Result<(), String> {
+    let Some(support) = support(name) else { return Ok(()) };
+    let default = default_value(name);
+    let is_default = default.as_deref().is_some_and(|d| same_value(d, value));
+    let refuse = |why: String| Err(format!("sysctl {name}={value} is not supported by utcp ({why})"));
+    match support {
+        Support::Read(_) | Support::Inert(_) => Ok(()),
+        Support::BehavesAs(v, _) if is_default || same_value(v, value) => Ok(()),
+        Support::BehavesAs(v, why) => refuse(format!("{why}; utcp behaves as {name}={v}")),
+        Support::NotRead(_) if is_default => Ok(()),
+        Support::NotRead(what) => refuse(format!(
+            "the stack does not read it, {what} is not implemented; only the default {} is accepted",
+            default.unwrap_or_default().replace('\t', " ")
+        )),
+    }
+}
 
 impl Sysctls {
     /// Finds a knob by dotted (`net.ipv4.tcp_rmem`) or slashed (`net/ipv4/tcp_rmem`) name.
@@ -150,11 +315,17 @@ impl Sysctls {
         self.knobs().into_iter().find(|k| k.name == name)
     }
 
-    /// `sysctl -w name="v1 v2 v3"`. Unknown names are `ENOENT`, bad values `EINVAL`.
+    /// `sysctl -w name="v1 v2 v3"`. Unknown names are `ENOENT`; bad values, and values the
+    /// stack does not honour (see [`check_write`] for the reason), `EINVAL`.
     pub fn set_by_name(&self, name: &str, value: &str) -> SysResult<()> {
         let dotted = name.trim().trim_start_matches("/proc/sys/").replace('/', ".");
+        // A value the stack would not honour is refused (why: `check_write`).
+        if check_write(&dotted, value).is_err() {
+            return Err(Errno::EINVAL);
+        }
         let Some(k) = self.knob(&dotted) else {
-            if ACCEPTED_NO_EFFECT.iter().any(|(n, _)| *n == dotted) {
+            // Names without a knob that are accepted: inert, or fixed to what utcp does.
+            if support(&dotted).is_some() {
                 return Ok(());
             }
             return Err(Errno::ENOENT);
@@ -222,6 +393,15 @@ mod tests {
         assert_eq!(s.set_by_name("net.ipv4.nope", "1"), Err(Errno::ENOENT));
         assert_eq!(s.set_by_name("net.ipv4.tcp_sack", "x"), Err(Errno::EINVAL));
         assert!(s.set_by_name("net.ipv4.tcp_fastopen_key", "a-b").is_ok());
+        // Values the stack does not honour are refused by the stack itself, with a reason.
+        assert_eq!(s.set_by_name("net.ipv4.tcp_ecn", "1"), Err(Errno::EINVAL));
+        assert_eq!(s.tcp_ecn.get(), 2, "a refused write changes nothing");
+        assert!(check_write("net.ipv4.tcp_ecn", "1").unwrap_err().contains("ECN is not implemented"));
+        assert_eq!(s.set_by_name("net.ipv4.tcp_syncookies", "2"), Err(Errno::EINVAL));
+        assert!(s.set_by_name("net.ipv4.tcp_syncookies", "0").is_ok());
+        assert_eq!(s.set_by_name("net.ipv4.tcp_tw_reuse", "1"), Err(Errno::EINVAL));
+        assert!(s.set_by_name("net.ipv4.tcp_tw_reuse", "2").is_ok(), "the default");
+        assert!(s.set_by_name("net.ipv4.tcp_shrink_window", "1").is_ok(), "honoured");
         assert_eq!(s.get_by_name("net.ipv4.tcp_rmem").unwrap(), "4096\t540000\t15728640");
     }
 }

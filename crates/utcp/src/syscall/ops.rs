@@ -623,7 +623,8 @@ impl Stack {
                 off += n;
                 copied += n;
                 if off < data.len() {
-                    // sk_stream_wait_memory()
+                    // wait_for_space: set_bit(SOCK_NOSPACE), then sk_stream_wait_memory().
+                    g.tp().nospace.store(true, core::sync::atomic::Ordering::SeqCst);
                     if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
                         result = Err(Errno::EAGAIN);
                         break 'outer;

@@ -171,10 +171,10 @@ impl TcpSock {
 
     /// `tcp_try_rmem_schedule()`: true when the segment cannot be charged even after pruning.
     pub fn tcp_try_rmem_schedule(&mut self, ctx: &mut Ctx<'_>, size: u32) -> bool {
-        let _ = size;
         if self.rmem_alloc > self.rcvbuf && self.tcp_prune_queue(ctx) < 0 {
             return true;
         }
+        self.sk_rmem_schedule(size);
         false
     }
 
@@ -246,6 +246,7 @@ impl TcpSock {
                 break;
             }
         }
+        self.sk_mem_reclaim();
         self.selective_acks.clear();
         true
     }

@@ -397,6 +397,7 @@ impl TcpSock {
     /// Recomputes `sk_rmem_alloc` after a queue was purged.
     pub fn recount_rmem(&mut self) {
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum::<u32>() + self.ofo_queue.truesize();
+        self.sk_mem_reclaim();
     }
 
     /// `tcp_rcv_established()`: input for an established connection.
@@ -437,8 +438,13 @@ impl TcpSock {
             self.tcp_data_snd_check(ctx);
             return None;
         }
-        // Data fast path: tcp_rcv_established() "Bulk data transfer: receiver".
-        if seg.len() > self.receive_window() || self.tcp_data_exceeds_rmem(&seg) {
+        // Data fast path: tcp_rcv_established() "Bulk data transfer: receiver". A segment
+        // whose truesize the forward allocation does not cover takes the slow path ("goto
+        // step5"), where its ACK is checked before its data is queued.
+        if seg.len() > self.receive_window()
+            || self.tcp_data_exceeds_rmem(&seg)
+            || seg.truesize as i64 > self.sk_forward_alloc()
+        {
             return Some(seg);
         }
         if self.saw_tstamp {
@@ -498,14 +504,21 @@ impl TcpSock {
     }
 
     /// `tcp_check_space()`: wake writers when the send buffer drained enough.
+    /// Only a socket whose writer or poller ran out of space (`SOCK_NOSPACE`) hears of the
+    /// space an ACK freed: readers sleeping on the same wait queue are not woken otherwise.
     fn tcp_check_space(&mut self, ctx: &mut Ctx<'_>) {
-        // tcp_new_space(): grow the send buffer with the congestion window.
+        if self.nospace.load(core::sync::atomic::Ordering::SeqCst) {
+            self.tcp_new_space(ctx);
+        }
+    }
+
+    /// `tcp_new_space()`: grow the send buffer with the congestion window, then
+    /// `sk_write_space`.
+    fn tcp_new_space(&mut self, ctx: &mut Ctx<'_>) {
         if self.tcp_should_expand_sndbuf() {
             self.tcp_sndbuf_expand(ctx.net);
         }
-        if self.sk_stream_is_writeable(ctx.net) {
-            ctx.ev.write_space = true;
-        }
+        self.sk_stream_write_space(ctx);
     }
 
     /// `tcp_ack_snd_check()`.
@@ -656,11 +669,9 @@ impl TcpSock {
         if prior_packets == 0 {
             // tcp_ack_probe(): an ACK that opens a zero window ends probing.
             if !self.write_queue.is_empty() {
-                let head_end = self
-                    .write_queue
-                    .front()
-                    .map(|s| s.seq + s.len().min(self.tcp_current_mss()))
-                    .unwrap_or(self.snd_nxt);
+                // The head's end_seq, FIN included: a window that takes the data but not
+                // the FIN is still closed for it.
+                let head_end = self.write_queue.front().map(|s| s.end_seq).unwrap_or(self.snd_nxt);
                 if !head_end.after(self.snd_una + self.snd_wnd) {
                     self.backoff = 0;
                     self.clear_timer(TcpTimer::Probe0);
@@ -847,6 +858,8 @@ impl TcpSock {
             self.packets_out = self.packets_out.saturating_sub(1);
             acked += 1;
         }
+        // sk_wmem_free_skb() uncharged each acked buffer.
+        self.sk_mem_reclaim();
         // Karn: with timestamps any ACK gives a sample (tsecr), else only non-retransmitted data.
         let ts_sample = if self.saw_tstamp && self.rcv_tsecr != 0 && *fl & flag::ACKED != 0 {
             // rcv_tsecr has tsoffset removed: compare with the clock without it

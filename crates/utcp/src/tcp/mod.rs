@@ -23,6 +23,7 @@ pub mod poll;
 pub mod prr;
 pub mod rack;
 pub mod recvmsg;
+pub mod sk_mem;
 pub mod sndbuf;
 pub mod sockopt;
 pub mod timer;
@@ -340,6 +341,9 @@ pub struct TcpSock {
     pub userlocks: u8,
     /// `sk_rmem_alloc`: truesize of the receive and out-of-order queues.
     pub rmem_alloc: u32,
+    /// Bytes charged in whole pages for the queues (`sk_forward_alloc` plus what they use;
+    /// see `sk_mem.rs`).
+    pub mem_charged: i64,
     /// `sk_wmem_queued`.
     pub wmem_queued: u32,
     /// `sk_err` (pending hard error).
@@ -601,6 +605,10 @@ pub struct TcpSock {
     pub user_timeout_ms: u32,
     /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
     pub notsent_lowat: u32,
+    /// `SOCK_NOSPACE` (in `sk_socket->flags`): a writer or poller found the send buffer full,
+    /// so freed space is announced (`tcp_check_space()`). Set by `tcp_poll` under a shared
+    /// borrow, hence atomic.
+    pub nospace: core::sync::atomic::AtomicBool,
     /// `icsk_accept_queue.rskq_defer_accept` (TCP_DEFER_ACCEPT), in SYN-ACK retransmissions.
     pub defer_accept: u8,
     /// `sk->sk_reuseport` (SO_REUSEPORT).
@@ -740,6 +748,7 @@ impl TcpSock {
             sndbuf: s.tcp_wmem.idx(1) as u32,
             userlocks: 0,
             rmem_alloc: 0,
+            mem_charged: 0,
             wmem_queued: 0,
             err: None,
             err_soft: None,
@@ -865,6 +874,7 @@ impl TcpSock {
             priority: 0,
             user_timeout_ms: 0,
             notsent_lowat: 0,
+            nospace: core::sync::atomic::AtomicBool::new(false),
             defer_accept: 0,
             reuseport: false,
             dontroute: false,

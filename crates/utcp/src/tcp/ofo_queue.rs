@@ -186,6 +186,7 @@ impl TcpSock {
                 ctx.net.mib.drop_reason(DropReason::TCP_OFOMERGE);
                 let old = self.ofo_queue.remove(key);
                 self.rmem_alloc = self.rmem_alloc.saturating_sub(old.truesize);
+                self.sk_mem_reclaim();
                 continue;
             }
             let keep = ns.diff(seq);
@@ -285,6 +286,7 @@ impl TcpSock {
                 break;
             }
         }
+        self.sk_mem_reclaim();
     }
 
     fn ofo_coalesce_into_receive(&mut self, ctx: &Ctx<'_>, from: Skb) -> Result<(), Skb> {

@@ -327,7 +327,7 @@ impl TcpSock {
                     retrans: 0,
                     urg: false,
                 });
-                self.wmem_queued += super::TX_SKB_OVERHEAD;
+                self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
             }
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
@@ -335,7 +335,7 @@ impl TcpSock {
             b.extend_from_slice(&data[copied..copied + n]);
             tail.end_seq += n as u32;
             self.write_seq += n as u32;
-            self.wmem_queued += n as u32;
+            self.sk_wmem_queued_add(n as u32);
             copied += n;
             if copied < data.len() && self.forced_push() {
                 self.tcp_mark_push_tail();
@@ -349,6 +349,14 @@ impl TcpSock {
             self.tcp_push(ctx, flags, mss_now, self.nonagle());
         }
         copied
+    }
+
+    /// `sk_stream_write_space()`: once writable, clears `SOCK_NOSPACE` and wakes writers.
+    pub fn sk_stream_write_space(&mut self, ctx: &mut Ctx<'_>) {
+        if self.sk_stream_is_writeable(ctx.net) {
+            self.nospace.store(false, core::sync::atomic::Ordering::SeqCst);
+            ctx.ev.write_space = true;
+        }
     }
 
     /// `__sk_stream_memory_free(sk, wake)`: room in the send buffer, and (TCP's
@@ -470,16 +478,19 @@ impl TcpSock {
             }
             let skb = self.write_queue.front().expect("non-empty");
             let in_flight = self.packets_in_flight();
-            let fin_only = skb.flags.fin() && skb.is_empty();
-            if in_flight >= self.snd_cwnd && !(fin_only && in_flight == self.snd_cwnd) {
+            // tcp_cwnd_test(): "Don't be strict about the congestion window for the final FIN"
+            // (a FIN in a one-segment skb always has quota).
+            let final_fin = skb.flags.fin() && skb.len() <= mss_now;
+            if in_flight >= self.snd_cwnd && !final_fin {
                 break;
             }
-            // tcp_snd_wnd_test()
+            // tcp_snd_wnd_test(): the FIN's sequence number needs the window too, so a zero
+            // window holds it back (and the persist timer probes).
             let mut end = skb.end_seq;
             if skb.len() > mss_now {
                 end = skb.seq + mss_now;
             }
-            if end.after(self.snd_una + self.snd_wnd) && !(fin_only) && !skb.is_empty() {
+            if end.after(self.snd_una + self.snd_wnd) {
                 break;
             }
             let is_last = self.write_queue.len() == 1;
@@ -537,10 +548,10 @@ impl TcpSock {
         };
         head.data = first;
         head.end_seq = head.seq + mss;
-        self.wmem_queued += super::TX_SKB_OVERHEAD;
         // FIN and PSH belong to the last piece.
         head.flags = TcpFlags(head.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
         self.write_queue.insert(1, second);
+        self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
     }
 
     /// `tcp_rearm_rto()`.
@@ -560,7 +571,7 @@ impl TcpSock {
             tail.end_seq += 1;
         } else {
             let seq = self.write_seq;
-            self.wmem_queued += super::TX_SKB_OVERHEAD;
+            self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
             self.write_queue.push_back(TxSkb {
                 seq,
                 end_seq: seq + 1,

@@ -37,6 +37,9 @@ pub fn tcp_poll(sk: &Sock) -> u32 {
             if tp.shutdown & SEND_SHUTDOWN == 0 {
                 if tp.sk_stream_is_writeable(self_net) {
                     mask |= OUT;
+                } else {
+                    // Ask for a write_space wakeup when ACKs free space.
+                    tp.nospace.store(true, core::sync::atomic::Ordering::SeqCst);
                 }
             } else {
                 mask |= OUT;

@@ -180,6 +180,7 @@ impl TcpSock {
     fn tcp_eat_head(&mut self) {
         if let Some(skb) = self.receive_queue.pop_front() {
             self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);
+            self.sk_mem_reclaim();
         }
     }
 

@@ -187,10 +187,8 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
         }
         TCP_NOTSENT_LOWAT => {
             tp.notsent_lowat = v as u32;
-            // A raised limit may let writers go on: tcp_write_space() at once.
-            if tp.sk_stream_is_writeable(ctx.net) {
-                ctx.ev.write_space = true;
-            }
+            // A raised limit may let writers go on: sk->sk_write_space() at once.
+            tp.sk_stream_write_space(ctx);
         }
         TCP_DEFER_ACCEPT => {
             // Seconds, kept as SYN-ACK retransmissions (secs_to_retrans()).

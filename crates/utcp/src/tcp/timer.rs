@@ -132,20 +132,25 @@ impl TcpSock {
             }
             (r, super::TCP_RTO_MIN)
         };
-        let expired = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
-            self.retransmits as u32 >= retries
-        } else {
+        // A SYN is retransmitted `tcp_syn_linear_timeouts` more times (those at a linear,
+        // not doubled, RTO), as long as the modelled time below has not run out.
+        let mut expired = match self.state {
+            TcpState::SynSent => self.retransmits as u32 >= retries + s.tcp_syn_linear_timeouts.get() as u32,
+            TcpState::SynRecv => self.retransmits as u32 >= retries,
+            _ => false,
+        };
+        if !expired {
             // retransmits_timed_out(): TCP_USER_TIMEOUT, when set, replaces the modelled
             // time of `retries` backed-off RTOs.
             let timeout = match self.user_timeout_ms {
                 0 => tcp_model_timeout(retries, base, self.rto_max),
                 ms => Duration::from_millis(ms as u64),
             };
-            match self.retrans_stamp {
+            expired = match self.retrans_stamp {
                 Some(start) if self.retransmits > 0 => ctx.now.saturating_since(start) >= timeout,
                 _ => false,
-            }
-        };
+            };
+        }
         if expired {
             self.tcp_write_err(ctx);
         }
@@ -223,7 +228,10 @@ impl TcpSock {
             self.backoff = 0;
             self.tcp_set_rto();
             self.rto = self.rto.clamp(self.rto_min, self.rto_max);
-        } else {
+        } else if self.state != TcpState::SynSent
+            || self.total_rto as i64 > ctx.net.sysctl.tcp_syn_linear_timeouts.get()
+        {
+            // The first `tcp_syn_linear_timeouts` SYN retransmissions keep the initial RTO.
             self.backoff = self.backoff.saturating_add(1);
             self.rto = (self.rto * 2).min(self.rto_max);
         }
@@ -375,6 +383,7 @@ impl TcpSock {
         self.ofo_queue.clear();
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
+        self.sk_mem_reclaim();
     }
 
     fn tcp_time_wait_expire(&mut self, ctx: &mut Ctx<'_>) {
@@ -405,6 +414,7 @@ impl TcpSock {
         self.sacked_out = 0;
         self.lost_out = 0;
         self.wmem_queued = 0;
+        self.sk_mem_reclaim();
         ctx.ev.state_change = true;
         ctx.ev.data_ready = true;
         ctx.ev.write_space = true;

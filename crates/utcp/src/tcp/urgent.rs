@@ -42,6 +42,7 @@ impl TcpSock {
                 if !self.copied_seq.before(head.end_seq) {
                     let skb = self.receive_queue.pop_front().expect("head");
                     self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);
+                    self.sk_mem_reclaim();
                 }
             }
         }
