@@ -623,7 +623,8 @@ impl Stack {
                 off += n;
                 copied += n;
                 if off < data.len() {
-                    // sk_stream_wait_memory()
+                    // wait_for_space: set_bit(SOCK_NOSPACE), then sk_stream_wait_memory().
+                    g.tp().nospace.store(true, std::sync::atomic::Ordering::Relaxed);
                     if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
                         result = Err(Errno::EAGAIN);
                         break 'outer;
@@ -772,7 +773,10 @@ impl Stack {
             if level == SOL_IP {
                 let (b, n) = s.sk.peek_tp(|tp| {
                     let view = InetSockView {
-                        has_dst: !matches!(tp.state, TcpState::Close | TcpState::Listen),
+                        // sk_dst_cache: set by connect(), kept when the connection ends
+                        // (refused or reset), dropped by tcp_disconnect().
+                        has_dst: tp.state != TcpState::Listen && (tp.state != TcpState::Close || tp.dport != 0),
+                        num: tp.sport,
                         mtu: self.net().mtu(),
                         rcv_saddr: tp.saddr,
                     };
