@@ -623,8 +623,7 @@ impl Stack {
                 off += n;
                 copied += n;
                 if off < data.len() {
-                    // wait_for_space: set_bit(SOCK_NOSPACE), then sk_stream_wait_memory().
-                    g.tp().nospace.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // sk_stream_wait_memory()
                     if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
                         result = Err(Errno::EAGAIN);
                         break 'outer;

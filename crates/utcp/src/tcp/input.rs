@@ -499,17 +499,11 @@ impl TcpSock {
 
     /// `tcp_check_space()`: wake writers when the send buffer drained enough.
     fn tcp_check_space(&mut self, ctx: &mut Ctx<'_>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if !self.nospace.load(Relaxed) {
-            return;
-        }
         // tcp_new_space(): grow the send buffer with the congestion window.
         if self.tcp_should_expand_sndbuf() {
             self.tcp_sndbuf_expand(ctx.net);
         }
-        // sk_stream_write_space(): writable again clears SOCK_NOSPACE and wakes writers.
         if self.sk_stream_is_writeable(ctx.net) {
-            self.nospace.store(false, Relaxed);
             ctx.ev.write_space = true;
         }
     }

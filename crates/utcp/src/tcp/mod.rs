@@ -513,10 +513,6 @@ pub struct TcpSock {
     pub advmss: u32,
     /// `tp->rx_opt.mss_clamp`: MSS the peer accepts.
     pub mss_clamp: u32,
-    /// `SOCK_NOSPACE` (on `struct socket`): a writer found the send buffer full (sendmsg
-    /// waiting for memory, or poll without EPOLLOUT). Only then does an ACK grow the send
-    /// buffer (`tcp_check_space` → `tcp_new_space`). Atomic: poll sets it through `&self`.
-    pub nospace: std::sync::atomic::AtomicBool,
     /// TCP_MAXSEG set by the user.
     pub user_mss: u32,
     /// `tp->tcp_header_len`.
@@ -828,7 +824,6 @@ impl TcpSock {
             advmss: 0,
             // tcp_init_sock(): RFC 1122's default until a SYN says otherwise.
             mss_clamp: TCP_MSS_DEFAULT,
-            nospace: Default::default(),
             user_mss: 0,
             tcp_header_len: 20,
             nodelay: false,

@@ -37,9 +37,6 @@ pub fn tcp_poll(sk: &Sock) -> u32 {
             if tp.shutdown & SEND_SHUTDOWN == 0 {
                 if tp.sk_stream_is_writeable(self_net) {
                     mask |= OUT;
-                } else {
-                    // set_bit(SOCK_NOSPACE): the next ACK that frees room may grow sndbuf.
-                    tp.nospace.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             } else {
                 mask |= OUT;
