@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
-use utcp_oracle::errno_table::deviations::{documented, kernel_default_ca_unavailable};
+use utcp_oracle::errno_table::deviations::documented;
 use utcp_oracle::errno_table::{cases, kernel::KernelEnv, options, run_table, utcp::UtcpEnv, Call, Case, Diff, Env};
 
 /// The differences utcp still has, one case per line (`Case`'s Display), grouped under a
@@ -39,14 +39,10 @@ fn errno_table_utcp_vs_kernel() {
     let t = Instant::now();
     let all = run_table(&table, &mut KernelEnv::new(), &mut UtcpEnv::new());
     // Differences that are documented deviations (deviations.rs) are not differences to fix.
-    let ca = kernel_default_ca_unavailable();
-    if let Some(ca) = &ca {
-        eprintln!("the host kernel's default congestion control is {ca}, which utcp does not have");
-    }
-    let (excused, diffs): (Vec<Diff>, Vec<Diff>) = all.into_iter().partition(|d| documented(d, ca.is_some()).is_some());
+    let (excused, diffs): (Vec<Diff>, Vec<Diff>) = all.into_iter().partition(|d| documented(d).is_some());
     let mut by_reason = BTreeMap::<&str, usize>::new();
     for d in &excused {
-        *by_reason.entry(documented(d, ca.is_some()).unwrap_or("?")).or_default() += 1;
+        *by_reason.entry(documented(d).unwrap_or("?")).or_default() += 1;
     }
     eprintln!("documented deviations: {} cases: {by_reason:#?}", excused.len());
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(KNOWN);

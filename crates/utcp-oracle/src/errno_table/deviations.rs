@@ -1,8 +1,8 @@
 //! The documented deviations: options utcp cannot offer, answered as Linux answers when the
 //! feature is compiled out, unavailable or refers to something absent. Each entry names the
 //! option, the answer utcp gives and why; a difference is excused only when utcp's first call
-//! of the case returns exactly that answer (the kernel's answer and the read-back that follows
-//! then differ too). Every entry carries a `DEVIATION(linux)` comment in the stack and a line
+//! of the case that differs returns exactly that answer (the kernel's answer and the read-back
+//! that follows then differ too). Every entry carries a `DEVIATION(linux)` comment in the stack and a line
 //! in docs/ARCHITECTURE.md. Keep this list short.
 
 use super::{Call, Diff};
@@ -105,33 +105,22 @@ pub const DEVIATIONS: &[Deviation] = &[
     },
 ];
 
-/// The congestion control modules utcp has.
-const UTCP_CA: &[&str] = &["cubic", "reno"];
-
-/// The host kernel's `net.ipv4.tcp_congestion_control` when it is one utcp does not have
-/// (e.g. bbr): then TCP_CONGESTION and TCP_CC_INFO read back that module on the kernel and
-/// utcp's default cubic on utcp, which is a deviation of the host's configuration, not of a
-/// call.
-pub fn kernel_default_ca_unavailable() -> Option<String> {
-    let ca = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").ok()?;
-    let ca = ca.trim().to_string();
-    (!UTCP_CA.contains(&ca.as_str())).then_some(ca)
-}
-
-/// Why `d` is a documented deviation, if it is one.
-pub fn documented(d: &Diff, default_ca_unavailable: bool) -> Option<&'static str> {
-    let (level, name, set) = match d.case.calls.first()? {
+/// Why `d` is a documented deviation, if it is one: the first call whose results differ is
+/// a call of a listed option (a `setsockopt()`, or also a `getsockopt()` for `Calls::Both`)
+/// and utcp answered it with exactly the listed errno. Calls before it agree (e.g. a
+/// `setsockopt()` both refuse for its length); calls after it may differ as a consequence
+/// (the kernel's read-back of a value utcp refused to store).
+pub fn documented(d: &Diff) -> Option<&'static str> {
+    let (a, b) = (d.a.as_ref().ok()?, d.b.as_ref().ok()?);
+    let i = (0..d.case.calls.len()).find(|&i| a.get(i) != b.get(i))?;
+    let (level, name, set) = match d.case.calls.get(i)? {
         Call::SetOpt(l, n, _) => (*l, *n, true),
         Call::GetOpt(l, n, _) => (*l, *n, false),
         _ => return None,
     };
-    if default_ca_unavailable && level == 6 && matches!(name, 13 | 26) {
-        return Some("the host's default congestion control is a module utcp does not have");
-    }
     let dev = DEVIATIONS.iter().find(|e| e.level == level && e.name == name)?;
     if !set && dev.calls == Calls::Set {
         return None;
     }
-    let first = d.b.as_ref().ok()?.first()?;
-    (first.ret == Err(dev.errno)).then_some(dev.reason)
+    (b.get(i)?.ret == Err(dev.errno)).then_some(dev.reason)
 }

@@ -56,6 +56,19 @@ impl KernelEnv {
             return Err(format!("socket: errno {}", errno()));
         }
         self.owned.push(fd);
+        // The fixture's congestion control is utcp's default, CUBIC, whatever the host's
+        // net.ipv4.tcp_congestion_control is (bbr here): the module shapes what the calls
+        // read back (TCP_CONGESTION, TCP_CC_INFO, SO_SNDBUF through its sndbuf_expand), and
+        // the table compares calls, not the host's configuration. Accepted children inherit
+        // it from their listener (made here too).
+        let ca = b"cubic";
+        // SAFETY: `ca` is a valid buffer of the given length.
+        let r = unsafe {
+            libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, ca.as_ptr() as *const _, ca.len() as u32)
+        };
+        if r < 0 {
+            return Err(format!("TCP_CONGESTION cubic: errno {}", errno()));
+        }
         Ok(fd)
     }
 

@@ -89,6 +89,8 @@ pub struct InetSockView {
     pub mtu: u32,
     /// `inet->inet_rcv_saddr`.
     pub rcv_saddr: Ipv4Addr,
+    /// `inet->inet_num`: the local port (0 while unbound).
+    pub num: u16,
 }
 
 /// Options whose value `do_ip_setsockopt` reads as an int, or as one byte when shorter
@@ -203,7 +205,8 @@ pub fn do_ip_setsockopt(inet: &mut InetOpts, priority: &mut u32, name: i32, val:
             inet.min_ttl = v as u8;
         }
         IP_UNICAST_IF => {
-            if val.is_empty() {
+            // An int, nothing shorter or longer.
+            if val.len() != 4 {
                 return Err(Errno::EINVAL);
             }
             // The interface index, in network byte order. DEVIATION(linux): utcp's stack has
@@ -286,11 +289,8 @@ pub fn do_ip_getsockopt(
         IP_MULTICAST_TTL => inet.mc_ttl as i32,
         IP_MULTICAST_LOOP => inet.mc_loop as i32,
         IP_MULTICAST_ALL => inet.mc_all as i32,
-        IP_PROTOCOL => {
-            // Copied as an int truncated to len (no one-byte form).
-            let n = len.min(4);
-            return Ok((6i32.to_ne_bytes()[..n].to_vec(), n));
-        }
+        // `inet_sk(sk)->inet_num`, which on a TCP socket is the local port.
+        IP_PROTOCOL => sk.num as i32,
         IP_MULTICAST_IF => {
             // inet->mc_addr as a struct in_addr, truncated to len.
             let n = len.min(4);
@@ -356,7 +356,7 @@ mod tests {
     use super::*;
 
     fn view() -> InetSockView {
-        InetSockView { has_dst: false, mtu: 1500, rcv_saddr: Ipv4Addr::UNSPECIFIED }
+        InetSockView { has_dst: false, mtu: 1500, rcv_saddr: Ipv4Addr::UNSPECIFIED, num: 0 }
     }
 
     #[test]

@@ -773,7 +773,10 @@ impl Stack {
             if level == SOL_IP {
                 let (b, n) = s.sk.peek_tp(|tp| {
                     let view = InetSockView {
-                        has_dst: !matches!(tp.state, TcpState::Close | TcpState::Listen),
+                        // sk_dst_cache: set by connect(), kept when the connection ends
+                        // (refused or reset), dropped by tcp_disconnect().
+                        has_dst: tp.state != TcpState::Listen && (tp.state != TcpState::Close || tp.dport != 0),
+                        num: tp.sport,
                         mtu: self.net().mtu(),
                         rcv_saddr: tp.saddr,
                     };

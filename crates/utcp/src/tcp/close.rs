@@ -71,6 +71,9 @@ pub fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
         let tp = g.tp();
         sk.core.unhash_key((tp.saddr, tp.sport, tp.daddr, tp.dport), sk.id);
     }
+    // `inet->inet_dport = 0` and `__sk_dst_reset()`: the socket has no destination any more
+    // (IP_MTU answers ENOTCONN again).
+    g.tp_mut().dport = 0;
     for c in children {
         abort_child(&c);
     }

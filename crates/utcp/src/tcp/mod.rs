@@ -831,7 +831,8 @@ impl TcpSock {
             pmtu: 0,
             error_queue: Default::default(),
             advmss: 0,
-            mss_clamp: 0,
+            // tcp_init_sock(): RFC 1122's default until a SYN says otherwise.
+            mss_clamp: TCP_MSS_DEFAULT,
             user_mss: 0,
             tcp_header_len: 20,
             nodelay: false,

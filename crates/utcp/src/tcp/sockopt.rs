@@ -135,7 +135,8 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
         TCP_RTO_MAX_MS => {
             // 1 s ..= TCP_RTO_MAX_SEC (120 s).
             in_range(v, 1000, 120_000)?;
-            tp.rto_max = Duration::from_millis(v as u64);
+            // msecs_to_jiffies(): kept in whole jiffies, so 65535 reads back 65536.
+            tp.rto_max = jiffies_from_us(v as i64 * 1000);
             tp.rto = tp.rto.min(tp.rto_max);
         }
         TCP_RTO_MIN_US => tp.rto_min = jiffies_in(v, super::TCP_RTO_MIN)?,
@@ -251,12 +252,12 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         TCP_DEFER_ACCEPT => i(super::listen::retrans_to_secs(tp.defer_accept, 1, 120)),
         TCP_NODELAY => i(tp.nodelay as i32),
         TCP_CORK => i(tp.cork as i32),
-        TCP_MAXSEG => i(if tp.state == TcpState::Established {
-            tp.mss_cache
-        } else if tp.user_mss != 0 {
+        // mss_cache (536 until connect() syncs it to the route, with room for the timestamp
+        // option), or the user's value on a closed or listening socket.
+        TCP_MAXSEG => i(if tp.user_mss != 0 && matches!(tp.state, TcpState::Close | TcpState::Listen) {
             tp.user_mss
         } else {
-            super::TCP_MSS_DEFAULT
+            tp.mss_cache
         } as i32),
         TCP_KEEPIDLE => i(if tp.keepalive_time != 0 {
             tp.keepalive_time as i32
