@@ -112,6 +112,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(68..), allow_hyphen_values = true)]
     pub mtu: Option<u16>,
 
+    /// Give the utcp link TSO/GSO as Linux loopback has it: TCP builds super-segments of up
+    /// to 64 KiB (gso_max_size) and the link carries them whole, with partial checksums
+    #[arg(long)]
+    pub gso: bool,
+
     /// Write the utcp link's packets to this pcap file
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -167,6 +172,8 @@ pub struct BenchSettings {
     pub cfg: BenchConfig,
     pub impairments: Impairments,
     pub mtu: u16,
+    /// `gso_max_size` of the utcp link (0: no TSO/GSO; `--gso`: 65536).
+    pub gso_max_size: u32,
     pub pcap: Option<PathBuf>,
     /// Run the kernel baseline as well as utcp.
     pub with_kernel: bool,
@@ -203,6 +210,7 @@ impl BenchArgs {
                 ("--delay", self.delay.is_some()),
                 ("--rate", self.rate.is_some()),
                 ("--mtu", self.mtu.is_some()),
+                ("--gso", self.gso),
                 ("--pcap", self.pcap.is_some()),
             ];
             if let Some((flag, _)) = utcp_only.iter().find(|(_, set)| *set) {
@@ -236,6 +244,7 @@ impl BenchArgs {
             },
             impairments,
             mtu: self.mtu.unwrap_or(DEFAULT_MTU),
+            gso_max_size: if self.gso { 65_536 } else { 0 },
             pcap: self.pcap.clone(),
             with_kernel: self.kernel,
             kernel_only: self.kernel_only,

@@ -99,6 +99,8 @@ pub struct ConfigReport {
     #[serde(flatten)]
     pub bench: BenchConfig,
     pub mtu: u16,
+    /// The utcp link's `gso_max_size` (0: no TSO/GSO).
+    pub gso_max_size: u32,
     pub pcap: Option<String>,
 }
 
@@ -139,6 +141,7 @@ impl Report {
             config: ConfigReport {
                 bench: s.cfg.clone(),
                 mtu: s.mtu,
+                gso_max_size: s.gso_max_size,
                 pcap: s.pcap.as_ref().map(|p| p.display().to_string()),
             },
             impairments: s.impairments.clone(),
@@ -193,9 +196,14 @@ impl Report {
         if self.main.transport != "kernel" {
             let _ = writeln!(
                 out,
-                "{} link: mtu {}, impairments: {}{}",
+                "{} link: mtu {}{}, impairments: {}{}",
                 self.main.transport,
                 self.config.mtu,
+                if self.config.gso_max_size > 0 {
+                    format!(", gso {}", self.config.gso_max_size)
+                } else {
+                    String::new()
+                },
                 describe_impairments(&self.impairments),
                 self.config.pcap.as_ref().map(|p| format!(", pcap {p}")).unwrap_or_default(),
             );
@@ -347,6 +355,7 @@ mod tests {
                 ..Impairments::default()
             },
             mtu: 1500,
+            gso_max_size: 0,
             pcap: None,
             with_kernel: true,
             kernel_only: false,

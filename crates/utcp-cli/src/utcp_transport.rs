@@ -68,6 +68,7 @@ impl UtcpTransport {
             delay: imp.delay,
             rate_bps: imp.rate,
             seed: imp.seed,
+            gso_max_size: s.gso_max_size,
             ..LinkConfig::default()
         };
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());

@@ -204,15 +204,25 @@ impl TunDevice {
         let frames: Vec<Frame> = batch.drain(..).collect();
         let mut i = 0;
         while i < frames.len() {
-            let n = if self.offload { vnet::gso_run(&frames[i..]) } else { 1 };
-            let r = if n > 1 { self.write_gso(&frames[i..i + n]) } else { self.write_one(&frames[i]) };
+            // TCP's own super-segments (gso_max_size advertised) go out as they are; runs of
+            // plain segments are still joined.
+            let own = self.offload && frames[i].gso_size != 0 && frames[i].csum_partial;
+            let n = if self.offload && !own { vnet::gso_run(&frames[i..]) } else { 1 };
+            let segs = if own { frames[i].gso_segs() as usize } else { n };
+            let r = if own {
+                self.write_super(&frames[i])
+            } else if n > 1 {
+                self.write_gso(&frames[i..i + n])
+            } else {
+                self.write_one(&frames[i])
+            };
             match r {
                 Ok(bytes) => {
                     self.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
                     self.stats.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                    if n > 1 {
+                    if segs > 1 {
                         self.stats.tx_gso.fetch_add(1, Ordering::Relaxed);
-                        self.stats.tx_gso_segs.fetch_add(n as u64, Ordering::Relaxed);
+                        self.stats.tx_gso_segs.fetch_add(segs as u64, Ordering::Relaxed);
                     }
                 }
                 Err(_) => {
@@ -233,6 +243,27 @@ impl TunDevice {
             tap(&[f.head(), &f.payload]);
         }
         self.fd.writev(parts)?;
+        Ok(f.len())
+    }
+
+    /// A super-segment TCP built (`Frame::gso_size`, partial checksum over the whole length
+    /// as `gso_head` leaves it): one `writev` with a `virtio_net_hdr` (TCPV4, `gso_size`,
+    /// `hdr_len`, `csum_start`/`csum_offset`); the kernel cuts it (`tcp_gso_segment`).
+    fn write_super(&self, f: &Frame) -> io::Result<usize> {
+        let hdr = VirtioNetHdr {
+            flags: vnet::F_NEEDS_CSUM,
+            gso_type: vnet::GSO_TCPV4,
+            hdr_len: f.head().len() as u16,
+            gso_size: f.gso_size as u16,
+            csum_start: 20,
+            csum_offset: 16,
+        }
+        .emit();
+        if let Some(tap) = &*self.tap.read() {
+            let full = vnet::full_csum_head(f.head(), std::slice::from_ref(f));
+            tap(&[&full, &f.payload]);
+        }
+        self.fd.writev(&[IoSlice::new(&hdr), IoSlice::new(f.head()), IoSlice::new(&f.payload)])?;
         Ok(f.len())
     }
 
@@ -260,6 +291,15 @@ impl TunDevice {
 }
 
 impl NetDevice for TunDevice {
+    /// With the offloads (TUN_F_TSO4 | TUN_F_CSUM) TCP builds super-segments up to
+    /// `GSO_MAX_SIZE` for it ([`TunDevice::write_super`]); plain mode has none.
+    fn gso_max_size(&self) -> u32 {
+        if self.offload {
+            65_536
+        } else {
+            0
+        }
+    }
     fn xmit(&self, frame: Frame) {
         let mut q = self.txq.lock();
         if q.q.len() >= TX_QUEUE_LIMIT {

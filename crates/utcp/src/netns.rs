@@ -14,6 +14,10 @@ pub struct Netns {
     pub mib: Mib,
     /// The interface MTU.
     pub mtu: AtomicU32,
+    /// The interface's `gso_max_size` (bytes): the largest TCP super-segment it takes, cut
+    /// into MSS-sized packets on its wire (TSO, or GSO before it); 0 = no TSO/GSO
+    /// ([`crate::netdev::NetDevice::gso_max_size`]).
+    pub gso_max_size: AtomicU32,
     /// Local address of the (single) interface.
     pub addr: parking_lot::RwLock<Ipv4Addr>,
     /// Secret for ISN and timestamp-offset generation (`net_secret`).
@@ -40,6 +44,7 @@ impl Netns {
             sysctl: Sysctls::default(),
             mib: Mib::default(),
             mtu: AtomicU32::new(mtu),
+            gso_max_size: AtomicU32::new(0),
             addr: parking_lot::RwLock::new(addr),
             secret,
             ip_id: AtomicU32::new(0),

@@ -48,6 +48,11 @@ pub struct Frame {
     /// hand TCP super-packets to the stack set it (e.g. a tun device fed with a
     /// `virtio_net_hdr`, as packetdrill does with `--mss`); `tcp_measure_rcv_mss()` reads it.
     pub gso_size: u32,
+    /// `skb->ip_summed == CHECKSUM_PARTIAL`: the TCP checksum field holds only the
+    /// pseudo-header sum (`csum_start` = the IP header's end, `csum_offset` = 16); the device
+    /// completes it, or the receiver trusts it as Linux trusts a looped-back skb. TCP builds
+    /// super-segments ([`Frame::gso_size`] ≠ 0) this way for devices with TSO/GSO.
+    pub csum_partial: bool,
     /// How the receiving device laid it out ([`SkbLayout::Frag`] unless the device says).
     pub layout: SkbLayout,
     /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
@@ -69,6 +74,7 @@ impl Frame {
             napi_id: 0,
             truesize: 0,
             gso_size: 0,
+            csum_partial: false,
             layout: SkbLayout::Frag,
             priority: 0,
             mark: 0,
@@ -100,6 +106,14 @@ impl Frame {
     /// True for a frame with no bytes at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// `skb_shinfo(skb)->gso_segs`: the packets a super-segment stands for (1 otherwise).
+    pub fn gso_segs(&self) -> u32 {
+        if self.gso_size == 0 {
+            1
+        } else {
+            (self.payload.len() as u32).div_ceil(self.gso_size).max(1)
+        }
     }
     /// The whole packet as one contiguous buffer (for TUN, pcap, scripts: copies).
     pub fn to_vec(&self) -> Vec<u8> {

@@ -111,6 +111,8 @@ sysctls! {
     tcp_mtu_probing: "net.ipv4.tcp_mtu_probing" = [0],
     tcp_notsent_lowat: "net.ipv4.tcp_notsent_lowat" = [u32::MAX as i64],
     tcp_tso_win_divisor: "net.ipv4.tcp_tso_win_divisor" = [3],
+    tcp_min_tso_segs: "net.ipv4.tcp_min_tso_segs" = [2],
+    tcp_tso_rtt_log: "net.ipv4.tcp_tso_rtt_log" = [9],
     tcp_autocorking: "net.ipv4.tcp_autocorking" = [1],
     tcp_backlog_ack_defer: "net.ipv4.tcp_backlog_ack_defer" = [1],
     tcp_comp_sack_nr: "net.ipv4.tcp_comp_sack_nr" = [44],

@@ -314,3 +314,44 @@ fn so_linger_close_waits_for_the_fin_ack() {
         }
     }
 }
+
+/// TSO/GSO on memlink (`gso_max_size` 64 KiB): TCP hands the wire super-segments (several
+/// MSS in one frame), the receiver takes each whole, and the counters count packets as Linux
+/// does (TcpOutSegs and tcpi_segs_out per packet, frames far fewer); the stream is intact and
+/// a clean link retransmits nothing.
+#[test]
+fn gso_link_carries_super_segments() {
+    let _one = serial();
+    let (a, b) = memlink_pair(LinkConfig { gso_max_size: 65_536, ..LinkConfig::default() });
+    let total = 256 << 20;
+    let (bad, got) = stream(&a, &b, 5010, total);
+    assert_eq!((bad, got), (None, total));
+    check_clean_round("gso", &a, &b);
+    let frames = a.port.as_ref().unwrap().stats().sent;
+    let out_segs = a.stack.core.net.mib.tcp_get(TcpMib::OutSegs);
+    let in_segs = b.stack.core.net.mib.tcp_get(TcpMib::InSegs);
+    let data_pkts = a.stack.core.net.mib.get(LinuxMib::TCPOrigDataSent);
+    // At least `total / mss` packets were counted, in several times fewer frames.
+    assert!(data_pkts >= total / 1448, "TCPOrigDataSent {data_pkts}");
+    assert!(out_segs >= data_pkts);
+    assert!(frames * 4 < out_segs, "{frames} frames for {out_segs} packets: no super-segments");
+    // tcp_v4_rcv() counts each GRO'd skb once.
+    assert!(in_segs <= frames + 16, "InSegs {in_segs} vs {frames} frames");
+}
+
+/// A super-segment on an impaired link: a corrupted one is dropped by its (completed)
+/// checksum, a lost one is recovered packet by packet; the stream arrives intact.
+#[test]
+fn gso_link_survives_loss_and_corruption() {
+    let _one = serial();
+    let cfg = LinkConfig { gso_max_size: 65_536, loss: 0.01, corrupt: 0.01, seed: 7, ..LinkConfig::default() };
+    let (a, b) = memlink_pair(cfg);
+    let total = 32 << 20;
+    let (bad, got) = stream(&a, &b, 5011, total);
+    assert_eq!((bad, got), (None, total));
+    let pa = a.port.as_ref().unwrap().stats();
+    assert!(pa.corrupted > 0 && pa.lost > 0, "{pa:?}");
+    let csum = b.stack.core.net.mib.tcp_get(TcpMib::InCsumErrors);
+    assert!(csum > 0, "corrupted super-segments caught by their checksum");
+    assert!(a.stack.core.net.mib.tcp_get(TcpMib::RetransSegs) > 0);
+}

@@ -30,6 +30,22 @@ pub fn build_tcp_frame_with(
     payload: Bytes,
     inet: &sockglue::InetOpts,
 ) -> Frame {
+    build_tcp_frame_gso(net, saddr, daddr, tcp, payload, inet, 0)
+}
+
+/// [`build_tcp_frame_with`] for a TSO super-segment when `gso_size` ≠ 0: one IP + TCP header
+/// before up to 64 KiB of payload that the device cuts into `gso_size`-byte packets, with a
+/// partial checksum (`CHECKSUM_PARTIAL`: the pseudo-header sum over the whole length,
+/// as `__tcp_v4_send_check()` leaves it; `tcp_gso_segment()` adjusts it per packet).
+pub fn build_tcp_frame_gso(
+    net: &Netns,
+    saddr: Ipv4Addr,
+    daddr: Ipv4Addr,
+    tcp: &TcpRepr<'_>,
+    payload: Bytes,
+    inet: &sockglue::InetOpts,
+    gso_size: u32,
+) -> Frame {
     let (tos, uc_ttl) = (inet.tos, inet.uc_ttl);
     let tcp_hlen = tcp.header_len();
     let ttl = if uc_ttl < 0 { net.sysctl.ip_default_ttl.get() as u8 } else { uc_ttl as u8 };
@@ -55,7 +71,16 @@ pub fn build_tcp_frame_with(
         let mut tp = TcpPacket::new_unchecked(&mut head[20..]);
         hdr.emit(&mut tp, saddr, daddr, false);
     }
-    fill_tcp_checksum(&mut frame, saddr, daddr);
+    if gso_size != 0 {
+        let tcp_len = frame.len() - 20;
+        let pseudo = crate::wire::pseudo_header_checksum(saddr, daddr, IPPROTO_TCP, tcp_len as u32);
+        let head = frame.head_mut();
+        head[20 + 16..20 + 18].copy_from_slice(&crate::wire::combine(&[pseudo]).to_be_bytes());
+        frame.gso_size = gso_size;
+        frame.csum_partial = true;
+    } else {
+        fill_tcp_checksum(&mut frame, saddr, daddr);
+    }
     net.mib.ip_inc(IpMib::OutRequests);
     frame
 }

@@ -114,6 +114,12 @@ pub struct LinkConfig {
     /// instead of a driver's linear skb. The kernel-differential oracle sets this to mirror
     /// 127.0.0.1 (the payload/truesize ratio drives `scaling_ratio`).
     pub loopback_truesize: bool,
+    /// `gso_max_size` the ports advertise (default 0: none). Non-zero, TCP hands them
+    /// super-segments up to that size with partial checksums and the wire carries them whole
+    /// to the peer (as loopback moves 64 KiB skbs: GSO on one side, GRO's result on the
+    /// other); a frame the corrupt impairment picks gets its checksum completed first, so the
+    /// damage is detected. Loss and reordering take a super-segment whole.
+    pub gso_max_size: u32,
 }
 
 impl Default for LinkConfig {
@@ -130,6 +136,7 @@ impl Default for LinkConfig {
             seed: 0,
             ring_size: 4096,
             loopback_truesize: false,
+            gso_max_size: 0,
         }
     }
 }
@@ -405,7 +412,10 @@ impl MemPort {
                 } else {
                     None
                 };
-                if cfg.corrupt > 0.0 && st.rng.gen::<f64>() < cfg.corrupt && corrupt(&mut st.rng, &mut frame) {
+                if cfg.corrupt > 0.0 && st.rng.gen::<f64>() < cfg.corrupt && {
+                    crate::netdev::skb_checksum_help(&mut frame);
+                    corrupt(&mut st.rng, &mut frame)
+                } {
                     bump(&c.corrupted);
                 }
                 cands[0] = Some(frame);
@@ -587,6 +597,10 @@ impl NetDevice for MemPort {
 
     fn mtu(&self) -> u32 {
         self.link.cfg.mtu
+    }
+
+    fn gso_max_size(&self) -> u32 {
+        self.link.cfg.gso_max_size
     }
 
     fn poll_timers(&self) -> Option<Instant> {

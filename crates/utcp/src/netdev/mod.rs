@@ -57,6 +57,15 @@ pub trait NetDevice: Send + Sync {
     }
     /// The device MTU.
     fn mtu(&self) -> u32;
+    /// `dev->gso_max_size` with `NETIF_F_TSO` (or GSO in software before the wire): the
+    /// largest TCP super-segment [`NetDevice::xmit`] takes, IP header included. Such a frame
+    /// has [`Frame::gso_size`] set (the MSS it is cut at) and a partial checksum
+    /// ([`Frame::csum_partial`], `NETIF_F_HW_CSUM`); the device cuts it, or hands it whole to
+    /// a peer that takes it whole (loopback, GRO). 0 (the default): no TSO/GSO, TCP builds
+    /// MSS-sized segments with full checksums.
+    fn gso_max_size(&self) -> u32 {
+        0
+    }
     /// The NAPI id of this device's receive queue (`napi->napi_id`, ≥ 1), 0 if it has none.
     fn napi_id(&self) -> u32 {
         0
@@ -239,6 +248,26 @@ pub fn net_rx_action() {
             None => break,
         }
     }
+}
+
+/// `skb_checksum_help()`: completes the partial TCP checksum of a frame built for a device
+/// with checksum offload ([`Frame::csum_partial`]), as a device does before the bytes meet a
+/// wire that can damage them. Frames with a full checksum are left alone.
+pub fn skb_checksum_help(frame: &mut Frame) {
+    if !frame.csum_partial {
+        return;
+    }
+    let ihl = ((frame.head()[0] & 0x0f) as usize) * 4;
+    if frame.head().len() < ihl + 20 {
+        return;
+    }
+    // The field holds the pseudo-header sum: summing the header as it is adds it in. TCP
+    // headers are whole 32-bit words, so the payload's byte lanes are not shifted.
+    let hsum = crate::wire::checksum(&frame.head()[ihl..]);
+    let psum = crate::wire::checksum(&frame.payload);
+    let sum = !crate::wire::combine(&[hsum, psum]);
+    frame.head_mut()[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
+    frame.csum_partial = false;
 }
 
 /// A device that delivers straight into another stack's hook (loopback-like), for tests.

@@ -154,6 +154,9 @@ impl<D: NetDevice> NetDevice for PcapDevice<D> {
     fn mtu(&self) -> u32 {
         self.inner.mtu()
     }
+    fn gso_max_size(&self) -> u32 {
+        self.inner.gso_max_size()
+    }
     fn flush_tx(&self) {
         self.inner.flush_tx()
     }
@@ -215,6 +218,9 @@ impl<T: NetDevice + ?Sized> NetDevice for Arc<T> {
     }
     fn mtu(&self) -> u32 {
         (**self).mtu()
+    }
+    fn gso_max_size(&self) -> u32 {
+        (**self).gso_max_size()
     }
     fn flush_tx(&self) {
         (**self).flush_tx()

@@ -22,6 +22,10 @@ pub const MSG_MORE: i32 = 0x8000;
 /// `MSG_EOR`.
 pub const MSG_EOR: i32 = 0x80;
 
+/// `MAX_TCP_HEADER` (x86_64): the headroom `tcp_xmit_size_goal()` and `tcp_tso_autosize()`
+/// keep below `gso_max_size`.
+const MAX_TCP_HEADER: u32 = 320;
+
 impl TcpSock {
     /// The nonagle mode from TCP_NODELAY / TCP_CORK.
     pub fn nonagle(&self) -> u8 {
@@ -116,7 +120,23 @@ impl TcpSock {
 
     /// `tcp_transmit_skb()` for an established-style segment: fills ACK, window and options
     /// from the socket, builds the frame and queues it for transmission.
-    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, mut flags: TcpFlags, payload: Bytes) {
+    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, flags: TcpFlags, payload: Bytes) {
+        self.tcp_transmit_gso(ctx, seq, flags, payload, 0);
+    }
+
+    /// [`TcpSock::tcp_transmit`] for a TSO super-segment when `gso_size` ≠ 0 and the payload
+    /// is longer: one frame the device cuts into `gso_size`-byte packets; the counters count
+    /// those packets (`tcp_skb_pcount()`: TcpOutSegs, `tcpi_segs_out`, `tcpi_data_segs_out`).
+    pub fn tcp_transmit_gso(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: SeqNum,
+        mut flags: TcpFlags,
+        payload: Bytes,
+        gso_size: u32,
+    ) {
+        let gso_size = if payload.len() as u32 > gso_size { gso_size } else { 0 };
+        let pcount = if gso_size == 0 { 1 } else { (payload.len() as u32).div_ceil(gso_size) };
         let prior_wstamp = self.tcp_wstamp_refresh(ctx.now);
         let syn = flags.syn();
         let urg_ptr = match self.tcp_urg_ptr(seq) {
@@ -147,20 +167,21 @@ impl TcpSock {
         self.dsack = None;
         let has_data = !payload.is_empty();
         let data_len = payload.len() as u64;
-        let frame = crate::ip::build_tcp_frame_with(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet);
+        let frame =
+            crate::ip::build_tcp_frame_gso(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet, gso_size);
         let mut frame = frame;
         frame.priority = self.priority;
         frame.mark = self.mark;
         frame.oif = self.bound_dev_if;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         ctx.out.push(frame);
-        self.segs_out += 1;
-        ctx.net.mib.tcp_inc(TcpMib::OutSegs);
+        self.segs_out += pcount;
+        ctx.net.mib.tcp_add(TcpMib::OutSegs, pcount as u64);
         if flags.ack() {
             self.tcp_event_ack_sent(ctx);
         }
         if has_data {
-            self.data_segs_out += 1;
+            self.data_segs_out += pcount;
             self.bytes_sent += data_len;
             self.tcp_event_data_sent(ctx);
         }
@@ -300,7 +321,7 @@ impl TcpSock {
     /// the bytes taken; stops early when the send buffer is full.
     pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32) -> usize {
         let mss_now = self.tcp_current_mss().max(1);
-        let size_goal = mss_now as usize;
+        let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
         let mut copied = 0;
         while copied < data.len() {
             let can_append = self
@@ -471,6 +492,7 @@ impl TcpSock {
     /// Returns true when data is pending but nothing at all could be sent and nothing is in
     /// flight (the caller arms the probe timer).
     pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
+        let gso_max = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
         let mut sent = 0;
         while !self.write_queue.is_empty() {
             if self.tcp_pacing_check(ctx) {
@@ -497,35 +519,131 @@ impl TcpSock {
             if !self.tcp_nagle_test(skb, mss_now, if is_last { nonagle } else { TCP_NAGLE_PUSH }) {
                 break;
             }
-            if skb.len() > mss_now {
-                self.tcp_split_head(mss_now);
+            // A device with TSO/GSO takes up to tcp_tso_segs() packets as one super-segment,
+            // as far as cwnd, the receive window and Nagle allow (tcp_mss_split_point).
+            let mut limit = mss_now;
+            if gso_max > 0 && skb.len() > mss_now && !self.tcp_urg_mode() {
+                let quota = self.snd_cwnd.saturating_sub(in_flight).max(1);
+                let max_segs = quota.min(self.tcp_tso_segs(ctx.net, mss_now, gso_max));
+                let nonagle = if is_last { nonagle } else { TCP_NAGLE_PUSH };
+                limit = self.tcp_mss_split_point(mss_now, max_segs, nonagle);
+            }
+            if self.write_queue.front().expect("head").len() > limit {
+                self.tcp_split_head(limit);
             }
             let mut skb = self.write_queue.pop_front().expect("head");
             let payload = skb.freeze().clone();
             let flags = skb.flags;
             skb.tx_time = ctx.now;
             skb.first_tx = ctx.now;
-            self.tcp_transmit(ctx, skb.seq, flags, payload);
-            if skb.len() < mss_now {
+            self.tcp_transmit_gso(ctx, skb.seq, flags, payload, if gso_max > 0 { mss_now } else { 0 });
+            // tcp_minshall_update(): a segment with a short last packet.
+            if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
                 self.snd_sml = skb.end_seq;
             }
             let prior_packets = self.packets_out;
             self.snd_nxt = skb.end_seq;
-            self.packets_out += 1;
-            ctx.inc(LinuxMib::TCPOrigDataSent);
-            self.rtx_queue.push_back(skb);
+            // The retransmit queue holds one entry per packet: a super-segment is cut at
+            // mss_now there (its pieces share its payload), so SACK, loss marking and
+            // retransmission work per packet.
+            let pcount = self.tcp_queue_sent(skb, mss_now);
+            self.packets_out += pcount;
+            ctx.net.mib.add(LinuxMib::TCPOrigDataSent, pcount as u64);
             if prior_packets == 0 || self.timers[TcpTimer::Retrans as usize].is_none() {
                 self.tcp_rearm_rto(ctx);
             }
             self.clear_timer(TcpTimer::Probe0);
             self.probes_out = 0;
-            sent += 1;
+            sent += pcount;
         }
         if sent > 0 {
             self.tcp_prr_sent(sent);
             self.tcp_schedule_loss_probe(ctx);
         }
         sent == 0 && self.packets_out == 0 && !self.write_queue.is_empty()
+    }
+
+    /// Puts a sent segment on the retransmit queue, cut into `mss`-byte pieces when it is a
+    /// super-segment (they share its payload; FIN and PSH stay on the last); returns the
+    /// packets it counts for (`tcp_skb_pcount()`).
+    fn tcp_queue_sent(&mut self, mut skb: TxSkb, mss: u32) -> u32 {
+        let mut pcount = 1;
+        while skb.data.len() as u32 > mss {
+            let first = TxSkb {
+                seq: skb.seq,
+                end_seq: skb.seq + mss,
+                flags: TcpFlags(skb.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
+                building: None,
+                data: skb.data.slice(..mss as usize),
+                sacked: 0,
+                tx_time: skb.tx_time,
+                first_tx: skb.first_tx,
+                retrans: 0,
+                urg: skb.urg,
+            };
+            skb.data = skb.data.slice(mss as usize..);
+            skb.seq += mss;
+            self.wmem_queued += super::TX_SKB_OVERHEAD;
+            self.rtx_queue.push_back(first);
+            pcount += 1;
+        }
+        self.rtx_queue.push_back(skb);
+        pcount
+    }
+
+    /// `tcp_xmit_size_goal()`: how large `tcp_sendmsg` builds write-queue entries: one MSS,
+    /// or with TSO/GSO up to `gso_max_size` less headers (`tcp_bound_to_half_wnd`), in whole
+    /// MSS.
+    pub fn tcp_xmit_size_goal(&self, net: &crate::netns::Netns, mss_now: u32) -> u32 {
+        let gso_max = net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+        if gso_max == 0 || self.tcp_urg_mode() {
+            return mss_now;
+        }
+        let mut goal = gso_max.saturating_sub(1 + MAX_TCP_HEADER);
+        if self.max_window > super::TCP_MSS_DEFAULT {
+            goal = goal.min(self.max_window / 2);
+        }
+        (goal / mss_now).max(1) * mss_now
+    }
+
+    /// `tcp_tso_segs()` / `tcp_tso_autosize()`: packets per super-segment, about 1 ms of data
+    /// at `sk_pacing_rate` (`sk_pacing_shift` 10) plus, on a short path, `gso_max_size >>
+    /// (min_rtt >> tcp_tso_rtt_log)`, at least `tcp_min_tso_segs`.
+    pub fn tcp_tso_segs(&self, net: &crate::netns::Netns, mss_now: u32, gso_max: u32) -> u32 {
+        let mut bytes = self.pacing_rate >> 10;
+        let rtt_log = net.sysctl.tcp_tso_rtt_log.get().clamp(0, 31) as u32;
+        let r = if self.min_rtt_us == 0 { 0 } else { self.min_rtt_us >> rtt_log };
+        if r < 32 {
+            bytes = bytes.saturating_add((gso_max >> r) as u64);
+        }
+        let bytes = bytes.min(gso_max.saturating_sub(1 + MAX_TCP_HEADER) as u64) as u32;
+        let min_segs = net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32;
+        (bytes / mss_now).max(min_segs)
+    }
+
+    /// `tcp_mss_split_point()`: how much of the write queue's head one super-segment takes:
+    /// `max_segs` packets, or what the receive window leaves, less a trailing partial packet
+    /// that Nagle would hold.
+    fn tcp_mss_split_point(&self, mss_now: u32, max_segs: u32, nonagle: u8) -> u32 {
+        let skb = self.write_queue.front().expect("head");
+        let window = (self.snd_una + self.snd_wnd).diff(skb.seq);
+        let max_len = mss_now.saturating_mul(max_segs);
+        if max_len <= window && self.write_queue.len() > 1 {
+            return max_len;
+        }
+        let needed = skb.len().min(window);
+        if max_len <= needed {
+            return max_len;
+        }
+        let partial = needed % mss_now;
+        // tcp_nagle_check()
+        let hold = partial != 0
+            && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && self.packets_out > 0 && self.tcp_minshall_check()));
+        if hold {
+            (needed - partial).max(mss_now)
+        } else {
+            needed.max(mss_now)
+        }
     }
 
     /// Splits the head of the write queue at `mss` bytes (`tso_fragment`).
