@@ -491,6 +491,10 @@ impl TcpSock {
     /// `tcp_write_xmit()`: sends what the congestion and receive windows and Nagle allow.
     /// Returns true when data is pending but nothing at all could be sent and nothing is in
     /// flight (the caller arms the probe timer).
+    ///
+    /// DEVIATION(linux): no `tcp_tso_should_defer()` and no TCP small queues
+    /// (`tcp_small_queue_check()`): on a GSO device a super-segment leaves as soon as cwnd, the
+    /// receive window and Nagle allow (docs/ARCHITECTURE.md).
     pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
         let gso_max = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
         let mut sent = 0;
