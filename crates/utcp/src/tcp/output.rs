@@ -319,6 +319,7 @@ impl TcpSock {
                     data: Bytes::new(),
                     sacked: 0,
                     tx_time: ctx.now,
+                    tx_order: 0,
                     first_tx: ctx.now,
                     retrans: 0,
                     urg: false,
@@ -485,6 +486,7 @@ impl TcpSock {
             let payload = skb.freeze().clone();
             let flags = skb.flags;
             skb.tx_time = ctx.now;
+            skb.tx_order = self.tcp_next_tx_order();
             skb.first_tx = ctx.now;
             self.tcp_transmit(ctx, skb.seq, flags, payload);
             if skb.len() < mss_now {
@@ -523,6 +525,7 @@ impl TcpSock {
             data: rest,
             sacked: 0,
             tx_time: head.tx_time,
+            tx_order: 0,
             first_tx: head.first_tx,
             retrans: 0,
             urg: head.urg,
@@ -561,6 +564,7 @@ impl TcpSock {
                 data: Bytes::new(),
                 sacked: 0,
                 tx_time: ctx.now,
+                tx_order: 0,
                 first_tx: ctx.now,
                 retrans: 0,
                 urg: false,
@@ -597,8 +601,10 @@ impl TcpSock {
         let first_sent = skb.tx_time;
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
+        let order = self.tcp_next_tx_order();
         let skb = &mut self.rtx_queue[idx];
         skb.tx_time = ctx.now;
+        skb.tx_order = order;
         skb.retrans = skb.retrans.saturating_add(1);
         if skb.sacked & super::TCPCB_SACKED_RETRANS == 0 {
             skb.sacked |= super::TCPCB_SACKED_RETRANS | super::TCPCB_EVER_RETRANS;
@@ -628,6 +634,7 @@ impl TcpSock {
                 skb.flags |= TcpFlags::PSH;
                 let payload = skb.freeze().clone();
                 skb.tx_time = ctx.now;
+                skb.tx_order = self.tcp_next_tx_order();
                 skb.first_tx = ctx.now;
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
                 self.snd_nxt = skb.end_seq;
