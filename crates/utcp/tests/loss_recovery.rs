@@ -79,6 +79,7 @@ fn hole_in_a_same_instant_burst_is_repaired_by_rack_not_rto() {
     assert_eq!(mib(&lab.a, LinuxMib::TCPTimeouts), 0);
     assert_eq!(mib(&lab.a, LinuxMib::TCPLossProbes), 0);
     assert_eq!(mib(&lab.a, LinuxMib::TCPSackRecovery), 1);
+    assert_eq!(mib(&lab.a, LinuxMib::TCPFastRetrans), 1, "counted per retransmitted segment");
 }
 
 /// A segment is lost, and so is its first retransmission. New data sent after the
@@ -123,6 +124,8 @@ fn lost_retransmission_is_found_by_rack_not_rto() {
     assert_eq!(mib(&lab.a, LinuxMib::TCPTimeouts), 0);
     assert_eq!(mib(&lab.a, LinuxMib::TCPDSACKRecv), 0, "no retransmission was needless");
     assert_eq!(lab.a.core.net.mib.tcp_get(TcpMib::RetransSegs), 2);
+    // Both retransmissions went out in recovery (Linux counts TCPFastRetrans per segment).
+    assert_eq!(mib(&lab.a, LinuxMib::TCPFastRetrans), 2);
 }
 
 /// Seeded random loss on the virtual clock (20 µs each way, both directions lossy): the

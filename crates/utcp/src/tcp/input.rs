@@ -1021,7 +1021,6 @@ impl TcpSock {
             self.ca_state = CaState::Recovery;
             if self.tcp_is_rack(ctx) {
                 // tcp_identify_packet_loss(): RACK alone marks losses.
-                ctx.inc(LinuxMib::TCPFastRetrans);
                 return;
             }
             if let Some(h) = self.rtx_queue.front_mut() {
@@ -1031,7 +1030,6 @@ impl TcpSock {
                 }
             }
             self.tcp_mark_lost_by_sack(ctx);
-            ctx.inc(LinuxMib::TCPFastRetrans);
         }
     }
 
@@ -1072,13 +1070,21 @@ impl TcpSock {
             if self.packets_in_flight() >= self.snd_cwnd {
                 break;
             }
+            // Every segment marked lost is out again: nothing further down needs sending
+            // (and the walk stays short while recovery waits for the retransmissions).
+            if self.retrans_out >= self.lost_out {
+                break;
+            }
             let s = self.rtx_queue[idx].sacked;
             if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED) == 0 {
                 if self.tcp_retransmit_at(ctx, idx) {
                     self.tcp_prr_sent(1);
-                }
-                if self.ca_state == CaState::Loss {
-                    ctx.inc(LinuxMib::TCPSlowStartRetrans);
+                    // Counted per segment, as Linux does.
+                    ctx.inc(if self.ca_state == CaState::Loss {
+                        LinuxMib::TCPSlowStartRetrans
+                    } else {
+                        LinuxMib::TCPFastRetrans
+                    });
                 }
                 if idx == 0 {
                     self.tcp_rearm_rto(ctx);
