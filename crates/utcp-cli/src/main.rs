@@ -251,6 +251,7 @@ fn run_lossy_kernel(s: &BenchSettings) -> Result<(TransportReport, serde_json::V
         "offloads_off": ns.offloads_off,
         "loss": ns.loss,
         "rule": "iptables -m statistic --mode random (INPUT: each direction once)",
+        "congestion_control": ns.congestion_control(),
         "not_applied": not_applied(&s.impairments),
     });
     Ok((TransportReport::new("kernel", bulk, rr, ns.counters()), link))

@@ -82,6 +82,15 @@ impl LossNetns {
         Ok(offloads_off)
     }
 
+    /// The namespace's default congestion control (`net.ipv4.tcp_congestion_control`, which a
+    /// new namespace inherits from the host: BBR on the development machine, while utcp runs
+    /// CUBIC, so that loss figures compare two different algorithms unless this says cubic).
+    pub fn congestion_control(&self) -> String {
+        self.exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| format!("unknown ({e})"))
+    }
+
     /// Runs the workloads in the namespace.
     pub fn run_kernel(&self, cfg: &BenchConfig, streams: u32) -> io::Result<(BulkResult, RrResult)> {
         let exe = std::env::current_exe()?;

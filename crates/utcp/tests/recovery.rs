@@ -150,12 +150,19 @@ fn single_loss_is_repaired_by_fast_retransmit_with_sack() {
     assert_eq!(mib(&lab.a, LinuxMib::TCPSackRecovery), 1);
     assert_eq!(tmib(&lab.a, TcpMib::RetransSegs), 1);
     assert!(mib(&lab.a, LinuxMib::TCPFastRetrans) + mib(&lab.a, LinuxMib::TCPLossProbes) >= 1);
-    // CUBIC's multiplicative decrease: ssthresh = cwnd * 717 / 1024 (beta 0.7).
+    // CUBIC's multiplicative decrease: ssthresh = cwnd * 717 / 1024 (beta 0.7), of cwnd when
+    // recovery started. The ACKs of one flight arrive in one virtual instant: those below the
+    // hole still grow cwnd (slow start, one per segment, at most one flight of 10) before the
+    // SACKs above it let RACK mark the hole lost, so the sampled cwnd is a lower bound.
     let i = lab.a.tcp_info(c).unwrap();
     let cwnd = out_at_loss.expect("recovery seen");
     assert!(cwnd > 10, "{cwnd}");
-    let want = cwnd * 717 / 1024;
-    assert!(i.tcpi_snd_ssthresh.abs_diff(want) <= 1, "ssthresh {} for cwnd ~{cwnd}", i.tcpi_snd_ssthresh);
+    assert!(
+        (cwnd..=cwnd + 10).any(|w| (w * 717 / 1024).abs_diff(i.tcpi_snd_ssthresh) <= 1),
+        "ssthresh {} for cwnd {cwnd}..{}",
+        i.tcpi_snd_ssthresh,
+        cwnd + 10
+    );
     assert_eq!(i.tcpi_ca_state, 0, "back to Open");
 }
 

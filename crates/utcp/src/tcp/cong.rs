@@ -129,42 +129,42 @@ impl TcpSock {
         if c.last_cwnd == cwnd && c.last_time.is_some_and(|t| now.saturating_since(t).as_millis() < 4) {
             return;
         }
-        if c.epoch_start.is_some() && c.last_time == Some(now) {
-            return;
-        }
-        c.last_cwnd = cwnd;
-        c.last_time = Some(now);
-        if c.epoch_start.is_none() {
-            c.epoch_start = Some(now);
-            c.ack_cnt = acked;
-            c.tcp_cwnd = cwnd;
-            if c.last_max_cwnd <= cwnd {
-                c.bic_k = 0;
-                c.bic_origin_point = cwnd;
-            } else {
-                // K = cubic_root((W_max - cwnd) / C) in 2^-10 s units, C = 0.4 (410/1024).
-                let cube_factor = (1u64 << (10 + 3 * 10)) / (BIC_SCALE * 10);
-                c.bic_k = cubic_root(cube_factor * (c.last_max_cwnd - cwnd) as u64);
-                c.bic_origin_point = c.last_max_cwnd;
+        // The cubic function updates cnt at most once per clock tick; friendliness always.
+        if !(c.epoch_start.is_some() && c.last_time == Some(now)) {
+            c.last_cwnd = cwnd;
+            c.last_time = Some(now);
+            if c.epoch_start.is_none() {
+                c.epoch_start = Some(now);
+                c.ack_cnt = acked;
+                c.tcp_cwnd = cwnd;
+                if c.last_max_cwnd <= cwnd {
+                    c.bic_k = 0;
+                    c.bic_origin_point = cwnd;
+                } else {
+                    // K = cubic_root((W_max - cwnd) / C) in 2^-10 s units, C = 0.4 (410/1024).
+                    let cube_factor = (1u64 << (10 + 3 * 10)) / (BIC_SCALE * 10);
+                    c.bic_k = cubic_root(cube_factor * (c.last_max_cwnd - cwnd) as u64);
+                    c.bic_origin_point = c.last_max_cwnd;
+                }
             }
-        }
-        let elapsed_us = now.saturating_since(c.epoch_start.unwrap_or(now)).as_micros() as u64 + c.delay_min as u64;
-        let t = (elapsed_us << 10) / 1_000_000;
-        let offs = c.bic_k.abs_diff(t);
-        let cube_rtt_scale = BIC_SCALE * 10;
-        let delta = (cube_rtt_scale * offs * offs * offs) >> (10 + 3 * 10);
-        let bic_target = if t < c.bic_k {
-            (c.bic_origin_point as u64).saturating_sub(delta)
-        } else {
-            c.bic_origin_point as u64 + delta
-        };
-        c.cnt = if bic_target > cwnd as u64 {
-            (cwnd as u64 / (bic_target - cwnd as u64)).max(1) as u32
-        } else {
-            100 * cwnd
-        };
-        if c.last_max_cwnd == 0 && c.cnt > 20 {
-            c.cnt = 20;
+            let elapsed_us = now.saturating_since(c.epoch_start.unwrap_or(now)).as_micros() as u64 + c.delay_min as u64;
+            let t = (elapsed_us << 10) / 1_000_000;
+            let offs = c.bic_k.abs_diff(t);
+            let cube_rtt_scale = BIC_SCALE * 10;
+            let delta = (cube_rtt_scale * offs * offs * offs) >> (10 + 3 * 10);
+            let bic_target = if t < c.bic_k {
+                (c.bic_origin_point as u64).saturating_sub(delta)
+            } else {
+                c.bic_origin_point as u64 + delta
+            };
+            c.cnt = if bic_target > cwnd as u64 {
+                (cwnd as u64 / (bic_target - cwnd as u64)).max(1) as u32
+            } else {
+                100 * cwnd
+            };
+            if c.last_max_cwnd == 0 && c.cnt > 20 {
+                c.cnt = 20;
+            }
         }
         // TCP friendliness.
         let beta_scale = 8 * (BICTCP_BETA_SCALE + BETA) / 3 / (BICTCP_BETA_SCALE - BETA);
@@ -190,6 +190,17 @@ impl TcpSock {
             CongAlgo::Cubic => self.cubic_ssthresh(),
             CongAlgo::Reno => (self.snd_cwnd >> 1).max(2),
         }
+    }
+
+    /// `tcp_may_raise_cwnd()` (with `tcp_cong_control`'s "not reducing" test done by the
+    /// caller): with high reordering cwnd grows on any forward progress, else only on
+    /// in-order delivery (RFC 5681), in every state but CWR and Recovery (Loss included).
+    pub fn tcp_may_raise_cwnd(&self, ctx: &Ctx<'_>, fl: u32) -> bool {
+        use super::input::flag;
+        if self.reordering as i64 > ctx.net.sysctl.tcp_reordering.get() {
+            return fl & flag::FORWARD_PROGRESS != 0;
+        }
+        fl & flag::DATA_ACKED != 0
     }
 
     /// `ca_ops->cong_avoid()`.

@@ -74,6 +74,7 @@ pub fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
         data: Bytes::new(),
         sacked: 0,
         tx_time: ctx.now,
+        tx_order: 0,
         first_tx: ctx.now,
         retrans: 0,
         urg: false,

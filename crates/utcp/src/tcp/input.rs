@@ -75,7 +75,7 @@ impl Seg {
 }
 
 /// `FLAG_*` bits of `tcp_ack()`.
-mod flag {
+pub(super) mod flag {
     pub const DATA: u32 = 0x01;
     pub const WIN_UPDATE: u32 = 0x02;
     pub const DATA_ACKED: u32 = 0x04;
@@ -88,6 +88,8 @@ mod flag {
     pub const UPDATE_TS_RECENT: u32 = 0x4000;
     pub const NO_CHALLENGE_ACK: u32 = 0x8000;
     pub const ACKED: u32 = DATA_ACKED | SYN_ACKED;
+    /// `FLAG_FORWARD_PROGRESS`.
+    pub const FORWARD_PROGRESS: u32 = ACKED | DATA_SACKED;
     pub const NOT_DUP: u32 = DATA | WIN_UPDATE | ACKED;
 }
 
@@ -684,14 +686,14 @@ impl TcpSock {
             return 1;
         }
         let prior_lost = self.lost_out;
-        let acked_pkts = self.tcp_clean_rtx_queue(ctx, &mut fl);
+        self.tcp_clean_rtx_queue(ctx, &mut fl);
         self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;
         }
         self.tcp_rack_update_reo_wnd(ctx, prior_delivered);
-        self.tcp_rack_detect_loss(ctx);
+        self.tcp_rack_mark_lost(ctx);
         if self.ca_state != CaState::Open
             || is_dupack
             || fl & flag::DATA_SACKED != 0
@@ -705,8 +707,11 @@ impl TcpSock {
             let acked_sacked = self.delivered.wrapping_sub(prior_delivered);
             let newly_lost = self.lost_out.saturating_sub(prior_lost);
             self.tcp_cwnd_reduction(acked_sacked, newly_lost, fl & flag::SND_UNA_ADVANCED != 0);
-        } else if fl & flag::ACKED != 0 && matches!(self.ca_state, CaState::Open | CaState::Disorder) {
-            self.tcp_cong_avoid(ctx, acked_pkts.max(1));
+        } else if self.tcp_may_raise_cwnd(ctx, fl) {
+            // Also in the Loss state: after an RTO cwnd slow-starts from 1 as the
+            // retransmissions are acknowledged, not only once the loss episode ends.
+            let acked_sacked = self.delivered.wrapping_sub(prior_delivered);
+            self.tcp_cong_avoid(ctx, acked_sacked);
         }
         // The end of tcp_cong_control().
         self.tcp_update_pacing_rate(ctx.net);
@@ -752,7 +757,7 @@ impl TcpSock {
     /// `tcp_sacktag_write_queue()`: marks segments covered by SACK blocks.
     fn tcp_sacktag_write_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum) -> u32 {
         let mut fl = 0;
-        let mut newest: Option<(crate::time::Instant, bool)> = None;
+        let mut newest: Option<(crate::time::Instant, u64, bool)> = None;
         let blocks = seg.sack.as_slice();
         for (i, &(start, end)) in blocks.iter().enumerate() {
             // DSACK: first block below the cumulative ACK, or inside the second block.
@@ -801,8 +806,8 @@ impl TcpSock {
                         self.lost_out = self.lost_out.saturating_sub(1);
                     }
                     skb.sacked |= TCPCB_SACKED_ACKED;
-                    if newest.is_none_or(|(t, _)| skb.tx_time > t) {
-                        newest = Some((skb.tx_time, skb.retrans > 0));
+                    if newest.is_none_or(|(t, o, _)| super::rack::tcp_skb_sent_after(skb.tx_time, t, skb.tx_order, o)) {
+                        newest = Some((skb.tx_time, skb.tx_order, skb.retrans > 0));
                     }
                     self.sacked_out += 1;
                     self.delivered += 1;
@@ -813,8 +818,8 @@ impl TcpSock {
                 }
             }
         }
-        if let Some((t, r)) = newest {
-            self.tcp_rack_advance(ctx, t, r);
+        if let Some((t, o, r)) = newest {
+            self.tcp_rack_advance(ctx, t, o, r);
         }
         fl
     }
@@ -830,7 +835,7 @@ impl TcpSock {
             }
             let skb = self.rtx_queue.pop_front().expect("head");
             if skb.sacked & TCPCB_SACKED_ACKED == 0 {
-                self.tcp_rack_advance(ctx, skb.tx_time, skb.retrans > 0);
+                self.tcp_rack_advance(ctx, skb.tx_time, skb.tx_order, skb.retrans > 0);
             }
             if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                 self.retrans_out = self.retrans_out.saturating_sub(1);
@@ -1040,7 +1045,6 @@ impl TcpSock {
             self.ca_state = CaState::Recovery;
             if self.tcp_is_rack(ctx) {
                 // tcp_identify_packet_loss(): RACK alone marks losses.
-                ctx.inc(LinuxMib::TCPFastRetrans);
                 return;
             }
             if let Some(h) = self.rtx_queue.front_mut() {
@@ -1050,7 +1054,6 @@ impl TcpSock {
                 }
             }
             self.tcp_mark_lost_by_sack(ctx);
-            ctx.inc(LinuxMib::TCPFastRetrans);
         }
     }
 
@@ -1091,13 +1094,21 @@ impl TcpSock {
             if self.packets_in_flight() >= self.snd_cwnd || self.tcp_pacing_check(ctx) {
                 break;
             }
+            // Every segment marked lost is out again: nothing further down needs sending
+            // (and the walk stays short while recovery waits for the retransmissions).
+            if self.retrans_out >= self.lost_out {
+                break;
+            }
             let s = self.rtx_queue[idx].sacked;
             if s & TCPCB_LOST != 0 && s & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED) == 0 {
                 if self.tcp_retransmit_at(ctx, idx) {
                     self.tcp_prr_sent(1);
-                }
-                if self.ca_state == CaState::Loss {
-                    ctx.inc(LinuxMib::TCPSlowStartRetrans);
+                    // Counted per segment, as Linux does.
+                    ctx.inc(if self.ca_state == CaState::Loss {
+                        LinuxMib::TCPSlowStartRetrans
+                    } else {
+                        LinuxMib::TCPFastRetrans
+                    });
                 }
                 if idx == 0 {
                     self.tcp_rearm_rto(ctx);

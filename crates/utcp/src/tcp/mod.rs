@@ -208,6 +208,9 @@ pub struct TxSkb {
     pub sacked: u8,
     /// Time of the last transmission.
     pub tx_time: Instant,
+    /// Place of the last transmission in the socket's send order (what Linux's
+    /// `tsorted_sent_queue` orders by): later transmissions have larger numbers.
+    pub tx_order: u64,
     /// Time of first transmission (for RTT samples, Karn).
     pub first_tx: Instant,
     /// Times retransmitted.
@@ -492,8 +495,14 @@ pub struct TcpSock {
     pub highest_sack: SeqNum,
     /// `tp->rack.mstamp`: send time of the most recently delivered segment.
     pub rack_xmit: Instant,
+    /// Send order of that segment (see [`TxSkb::tx_order`]; Linux keeps its `end_seq`).
+    pub rack_tx_order: u64,
+    /// The next [`TxSkb::tx_order`].
+    pub tx_order_next: u64,
     /// `tp->rack.rtt_us`.
     pub rack_rtt_us: u32,
+    /// `tp->rack.advanced`: `rack_xmit` moved since the last loss marking.
+    pub rack_advanced: bool,
     /// `tp->tlp_high_seq`: a loss probe is outstanding up to here.
     pub tlp_high_seq: Option<SeqNum>,
     /// `tp->pushed_seq`.
@@ -815,7 +824,10 @@ impl TcpSock {
             write_seq: SeqNum(0),
             pushed_seq: SeqNum(0),
             rack_xmit: Instant::ZERO,
+            rack_tx_order: 0,
+            tx_order_next: 1,
             rack_rtt_us: 0,
+            rack_advanced: false,
             tlp_high_seq: None,
             snd_sml: SeqNum(0),
             syn_tsval: 0,

@@ -72,6 +72,7 @@ impl TcpSock {
                     first_tx: skb.first_tx,
                     retrans: skb.retrans,
                     urg: skb.urg,
+                    tx_order: skb.tx_order,
                 });
                 seq = end;
             }

@@ -344,6 +344,7 @@ impl TcpSock {
                     data: Bytes::new(),
                     sacked: 0,
                     tx_time: ctx.now,
+                    tx_order: 0,
                     first_tx: ctx.now,
                     retrans: 0,
                     urg: false,
@@ -539,6 +540,7 @@ impl TcpSock {
             let payload = skb.freeze().clone();
             let flags = skb.flags;
             skb.tx_time = ctx.now;
+            skb.tx_order = self.tcp_next_tx_order();
             skb.first_tx = ctx.now;
             self.tcp_transmit_gso(ctx, skb.seq, flags, payload, if gso_max > 0 { mss_now } else { 0 });
             // tcp_minshall_update(): a segment with a short last packet.
@@ -584,9 +586,12 @@ impl TcpSock {
                 first_tx: skb.first_tx,
                 retrans: 0,
                 urg: skb.urg,
+                tx_order: skb.tx_order,
             };
             skb.data = skb.data.slice(mss as usize..);
             skb.seq += mss;
+            // The pieces left the device in sequence order: each later one was sent after.
+            skb.tx_order = self.tcp_next_tx_order();
             self.wmem_queued += super::TX_SKB_OVERHEAD;
             self.rtx_queue.push_back(first);
             pcount += 1;
@@ -664,6 +669,7 @@ impl TcpSock {
             data: rest,
             sacked: 0,
             tx_time: head.tx_time,
+            tx_order: 0,
             first_tx: head.first_tx,
             retrans: 0,
             urg: head.urg,
@@ -702,6 +708,7 @@ impl TcpSock {
                 data: Bytes::new(),
                 sacked: 0,
                 tx_time: ctx.now,
+                tx_order: 0,
                 first_tx: ctx.now,
                 retrans: 0,
                 urg: false,
@@ -738,8 +745,10 @@ impl TcpSock {
         let first_sent = skb.tx_time;
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
+        let order = self.tcp_next_tx_order();
         let skb = &mut self.rtx_queue[idx];
         skb.tx_time = ctx.now;
+        skb.tx_order = order;
         skb.retrans = skb.retrans.saturating_add(1);
         if skb.sacked & super::TCPCB_SACKED_RETRANS == 0 {
             skb.sacked |= super::TCPCB_SACKED_RETRANS | super::TCPCB_EVER_RETRANS;
@@ -769,6 +778,7 @@ impl TcpSock {
                 skb.flags |= TcpFlags::PSH;
                 let payload = skb.freeze().clone();
                 skb.tx_time = ctx.now;
+                skb.tx_order = self.tcp_next_tx_order();
                 skb.first_tx = ctx.now;
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
                 self.snd_nxt = skb.end_seq;

@@ -15,66 +15,111 @@ use crate::time::{Duration, Instant};
 /// `TCP_TIMEOUT_MIN` (2 jiffies at HZ=250).
 pub(super) const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
 
+/// `TCP_TIMEOUT_MIN_US`: the slack added to a reordering timeout.
+const TCP_TIMEOUT_MIN_US: u64 = 2000;
+
+/// `tcp_skb_sent_after()`: was the transmission (`t1`, `order1`) after (`t2`, `order2`)?
+// DEVIATION(linux): Linux breaks a tie between two transmissions in the same microsecond by
+// sequence number (`after(seq1, seq2)`), which assumes the higher sequence left later. A
+// retransmission sent after new data in the same instant (a RACK reordering timeout firing
+// right after an ACK released new data) breaks that assumption, and on a virtual clock, where
+// time stands still while a burst is processed, it happens on nearly every recovery: the
+// retransmission was then declared lost as soon as the new data was SACKed (a spurious
+// TCPLostRetransmit and a DSACK each time). utcp breaks the tie by the send order itself,
+// which is what Linux's time-sorted list is ordered by.
+pub(super) fn tcp_skb_sent_after(t1: Instant, t2: Instant, order1: u64, order2: u64) -> bool {
+    t1 > t2 || (t1 == t2 && order1 > order2)
+}
+
+/// `usecs_to_jiffies()` at HZ=250: rounds up to 4 ms.
+fn usecs_to_jiffies(us: u64) -> Duration {
+    Duration::from_micros(us.div_ceil(4000) * 4000)
+}
+
 impl TcpSock {
-    /// `tcp_rack_advance()`: a segment sent at `xmit_time` was delivered (ACKed or SACKed).
-    pub fn tcp_rack_advance(&mut self, ctx: &Ctx<'_>, xmit_time: Instant, retransmitted: bool) {
-        let rtt_us = ctx.now.saturating_since(xmit_time).as_micros() as u32;
-        // A retransmitted segment delivered sooner than the minimum RTT was the original's
-        // delivery: it says nothing about when the retransmission was sent.
-        if retransmitted && rtt_us < (self.srtt_us >> 3) / 2 {
+    /// `tcp_min_rtt()`: the windowed minimum RTT, `u32::MAX` before any sample.
+    pub(super) fn tcp_min_rtt(&self) -> u32 {
+        if self.min_rtt_us == 0 {
+            u32::MAX
+        } else {
+            self.min_rtt_us
+        }
+    }
+
+    /// The next transmission's place in the send order ([`super::TxSkb::tx_order`]).
+    pub(super) fn tcp_next_tx_order(&mut self) -> u64 {
+        let o = self.tx_order_next;
+        self.tx_order_next += 1;
+        o
+    }
+
+    /// `tcp_rack_advance()`: the segment (re)sent at `xmit_time` as transmission number
+    /// `order` was delivered (ACKed or SACKed).
+    pub fn tcp_rack_advance(&mut self, ctx: &Ctx<'_>, xmit_time: Instant, order: u64, retransmitted: bool) {
+        let rtt_us = ctx.now.saturating_since(xmit_time).as_micros().min(u32::MAX as u128) as u32;
+        // A retransmitted segment delivered sooner than the minimum RTT: ambiguous whether
+        // the original or the retransmission arrived; the retransmission's send time says
+        // nothing then.
+        if retransmitted && rtt_us < self.tcp_min_rtt() {
             return;
         }
+        self.rack_advanced = true;
         self.rack_rtt_us = rtt_us;
-        if xmit_time > self.rack_xmit {
+        if tcp_skb_sent_after(xmit_time, self.rack_xmit, order, self.rack_tx_order) {
             self.rack_xmit = xmit_time;
+            self.rack_tx_order = order;
         }
     }
 
     /// `tcp_rack_reo_wnd()`: until reordering has been seen, none during recovery or once the
     /// dup-ACK threshold is met; otherwise min_rtt/4 per step (DSACKs add steps, see
     /// `tcp_rack_update_reo_wnd`), at most the smoothed RTT.
-    fn tcp_rack_reo_wnd(&self, ctx: &Ctx<'_>) -> Duration {
+    fn tcp_rack_reo_wnd(&self, ctx: &Ctx<'_>) -> u64 {
         if self.reord_seen == 0 {
             if matches!(self.ca_state, CaState::Recovery | CaState::Loss) {
-                return Duration::ZERO;
+                return 0;
             }
             if self.sacked_out >= self.reordering && ctx.net.sysctl.tcp_recovery.get() & 0x4 == 0 {
-                return Duration::ZERO; // TCP_RACK_NO_DUPTHRESH unset
+                return 0; // TCP_RACK_NO_DUPTHRESH unset
             }
         }
-        let min_rtt = if self.min_rtt_us != 0 { self.min_rtt_us } else { self.srtt_us >> 3 };
-        let us = ((min_rtt >> 2) as u64 * self.rack_reo_wnd_steps as u64).min((self.srtt_us >> 3) as u64);
-        Duration::from_micros(us)
+        ((self.tcp_min_rtt() >> 2) as u64 * self.rack_reo_wnd_steps as u64).min((self.srtt_us >> 3) as u64)
     }
 
     /// `tcp_rack_detect_loss()`: marks lost every unSACKed segment sent before the most recently
-    /// delivered one whose reordering window expired; arms the reordering timer for the rest.
-    pub fn tcp_rack_detect_loss(&mut self, ctx: &mut Ctx<'_>) {
-        if self.rack_xmit == Instant::ZERO || !self.sack_ok || ctx.net.sysctl.tcp_recovery.get() & 0x1 == 0 {
-            return; // TCP_RACK_LOSS_DETECTION off
-        }
+    /// delivered one whose reordering window expired. Returns the longest time (µs) one of
+    /// the others still has to wait, 0 if none.
+    fn tcp_rack_detect_loss(&mut self, ctx: &mut Ctx<'_>) -> u64 {
         if self.sacked_out == 0 && self.retrans_out == 0 {
             // Nothing was delivered out of order and nothing is being retransmitted: no
             // segment can have been overtaken (keeps the common ACK O(1)).
-            self.clear_timer(TcpTimer::Reo);
-            return;
+            return 0;
         }
-        let reo = self.tcp_rack_reo_wnd(ctx);
-        let wait = Duration::from_micros(self.rack_rtt_us as u64) + reo;
-        let mut earliest: Option<Instant> = None;
+        let reo_wnd = self.tcp_rack_reo_wnd(ctx) as i64;
+        let (rack_xmit, rack_order, rack_rtt) = (self.rack_xmit, self.rack_tx_order, self.rack_rtt_us as i64);
+        let mut reo_timeout = 0u64;
         let mut newly_lost = 0;
+        // Linux walks its time-sorted list and stops at the first segment sent after the
+        // newest delivered one. The retransmit queue is in sequence order, which is send order
+        // for segments never retransmitted: past the first of those sent after RACK's
+        // segment, every later one (retransmitted or not) was sent later still.
         for skb in self.rtx_queue.iter_mut() {
-            if skb.sacked & (TCPCB_SACKED_ACKED | TCPCB_LOST) != 0 && skb.sacked & TCPCB_SACKED_RETRANS == 0 {
-                continue;
-            }
-            if skb.tx_time >= self.rack_xmit {
-                continue;
+            if skb.retrans == 0 && !tcp_skb_sent_after(rack_xmit, skb.tx_time, rack_order, skb.tx_order) {
+                break;
             }
             if skb.sacked & TCPCB_SACKED_ACKED != 0 {
                 continue;
             }
-            let deadline = skb.tx_time + wait;
-            if deadline <= ctx.now {
+            // Skip ones marked lost but not yet retransmitted.
+            if skb.sacked & TCPCB_LOST != 0 && skb.sacked & TCPCB_SACKED_RETRANS == 0 {
+                continue;
+            }
+            if !tcp_skb_sent_after(rack_xmit, skb.tx_time, rack_order, skb.tx_order) {
+                continue;
+            }
+            // Lost if not delivered within the recent RTT plus the reordering window.
+            let remaining = rack_rtt + reo_wnd - ctx.now.saturating_since(skb.tx_time).as_micros() as i64;
+            if remaining <= 0 {
                 if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                     // A lost retransmission.
                     skb.sacked &= !TCPCB_SACKED_RETRANS;
@@ -86,24 +131,43 @@ impl TcpSock {
                     newly_lost += 1;
                 }
             } else {
-                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                reo_timeout = reo_timeout.max(remaining as u64);
             }
         }
         self.lost_out += newly_lost;
-        match earliest {
-            Some(at) => self.reset_timer(TcpTimer::Reo, at),
-            None => self.clear_timer(TcpTimer::Reo),
+        reo_timeout
+    }
+
+    /// `tcp_rack_mark_lost()`: RACK loss detection after an ACK that delivered something;
+    /// arms the reordering timer for segments still inside their window. True when armed.
+    pub fn tcp_rack_mark_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if !self.rack_advanced || !self.tcp_is_rack(ctx) {
+            return false;
         }
+        self.rack_advanced = false;
+        let timeout = self.tcp_rack_detect_loss(ctx);
+        if timeout > 0 {
+            let when = usecs_to_jiffies(timeout + TCP_TIMEOUT_MIN_US).min(self.rto);
+            self.reset_timer(TcpTimer::Reo, ctx.now + when);
+        } else {
+            self.clear_timer(TcpTimer::Reo);
+        }
+        timeout > 0
     }
 
     /// `tcp_rack_reo_timeout()`: the reordering window of a suspect segment expired.
     pub fn tcp_rack_reo_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let prior_inflight = self.packets_in_flight();
         let prior_lost = self.lost_out;
-        self.tcp_rack_detect_loss(ctx);
-        if self.lost_out > prior_lost {
+        let timeout = self.tcp_rack_detect_loss(ctx);
+        if timeout > 0 {
+            let when = usecs_to_jiffies(timeout + TCP_TIMEOUT_MIN_US).min(self.rto);
+            self.reset_timer(TcpTimer::Reo, ctx.now + when);
+        }
+        if self.packets_in_flight() != prior_inflight {
             if matches!(self.ca_state, CaState::Open | CaState::Disorder) {
                 self.tcp_enter_recovery(ctx);
-                self.tcp_cwnd_reduction(1, 0, false);
+                self.tcp_cwnd_reduction(1, self.lost_out - prior_lost, false);
             }
             self.tcp_xmit_retransmit_queue(ctx);
         }
