@@ -335,7 +335,8 @@ fn bindtodevice_decides_which_segments_a_socket_sees() {
     lab.advance(Duration::from_secs(200));
     assert_eq!(lab.a.getsockopt_int(via_lo, SOL_SOCKET, SO_ERROR), Ok(Errno::ETIMEDOUT as i32));
     assert!(lab.log().iter().all(|p| !p.from_a), "nothing left through the interface");
-    assert_eq!(lab.a.core.net.mib.ip_get(IpMib::InAddrErrors) - before, 7, "the SYN and its 6 retries");
+    // tcp_write_timeout(): tcp_syn_retries (6) plus tcp_syn_linear_timeouts (4) retries in SYN_SENT.
+    assert_eq!(lab.a.core.net.mib.ip_get(IpMib::InAddrErrors) - before, 11, "the SYN and its 6 + 4 retries");
     // An index no device has: accepted, then ENODEV at connect(); negative ones are EINVAL.
     let nodev = lab.a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
     assert_eq!(lab.a.setsockopt_int(nodev, SOL_SOCKET, SO_BINDTOIFINDEX, -1), Err(Errno::EINVAL));
