@@ -726,6 +726,16 @@ impl TcpSock {
 
     /// `tcp_retransmit_skb()` for the segment at `idx` in the retransmit queue.
     pub fn tcp_retransmit_at(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
+        self.retransmit_skb(ctx, idx, false)
+    }
+
+    /// The tail loss probe's retransmission (`__tcp_retransmit_skb()` called directly): it
+    /// does not start the episode's `retrans_stamp`.
+    pub fn tcp_retransmit_probe(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
+        self.retransmit_skb(ctx, idx, true)
+    }
+
+    fn retransmit_skb(&mut self, ctx: &mut Ctx<'_>, idx: usize, probe: bool) -> bool {
         let Some(skb) = self.rtx_queue.get(idx) else {
             return false;
         };
@@ -741,8 +751,6 @@ impl TcpSock {
                 flags = TcpFlags(flags.0 & !TcpFlags::SYN.0);
             }
         }
-        // `retrans_stamp` is when the oldest retransmitted segment was first sent.
-        let first_sent = skb.tx_time;
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
         let order = self.tcp_next_tx_order();
@@ -757,8 +765,11 @@ impl TcpSock {
         self.total_retrans += 1;
         self.tcp_undo_count_retrans(ctx.now);
         ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
-        if self.retrans_stamp.is_none() {
-            self.retrans_stamp = Some(first_sent);
+        // tcp_retransmit_skb() reads the skb's stamp after the transmission refreshed it:
+        // `retrans_stamp` is when the episode's first retransmission left (a TLP's does
+        // not count), and TCP_USER_TIMEOUT / tcp_retries2 are measured from there.
+        if self.retrans_stamp.is_none() && !probe {
+            self.retrans_stamp = Some(ctx.now);
         }
         true
     }

@@ -218,7 +218,7 @@ impl TcpSock {
         if self.snd_nxt == before {
             let last = self.rtx_queue.len().saturating_sub(1);
             if self.rtx_queue.get(last).is_some_and(|s| s.sacked & TCPCB_SACKED_ACKED == 0) {
-                self.tcp_retransmit_at(ctx, last);
+                self.tcp_retransmit_probe(ctx, last);
             }
         }
         self.tlp_high_seq = Some(self.snd_nxt);
