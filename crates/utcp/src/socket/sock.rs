@@ -420,7 +420,8 @@ impl Sock {
                 ctx.ucopy = Some(u);
             }
             let hdr = inseg.header_only();
-            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg).then_some(hdr);
+            let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
+            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg).then_some((hdr, full));
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
@@ -428,8 +429,8 @@ impl Sock {
                 self.core.adopt_child(tp, child);
             }
         }
-        if let Some(hdr) = reset {
-            self.core.send_reset_for(&hdr);
+        if let Some((hdr, full)) = reset {
+            self.reset_or_redeliver(&hdr, full);
         }
         let copied = uc.map(|u| u.copied).unwrap_or(0);
         self.finish(g.tp(), ev, out);
@@ -768,8 +769,9 @@ impl Sock {
         for inseg in batch {
             let mut ctx = Ctx::new(now, &self.core.net, &mut out);
             let hdr = inseg.header_only();
+            let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
             if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
-                resets.push(hdr);
+                resets.push((hdr, full));
             }
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
@@ -787,9 +789,25 @@ impl Sock {
         let d = self.finish_locked(&tp, all_ev, out);
         drop(tp);
         self.run_deferred(d);
-        for r in resets {
-            self.core.send_reset_for(&r);
+        for (hdr, full) in resets {
+            self.reset_or_redeliver(&hdr, full);
         }
+    }
+
+    /// A listener found no request for a segment: answer with a RST, unless the segment raced
+    /// the child's creation (looked up before `adopt_child` hashed it, processed after). Linux
+    /// swaps the request for the child in ehash in one step (`inet_ehash_nolisten` in
+    /// `inet_csk_complete_hashdance`), so its lookup always finds one of the two; here the
+    /// request lives in the listener's SYN queue, so the lookup is done again.
+    fn reset_or_redeliver(&self, hdr: &InSeg, full: Option<InSeg>) {
+        if let Some(seg) = full {
+            let key = (seg.daddr, seg.dport, seg.saddr, seg.sport);
+            if self.core.ehash.read().contains_key(&key) {
+                self.core.tcp_v4_rcv(seg, 0);
+                return;
+            }
+        }
+        self.core.send_reset_for(hdr);
     }
 
     /// `tcp_v4_err()` after the lookup, under `bh_lock_sock`: handled now, or, when a process
@@ -835,8 +853,9 @@ impl Sock {
         for inseg in pre {
             let mut ctx = Ctx::new(now, &self.core.net, &mut out);
             let hdr = inseg.header_only();
+            let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
             if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
-                resets.push(hdr);
+                resets.push((hdr, full));
             }
             merge(&mut ev, std::mem::take(&mut ctx.ev));
         }
@@ -856,8 +875,8 @@ impl Sock {
         let d = self.finish_locked(&tp, ev, out);
         drop(tp);
         self.run_deferred(d);
-        for r in resets {
-            self.core.send_reset_for(&r);
+        for (hdr, full) in resets {
+            self.reset_or_redeliver(&hdr, full);
         }
     }
 
