@@ -288,13 +288,21 @@ fn capture_tun0(ns: &mut Ns, name: &str) -> (usize, PathBuf) {
         let _ = err.read_to_string(&mut s);
     });
     ns.children.push(child);
+    // "Capturing on" comes before the capture is live: ping utcp until a packet reaches the
+    // file (only TCP packets are compared, so the probes do not matter).
+    for _ in 0..100 {
+        if std::fs::metadata(&f).map(|m| m.len() > 24).unwrap_or(false) {
+            break;
+        }
+        let _ = ns.cmd(&format!("ping -c1 -W1 -q {UTCP_IP}")).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
     (ns.children.len() - 1, f)
 }
 
 /// Each direction's packets, as `src seq ip.len flags tcp.len` lines, from a capture.
 fn packet_lines(pcap: &Path, src: &str) -> Vec<String> {
     let o = sh(&format!(
-        "tshark -r {} -Y 'ip.src == {src}' -T fields -e tcp.seq_raw -e ip.len -e tcp.flags -e tcp.len -e ip.checksum",
+        "tshark -r {} -Y 'ip.src == {src} && tcp' -T fields -e tcp.seq_raw -e ip.len -e tcp.flags -e tcp.len -e ip.checksum",
         pcap.display()
     ));
     String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
