@@ -802,8 +802,11 @@ impl Sock {
     fn reset_or_redeliver(&self, hdr: &InSeg, full: Option<InSeg>) {
         if let Some(seg) = full {
             let key = (seg.daddr, seg.dport, seg.saddr, seg.sport);
-            if self.core.ehash.read().contains_key(&key) {
-                self.core.tcp_v4_rcv(seg, 0);
+            // The lookup tcp_v4_rcv() makes (a socket bound to another device does not count),
+            // delivered to that socket directly: never back to a listener.
+            let sk = self.core.ehash.read().get(&key).filter(|s| crate::tcp::ipv4::inet_sk_bound_dev_eq(s)).cloned();
+            if let Some(sk) = sk {
+                sk.rcv_softirq(seg, 0);
                 return;
             }
         }
