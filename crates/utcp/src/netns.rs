@@ -18,6 +18,10 @@ pub struct Netns {
     /// into MSS-sized packets on its wire (TSO, or GSO before it); 0 = no TSO/GSO
     /// ([`crate::netdev::NetDevice::gso_max_size`]).
     pub gso_max_size: AtomicU32,
+    /// Some socket of this namespace has set TCP_SAVE_SYN: only then does input keep a SYN's
+    /// headers (`TcpIn::syn_hdr`), so a SYN costs no allocation otherwise (Linux copies them
+    /// from the skb in tcp_conn_request(); utcp's frame is gone by then). Never cleared.
+    pub save_syn_used: std::sync::atomic::AtomicBool,
     /// Local address of the (single) interface.
     pub addr: parking_lot::RwLock<Ipv4Addr>,
     /// Secret for ISN and timestamp-offset generation (`net_secret`).
@@ -45,6 +49,7 @@ impl Netns {
             mib: Mib::default(),
             mtu: AtomicU32::new(mtu),
             gso_max_size: AtomicU32::new(0),
+            save_syn_used: std::sync::atomic::AtomicBool::new(false),
             addr: parking_lot::RwLock::new(addr),
             secret,
             ip_id: AtomicU32::new(0),

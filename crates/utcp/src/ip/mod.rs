@@ -138,12 +138,11 @@ pub struct TcpIn<'a> {
     pub syn_hdr: Option<Bytes>,
 }
 
-/// `ip_rcv()` + `tcp_v4_rcv()`'s header checks: validates the IPv4 header and the TCP header and
-/// checksum of `frame`. Every failure is a counted drop (the caller records nothing more).
-pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Result<TcpIn<'a>, DropReason> {
+/// `ip_rcv_core()` + `ip_route_input()`'s checks shared by every protocol: `head` holds at
+/// least the IP header, `total` is the datagram's length on the wire. Counts InReceives and
+/// every drop; returns the IP header length.
+fn ip_rcv_core(net: &Netns, head: &[u8], total: usize, verify_csum: bool) -> Result<usize, DropReason> {
     net.mib.ip_inc(IpMib::InReceives);
-    let head = frame.head();
-    let total = frame.len();
     if head.len() < 20 {
         return Err(drop(net, DropReason::PKT_TOO_SMALL));
     }
@@ -162,12 +161,23 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     if ipp.more_frags() || ipp.frag_offset() != 0 {
         return Err(drop(net, DropReason::IP_FRAGMENT));
     }
-    let saddr = ipp.src_addr();
-    let daddr = ipp.dst_addr();
     // ip_route_input(): not one of our addresses (no forwarding).
-    if daddr != net.local_addr() {
+    if ipp.dst_addr() != net.local_addr() {
         return Err(drop(net, DropReason::IP_NOT_FOR_US));
     }
+    Ok(ihl)
+}
+
+/// `ip_rcv()` + `tcp_v4_rcv()`'s header checks: validates the IPv4 header and the TCP header and
+/// checksum of `frame`. Every failure is a counted drop (the caller records nothing more).
+pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Result<TcpIn<'a>, DropReason> {
+    let head = frame.head();
+    let total = frame.len();
+    let ihl = ip_rcv_core(net, head, total, verify_csum)?;
+    let ipp = Ipv4Packet::new_unchecked(head);
+    let tot_len = ipp.total_len() as usize;
+    let saddr = ipp.src_addr();
+    let daddr = ipp.dst_addr();
     if ipp.protocol() != IPPROTO_TCP {
         return Err(drop(net, DropReason::IP_NOPROTO));
     }
@@ -217,29 +227,7 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
 /// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole
 /// datagram): the same header checks as [`ip_rcv_tcp`]; returns the header length.
 pub fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize, DropReason> {
-    net.mib.ip_inc(IpMib::InReceives);
-    if pkt.len() < 20 {
-        return Err(drop(net, DropReason::PKT_TOO_SMALL));
-    }
-    let ipp = Ipv4Packet::new_unchecked(pkt);
-    let ihl = ipp.header_len() as usize;
-    if ipp.version() != 4 || ihl < 20 || ihl > pkt.len() {
-        return Err(drop(net, DropReason::IP_INHDR));
-    }
-    let tot_len = ipp.total_len() as usize;
-    if tot_len < ihl || tot_len > pkt.len() {
-        return Err(drop(net, DropReason::PKT_TOO_SMALL));
-    }
-    if verify_csum && crate::wire::checksum(&pkt[..ihl]) != 0xffff {
-        return Err(drop(net, DropReason::IP_CSUM));
-    }
-    if ipp.more_frags() || ipp.frag_offset() != 0 {
-        return Err(drop(net, DropReason::IP_FRAGMENT));
-    }
-    if ipp.dst_addr() != net.local_addr() {
-        return Err(drop(net, DropReason::IP_NOT_FOR_US));
-    }
-    Ok(ihl)
+    ip_rcv_core(net, pkt, pkt.len(), verify_csum)
 }
 
 /// The header length (IP + TCP) of raw packet bytes, for splitting them into a [`Frame`];

@@ -111,7 +111,12 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
         TCP_REPAIR_OPTIONS => return Err(Errno::EINVAL),
         TCP_REPAIR_WINDOW => return Err(Errno::EPERM),
         TCP_TIMESTAMP => return Err(Errno::EPERM),
-        TCP_SAVE_SYN => tp.save_syn = in_range(v, 0, 2)? as u8,
+        TCP_SAVE_SYN => {
+            tp.save_syn = in_range(v, 0, 2)? as u8;
+            if tp.save_syn != 0 {
+                ctx.net.save_syn_used.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         TCP_FASTOPEN => {
             // fastopen_queue_tune(): the TFO request queue of a (future) listener.
             if v < 0 || !matches!(tp.state, TcpState::Close | TcpState::Listen) {
