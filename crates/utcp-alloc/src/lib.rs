@@ -7,10 +7,46 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Allocations made by the whole process since it started.
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes the process holds allocated now (requested sizes; what `utcp soak` compares before
+/// and after, as RSS also counts what the allocator keeps cached).
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Allocations made by the current thread, and heap bytes it allocated minus those it
+    /// freed (a buffer freed on another thread counts there): what a test on one thread reads
+    /// without seeing the test harness's own threads. Const-initialised with no destructor,
+    /// so touching them never allocates.
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static THREAD_LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Counts one allocation of `bytes` on this thread.
+fn count_alloc(bytes: usize) {
+    // `try_with`: a thread being torn down has no slots any more; its counts are dropped.
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = THREAD_LIVE.try_with(|c| c.set(c.get() + bytes as i64));
+}
+
+/// Counts `bytes` freed on this thread.
+fn count_free(bytes: usize) {
+    let _ = THREAD_LIVE.try_with(|c| c.set(c.get() - bytes as i64));
+}
+
+/// Allocations (including reallocations) the calling thread has made so far.
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Heap bytes the calling thread allocated minus those it freed so far.
+pub fn thread_live_bytes() -> i64 {
+    THREAD_LIVE.try_with(Cell::get).unwrap_or(0)
+}
 
 /// Wraps an allocator `A`, counting allocations.
 pub struct Counting<A>(A);
@@ -26,27 +62,51 @@ pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
+/// Heap bytes allocated and not yet freed.
+pub fn live_bytes() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
 // SAFETY: every call is forwarded unchanged to the wrapped allocator, which upholds the
 // GlobalAlloc contract; counting touches only an atomic.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's contract is passed through.
-        unsafe { self.0.alloc(layout) }
+        let p = unsafe { self.0.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            count_alloc(layout.size());
+        }
+        p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
-        unsafe { self.0.alloc_zeroed(layout) }
+        let p = unsafe { self.0.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            count_alloc(layout.size());
+        }
+        p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        count_free(layout.size());
         // SAFETY: as above.
         unsafe { self.0.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
-        unsafe { self.0.realloc(ptr, layout, new_size) }
+        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size as u64, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            count_free(layout.size());
+            count_alloc(new_size);
+        }
+        p
     }
 }
 
@@ -64,6 +124,25 @@ mod tests {
         let mut w: Vec<u8> = std::hint::black_box(Vec::with_capacity(1));
         w.extend_from_slice(&[0; 4096]); // a realloc counts too
         assert!(super::allocations() >= after_one + 2);
+        // The thread's own counts see the same.
+        let (t0, l0) = (super::thread_allocations(), super::thread_live_bytes());
+        let x: Vec<u8> = std::hint::black_box(Vec::with_capacity(100));
+        assert_eq!((super::thread_allocations(), super::thread_live_bytes()), (t0 + 1, l0 + 100));
+        drop(x);
+        assert_eq!((super::thread_allocations(), super::thread_live_bytes()), (t0 + 1, l0));
+        // Another thread's allocations are not this thread's (spawning one allocates a few
+        // here; its thousand vectors count there).
+        let t1 = super::thread_allocations();
+        let theirs = std::thread::spawn(|| {
+            let t = super::thread_allocations();
+            for i in 0..1000 {
+                std::hint::black_box(vec![0u8; 64 + i]);
+            }
+            super::thread_allocations() - t
+        })
+        .join()
+        .unwrap();
+        assert!(theirs >= 1000 && super::thread_allocations() - t1 < 100, "{theirs}");
         drop((v, w));
         // Freeing allocates nothing.
         let before = super::allocations();

@@ -51,6 +51,11 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "kernel")]
     pub kernel_only: bool,
 
+    /// Congestion control of the kernel baseline's sockets (TCP_CONGESTION on both ends), so
+    /// that the kernel runs the algorithm utcp runs rather than the host's default
+    #[arg(long, value_name = "NAME", default_value = "cubic")]
+    pub kernel_congestion: String,
+
     /// Also run the workloads over smoltcp (two interfaces on an in-memory link in one thread,
     /// the same MTU, checksums on) and print utcp/smoltcp ratios
     #[arg(long)]
@@ -179,6 +184,8 @@ pub struct BenchSettings {
     pub with_kernel: bool,
     /// Run the kernel baseline alone.
     pub kernel_only: bool,
+    /// `--kernel-congestion`: the kernel sockets' congestion control.
+    pub kernel_congestion: String,
     pub json: bool,
     pub timeout: Option<Duration>,
     /// Run the smoltcp peer as well.
@@ -248,6 +255,7 @@ impl BenchArgs {
             pcap: self.pcap.clone(),
             with_kernel: self.kernel,
             kernel_only: self.kernel_only,
+            kernel_congestion: self.kernel_congestion.clone(),
             json: self.json,
             timeout: self.timeout.filter(|t| !t.is_zero()),
             peers: self.peers,

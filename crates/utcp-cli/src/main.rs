@@ -17,6 +17,7 @@ static GLOBAL: utcp_alloc::Counting<mimalloc::MiMalloc> = utcp_alloc::Counting::
 mod args;
 mod bench;
 mod connect;
+mod flood;
 mod http;
 mod kernel;
 mod multi;
@@ -24,6 +25,7 @@ mod netns;
 mod peers;
 mod report;
 mod serve;
+mod soak;
 mod tun_host;
 mod units;
 mod utcp_transport;
@@ -82,6 +84,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Echo, discard or HTTP client on a TUN device
     Connect(connect::ConnectArgs),
+    /// Flood a utcp listener on a memlink with spoofed SYNs while a real client connects and
+    /// transfers through it
+    Flood(flood::FloodArgs),
+    /// Soak: N connections on an impaired memlink for S seconds with random reads, writes,
+    /// shutdowns, closes and resets; every clean stream checked byte for byte
+    Soak(soak::SoakArgs),
 }
 
 /// `utcp drill` flags, as packetdrill takes them (defaults: the Linux selftests' IPv4 ones).
@@ -244,17 +252,24 @@ fn run_bench<M: Transport, B: Transport>(
 /// skipped.
 fn run_lossy_kernel(s: &BenchSettings) -> Result<(TransportReport, serde_json::Value), String> {
     let ns = netns::LossNetns::create(s.impairments.loss, s.mtu)?;
-    let (bulk, rr) = ns.run_kernel(&s.cfg, s.streams).map_err(|e| format!("kernel in namespace: {e}"))?;
+    let (bulk, rr, used) =
+        ns.run_kernel(&s.cfg, s.streams, &s.kernel_congestion).map_err(|e| format!("kernel in namespace: {e}"))?;
     let link = serde_json::json!({
         "where": "network namespace, loopback",
         "mtu": ns.mtu,
         "offloads_off": ns.offloads_off,
         "loss": ns.loss,
         "rule": "iptables -m statistic --mode random (INPUT: each direction once)",
-        "congestion_control": ns.congestion_control(),
+        "congestion_control": used,
+        "namespace_default_congestion_control": ns.congestion_control(),
         "not_applied": not_applied(&s.impairments),
     });
     Ok((TransportReport::new("kernel", bulk, rr, ns.counters()), link))
+}
+
+/// Where the plain kernel baseline ran, and the congestion control its sockets used.
+fn kernel_link(k: &KernelTransport) -> serde_json::Value {
+    serde_json::json!({"where": "loopback", "congestion_control": k.congestion_control()})
 }
 
 /// Impairments the lossy kernel namespace does not reproduce (iptables expresses loss only).
@@ -308,8 +323,9 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     }
     let lossy_kernel = s.with_kernel && s.impairments.loss > 0.0;
     let mut report = if s.kernel_only {
-        let mut k = KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?;
-        run_bench(&s, &mut k, None::<&mut KernelTransport>)
+        let mut k = KernelTransport::new(Some(&s.kernel_congestion)).map_err(|e| format!("kernel transport: {e}"))?;
+        let r = run_bench(&s, &mut k, None::<&mut KernelTransport>);
+        r.map(|r| r.with_kernel_link(kernel_link(&k)))
     } else {
         let mut u = match s.streams {
             1 => UtcpTransport::new(&s),
@@ -317,17 +333,30 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
         }
         .map_err(|e| format!("utcp transport: {e}"))?;
         let mut k = match s.with_kernel && !lossy_kernel {
-            true => Some(KernelTransport::new().map_err(|e| format!("kernel transport: {e}"))?),
+            true => {
+                Some(KernelTransport::new(Some(&s.kernel_congestion)).map_err(|e| format!("kernel transport: {e}"))?)
+            }
             false => None,
         };
-        run_bench(&s, &mut u, k.as_mut())
+        let r = run_bench(&s, &mut u, k.as_mut());
+        let utcp_cc = u.congestion_control();
+        r.map(|r| match &k {
+            Some(k) => r.with_kernel_link(kernel_link(k)),
+            None => r,
+        })
+        .map(|mut r| {
+            r.utcp_congestion_control = Some(utcp_cc);
+            r
+        })
     }
     .map_err(|e| e.to_string())?;
     if lossy_kernel {
         report = match run_lossy_kernel(&s) {
             Ok((k, link)) => {
+                let cc = report.utcp_congestion_control.take();
                 let mut r = Report::new(&s, report.main, Some(k)).with_alloc(report.alloc);
                 r.kernel_link = Some(link);
+                r.utcp_congestion_control = cc;
                 r
             }
             Err(why) => {
@@ -350,6 +379,37 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
 }
 
+/// `utcp soak`: exit status 0 when nothing was lost, mismatched or hung, 4 otherwise.
+fn cmd_soak(a: &soak::SoakArgs) -> Result<ExitCode, String> {
+    let r = soak::run(a)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "connections {} (clean {}, reset {}), verified {} bytes, mismatched {}, hung {}, unexpected errors {}, \
+             rss {} -> {} bytes, heap {} -> {} bytes, {:.1} s",
+            r.connections,
+            r.clean_streams,
+            r.reset_streams,
+            r.verified_bytes,
+            r.mismatched_streams,
+            r.hung_connections,
+            r.unexpected_errors,
+            r.rss_start,
+            r.rss_end,
+            r.heap_start,
+            r.heap_end,
+            r.seconds
+        );
+    }
+    let ok = r.mismatched_streams == 0
+        && r.hung_connections == 0
+        && r.unexpected_errors == 0
+        && r.sockets_left == 0
+        && r.connections > 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -358,6 +418,8 @@ fn main() -> ExitCode {
         Command::Stat(a) => cmd_stat(a),
         Command::Serve(a) => serve::cmd_serve(a),
         Command::Connect(a) => connect::cmd_connect(a),
+        Command::Flood(a) => flood::cmd_flood(a),
+        Command::Soak(a) => cmd_soak(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("utcp: error: {e}");
@@ -401,7 +463,7 @@ mod tests {
     #[test]
     fn kernel_only_report() {
         let s = small(&["--kernel-only", "--json"]);
-        let r = run_bench(&s, &mut KernelTransport::new().unwrap(), None::<&mut KernelTransport>).unwrap();
+        let r = run_bench(&s, &mut KernelTransport::new(None).unwrap(), None::<&mut KernelTransport>).unwrap();
         assert!(r.all_ok());
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["integrity"], "ok");
@@ -459,7 +521,7 @@ mod tests {
     fn generic_main_with_kernel_baseline() {
         // Any transport can stand in for utcp; the kernel is the baseline.
         let s = small(&["--kernel", "--busy-poll", "20"]);
-        let mut k = KernelTransport::new().unwrap();
+        let mut k = KernelTransport::new(None).unwrap();
         let r = run_bench(&s, &mut UnixPair, Some(&mut k)).unwrap();
         let v: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["transport"], "unix");

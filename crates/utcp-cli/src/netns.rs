@@ -83,8 +83,9 @@ impl LossNetns {
     }
 
     /// The namespace's default congestion control (`net.ipv4.tcp_congestion_control`, which a
-    /// new namespace inherits from the host: BBR on the development machine, while utcp runs
-    /// CUBIC, so that loss figures compare two different algorithms unless this says cubic).
+    /// new namespace inherits from the host: BBR on the development machine). The workloads'
+    /// sockets do not use it: `--kernel-congestion` sets theirs (only the init namespace may
+    /// make a restricted algorithm such as cubic the default: EPERM here).
     pub fn congestion_control(&self) -> String {
         self.exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
             .map(|s| s.trim().to_string())
@@ -92,7 +93,13 @@ impl LossNetns {
     }
 
     /// Runs the workloads in the namespace.
-    pub fn run_kernel(&self, cfg: &BenchConfig, streams: u32) -> io::Result<(BulkResult, RrResult)> {
+    /// Returns the results and the congestion control the kernel sockets reported.
+    pub fn run_kernel(
+        &self,
+        cfg: &BenchConfig,
+        streams: u32,
+        congestion: &str,
+    ) -> io::Result<(BulkResult, RrResult, Option<String>)> {
         let exe = std::env::current_exe()?;
         let exe = exe.to_string_lossy().into_owned();
         let (bytes, chunk) = (cfg.bytes.to_string(), cfg.chunk_size.to_string());
@@ -116,6 +123,8 @@ impl LossNetns {
             &warm,
             "--seed",
             &seed,
+            "--kernel-congestion",
+            congestion,
         ];
         let st = streams.to_string();
         args.extend_from_slice(&["--streams", &st]);
@@ -127,7 +136,8 @@ impl LossNetns {
         let v: Value = serde_json::from_str(&out).map_err(|e| io::Error::other(format!("child report: {e}")))?;
         let bulk = serde_json::from_value(v["bulk"].clone()).map_err(|e| io::Error::other(format!("bulk: {e}")))?;
         let rr = serde_json::from_value(v["rr"].clone()).map_err(|e| io::Error::other(format!("rr: {e}")))?;
-        Ok((bulk, rr))
+        let used = v["kernel_link"]["congestion_control"].as_str().map(str::to_string);
+        Ok((bulk, rr, used))
     }
 
     /// The namespace's nonzero TCP counters (`/proc/net/snmp` Tcp, `/proc/net/netstat` TcpExt)

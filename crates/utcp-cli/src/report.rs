@@ -126,6 +126,10 @@ pub struct Report {
     /// Where the kernel baseline ran (plain loopback, or a lossy namespace), or why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_link: Option<Value>,
+    /// The utcp stack's congestion control (`net.ipv4.tcp_congestion_control`), absent
+    /// when utcp did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utcp_congestion_control: Option<String>,
 }
 
 impl Report {
@@ -148,7 +152,14 @@ impl Report {
             alloc: None,
             peers: None,
             kernel_link: None,
+            utcp_congestion_control: None,
         }
+    }
+
+    /// Sets `kernel_link`.
+    pub fn with_kernel_link(mut self, link: Value) -> Self {
+        self.kernel_link = Some(link);
+        self
     }
 
     /// Sets `alloc`.
@@ -359,6 +370,7 @@ mod tests {
             pcap: None,
             with_kernel: true,
             kernel_only: false,
+            kernel_congestion: "cubic".into(),
             json: true,
             timeout: None,
             peers: false,

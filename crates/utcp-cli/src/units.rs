@@ -85,6 +85,21 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(ns.round() as u64))
 }
 
+/// A length of time where a bare number counts seconds (`utcp soak --seconds 30`, as the
+/// option's name says); a unit may still be given (`500ms`, `2s`).
+pub fn parse_seconds(input: &str) -> Result<Duration, String> {
+    let s = input.trim();
+    let (num, unit) = split_number(s);
+    if unit.is_empty() && !s.starts_with('-') {
+        let secs = parse_number(num, "duration", input)?;
+        if secs > 86_400.0 * 365.0 {
+            return Err(format!("invalid duration '{input}': too long"));
+        }
+        return Ok(Duration::from_nanos((secs * 1e9).round() as u64));
+    }
+    parse_duration(input)
+}
+
 /// A link rate in bits per second: a number with an optional decimal prefix
 /// `k`, `M`, `G`, `T` (case-insensitive, powers of 1000) and an optional
 /// `bit`, `bits` or `bit/s`, so `10Gbit`, `500Mbit` and `1G` are all bits
@@ -221,6 +236,17 @@ mod tests {
         assert!(parse_duration("100").unwrap_err().contains("missing unit"));
         for bad in ["", "ms", "1h", "-1ms", "1e3us"] {
             assert!(parse_duration(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("3s"), Ok(Duration::from_secs(3)));
+        for bad in ["", "-1", "-2s", "1h", "x", "99999999999"] {
+            assert!(parse_seconds(bad).is_err(), "{bad} accepted");
         }
     }
 

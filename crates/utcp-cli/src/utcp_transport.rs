@@ -109,6 +109,12 @@ impl UtcpTransport {
         })
     }
 
+    /// The client stack's congestion control (`net.ipv4.tcp_congestion_control`).
+    pub fn congestion_control(&self) -> String {
+        let name = "net.ipv4.tcp_congestion_control";
+        self.client.core.net.sysctl.get_by_name(name).unwrap_or_else(|e| format!("unknown ({e:?})"))
+    }
+
     /// Waits (up to 2 s) until every connection has finished closing (the last FINs and ACKs
     /// are on the wire), then writes out the capture, so that a pcap holds the whole run.
     fn settle_and_sync(&self) {

@@ -119,3 +119,33 @@ fn progress_lines_when_stderr_is_not_a_terminal() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["progress"], false);
 }
+
+/// `utcp flood`: spoofed SYNs on a memlink (real threads, real clock) fill the listener's SYN
+/// queue; the real client still connects, through a SYN cookie, and its bytes arrive intact.
+#[test]
+fn flood_client_connects_through_syn_cookies() {
+    let o = utcp(&["flood", "--syns", "20000", "--bytes", "256K", "--backlog", "64", "--json"]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["syns"], 20000);
+    assert_eq!(v["client_connected"], true);
+    assert_eq!(v["client_bytes_verified"], 256 * 1024);
+    // 65 requests fill a backlog of 64; the SYNs the ring took after that got cookies, and the
+    // client came in through one.
+    let sent = v["cookies_sent"].as_u64().unwrap();
+    if v["ring_drops"] == 0 {
+        // Every spoofed SYN after the 65 requests, and the client's.
+        assert_eq!(sent, 20000 - 65 + 1, "{v}");
+    }
+    assert!(sent > 0, "{v}");
+    assert_eq!(v["cookies_recv"], 1, "{v}");
+    assert!(v["client_connect_seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    // Without cookies the client's SYN finds the SYN queue full and is dropped each time: it
+    // cannot connect within the timeout.
+    let o = utcp(&["flood", "--syns", "2000", "--syncookies", "0", "--timeout", "2", "--json"]);
+    assert_eq!(code(&o), 1, "{}{}", text(&o.stdout), text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["client_connected"].clone(), v["cookies_sent"].clone()), (false.into(), 0.into()), "{v}");
+}

@@ -238,6 +238,7 @@ fn download_and_check(mode: &str, len: usize, tag: &str) {
     assert!(st.success(), "serve exit {st:?}");
     assert!(counter(&nstat, "TcpPassiveOpens") == 1, "{nstat}");
     if let Some((i, kpcap)) = kcap {
+        settle_capture(&kpcap);
         let (_, _) = ns.stop(if i > srv { i - 1 } else { i });
         same_packets_as_the_kernel_saw(&pcap, &kpcap, mode.is_empty());
     } else {
@@ -297,6 +298,24 @@ fn capture_tun0(ns: &mut Ns, name: &str) -> (usize, PathBuf) {
         let _ = ns.cmd(&format!("ping -c1 -W1 -q {UTCP_IP}")).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
     (ns.children.len() - 1, f)
+}
+
+/// Waits until dumpcap has written what the kernel handed it: its file has not grown for
+/// 500 ms (at most 20 s). SIGTERM before that loses the packets still in its ring (dumpcap's
+/// own report then says "flushed:N"), and the comparison would find the kernel's capture short.
+fn settle_capture(f: &Path) {
+    let size = || std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+    let t = Instant::now();
+    let (mut last, mut since) = (size(), Instant::now());
+    while t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(500) {
+            return;
+        }
+    }
 }
 
 /// Each direction's packets, as `src seq ip.len flags tcp.len` lines, from a capture.

@@ -28,6 +28,8 @@ use utcp::time::{Clock, Duration, Instant, VirtualClock};
 use utcp::{Errno, Stack};
 
 mod calls;
+mod recvmsg;
+use recvmsg::recvmsg;
 
 /// Port packetdrill binds and connects to (`--bind_port`, `--connect_port`).
 const SCRIPT_PORT: u16 = 8080;
@@ -134,6 +136,9 @@ struct SysOut {
     effects: Vec<Effect>,
     post: Result<(), String>,
     end: Instant,
+    /// SCM_TIMESTAMPING checks: (cmsg index, expected script time, actual script time) in µs,
+    /// held to the tolerance once the call is done (`scm_timestamping_expect_eq`).
+    scm_times: Vec<(usize, i64, i64)>,
 }
 
 struct Pending {
@@ -735,7 +740,8 @@ impl Runner {
         };
         let _ = line;
         std::thread::spawn(move || {
-            let mut out = SysOut { ret: 0, errno: None, effects: Vec::new(), post: Ok(()), end: EPOCH };
+            let mut out =
+                SysOut { ret: 0, errno: None, effects: Vec::new(), post: Ok(()), end: EPOCH, scm_times: Vec::new() };
             let r = do_syscall(&stack, &clock, &fds, &sc2, local, remote, &mut out);
             out.end = clock.now();
             match r {
@@ -820,6 +826,12 @@ impl Runner {
         self.trace(|| format!("{} returned {} {:?}", sc.name, out.ret, out.errno));
         if out.ret == i64::MIN {
             return fail(line, out.post.err().unwrap_or_default());
+        }
+        for &(i, want, got) in &out.scm_times {
+            if (want - got).abs() > self.cfg.tolerance_usecs {
+                let why = format!("Bad timestamp 0 in scm_timestamping {i}: expected={want} actual={got} (script µs)");
+                return fail(line, why);
+            }
         }
         let fd_call =
             matches!(sc.name.as_str(), "socket" | "accept" | "accept4" | "epoll_create" | "epoll_create1" | "dup");
@@ -1303,88 +1315,6 @@ fn do_syscall(
         }
         other => serr(format!("unsupported system call {other}")),
     }
-}
-
-fn recvmsg(stack: &Stack, sc: &SyscallEvent, f: i32, out: &mut SysOut) -> Result<i64, SysErr> {
-    let m = arg(sc, 1)?;
-    let flags = iarg(sc, 2)? as i32;
-    let mut name = [0u8; 128];
-    let has_name = m.field("msg_name").is_some_and(|(_, v)| !is_null(v));
-    let mut iov_bufs: Vec<Vec<u8>> = Vec::new();
-    let mut iov_null: Vec<bool> = Vec::new();
-    if let Some((_, Expr::List(items))) = m.field("msg_iov") {
-        for it in items {
-            let (base, len) = match it {
-                Expr::Struct(v) if v.len() == 2 => (&v[0], int(&v[1]).map_err(SysErr::Script)?),
-                other => return serr(format!("recvmsg: unsupported iovec {other}")),
-            };
-            iov_null.push(is_null(base));
-            iov_bufs.push(vec![0u8; len as usize]);
-        }
-    }
-    let want_flags = m.field("msg_flags").map(|x| int(x.1)).transpose().map_err(SysErr::Script)?;
-    let mut want_cmsgs = Vec::new();
-    if let Some((_, Expr::List(items))) = m.field("msg_control") {
-        for it in items {
-            let lvl = it.field("cmsg_level").map(|x| int(x.1)).transpose().map_err(SysErr::Script)?.unwrap_or(0);
-            let ty = it.field("cmsg_type").map(|x| int(x.1)).transpose().map_err(SysErr::Script)?.unwrap_or(0);
-            let data = it.field("cmsg_data").map(|x| x.1.clone());
-            want_cmsgs.push((lvl, ty, data));
-        }
-    }
-    let ctl_len: usize = want_cmsgs.len() * 24;
-    let mut control = vec![0u8; ctl_len];
-    let lens: Vec<usize> = iov_bufs.iter().map(|b| b.len()).collect();
-    let mut hdr = MsgHdr {
-        name: if has_name { Some(&mut name[..]) } else { None },
-        namelen: if has_name { 128 } else { 0 },
-        iov: iov_bufs
-            .iter_mut()
-            .zip(&iov_null)
-            .zip(lens)
-            .map(|((b, null), len)| IoVec { base: if *null { None } else { Some(&mut b[..]) }, len })
-            .collect(),
-        control: if ctl_len > 0 { Some(&mut control[..]) } else { None },
-        controllen: ctl_len,
-        flags: 0,
-    };
-    let n = stack.recvmsg(f, &mut hdr, flags)?;
-    let got_flags = hdr.flags;
-    let used = hdr.controllen;
-    drop(hdr);
-    if let Some(w) = want_flags {
-        if w != got_flags as i64 {
-            out.post = Err(format!("Expected msg_flags 0x{w:x} but got 0x{got_flags:x}"));
-            return Ok(n as i64);
-        }
-    }
-    if !want_cmsgs.is_empty() {
-        let got = utcp::syscall::parse_cmsgs(&control[..used]);
-        if got.len() != want_cmsgs.len() {
-            out.post = Err(format!("Expected {} control messages but got {}", want_cmsgs.len(), got.len()));
-            return Ok(n as i64);
-        }
-        for (g, (lvl, ty, data)) in got.iter().zip(&want_cmsgs) {
-            if g.level as i64 != *lvl || g.ty as i64 != *ty {
-                out.post =
-                    Err(format!("Bad cmsg: expected level {lvl} type {ty}, got level {} type {}", g.level, g.ty));
-                return Ok(n as i64);
-            }
-            if let Some(d) = data {
-                let want = int(d).map_err(SysErr::Script)?;
-                let gv = if g.data.len() >= 4 {
-                    i32::from_ne_bytes([g.data[0], g.data[1], g.data[2], g.data[3]]) as i64
-                } else {
-                    -1
-                };
-                if gv != want {
-                    out.post = Err(format!("Bad cmsg_data: expected: {want} actual: {gv}"));
-                    return Ok(n as i64);
-                }
-            }
-        }
-    }
-    Ok(n as i64)
 }
 
 pub use utcp::netdev::tun_skb_truesize;

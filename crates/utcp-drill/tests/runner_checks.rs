@@ -63,8 +63,8 @@ fn sysctls_utcp_does_not_honour_fail_the_script() {
         "sysctl net.ipv4.tcp_ecn=1 is not supported by utcp",
     );
     fails_with(
-        run(&with_init("echo 5 > /proc/sys/net/ipv4/tcp_challenge_ack_limit"), &o),
-        "sysctl net.ipv4.tcp_challenge_ack_limit=5 is not supported by utcp",
+        run(&with_init("echo 512 > /proc/sys/net/ipv4/tcp_base_mss"), &o),
+        "sysctl net.ipv4.tcp_base_mss=512 is not supported by utcp",
     );
     fails_with(run(&with_init("sysctl -q net.core.netdev_max_backlog=10"), &o), "not supported by utcp");
     // The default, the value utcp behaves as, and honoured knobs are fine.
@@ -75,6 +75,8 @@ fn sysctls_utcp_does_not_honour_fail_the_script() {
         "sysctl -q net.ipv4.tcp_rmem=\"4096 540000 15728640\"",
         "sysctl -q net.ipv4.tcp_fastopen=0x70403",
         "echo 1 > /proc/sys/net/ipv4/tcp_shrink_window",
+        "echo 5 > /proc/sys/net/ipv4/tcp_challenge_ack_limit",
+        "sysctl -q net.ipv4.tcp_syncookies=2",
     ] {
         assert_eq!(run(&with_init(ok), &o), Outcome::Pass, "{ok}");
     }

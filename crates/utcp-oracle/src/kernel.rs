@@ -70,7 +70,10 @@ fn cvt(r: i64) -> Result<i64, i32> {
 // produce EBADF from the kernel.
 // ---------------------------------------------------------------------------
 
-mod sys {
+/// Thin syscall wrappers on raw fds (the crate's only `unsafe`, each block with its SAFETY
+/// note), for the oracle's tests too.
+#[allow(missing_docs)]
+pub mod sys {
     use super::*;
 
     pub fn socket_stream() -> Result<i32, i32> {
@@ -258,6 +261,23 @@ mod sys {
     pub fn send(fd: i32, data: &[u8], flags: i32) -> Result<i64, i32> {
         // SAFETY: `data` is a valid buffer of `data.len()` bytes.
         let r = unsafe { libc::send(fd, data.as_ptr() as *const libc::c_void, data.len(), flags) };
+        cvt(r as i64)
+    }
+
+    /// sendmsg of one buffer with `control` as msg_control (empty: NULL, 0).
+    pub fn sendmsg_control(fd: i32, data: &[u8], control: &[u8], flags: i32) -> Result<i64, i32> {
+        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+        let mut ctl = control.to_vec();
+        // SAFETY: all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !ctl.is_empty() {
+            msg.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = ctl.len() as _;
+        }
+        // SAFETY: the iovec and the control buffer outlive the call; the kernel only reads them.
+        let r = unsafe { libc::sendmsg(fd, &msg, flags) };
         cvt(r as i64)
     }
 

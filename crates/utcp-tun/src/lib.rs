@@ -9,8 +9,11 @@
 //!   GRO (`Frame::gso_size` feeds `tcp_measure_rcv_mss`). On transmit, runs of full-sized
 //!   segments of one flow queued together are written as one 64 KiB GSO super-packet
 //!   (`VIRTIO_NET_HDR_GSO_TCPV4`, partial checksum), which the kernel segments — a batch of up to
-//!   45 segments in one `writev`. If the kernel refuses the offloads the device falls back to
-//!   plain mode ([`TunDevice::offload`] tells which one is in force).
+//!   45 segments in one `writev`; TCP's own super-segments (it builds them for the
+//!   `gso_max_size` this mode advertises) are written as they are. If the kernel refuses the
+//!   offloads the device falls back to plain mode ([`TunDevice::offload`] tells which one is
+//!   in force), where `dev_queue_xmit` has already cut TCP's super-segments in software
+//!   (`utcp::netdev::gso`).
 //!
 //! Transmit keeps the stack's order rule: `xmit` only queues (it is called under the socket
 //! lock); `flush_tx` writes the queue in FIFO order, one thread at a time.

@@ -9,7 +9,7 @@ use crate::stack::StackCore;
 use crate::syscall::{Stack, AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, SOL_TCP};
 use crate::time::Clock;
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddrV4};
 use std::sync::Arc;
 
 /// A stack attached to a device, with its timer (and NAPI) threads.
@@ -26,6 +26,11 @@ impl Host {
     pub fn addr(&self) -> Ipv4Addr {
         self.stack.core.net.local_addr()
     }
+
+    /// The stack's IPv6 address, if it has one.
+    pub fn addr6(&self) -> Option<Ipv6Addr> {
+        self.stack.core.net.local_addr6()
+    }
 }
 
 impl Drop for Host {
@@ -41,6 +46,13 @@ pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Address of the second host on a memlink.
 pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
+/// IPv6 address of the first host on a memlink (a unique local address, RFC 4193).
+pub const ADDR6_A: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xa);
+/// IPv6 address of the second host on a memlink.
+pub const ADDR6_B: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xb);
+/// The on-link prefix length of the memlink's IPv6 addresses (`fd00::/64`).
+pub const PREFIX6_LEN: u8 = 64;
+
 /// Two stacks joined by a memlink, running in real time.
 pub fn memlink_pair(cfg: LinkConfig) -> (Host, Host) {
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
@@ -52,14 +64,15 @@ pub fn memlink_pair_with_clock(cfg: LinkConfig, clock: Arc<dyn Clock>, threads: 
     let mtu = cfg.mtu;
     let seed = cfg.seed;
     let (pa, pb) = memlink::pair(cfg, clock.clone());
-    let mk = |addr: Ipv4Addr, port: Arc<MemPort>, secret: u64| {
+    let mk = |addr: Ipv4Addr, addr6: Ipv6Addr, port: Arc<MemPort>, secret: u64| {
         let core = StackCore::new(addr, mtu, clock.clone(), secret);
+        core.net.set_addr6(addr6, PREFIX6_LEN);
         core.attach_device(port.clone() as Arc<dyn NetDevice>);
         let th = threads.then(|| HostThreads::start(core.clone(), Some(port.clone())));
         Host { stack: Arc::new(Stack::from_core(core)), port: Some(port), threads: th }
     };
-    let a = mk(ADDR_A, pa, seed ^ 0x5151_5151);
-    let b = mk(ADDR_B, pb, seed ^ 0xa7a7_a7a7);
+    let a = mk(ADDR_A, ADDR6_A, pa, seed ^ 0x5151_5151);
+    let b = mk(ADDR_B, ADDR6_B, pb, seed ^ 0xa7a7_a7a7);
     (a, b)
 }
 

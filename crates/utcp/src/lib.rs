@@ -7,8 +7,9 @@
 //!
 //! ```text
 //!   syscall/   recv, recvmsg, send ... fd table (EBADF, ENOTSOCK), O_NONBLOCK, cmsgs
+//!   stack      StackCore: hash tables, ports, timer heap, device glue (implements SockHost)
 //!   socket/    sock_recvmsg (+ security hook) -> proto_ops -> proto; struct sock: lock,
-//!              backlog, prequeue, wait queue, busy polling
+//!              backlog, prequeue, wait queue, busy polling; SockHost, its view of the stack
 //!   tcp/       tcp_recvmsg, input, data queue, ofo queue, urgent, output, timers, CUBIC
 //!   ip/        IPv4 in/out, checksums
 //!   wire/      zero-copy packet views and parsed representations
@@ -25,13 +26,16 @@ pub mod ip;
 pub mod mib;
 pub mod netdev;
 pub mod netns;
+pub mod page_frag;
 pub mod ports;
 pub mod seq;
 pub mod sim;
 pub mod siphash;
 pub mod skb;
+pub mod skb_queue;
 pub mod socket;
 pub mod stack;
+pub mod sync;
 pub mod syscall;
 pub mod sysctl;
 pub mod tcp;

@@ -47,6 +47,23 @@ mib_table!(
 });
 
 mib_table!(
+    /// `Ip6*` counters (`IPSTATS_MIB_*` of the IPv6 table, `/proc/net/snmp6`).
+    Ipv6Mib, "Ip6", {
+    InReceives, InHdrErrors, InNoRoutes, InAddrErrors, InUnknownProtos, InTruncatedPkts, InDiscards,
+    InDelivers, OutRequests, ReasmReqds, ReasmFails, InOctets, OutOctets, InNoECTPkts, InECT1Pkts,
+    InECT0Pkts, InCEPkts, OutTransmits,
+});
+
+mib_table!(
+    /// `Icmp6*` counters (`ICMP6_MIB_*`, and the per-type `Icmp6MsgIn`/`Out` ones under the
+    /// names `/proc/net/snmp6` gives them).
+    Icmp6Mib, "Icmp6", {
+    InMsgs, InErrors, OutMsgs, OutErrors, InCsumErrors, OutRateLimitHost, InDestUnreachs,
+    InPktTooBigs, InTimeExcds, InParmProblems, InEchos, InEchoReplies, OutDestUnreachs,
+    OutParmProblems, OutEchos, OutEchoReplies,
+});
+
+mib_table!(
     /// `TcpExt*` counters (`LINUX_MIB_*`).
     LinuxMib, "TcpExt", {
     SyncookiesSent, SyncookiesRecv, SyncookiesFailed, EmbryonicRsts, PruneCalled, RcvPruned,
@@ -58,7 +75,7 @@ mib_table!(
     TCPBacklogDrop, TCPMinTTLDrop, TCPDirectCopyFromBacklog, TCPDirectCopyFromPrequeue,
     TCPPrequeued, TCPPrequeueDropped, TCPRcvCollapsed, TCPDSACKOldSent, TCPDSACKOfoSent,
     TCPDSACKRecv, TCPDSACKOfoRecv, TCPAbortOnData, TCPAbortOnClose, TCPAbortOnMemory,
-    TCPAbortOnTimeout, TCPAbortOnLinger, TCPAbortFailed, TCPMemoryPressures, TCPSACKDiscard,
+    TCPAbortOnTimeout, TCPAbortOnLinger, TCPAbortFailed, TCPMemoryPressures, TCPMemoryPressuresChrono, TCPSACKDiscard,
     TCPDSACKIgnoredOld, TCPDSACKIgnoredNoUndo, TCPSpuriousRTOs, TCPSackShifted, TCPSackMerged,
     TCPSackShiftFallback, TCPRcvQDrop, TCPRcvCoalesce, TCPOFOQueue, TCPOFODrop, TCPOFOMerge,
     TCPChallengeACK, TCPSYNChallenge, TCPSpuriousRtxHostQueues, BusyPollRxPackets,
@@ -67,8 +84,8 @@ mib_table!(
     TCPACKSkippedSeq, TCPACKSkippedFinWait2, TCPACKSkippedTimeWait, TCPACKSkippedChallenge,
     TCPWinProbe, TCPKeepAlive, TCPDelivered, TCPAckCompressed, TCPZeroWindowDrop,
     TCPRcvQDropOverflow, BeyondWindow, TCPRcvQOverflow, PAWSActive, PAWSEstab, PAWSOldAck,
-    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop, OutOfWindowIcmps,
-    LockDroppedIcmps,
+    TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop, TCPTimeWaitOverflow, OutOfWindowIcmps,
+    LockDroppedIcmps, TCPReqQFullDoCookies, TCPReqQFullDrop,
 });
 
 /// Why a packet was dropped (mirrors `enum skb_drop_reason`). Every drop goes through
@@ -119,6 +136,8 @@ pub struct Mib {
     tcp: [AtomicU64; TcpMib::ALL.len()],
     ip: [AtomicU64; IpMib::ALL.len()],
     icmp: [AtomicU64; IcmpMib::ALL.len()],
+    ip6: [AtomicU64; Ipv6Mib::ALL.len()],
+    icmp6: [AtomicU64; Icmp6Mib::ALL.len()],
     ext: [AtomicU64; LinuxMib::ALL.len()],
 }
 
@@ -128,6 +147,8 @@ impl Default for Mib {
             tcp: core::array::from_fn(|_| AtomicU64::new(0)),
             ip: core::array::from_fn(|_| AtomicU64::new(0)),
             icmp: core::array::from_fn(|_| AtomicU64::new(0)),
+            ip6: core::array::from_fn(|_| AtomicU64::new(0)),
+            icmp6: core::array::from_fn(|_| AtomicU64::new(0)),
             ext: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -169,6 +190,29 @@ impl Mib {
     pub fn icmp_inc(&self, c: IcmpMib) {
         self.icmp[c as usize].fetch_add(1, Ordering::Relaxed);
     }
+    /// `IP6_INC_STATS`.
+    #[inline]
+    pub fn ip6_inc(&self, c: Ipv6Mib) {
+        self.ip6[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// `IP6_ADD_STATS` (the octet counters).
+    #[inline]
+    pub fn ip6_add(&self, c: Ipv6Mib, n: u64) {
+        self.ip6[c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    /// Reads an Ip6 counter.
+    pub fn ip6_get(&self, c: Ipv6Mib) -> u64 {
+        self.ip6[c as usize].load(Ordering::Relaxed)
+    }
+    /// `__ICMP6_INC_STATS` (and `ICMP6MSGIN`/`OUT_INC_STATS` for the per-type counters).
+    #[inline]
+    pub fn icmp6_inc(&self, c: Icmp6Mib) {
+        self.icmp6[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Reads an Icmp6 counter.
+    pub fn icmp6_get(&self, c: Icmp6Mib) -> u64 {
+        self.icmp6[c as usize].load(Ordering::Relaxed)
+    }
     /// Reads an Icmp counter.
     pub fn icmp_get(&self, c: IcmpMib) -> u64 {
         self.icmp[c as usize].load(Ordering::Relaxed)
@@ -207,21 +251,22 @@ impl Mib {
             }
             SOCKET_BACKLOG => self.inc(LinuxMib::TCPBacklogDrop),
             TCP_ZEROWINDOW => self.inc(LinuxMib::TCPZeroWindowDrop),
-            TCP_OFO_DROP => self.inc(LinuxMib::TCPOFODrop),
             TCP_OFOMERGE => self.inc(LinuxMib::TCPOFOMerge),
             TCP_RFC7323_PAWS => self.inc(LinuxMib::PAWSEstab),
             TCP_INVALID_SEQUENCE | TCP_INVALID_END_SEQUENCE => self.inc(LinuxMib::BeyondWindow),
-            PROTO_MEM | SOCKET_RCVBUFF => self.inc(LinuxMib::TCPRcvQDrop),
-            TCP_OFO_QUEUE_PRUNE => self.inc(LinuxMib::OfoPruned),
+            SOCKET_RCVBUFF => self.inc(LinuxMib::TCPRcvQDrop),
             LISTEN_OVERFLOW => self.inc(LinuxMib::ListenOverflows),
             DEV_RING_FULL => self.ip_inc(IpMib::InDiscards),
+            // Linux's callers count these themselves (TCPRcvQDrop or TCPOFODrop for PROTO_MEM,
+            // OfoPruned once per prune), or not at all (TCP_OFO_DROP).
+            PROTO_MEM | TCP_OFO_QUEUE_PRUNE | TCP_OFO_DROP => {}
             NO_SOCKET | TCP_FLAGS | TCP_OLD_DATA | TCP_OVERWINDOW | TCP_RESET | TCP_INVALID_SYN | TCP_CLOSE
             | TCP_FASTOPEN | TCP_OLD_ACK | TCP_TOO_OLD_ACK | TCP_ACK_UNSENT_DATA | TCP_MINTTL | TCP_AOFAILURE
             | QUEUE_PURGE | NOT_SPECIFIED => {}
         }
     }
 
-    /// Every counter as `(nstat name, value)`: Ip, Icmp, Tcp, then TcpExt.
+    /// Every counter as `(nstat name, value)`: Ip, Icmp, Tcp, TcpExt, then Ip6 and Icmp6.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         let mut v = Vec::new();
         for &c in IpMib::ALL {
@@ -235,6 +280,12 @@ impl Mib {
         }
         for &c in LinuxMib::ALL {
             v.push((c.nstat_name(), self.get(c)));
+        }
+        for &c in Ipv6Mib::ALL {
+            v.push((c.nstat_name(), self.ip6_get(c)));
+        }
+        for &c in Icmp6Mib::ALL {
+            v.push((c.nstat_name(), self.icmp6_get(c)));
         }
         v
     }

@@ -3,15 +3,52 @@
 
 use crate::mib::Mib;
 use crate::sysctl::Sysctls;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::net::Ipv4Addr;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+/// The TCP memory accounting of `tcp_prot` (net/ipv4/tcp.c: `tcp_memory_allocated`,
+/// `tcp_memory_pressure`, `tcp_sockets_allocated`), limited by `net.ipv4.tcp_mem`. Every socket
+/// of the stack holds a reference, so that freeing one returns its pages (and the account
+/// reads the limits and bumps the counters without the namespace at hand).
+///
+/// DEVIATION(linux): per stack, like its `net.ipv4.tcp_mem`: Linux has one global account and
+/// one global `tcp_mem` (shown read-only outside the initial namespace). The count is exact:
+/// Linux adds pages to the global counter in per-CPU batches of up to `net.core.mem_pcpu_rsv`
+/// (256) pages, so its counter lags by up to that much per CPU.
+pub struct ProtoMem {
+    /// `tcp_memory_allocated`: pages charged by the stack's TCP sockets.
+    pub memory_allocated: AtomicI64,
+    /// `tcp_memory_pressure`: 0, or one plus the millisecond (on the stack's clock) the pressure
+    /// state was entered (Linux stores the jiffy, never 0).
+    pub memory_pressure: AtomicU64,
+    /// `tcp_sockets_allocated`: full TCP sockets alive.
+    pub sockets_allocated: AtomicI64,
+    /// The latest millisecond an allocation saw, for TCPMemoryPressuresChrono when a page
+    /// release (which runs without a clock) ends the pressure state.
+    pub clock_ms: AtomicU64,
+    /// The stack's sysctls (`tcp_mem`, `tcp_rmem[0]`, `tcp_wmem[0]`).
+    pub sysctl: Arc<Sysctls>,
+    /// The stack's counters (TCPMemoryPressures, TCPMemoryPressuresChrono).
+    pub mib: Arc<Mib>,
+}
+
+impl core::fmt::Debug for ProtoMem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ProtoMem")
+            .field("memory_allocated", &self.memory_allocated.load(Ordering::Relaxed))
+            .field("memory_pressure", &self.memory_pressure.load(Ordering::Relaxed))
+            .field("sockets_allocated", &self.sockets_allocated.load(Ordering::Relaxed))
+            .finish()
+    }
+}
 
 /// Namespace-wide state.
 pub struct Netns {
     /// `net.*` sysctls.
-    pub sysctl: Sysctls,
+    pub sysctl: Arc<Sysctls>,
     /// SNMP/MIB counters.
-    pub mib: Mib,
+    pub mib: Arc<Mib>,
     /// The interface MTU.
     pub mtu: AtomicU32,
     /// The interface's `gso_max_size` (bytes): the largest TCP super-segment it takes, cut
@@ -22,18 +59,33 @@ pub struct Netns {
     /// headers (`TcpIn::syn_hdr`), so a SYN costs no allocation otherwise (Linux copies them
     /// from the skb in tcp_conn_request(); utcp's frame is gone by then). Never cleared.
     pub save_syn_used: std::sync::atomic::AtomicBool,
+    /// Timewait socks alive in the namespace (`tcp_death_row.tw_refcount` less its base
+    /// reference), bounded by `net.ipv4.tcp_max_tw_buckets`.
+    pub tw_count: AtomicU32,
+    /// The softnet counters of this stack's receive path.
+    pub softnet: crate::netdev::SoftnetStat,
+    /// The second of the last challenge ACK budget, plus one (0: none yet)
+    /// (`net->ipv4.tcp_challenge_timestamp`).
+    pub challenge_timestamp: AtomicU64,
+    /// Challenge ACKs left in this second (`net->ipv4.tcp_challenge_count`).
+    pub challenge_count: AtomicU32,
     /// Local address of the (single) interface.
-    pub addr: parking_lot::RwLock<Ipv4Addr>,
+    pub addr: crate::sync::RwLock<Ipv4Addr>,
+    /// The interface's IPv6 address and the length of its on-link prefix, if it has one
+    /// (`inet6_ifaddr`); none: IPv6 input is discarded as on a device with `disable_ipv6`.
+    pub addr6: crate::sync::RwLock<Option<(Ipv6Addr, u8)>>,
     /// Secret for ISN and timestamp-offset generation (`net_secret`).
     pub secret: u64,
     /// IP ID counter.
     pub ip_id: AtomicU32,
     /// Use deterministic ISNs (ISN = 0 + offset), for scripts.
-    pub fixed_isn: parking_lot::Mutex<Option<u32>>,
+    pub fixed_isn: crate::sync::Mutex<Option<u32>>,
     /// `net->net_cookie` (SO_NETNS_COOKIE): distinct for every namespace of the process.
     pub cookie: u64,
     /// The name of the interface ([`DEV_IFINDEX`]), for SO_BINDTODEVICE.
-    pub ifname: parking_lot::RwLock<String>,
+    pub ifname: crate::sync::RwLock<String>,
+    /// TCP memory accounting against `net.ipv4.tcp_mem`.
+    pub tcp_mem: Arc<ProtoMem>,
 }
 
 /// `LOOPBACK_IFINDEX`: `lo`, which every namespace has.
@@ -44,17 +96,33 @@ pub const DEV_IFINDEX: i32 = 2;
 impl Netns {
     /// A namespace with one interface at `addr` with `mtu`.
     pub fn new(addr: Ipv4Addr, mtu: u32, secret: u64) -> Netns {
+        let sysctl = Arc::new(Sysctls::default());
+        let mib = Arc::new(Mib::default());
+        let tcp_mem = Arc::new(ProtoMem {
+            memory_allocated: AtomicI64::new(0),
+            memory_pressure: AtomicU64::new(0),
+            sockets_allocated: AtomicI64::new(0),
+            clock_ms: AtomicU64::new(0),
+            sysctl: sysctl.clone(),
+            mib: mib.clone(),
+        });
         Netns {
-            sysctl: Sysctls::default(),
-            mib: Mib::default(),
+            sysctl,
+            mib,
             mtu: AtomicU32::new(mtu),
             gso_max_size: AtomicU32::new(0),
             save_syn_used: std::sync::atomic::AtomicBool::new(false),
-            addr: parking_lot::RwLock::new(addr),
+            tw_count: AtomicU32::new(0),
+            softnet: crate::netdev::SoftnetStat::default(),
+            challenge_timestamp: AtomicU64::new(0),
+            challenge_count: AtomicU32::new(0),
+            addr: crate::sync::RwLock::new(addr),
+            addr6: crate::sync::RwLock::new(None),
             secret,
             ip_id: AtomicU32::new(0),
-            fixed_isn: parking_lot::Mutex::new(None),
-            ifname: parking_lot::RwLock::new("eth0".to_string()),
+            fixed_isn: crate::sync::Mutex::new(None),
+            ifname: crate::sync::RwLock::new("eth0".to_string()),
+            tcp_mem,
             cookie: {
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 NEXT.fetch_add(1, Ordering::Relaxed)
@@ -71,6 +139,16 @@ impl Netns {
     /// The local address.
     pub fn local_addr(&self) -> Ipv4Addr {
         *self.addr.read()
+    }
+
+    /// The local IPv6 address, if the interface has one.
+    pub fn local_addr6(&self) -> Option<Ipv6Addr> {
+        self.addr6.read().map(|(a, _)| a)
+    }
+
+    /// `ip -6 addr add addr/prefix_len dev eth0` (replacing any address it had).
+    pub fn set_addr6(&self, addr: Ipv6Addr, prefix_len: u8) {
+        *self.addr6.write() = Some((addr, prefix_len.min(128)));
     }
 
     /// `dev_get_by_name()`: the index of the device called `name`.
@@ -95,7 +173,7 @@ impl Netns {
 
     /// The 128-bit SipHash keys derived from the namespace secret: (`net_secret`,
     /// `ts_secret`), as Linux draws them at boot.
-    fn keys(&self) -> [(u64, u64); 2] {
+    fn keys(&self) -> [(u64, u64); 5] {
         let mut x = self.secret;
         let mut next = || {
             // splitmix64: expands the seed into independent key words.
@@ -105,7 +183,50 @@ impl Netns {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        [(next(), next()), (next(), next())]
+        [(next(), next()), (next(), next()), (next(), next()), (next(), next()), (next(), next())]
+    }
+
+    /// The key of the flow dissector's hash (`hashrnd`, drawn at boot), for
+    /// `ip6_make_flowlabel()`'s automatic flow labels.
+    pub fn flow_hash_key(&self) -> (u64, u64) {
+        self.keys()[4]
+    }
+
+    /// `tcp_send_challenge_ack()`'s namespace-wide budget: whether one more challenge ACK
+    /// may go out at `now` under `tcp_challenge_ack_limit` = `ack_limit`. Each second starts
+    /// with a random count in [half, ack_limit + half - 1], half = (ack_limit + 1) / 2 (u32
+    /// arithmetic, as Linux computes it), so the limit cannot be read off the wire; the draw
+    /// is keyed by the namespace secret.
+    // DEVIATION(linux): the per-second count is SipHash of the second under the namespace
+    // secret, not get_random_u32_inclusive(): as unpredictable without the secret, but the
+    // same for one stack and second.
+    pub fn challenge_ack_budget(&self, now: crate::time::Instant, ack_limit: u32) -> bool {
+        let sec = now.nanos() / 1_000_000_000 + 1;
+        if self.challenge_timestamp.load(Ordering::Relaxed) != sec {
+            let half = ack_limit.wrapping_add(1) >> 1;
+            // The range holds ack_limit values (0: all of u32, as get_random_u32_below(0)).
+            let span = ack_limit;
+            let (k0, k1) = self.keys()[1];
+            let r = crate::siphash::siphash24(k0 ^ 0xc4a1, k1, &sec.to_le_bytes()) as u32;
+            // get_random_u32_inclusive(half, ack_limit + half - 1): span values from half.
+            let count = if span == 0 { r } else { half.wrapping_add(r % span) };
+            self.challenge_timestamp.store(sec, Ordering::Relaxed);
+            self.challenge_count.store(count, Ordering::Relaxed);
+        }
+        let count = self.challenge_count.load(Ordering::Relaxed);
+        if count == 0 {
+            return false;
+        }
+        self.challenge_count.store(count - 1, Ordering::Relaxed);
+        true
+    }
+
+    /// The two SipHash keys of SYN cookies (`syncookie_secret`).
+    // DEVIATION(linux): Linux draws one syncookie_secret for the whole host; each utcp stack
+    // is a host of its own and derives it from its namespace secret.
+    pub fn syncookie_keys(&self) -> [(u64, u64); 2] {
+        let k = self.keys();
+        [k[2], k[3]]
     }
 
     /// `secure_tcp_seq()` (RFC 6528): SipHash-2-4 of the 4-tuple under the secret key, plus
@@ -172,5 +293,21 @@ mod tests {
         // fixed_isn (for scripts) overrides it.
         *n1.fixed_isn.lock() = Some(5);
         assert_eq!(n1.secure_seq(a, b, 1, 2, 99), 5);
+    }
+
+    #[test]
+    fn challenge_ack_budget_is_a_random_count_per_second() {
+        let n = Netns::new(Ipv4Addr::new(192, 0, 2, 1), 1500, 9);
+        let per_second = |limit: u32, sec: u64| {
+            let t = crate::time::Instant::from_millis(sec * 1000 + 3);
+            (0..100).take_while(|_| n.challenge_ack_budget(t, limit)).count()
+        };
+        // (limit + 1) / 2 ..= limit + (limit + 1) / 2 - 1: exactly 1 for a limit of 1.
+        assert!((1..20).all(|s| per_second(1, s) == 1));
+        let counts: Vec<usize> = (20..60).map(|s| per_second(10, s)).collect();
+        assert!(counts.iter().all(|c| (5..=14).contains(c)), "{counts:?}");
+        assert!(counts.iter().any(|&c| c != counts[0]), "random: {counts:?}");
+        // 0 (and values past INT_MAX) draw from all of u32: no practical limit.
+        assert_eq!(per_second(0, 70), 100);
     }
 }

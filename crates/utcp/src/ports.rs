@@ -75,7 +75,15 @@ impl PortTable {
     ) -> Result<u16, Errno> {
         if port == 0 {
             let (lo, hi) = (range.0 as u32, range.1 as u32);
-            let span = hi.saturating_sub(lo) + 1;
+            if hi < lo {
+                return Err(Errno::EADDRINUSE);
+            }
+            // inet_csk_find_open_port() scans `remaining &= ~1` ports from `low`: an odd
+            // range never offers its last port.
+            let mut span = hi - lo + 1;
+            if span > 1 {
+                span &= !1;
+            }
             for _ in 0..span {
                 let n = self.next;
                 self.next = self.next.wrapping_add(1);
@@ -96,13 +104,17 @@ impl PortTable {
     }
 
     /// `__inet_hash_connect()`: picks a port of `range` for a connecting socket `id`. A port
-    /// that some socket bound is skipped; a port held only by connections is reused when
-    /// `tuple_free(port)` says the 4-tuple through it is unused. EADDRNOTAVAIL when no port
-    /// is left.
+    /// that some socket bound is skipped; any other is taken when `tuple_free(port)` says the
+    /// 4-tuple through it is unused (it is asked once per candidate, and the port is taken
+    /// whenever it answers true, so it may hash the connection itself). EADDRNOTAVAIL when no port
+    /// is left. `local`: the range is the socket's own (IP_LOCAL_PORT_RANGE), every port of
+    /// which is tried; the sysctl's range loses its last port when its length is odd
+    /// (`remaining &= ~1U`).
     pub fn connect(
         &mut self,
         id: u64,
         range: (u16, u16),
+        local: bool,
         offset: u32,
         mut tuple_free: impl FnMut(u16) -> bool,
     ) -> Result<u16, Errno> {
@@ -110,19 +122,19 @@ impl PortTable {
         if hi < lo {
             return Err(Errno::EADDRNOTAVAIL);
         }
-        let span = hi - lo + 1;
+        let mut span = hi - lo + 1;
+        if !local && span > 1 {
+            span &= !1;
+        }
         let start = offset.wrapping_add(self.next) % span;
         self.next = self.next.wrapping_add(1);
         for i in 0..span {
             let cand = (lo + (start + i) % span) as u16;
-            match self.buckets.get(&cand) {
-                Some(b) if b.bound > 0 => continue,
-                Some(_) if !tuple_free(cand) => continue,
-                _ => {
-                    self.take(id, cand, Kind::Connected);
-                    return Ok(cand);
-                }
+            if self.buckets.get(&cand).is_some_and(|b| b.bound > 0) || !tuple_free(cand) {
+                continue;
             }
+            self.take(id, cand, Kind::Connected);
+            return Ok(cand);
         }
         Err(Errno::EADDRNOTAVAIL)
     }
@@ -174,17 +186,36 @@ mod tests {
         // Four connect()s to one destination take the four ports; a fifth finds none.
         let mut used = Vec::new();
         for id in 10..14 {
-            let p = t.connect(id, (10, 13), 0, |p| !used.contains(&p)).unwrap();
+            let p = t.connect(id, (10, 13), false, 0, |p| !used.contains(&p)).unwrap();
             used.push(p);
         }
-        assert_eq!(t.connect(20, (10, 13), 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
+        assert_eq!(t.connect(20, (10, 13), false, 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
         // Another destination reuses them; bind() cannot take them.
-        assert!(t.connect(21, (10, 13), 0, |_| true).is_ok());
+        assert!(t.connect(21, (10, 13), false, 0, |_| true).is_ok());
         assert_eq!(t.bind(22, 0, false, (10, 13)), Err(Errno::EADDRINUSE));
         assert_eq!(t.bind(22, used[0], false, (10, 13)), Err(Errno::EADDRINUSE));
         // A port someone bound is not used by connect().
         let mut t = PortTable::default();
         assert_eq!(t.bind(1, 0, false, (10, 10)), Ok(10));
-        assert_eq!(t.connect(2, (10, 10), 0, |_| true), Err(Errno::EADDRNOTAVAIL));
+        assert_eq!(t.connect(2, (10, 10), false, 0, |_| true), Err(Errno::EADDRNOTAVAIL));
+    }
+
+    #[test]
+    fn odd_ranges_lose_their_last_port_except_a_sockets_own_for_connect() {
+        // bind(port 0): [10, 12] offers 10 and 11 only (inet_csk_find_open_port).
+        let mut t = PortTable::default();
+        let mut got = vec![t.bind(1, 0, false, (10, 12)).unwrap(), t.bind(2, 0, false, (10, 12)).unwrap()];
+        got.sort();
+        assert_eq!(got, [10, 11]);
+        assert_eq!(t.bind(3, 0, false, (10, 12)), Err(Errno::EADDRINUSE));
+        // connect() over the sysctl's odd range: two ports; over the socket's own: three.
+        let mut t = PortTable::default();
+        let mut used = Vec::new();
+        for id in 1..3 {
+            used.push(t.connect(id, (10, 12), false, 0, |p| !used.contains(&p)).unwrap());
+        }
+        assert_eq!(t.connect(3, (10, 12), false, 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
+        let p = t.connect(3, (10, 12), true, 0, |p| !used.contains(&p)).unwrap();
+        assert_eq!(p, 12);
     }
 }

@@ -37,7 +37,8 @@ impl SimNet {
             for h in [&self.a, &self.b] {
                 if let Some(p) = &h.port {
                     p.poll_timers();
-                    work += p.napi_poll(64);
+                    let net = &h.stack.core.net;
+                    work += crate::netdev::net_rx_action_napi(&**p, net.sysctl.netdev_budget.get(), &net.softnet).0;
                 }
             }
             let now = self.now();

@@ -9,6 +9,8 @@ use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::TcpFlags;
 use bytes::Bytes;
+use core::cell::RefCell;
+use core::ops::{Deref, DerefMut};
 
 /// Largest IPv4 + TCP header: 60 + 60 bytes.
 pub const MAX_HEADER: usize = 128;
@@ -130,12 +132,111 @@ impl core::fmt::Debug for Frame {
     }
 }
 
+/// Emptied frame vectors a protocol call on this thread takes for its output (`Ctx::out`)
+/// instead of allocating one per call: nested calls (delivery running another socket's input
+/// inside a call) each take their own. At most [`FRAME_VECS_KEPT`] are kept per thread.
+const FRAME_VECS_KEPT: usize = 8;
+/// A vector grown past this many frames is freed rather than kept.
+const FRAME_VEC_MAX_KEPT_CAP: usize = 1024;
+
+thread_local! {
+    static FRAME_VECS: RefCell<Vec<Vec<Frame>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A vector of frames to transmit, taken from this thread's cache and given back (empty, its
+/// capacity kept) when dropped: the output of one protocol call.
+pub struct FrameBatch(Vec<Frame>);
+
+impl FrameBatch {
+    /// An empty batch, reusing a cached vector when the thread has one.
+    pub fn take() -> FrameBatch {
+        let v = FRAME_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
+        FrameBatch(v.unwrap_or_default())
+    }
+}
+
+impl Deref for FrameBatch {
+    type Target = Vec<Frame>;
+    fn deref(&self) -> &Vec<Frame> {
+        &self.0
+    }
+}
+
+impl DerefMut for FrameBatch {
+    fn deref_mut(&mut self) -> &mut Vec<Frame> {
+        &mut self.0
+    }
+}
+
+impl Drop for FrameBatch {
+    fn drop(&mut self) {
+        let mut v = core::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > FRAME_VEC_MAX_KEPT_CAP {
+            return;
+        }
+        v.clear();
+        let _ = FRAME_VECS.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if c.len() < FRAME_VECS_KEPT {
+                    c.push(v);
+                }
+            }
+        });
+    }
+}
+
 /// `SKB_TRUESIZE(X)`: what Linux charges for a buffer of `X` data bytes (data + `struct sk_buff`
 /// + `struct skb_shared_info`, each cache-aligned; 6.x x86_64 sizes).
 pub const fn skb_truesize(data: u32) -> u32 {
     const SKB_STRUCT: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff)) = 256 on 6.x
     const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
     ((data + 63) & !63) + SKB_STRUCT + SHINFO
+}
+
+/// Fragments one queued skb holds beyond its first (`MAX_SKB_FRAGS` − 1: TCP's coalescing
+/// stops there).
+pub const SKB_FRAGS_CAP: usize = 16;
+/// Emptied fragment vectors kept per thread, and in the shared cache behind them.
+const FRAG_VECS_PER_THREAD: usize = 64;
+const FRAG_VECS_SHARED: usize = 2048;
+
+thread_local! {
+    static FRAG_VECS: RefCell<Vec<Vec<Bytes>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Behind the per-thread caches: an skb coalesced on one thread (packet input) is often freed
+/// on another (the reader), as Linux's `skb_attempt_defer_free()` hands skbs back to the CPU
+/// that allocated them.
+static FRAG_VECS_SHARED_CACHE: parking_lot::Mutex<Vec<Vec<Bytes>>> = parking_lot::const_mutex(Vec::new());
+
+/// An empty fragment vector with room for [`SKB_FRAGS_CAP`] fragments, from the caches when
+/// they hold one (the `skbuff_cache` slab of this model).
+fn frag_vec_alloc() -> Vec<Bytes> {
+    let local = FRAG_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
+    local.or_else(|| FRAG_VECS_SHARED_CACHE.lock().pop()).unwrap_or_else(|| Vec::with_capacity(SKB_FRAGS_CAP))
+}
+
+/// Gives a fragment vector back to the caches (its fragments are released now).
+fn frag_vec_free(mut v: Vec<Bytes>) {
+    if v.capacity() != SKB_FRAGS_CAP {
+        return;
+    }
+    v.clear();
+    let v = FRAG_VECS
+        .try_with(|c| match c.try_borrow_mut() {
+            Ok(mut c) if c.len() < FRAG_VECS_PER_THREAD => {
+                c.push(v);
+                None
+            }
+            _ => Some(v),
+        })
+        .unwrap_or(None);
+    if let Some(v) = v {
+        let mut shared = FRAG_VECS_SHARED_CACHE.lock();
+        if shared.len() < FRAG_VECS_SHARED {
+            shared.push(v);
+        }
+    }
 }
 
 /// A received TCP segment as the receive and out-of-order queues hold it (`struct sk_buff` with
@@ -224,16 +325,20 @@ impl Skb {
     }
 
     /// Appends contiguous `other` (its payload becomes further fragments).
-    pub fn coalesce(&mut self, other: Skb) {
+    pub fn coalesce(&mut self, mut other: Skb) {
         debug_assert_eq!(self.end_seq, other.seq);
         self.end_seq = other.end_seq;
         self.tcp_flags = TcpFlags(self.tcp_flags.0 | other.tcp_flags.0);
         self.len += other.len;
         self.truesize += other.truesize;
-        if !other.data.is_empty() {
-            self.frags.push(other.data);
+        let more = !other.data.is_empty() as usize + other.frags.len();
+        if more > 0 && self.frags.capacity() == 0 && more <= SKB_FRAGS_CAP {
+            self.frags = frag_vec_alloc();
         }
-        self.frags.extend(other.frags);
+        if !other.data.is_empty() {
+            self.frags.push(core::mem::take(&mut other.data));
+        }
+        self.frags.append(&mut other.frags);
     }
 
     /// Drops `n` payload bytes from the front (`pskb_trim` of the head, used when a segment
@@ -258,21 +363,35 @@ impl Skb {
             return;
         }
         let mut keep = len as usize;
-        let mut parts: Vec<Bytes> = Vec::new();
-        for frag in core::iter::once(&self.data).chain(self.frags.iter()) {
-            if keep == 0 {
-                break;
+        if keep <= self.data.len() {
+            self.data.truncate(keep);
+            self.frags.clear();
+        } else {
+            keep -= self.data.len();
+            let mut n = 0;
+            while keep > 0 {
+                let f = &mut self.frags[n];
+                let k = f.len().min(keep);
+                f.truncate(k);
+                keep -= k;
+                n += 1;
             }
-            let n = frag.len().min(keep);
-            parts.push(frag.slice(..n));
-            keep -= n;
+            self.frags.truncate(n);
         }
-        let mut it = parts.into_iter();
-        self.data = it.next().unwrap_or_default();
-        self.frags = it.collect();
         self.len = len;
         self.tcp_flags = TcpFlags(self.tcp_flags.0 & !TcpFlags::FIN.0);
         self.end_seq = self.seq + len + self.tcp_flags.syn() as u32;
+    }
+}
+
+crate::skb_queue::queue_cache!(Skb);
+
+impl Drop for Skb {
+    /// `kfree_skb()`: the fragment vector goes back to the cache.
+    fn drop(&mut self) {
+        if self.frags.capacity() != 0 {
+            frag_vec_free(core::mem::take(&mut self.frags));
+        }
     }
 }
 

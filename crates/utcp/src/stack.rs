@@ -6,19 +6,18 @@ use crate::netdev::{NetDevice, RxHook};
 use crate::netns::Netns;
 use crate::skb::Frame;
 use crate::socket::sock::{InSeg, Sock};
+use crate::socket::sock_host::SockHost;
+pub use crate::socket::sock_host::{FourTuple, TakenTw};
 use crate::socket::SecurityPolicy;
+use crate::sync::{Condvar, Mutex, RwLock};
 use crate::tcp::ipv4::{reset_frame, seg_from};
 use crate::tcp::{TcpSock, TcpState};
 use crate::time::{Clock, Instant};
-use parking_lot::{Condvar, Mutex, RwLock};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-
-/// Connection key: (local addr, local port, remote addr, remote port).
-pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
 
 /// A fast multiply-xorshift hasher for connection keys (`inet_ehashfn` is a keyed jhash; the
 /// table here is per stack and not exposed to remote collision attacks beyond what the
@@ -92,6 +91,8 @@ pub struct StackCore {
     pub spin_before_sleep_us: std::sync::atomic::AtomicU32,
     /// ICMP output rate limiters.
     pub icmp: ip::icmp::IcmpState,
+    /// ICMPv6 rate limiters (the global one is `icmp`'s).
+    pub icmp6: ip::icmpv6::Icmpv6State,
 }
 
 impl StackCore {
@@ -111,6 +112,7 @@ impl StackCore {
             verify_csum: std::sync::atomic::AtomicBool::new(true),
             spin_before_sleep_us: std::sync::atomic::AtomicU32::new(if clock.is_virtual() { 0 } else { 50 }),
             icmp: ip::icmp::IcmpState::default(),
+            icmp6: ip::icmpv6::Icmpv6State::default(),
             clock,
         })
     }
@@ -155,6 +157,7 @@ impl StackCore {
         }
         let dev = self.dev.read();
         if let Some(dev) = dev.as_ref() {
+            let dev_gso = dev.gso_max_size();
             for f in frames {
                 // A socket bound to `lo` is routed there: Linux's `lo` hands the frame back
                 // to ip_rcv(), which drops a frame for a non-local address (InAddrErrors).
@@ -164,7 +167,12 @@ impl StackCore {
                     self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
                     continue;
                 }
-                dev.xmit(f);
+                // validate_xmit_skb(): software GSO for what the device cannot take whole.
+                if crate::netdev::gso::netif_needs_gso(&f, dev_gso) {
+                    crate::netdev::gso::skb_gso_segment(f, |s| dev.xmit(s));
+                } else {
+                    dev.xmit(f);
+                }
             }
         }
     }
@@ -181,6 +189,10 @@ impl StackCore {
     pub fn netif_receive(self: &Arc<Self>, frame: Frame) {
         let verify = self.verify_csum.load(Ordering::Relaxed);
         let h = frame.head();
+        // The IP version picks ipv6_rcv() or ip_rcv(), as the link layer's protocol does.
+        if h.first().or(frame.payload.first()).is_some_and(|b| b >> 4 == 6) {
+            return self.ipv6_rcv(&frame.to_vec());
+        }
         if h.len() >= 20 && h[0] >> 4 == 4 && h[9] != crate::wire::IPPROTO_TCP {
             return self.ip_local_deliver_other(&frame.to_vec(), verify);
         }
@@ -188,6 +200,7 @@ impl StackCore {
         // skb_csum_unnecessary() holds, nothing to verify.
         let tin = match ip::ip_rcv_tcp(&self.net, &frame, verify && !frame.csum_partial) {
             Ok(t) => t,
+            Err(crate::mib::DropReason::IP_INHDR) => return self.icmp_param_problem(&frame.to_vec()),
             Err(_) => return,
         };
         let mut seg = seg_from(&tin);
@@ -204,14 +217,38 @@ impl StackCore {
             }
         }
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
-        self.tcp_v4_rcv(inseg, frame.napi_id);
+        crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
+    }
+
+    /// `ipv6_rcv()`: the IPv6 input path; its answers (echo replies, ICMPv6 errors) go out.
+    fn ipv6_rcv(&self, pkt: &[u8]) {
+        let mut out = Vec::new();
+        ip::ipv6::ip6_rcv(&self.net, &self.icmp, &self.icmp6, pkt, self.clock.now(), &mut out);
+        if !out.is_empty() {
+            self.dev_queue_xmit(out);
+            self.dev_flush();
+        }
+    }
+
+    /// Sends an ICMPv6 echo request to `daddr` from the interface's IPv6 address, as `ping -6`
+    /// does through a ping socket; `false` when the interface has no IPv6 address. Replies are
+    /// counted (Icmp6InEchoReplies).
+    pub fn ping6(&self, daddr: std::net::Ipv6Addr, ident: u16, seq: u16, data: &[u8]) -> bool {
+        let Some(f) = ip::icmpv6::icmpv6_echo_request(&self.net, daddr, ident, seq, data) else { return false };
+        self.dev_queue_xmit([f]);
+        self.dev_flush();
+        true
     }
 
     /// `ip_local_deliver_finish()` for protocols other than TCP: ICMP to `icmp_rcv`, anything
     /// else answered with ICMP protocol-unreachable (rate-limited), as Linux without a raw
     /// socket for it does.
     fn ip_local_deliver_other(self: &Arc<Self>, pkt: &[u8], verify: bool) {
-        let Ok(ihl) = ip::ip_rcv_other(&self.net, pkt, verify) else { return };
+        let ihl = match ip::ip_rcv_other(&self.net, pkt, verify) {
+            Ok(ihl) => ihl,
+            Err(crate::mib::DropReason::IP_INHDR) => return self.icmp_param_problem(pkt),
+            Err(_) => return,
+        };
         let pkt = &pkt[..crate::wire::Ipv4Packet::new_unchecked(pkt).total_len() as usize];
         let mut out = Vec::new();
         if pkt[9] == ip::icmp::IPPROTO_ICMP {
@@ -227,6 +264,18 @@ impl StackCore {
         }
         if !out.is_empty() {
             self.dev_queue_xmit(out);
+            self.dev_flush();
+        }
+    }
+
+    /// `ip_options_compile()` → `icmp_send(ICMP_PARAMETERPROB)`: a datagram whose options do
+    /// not compile is answered (rate-limited) with the offending byte's offset.
+    fn icmp_param_problem(&self, pkt: &[u8]) {
+        let Some(ptr) = ip::ip_options_param_problem(pkt) else { return };
+        let now = self.clock.now();
+        let info = (ptr as u32) << 24;
+        if let Some(f) = ip::icmp::icmp_send(&self.net, &self.icmp, pkt, ip::icmp::ICMP_PARAMETERPROB, 0, info, now) {
+            self.dev_queue_xmit(vec![f]);
             self.dev_flush();
         }
     }
@@ -412,40 +461,92 @@ impl StackCore {
         }
     }
 
-    fn port_range(&self) -> (u16, u16) {
-        let lo = self.net.sysctl.ip_local_port_range.idx(0);
-        let hi = self.net.sysctl.ip_local_port_range.idx(1);
-        (lo.clamp(0, 65535) as u16, hi.clamp(0, 65535) as u16)
+    /// `inet_sk_get_local_port_range()`: `net.ipv4.ip_local_port_range`, narrowed by a
+    /// socket's IP_LOCAL_PORT_RANGE `sk_range` (`lo | hi << 16`): each half replaces the
+    /// sysctl's bound when it lies inside the sysctl's range. The flag tells whether the
+    /// socket set a range at all.
+    pub fn inet_sk_get_local_port_range(&self, sk_range: u32) -> ((u16, u16), bool) {
+        let lo = self.net.sysctl.ip_local_port_range.idx(0).clamp(0, 65535);
+        let hi = self.net.sysctl.ip_local_port_range.idx(1).clamp(0, 65535);
+        let (mut l, mut h) = (lo, hi);
+        if sk_range != 0 {
+            let (sk_lo, sk_hi) = ((sk_range & 0xffff) as i64, (sk_range >> 16) as i64);
+            if lo <= sk_lo && sk_lo <= hi {
+                l = sk_lo;
+            }
+            if lo <= sk_hi && sk_hi <= hi {
+                h = sk_hi;
+            }
+        }
+        ((l as u16, h as u16), sk_range != 0)
     }
 
     /// `inet_csk_get_port()`: socket `id` binds `port` (0 = any free port of the range).
     pub fn get_port(&self, id: u64, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
-        self.get_port_opts(id, port, reuse, false)
+        self.get_port_opts(id, port, reuse, false, 0)
     }
 
-    /// [`StackCore::get_port`] with SO_REUSEPORT: the port is shared with sockets that all set it.
-    pub fn get_port_opts(&self, id: u64, port: u16, reuse: bool, reuseport: bool) -> Result<u16, crate::errno::Errno> {
-        let range = self.port_range();
+    /// [`StackCore::get_port`] with SO_REUSEPORT (the port is shared with sockets that all set
+    /// it) and the socket's IP_LOCAL_PORT_RANGE `sk_range`.
+    pub fn get_port_opts(
+        &self,
+        id: u64,
+        port: u16,
+        reuse: bool,
+        reuseport: bool,
+        sk_range: u32,
+    ) -> Result<u16, crate::errno::Errno> {
+        let (range, _) = self.inet_sk_get_local_port_range(sk_range);
         self.ports.lock().bind_opts(id, port, reuse, reuseport, range)
     }
 
+    /// `__inet_check_established()`: hashes `sk` under `key` unless a socket has that 4-tuple;
+    /// a timewait sock that `tcp_twsk_unique()` lets go is replaced (and returned, with what
+    /// the new connection takes over from it, for the caller to kill outside this lock).
+    /// `twp`: asked by the port search (see [`crate::tcp::ipv4::tcp_twsk_unique`]).
+    pub fn __inet_check_established(&self, key: FourTuple, sk: &Arc<Sock>, twp: bool) -> Option<Option<TakenTw>> {
+        let mut h = self.ehash.write();
+        let Some(old) = h.get(&key) else {
+            h.insert(key, sk.clone());
+            return Some(None);
+        };
+        if old.id == sk.id {
+            return None; // never itself (connect() refuses a socket that still has a state)
+        }
+        let tw = *old.tw.lock();
+        let reuse = crate::tcp::ipv4::tcp_twsk_unique(&self.net, tw.as_ref()?, twp, self.clock.now())?;
+        let old = h.insert(key, sk.clone()).expect("present");
+        self.net.mib.inc(crate::mib::LinuxMib::TWRecycled);
+        Some(Some((old, reuse)))
+    }
+
     /// `__inet_hash_connect()`: picks a local port for a connection from `saddr` to
-    /// `daddr:dport` whose 4-tuple is unused (a port may serve many destinations) and hashes
-    /// `sk` under it. EADDRNOTAVAIL when the range has no port left.
+    /// `daddr:dport` whose 4-tuple is unused (a port may serve many destinations), or held
+    /// by a timewait sock that `tcp_twsk_unique()` lets go, and hashes `sk` under it;
+    /// `sk_range` is the socket's IP_LOCAL_PORT_RANGE. EADDRNOTAVAIL when the range has no
+    /// port left. Returns the port and the timewait sock taken over, if any.
     pub fn hash_connect(
         &self,
         sk: &Arc<Sock>,
         saddr: Ipv4Addr,
         daddr: Ipv4Addr,
         dport: u16,
-    ) -> Result<u16, crate::errno::Errno> {
-        let range = self.port_range();
+        sk_range: u32,
+    ) -> Result<(u16, Option<TakenTw>), crate::errno::Errno> {
+        let (range, local) = self.inet_sk_get_local_port_range(sk_range);
         let mut ports = self.ports.lock();
         let offset = self.net.port_offset(saddr, daddr, dport);
-        let port =
-            ports.connect(sk.id, range, offset, |p| !self.ehash.read().contains_key(&(saddr, p, daddr, dport)))?;
-        self.ehash.write().insert((saddr, port, daddr, dport), sk.clone());
-        Ok(port)
+        let mut taken = None;
+        let port = ports.connect(sk.id, range, local, offset, |p| {
+            match self.__inet_check_established((saddr, p, daddr, dport), sk, true) {
+                Some(tw) => {
+                    taken = tw;
+                    true
+                }
+                None => false,
+            }
+        })?;
+        Ok((port, taken))
     }
 
     /// The port socket `id` holds, if any.
@@ -458,27 +559,82 @@ impl StackCore {
         self.ports.lock().put(id);
     }
 
-    /// Turns a listener's completed request into a hashed child socket, lets it process the
-    /// segment that completed it, and queues it for accept().
-    pub fn adopt_child(self: &Arc<Self>, listener: &mut TcpSock, child: Box<TcpSock>) {
-        let key = (child.saddr, child.sport, child.daddr, child.dport);
-        let deadline = child.next_deadline();
-        let sk_socket = child.sk_socket.clone();
-        let reuseport = child.reuseport;
-        let csk = Sock::new(self.clone(), *child);
-        if !self.hash(key, csk.clone()) {
-            return;
-        }
-        self.ports.lock().inherit(csk.id, key.1, reuseport);
-        csk.peek_tp(|tp| csk.refresh_snapshot(tp));
-        self.schedule_timer(&csk, deadline);
-        if let Some(l) = listener.listen.as_mut() {
-            l.accept_queue.push_back(csk, sk_socket);
-        }
-    }
-
     /// Snapshot of established sockets (for `utcp stat` and tests).
     pub fn sockets(&self) -> Vec<Arc<Sock>> {
         self.ehash.read().values().cloned().collect()
+    }
+}
+
+/// The socket's view of its stack: each method is the inherent one of the same name.
+impl SockHost for StackCore {
+    fn net(&self) -> &Netns {
+        &self.net
+    }
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+    fn next_sock_id(&self) -> u64 {
+        StackCore::next_sock_id(self)
+    }
+    fn spin_before_sleep_us(&self) -> u32 {
+        self.spin_before_sleep_us.load(Ordering::Relaxed)
+    }
+    fn security(&self) -> Option<Arc<dyn SecurityPolicy>> {
+        self.security.read().clone()
+    }
+    fn schedule_timer(&self, sk: &Sock, at: Option<Instant>) {
+        StackCore::schedule_timer(self, sk, at)
+    }
+    fn dev_queue_xmit(&self, frames: &mut Vec<Frame>) {
+        StackCore::dev_queue_xmit(self, frames.drain(..))
+    }
+    fn dev_flush(&self) {
+        StackCore::dev_flush(self)
+    }
+    fn napi_by_id(&self, id: u32) -> Option<Arc<dyn NetDevice>> {
+        StackCore::napi_by_id(self, id)
+    }
+    fn send_reset_for(&self, inseg: &InSeg) {
+        StackCore::send_reset_for(self, inseg)
+    }
+    fn __inet_lookup_established(&self, key: FourTuple) -> Option<Arc<Sock>> {
+        self.ehash.read().get(&key).filter(|s| crate::tcp::ipv4::inet_sk_bound_dev_eq(s)).cloned()
+    }
+    fn __inet_lookup_listener(&self, inseg: &InSeg) -> Option<Arc<Sock>> {
+        StackCore::__inet_lookup_listener(self, inseg)
+    }
+    fn hash(&self, key: FourTuple, sk: Arc<Sock>) -> bool {
+        StackCore::hash(self, key, sk)
+    }
+    fn unhash(&self, sk: &Sock, tp: &TcpSock) {
+        StackCore::unhash(self, sk, tp)
+    }
+    fn unhash_key(&self, key: FourTuple, id: u64) {
+        StackCore::unhash_key(self, key, id)
+    }
+    fn unhash_listener(&self, port: u16, id: u64) {
+        StackCore::unhash_listener(self, port, id)
+    }
+    fn __inet_check_established(&self, key: FourTuple, sk: &Arc<Sock>, twp: bool) -> Option<Option<TakenTw>> {
+        StackCore::__inet_check_established(self, key, sk, twp)
+    }
+    fn hash_connect(
+        &self,
+        sk: &Arc<Sock>,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+        dport: u16,
+        sk_range: u32,
+    ) -> Result<(u16, Option<TakenTw>), crate::errno::Errno> {
+        StackCore::hash_connect(self, sk, saddr, daddr, dport, sk_range)
+    }
+    fn inherit_port(&self, id: u64, port: u16, reuseport: bool) {
+        self.ports.lock().inherit(id, port, reuseport)
+    }
+    fn port_held(&self, id: u64) -> Option<u16> {
+        StackCore::port_held(self, id)
+    }
+    fn put_port(&self, id: u64) {
+        StackCore::put_port(self, id)
     }
 }

@@ -65,6 +65,9 @@ impl Knob {
 
 sysctls! {
     tcp_rmem: "net.ipv4.tcp_rmem" = [4096, 131072, 33554432],
+    // tcp_init() sizes tcp_mem from the free memory at boot (pressure at 1/16 of it, in
+    // pages): these are a 24 GiB machine's.
+    tcp_mem: "net.ipv4.tcp_mem" = [287907, 383879, 575814],
     tcp_wmem: "net.ipv4.tcp_wmem" = [4096, 16384, 4194304],
     rmem_max: "net.core.rmem_max" = [4194304],
     wmem_max: "net.core.wmem_max" = [4194304],
@@ -125,10 +128,10 @@ sysctls! {
     tcp_no_metrics_save: "net.ipv4.tcp_no_metrics_save" = [0],
     tcp_thin_linear_timeouts: "net.ipv4.tcp_thin_linear_timeouts" = [0],
     tcp_tw_reuse: "net.ipv4.tcp_tw_reuse" = [2],
+    tcp_tw_reuse_delay: "net.ipv4.tcp_tw_reuse_delay" = [1000],
     tcp_max_tw_buckets: "net.ipv4.tcp_max_tw_buckets" = [131072],
     tcp_limit_output_bytes: "net.ipv4.tcp_limit_output_bytes" = [4194304],
     tcp_rto_min_us: "net.ipv4.tcp_rto_min_us" = [200000],
-    tcp_delack_max_us: "net.ipv4.tcp_delack_max_us" = [200000],
     ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
     ip_default_ttl: "net.ipv4.ip_default_ttl" = [64],
     // A name in Linux; stored as 0 = cubic, 1 = reno (`CongAlgo`), read and written by name.
@@ -138,6 +141,9 @@ sysctls! {
     netdev_max_backlog: "net.core.netdev_max_backlog" = [1000],
     netdev_budget: "net.core.netdev_budget" = [300],
     optmem_max: "net.core.optmem_max" = [131072],
+    hop_limit: "net.ipv6.conf.all.hop_limit" = [64],
+    auto_flowlabels: "net.ipv6.auto_flowlabels" = [1],
+    ratelimit: "net.ipv6.icmp.ratelimit" = [1000],
 }
 
 /// The default value of a knob, as `sysctl -n` prints it (`None`: no knob).
@@ -163,6 +169,7 @@ pub enum Support {
 /// Every sysctl the stack accepts, with how it is honoured. `Read` names the reader.
 pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_rmem", Support::Read("tcp/window.rs")),
+    ("net.ipv4.tcp_mem", Support::Read("tcp/sk_mem.rs")),
     ("net.ipv4.tcp_wmem", Support::Read("tcp/sndbuf.rs")),
     ("net.core.rmem_max", Support::Read("socket/sockopt.rs")),
     ("net.core.wmem_max", Support::Read("socket/sockopt.rs")),
@@ -177,14 +184,16 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_moderate_rcvbuf", Support::Read("tcp/window.rs")),
     ("net.ipv4.tcp_syn_retries", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_syn_linear_timeouts", Support::Read("tcp/timer.rs")),
-    ("net.ipv4.tcp_min_tso_segs", Support::Read("tcp/output.rs")),
-    ("net.ipv4.tcp_tso_rtt_log", Support::Read("tcp/output.rs")),
+    ("net.ipv4.tcp_min_tso_segs", Support::Read("tcp/tso.rs")),
+    ("net.ipv4.tcp_tso_rtt_log", Support::Read("tcp/tso.rs")),
+    ("net.ipv4.tcp_tso_win_divisor", Support::Read("tcp/tso.rs")),
     ("net.ipv4.tcp_synack_retries", Support::Read("tcp/listen.rs")),
     ("net.ipv4.tcp_retries2", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_orphan_retries", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_fin_timeout", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_max_syn_backlog", Support::Read("tcp/listen.rs")),
     ("net.ipv4.tcp_abort_on_overflow", Support::Read("tcp/listen.rs")),
+    ("net.ipv4.tcp_syncookies", Support::Read("tcp/listen.rs")),
     ("net.ipv4.tcp_reordering", Support::Read("tcp/mod.rs")),
     ("net.ipv4.tcp_recovery", Support::Read("tcp/rack.rs")),
     ("net.ipv4.tcp_congestion_control", Support::Read("tcp/mod.rs")),
@@ -194,6 +203,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_shrink_window", Support::Read("tcp/window.rs")),
     ("net.ipv4.tcp_min_rtt_wlen", Support::Read("tcp/undo.rs")),
     ("net.ipv4.tcp_early_retrans", Support::Read("tcp/rack.rs")),
+    ("net.ipv4.tcp_frto", Support::Read("tcp/loss.rs")),
     ("net.ipv4.tcp_app_win", Support::Read("tcp/window.rs")),
     ("net.ipv4.tcp_rfc1337", Support::Read("tcp/ipv4.rs")),
     ("net.ipv4.tcp_stdurg", Support::Read("tcp/urgent.rs")),
@@ -201,18 +211,19 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_keepalive_intvl", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_keepalive_probes", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_invalid_ratelimit", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_challenge_ack_limit", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_min_snd_mss", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_comp_sack_nr", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_comp_sack_delay_ns", Support::Read("tcp/input.rs")),
+    ("net.ipv4.tcp_comp_sack_slack_ns", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_workaround_signed_windows", Support::Read("tcp/window.rs")),
     ("net.ipv4.tcp_rto_min_us", Support::Read("tcp/mod.rs")),
     ("net.ipv4.ip_local_port_range", Support::Read("stack.rs")),
     ("net.ipv4.ip_default_ttl", Support::Read("ip/mod.rs")),
+    ("net.ipv6.conf.all.hop_limit", Support::Read("ip/ipv6.rs")),
+    ("net.ipv6.auto_flowlabels", Support::Read("ip/ipv6.rs")),
+    ("net.ipv6.icmp.ratelimit", Support::Read("ip/icmpv6.rs")),
     // Features utcp does not implement: it behaves as Linux with the feature off.
-    // DEVIATION(linux): the default 2 is accepted (every packetdrill defaults.sh writes it), but
-    // utcp recovers from an RTO as with 0: a spurious timeout is undone only by the Eifel
-    // timestamp and DSACK checks (tcp/undo.rs), never by F-RTO's new-data probe.
-    ("net.ipv4.tcp_frto", Support::BehavesAs("0", "F-RTO (RFC 5682) is not implemented")),
     ("net.ipv4.tcp_ecn", Support::BehavesAs("0", "ECN is not implemented: utcp never negotiates it")),
     ("net.ipv4.tcp_autocorking", Support::BehavesAs("0", "autocorking is not implemented")),
     ("net.ipv4.tcp_no_metrics_save", Support::BehavesAs("1", "utcp keeps no TCP metrics cache")),
@@ -234,35 +245,49 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ),
     ("net.ipv4.tcp_ecn_option", Support::Inert("only used by AccECN, which needs a tcp_ecn utcp refuses")),
     // Stored, never read: only the default is accepted.
-    ("net.core.rmem_default", Support::NotRead("the default receive buffer of non-TCP sockets")),
-    ("net.core.busy_poll", Support::NotRead("busy polling in poll/select/epoll")),
-    // DEVIATION(linux): the default 1 is accepted; it differs from 0 only once the SYN queue
-    // is full, where Linux answers with a cookie and utcp drops the SYN (ListenDrops).
     (
-        "net.ipv4.tcp_syncookies",
-        Support::BehavesAs("0", "SYN cookies are not implemented: a SYN that finds the SYN queue full is dropped"),
+        "net.core.rmem_default",
+        Support::Inert(
+            "only non-TCP sockets keep it: sock_init_data() sets sk_rcvbuf from it and tcp_init_sock() \
+             replaces that with tcp_rmem[1] (SO_RCVBUF of a new TCP socket reads 131072 with any \
+             rmem_default on 6.18), and utcp has TCP sockets only; a non-initial netns shows it read-only",
+        ),
     ),
+    ("net.core.busy_poll", Support::NotRead("busy polling in poll/select/epoll (sock_poll()'s sk_busy_loop() for busy_poll us)")),
     (
         "net.ipv4.tcp_adv_win_scale",
         Support::Inert("obsolete since Linux 6.6: 6.18 ignores it too (scaling_ratio replaced it)"),
     ),
-    ("net.ipv4.tcp_challenge_ack_limit", Support::NotRead("a challenge ACK rate limit")),
     ("net.ipv4.tcp_base_mss", Support::NotRead("MTU probing")),
     ("net.ipv4.tcp_mtu_probing", Support::NotRead("MTU probing")),
-    ("net.ipv4.tcp_tso_win_divisor", Support::NotRead("TSO deferral")),
-    ("net.ipv4.tcp_backlog_ack_defer", Support::NotRead("deferred ACKs from the socket backlog")),
-    ("net.ipv4.tcp_comp_sack_slack_ns", Support::NotRead("the compressed SACK timer slack")),
+    // DEVIATION(linux): the default 1 is accepted, but utcp ACKs as with 0: a segment processed
+    // from the socket backlog that calls for an immediate ACK sends it at once, where Linux sets
+    // TCP_ACK_DEFERRED and sends one ACK from tcp_release_cb().
+    (
+        "net.ipv4.tcp_backlog_ack_defer",
+        Support::BehavesAs("0", "TCP_ACK_DEFERRED (one ACK after the socket backlog) is not implemented"),
+    ),
     ("net.ipv4.tcp_pacing_ss_ratio", Support::Read("tcp/pacing.rs")),
     ("net.ipv4.tcp_pacing_ca_ratio", Support::Read("tcp/pacing.rs")),
     ("net.ipv4.tcp_thin_linear_timeouts", Support::Read("tcp/timer.rs")),
-    ("net.ipv4.tcp_tw_reuse", Support::NotRead("TIME_WAIT reuse")),
-    ("net.ipv4.tcp_max_tw_buckets", Support::NotRead("a TIME_WAIT bucket limit")),
-    ("net.ipv4.tcp_limit_output_bytes", Support::NotRead("TCP small queues")),
-    ("net.ipv4.tcp_delack_max_us", Support::Read("tcp/mod.rs")),
+    ("net.ipv4.tcp_max_tw_buckets", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_tw_reuse", Support::Read("tcp/ipv4.rs")),
+    ("net.ipv4.tcp_tw_reuse_delay", Support::Read("tcp/ipv4.rs")),
+    ("net.ipv4.tcp_limit_output_bytes", Support::NotRead("TCP small queues (tcp_small_queue_check(): utcp does not count the bytes a socket has in the device queue)")),
     ("net.ipv4.ip_no_pmtu_disc", Support::NotRead("path MTU discovery settings")),
-    ("net.core.netdev_max_backlog", Support::NotRead("a device backlog limit")),
-    ("net.core.netdev_budget", Support::NotRead("a NAPI budget")),
-    ("net.core.optmem_max", Support::NotRead("an option memory limit")),
+    // DEVIATION(linux): Linux has it only in the initial namespace (global, not per netns: a
+    // packetdrill script in its own netns cannot write it); each utcp stack keeps its own.
+    ("net.core.netdev_budget", Support::Read("host/mod.rs")),
+    (
+        "net.core.netdev_max_backlog",
+        Support::NotRead(
+            "a bound on utcp's inline receive backlog that behaves as Linux's: that backlog also holds \
+             the frames a socket builds before its lock is released, which Linux's loopback hands to \
+             the softirq one by one (local_bh_enable() after each), so 1000 would drop where Linux \
+             does not",
+        ),
+    ),
+    ("net.core.optmem_max", Support::NotRead("option memory accounting (sk_omem_alloc: MSG_ZEROCOPY notifications, socket filters)")),
 ];
 
 /// The sysctls the stack reads (computed from [`SYSCTLS`]).
@@ -357,6 +382,21 @@ impl Sysctls {
             };
             vals.push(v);
         }
+        // proc_dou8vec_minmax() / proc_douintvec_minmax(): a value out of range is EINVAL.
+        let bounds = match k.name {
+            "net.ipv4.tcp_tw_reuse" => Some((0, 2)),
+            // 1 ms to TCP_PAWS_MSL (60 s).
+            "net.ipv4.tcp_tw_reuse_delay" => Some((1, 60_000)),
+            // addrconf_sysctl_hop_limit(): 1 to 255; auto_flowlabels: 0 to
+            // IP6_AUTO_FLOW_LABEL_MAX (3); icmpv6_time: a non-negative ms count.
+            "net.ipv6.conf.all.hop_limit" => Some((1, 255)),
+            "net.ipv6.auto_flowlabels" => Some((0, 3)),
+            "net.ipv6.icmp.ratelimit" => Some((0, i64::from(i32::MAX))),
+            _ => None,
+        };
+        if bounds.is_some_and(|(lo, hi)| vals.iter().any(|v| *v < lo || *v > hi)) {
+            return Err(Errno::EINVAL);
+        }
         for (i, v) in vals.into_iter().enumerate() {
             k.vals[i].store(v, Ordering::Relaxed);
         }
@@ -401,11 +441,16 @@ mod tests {
         assert_eq!(s.set_by_name("net.ipv4.tcp_ecn", "1"), Err(Errno::EINVAL));
         assert_eq!(s.tcp_ecn.get(), 2, "a refused write changes nothing");
         assert!(check_write("net.ipv4.tcp_ecn", "1").unwrap_err().contains("ECN is not implemented"));
-        assert_eq!(s.set_by_name("net.ipv4.tcp_syncookies", "2"), Err(Errno::EINVAL));
+        assert!(s.set_by_name("net.ipv4.tcp_syncookies", "2").is_ok(), "honoured");
         assert!(s.set_by_name("net.ipv4.tcp_syncookies", "0").is_ok());
-        assert_eq!(s.set_by_name("net.ipv4.tcp_tw_reuse", "1"), Err(Errno::EINVAL));
-        assert!(s.set_by_name("net.ipv4.tcp_tw_reuse", "2").is_ok(), "the default");
+        assert!(s.set_by_name("net.ipv4.tcp_tw_reuse", "1").is_ok(), "honoured");
+        assert_eq!(s.set_by_name("net.ipv4.tcp_tw_reuse", "3"), Err(Errno::EINVAL), "0..=2");
+        assert_eq!(s.set_by_name("net.ipv4.tcp_tw_reuse_delay", "0"), Err(Errno::EINVAL), "1..=60000");
+        assert_eq!(s.set_by_name("net.ipv4.tcp_tw_reuse_delay", "60001"), Err(Errno::EINVAL));
+        assert!(s.set_by_name("net.ipv4.tcp_tw_reuse_delay", "60000").is_ok());
         assert!(s.set_by_name("net.ipv4.tcp_shrink_window", "1").is_ok(), "honoured");
+        // Linux 6.18 has no such sysctl (TCP_DELACK_MAX_US is a socket option only).
+        assert_eq!(s.set_by_name("net.ipv4.tcp_delack_max_us", "1000"), Err(Errno::ENOENT));
         assert_eq!(s.get_by_name("net.ipv4.tcp_rmem").unwrap(), "4096\t540000\t15728640");
     }
 }

@@ -8,6 +8,11 @@ pub const SOL_IP: i32 = 0;
 /// `SOL_TCP` (`IPPROTO_TCP`).
 pub const SOL_TCP: i32 = 6;
 
+/// `AF_INET`.
+pub const AF_INET: i32 = 2;
+/// `O_NONBLOCK`.
+pub const O_NONBLOCK: i32 = 0o4000;
+
 /// `FIONREAD` / `SIOCINQ`.
 pub const FIONREAD: u64 = 0x541B;
 /// `SIOCATMARK`.

@@ -129,10 +129,11 @@ fn lost_retransmission_is_found_by_rack_not_rto() {
 }
 
 /// Seeded random loss on the virtual clock (20 µs each way, both directions lossy): the
-/// counters are deterministic. At 1 % no RTO is needed, and no retransmission is ever
-/// needless (the link neither reorders nor duplicates, so a DSACK would mean a segment was
-/// declared lost while it was on its way — as when a retransmission sent after new data in
-/// the same instant was taken for sent before it).
+/// counters are deterministic. At 1 % no RTO is needed, and no retransmission is needless but
+/// a loss probe's (the link neither reorders nor duplicates, so a DSACK would mean a segment
+/// was declared lost while it was on its way — as when a retransmission sent after new data
+/// in the same instant was taken for sent before it). A tail loss probe is a guess by design:
+/// when the ACKs of the tail were lost it retransmits a segment that had arrived (seed 2).
 #[test]
 fn seeded_one_percent_loss_needs_no_rto_and_no_needless_retransmission() {
     for seed in [1, 2] {
@@ -143,14 +144,16 @@ fn seeded_one_percent_loss_needs_no_rto_and_no_needless_retransmission() {
         let counters = a.core.net.mib.nstat(false);
         assert!(mib(a, LinuxMib::TCPSackRecovery) > 10, "seed {seed}: losses were recovered\n{counters}");
         assert_eq!(mib(a, LinuxMib::TCPTimeouts), 0, "seed {seed}\n{counters}");
-        assert_eq!(mib(a, LinuxMib::TCPDSACKRecv), 0, "seed {seed}\n{counters}");
-        assert_eq!(mib(a, LinuxMib::TCPDSACKOfoRecv), 0, "seed {seed}\n{counters}");
+        let dsacks = mib(a, LinuxMib::TCPDSACKRecv) + mib(a, LinuxMib::TCPDSACKOfoRecv);
+        assert!(dsacks <= mib(a, LinuxMib::TCPLossProbes), "seed {seed}\n{counters}");
     }
 }
 
 /// At 5 % every kind of repair happens (lost retransmissions, loss probes, some RTOs when
-/// cwnd has shrunk to 2 and both the tail and its probe are lost), yet no retransmission is
-/// needless.
+/// cwnd has shrunk to 2 and both the tail and its probe are lost), yet no retransmission that
+/// SACK or RACK decided on is needless: a duplicate the receiver reports (DSACK) can only come
+/// from a timer (a probe or an RTO whose original arrived but whose ACKs were lost: the ACK
+/// path drops 5 % too).
 #[test]
 fn seeded_five_percent_loss_delivers_with_no_needless_retransmission() {
     let cfg = LinkConfig { loss: 0.05, seed: 1, delay: Duration::from_micros(20), ..Default::default() };
@@ -159,7 +162,9 @@ fn seeded_five_percent_loss_delivers_with_no_needless_retransmission() {
     let a = &net.a.stack;
     let counters = a.core.net.mib.nstat(false);
     assert!(mib(a, LinuxMib::TCPLostRetransmit) > 0, "{counters}");
-    assert_eq!(mib(a, LinuxMib::TCPDSACKRecv), 0, "{counters}");
+    let dsacks = mib(a, LinuxMib::TCPDSACKRecv) + mib(a, LinuxMib::TCPDSACKOfoRecv);
+    let timer = mib(a, LinuxMib::TCPLossProbes) + mib(a, LinuxMib::TCPTimeouts);
+    assert!(dsacks <= timer, "{counters}");
 }
 
 /// Real threads, real clock, NAPI delivery, 2 % loss each way: every byte arrives, and the

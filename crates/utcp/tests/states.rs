@@ -521,3 +521,63 @@ fn listener_keeps_its_port_while_children_come_and_go() {
     let y = lab.a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
     assert_eq!(lab.a.bind(y, SocketAddrV4::new(ADDR_A, port)), Err(Errno::EADDRINUSE));
 }
+
+/// Closes `c` (A) and its peer `s` (B) actively from A, both FINs acked.
+fn close_from_a(lab: &Lab, c: i32, s: i32) {
+    lab.a.close(c).unwrap();
+    lab.advance(ms(20));
+    lab.b.close(s).unwrap();
+    lab.advance(ms(30));
+}
+
+#[test]
+fn tcp_max_tw_buckets_bounds_time_wait_sockets() {
+    let lab = Lab::new(ms(10));
+    lab.a.core.net.sysctl.set_by_name("net.ipv4.tcp_max_tw_buckets", "1").unwrap();
+    let l = lab.listen(80, 16);
+    let mut pairs = Vec::new();
+    for _ in 0..3 {
+        let c = lab.connect_start(80);
+        let mut s = None;
+        assert!(lab.run_until(Duration::from_secs(10), || {
+            s = s.or_else(|| lab.b.accept4(l, SOCK_NONBLOCK).ok().map(|x| x.0));
+            s.is_some()
+        }));
+        lab.settle();
+        pairs.push((c, s.unwrap()));
+    }
+    // The first active close gets the one timewait sock.
+    close_from_a(&lab, pairs[0].0, pairs[0].1);
+    let count = |st: TcpState| conn_states(&lab.a).iter().filter(|s| **s == st).count();
+    assert_eq!((count(TcpState::Established), count(TcpState::TimeWait)), (2, 1));
+    assert_eq!(mib(&lab.a, LinuxMib::TCPTimeWaitOverflow), 0);
+    // The second finds the limit reached: tcp_time_wait() closes it at once (the last ACK
+    // still leaves: B's LAST_ACK ends normally).
+    close_from_a(&lab, pairs[1].0, pairs[1].1);
+    assert_eq!(mib(&lab.a, LinuxMib::TCPTimeWaitOverflow), 1);
+    assert_eq!((count(TcpState::Established), count(TcpState::TimeWait)), (1, 1), "the overflowed socket is gone");
+    assert_eq!(conn_states(&lab.b).iter().filter(|s| **s == TcpState::LastAck).count(), 0);
+    // Once the first TIME_WAIT ends (60 s), its bucket is free again.
+    lab.advance(Duration::from_secs(61));
+    assert_eq!(conn_states(&lab.a), vec![TcpState::Established]);
+    close_from_a(&lab, pairs[2].0, pairs[2].1);
+    assert_eq!(conn_states(&lab.a), vec![TcpState::TimeWait]);
+    assert_eq!(mib(&lab.a, LinuxMib::TCPTimeWaitOverflow), 1);
+    // Writing 0 allows none.
+    lab.a.core.net.sysctl.set_by_name("net.ipv4.tcp_max_tw_buckets", "0").unwrap();
+    lab.advance(Duration::from_secs(61));
+    assert!(conn_states(&lab.a).is_empty());
+    let (c, s, _l2) = {
+        let c = lab.connect_start(80);
+        let mut s = None;
+        assert!(lab.run_until(Duration::from_secs(10), || {
+            s = s.or_else(|| lab.b.accept4(l, SOCK_NONBLOCK).ok().map(|x| x.0));
+            s.is_some()
+        }));
+        lab.settle();
+        (c, s.unwrap(), ())
+    };
+    close_from_a(&lab, c, s);
+    assert!(conn_states(&lab.a).is_empty(), "no timewait sock at tcp_max_tw_buckets=0");
+    assert_eq!(mib(&lab.a, LinuxMib::TCPTimeWaitOverflow), 2);
+}

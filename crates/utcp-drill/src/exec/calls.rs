@@ -67,8 +67,24 @@ pub(super) fn extra(
             let f = fd(0)?;
             let m = arg(sc, 1)?;
             let flags = iarg(sc, 2)? as i32;
-            if m.field("msg_control").is_some_and(|(_, v)| !is_null(v)) {
-                return serr("sendmsg: control messages are not supported");
+            // cmsg_new(): each message's int payload in a CMSG_SPACE(4) slot.
+            let mut control = Vec::new();
+            match m.field("msg_control") {
+                Some((_, Expr::List(items))) => {
+                    for it in items {
+                        let field = |n: &str| -> Result<i64, SysErr> {
+                            let (_, v) = it.field(n).ok_or_else(|| SysErr::Script(format!("cmsg lacks {n}")))?;
+                            int(v).map_err(SysErr::Script)
+                        };
+                        control.extend(20u64.to_ne_bytes());
+                        control.extend((field("cmsg_level")? as i32).to_ne_bytes());
+                        control.extend((field("cmsg_type")? as i32).to_ne_bytes());
+                        control.extend((field("cmsg_data")? as i32).to_ne_bytes());
+                        control.extend([0u8; 4]);
+                    }
+                }
+                Some((_, v)) if !is_null(v) => return serr(format!("sendmsg: unsupported msg_control {v}")),
+                _ => {}
             }
             let v = match m.field("msg_iov") {
                 Some((_, e)) => iovecs(e)?,
@@ -77,7 +93,7 @@ pub(super) fn extra(
             let bufs: Vec<Vec<u8>> = v.iter().map(|(_, l)| vec![0u8; *l]).collect();
             let iov: Vec<(Option<&[u8]>, usize)> =
                 bufs.iter().zip(&v).map(|(b, (null, l))| (if *null { None } else { Some(&b[..]) }, *l)).collect();
-            Ok(stack.sendmsg(f, &iov, flags)? as i64)
+            Ok(stack.sendmsg_control(f, &iov, &control, flags)? as i64)
         })(),
         // The run already has every capability utcp models.
         "cap_set" => Ok(0),
@@ -115,7 +131,14 @@ mod tests {
     fn run(stack: &Stack, fds: &HashMap<i64, i32>, text: &str) -> (i64, Option<Errno>, SysOut) {
         let clock = VirtualClock::new(Instant::from_millis(1000));
         let sc = call(text);
-        let mut out = SysOut { ret: 0, errno: None, effects: Vec::new(), post: Ok(()), end: Instant::ZERO };
+        let mut out = SysOut {
+            ret: 0,
+            errno: None,
+            effects: Vec::new(),
+            post: Ok(()),
+            end: Instant::ZERO,
+            scm_times: Vec::new(),
+        };
         let local = SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, 1), 8080);
         let remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 8080);
         match do_syscall(stack, &clock, fds, &sc, local, remote, &mut out) {

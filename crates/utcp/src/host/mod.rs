@@ -38,7 +38,8 @@ pub struct HostThreads {
 /// The device thread: releases timed frames when they are due and runs NAPI polls, sleeping
 /// until the next due time or a received frame — never longer than that, so a delayed or
 /// rate-limited frame leaves on time.
-fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicBool) {
+fn device_loop<D: NetDevice + ?Sized>(dev: &D, core: &StackCore, stop: &AtomicBool) {
+    let clock = &*core.clock;
     const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
     const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
     while !stop.load(Ordering::Acquire) {
@@ -54,7 +55,14 @@ fn device_loop<D: NetDevice + ?Sized>(dev: &D, clock: &dyn Clock, stop: &AtomicB
             }
             continue;
         }
-        if dev.napi_poll(64) > 0 {
+        // net_rx_action() with net.core.netdev_budget; a spent budget hands the CPU on before
+        // the next round, as the softirq leaves the rest to ksoftirqd.
+        let budget = core.net.sysctl.netdev_budget.get();
+        let (work, squeezed) = crate::netdev::net_rx_action_napi(dev, budget, &core.net.softnet);
+        if squeezed {
+            std::thread::yield_now();
+        }
+        if work > 0 {
             continue;
         }
         let wait = match next {
@@ -106,13 +114,13 @@ impl HostThreads {
         let mut kick: Option<Arc<dyn Fn() + Send + Sync>> = None;
         if let Some(dev) = dev.filter(|d| d.needs_poll_thread()) {
             let stop = stop.clone();
-            let clock = core.clock.clone();
+            let core = core.clone();
             let d2 = dev.clone();
             kick = Some(Arc::new(move || d2.kick()));
             threads.push(
                 std::thread::Builder::new()
                     .name("utcp-napi".into())
-                    .spawn(move || device_loop(&*dev, &*clock, &stop))
+                    .spawn(move || device_loop(&*dev, &core, &stop))
                     .expect("spawn device thread"),
             );
         }

@@ -12,10 +12,10 @@
 use crate::mib::{DropReason, IcmpMib, IpMib};
 use crate::netns::Netns;
 use crate::skb::Frame;
+use crate::sync::Mutex;
 use crate::time::Instant;
 use crate::wire::{checksum, Ipv4Packet, Ipv4Repr};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -56,6 +56,34 @@ const ICMP_MSGS_PER_SEC: u64 = 1000;
 const ICMP_MSGS_BURST: u64 = 50;
 /// Peers remembered by the per-destination limiter (inet_peer entries are reclaimed too).
 const MAX_PEERS: usize = 4096;
+
+/// `inet_peer_xrlim_allow()`: `dst`'s token bucket in ms (a burst of `XRLIM_BURST_FACTOR`
+/// messages, one message costs `tmo`), for ICMP and ICMPv6 alike; peers idle for a minute are
+/// forgotten when the table is full.
+pub(super) fn inet_peer_xrlim_allow<K: std::hash::Hash + Eq>(
+    peers: &mut HashMap<K, (u64, Instant)>,
+    dst: K,
+    now: Instant,
+    tmo: u64,
+) -> bool {
+    if peers.len() >= MAX_PEERS && !peers.contains_key(&dst) {
+        peers.retain(|_, (_, last)| now.saturating_since(*last).as_millis() < 60_000);
+        if peers.len() >= MAX_PEERS {
+            peers.clear();
+        }
+    }
+    let max = XRLIM_BURST_FACTOR * tmo;
+    let e = peers.entry(dst).or_insert((max, now));
+    let tokens = (e.0 + now.saturating_since(e.1).as_millis() as u64).min(max);
+    e.1 = now;
+    if tokens >= tmo {
+        e.0 = tokens - tmo;
+        true
+    } else {
+        e.0 = tokens;
+        false
+    }
+}
 
 /// An ICMP error as the transport's error handler gets it: the ICMP type, code and `info`
 /// (the next-hop MTU of a frag-needed), who sent it, and the quoted original datagram.
@@ -117,6 +145,16 @@ impl IcmpState {
         if icmp_type > 18 || ICMP_RATEMASK & (1 << icmp_type) == 0 {
             return true;
         }
+        if !self.global_allow(net, now) {
+            return false;
+        }
+        self.peer_allow(net, dst, now)
+    }
+
+    /// `icmp_global_allow()`: the namespace's credit, refilled at `icmp_msgs_per_sec` and
+    /// capped at `icmp_msgs_burst`, shared by ICMP and ICMPv6; a refusal counts
+    /// IcmpOutRateLimitGlobal (ICMPv6's too, as `icmpv6_global_allow()` counts it).
+    pub fn global_allow(&self, net: &Netns, now: Instant) -> bool {
         {
             // icmp_global_allow(): credit refilled at msgs_per_sec, capped at msgs_burst.
             let mut g = self.global.lock();
@@ -134,26 +172,15 @@ impl IcmpState {
             }
             *g = Some((credit - 1, stamp));
         }
-        // inet_peer_xrlim_allow(): tokens in ms, one message costs `icmp_ratelimit`.
-        let mut peers = self.peers.lock();
-        if peers.len() >= MAX_PEERS && !peers.contains_key(&dst) {
-            peers.retain(|_, (_, last)| now.saturating_since(*last).as_millis() < 60_000);
-            if peers.len() >= MAX_PEERS {
-                peers.clear();
-            }
-        }
-        let max = XRLIM_BURST_FACTOR * ICMP_RATELIMIT_MS;
-        let e = peers.entry(dst).or_insert((max, now));
-        let tokens = (e.0 + now.saturating_since(e.1).as_millis() as u64).min(max);
-        e.1 = now;
-        if tokens >= ICMP_RATELIMIT_MS {
-            e.0 = tokens - ICMP_RATELIMIT_MS;
-            true
-        } else {
-            e.0 = tokens;
+        true
+    }
+
+    fn peer_allow(&self, net: &Netns, dst: Ipv4Addr, now: Instant) -> bool {
+        let ok = inet_peer_xrlim_allow(&mut self.peers.lock(), dst, now, ICMP_RATELIMIT_MS);
+        if !ok {
             net.mib.icmp_inc(IcmpMib::OutRateLimitHost);
-            false
         }
+        ok
     }
 }
 

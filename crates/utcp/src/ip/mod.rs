@@ -1,7 +1,10 @@
 //! IPv4 input and output (net/ipv4/ip_input.c, ip_output.c): header checks on the way in,
-//! header construction and checksums on the way out.
+//! header construction and checksums on the way out. IPv6's are in [`ipv6`] and [`icmpv6`].
 
 pub mod icmp;
+pub mod icmpv6;
+pub mod ipv6;
+pub mod options;
 pub mod recverr;
 pub mod sockglue;
 
@@ -49,33 +52,52 @@ pub fn build_tcp_frame_gso(
     let (tos, uc_ttl) = (inet.tos, inet.uc_ttl);
     let tcp_hlen = tcp.header_len();
     let ttl = if uc_ttl < 0 { net.sysctl.ip_default_ttl.get() as u8 } else { uc_ttl as u8 };
+    // ip_queue_xmit(): the socket's IP options after the header (ip_options_build); a source
+    // route sends the datagram to its first hop, the TCP checksum covering the final
+    // destination.
+    let opt = inet.opt.as_deref().filter(|o| o.optlen != 0);
+    let optlen = opt.map_or(0, |o| o.optlen as usize);
+    let ihl = 20 + optlen;
+    let ip_dst = match opt {
+        Some(o) if o.srr != 0 => o.faddr,
+        _ => daddr,
+    };
     let ip = Ipv4Repr {
         src_addr: saddr,
-        dst_addr: daddr,
+        dst_addr: ip_dst,
         protocol: IPPROTO_TCP,
-        payload_len: tcp_hlen + payload.len(),
+        payload_len: optlen + tcp_hlen + payload.len(),
         ttl,
-        ident: net.ip_id.fetch_add(1, Ordering::Relaxed) as u16,
+        // ip_select_ident_segs(): a super-segment takes one ID per packet GSO cuts from it.
+        ident: net.ip_id.fetch_add(gso_segs(payload.len(), gso_size), Ordering::Relaxed) as u16,
         dont_frag: inet.pmtudisc != sockglue::IP_PMTUDISC_DONT,
         tos,
     };
-    let mut frame = Frame::with_header_len(20 + tcp_hlen, payload);
+    let mut frame = Frame::with_header_len(ihl + tcp_hlen, payload);
     let head = frame.head_mut();
     {
         let mut ipp = Ipv4Packet::new_unchecked(&mut head[..20]);
-        ip.emit(&mut ipp, true);
+        ip.emit(&mut ipp, opt.is_none());
+    }
+    if let Some(o) = opt {
+        let midtime = if o.ts_needtime { options::inet_current_timestamp(realtime_ns()) } else { 0 };
+        let d = options::ip_options_build(o, daddr, saddr, midtime);
+        head[0] = 0x40 | (ihl / 4) as u8;
+        head[20..ihl].copy_from_slice(&d[..optlen]);
+        let sum = !crate::wire::checksum(&head[..ihl]);
+        head[10..12].copy_from_slice(&sum.to_be_bytes());
     }
     {
         // Header only: the payload lives in `frame.payload`.
         let hdr = TcpRepr { payload: &[], ..*tcp };
-        let mut tp = TcpPacket::new_unchecked(&mut head[20..]);
+        let mut tp = TcpPacket::new_unchecked(&mut head[ihl..]);
         hdr.emit(&mut tp, saddr, daddr, false);
     }
     if gso_size != 0 {
-        let tcp_len = frame.len() - 20;
+        let tcp_len = frame.len() - ihl;
         let pseudo = crate::wire::pseudo_header_checksum(saddr, daddr, IPPROTO_TCP, tcp_len as u32);
         let head = frame.head_mut();
-        head[20 + 16..20 + 18].copy_from_slice(&crate::wire::combine(&[pseudo]).to_be_bytes());
+        head[ihl + 16..ihl + 18].copy_from_slice(&crate::wire::combine(&[pseudo]).to_be_bytes());
         frame.gso_size = gso_size;
         frame.csum_partial = true;
     } else {
@@ -85,6 +107,15 @@ pub fn build_tcp_frame_gso(
     frame
 }
 
+/// The packets a payload of `len` bytes is cut into at `gso_size` (0: not GSO).
+fn gso_segs(len: usize, gso_size: u32) -> u32 {
+    if gso_size == 0 {
+        1
+    } else {
+        (len as u32).div_ceil(gso_size).max(1)
+    }
+}
+
 /// `rt_tos2priority()`: the `skb->priority` band a TOS byte maps to (`ip_tos2prio`).
 pub fn rt_tos2priority(tos: u8) -> u32 {
     // TC_PRIO_BESTEFFORT 0, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6.
@@ -92,18 +123,25 @@ pub fn rt_tos2priority(tos: u8) -> u32 {
     IP_TOS2PRIO[((tos & 0x1e) >> 1) as usize] as u32
 }
 
-/// Computes the TCP checksum of a frame whose header and payload are separate.
+/// Computes the TCP checksum of a frame whose header and payload are separate; `daddr` is
+/// the final destination (a source route's last hop, not the IP header's first one).
 pub fn fill_tcp_checksum(frame: &mut Frame, saddr: Ipv4Addr, daddr: Ipv4Addr) {
-    let tcp_len = frame.len() - 20;
+    let ihl = ((frame.head()[0] & 0x0f) as usize) * 4;
+    let tcp_len = frame.len() - ihl;
     let pseudo = crate::wire::pseudo_header_checksum(saddr, daddr, IPPROTO_TCP, tcp_len as u32);
-    let psum = payload_sum(&frame.payload, frame.head().len() - 20);
+    let psum = payload_sum(&frame.payload, frame.head().len() - ihl);
     let head = frame.head_mut();
-    head[20 + 16] = 0;
-    head[20 + 17] = 0;
-    let hsum = crate::wire::checksum(&head[20..]);
+    head[ihl + 16] = 0;
+    head[ihl + 17] = 0;
+    let hsum = crate::wire::checksum(&head[ihl..]);
     let sum = !crate::wire::combine(&[pseudo, hsum, psum]);
     let head = frame.head_mut();
-    head[20 + 16..20 + 18].copy_from_slice(&sum.to_be_bytes());
+    head[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// `ktime_get_real()` in nanoseconds since the epoch (the IP timestamp option's clock).
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Checksum of the payload as it sits after `offset` bytes of TCP header: when the header has an
@@ -136,6 +174,9 @@ pub struct TcpIn<'a> {
     /// A SYN's IP and TCP headers as received, for TCP_SAVE_SYN (`tcp_reqsk_record_syn()`);
     /// `None` for every other segment.
     pub syn_hdr: Option<Bytes>,
+    /// The IP options the segment carried, compiled on receipt (`IPCB(skb)->opt`; `None`
+    /// when the header had none).
+    pub opt: Option<Box<options::IpOptions>>,
 }
 
 /// `ip_rcv_core()` + `ip_route_input()`'s checks shared by every protocol: `head` holds at
@@ -168,12 +209,59 @@ fn ip_rcv_core(net: &Netns, head: &[u8], total: usize, verify_csum: bool) -> Res
     Ok(ihl)
 }
 
+/// `ip_rcv_options()`: compiles the options of a datagram for us (`head[20..ihl]`): RR and
+/// TS record our address and time in the copy kept with the segment. Options that do not
+/// compile are a header error (InHdrErrors; [`ip_options_param_problem`] tells the ICMP
+/// parameter problem's pointer); a source route is refused, as `accept_source_route` = 0
+/// refuses it.
+fn ip_rcv_options(net: &Netns, head: &[u8], ihl: usize) -> Result<Option<Box<options::IpOptions>>, DropReason> {
+    if ihl <= 20 {
+        return Ok(None);
+    }
+    let midtime = options::inet_current_timestamp(realtime_ns());
+    let Ok(opt) = compile_rcv_options(head, ihl, midtime) else {
+        return Err(drop(net, DropReason::IP_INHDR));
+    };
+    if opt.srr != 0 {
+        return Err(drop(net, DropReason::NOT_SPECIFIED));
+    }
+    Ok(Some(Box::new(opt)))
+}
+
+/// `ip_options_compile()`'s ICMP parameter problem: for a datagram dropped as a header error,
+/// the pointer (offset from the IP header) to the option byte that failed, when its options
+/// are what failed; `None` otherwise.
+pub fn ip_options_param_problem(head: &[u8]) -> Option<u8> {
+    if head.len() < 20 || head[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = ((head[0] & 0xf) as usize) * 4;
+    if ihl <= 20 || ihl > head.len() {
+        return None;
+    }
+    compile_rcv_options(head, ihl, 0).err()
+}
+
+/// `ip_options_compile()` over the options of a received datagram (`head[20..ihl]`, `ihl` >
+/// 20 and within `head`), for its destination as the local address; the error is the
+/// offending byte's offset.
+fn compile_rcv_options(head: &[u8], ihl: usize, midtime: u32) -> Result<options::IpOptions, u8> {
+    let mut opt = options::IpOptions::default();
+    opt.data[..ihl - 20].copy_from_slice(&head[20..ihl]);
+    opt.optlen = (ihl - 20) as u8;
+    let local = Ipv4Packet::new_unchecked(head).dst_addr();
+    let rcv = options::RcvCtx { spec_dst: local, midtime };
+    options::ip_options_compile(&mut opt, Some(rcv), local)?;
+    Ok(opt)
+}
+
 /// `ip_rcv()` + `tcp_v4_rcv()`'s header checks: validates the IPv4 header and the TCP header and
 /// checksum of `frame`. Every failure is a counted drop (the caller records nothing more).
 pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Result<TcpIn<'a>, DropReason> {
     let head = frame.head();
     let total = frame.len();
     let ihl = ip_rcv_core(net, head, total, verify_csum)?;
+    let opt = ip_rcv_options(net, head, ihl)?;
     let ipp = Ipv4Packet::new_unchecked(head);
     let tot_len = ipp.total_len() as usize;
     let saddr = ipp.src_addr();
@@ -221,13 +309,15 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let ttl = ipp.ttl();
     let syn_hdr = (tcp.flags.contains(TcpFlags::SYN) && !tcp.flags.contains(TcpFlags::ACK))
         .then(|| Bytes::copy_from_slice(&head[..ihl + doff]));
-    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32, ttl, syn_hdr })
+    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32, ttl, syn_hdr, opt })
 }
 
 /// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole
 /// datagram): the same header checks as [`ip_rcv_tcp`]; returns the header length.
 pub fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize, DropReason> {
-    ip_rcv_core(net, pkt, pkt.len(), verify_csum)
+    let ihl = ip_rcv_core(net, pkt, pkt.len(), verify_csum)?;
+    ip_rcv_options(net, pkt, ihl)?;
+    Ok(ihl)
 }
 
 /// The header length (IP + TCP) of raw packet bytes, for splitting them into a [`Frame`];

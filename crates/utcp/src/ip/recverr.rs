@@ -34,13 +34,21 @@ pub struct SockExterr {
     pub addr: Ipv4Addr,
     /// See `addr`.
     pub port: u16,
-    /// The quoted transport header onwards (what `recvmsg` returns as data).
+    /// `serr->header.h4.iif`: the device a timestamped packet left by (0: none, as for a
+    /// report without payload); with SOF_TIMESTAMPING_OPT_CMSG it gives IP_PKTINFO.
+    pub iif: i32,
+    /// `skb->tstamp`: when a timestamping report was made (None: not stamped).
+    pub tstamp: Option<crate::time::Instant>,
+    /// `serr->opt_stats`: the data is SCM_TIMESTAMPING_OPT_STATS attributes.
+    pub opt_stats: bool,
+    /// The quoted transport header onwards (what `recvmsg` returns as data); for a
+    /// timestamping report the packet, or nothing.
     pub payload: Vec<u8>,
 }
 
 impl SockExterr {
     /// `skb->truesize` charged against `sk_rcvbuf` (an ICMP skb: payload + overhead).
-    fn truesize(&self) -> u32 {
+    pub fn truesize(&self) -> u32 {
         crate::skb::skb_truesize(self.payload.len() as u32 + 28)
     }
 
@@ -82,6 +90,9 @@ pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err
         offender: Some(e.from),
         addr: e.daddr,
         port: u16::from_be_bytes([e.payload[2], e.payload[3]]),
+        iif: 0,
+        tstamp: None,
+        opt_stats: false,
         payload: e.payload.clone(),
     };
     let used: u32 = q.iter().map(SockExterr::truesize).sum();

@@ -2,6 +2,7 @@
 //! `do_ip_getsockopt` on a socket's [`InetOpts`] (the option part of `struct inet_sock`),
 //! as they answer for a TCP socket.
 
+use super::options::{ip_options_get, ip_options_undo, IpOptions, MAX_IPOPTLEN};
 use crate::errno::{Errno, SysResult};
 use crate::netns::Netns;
 use crate::uapi::opt::*;
@@ -15,7 +16,7 @@ pub const IP_PMTUDISC_WANT: u8 = 1;
 pub const IP_PMTUDISC_OMIT: u8 = 5;
 
 /// `inet->cmsg_flags` bits (IP_CMSG_*): which ancillary data a receiver asked for.
-mod cmsg {
+pub(crate) mod cmsg {
     pub const PKTINFO: u32 = 1 << 0;
     pub const TTL: u32 = 1 << 1;
     pub const TOS: u32 = 1 << 2;
@@ -58,6 +59,23 @@ pub struct InetOpts {
     /// `inet->min_ttl` (IP_MINTTL): segments arriving with a lower TTL are dropped
     /// (TCPMinTTLDrop).
     pub min_ttl: u8,
+    /// `inet->bind_address_no_port` (IP_BIND_ADDRESS_NO_PORT): bind() with port 0 sets the
+    /// address only; connect() picks the port (`__inet_hash_connect`).
+    pub bind_address_no_port: bool,
+    /// `inet->local_port_range` (IP_LOCAL_PORT_RANGE): `lo | hi << 16`, 0 halves meaning
+    /// the sysctl's (`inet_sk_get_local_port_range`).
+    pub local_port_range: u32,
+    /// `inet->inet_opt` (IP_OPTIONS, or a child's options echoed from its SYN): the IPv4
+    /// header options every packet of the socket carries, compiled for sending.
+    pub opt: Option<Box<IpOptions>>,
+}
+
+impl InetOpts {
+    /// `icsk_ext_hdr_len`: the IP option bytes every segment carries, which the MSS leaves
+    /// room for.
+    pub fn ext_hdr_len(&self) -> u32 {
+        self.opt.as_ref().map_or(0, |o| o.optlen as u32)
+    }
 }
 
 impl Default for InetOpts {
@@ -76,6 +94,9 @@ impl Default for InetOpts {
             mc_all: true,
             rcv_tos: 0,
             min_ttl: 0,
+            bind_address_no_port: false,
+            local_port_range: 0,
+            opt: None,
         }
     }
 }
@@ -142,8 +163,16 @@ fn cmsg_bit(name: i32) -> Option<u32> {
     })
 }
 
-/// `do_ip_setsockopt()` for a TCP socket. `priority` is `sk->sk_priority`, which IP_TOS sets.
-pub fn do_ip_setsockopt(inet: &mut InetOpts, priority: &mut u32, name: i32, val: &[u8]) -> SysResult<()> {
+/// `do_ip_setsockopt()` for a TCP socket. `priority` is `sk->sk_priority`, which IP_TOS sets;
+/// `local` is the host's address (IP_OPTIONS' prespecified timestamps ask whether an address
+/// is ours). A caller changing IP_OPTIONS resyncs the MSS to the new header length.
+pub fn do_ip_setsockopt(
+    inet: &mut InetOpts,
+    priority: &mut u32,
+    local: Ipv4Addr,
+    name: i32,
+    val: &[u8],
+) -> SysResult<()> {
     let v = if int_or_byte_opt(name) {
         match val.len() {
             0 => 0,
@@ -186,6 +215,28 @@ pub fn do_ip_setsockopt(inet: &mut InetOpts, priority: &mut u32, name: i32, val:
             inet.uc_ttl = v;
         }
         IP_RECVERR => inet.recverr = v != 0,
+        IP_OPTIONS => {
+            // ip_options_get(): an empty value stores an empty set (no options on the wire);
+            // a bad one leaves the old set in place.
+            if val.len() > MAX_IPOPTLEN {
+                return Err(Errno::EINVAL);
+            }
+            let opt = ip_options_get(val, local)?;
+            inet.opt = Some(Box::new(opt));
+        }
+        IP_BIND_ADDRESS_NO_PORT => inet.bind_address_no_port = v != 0,
+        IP_LOCAL_PORT_RANGE => {
+            // A u32, nothing shorter or longer; a range whose halves are both set must not
+            // be reversed.
+            if val.len() != 4 {
+                return Err(Errno::EINVAL);
+            }
+            let (lo, hi) = (v as u32 & 0xffff, v as u32 >> 16);
+            if lo != 0 && hi != 0 && lo > hi {
+                return Err(Errno::EINVAL);
+            }
+            inet.local_port_range = v as u32;
+        }
         IP_RECVERR_RFC4884 => {
             if !(0..=1).contains(&v) {
                 return Err(Errno::EINVAL);
@@ -284,8 +335,9 @@ pub fn do_ip_getsockopt(
             sk.mtu as i32
         }
         IP_MINTTL => inet.min_ttl as i32,
-        IP_HDRINCL | IP_NODEFRAG | IP_ROUTER_ALERT | IP_BIND_ADDRESS_NO_PORT | IP_UNICAST_IF => 0,
-        IP_LOCAL_PORT_RANGE => 0,
+        IP_HDRINCL | IP_NODEFRAG | IP_ROUTER_ALERT | IP_UNICAST_IF => 0,
+        IP_BIND_ADDRESS_NO_PORT => inet.bind_address_no_port as i32,
+        IP_LOCAL_PORT_RANGE => inet.local_port_range as i32,
         IP_MULTICAST_TTL => inet.mc_ttl as i32,
         IP_MULTICAST_LOOP => inet.mc_loop as i32,
         IP_MULTICAST_ALL => inet.mc_all as i32,
@@ -296,7 +348,14 @@ pub fn do_ip_getsockopt(
             let n = len.min(4);
             return Ok((vec![0; n], n));
         }
-        IP_OPTIONS => return Ok((Vec::new(), 0)),
+        IP_OPTIONS => {
+            // The options as set (ip_options_undo), truncated to len.
+            let Some(opt) = inet.opt.as_ref().filter(|o| o.optlen != 0) else { return Ok((Vec::new(), 0)) };
+            let mut d = ip_options_undo(opt);
+            d.truncate(len);
+            let n = d.len();
+            return Ok((d, n));
+        }
         IP_PKTOPTIONS => return Ok(ip_pktoptions(inet, sk, len)),
         IP_MSFILTER | MCAST_MSFILTER => return Err(Errno::EINVAL),
         n => match cmsg_bit(n) {
@@ -363,11 +422,11 @@ mod tests {
     fn tos_keeps_ecn_bits_and_sets_priority() {
         let mut o = InetOpts { tos: 0x2, ..Default::default() };
         let mut prio = 0;
-        do_ip_setsockopt(&mut o, &mut prio, IP_TOS, &0x13i32.to_ne_bytes()).unwrap();
+        do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_TOS, &0x13i32.to_ne_bytes()).unwrap();
         assert_eq!(o.tos, 0x12);
         assert_eq!(prio, crate::ip::rt_tos2priority(0x12));
         // One byte is read as the value.
-        do_ip_setsockopt(&mut o, &mut prio, IP_TOS, &[0x20]).unwrap();
+        do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_TOS, &[0x20]).unwrap();
         assert_eq!(o.tos, 0x22);
     }
 
@@ -375,9 +434,15 @@ mod tests {
     fn ttl_range_and_one_byte_readback() {
         let mut o = InetOpts::default();
         let mut prio = 0;
-        assert_eq!(do_ip_setsockopt(&mut o, &mut prio, IP_TTL, &0i32.to_ne_bytes()), Err(Errno::EINVAL));
-        assert_eq!(do_ip_setsockopt(&mut o, &mut prio, IP_TTL, &256i32.to_ne_bytes()), Err(Errno::EINVAL));
-        do_ip_setsockopt(&mut o, &mut prio, IP_TTL, &7i32.to_ne_bytes()).unwrap();
+        assert_eq!(
+            do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_TTL, &0i32.to_ne_bytes()),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_TTL, &256i32.to_ne_bytes()),
+            Err(Errno::EINVAL)
+        );
+        do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_TTL, &7i32.to_ne_bytes()).unwrap();
         let net = Netns::new(Ipv4Addr::new(192, 0, 2, 1), 1500, 1);
         assert_eq!(do_ip_getsockopt(&o, view(), &net, IP_TTL, 16).unwrap(), (7i32.to_ne_bytes().to_vec(), 4));
         assert_eq!(do_ip_getsockopt(&o, view(), &net, IP_TTL, 2).unwrap(), (vec![7], 1));
@@ -389,12 +454,15 @@ mod tests {
     fn mtu_discover_range_and_pktoptions() {
         let mut o = InetOpts::default();
         let mut prio = 0;
-        assert_eq!(do_ip_setsockopt(&mut o, &mut prio, IP_MTU_DISCOVER, &6i32.to_ne_bytes()), Err(Errno::EINVAL));
-        do_ip_setsockopt(&mut o, &mut prio, IP_MTU_DISCOVER, &0i32.to_ne_bytes()).unwrap();
+        assert_eq!(
+            do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_MTU_DISCOVER, &6i32.to_ne_bytes()),
+            Err(Errno::EINVAL)
+        );
+        do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_MTU_DISCOVER, &0i32.to_ne_bytes()).unwrap();
         assert_eq!(o.pmtudisc, IP_PMTUDISC_DONT);
         let net = Netns::new(Ipv4Addr::new(192, 0, 2, 1), 1500, 1);
         assert_eq!(do_ip_getsockopt(&o, view(), &net, IP_PKTOPTIONS, 64).unwrap().1, 0);
-        do_ip_setsockopt(&mut o, &mut prio, IP_RECVTTL, &1i32.to_ne_bytes()).unwrap();
+        do_ip_setsockopt(&mut o, &mut prio, Ipv4Addr::LOCALHOST, IP_RECVTTL, &1i32.to_ne_bytes()).unwrap();
         let (b, n) = do_ip_getsockopt(&o, view(), &net, IP_PKTOPTIONS, 64).unwrap();
         assert_eq!(n, 24);
         assert_eq!(&b[16..20], &1i32.to_ne_bytes());

@@ -64,9 +64,9 @@
 
 use crate::netdev::{DevStats, NetDevice, RxBacklog, RxHook};
 use crate::skb::Frame;
+use crate::sync::{Condvar, Mutex, RwLock};
 use crate::time::{Clock, Duration, Instant};
 use bytes::{Bytes, BytesMut};
-use parking_lot::{Condvar, Mutex, RwLock};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -215,6 +215,8 @@ struct TxState {
     /// Token bucket: `tokens` (bits × 10⁹) at `t_ref`.
     tokens: i128,
     t_ref: Instant,
+    /// Nothing this port transmits is released before this instant ([`MemPort::stall`]).
+    stall_until: Instant,
 }
 
 /// One port: its receive side and the state of the direction it transmits into. Aligned so the
@@ -274,6 +276,7 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
                 timed: VecDeque::new(),
                 tokens: cfg.mtu.max(1) as i128 * 8 * 1_000_000_000,
                 t_ref: Instant::ZERO,
+                stall_until: Instant::ZERO,
             }),
             stats: Counters::default(),
         }
@@ -384,6 +387,14 @@ impl MemPort {
         end.ring_cv.notify_all();
     }
 
+    /// A delay spike: every frame this port transmits in the next `d` is held until then and
+    /// released in order (on a timed link, i.e. one with a delay or a rate; a no-op otherwise).
+    pub fn stall(&self, d: Duration) {
+        if self.link.timed {
+            self.end().tx.lock().stall_until = self.link.clock.now() + d;
+        }
+    }
+
     /// Frames waiting in this port's rx ring.
     pub fn rx_len(&self) -> usize {
         self.end().ring_len.load(Ordering::Acquire)
@@ -447,6 +458,7 @@ impl MemPort {
             due = st.shape(now, f.len() as u64 * 8, rate, cfg.mtu.max(1) as u64 * 8);
         }
         due += cfg.delay;
+        due = due.max(st.stall_until);
         if due <= now && st.timed.is_empty() {
             out.push(f);
         } else {
@@ -834,6 +846,31 @@ mod tests {
         assert_eq!(a.napi_poll(1), 1);
         assert_eq!(ids(&sa), vec![7]);
         assert_eq!(sa.lock()[0].napi_id, a.napi_id());
+    }
+
+    #[test]
+    fn net_rx_action_spends_netdev_budget() {
+        use crate::netdev::{net_rx_action_napi, SoftnetStat, NAPI_POLL_WEIGHT};
+        let (_, a, b, _sa, sb) = link(LinkConfig { delivery: Delivery::Napi, ..Default::default() });
+        let stat = SoftnetStat::default();
+        for i in 0..300 {
+            a.tx(frame(i, 1));
+        }
+        // Budget 100: two polls of NAPI_POLL_WEIGHT, then the round ends with a time_squeeze.
+        assert_eq!(net_rx_action_napi(&*b, 100, &stat), (2 * NAPI_POLL_WEIGHT, true));
+        assert_eq!(stat.time_squeeze.load(Ordering::Relaxed), 1);
+        assert_eq!(net_rx_action_napi(&*b, 100, &stat), (128, true));
+        // 44 left: the poll completes under budget, no squeeze.
+        assert_eq!(net_rx_action_napi(&*b, 100, &stat), (44, false));
+        assert_eq!(stat.time_squeeze.load(Ordering::Relaxed), 2);
+        assert_eq!(ids(&sb), (0..300).collect::<Vec<_>>());
+        assert_eq!(net_rx_action_napi(&*b, 100, &stat), (0, false));
+        // The budget is checked after every poll: one that completes and spends it squeezes.
+        for i in 0..10 {
+            a.tx(frame(i, 1));
+        }
+        assert_eq!(net_rx_action_napi(&*b, 10, &stat), (10, true));
+        assert_eq!(stat.time_squeeze.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -16,11 +16,12 @@
 //!   that deliver inline do it here, in FIFO order per direction (one thread drains a
 //!   direction at a time; the others leave their frames to it).
 
+pub mod gso;
 pub mod memlink;
 pub mod pcap;
 
 use crate::skb::Frame;
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,43 @@ use std::sync::Arc;
 
 /// What a device hands received frames to: the stack's `netif_receive_skb`.
 pub type RxHook = Arc<dyn Fn(Frame) + Send + Sync>;
+
+/// `NAPI_POLL_WEIGHT`: the frames one `napi->poll()` may deliver (`dev_rx_weight` for the
+/// backlog's own NAPI).
+pub const NAPI_POLL_WEIGHT: usize = 64;
+
+/// The softnet counters of `/proc/net/softnet_stat` that utcp keeps (one set per stack).
+#[derive(Debug, Default)]
+pub struct SoftnetStat {
+    /// `time_squeeze`: [`net_rx_action_napi`] rounds that ended with the budget
+    /// (`net.core.netdev_budget`) spent.
+    pub time_squeeze: AtomicU64,
+}
+
+/// `net_rx_action()` for one NAPI instance: polls `dev` [`NAPI_POLL_WEIGHT`] frames at a time
+/// while a poll fills its weight (`napi_complete_done()` otherwise), and stops once `budget`
+/// (`net.core.netdev_budget`) frames are spent — even when the last poll completed, as Linux
+/// checks the budget after every poll — counting a `time_squeeze`; the rest waits for the next
+/// round (ksoftirqd's). Returns the frames delivered and whether the budget ran out.
+pub fn net_rx_action_napi<D: NetDevice + ?Sized>(dev: &D, budget: i64, stat: &SoftnetStat) -> (usize, bool) {
+    let mut budget = budget;
+    let mut total = 0;
+    loop {
+        let work = dev.napi_poll(NAPI_POLL_WEIGHT);
+        total += work;
+        budget -= work as i64;
+        if work == 0 {
+            return (total, false);
+        }
+        if budget <= 0 {
+            stat.time_squeeze.fetch_add(1, Ordering::Relaxed);
+            return (total, true);
+        }
+        if work < NAPI_POLL_WEIGHT {
+            return (total, false);
+        }
+    }
+}
 
 /// A capture tap on what a device puts on its wire: one packet per call, as consecutive byte
 /// slices (IP header first), in the order the wire carries them. See [`NetDevice::set_tx_tap`].
@@ -57,12 +95,13 @@ pub trait NetDevice: Send + Sync {
     }
     /// The device MTU.
     fn mtu(&self) -> u32;
-    /// `dev->gso_max_size` with `NETIF_F_TSO` (or GSO in software before the wire): the
-    /// largest TCP super-segment [`NetDevice::xmit`] takes, IP header included. Such a frame
-    /// has [`Frame::gso_size`] set (the MSS it is cut at) and a partial checksum
-    /// ([`Frame::csum_partial`], `NETIF_F_HW_CSUM`); the device cuts it, or hands it whole to
-    /// a peer that takes it whole (loopback, GRO). 0 (the default): no TSO/GSO, TCP builds
-    /// MSS-sized segments with full checksums.
+    /// `dev->gso_max_size` with `NETIF_F_TSO`: the largest TCP super-segment
+    /// [`NetDevice::xmit`] takes, IP header included. Such a frame has [`Frame::gso_size`] set
+    /// (the MSS it is cut at) and a partial checksum ([`Frame::csum_partial`],
+    /// `NETIF_F_HW_CSUM`); the device cuts it, or hands it whole to a peer that takes it whole
+    /// (loopback, GRO). 0 (the default): no TSO; TCP still builds super-segments (up to
+    /// `GSO_LEGACY_MAX_SIZE`) and `dev_queue_xmit` cuts them into MSS-sized packets with full
+    /// checksums before the device ([`gso::skb_gso_segment`]).
     fn gso_max_size(&self) -> u32 {
         0
     }
@@ -201,7 +240,7 @@ impl RxBacklog {
     }
 }
 
-thread_local! {
+crate::sync::thread_local! {
     static SOFTNET: RefCell<(bool, VecDeque<(RxHook, Frame)>)> = const { RefCell::new((false, VecDeque::new())) };
 }
 
@@ -272,14 +311,14 @@ pub fn skb_checksum_help(frame: &mut Frame) {
 
 /// A device that delivers straight into another stack's hook (loopback-like), for tests.
 pub struct Wire {
-    peer: parking_lot::RwLock<Option<RxHook>>,
+    peer: crate::sync::RwLock<Option<RxHook>>,
     mtu: u32,
 }
 
 impl Wire {
     /// A wire with `mtu`; frames sent go to the hook installed with [`Wire::connect`].
     pub fn new(mtu: u32) -> Wire {
-        Wire { peer: parking_lot::RwLock::new(None), mtu }
+        Wire { peer: crate::sync::RwLock::new(None), mtu }
     }
     /// Sets where transmitted frames go.
     pub fn connect(&self, peer: RxHook) {

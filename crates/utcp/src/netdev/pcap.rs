@@ -3,7 +3,8 @@
 //!
 //! The format is classic libpcap ("pcap", not pcapng): a 24-byte global header with the
 //! nanosecond-resolution magic `0xa1b23c4d`, version 2.4, snaplen [`SNAPLEN`] and link type
-//! [`LINKTYPE_RAW`] (101: each packet is a bare IPv4 datagram, no link-layer header), then per
+//! [`LINKTYPE_RAW`] (101: each packet is a bare IPv4 or IPv6 datagram, told apart by its version
+//! nibble; no link-layer header), then per
 //! packet a 16-byte record header (seconds, nanoseconds, captured length, original length) and the
 //! bytes. Everything is written little-endian (readers detect the byte order from the magic).
 //! Timestamps come from the device's [`Clock`], so captures made on a virtual clock show virtual
@@ -18,8 +19,8 @@
 
 use crate::netdev::{NetDevice, RxHook, TxTap};
 use crate::skb::Frame;
+use crate::sync::Mutex;
 use crate::time::{Clock, Instant};
-use parking_lot::Mutex;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,12 @@
 
 pub mod proto_ops;
 pub mod sock;
+pub mod sock_cmsg;
+pub mod sock_host;
+#[cfg(test)]
+mod sock_host_tests;
 pub mod sockopt;
+pub mod timestamping;
 
 use crate::errno::Errno;
 use crate::tcp::recvmsg::{IovIter, RecvInfo};
@@ -75,7 +80,7 @@ impl Socket {
     }
     /// O_NONBLOCK set on the file.
     pub fn nonblocking(&self) -> bool {
-        self.f_flags.load(Ordering::Relaxed) & crate::syscall::O_NONBLOCK != 0
+        self.f_flags.load(Ordering::Relaxed) & crate::uapi::O_NONBLOCK != 0
     }
 }
 
@@ -87,7 +92,7 @@ pub fn sock_recvmsg(
     cancel: Option<&Cancel>,
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
-    let policy = sock.sk.core.security.read().clone();
+    let policy = sock.sk.host.security();
     if let Some(p) = policy {
         p.socket_recvmsg(&RecvRequest { sock_id: sock.sk.id, size: iov.left(), flags })?;
     }

@@ -49,7 +49,7 @@ pub static INET_STREAM_OPS: InetStreamOps = InetStreamOps;
 
 impl ProtoOps for InetStreamOps {
     fn family(&self) -> i32 {
-        crate::syscall::AF_INET
+        crate::uapi::AF_INET
     }
 
     /// `inet_recvmsg()`.

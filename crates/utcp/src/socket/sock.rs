@@ -12,16 +12,16 @@
 use crate::mib::LinuxMib;
 use crate::netdev::NetDevice;
 use crate::netns::Netns;
-use crate::skb::Frame;
-use crate::stack::StackCore;
+use crate::skb::{Frame, FrameBatch};
+use crate::socket::sock_host::SockHost;
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::tcp::input::Seg;
 use crate::tcp::recvmsg::{IovIter, Ucopy};
 use crate::tcp::{Ctx, Events, TcpSock, TcpState};
 use crate::time::Instant;
-use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// A validated inbound segment with its addressing, as queued on the backlog or prequeue.
@@ -58,9 +58,42 @@ impl InSeg {
             truesize: self.seg.truesize,
             rx: self.seg.rx,
             syn_hdr: None,
+            ip_opt: None,
         };
         InSeg { seg, saddr: self.saddr, daddr: self.daddr, sport: self.sport, dport: self.dport }
     }
+}
+
+/// Emptied segment queues the owner of a socket lends it for its backlog (and a waiting
+/// reader for its prequeue) while it holds the socket: a socket at rest keeps no queue
+/// capacity, and a busy one does not allocate a queue per `release_sock`. Linux's backlog and
+/// prequeue are lists threaded through the skbs, costing nothing when empty.
+const INSEG_QUEUES_KEPT: usize = 8;
+/// A queue grown past this many segments is freed rather than kept.
+const INSEG_QUEUE_MAX_KEPT_CAP: usize = 4096;
+
+thread_local! {
+    static INSEG_QUEUES: core::cell::RefCell<Vec<VecDeque<InSeg>>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty queue from this thread's cache (or a new one, allocated on first use).
+fn inseg_queue_take() -> VecDeque<InSeg> {
+    INSEG_QUEUES.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten().unwrap_or_default()
+}
+
+/// Gives an emptied queue back to this thread's cache.
+fn inseg_queue_give(mut q: VecDeque<InSeg>) {
+    if q.capacity() == 0 || q.capacity() > INSEG_QUEUE_MAX_KEPT_CAP {
+        return;
+    }
+    q.clear();
+    let _ = INSEG_QUEUES.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.len() < INSEG_QUEUES_KEPT {
+                c.push(q);
+            }
+        }
+    });
 }
 
 /// What `slock` protects.
@@ -170,8 +203,8 @@ pub struct Sock {
     slock: Mutex<Slock>,
     tp: Mutex<TcpSock>,
     cv: Condvar,
-    /// The stack this socket belongs to.
-    pub core: Arc<StackCore>,
+    /// The stack this socket belongs to, as far as a socket reaches it.
+    pub host: Arc<dyn SockHost>,
     /// Lockless snapshot: data, EOF or error readable (`skb_queue_empty_lockless` & co).
     pub readable: AtomicBool,
     /// `sk->sk_napi_id`.
@@ -198,6 +231,10 @@ pub struct Sock {
     /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
     owned_wait_hook: Mutex<Option<OwnedWaitHook>>,
     has_owned_wait_hook: AtomicBool,
+    /// What connect() needs of a timewait sock to take its 4-tuple over (`tcp_twsk_unique()`),
+    /// kept so that the port search can read it under the bind table's lock without taking
+    /// this socket's. A leaf lock. `None` while the socket is no timewait sock.
+    pub(crate) tw: Mutex<Option<crate::tcp::ipv4::TwInfo>>,
     me: Weak<Sock>,
 }
 
@@ -239,8 +276,8 @@ impl OwnedSock<'_> {
 
 impl Sock {
     /// A new socket around `tp`.
-    pub fn new(core: Arc<StackCore>, tp: TcpSock) -> Arc<Sock> {
-        let id = core.next_sock_id();
+    pub fn new(host: Arc<dyn SockHost>, tp: TcpSock) -> Arc<Sock> {
+        let id = host.next_sock_id();
         let ll = tp.ll_usec;
         let bound_dev_if = tp.bound_dev_if;
         let (rcvbuf, sndbuf, rmem) = (tp.rcvbuf, tp.sndbuf, tp.rmem_alloc);
@@ -249,7 +286,7 @@ impl Sock {
             slock: Mutex::new(Slock::default()),
             tp: Mutex::new(tp),
             cv: Condvar::new(),
-            core,
+            host,
             readable: AtomicBool::new(false),
             napi_id: AtomicU32::new(0),
             ll_usec: AtomicU32::new(ll),
@@ -264,6 +301,7 @@ impl Sock {
             ep: Mutex::new(Vec::new()),
             owned_wait_hook: Mutex::new(None),
             has_owned_wait_hook: AtomicBool::new(false),
+            tw: Mutex::new(None),
             me: me.clone(),
         })
     }
@@ -296,12 +334,12 @@ impl Sock {
 
     /// The namespace.
     pub fn net(&self) -> &Netns {
-        &self.core.net
+        self.host.net()
     }
 
     /// The current time from the host's clock.
     pub fn now(&self) -> Instant {
-        self.core.clock.now()
+        self.host.clock().now()
     }
 
     /// `lock_sock()`: waits until no other process owns the socket, then owns it.
@@ -311,6 +349,9 @@ impl Sock {
             self.cv.wait(&mut s);
         }
         s.owned = true;
+        if s.backlog.capacity() == 0 {
+            s.backlog = inseg_queue_take();
+        }
         drop(s);
         let tp = self.tp.lock();
         OwnedSock { sock: self, tp: Some(tp) }
@@ -333,15 +374,18 @@ impl Sock {
         // for the next owner, which drains it.
         let mut s = if std::thread::panicking() { self.slock.lock() } else { self.lock_drained(g, None).0 };
         s.owned = false;
+        // Not owned, nothing is queued on the backlog: its queue goes back to the owner.
+        let lent = if s.backlog.is_empty() { std::mem::take(&mut s.backlog) } else { VecDeque::new() };
         let tp = g.tp.take();
         if let Some(tp) = tp.as_deref() {
             // A timer the owner armed directly (setsockopt: SO_KEEPALIVE, TCP_KEEPIDLE...)
             // reaches the stack's timer heap.
-            self.core.schedule_timer(self, tp.next_deadline());
+            self.host.schedule_timer(self, tp.next_deadline());
             self.update_snapshot(tp);
         }
         drop(tp);
         drop(s);
+        inseg_queue_give(lent);
         self.cv.notify_all();
     }
 
@@ -392,11 +436,20 @@ impl Sock {
                     s.prequeue_mem = 0;
                     std::mem::take(&mut s.prequeue)
                 };
-                (pre, std::mem::take(&mut s.backlog), t, icmp)
+                // Segments arriving while these are processed go to a queue of their own.
+                let batch = if s.backlog.is_empty() {
+                    VecDeque::new()
+                } else {
+                    std::mem::replace(&mut s.backlog, inseg_queue_take())
+                };
+                (pre, batch, t, icmp)
             };
-            for inseg in pre.into_iter().chain(batch) {
+            let (mut pre, mut batch) = (pre, batch);
+            for inseg in pre.drain(..).chain(batch.drain(..)) {
                 direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
             }
+            inseg_queue_give(pre);
+            inseg_queue_give(batch);
             if timers {
                 self.with_ctx(g, |tp, ctx| tp.tcp_timer_fire(ctx));
             }
@@ -409,13 +462,13 @@ impl Sock {
 
     fn process_seg(&self, g: &mut OwnedSock<'_>, inseg: InSeg, ucopy: Option<&mut IovIter<'_>>) -> usize {
         let mut uc = ucopy.map(|iov| Ucopy { iov, copied: 0 });
-        let mut out = Vec::new();
+        let mut out = FrameBatch::take();
         let now = self.now();
         let ev;
         let reset;
         {
             let tp = g.tp_mut();
-            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             if let Some(u) = uc.as_mut() {
                 ctx.ucopy = Some(u);
             }
@@ -425,15 +478,15 @@ impl Sock {
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
-                self.core.dev_queue_xmit(ctx.out.drain(..));
-                self.core.adopt_child(tp, child);
+                self.host.dev_queue_xmit(ctx.out);
+                self.adopt_child(tp, child);
             }
         }
         if let Some((hdr, full)) = reset {
             self.reset_or_redeliver(&hdr, full);
         }
         let copied = uc.map(|u| u.copied).unwrap_or(0);
-        self.finish(g.tp(), ev, out);
+        self.finish(g.tp(), ev, &mut out);
         copied
     }
 
@@ -445,34 +498,34 @@ impl Sock {
     /// Runs protocol code under ownership with a fresh context; transmits its output and
     /// delivers its events afterwards.
     pub fn with_ctx<R>(&self, g: &mut OwnedSock<'_>, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
-        let mut out = Vec::new();
+        let mut out = FrameBatch::take();
         let now = self.now();
         let (r, ev) = {
             let tp = g.tp_mut();
-            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             let r = f(tp, &mut ctx);
             (r, std::mem::take(&mut ctx.ev))
         };
-        self.finish(g.tp(), ev, out);
+        self.finish(g.tp(), ev, &mut out);
         r
     }
 
     /// After protocol work: schedule timers, wake waiters, transmit frames. Process context
     /// only (the socket is owned, so frames that come back land on the backlog).
-    fn finish(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) {
+    fn finish(&self, tp: &TcpSock, ev: Events, out: &mut Vec<Frame>) {
         let d = self.finish_locked(tp, ev, out);
         self.run_deferred(d);
     }
 
     /// The part of [`Sock::finish`] that needs the TCP state: timers, snapshot, unhashing, and
     /// handing the frames to the device — in build order, since the TCP state lock is held.
-    fn finish_locked(&self, tp: &TcpSock, ev: Events, out: Vec<Frame>) -> Deferred {
+    fn finish_locked(&self, tp: &TcpSock, ev: Events, out: &mut Vec<Frame>) -> Deferred {
         let flush = !out.is_empty();
-        self.core.dev_queue_xmit(out);
-        self.core.schedule_timer(self, tp.next_deadline());
+        self.host.dev_queue_xmit(out);
+        self.host.schedule_timer(self, tp.next_deadline());
         self.update_snapshot(tp);
         if ev.destroy {
-            self.core.unhash(self, tp);
+            self.host.unhash(self, tp);
         }
         let wake = (ev.data_ready && tcp_data_ready_ok(tp)) || ev.write_space || ev.state_change;
         Deferred { flush, wake }
@@ -485,7 +538,7 @@ impl Sock {
             self.wake_all();
         }
         if d.flush {
-            self.core.dev_flush();
+            self.host.dev_flush();
         }
     }
 
@@ -503,6 +556,7 @@ impl Sock {
         self.rcvbuf.store(tp.rcvbuf, Ordering::Relaxed);
         self.sndbuf.store(tp.sndbuf, Ordering::Relaxed);
         self.rmem_alloc.store(tp.rmem_alloc, Ordering::Relaxed);
+        *self.tw.lock() = crate::tcp::ipv4::TwInfo::of(tp);
     }
 
     /// Wakes everyone waiting on this socket (`sk_data_ready` & co).
@@ -590,13 +644,18 @@ impl Sock {
             }
             s.ucopy_task = ucopy.is_some();
             s.owned = false;
+            // Not owned while waiting: the backlog's queue (empty: drained) goes back. The
+            // prequeue is not given storage here: lending it the queue made real-thread
+            // transfers take loss probes (tests/real_threads.rs clean_*), for reasons not
+            // found yet, so a waiting reader's prequeue still allocates as it fills.
+            inseg_queue_give(std::mem::take(&mut s.backlog));
             let tp = g.tp.take();
             drop(tp);
             self.cv.notify_all();
             // Spin briefly before sleeping: on a real clock a futex sleep/wake pair costs more
             // than the gap between back-to-back segments (scheduling only; not observable).
-            let spin = self.core.spin_before_sleep_us.load(Ordering::Relaxed);
-            if spin > 0 && !self.core.clock.is_virtual() {
+            let spin = self.host.spin_before_sleep_us();
+            if spin > 0 && !self.host.clock().is_virtual() {
                 MutexGuard::unlocked(&mut s, || {
                     let start = self.now();
                     let mut n = 0u32;
@@ -631,7 +690,7 @@ impl Sock {
                 s.sleeping = true;
                 s.sleep_seq = s.sleep_seq.wrapping_add(1);
                 s.sleep_deadline = deadline;
-                match (deadline, self.core.clock.is_virtual()) {
+                match (deadline, self.host.clock().is_virtual()) {
                     (Some(dl), false) => {
                         let d = dl.saturating_since(now);
                         self.cv.wait_for(&mut s, d);
@@ -650,6 +709,9 @@ impl Sock {
             }
             s.owned = true;
             s.ucopy_task = false;
+            if s.backlog.capacity() == 0 {
+                s.backlog = inseg_queue_take();
+            }
         }
         g.tp = Some(self.tp.lock());
         if let Some(c) = cancel {
@@ -662,19 +724,21 @@ impl Sock {
 
     /// `tcp_prequeue_process()`: runs TCP input for prequeued segments in the reader's context.
     fn tcp_prequeue_process(&self, g: &mut OwnedSock<'_>, mut ucopy: Option<&mut IovIter<'_>>) -> usize {
-        let batch = {
+        let mut batch = {
             let mut s = self.slock.lock();
             s.prequeue_mem = 0;
             std::mem::take(&mut s.prequeue)
         };
         if batch.is_empty() {
+            inseg_queue_give(batch);
             return 0;
         }
         self.net().mib.inc(LinuxMib::TCPPrequeued);
         let mut direct = 0;
-        for inseg in batch {
+        for inseg in batch.drain(..) {
             direct += self.process_seg(g, inseg, ucopy.as_deref_mut());
         }
+        inseg_queue_give(batch);
         direct
     }
 
@@ -744,7 +808,7 @@ impl Sock {
                 tp.ack.pending |= crate::tcp::ack_flags::ICSK_ACK_TIMER | crate::tcp::ack_flags::ICSK_ACK_SCHED;
                 tp.ack.timeout = at;
                 tp.reset_timer(crate::tcp::TcpTimer::DelAck, at);
-                self.core.schedule_timer(self, tp.next_deadline());
+                self.host.schedule_timer(self, tp.next_deadline());
             }
         }
     }
@@ -761,13 +825,13 @@ impl Sock {
 
     /// Processes segments in packet-input context while holding `slock` (not owned).
     fn softirq_process(&self, s: MutexGuard<'_, Slock>, batch: impl IntoIterator<Item = InSeg>) {
-        let mut out = Vec::new();
+        let mut out = FrameBatch::take();
         let mut resets = Vec::new();
         let mut tp = self.tp.lock();
         let mut all_ev = Events::default();
         let now = self.now();
         for inseg in batch {
-            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
             if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
@@ -775,8 +839,8 @@ impl Sock {
             }
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
-                self.core.dev_queue_xmit(ctx.out.drain(..));
-                self.core.adopt_child(&mut tp, child);
+                self.host.dev_queue_xmit(ctx.out);
+                self.adopt_child(&mut tp, child);
             }
             let ev = std::mem::take(&mut ctx.ev);
             all_ev.data_ready |= ev.data_ready;
@@ -786,7 +850,7 @@ impl Sock {
             all_ev.new_data |= ev.new_data;
         }
         drop(s);
-        let d = self.finish_locked(&tp, all_ev, out);
+        let d = self.finish_locked(&tp, all_ev, &mut out);
         drop(tp);
         self.run_deferred(d);
         for (hdr, full) in resets {
@@ -804,13 +868,34 @@ impl Sock {
             let key = (seg.daddr, seg.dport, seg.saddr, seg.sport);
             // The lookup tcp_v4_rcv() makes (a socket bound to another device does not count),
             // delivered to that socket directly: never back to a listener.
-            let sk = self.core.ehash.read().get(&key).filter(|s| crate::tcp::ipv4::inet_sk_bound_dev_eq(s)).cloned();
+            let sk = self.host.__inet_lookup_established(key);
             if let Some(sk) = sk {
                 sk.rcv_softirq(seg, 0);
                 return;
             }
         }
-        self.core.send_reset_for(hdr);
+        self.host.send_reset_for(hdr);
+    }
+
+    /// `inet_csk_complete_hashdance()`: turns this listener's completed request into a hashed
+    /// child socket of the same stack (`inet_ehash_nolisten`, `__inet_inherit_port`) and
+    /// queues it for accept() (`inet_csk_reqsk_queue_add`). The child has already processed
+    /// the segment that completed it.
+    fn adopt_child(&self, listener: &mut TcpSock, child: Box<TcpSock>) {
+        let key = (child.saddr, child.sport, child.daddr, child.dport);
+        let deadline = child.next_deadline();
+        let sk_socket = child.sk_socket.clone();
+        let reuseport = child.reuseport;
+        let csk = Sock::new(self.host.clone(), *child);
+        if !self.host.hash(key, csk.clone()) {
+            return;
+        }
+        self.host.inherit_port(csk.id, key.1, reuseport);
+        csk.peek_tp(|tp| csk.refresh_snapshot(tp));
+        self.host.schedule_timer(&csk, deadline);
+        if let Some(l) = listener.listen.as_mut() {
+            l.accept_queue.push_back(csk, sk_socket);
+        }
     }
 
     /// `tcp_v4_err()` after the lookup, under `bh_lock_sock`: handled now, or, when a process
@@ -827,12 +912,12 @@ impl Sock {
             return;
         }
         let mut tp = self.tp.lock();
-        let mut out = Vec::new();
-        let mut ctx = Ctx::new(self.now(), &self.core.net, &mut out);
+        let mut out = FrameBatch::take();
+        let mut ctx = Ctx::new(self.now(), self.host.net(), &mut out);
         tp.tcp_v4_err(&mut ctx, &e, false);
         let ev = std::mem::take(&mut ctx.ev);
         drop(s);
-        let d = self.finish_locked(&tp, ev, out);
+        let d = self.finish_locked(&tp, ev, &mut out);
         drop(tp);
         self.run_deferred(d);
     }
@@ -849,12 +934,12 @@ impl Sock {
         // The seed's tcp_delack_timer(): a pending prequeue is processed first.
         let pre = std::mem::take(&mut s.prequeue);
         s.prequeue_mem = 0;
-        let mut out = Vec::new();
+        let mut out = FrameBatch::take();
         let now = self.now();
         let mut ev = Events::default();
         let mut resets = Vec::new();
         for inseg in pre {
-            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
             if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
@@ -863,7 +948,7 @@ impl Sock {
             merge(&mut ev, std::mem::take(&mut ctx.ev));
         }
         {
-            let mut ctx = Ctx::new(now, &self.core.net, &mut out);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             if tp.state == TcpState::Listen {
                 if tp.timers[crate::tcp::TcpTimer::Retrans as usize].is_some_and(|t| t <= now) {
                     tp.clear_timer(crate::tcp::TcpTimer::Retrans);
@@ -875,7 +960,7 @@ impl Sock {
             merge(&mut ev, std::mem::take(&mut ctx.ev));
         }
         drop(s);
-        let d = self.finish_locked(&tp, ev, out);
+        let d = self.finish_locked(&tp, ev, &mut out);
         drop(tp);
         self.run_deferred(d);
         for (hdr, full) in resets {
@@ -891,7 +976,7 @@ impl Sock {
             return;
         }
         let napi_id = self.napi_id.load(Ordering::Relaxed);
-        let Some(dev) = self.core.napi_by_id(napi_id) else { return };
+        let Some(dev) = self.host.napi_by_id(napi_id) else { return };
         if !self.is_established_hint() {
             return;
         }

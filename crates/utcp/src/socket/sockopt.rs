@@ -85,6 +85,11 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
             return Ok(());
         }
         SO_TXTIME => return sock_set_txtime(tp, val),
+        SO_TIMESTAMPING | SO_TIMESTAMPING_NEW => {
+            optval_int(val)?;
+            let bound = net.netdev_get_name(tp.bound_dev_if).is_some();
+            return super::timestamping::so_timestamping_set(tp, bound, name, val);
+        }
         _ => {}
     }
     let v = optval_int(val)?;
@@ -234,9 +239,9 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // The caller (`Stack::setsockopt`) answered EBADF for a closed fd; an open one is not a
         // BPF program (bpf_prog_get()).
         SO_ATTACH_BPF | SO_ATTACH_REUSEPORT_EBPF => return Err(Errno::EINVAL),
-        // Flags whose effect is on datagram, packet or Wi-Fi sockets, or on an error queue
-        // that only timestamping and zerocopy fill (neither is offered): a TCP socket in Linux
-        // stores them for getsockopt only.
+        // Flags whose effect is on datagram, packet or Wi-Fi sockets (SO_SELECT_ERR_QUEUE's
+        // EPOLLPRI is datagram_poll's; tcp_poll reports the error queue as EPOLLERR alone): a
+        // TCP socket in Linux stores them for getsockopt only.
         SO_RCVMARK | SO_RCVPRIORITY | SO_RXQ_OVFL | SO_WIFI_STATUS | SO_NOFCS | SO_SELECT_ERR_QUEUE => {
             tp.sockopt_misc.insert((SOL_SOCKET, name), (v != 0) as i32);
         }
@@ -353,6 +358,7 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
         SO_TIMESTAMP_NEW => i((tp.rx_tstamp_opt == 1 && tp.tstamp_new) as i32),
         SO_TIMESTAMPNS => i((tp.rx_tstamp_opt == 2 && !tp.tstamp_new) as i32),
         SO_TIMESTAMPNS_NEW => i((tp.rx_tstamp_opt == 2 && tp.tstamp_new) as i32),
+        SO_TIMESTAMPING | SO_TIMESTAMPING_NEW => super::timestamping::so_timestamping_get(tp, name),
         SO_BUSY_POLL => i(tp.ll_usec as i32),
         SO_PREFER_BUSY_POLL => i(tp.prefer_busy_poll as i32),
         SO_INCOMING_NAPI_ID => i(view.napi_id as i32),

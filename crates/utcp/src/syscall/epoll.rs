@@ -3,7 +3,7 @@
 
 use super::fdtable::File;
 use crate::socket::sock::EpWaiter;
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl Epoll {
     pub fn new_waiter(&self) -> Arc<EpWaiter> {
         let gate = self.gate.clone();
         Arc::new(EpWaiter {
-            ready: std::sync::atomic::AtomicBool::new(true),
+            ready: crate::sync::atomic::AtomicBool::new(true),
             notify: Box::new(move || {
                 let mut g = gate.0.lock();
                 *g += 1;
@@ -58,17 +58,21 @@ impl Epoll {
             if out.len() >= max {
                 break;
             }
-            if item.disabled || !item.waiter.ready.load(Ordering::Acquire) {
+            // ep_send_events(): the item leaves the ready list before it is polled, so a
+            // wakeup while it is polled puts it back (ep->ovflist) instead of being lost.
+            // Clearing the flag after a poll that found nothing lost an event arriving in
+            // between: epoll_wait slept on with the fd ready (found by tests/shuttle_sock.rs).
+            if item.disabled || !item.waiter.ready.swap(false, Ordering::AcqRel) {
                 continue;
             }
             let mask = super::file_poll(&item.file) & (item.events | 0x8 | 0x10);
             if mask == 0 {
-                item.waiter.ready.store(false, Ordering::Release);
                 continue;
             }
             out.push((mask, item.data));
-            if item.events & EPOLLET != 0 {
-                item.waiter.ready.store(false, Ordering::Release);
+            if item.events & EPOLLET == 0 {
+                // Level-triggered: back on the ready list, to be polled again next time.
+                item.waiter.ready.store(true, Ordering::Release);
             }
             if item.events & EPOLLONESHOT != 0 {
                 item.disabled = true;

@@ -7,7 +7,7 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::socket::Socket;
-use parking_lot::RwLock;
+use crate::sync::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -34,12 +34,12 @@ fn file_key(f: &Arc<File>) -> usize {
 
 /// A one-shot wait queue entry (`poll_table` / epoll's wakeup): a generation counter bumped by
 /// the files' wakeups.
-type Gate = Arc<(parking_lot::Mutex<u64>, parking_lot::Condvar)>;
+type Gate = Arc<(crate::sync::Mutex<u64>, crate::sync::Condvar)>;
 
 fn gate_waiter(gate: &Gate) -> Arc<crate::socket::sock::EpWaiter> {
     let gate = gate.clone();
     Arc::new(crate::socket::sock::EpWaiter {
-        ready: std::sync::atomic::AtomicBool::new(true),
+        ready: crate::sync::atomic::AtomicBool::new(true),
         notify: Box::new(move || {
             let mut g = gate.0.lock();
             *g += 1;

@@ -30,8 +30,7 @@ use crate::stack::StackCore;
 use fdtable::{FdTable, File};
 use std::sync::Arc;
 
-/// `AF_INET`.
-pub const AF_INET: i32 = 2;
+pub use crate::uapi::{AF_INET, O_NONBLOCK};
 /// `AF_INET6`.
 pub const AF_INET6: i32 = 10;
 /// `AF_UNSPEC`.
@@ -46,8 +45,6 @@ pub const SOCK_NONBLOCK: i32 = 0o4000;
 pub const SOCK_CLOEXEC: i32 = 0o2000000;
 /// `IPPROTO_TCP`.
 pub const IPPROTO_TCP: i32 = 6;
-/// `O_NONBLOCK`.
-pub const O_NONBLOCK: i32 = 0o4000;
 /// `O_RDWR`.
 pub const O_RDWR: i32 = 2;
 /// `F_GETFL`.
@@ -140,7 +137,7 @@ pub struct Stack {
     pub core: Arc<StackCore>,
     fds: FdTable,
     /// Every epoll instance, so the last close of a file can leave their interest lists.
-    epolls: parking_lot::Mutex<Vec<std::sync::Weak<epoll::Epoll>>>,
+    epolls: crate::sync::Mutex<Vec<std::sync::Weak<epoll::Epoll>>>,
     /// Offset from the clock to CLOCK_REALTIME, for SO_TIMESTAMP.
     pub realtime_offset_ns: i64,
 }

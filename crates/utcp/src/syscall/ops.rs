@@ -182,13 +182,22 @@ impl Stack {
             s.sk.release_sock(g);
             return Err(Errno::EINVAL);
         }
-        let port = match self.core.get_port_opts(s.sk.id, addr.port(), tp.reuseaddr, tp.reuseport) {
-            Ok(p) => p,
-            Err(e) => {
-                s.sk.release_sock(g);
-                return Err(e);
-            }
-        };
+        // IP_BIND_ADDRESS_NO_PORT: port 0 binds the address only; connect() or listen()
+        // chooses the port later, and the socket may bind again until then (inet_num is 0).
+        if addr.port() == 0 && tp.inet.bind_address_no_port {
+            tp.saddr = ip;
+            tp.sport = 0;
+            s.sk.release_sock(g);
+            return Ok(());
+        }
+        let port =
+            match self.core.get_port_opts(s.sk.id, addr.port(), tp.reuseaddr, tp.reuseport, tp.inet.local_port_range) {
+                Ok(p) => p,
+                Err(e) => {
+                    s.sk.release_sock(g);
+                    return Err(e);
+                }
+            };
         tp.saddr = ip;
         tp.sport = port;
         tp.bound = true;
@@ -203,8 +212,10 @@ impl Stack {
             return Err(Errno::EINVAL);
         }
         let mut g = s.sk.lock_sock();
-        let somax = self.net().sysctl.somaxconn.get();
-        let max_backlog = (backlog as i64).clamp(0, somax.max(0)) as u32;
+        // __sys_listen_socket(): `(unsigned int)backlog > somaxconn` takes somaxconn, so a
+        // negative backlog is somaxconn too.
+        let somax = self.net().sysctl.somaxconn.get().clamp(0, u32::MAX as i64) as u32;
+        let max_backlog = (backlog as u32).min(somax);
         let tp = g.tp_mut();
         match tp.state {
             TcpState::Listen => {
@@ -221,7 +232,7 @@ impl Stack {
             }
         }
         if !tp.bound {
-            match self.core.get_port(s.sk.id, 0, false) {
+            match self.core.get_port_opts(s.sk.id, 0, false, false, tp.inet.local_port_range) {
                 Ok(p) => {
                     tp.sport = p;
                     tp.bound = true;
@@ -487,6 +498,19 @@ impl Stack {
                 put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, ty, &d);
             }
         }
+        if let Some(ts) = info.timestamping {
+            // put_cmsg_scm_timestamping(64)(): three timespecs, software first; the old and the
+            // 64-bit layouts are the same 48 bytes on a 64-bit machine.
+            let real = ts.nanos() as i64 + self.realtime_offset_ns;
+            let mut d = [0u8; 48];
+            d[..8].copy_from_slice(&real.div_euclid(1_000_000_000).to_ne_bytes());
+            d[8..16].copy_from_slice(&real.rem_euclid(1_000_000_000).to_ne_bytes());
+            let ty = if info.tstamp_new { SO_TIMESTAMPING_NEW } else { SO_TIMESTAMPING };
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_SOCKET, ty, &d);
+        }
+        for (level, ty, d) in &info.errqueue_cmsgs {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, *level, *ty, d);
+        }
         if let Some((_, ee)) = &info.errqueue {
             put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, ee);
         }
@@ -508,7 +532,7 @@ impl Stack {
 
     /// `send()`.
     pub fn send(&self, fd: i32, buf: Option<&[u8]>, len: usize, flags: i32) -> SysResult<usize> {
-        self.sendmsg_impl(fd, &[(buf, len)], flags, None)
+        self.sendmsg_impl(fd, &[(buf, len)], flags, None, &[])
     }
 
     /// `sendto()` (the address is ignored on a connected TCP socket, as Linux does).
@@ -520,7 +544,7 @@ impl Stack {
         flags: i32,
         _addr: Option<SocketAddrV4>,
     ) -> SysResult<usize> {
-        self.sendmsg_impl(fd, &[(buf, len)], flags, None)
+        self.sendmsg_impl(fd, &[(buf, len)], flags, None, &[])
     }
 
     /// `sendmsg()` with iovecs.
@@ -532,12 +556,49 @@ impl Stack {
         if iov.len() > UIO_MAXIOV {
             return Err(Errno::EMSGSIZE);
         }
-        self.sendmsg_impl(fd, iov, flags, None)
+        self.sendmsg_impl(fd, iov, flags, None, &[])
+    }
+
+    /// `sendmsg()` with iovecs and control messages (`msg_control`, x86_64 `cmsghdr`s): TCP
+    /// takes SCM_TIMESTAMPING's flags for this call (socket/sock_cmsg.rs).
+    pub fn sendmsg_control(
+        &self,
+        fd: i32,
+        iov: &[(Option<&[u8]>, usize)],
+        control: &[u8],
+        flags: i32,
+    ) -> SysResult<usize> {
+        if flags & MSG_CMSG_COMPAT != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if iov.len() > UIO_MAXIOV {
+            return Err(Errno::EMSGSIZE);
+        }
+        self.sendmsg_impl(fd, iov, flags, None, control)
+    }
+
+    /// `sendmsg()` with iovecs, control messages and an interruption token (EINTR, or the
+    /// count sent so far, when cancelled while blocked).
+    pub fn sendmsg_cancellable(
+        &self,
+        fd: i32,
+        iov: &[(Option<&[u8]>, usize)],
+        control: &[u8],
+        flags: i32,
+        cancel: Option<&Cancel>,
+    ) -> SysResult<usize> {
+        if flags & MSG_CMSG_COMPAT != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if iov.len() > UIO_MAXIOV {
+            return Err(Errno::EMSGSIZE);
+        }
+        self.sendmsg_impl(fd, iov, flags, cancel, control)
     }
 
     /// `send()` with an interruption token.
     pub fn send_cancellable(&self, fd: i32, buf: &[u8], flags: i32, cancel: &Cancel) -> SysResult<usize> {
-        self.sendmsg_impl(fd, &[(Some(buf), buf.len())], flags, Some(cancel))
+        self.sendmsg_impl(fd, &[(Some(buf), buf.len())], flags, Some(cancel), &[])
     }
 
     /// `tcp_sendmsg()`.
@@ -547,6 +608,7 @@ impl Stack {
         iov: &[(Option<&[u8]>, usize)],
         mut flags: i32,
         cancel: Option<&Cancel>,
+        control: &[u8],
     ) -> SysResult<usize> {
         let s = self.sockfd_lookup(fd)?;
         if s.nonblocking() {
@@ -601,6 +663,14 @@ impl Stack {
             }
             s.sk.sk_wait_data(&mut g, deadline, cancel, None);
         }
+        // sock_cmsg_send() once connected; any error is EINVAL.
+        let tsflags = match crate::socket::sock_cmsg::sock_cmsg_send(g.tp(), control) {
+            Ok(sockc) => sockc.tsflags,
+            Err(_) => {
+                s.sk.release_sock(g);
+                return Err(Errno::EINVAL);
+            }
+        };
         let mut copied = 0usize;
         let mut result: SysResult<usize> = Ok(0);
         'outer: for (buf, len) in iov {
@@ -619,7 +689,7 @@ impl Stack {
                     result = Err(if g.tp().err.is_some() { g.tp_mut().err.take().unwrap_or(e) } else { e });
                     break 'outer;
                 }
-                let n = g.with_ctx_inner(|tp, ctx| tp.tcp_sendmsg_append(ctx, &data[off..], flags));
+                let n = g.with_ctx_inner(|tp, ctx| tp.tcp_sendmsg_append(ctx, &data[off..], flags, tsflags));
                 off += n;
                 copied += n;
                 if off < data.len() {
@@ -636,6 +706,11 @@ impl Stack {
                     s.sk.sk_wait_data(&mut g, deadline, cancel, None);
                 }
             }
+        }
+        // tcp_sendmsg_locked(): a send cut short after queueing bytes still marks its last skb
+        // (a complete one was marked by tcp_sendmsg_append before its push).
+        if copied > 0 && result.is_err() {
+            g.tp_mut().tcp_tx_timestamp(tsflags);
         }
         // msg_zerocopy_realloc(): a MSG_ZEROCOPY send on a SO_ZEROCOPY socket that queued
         // bytes takes an id for its completion (one that queued none gives it back).
@@ -721,9 +796,13 @@ impl Stack {
         let r = g.with_ctx_inner(|tp, ctx| match level {
             SOL_SOCKET => sock_setsockopt(tp, ctx, name, val),
             SOL_IP => {
-                let r = do_ip_setsockopt(&mut tp.inet, &mut tp.priority, name, val);
+                let r = do_ip_setsockopt(&mut tp.inet, &mut tp.priority, ctx.net.local_addr(), name, val);
                 if r.is_ok() && name == IP_RECVERR && !tp.inet.recverr {
                     tp.error_queue.clear(); // skb_queue_purge(&sk->sk_error_queue)
+                }
+                if r.is_ok() && name == IP_OPTIONS {
+                    // icsk_ext_hdr_len changed: icsk_sync_mss(sk, icsk_pmtu_cookie).
+                    tp.tcp_sync_ext_hdr(ctx);
                 }
                 r
             }
@@ -885,10 +964,9 @@ impl Stack {
 fn import_single_range<'a>(buf: Option<&'a mut [u8]>, len: usize) -> IovIter<'a> {
     let len = len.min(MAX_RW_COUNT);
     match buf {
-        Some(b) if b.len() >= len => IovIter::new(vec![&mut b[..len]], MAX_RW_COUNT),
+        Some(b) if b.len() >= len => IovIter::ubuf(&mut b[..len], MAX_RW_COUNT),
         Some(b) => {
-            let n = b.len();
-            let mut it = IovIter::new(vec![&mut b[..n]], MAX_RW_COUNT);
+            let mut it = IovIter::ubuf(b, MAX_RW_COUNT);
             it.set_fault(len);
             it
         }

@@ -4,7 +4,7 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::socket::sock::EpWaiter;
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};

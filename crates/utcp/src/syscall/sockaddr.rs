@@ -47,6 +47,12 @@ impl Stack {
 
     /// `connect(fd, addr, addr.len())` (`__inet_stream_connect`, `tcp_v4_connect`).
     pub fn connect_raw(&self, fd: i32, addr: &[u8]) -> SysResult<()> {
+        self.connect_raw_cancellable(fd, addr, None)
+    }
+
+    /// [`Stack::connect_raw`] with an interruption token: a blocking connect that is
+    /// cancelled returns EINTR (the handshake goes on, as after a signal).
+    pub fn connect_raw_cancellable(&self, fd: i32, addr: &[u8], cancel: Option<&Cancel>) -> SysResult<()> {
         // __sys_connect(): the fd (EBADF), move_addr_to_kernel(), then sock_from_file()
         // (ENOTSOCK), unlike bind(), which looks the socket up first.
         self.fds().get(fd)?;
@@ -70,7 +76,7 @@ impl Stack {
         // TCP_CLOSE; the other states answer first in connect().
         let fresh = s.state() == SocketState::Unconnected && s.sk.peek_tp(|tp| tp.state == TcpState::Close);
         if !fresh {
-            return self.connect(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            return self.connect_cancellable(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), cancel);
         }
         if addr.len() < SOCKADDR_IN_LEN {
             return Err(Errno::EINVAL);
@@ -83,7 +89,7 @@ impl Stack {
         if a.ip().is_multicast() || a.ip().is_broadcast() {
             return Err(Errno::ENETUNREACH);
         }
-        self.connect(fd, a)
+        self.connect_cancellable(fd, a, cancel)
     }
 
     /// `getsockname(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16.

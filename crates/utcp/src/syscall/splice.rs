@@ -48,10 +48,10 @@ impl Stack {
                 return Err(Errno::EAGAIN);
             }
             // Wait for a reader to make room (pipe_wait_writable).
-            let gate: std::sync::Arc<(parking_lot::Mutex<u64>, parking_lot::Condvar)> = Default::default();
+            let gate: std::sync::Arc<(crate::sync::Mutex<u64>, crate::sync::Condvar)> = Default::default();
             let g2 = gate.clone();
             let w = std::sync::Arc::new(crate::socket::sock::EpWaiter {
-                ready: std::sync::atomic::AtomicBool::new(true),
+                ready: crate::sync::atomic::AtomicBool::new(true),
                 notify: Box::new(move || {
                     *g2.0.lock() += 1;
                     g2.1.notify_all();

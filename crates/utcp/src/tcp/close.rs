@@ -66,10 +66,10 @@ pub fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
         ctx.ev.state_change = true;
     });
     if let Some(p) = listener_port {
-        sk.core.unhash_listener(p, sk.id);
+        sk.host.unhash_listener(p, sk.id);
     } else {
         let tp = g.tp();
-        sk.core.unhash_key((tp.saddr, tp.sport, tp.daddr, tp.dport), sk.id);
+        sk.host.unhash_key((tp.saddr, tp.sport, tp.daddr, tp.dport), sk.id);
     }
     // `inet->inet_dport = 0` and `__sk_dst_reset()`: the socket has no destination any more
     // (IP_MTU answers ENOTCONN again).
@@ -98,7 +98,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
         tcp_disconnect(sk, &mut g);
         g.tp_mut().orphan = true;
         sk.release_sock(g);
-        sk.core.put_port(sk.id);
+        sk.host.put_port(sk.id);
         return;
     }
     let linger = g.tp().linger;
@@ -141,7 +141,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
     });
     if closed_now {
         sk.release_sock(g);
-        sk.core.put_port(sk.id);
+        sk.host.put_port(sk.id);
         return;
     }
     // sk_stream_wait_close(): with SO_LINGER on and a time set, close() waits (socket
@@ -186,6 +186,6 @@ pub fn tcp_close(sk: &Arc<Sock>) {
     if closed_now {
         // A socket closed in CLOSE (bound but never listening or connected, or already
         // dead) gives its port back here (`inet_csk_destroy_sock` → `inet_put_port`).
-        sk.core.put_port(sk.id);
+        sk.host.put_port(sk.id);
     }
 }

@@ -75,7 +75,6 @@ pub fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
         sacked: 0,
         tx_time: ctx.now,
         tx_order: 0,
-        first_tx: ctx.now,
         retrans: 0,
         urg: false,
     });

@@ -5,7 +5,7 @@
 use super::input::{Seg, TCP_MAX_QUICKACKS};
 use super::{ack_flags::*, Ctx, TcpSock};
 use crate::mib::{DropReason, LinuxMib};
-use crate::skb::{skb_truesize, Skb};
+use crate::skb::Skb;
 use crate::wire::TcpFlags;
 
 /// `MAX_SKB_FRAGS`: how many segments one queued skb may coalesce.
@@ -128,14 +128,19 @@ impl TcpSock {
     }
 
     fn queue_and_out(&mut self, ctx: &mut Ctx<'_>, mut seg: Seg) {
-        if self.tcp_try_rmem_schedule(ctx, seg.truesize) {
+        if self.tcp_try_rmem_schedule(ctx, seg.seq, seg.truesize) {
+            // No room: an immediate ACK, with a zero window (ICSK_ACK_NOMEM), tells the
+            // sender; the segment is dropped unless the receive queue is empty (then it is
+            // charged anyway, not to freeze the flow).
             self.ack.pending |= ICSK_ACK_NOMEM | ICSK_ACK_NOW;
             self.schedule_ack();
             ctx.ev.data_ready = true;
             if !self.receive_queue.is_empty() && !seg.is_empty() {
+                ctx.inc(LinuxMib::TCPRcvQDrop);
                 ctx.net.mib.drop_reason(DropReason::PROTO_MEM);
                 return;
             }
+            self.sk_forced_mem_schedule(seg.truesize);
         }
         let len = seg.len();
         let truesize = seg.truesize;
@@ -167,87 +172,5 @@ impl TcpSock {
         if !self.orphan {
             ctx.ev.data_ready = true;
         }
-    }
-
-    /// `tcp_try_rmem_schedule()`: true when the segment cannot be charged even after pruning.
-    pub fn tcp_try_rmem_schedule(&mut self, ctx: &mut Ctx<'_>, size: u32) -> bool {
-        if self.rmem_alloc > self.rcvbuf && self.tcp_prune_queue(ctx) < 0 {
-            return true;
-        }
-        self.sk_rmem_schedule(size);
-        false
-    }
-
-    /// `tcp_prune_queue()`: collapse, then drop out-of-order data, to get under `sk_rcvbuf`.
-    fn tcp_prune_queue(&mut self, ctx: &mut Ctx<'_>) -> i32 {
-        ctx.inc(LinuxMib::PruneCalled);
-        tracing::trace!(target: "sock_rcvqueue_full", rmem = self.rmem_alloc, rcvbuf = self.rcvbuf);
-        if self.rmem_alloc >= self.rcvbuf {
-            self.tcp_clamp_window(ctx);
-        }
-        if self.rmem_alloc <= self.rcvbuf {
-            return 0;
-        }
-        self.tcp_collapse_receive_queue(ctx);
-        if self.rmem_alloc <= self.rcvbuf {
-            return 0;
-        }
-        if self.tcp_prune_ofo_queue(ctx) && self.rmem_alloc <= self.rcvbuf {
-            return 0;
-        }
-        ctx.inc(LinuxMib::RcvPruned);
-        -1
-    }
-
-    /// `tcp_collapse()` over the receive queue: re-packs unread data into compact buffers so
-    /// that per-segment overhead stops counting against the buffer.
-    fn tcp_collapse_receive_queue(&mut self, ctx: &Ctx<'_>) {
-        if self.receive_queue.len() < 2 {
-            return;
-        }
-        let start = self.copied_seq;
-        let mut collapsed = 0;
-        let mut data = Vec::new();
-        let mut fin = false;
-        let first_seq = self.receive_queue.front().map(|s| s.seq).unwrap_or(start);
-        for skb in self.receive_queue.iter() {
-            let mut buf = vec![0u8; skb.len as usize];
-            skb.copy_bits(0, &mut buf);
-            data.extend_from_slice(&buf);
-            fin |= skb.tcp_flags.fin();
-            collapsed += 1;
-        }
-        let tstamp = self.receive_queue.back().map(|s| s.tstamp).unwrap_or(ctx.now);
-        let truesize = skb_truesize(data.len() as u32);
-        let mut flags = TcpFlags::ACK;
-        if fin {
-            flags |= TcpFlags::FIN;
-        }
-        let skb = Skb::new(first_seq, flags, bytes::Bytes::from(data), truesize, tstamp);
-        self.receive_queue.clear();
-        self.receive_queue.push_back(skb);
-        ctx.net.mib.add(LinuxMib::TCPRcvCollapsed, collapsed);
-        self.recount_rmem();
-    }
-
-    /// `tcp_prune_ofo_queue()`: drops out-of-order data from the highest sequence down.
-    fn tcp_prune_ofo_queue(&mut self, ctx: &Ctx<'_>) -> bool {
-        if self.ofo_queue.is_empty() {
-            return false;
-        }
-        ctx.inc(LinuxMib::OfoPruned);
-        let goal = self.rcvbuf >> 3;
-        let mut freed = 0;
-        while let Some(skb) = self.ofo_queue.pop_last() {
-            freed += skb.truesize;
-            self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);
-            ctx.net.mib.drop_reason(DropReason::TCP_OFO_QUEUE_PRUNE);
-            if freed >= goal && self.rmem_alloc <= self.rcvbuf {
-                break;
-            }
-        }
-        self.sk_mem_reclaim();
-        self.selective_acks.clear();
-        true
     }
 }

@@ -119,6 +119,20 @@ impl TcpInfo {
 
 /// `tcp_get_info()`.
 pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
+    if let Some(l) = tp.listen.as_ref() {
+        // A listener reports the fields meaningful for every state, then its accept queue:
+        // tcpi_unacked = children waiting (sk_ack_backlog), tcpi_sacked = the backlog.
+        return TcpInfo {
+            tcpi_state: tp.sk_state() as u8,
+            tcpi_pacing_rate: tp.pacing_rate,
+            tcpi_max_pacing_rate: tp.max_pacing_rate,
+            tcpi_reordering: tp.reordering,
+            tcpi_snd_cwnd: tp.snd_cwnd,
+            tcpi_unacked: l.accept_queue.len() as u32,
+            tcpi_sacked: l.max_backlog,
+            ..TcpInfo::default()
+        };
+    }
     let ms = |t: Instant| now.saturating_since(t).as_millis() as u32;
     let mut o = 0u8;
     if tp.tstamp_ok {

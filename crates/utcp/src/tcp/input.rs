@@ -3,6 +3,8 @@
 //! (window update, SACK tagging, RTT, congestion control, fast retransmit), `tcp_fin`,
 //! `tcp_reset`, and ACK scheduling.
 
+use super::loss::Rexmit;
+use super::rtt::SackRtt;
 use super::{
     ack_flags::*, cong::CaState, Ctx, TcpSock, TcpState, TcpTimer, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
 };
@@ -46,6 +48,8 @@ pub struct Seg {
     pub rx: RxMeta,
     /// A SYN's raw IP and TCP headers (TCP_SAVE_SYN); `None` otherwise.
     pub syn_hdr: Option<Bytes>,
+    /// The IP options it carried (`IPCB(skb)->opt`), compiled on receipt.
+    pub ip_opt: Option<Box<crate::ip::options::IpOptions>>,
 }
 
 /// Per-skb facts of a received segment that TCP input consults besides its header fields.
@@ -82,6 +86,10 @@ pub(super) mod flag {
     pub const RETRANS_DATA_ACKED: u32 = 0x08;
     pub const SYN_ACKED: u32 = 0x10;
     pub const DATA_SACKED: u32 = 0x20;
+    /// `FLAG_LOST_RETRANS`: RACK found a retransmission lost.
+    pub const LOST_RETRANS: u32 = 0x80;
+    /// `FLAG_ORIG_SACK_ACKED`: never-retransmitted data up to `high_seq` was (S)ACKed.
+    pub const ORIG_SACK_ACKED: u32 = 0x200;
     pub const SND_UNA_ADVANCED: u32 = 0x400;
     pub const DSACKING_ACK: u32 = 0x800;
     pub const SLOWPATH: u32 = 0x100;
@@ -96,6 +104,8 @@ pub(super) mod flag {
 /// `TCP_MAX_QUICKACKS`.
 pub const TCP_MAX_QUICKACKS: u32 = 16;
 const TCP_PAWS_WINDOW: i32 = 1;
+/// `TCP_TIMEOUT_FALLBACK`: the RTO when the handshake gave no RTT sample.
+const TCP_TIMEOUT_FALLBACK: Duration = Duration::from_secs(3);
 const TCP_PAWS_24DAYS_SECS: u64 = 60 * 60 * 24 * 24;
 
 impl TcpSock {
@@ -195,9 +205,14 @@ impl TcpSock {
         false
     }
 
-    /// `tcp_send_challenge_ack()` (RFC 5961).
+    /// `tcp_send_challenge_ack()` (RFC 5961): limited per socket (tcp_invalid_ratelimit), then
+    /// per namespace (tcp_challenge_ack_limit; INT_MAX, the default, is no limit).
     pub fn tcp_send_challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
         if self.oow_rate_limited(ctx, LinuxMib::TCPACKSkippedChallenge) {
+            return;
+        }
+        let ack_limit = ctx.net.sysctl.tcp_challenge_ack_limit.get();
+        if ack_limit != i32::MAX as i64 && !ctx.net.challenge_ack_budget(ctx.now, ack_limit as u32) {
             return;
         }
         ctx.inc(LinuxMib::TCPChallengeACK);
@@ -442,11 +457,10 @@ impl TcpSock {
         }
         // Data fast path: tcp_rcv_established() "Bulk data transfer: receiver". A segment
         // whose truesize the forward allocation does not cover takes the slow path ("goto
-        // step5"), where its ACK is checked before its data is queued.
-        if seg.len() > self.receive_window()
-            || self.tcp_data_exceeds_rmem(&seg)
-            || seg.truesize as i64 > self.sk_forward_alloc()
-        {
+        // step5"), where its ACK is checked before its data is queued. There is no sk_rcvbuf
+        // check here: while the forward allocation covers them, segments are queued beyond
+        // sk_rcvbuf and the next slow-path one prunes (6.18.44, mem_rcvq_collapse.pkt).
+        if seg.len() > self.receive_window() || seg.truesize as i64 > self.sk_forward_alloc() {
             return Some(seg);
         }
         if self.saw_tstamp {
@@ -473,10 +487,6 @@ impl TcpSock {
         }
         ctx.ev.new_data = true;
         None
-    }
-
-    fn tcp_data_exceeds_rmem(&self, seg: &Seg) -> bool {
-        self.rmem_alloc + seg.truesize > self.rcvbuf && !self.receive_queue.is_empty()
     }
 
     fn tcp_rcv_established_slow(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
@@ -569,7 +579,10 @@ impl TcpSock {
         }
         let rtt = Duration::from_micros(((self.rcv_rtt_est.rtt_us >> 3) as u64).max(1) / 20);
         let delay = rtt.min(Duration::from_nanos(ctx.net.sysctl.tcp_comp_sack_delay_ns.get().max(0) as u64));
-        self.reset_timer(TcpTimer::CompressedAck, ctx.now + delay);
+        // hrtimer_start_range_ns(delay, tcp_comp_sack_slack_ns): the hardware timer is set for
+        // the end of the range, where an idle host fires it (checked on 6.18 with a 50 ms slack).
+        let slack = Duration::from_nanos(ctx.net.sysctl.tcp_comp_sack_slack_ns.get().max(0) as u64);
+        self.reset_timer(TcpTimer::CompressedAck, ctx.now + delay + slack);
     }
 
     /// `tcp_event_data_recv()`: bookkeeping for received data (ACK pacing, window growth).
@@ -631,7 +644,7 @@ impl TcpSock {
             }
             // Old ACK: still learn from its SACK blocks.
             if !seg.sack.is_empty() {
-                self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una);
+                self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una, &mut SackRtt::default());
             }
             return 0;
         }
@@ -661,8 +674,9 @@ impl TcpSock {
             ctx.inc(LinuxMib::TCPPureAcks);
         }
         fl |= self.tcp_ack_update_window(ctx, seg);
+        let mut sack_rtt = SackRtt::default();
         if !seg.sack.is_empty() {
-            fl |= self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una);
+            fl |= self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una, &mut sack_rtt);
         }
         self.err_soft = None;
         self.probes_out = 0;
@@ -686,21 +700,32 @@ impl TcpSock {
             return 1;
         }
         let prior_lost = self.lost_out;
-        self.tcp_clean_rtx_queue(ctx, &mut fl);
+        self.tcp_clean_rtx_queue(ctx, &mut fl, prior_snd_una, &sack_rtt);
         self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
             self.tlp_high_seq = None;
         }
         self.tcp_rack_update_reo_wnd(ctx, prior_delivered);
+        let prior_retrans = self.retrans_out;
         self.tcp_rack_mark_lost(ctx);
+        if self.retrans_out < prior_retrans {
+            fl |= flag::LOST_RETRANS;
+        }
+        let mut rexmit = Rexmit::Lost;
         if self.ca_state != CaState::Open
             || is_dupack
             || fl & flag::DATA_SACKED != 0
             || self.sacked_out > 0
             || self.lost_out > 0
         {
-            self.tcp_fastretrans_alert(ctx, prior_snd_una, is_dupack, fl);
+            // Pure ACKs the backlog coalesced count once each (`gso_segs`).
+            let num_dupack = match is_dupack && fl & flag::DSACKING_ACK == 0 {
+                false => 0,
+                true if fl & flag::DATA == 0 => seg.rx.segs.max(1),
+                true => 1,
+            };
+            rexmit = self.tcp_fastretrans_alert(ctx, prior_snd_una, num_dupack, fl);
         }
         // tcp_cong_control(): PRR while reducing, cwnd growth when the state allows.
         if self.tcp_in_cwnd_reduction() {
@@ -715,7 +740,7 @@ impl TcpSock {
         }
         // The end of tcp_cong_control().
         self.tcp_update_pacing_rate(ctx.net);
-        self.tcp_xmit_retransmit_queue(ctx);
+        self.tcp_xmit_recovery(ctx, rexmit);
         self.tcp_schedule_loss_probe(ctx);
         1
     }
@@ -755,22 +780,27 @@ impl TcpSock {
     }
 
     /// `tcp_sacktag_write_queue()`: marks segments covered by SACK blocks.
-    fn tcp_sacktag_write_queue(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, prior_snd_una: SeqNum) -> u32 {
+    fn tcp_sacktag_write_queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &Seg,
+        prior_snd_una: SeqNum,
+        rtt: &mut SackRtt,
+    ) -> u32 {
         let mut fl = 0;
         let mut newest: Option<(crate::time::Instant, u64, bool)> = None;
+        let high_seq = self.high_seq;
         let blocks = seg.sack.as_slice();
         for (i, &(start, end)) in blocks.iter().enumerate() {
             // DSACK: first block below the cumulative ACK, or inside the second block.
-            let is_dsack = i == 0
-                && (start.before(seg.ack_seq)
-                    || (blocks.len() > 1 && !start.before(blocks[1].0) && !end.after(blocks[1].1)));
+            // `tcp_check_dsack()` counts by which test matched: TCPDSACKRecv for a block below
+            // this ACK's cumulative point, TCPDSACKOfoRecv for one inside the second block.
+            let below_ack = i == 0 && start.before(seg.ack_seq);
+            let is_dsack =
+                below_ack || (i == 0 && blocks.len() > 1 && !start.before(blocks[1].0) && !end.after(blocks[1].1));
             if is_dsack {
                 fl |= flag::DSACKING_ACK;
-                if start.before(prior_snd_una) {
-                    ctx.inc(LinuxMib::TCPDSACKRecv);
-                } else {
-                    ctx.inc(LinuxMib::TCPDSACKOfoRecv);
-                }
+                ctx.inc(if below_ack { LinuxMib::TCPDSACKRecv } else { LinuxMib::TCPDSACKOfoRecv });
                 let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
                 let retransmitted = self
                     .rtx_queue
@@ -806,6 +836,12 @@ impl TcpSock {
                         self.lost_out = self.lost_out.saturating_sub(1);
                     }
                     skb.sacked |= TCPCB_SACKED_ACKED;
+                    if skb.retrans == 0 {
+                        if !skb.end_seq.after(high_seq) {
+                            fl |= flag::ORIG_SACK_ACKED;
+                        }
+                        rtt.sacked(skb.seq, skb.tx_time);
+                    }
                     if newest.is_none_or(|(t, o, _)| super::rack::tcp_skb_sent_after(skb.tx_time, t, skb.tx_order, o)) {
                         newest = Some((skb.tx_time, skb.tx_order, skb.retrans > 0));
                     }
@@ -825,10 +861,11 @@ impl TcpSock {
     }
 
     /// `tcp_clean_rtx_queue()`: drops acknowledged segments, samples RTT. Returns packets acked.
-    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, fl: &mut u32) -> u32 {
+    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, fl: &mut u32, prior_snd_una: SeqNum, sack: &SackRtt) -> u32 {
         let mut acked = 0;
-        let mut rtt_sample: Option<Duration> = None;
-        let mut any_retrans = false;
+        // Send times of the oldest and the newest never-retransmitted segment this ACK
+        // acknowledged cumulatively that had not been SACKed (`first_ackt`, `last_ackt`).
+        let (mut first_ackt, mut last_ackt) = (None, None);
         while let Some(skb) = self.rtx_queue.front() {
             if skb.end_seq.after(self.snd_una) {
                 break;
@@ -849,131 +886,67 @@ impl TcpSock {
                 self.lost_out = self.lost_out.saturating_sub(1);
             }
             if skb.retrans > 0 {
-                any_retrans = true;
                 *fl |= flag::RETRANS_DATA_ACKED;
             } else if skb.sacked & TCPCB_SACKED_ACKED == 0 {
-                rtt_sample = Some(ctx.now.saturating_since(skb.first_tx));
+                first_ackt.get_or_insert(skb.tx_time);
+                last_ackt = Some(skb.tx_time);
+                if !skb.end_seq.after(self.high_seq) {
+                    *fl |= flag::ORIG_SACK_ACKED;
+                }
             }
             if skb.flags.syn() {
                 *fl |= flag::SYN_ACKED;
             } else {
                 *fl |= flag::DATA_ACKED;
             }
+            self.tcp_ack_tstamp(ctx, &skb, prior_snd_una);
             self.wmem_queued = self.wmem_queued.saturating_sub(skb.len() + super::TX_SKB_OVERHEAD);
             self.packets_out = self.packets_out.saturating_sub(1);
             acked += 1;
         }
         // sk_wmem_free_skb() uncharged each acked buffer.
         self.sk_mem_reclaim();
-        // Karn: with timestamps any ACK gives a sample (tsecr), else only non-retransmitted data.
-        let ts_sample = if self.saw_tstamp && self.rcv_tsecr != 0 && *fl & flag::ACKED != 0 {
-            // rcv_tsecr has tsoffset removed: compare with the clock without it
-            // (tcp_time_stamp_ts() - rcv_tsecr).
-            let d = self.tcp_time_stamp(ctx.now).wrapping_sub(self.tsoffset).wrapping_sub(self.rcv_tsecr) as i32;
-            (d >= 0).then(|| Duration::from_millis(d as u64))
-        } else {
-            None
-        };
-        let sample = if any_retrans { ts_sample } else { rtt_sample.or(ts_sample) };
-        if let Some(s) = sample {
-            let us = (s.as_micros() as u32).max(1);
-            self.tcp_update_rtt_min(ctx, us);
-            self.tcp_rtt_estimator(ctx, us);
-            self.tcp_set_rto();
-            self.hystart_update(ctx, us);
+        self.tcp_ack_update_rtt(ctx, *fl, first_ackt, last_ackt, sack);
+        if *fl & flag::ACKED != 0 && self.tcp_is_reno() {
+            self.tcp_remove_reno_sacks(acked);
+            // A cumulative ACK that covers a retransmission cannot show, without SACK, that
+            // the originals of the rest arrived.
+            if *fl & flag::RETRANS_DATA_ACKED != 0 {
+                *fl &= !flag::ORIG_SACK_ACKED;
+            }
         }
         if *fl & flag::ACKED != 0 {
-            self.backoff = 0;
             self.retrans_stamp = if self.retrans_out > 0 { self.retrans_stamp } else { None };
             self.tcp_rearm_rto(ctx);
         }
         acked
     }
 
-    /// `tcp_rtt_estimator()` (RFC 6298 with Linux's mdev/rttvar handling).
-    pub fn tcp_rtt_estimator(&mut self, ctx: &Ctx<'_>, mrtt_us: u32) {
-        // tcp_rto_min_us(): the socket's TCP_RTO_MIN_US (from net.ipv4.tcp_rto_min_us).
-        let rto_min_us = self.rto_min.as_micros() as u32;
-        let _ = ctx;
-        let mut m = mrtt_us as i64;
-        let mut srtt = self.srtt_us as i64;
-        if srtt != 0 {
-            m -= srtt >> 3;
-            srtt += m;
-            if m < 0 {
-                m = -m;
-                m -= (self.mdev_us >> 2) as i64;
-                if m > 0 {
-                    m >>= 3;
-                }
-            } else {
-                m -= (self.mdev_us >> 2) as i64;
-            }
-            self.mdev_us = (self.mdev_us as i64 + m).max(0) as u32;
-            if self.mdev_us > self.mdev_max_us {
-                self.mdev_max_us = self.mdev_us;
-                if self.mdev_max_us > self.rttvar_us {
-                    self.rttvar_us = self.mdev_max_us;
-                }
-            }
-            if self.snd_una.after(self.rtt_seq) {
-                if self.mdev_max_us < self.rttvar_us {
-                    self.rttvar_us -= (self.rttvar_us - self.mdev_max_us) >> 2;
-                }
-                self.rtt_seq = self.snd_nxt;
-                self.mdev_max_us = rto_min_us;
-            }
-        } else {
-            srtt = m << 3;
-            self.mdev_us = (m << 1) as u32;
-            self.rttvar_us = self.mdev_us.max(rto_min_us);
-            self.mdev_max_us = self.rttvar_us;
-            self.rtt_seq = self.snd_nxt;
-        }
-        self.srtt_us = (srtt.max(1)) as u32;
-    }
-
-    /// `tcp_set_rto()`.
-    pub fn tcp_set_rto(&mut self) {
-        let us = (self.srtt_us >> 3) as u64 + self.rttvar_us as u64;
-        // Linux keeps the RTO in jiffies (HZ=250 here): round up to 4 ms.
-        let jiffy = 4000u64;
-        let us = us.div_ceil(jiffy) * jiffy;
-        // tcp_bound_rto(): TCP_RTO_MAX_MS caps it.
-        self.rto = Duration::from_micros(us).min(self.rto_max);
-    }
-
     /// `tcp_fastretrans_alert()` (condensed): duplicate-ACK and SACK driven loss detection,
-    /// entering fast recovery and leaving it.
-    fn tcp_fastretrans_alert(&mut self, ctx: &mut Ctx<'_>, prior_snd_una: SeqNum, is_dupack: bool, fl: u32) {
-        // Leaving recovery or loss once everything sent before it is acknowledged.
+    /// entering fast recovery and leaving it, the Loss state after an RTO (`tcp_process_loss`).
+    /// Returns what `tcp_xmit_recovery()` sends.
+    fn tcp_fastretrans_alert(&mut self, ctx: &mut Ctx<'_>, prior_snd_una: SeqNum, num_dupack: u32, fl: u32) -> Rexmit {
+        let is_dupack = num_dupack > 0;
+        // Leaving recovery once everything sent before it is acknowledged.
         match self.ca_state {
-            CaState::Recovery | CaState::Loss => {
+            CaState::Recovery => {
                 if !self.snd_una.before(self.high_seq) {
                     let undone = {
                         let before = self.undo_marker.is_some();
                         self.tcp_try_undo_recovery(ctx);
                         before && self.undo_marker.is_none()
                     };
-                    if self.ca_state == CaState::Recovery && !undone {
+                    if !undone {
                         // tcp_end_cwnd_reduction()
                         self.snd_cwnd = self.snd_ssthresh.max(2);
                     }
                     self.ca_state = CaState::Open;
                     self.dupacks = 0;
-                    return;
+                    return Rexmit::Lost;
                 }
-                let advanced = self.snd_una.after(prior_snd_una);
-                if self.ca_state == CaState::Loss {
-                    if advanced && self.tcp_try_undo_loss(ctx) {
-                        return;
-                    }
-                    self.tcp_mark_lost_by_sack(ctx);
-                    return;
-                }
-                if advanced {
+                if self.snd_una.after(prior_snd_una) {
                     if self.tcp_try_undo_partial(ctx) {
-                        return;
+                        return Rexmit::Lost;
                     }
                     if self.ca_state == CaState::Recovery && !self.sack_ok {
                         // NewReno partial ACK: the next hole is lost too.
@@ -991,9 +964,24 @@ impl TcpSock {
                 }
                 if self.ca_state == CaState::Recovery {
                     self.tcp_mark_lost_by_sack(ctx);
-                    return;
+                    return Rexmit::Lost;
                 }
                 // Undone: a new recovery starts below only if loss is still evident.
+            }
+            CaState::Loss => {
+                let rexmit = self.tcp_process_loss(ctx, fl, num_dupack);
+                self.tcp_mark_lost_by_sack(ctx);
+                // Out of Loss (undone or recovered), or RACK found a retransmission lost:
+                // the state is decided again below.
+                if self.ca_state != CaState::Open && fl & flag::LOST_RETRANS == 0 {
+                    return rexmit;
+                }
+                if self.tcp_is_reno() && fl & flag::SND_UNA_ADVANCED != 0 {
+                    self.tcp_reset_reno_sack();
+                }
+                if self.ca_state == CaState::Open {
+                    self.tcp_try_undo_dsack(ctx);
+                }
             }
             CaState::Open | CaState::Disorder => {
                 self.tcp_try_undo_dsack(ctx);
@@ -1005,7 +993,6 @@ impl TcpSock {
         } else if self.snd_una.after(prior_snd_una) {
             self.dupacks = 0;
         }
-        let _ = fl;
         let reord = self.reordering.max(3);
         // tcp_time_to_recover(): with RACK (tcp_recovery & 1) and SACK, only a segment RACK
         // marked lost starts recovery; the dup-ACK/FACK heuristics are for the rest.
@@ -1024,6 +1011,7 @@ impl TcpSock {
         } else {
             self.ca_state = CaState::Open;
         }
+        Rexmit::Lost
     }
 
     /// `tcp_enter_recovery()`: fast recovery from the first lost segment.
@@ -1236,8 +1224,17 @@ impl TcpSock {
         t
     }
 
-    /// `tcp_init_transfer()`: initial cwnd and buffer space once established.
+    /// `tcp_init_transfer()`: initial RTO, cwnd and buffer space once established.
     pub fn tcp_init_transfer(&mut self, ctx: &mut Ctx<'_>) {
+        // tcp_init_metrics() (no metrics cache): a handshake without an RTT sample (a
+        // retransmitted SYN or SYN-ACK, a cookie, and no timestamps) falls back to a 3 s RTO
+        // (RFC 6298 5.7).
+        if self.srtt_us == 0 {
+            self.rttvar_us = TCP_TIMEOUT_FALLBACK.as_micros() as u32;
+            self.mdev_us = self.rttvar_us;
+            self.mdev_max_us = self.rttvar_us;
+            self.rto = TCP_TIMEOUT_FALLBACK;
+        }
         self.snd_cwnd = if self.total_retrans > 1 { 1 } else { super::TCP_INIT_CWND };
         self.tcp_init_buffer_space(ctx);
     }

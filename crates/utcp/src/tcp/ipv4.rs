@@ -10,7 +10,7 @@ use crate::ip::TcpIn;
 use crate::mib::{DropReason, TcpMib};
 use crate::seq::SeqNum;
 use crate::socket::sock::{InSeg, OwnedSock, Sock};
-use crate::stack::StackCore;
+use crate::socket::sock_host::SockHost;
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
 use std::net::SocketAddrV4;
@@ -42,6 +42,7 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
             ttl: tin.ttl,
         },
         syn_hdr: tin.syn_hdr.clone(),
+        ip_opt: tin.opt.clone(),
     }
 }
 
@@ -151,7 +152,24 @@ pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::sk
     let r = reset_repr(&inseg.seg, inseg.sport, inseg.dport)?;
     net.mib.tcp_inc(TcpMib::OutRsts);
     net.mib.tcp_inc(TcpMib::OutSegs);
-    Some(crate::ip::build_tcp_frame(net, inseg.daddr, inseg.saddr, &r, Bytes::new()))
+    let inet = unicast_reply_opts(net, inseg.seg.ip_opt.as_deref(), inseg.saddr)?;
+    Some(crate::ip::build_tcp_frame_with(net, inseg.daddr, inseg.saddr, &r, Bytes::new(), &inet))
+}
+
+/// `ip_send_unicast_reply()`'s options: a stateless reply (RST, a request's ACK) carries the
+/// options of the segment it answers, echoed (`__ip_options_echo`); `None` (no reply at all)
+/// when they cannot be echoed.
+pub fn unicast_reply_opts(
+    net: &crate::netns::Netns,
+    opt: Option<&crate::ip::options::IpOptions>,
+    from: std::net::Ipv4Addr,
+) -> Option<crate::ip::sockglue::InetOpts> {
+    let mut inet = crate::ip::sockglue::InetOpts::default();
+    if let Some(o) = opt {
+        let e = crate::ip::options::ip_options_echo(o, from, net.local_addr()).ok()?;
+        inet.opt = (e.optlen != 0).then(|| Box::new(e));
+    }
+    Some(inet)
 }
 
 /// `inet_sk_bound_dev_eq()`: segments arrive on the stack's one device
@@ -173,53 +191,61 @@ pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4)
         return Err(Errno::EINVAL);
     }
     let saddr = sk.net().local_addr();
-    let held = sk.core.port_held(sk.id).is_some();
+    let held = sk.host.port_held(sk.id).is_some();
     let tp = g.tp_mut();
     // ip_route_connect(): the bound device must exist (a socket bound to `lo` routes there;
-    // see `StackCore::dev_queue_xmit`).
+    // see `SockHost::dev_queue_xmit`).
     if tp.bound_dev_if != 0 && sk.net().netdev_get_name(tp.bound_dev_if).is_none() {
         return Err(Errno::ENODEV);
     }
     tp.saddr = saddr;
     tp.daddr = *addr.ip();
     tp.dport = addr.port();
-    if tp.bound && held {
-        // bind() chose the port: the 4-tuple through it must be unused.
+    let taken = if tp.bound && held {
+        // bind() chose the port: the 4-tuple through it must be unused, or held by a
+        // timewait sock with timestamps (__inet_check_established() without `twp`).
         let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
-        if !sk.core.hash(key, sk.clone()) {
-            return Err(Errno::EADDRNOTAVAIL);
-        }
+        sk.host.__inet_check_established(key, sk, false).ok_or(Errno::EADDRNOTAVAIL)?
     } else {
         // __inet_hash_connect(): a port whose 4-tuple to this destination is free.
-        tp.sport = sk.core.hash_connect(sk, saddr, tp.daddr, tp.dport)?;
+        let (port, taken) = sk.host.hash_connect(sk, saddr, tp.daddr, tp.dport, tp.inet.local_port_range)?;
+        tp.sport = port;
         tp.bound = true;
-    }
+        taken
+    };
     let now = sk.now();
     let net = sk.net();
-    tp.iss = SeqNum(net.secure_seq(tp.saddr, tp.daddr, tp.sport, tp.dport, now.nanos()));
+    let mut write_seq = None;
+    if let Some((tw, reuse)) = taken {
+        // tcp_twsk_unique(): the new incarnation starts beyond the old one's sequence space
+        // and keeps its peer's timestamp; inet_twsk_deschedule_put() kills the timewait sock.
+        write_seq = Some(reuse.write_seq);
+        tp.ts_recent = reuse.ts_recent;
+        tp.ts_recent_stamp = reuse.ts_recent_stamp;
+        tw.lock_sock().with_ctx_inner(|t, ctx| t.inet_twsk_deschedule_put(ctx));
+    }
+    tp.iss = write_seq.unwrap_or_else(|| SeqNum(net.secure_seq(tp.saddr, tp.daddr, tp.sport, tp.dport, now.nanos())));
     tp.tsoffset = net.ts_offset(tp.saddr, tp.daddr);
     g.with_ctx_inner(super::connect::tcp_connect);
     Ok(())
 }
 
-impl StackCore {
-    /// `tcp_v4_rcv()`: finds the socket and hands the segment over.
-    pub fn tcp_v4_rcv(self: &Arc<Self>, inseg: InSeg, napi_id: u32) {
-        let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
-        // INET_MATCH(): a socket bound to another device does not see this one's segments.
-        let sk = self.ehash.read().get(&key).filter(|s| inet_sk_bound_dev_eq(s)).cloned();
-        if let Some(sk) = sk {
-            sk.rcv_softirq(inseg, napi_id);
-            return;
-        }
-        let lsk = self.__inet_lookup_listener(&inseg);
-        if let Some(lsk) = lsk {
-            lsk.rcv_softirq(inseg, napi_id);
-            return;
-        }
-        no_socket(&self.net);
-        self.send_reset_for(&inseg);
+/// `tcp_v4_rcv()`: finds the socket in `host`'s tables and hands the segment over.
+pub fn tcp_v4_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
+    let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
+    // INET_MATCH(): a socket bound to another device does not see this one's segments.
+    let sk = host.__inet_lookup_established(key);
+    if let Some(sk) = sk {
+        sk.rcv_softirq(inseg, napi_id);
+        return;
     }
+    let lsk = host.__inet_lookup_listener(&inseg);
+    if let Some(lsk) = lsk {
+        lsk.rcv_softirq(inseg, napi_id);
+        return;
+    }
+    no_socket(host.net());
+    host.send_reset_for(&inseg);
 }
 
 impl TcpSock {
@@ -287,4 +313,85 @@ impl TcpSock {
     pub fn recverr(&self) -> bool {
         self.inet.recverr
     }
+}
+
+/// What `tcp_twsk_unique()` reads of a timewait sock (`struct tcp_timewait_sock`).
+#[derive(Clone, Copy, Debug)]
+pub struct TwInfo {
+    /// `tw_substate == TCP_FIN_WAIT2`: an orphan that tcp_time_wait() keeps in FIN_WAIT2.
+    pub fin_wait2: bool,
+    /// `tcptw->tw_snd_nxt`.
+    pub snd_nxt: SeqNum,
+    /// `tcptw->tw_ts_recent`.
+    pub ts_recent: u32,
+    /// `tcptw->tw_ts_recent_stamp`.
+    pub ts_recent_stamp: crate::time::Instant,
+    /// `tcptw->tw_ts_recent_stamp != 0`: the connection used timestamps (Linux stores a
+    /// stamp whenever it stores `ts_recent`, which it does from the first timestamp on).
+    pub has_ts: bool,
+    /// `tw->tw_entry_stamp`.
+    pub entry_stamp: crate::time::Instant,
+    /// `tw_bound_dev_if == LOOPBACK_IFINDEX`, or either address is a loopback one.
+    pub loopback: bool,
+}
+
+impl TwInfo {
+    /// The timewait part of `tp`, when it is a timewait sock.
+    pub fn of(tp: &TcpSock) -> Option<TwInfo> {
+        let tw = tp.tw_counted && matches!(tp.state, TcpState::TimeWait | TcpState::FinWait2);
+        tw.then(|| TwInfo {
+            fin_wait2: tp.state == TcpState::FinWait2,
+            snd_nxt: tp.snd_nxt,
+            ts_recent: tp.ts_recent,
+            ts_recent_stamp: tp.ts_recent_stamp,
+            has_ts: tp.tstamp_ok,
+            entry_stamp: tp.tw_entry_stamp,
+            loopback: tp.bound_dev_if == crate::netns::LOOPBACK_IFINDEX
+                || tp.daddr.is_loopback()
+                || tp.saddr.is_loopback(),
+        })
+    }
+}
+
+/// The state a connection takes over from the timewait sock whose 4-tuple it reuses.
+#[derive(Clone, Copy, Debug)]
+pub struct TwReuse {
+    /// `tp->write_seq`: `tw_snd_nxt + 65535 + 2` (never 0), beyond anything the old
+    /// incarnation may still have in flight.
+    pub write_seq: SeqNum,
+    /// `tp->rx_opt.ts_recent`.
+    pub ts_recent: u32,
+    /// `tp->rx_opt.ts_recent_stamp`.
+    pub ts_recent_stamp: crate::time::Instant,
+}
+
+/// `tcp_twsk_unique()`: may a connect() take the 4-tuple of timewait sock `tw` over?
+/// `twp`: the port search asks (`__inet_hash_connect()` passes `&tw`), which needs
+/// `net.ipv4.tcp_tw_reuse` (2: loopback only) and `tcp_tw_reuse_delay` ms in TIME_WAIT;
+/// without it (a port the socket bound itself) any timewait sock with timestamps is taken.
+pub fn tcp_twsk_unique(
+    net: &crate::netns::Netns,
+    tw: &TwInfo,
+    twp: bool,
+    now: crate::time::Instant,
+) -> Option<TwReuse> {
+    let mut reuse = net.sysctl.tcp_tw_reuse.get();
+    if tw.fin_wait2 {
+        reuse = 0;
+    }
+    if reuse == 2 && !tw.loopback {
+        reuse = 0;
+    }
+    let delay = net.sysctl.tcp_tw_reuse_delay.get() as u32;
+    let reuse_thresh = (tw.entry_stamp.millis() as u32).wrapping_add(delay);
+    // time_after32(tcp_clock_ms(), reuse_thresh)
+    let after = (reuse_thresh.wrapping_sub(now.millis() as u32) as i32) < 0;
+    if !tw.has_ts || (twp && (reuse == 0 || !after)) {
+        return None;
+    }
+    let mut seq = tw.snd_nxt + 65535 + 2;
+    if seq.0 == 0 {
+        seq = SeqNum(1);
+    }
+    Some(TwReuse { write_seq: seq, ts_recent: tw.ts_recent, ts_recent_stamp: tw.ts_recent_stamp })
 }

@@ -3,6 +3,7 @@
 //! SYN queue, SYN-ACK (re)transmission, children moved to a bounded accept queue.
 
 use super::input::Seg;
+use super::syncookies::{cookie_init_timestamp, cookie_v4_init_sequence, CookieCheck};
 use super::window::tcp_select_initial_window;
 use super::{Ctx, TcpSock, TcpState, TcpTimer, SOCK_RCVBUF_LOCK, TCP_TIMEOUT_INIT};
 use crate::mib::{DropReason, LinuxMib, TcpMib};
@@ -64,6 +65,23 @@ pub struct RequestSock {
     pub snd_wnd: u32,
     /// The SYN's headers when the listener has TCP_SAVE_SYN (`req->saved_syn`).
     pub saved_syn: Option<bytes::Bytes>,
+    /// `ireq->ireq_opt` (`tcp_v4_save_options`): the SYN's IP options echoed
+    /// (`__ip_options_echo`), which the SYN-ACK and the child carry instead of the
+    /// listener's IP_OPTIONS.
+    pub ireq_opt: Option<Box<crate::ip::options::IpOptions>>,
+    /// Answered with a SYN cookie (`req->syncookie`): never queued, and rebuilt from the ACK.
+    pub syncookie: bool,
+}
+
+/// `tcp_v4_save_options()`: the options a request keeps from the segment that made it (the
+/// SYN, or a SYN cookie's ACK), echoed (`__ip_options_echo`) for the SYN-ACK and the child.
+pub(crate) fn tcp_v4_save_options(
+    ctx: &Ctx<'_>,
+    seg: &Seg,
+    raddr: std::net::Ipv4Addr,
+) -> Option<Box<crate::ip::options::IpOptions>> {
+    let o = seg.ip_opt.as_ref()?;
+    crate::ip::options::ip_options_echo(o, raddr, ctx.net.local_addr()).ok().filter(|o| o.optlen != 0).map(Box::new)
 }
 
 /// State of a listening socket.
@@ -75,6 +93,9 @@ pub struct ListenState {
     pub syn_queue: HashMap<(Ipv4Addr, u16), RequestSock>,
     /// Established children waiting for accept().
     pub accept_queue: AcceptQueue,
+    /// When a SYN cookie was last sent (`tcp_synq_overflow()`; Linux keeps it in the
+    /// listener's `rx_opt.ts_recent_stamp`).
+    pub last_overflow: Option<Instant>,
 }
 
 /// The accept queue (`icsk_accept_queue`): children with the flag that stands for their
@@ -166,6 +187,12 @@ impl TcpSock {
             return ListenResult::Done;
         }
         if seg.flags.ack() {
+            // tcp_v4_cookie_check(): an ACK (not a SYN) may answer a cookie SYN-ACK.
+            if !seg.flags.syn() {
+                if let CookieCheck::Request(req) = self.cookie_v4_check(ctx, &seg, (raddr, rport, laddr)) {
+                    return self.tcp_get_cookie_sock(ctx, &req, seg);
+                }
+            }
             return ListenResult::Reset;
         }
         if !seg.flags.syn() || seg.flags.fin() {
@@ -176,18 +203,52 @@ impl TcpSock {
         ListenResult::Done
     }
 
+    /// `inet_csk_reqsk_queue_len()`: requests in SYN_RECV.
+    pub fn reqsk_queue_len(&self) -> usize {
+        self.listen.as_ref().map_or(0, |l| l.syn_queue.len())
+    }
+
+    /// `inet_csk_reqsk_queue_is_full()`: more requests than the listen backlog.
+    pub fn reqsk_queue_is_full(&self) -> bool {
+        self.listen.as_ref().is_some_and(|l| l.syn_queue.len() as u64 > l.max_backlog as u64)
+    }
+
+    /// `tcp_syn_flood_action()`: whether a SYN that finds the SYN queue full (or any SYN, with
+    /// `tcp_syncookies=2`) is answered with a cookie.
+    fn tcp_syn_flood_action(&self, ctx: &mut Ctx<'_>) -> bool {
+        if ctx.net.sysctl.tcp_syncookies.get() != 0 {
+            ctx.inc(LinuxMib::TCPReqQFullDoCookies);
+            true
+        } else {
+            ctx.inc(LinuxMib::TCPReqQFullDrop);
+            false
+        }
+    }
+
     /// `tcp_conn_request()`: a SYN for a listener.
     fn tcp_conn_request(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, raddr: Ipv4Addr, rport: u16, laddr: Ipv4Addr) {
+        let syncookies = ctx.net.sysctl.tcp_syncookies.get();
+        let mut want_cookie = false;
+        if syncookies == 2 || self.reqsk_queue_is_full() {
+            want_cookie = self.tcp_syn_flood_action(ctx);
+            if !want_cookie {
+                // tcp_listendrop()
+                ctx.inc(LinuxMib::ListenDrops);
+                return;
+            }
+        }
         if self.acceptq_is_full() {
             ctx.inc(LinuxMib::ListenOverflows);
             ctx.inc(LinuxMib::ListenDrops);
             return;
         }
-        let max_syn = (ctx.net.sysctl.tcp_max_syn_backlog.get() as usize)
-            .max(self.listen.as_ref().map_or(0, |l| l.max_backlog as usize));
-        if self.listen.as_ref().is_some_and(|l| l.syn_queue.len() >= max_syn) {
+        // Without SYN cookies the last quarter of tcp_max_syn_backlog is kept for peers
+        // proven alive (tcp_peer_is_proven(): an RTT in the TCP metrics cache, which utcp
+        // does not keep, as with tcp_no_metrics_save=1: no peer is proven).
+        let max_syn_backlog = ctx.net.sysctl.tcp_max_syn_backlog.get();
+        if !want_cookie && syncookies == 0 && max_syn_backlog - (self.reqsk_queue_len() as i64) < (max_syn_backlog >> 2)
+        {
             ctx.inc(LinuxMib::ListenDrops);
-            ctx.net.mib.drop_reason(DropReason::LISTEN_OVERFLOW);
             return;
         }
         let s = &ctx.net.sysctl;
@@ -196,10 +257,20 @@ impl TcpSock {
             _ => super::TCP_MSS_DEFAULT,
         };
         let mss_clamp = if self.user_mss != 0 { mss_clamp.min(self.user_mss) } else { mss_clamp };
-        let wscale_ok = seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;
-        let sack_ok = seg.sack_permitted && s.tcp_sack.get() != 0;
         let tstamp_ok = seg.ts.is_some() && s.tcp_timestamps.get() != 0;
-        let iss = SeqNum(ctx.net.secure_seq(laddr, raddr, self.sport, rport, ctx.now.nanos()));
+        // A cookie without timestamps has nowhere to keep window scaling and SACK
+        // (tcp_clear_options()): the SYN-ACK offers neither.
+        let keep = !want_cookie || tstamp_ok;
+        let wscale_ok = keep && seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;
+        let sack_ok = keep && seg.sack_permitted && s.tcp_sack.get() != 0;
+        let (iss, mss_clamp) = if want_cookie {
+            // cookie_init_sequence()
+            self.tcp_synq_overflow(ctx.now);
+            ctx.inc(LinuxMib::SyncookiesSent);
+            cookie_v4_init_sequence(ctx, (raddr, rport, laddr, self.sport), seg.seq, mss_clamp)
+        } else {
+            (SeqNum(ctx.net.secure_seq(laddr, raddr, self.sport, rport, ctx.now.nanos())), mss_clamp)
+        };
         let ts_off = ctx.net.ts_offset(laddr, raddr);
         // tcp_openreq_init_rwin()
         let mtu = ctx.net.mtu();
@@ -239,9 +310,14 @@ impl TcpSock {
             snd_wnd: seg.window as u32,
             // tcp_reqsk_record_syn(): save_syn 2 would start at the MAC header, which no
             // utcp device has (skb_mac_header_was_set() is false): the same bytes as 1.
-            saved_syn: if self.save_syn != 0 { seg.syn_hdr.clone() } else { None },
+            saved_syn: if self.save_syn != 0 && !want_cookie { seg.syn_hdr.clone() } else { None },
+            ireq_opt: tcp_v4_save_options(ctx, seg, raddr),
+            syncookie: want_cookie,
         };
         self.send_synack(ctx, &req, mss);
+        if want_cookie {
+            return;
+        }
         let exp = req.expires;
         if let Some(l) = self.listen.as_mut() {
             l.syn_queue.insert((raddr, rport), req);
@@ -258,7 +334,13 @@ impl TcpSock {
 
     /// `tcp_make_synack()` + transmit.
     fn send_synack(&self, ctx: &mut Ctx<'_>, req: &RequestSock, mss: u32) {
-        let tsval = (ctx.now.millis() as u32).wrapping_add(req.ts_off);
+        let now_ms = ctx.now.millis();
+        let ts = if req.syncookie {
+            cookie_init_timestamp(req.wscale_ok.then_some(req.snd_wscale), req.sack_ok, now_ms)
+        } else {
+            now_ms as u32
+        };
+        let tsval = ts.wrapping_add(req.ts_off);
         let repr = TcpRepr {
             src_port: self.sport,
             dst_port: req.rport,
@@ -274,8 +356,16 @@ impl TcpSock {
             timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
             payload: &[],
         };
-        // tcp_v4_send_synack(): the listener's TOS and TTL.
-        let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &self.inet);
+        // tcp_v4_send_synack(): the listener's TOS and TTL; the IP options echoed from the
+        // SYN (ip_build_and_send_pkt with ireq_opt), never the listener's own.
+        let echoed;
+        let inet = if self.inet.opt.is_none() && req.ireq_opt.is_none() {
+            &self.inet
+        } else {
+            echoed = crate::ip::sockglue::InetOpts { opt: req.ireq_opt.clone(), ..self.inet.clone() };
+            &echoed
+        };
+        let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), inet);
         frame.priority = self.priority;
         frame.mark = self.mark;
         frame.oif = self.bound_dev_if;
@@ -358,7 +448,7 @@ impl TcpSock {
         if !in_window(seg.seq, seg.end_seq) {
             if !seg.flags.rst() {
                 // req->rsk_ops->send_ack(): ACK the out-of-window segment.
-                self.send_req_ack(ctx, &req);
+                self.send_req_ack(ctx, &req, seg.ip_opt.as_deref());
             }
             return ListenResult::Done;
         }
@@ -409,7 +499,21 @@ impl TcpSock {
         ListenResult::Child(Box::new(child), seg)
     }
 
-    fn send_req_ack(&self, ctx: &mut Ctx<'_>, req: &RequestSock) {
+    /// `tcp_get_cookie_sock()`: the child of a valid cookie ACK, queued for accept() at once;
+    /// none (the ACK dropped) when the accept queue is full.
+    fn tcp_get_cookie_sock(&mut self, ctx: &mut Ctx<'_>, req: &RequestSock, seg: Seg) -> ListenResult {
+        // tcp_v4_syn_recv_sock(): exit_overflow.
+        if self.acceptq_is_full() {
+            ctx.inc(LinuxMib::ListenOverflows);
+            ctx.inc(LinuxMib::ListenDrops);
+            return ListenResult::Done;
+        }
+        let child = self.tcp_create_openreq_child(ctx, req, &seg);
+        ctx.net.mib.tcp_inc(TcpMib::PassiveOpens);
+        ListenResult::Child(Box::new(child), seg)
+    }
+
+    fn send_req_ack(&self, ctx: &mut Ctx<'_>, req: &RequestSock, seg_opt: Option<&crate::ip::options::IpOptions>) {
         let tsval = (ctx.now.millis() as u32).wrapping_add(req.ts_off);
         let repr = TcpRepr {
             src_port: self.sport,
@@ -426,7 +530,9 @@ impl TcpSock {
             timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
             payload: &[],
         };
-        let frame = crate::ip::build_tcp_frame(ctx.net, req.laddr, req.raddr, &repr, Bytes::new());
+        // tcp_v4_send_ack() → ip_send_unicast_reply(): the answered segment's options echoed.
+        let Some(inet) = super::ipv4::unicast_reply_opts(ctx.net, seg_opt, req.raddr) else { return };
+        let frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &inet);
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -451,6 +557,9 @@ impl TcpSock {
         c.txrehash = self.txrehash;
         c.filter_locked = self.filter_locked;
         c.tstamp_new = self.tstamp_new;
+        c.tsflags = self.tsflags;
+        c.tskey = self.tskey;
+        c.bind_phc = self.bind_phc;
         c.incoming_cpu = self.incoming_cpu;
         c.bound_dev_if = self.bound_dev_if;
         c.max_pacing_rate = self.max_pacing_rate;
@@ -479,6 +588,8 @@ impl TcpSock {
         c.save_syn = self.save_syn;
         c.saved_syn = req.saved_syn.clone();
         c.inet = self.inet.clone();
+        // tcp_v4_syn_recv_sock(): inet_opt (and icsk_ext_hdr_len) from the request.
+        c.inet.opt = req.ireq_opt.clone();
         c.priority = self.priority;
         c.user_timeout_ms = self.user_timeout_ms;
         c.notsent_lowat = self.notsent_lowat;
@@ -523,10 +634,22 @@ impl TcpSock {
         c.ack.ato = super::Duration::ZERO;
         c.ack.lrcvtime = ctx.now;
         c.total_retrans = req.num_retrans as u32;
-        if req.num_retrans == 0 {
-            // tcp_synack_rtt_meas()
-            let rtt = ctx.now.saturating_since(req.first_synack).as_micros() as u32;
-            c.tcp_rtt_estimator(ctx, rtt.max(1));
+        // tcp_synack_rtt_meas(): the SYN-ACK's own timing when it was sent once (a cookie
+        // SYN-ACK left no send time), else the echoed timestamp (tcp_ack_update_rtt()).
+        let ts_rtt = match seg.ts {
+            Some((_, ecr)) if req.tstamp_ok && ecr != 0 => {
+                let delta = (ctx.now.millis() as u32).wrapping_sub(ecr.wrapping_sub(req.ts_off));
+                (delta < i32::MAX as u32 / 1000).then(|| delta.max(1) * 1000)
+            }
+            _ => None,
+        };
+        let rtt = if req.num_retrans == 0 && !req.syncookie {
+            Some((ctx.now.saturating_since(req.first_synack).as_micros() as u32).max(1))
+        } else {
+            ts_rtt
+        };
+        if let Some(rtt) = rtt {
+            c.tcp_rtt_estimator(ctx, rtt);
             c.tcp_set_rto();
         }
         c.start = ctx.now;

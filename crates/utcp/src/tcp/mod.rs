@@ -15,18 +15,25 @@ pub mod input;
 pub mod ioctl;
 pub mod ipv4;
 pub mod listen;
+pub mod loss;
 pub mod mtu;
 pub mod ofo_queue;
 pub mod output;
 pub mod pacing;
 pub mod poll;
 pub mod prr;
+pub mod prune;
 pub mod rack;
 pub mod recvmsg;
+pub mod rtt;
 pub mod sk_mem;
 pub mod sndbuf;
 pub mod sockopt;
+pub mod syncookies;
 pub mod timer;
+pub mod timestamping;
+pub mod timestamping_stats;
+pub mod tso;
 pub mod undo;
 pub mod urgent;
 pub mod window;
@@ -211,13 +218,13 @@ pub struct TxSkb {
     /// Place of the last transmission in the socket's send order (what Linux's
     /// `tsorted_sent_queue` orders by): later transmissions have larger numbers.
     pub tx_order: u64,
-    /// Time of first transmission (for RTT samples, Karn).
-    pub first_tx: Instant,
     /// Times retransmitted.
     pub retrans: u8,
     /// Send with PSH (`TCPHDR_PSH` marked by `tcp_mark_push`).
     pub urg: bool,
 }
+
+crate::skb_queue::queue_cache!(TxSkb);
 
 /// `TCPCB_SACKED_ACKED`.
 pub const TCPCB_SACKED_ACKED: u8 = 0x01;
@@ -347,6 +354,9 @@ pub struct TcpSock {
     /// Bytes charged in whole pages for the queues (`sk_forward_alloc` plus what they use;
     /// see `sk_mem.rs`).
     pub mem_charged: i64,
+    /// The stack's TCP memory account (`sk->sk_prot`'s `memory_allocated` and pressure),
+    /// which `mem_charged` is part of.
+    pub proto_mem: std::sync::Arc<crate::netns::ProtoMem>,
     /// `sk_wmem_queued`.
     pub wmem_queued: u32,
     /// `sk_err` (pending hard error).
@@ -375,6 +385,14 @@ pub struct TcpSock {
     pub filter_locked: bool,
     /// `SOCK_TSTAMP_NEW`: SO_TIMESTAMP(NS)_NEW chose the y2038-safe control message types.
     pub tstamp_new: bool,
+    /// `sk->sk_tsflags`: the SO_TIMESTAMPING flags (socket/timestamping.rs).
+    pub tsflags: u32,
+    /// `sk->sk_tskey`: the sequence number OPT_ID keys count from.
+    pub tskey: u32,
+    /// `sk->sk_bind_phc`: the PHC index SOF_TIMESTAMPING_BIND_PHC bound.
+    pub bind_phc: i32,
+    /// TX timestamp requests on queued skbs (tcp/timestamping.rs).
+    pub ts_reqs: VecDeque<timestamping::TsReq>,
     /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
     pub incoming_cpu: i32,
     /// SO_TXTIME's (clockid, flags), when set.
@@ -448,7 +466,7 @@ pub struct TcpSock {
     /// `tp->rcv_rtt_est`.
     pub rcv_rtt_est: RcvRttEst,
     /// `sk_receive_queue`.
-    pub receive_queue: VecDeque<Skb>,
+    pub receive_queue: crate::skb_queue::SkbQueue<Skb>,
     /// `tp->out_of_order_queue`, sorted by sequence.
     pub ofo_queue: ofo_queue::OfoQueue,
     /// `tp->selective_acks` (up to 4 blocks, most recent first).
@@ -512,9 +530,9 @@ pub struct TcpSock {
     /// Initial send sequence.
     pub iss: SeqNum,
     /// Sent, unacknowledged segments (`tcp_rtx_queue`).
-    pub rtx_queue: VecDeque<TxSkb>,
+    pub rtx_queue: crate::skb_queue::SkbQueue<TxSkb>,
     /// Not yet sent (`sk_write_queue`).
-    pub write_queue: VecDeque<TxSkb>,
+    pub write_queue: crate::skb_queue::SkbQueue<TxSkb>,
     /// `tp->mss_cache`: current effective send MSS (without options).
     pub mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
@@ -528,7 +546,7 @@ pub struct TcpSock {
     pub mss_clamp: u32,
     /// TCP_MAXSEG set by the user.
     pub user_mss: u32,
-    /// `tp->tcp_header_len`.
+    /// `tp->tcp_header_len`: 0 until `tcp_connect_init()` or the child's creation sets it.
     pub tcp_header_len: u32,
     /// Nagle off (TCP_NODELAY).
     pub nodelay: bool,
@@ -604,6 +622,8 @@ pub struct TcpSock {
     pub high_seq: SeqNum,
     /// Duplicate ACK counter for non-SACK recovery.
     pub dupacks: u32,
+    /// `tp->frto`: F-RTO (RFC 5682) is probing whether the current RTO was spurious.
+    pub frto: bool,
     /// `tp->reordering`.
     pub reordering: u32,
     /// The IP-level options (`inet_sock`: IP_TOS, IP_TTL, IP_FREEBIND, ...).
@@ -675,11 +695,17 @@ pub struct TcpSock {
     /// `tp->thin_lto` (TCP_THIN_LINEAR_TIMEOUTS): a thin stream's RTO is not backed off for
     /// its first `TCP_THIN_LINEAR_RETRIES` retransmissions.
     pub thin_lto: bool,
+    /// The socket is a timewait sock (TIME_WAIT, or FIN_WAIT2 after tcp_time_wait()) counted in
+    /// [`crate::netns::Netns::tw_count`] until it leaves that state.
+    pub tw_counted: bool,
+    /// `tw->tw_entry_stamp`: when the socket became a timewait sock (`tcp_time_wait()`).
+    pub tw_entry_stamp: Instant,
     /// `icsk->icsk_rto_min` (TCP_RTO_MIN_US; `net.ipv4.tcp_rto_min_us`), in jiffies' grain.
     pub rto_min: Duration,
     /// `icsk->icsk_rto_max` (TCP_RTO_MAX_MS; 120 s).
     pub rto_max: Duration,
-    /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `net.ipv4.tcp_delack_max_us`).
+    /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `TCP_DELACK_MAX` at tcp_init_sock(): Linux 6.18
+    /// has no sysctl for it).
     pub delack_max: Duration,
     /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
     pub save_syn: u8,
@@ -747,6 +773,8 @@ impl TcpSock {
     /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
     pub fn new(net: &Netns, now: Instant) -> TcpSock {
         let s = &net.sysctl;
+        // sk_sockets_allocated_inc() of tcp_init_sock().
+        net.tcp_mem.sockets_allocated.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         TcpSock {
             state: TcpState::Close,
             saddr: Ipv4Addr::UNSPECIFIED,
@@ -758,6 +786,7 @@ impl TcpSock {
             userlocks: 0,
             rmem_alloc: 0,
             mem_charged: 0,
+            proto_mem: net.tcp_mem.clone(),
             wmem_queued: 0,
             err: None,
             err_soft: None,
@@ -772,6 +801,10 @@ impl TcpSock {
             txrehash: s.txrehash.get() as u8,
             filter_locked: false,
             tstamp_new: false,
+            tsflags: 0,
+            tskey: 0,
+            bind_phc: 0,
+            ts_reqs: VecDeque::new(),
             incoming_cpu: -1,
             txtime: None,
             bound_dev_if: 0,
@@ -806,7 +839,7 @@ impl TcpSock {
             irs: SeqNum(0),
             rcvq_space: RcvqSpace::default(),
             rcv_rtt_est: RcvRttEst::default(),
-            receive_queue: VecDeque::new(),
+            receive_queue: Default::default(),
             ofo_queue: Default::default(),
             selective_acks: Vec::new(),
             dsack: None,
@@ -837,8 +870,8 @@ impl TcpSock {
             highest_sack: SeqNum(0),
             snd_up: SeqNum(0),
             iss: SeqNum(0),
-            rtx_queue: VecDeque::new(),
-            write_queue: VecDeque::new(),
+            rtx_queue: Default::default(),
+            write_queue: Default::default(),
             mss_cache: TCP_MSS_DEFAULT,
             pmtu: 0,
             error_queue: Default::default(),
@@ -846,7 +879,7 @@ impl TcpSock {
             // tcp_init_sock(): RFC 1122's default until a SYN says otherwise.
             mss_clamp: TCP_MSS_DEFAULT,
             user_mss: 0,
-            tcp_header_len: 20,
+            tcp_header_len: 0,
             nodelay: false,
             cork: false,
             quickack_opt: false,
@@ -882,6 +915,7 @@ impl TcpSock {
             ca_state: cong::CaState::Open,
             high_seq: SeqNum(0),
             dupacks: 0,
+            frto: false,
             reordering: s.tcp_reordering.get() as u32,
             inet: Default::default(),
             priority: 0,
@@ -914,9 +948,11 @@ impl TcpSock {
             keepalive_probes: 0,
             linger2: 0,
             thin_lto: false,
+            tw_counted: false,
+            tw_entry_stamp: Instant::ZERO,
             rto_min: jiffies_from_us(net.sysctl.tcp_rto_min_us.get()),
             rto_max: TCP_RTO_MAX,
-            delack_max: jiffies_from_us(net.sysctl.tcp_delack_max_us.get()),
+            delack_max: TCP_DELACK_MAX,
             save_syn: 0,
             saved_syn: None,
             fastopen_max_qlen: 0,
@@ -957,6 +993,11 @@ impl TcpSock {
         }
         if state == TcpState::Close && matches!(old, TcpState::CloseWait | TcpState::Established) {
             ctx.net.mib.tcp_inc(TcpMib::EstabResets);
+        }
+        if self.tw_counted && !matches!(state, TcpState::TimeWait | TcpState::FinWait2) {
+            // inet_twsk_kill() → inet_twsk_put(): the timewait sock is gone.
+            self.tw_counted = false;
+            ctx.net.tw_count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.state = state;
         ctx.ev.state_change = true;

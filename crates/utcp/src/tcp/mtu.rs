@@ -41,7 +41,7 @@ impl TcpSock {
     pub fn tcp_simple_retransmit(&mut self, ctx: &mut Ctx<'_>) {
         let mss = self.tcp_current_mss().max(1) as usize;
         let prior_lost = self.lost_out;
-        let mut q = std::collections::VecDeque::with_capacity(self.rtx_queue.len());
+        let mut q = crate::skb_queue::SkbQueue::new();
         for mut skb in std::mem::take(&mut self.rtx_queue) {
             if skb.data.len() <= mss || skb.sacked & TCPCB_SACKED_ACKED != 0 {
                 q.push_back(skb);
@@ -69,7 +69,6 @@ impl TcpSock {
                     data,
                     sacked: skb.sacked | TCPCB_LOST,
                     tx_time: skb.tx_time,
-                    first_tx: skb.first_tx,
                     retrans: skb.retrans,
                     urg: skb.urg,
                     tx_order: skb.tx_order,

@@ -113,6 +113,16 @@ impl OfoQueue {
     fn at_or_after(&self, seq: SeqNum) -> Option<(Key, &Skb)> {
         self.skbs.range(self.lo(seq)..).next().map(|(k, s)| (*k, s))
     }
+    /// Empties the queue, handing back its buffers in order (for `tcp_collapse_ofo_queue()`).
+    pub(super) fn take_all(&mut self) -> Vec<Skb> {
+        self.truesize = 0;
+        std::mem::take(&mut self.skbs).into_values().collect()
+    }
+    /// Queues a buffer of a queue [`OfoQueue::take_all`] emptied (keys stay valid: the base
+    /// is not above any of them).
+    pub(super) fn insert_collapsed(&mut self, skb: Skb) {
+        self.insert(skb);
+    }
     fn remove(&mut self, key: Key) -> Skb {
         let s = self.skbs.remove(&key).expect("queued");
         self.truesize -= s.truesize;
@@ -130,7 +140,8 @@ impl TcpSock {
     /// `tcp_data_queue_ofo()`: queues a segment beyond `rcv_nxt`, merging overlaps and updating
     /// SACK/DSACK state.
     pub fn tcp_data_queue_ofo(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
-        if self.tcp_try_rmem_schedule(ctx, seg.truesize) {
+        if self.tcp_try_rmem_schedule(ctx, seg.seq, seg.truesize) {
+            // Dropped without an ACK: none is scheduled for it.
             ctx.inc(LinuxMib::TCPOFODrop);
             ctx.ev.data_ready = true;
             ctx.net.mib.drop_reason(DropReason::PROTO_MEM);
@@ -144,6 +155,7 @@ impl TcpSock {
         let end_seq = seg.end_seq;
         let mut skb = Skb::new(seg.seq, seg.flags, seg.payload.clone(), seg.truesize, ctx.now);
         skb.end_seq = seg.end_seq;
+        skb.layout = seg.rx.layout;
         self.ofo_queue.rebase(self.rcv_nxt);
         if self.ofo_queue.is_empty() {
             if self.sack_ok {
@@ -151,7 +163,7 @@ impl TcpSock {
             }
             // tcp_grow_window() runs before skb_set_owner_r() charges the segment.
             self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
-            self.ofo_insert(skb);
+            self.ofo_insert(ctx, skb);
             self.tcp_ofo_rcvbuf_grow(ctx);
             return;
         }
@@ -212,7 +224,7 @@ impl TcpSock {
         }
         let _ = seq;
         self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
-        self.ofo_insert(skb);
+        self.ofo_insert(ctx, skb);
         if self.sack_ok {
             self.tcp_sack_new_ofo_skb(seg.seq.max(self.rcv_nxt), end_seq);
         }
@@ -235,35 +247,46 @@ impl TcpSock {
         }
     }
 
-    fn ofo_insert(&mut self, skb: Skb) {
-        self.rmem_alloc += skb.truesize;
-        // Coalesce with the previous segment when contiguous.
+    /// Queues `skb`, coalesced into the previous segment when contiguous and the layouts
+    /// allow (`tcp_ooo_try_coalesce()`: `skb_try_coalesce()`, which cannot steal a tun
+    /// device's kmalloc'ed head, so such buffers stay apart): only the growth is charged.
+    fn ofo_insert(&mut self, ctx: &Ctx<'_>, skb: Skb) {
         if let Some((key, prev)) = self.ofo_queue.before(skb.seq) {
-            if prev.end_seq == skb.seq && !prev.tcp_flags.fin() && prev.frags.len() < 16 {
-                self.ofo_queue.truesize += skb.truesize;
+            if prev.end_seq == skb.seq && !prev.tcp_flags.fin() && prev.frags.len() + 1 + skb.frags.len() < 17 {
                 let prev = self.ofo_queue.skbs.get_mut(&key).expect("queued");
-                prev.coalesce(skb);
-                return;
+                match prev.try_coalesce(skb) {
+                    Ok(delta) => {
+                        self.ofo_queue.truesize += delta;
+                        self.rmem_alloc += delta;
+                        ctx.inc(LinuxMib::TCPRcvCoalesce);
+                        return;
+                    }
+                    Err(skb) => {
+                        self.rmem_alloc += skb.truesize;
+                        self.ofo_queue.insert(skb);
+                        return;
+                    }
+                }
             }
         }
+        self.rmem_alloc += skb.truesize;
         self.ofo_queue.insert(skb);
     }
 
     /// `tcp_ofo_queue()`: moves segments that became in-order into the receive queue.
     pub fn tcp_ofo_queue(&mut self, ctx: &mut Ctx<'_>) {
-        let mut dsack_high = self.rcv_nxt;
+        let dsack_high = self.rcv_nxt;
         while let Some(first) = self.ofo_queue.first() {
             if first.seq.after(self.rcv_nxt) {
                 break;
             }
             if first.seq.before(dsack_high) {
-                if first.end_seq.before(dsack_high) {
-                    dsack_high = first.end_seq;
-                }
-                // The D-SACK block is the part of this segment that was received twice
-                // (1001:3001, not 1001:6001, in tcp_dsack_mult.pkt on 6.18).
+                // The D-SACK block is the part of each segment that was received twice,
+                // extended over the segments that follow: 1001:2001 then 2001:3001 give
+                // 1001:3001 (not 1001:6001) in tcp_dsack_mult.pkt on 6.18.
+                let dsack = if first.end_seq.before(dsack_high) { first.end_seq } else { dsack_high };
                 let s = first.seq;
-                self.tcp_dsack_extend(ctx, s, dsack_high);
+                self.tcp_dsack_extend(ctx, s, dsack);
             }
             let skb = self.ofo_queue.pop_first().expect("queued");
             self.rmem_alloc = self.rmem_alloc.saturating_sub(skb.truesize);

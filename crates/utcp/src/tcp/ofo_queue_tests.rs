@@ -47,6 +47,7 @@ fn seg(isn: SeqNum, off: i64, len: i64) -> Seg {
         truesize: skb_truesize(len as u32),
         rx: RxMeta::default(),
         syn_hdr: None,
+        ip_opt: None,
     }
 }
 

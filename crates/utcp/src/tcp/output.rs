@@ -6,7 +6,7 @@ use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
 use crate::seq::SeqNum;
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// `tp->nonagle` bits.
 pub const TCP_NAGLE_OFF: u8 = 1;
@@ -22,10 +22,6 @@ pub const MSG_MORE: i32 = 0x8000;
 /// `MSG_EOR`.
 pub const MSG_EOR: i32 = 0x80;
 
-/// `MAX_TCP_HEADER` (x86_64): the headroom `tcp_xmit_size_goal()` and `tcp_tso_autosize()`
-/// keep below `gso_max_size`.
-const MAX_TCP_HEADER: u32 = 320;
-
 impl TcpSock {
     /// The nonagle mode from TCP_NODELAY / TCP_CORK.
     pub fn nonagle(&self) -> u8 {
@@ -39,19 +35,32 @@ impl TcpSock {
         n
     }
 
-    /// `tcp_mtu_to_mss()` for our MTU and header options.
-    pub fn tcp_mtu_to_mss(&self, pmtu: u32) -> u32 {
+    /// `tcp_mtu_to_mss()` for our MTU and header options: the IP options
+    /// (`icsk_ext_hdr_len`) and the TCP options every segment carries come off, the floor
+    /// (`tcp_min_snd_mss`) applying before the TCP options (whose length is 0 on a socket
+    /// that never connected).
+    pub fn tcp_mtu_to_mss(&self, pmtu: u32, min_snd_mss: u32) -> u32 {
         let mut mss = pmtu as i64 - 20 - 20;
         if self.mss_clamp != 0 && mss > self.mss_clamp as i64 {
             mss = self.mss_clamp as i64;
         }
+        mss -= self.inet.ext_hdr_len() as i64;
+        mss = mss.max(min_snd_mss as i64);
         mss -= self.tcp_header_len as i64 - 20;
-        mss.max(48) as u32
+        mss.max(1) as u32
+    }
+
+    /// IP_OPTIONS changed `icsk_ext_hdr_len`: `icsk_sync_mss(sk, icsk_pmtu_cookie)`, the
+    /// cookie being 0 until connect() routed the socket (a listener's stays 0).
+    pub fn tcp_sync_ext_hdr(&mut self, ctx: &Ctx<'_>) {
+        let routed = self.state != TcpState::Listen && (self.state != TcpState::Close || self.dport != 0);
+        let cookie = if routed { self.path_mtu(ctx.net.mtu()) } else { 0 };
+        self.tcp_sync_mss(cookie, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
     }
 
     /// `tcp_sync_mss()`: recomputes `mss_cache` from the path MTU.
     pub fn tcp_sync_mss(&mut self, pmtu: u32, min_snd_mss: u32) -> u32 {
-        let mut mss = self.tcp_mtu_to_mss(pmtu);
+        let mut mss = self.tcp_mtu_to_mss(pmtu, min_snd_mss);
         // tcp_bound_to_half_wnd()
         if self.max_window > 0 {
             let cutoff = if self.max_window > 536 { self.max_window / 2 } else { self.max_window };
@@ -137,6 +146,11 @@ impl TcpSock {
     ) {
         let gso_size = if payload.len() as u32 > gso_size { gso_size } else { 0 };
         let pcount = if gso_size == 0 { 1 } else { (payload.len() as u32).div_ceil(gso_size) };
+        // "Force a PSH flag on all (GSO) packets to expedite GRO flush at receiver"; GSO
+        // leaves it on the last packet.
+        if pcount > 1 {
+            flags |= TcpFlags::PSH;
+        }
         let prior_wstamp = self.tcp_wstamp_refresh(ctx.now);
         let syn = flags.syn();
         let urg_ptr = match self.tcp_urg_ptr(seq) {
@@ -174,6 +188,7 @@ impl TcpSock {
         frame.mark = self.mark;
         frame.oif = self.bound_dev_if;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
+        self.tcp_tstamp_xmit(ctx, seq, data_len as u32, &frame);
         ctx.out.push(frame);
         self.segs_out += pcount;
         ctx.net.mib.tcp_add(TcpMib::OutSegs, pcount as u64);
@@ -319,7 +334,8 @@ impl TcpSock {
 
     /// Appends user data to the write queue (the copy loop of `tcp_sendmsg_locked`). Returns
     /// the bytes taken; stops early when the send buffer is full.
-    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32) -> usize {
+    /// `tsflags` is the call's `sockc.tsflags` (the socket's, or a control message's).
+    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> usize {
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
         let mut copied = 0;
@@ -340,12 +356,13 @@ impl TcpSock {
                     seq,
                     end_seq: seq,
                     flags: TcpFlags::ACK,
-                    building: Some(BytesMut::with_capacity(size_goal)),
+                    // sk_page_frag() + skb_page_frag_refill(): room for this write's bytes
+                    // up to size_goal in the task's page fragment.
+                    building: Some(crate::page_frag::alloc(size_goal.min(data.len() - copied))),
                     data: Bytes::new(),
                     sacked: 0,
                     tx_time: ctx.now,
                     tx_order: 0,
-                    first_tx: ctx.now,
                     retrans: 0,
                     urg: false,
                 });
@@ -354,19 +371,36 @@ impl TcpSock {
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
             let n = (size_goal - b.len()).min(data.len() - copied);
+            if b.capacity() - b.len() < n {
+                // The tail's region is full (it was sized to an earlier, shorter write): move
+                // its bytes to a region with room for this write too, from the page fragment.
+                let mut grown = crate::page_frag::alloc(b.len() + n);
+                grown.extend_from_slice(b);
+                *b = grown;
+            }
             b.extend_from_slice(&data[copied..copied + n]);
             tail.end_seq += n as u32;
             self.write_seq += n as u32;
             self.sk_wmem_queued_add(n as u32);
             copied += n;
-            if copied < data.len() && self.forced_push() {
-                self.tcp_mark_push_tail();
-                self.tcp_write_xmit(ctx, mss_now, TCP_NAGLE_PUSH);
+            let full = self.write_queue.back().is_some_and(|t| t.len() as usize >= size_goal);
+            if copied < data.len() && full {
+                if self.forced_push() {
+                    self.tcp_mark_push_tail();
+                    self.__tcp_push_pending_frames(ctx, mss_now, TCP_NAGLE_PUSH);
+                } else if self.write_queue.len() == 1 {
+                    // tcp_push_one(): a full skb at the head of the queue leaves at once.
+                    self.tcp_push_one(ctx, mss_now);
+                }
             }
         }
         if copied > 0 {
             if flags & MSG_OOB != 0 {
                 self.snd_up = self.write_seq;
+            }
+            if copied == data.len() {
+                // tcp_sendmsg_locked(): tcp_tx_timestamp() before the final tcp_push().
+                self.tcp_tx_timestamp(tsflags);
             }
             self.tcp_push(ctx, flags, mss_now, self.nonagle());
         }
@@ -441,6 +475,15 @@ impl TcpSock {
         }
     }
 
+    /// `tcp_push_one()`: sends the head skb alone if the windows and Nagle let it.
+    pub fn tcp_push_one(&mut self, ctx: &mut Ctx<'_>, mss_now: u32) {
+        if self.state == TcpState::Close {
+            return;
+        }
+        let nonagle = self.nonagle();
+        self.__tcp_write_xmit(ctx, mss_now, nonagle, 1);
+    }
+
     /// `tcp_push_pending_frames()`.
     pub fn tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>) {
         let mss = self.tcp_current_mss();
@@ -467,7 +510,7 @@ impl TcpSock {
         when.min(max)
     }
 
-    fn tcp_minshall_check(&self) -> bool {
+    pub(super) fn tcp_minshall_check(&self) -> bool {
         self.snd_sml().after(self.snd_una) && !self.snd_sml().after(self.snd_nxt)
     }
 
@@ -475,42 +518,45 @@ impl TcpSock {
         self.snd_sml
     }
 
-    /// `tcp_nagle_test()`.
-    fn tcp_nagle_test(&self, skb: &TxSkb, cur_mss: u32, nonagle: u8) -> bool {
-        if nonagle & TCP_NAGLE_PUSH != 0 {
-            return true;
-        }
-        if self.tcp_urg_mode() || skb.flags.fin() {
-            return true;
-        }
-        let partial = skb.len() < cur_mss;
-        let hold = partial
-            && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && self.packets_out > 0 && self.tcp_minshall_check()));
-        !hold
+    /// `tcp_write_xmit()`: sends what the congestion and receive windows, Nagle and TSO
+    /// deferral allow. Returns true when data is pending but nothing at all could be sent and
+    /// nothing is in flight (the caller arms the probe timer).
+    ///
+    /// DEVIATION(linux): no TCP small queues (`tcp_small_queue_check()`): utcp's devices
+    /// queue what they are given (docs/ARCHITECTURE.md).
+    pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
+        self.__tcp_write_xmit(ctx, mss_now, nonagle, 0)
     }
 
-    /// `tcp_write_xmit()`: sends what the congestion and receive windows and Nagle allow.
-    /// Returns true when data is pending but nothing at all could be sent and nothing is in
-    /// flight (the caller arms the probe timer).
-    ///
-    /// DEVIATION(linux): no `tcp_tso_should_defer()` and no TCP small queues
-    /// (`tcp_small_queue_check()`): on a GSO device a super-segment leaves as soon as cwnd, the
-    /// receive window and Nagle allow (docs/ARCHITECTURE.md).
-    pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
-        let gso_max = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+    /// [`TcpSock::tcp_write_xmit`] with `push_one`: 1 sends one skb at most; 2 (the tail loss
+    /// probe) also sends one packet when cwnd is full ("Force out a loss probe pkt").
+    pub fn __tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8, push_one: u8) -> bool {
+        // No transmission longer than sk_gso_max_size (at least one MSS): with an MSS near
+        // 64 KiB (a 65536-byte MTU) tcp_min_tso_segs' two packets would not fit an IPv4 total
+        // length; Linux's gso_features_check() cuts such a packet in software, which puts the
+        // same MSS-sized packets on the wire.
+        let gso_segs = (self.sk_gso_max_size(ctx.net) / mss_now.max(1)).max(1);
+        let max_segs = self.tcp_tso_segs(ctx.net, mss_now).min(gso_segs);
         let mut sent = 0;
         while !self.write_queue.is_empty() {
             if self.tcp_pacing_check(ctx) {
                 break;
             }
-            let skb = self.write_queue.front().expect("non-empty");
-            let in_flight = self.packets_in_flight();
-            // tcp_cwnd_test(): "Don't be strict about the congestion window for the final FIN"
-            // (a FIN in a one-segment skb always has quota).
-            let final_fin = skb.flags.fin() && skb.len() <= mss_now;
-            if in_flight >= self.snd_cwnd && !final_fin {
-                break;
+            let mut cwnd_quota = self.tcp_cwnd_test();
+            if cwnd_quota == 0 {
+                if push_one == 2 {
+                    cwnd_quota = 1;
+                } else {
+                    break;
+                }
             }
+            let cwnd_quota = cwnd_quota.min(max_segs);
+            let head_len = self.write_queue.front().expect("head").len();
+            let missing = cwnd_quota.saturating_mul(mss_now).saturating_sub(head_len);
+            if missing > 0 {
+                self.tcp_grow_skb(missing);
+            }
+            let skb = self.write_queue.front().expect("head");
             // tcp_snd_wnd_test(): the FIN's sequence number needs the window too, so a zero
             // window holds it back (and the persist timer probes).
             let mut end = skb.end_seq;
@@ -521,28 +567,31 @@ impl TcpSock {
                 break;
             }
             let is_last = self.write_queue.len() == 1;
-            if !self.tcp_nagle_test(skb, mss_now, if is_last { nonagle } else { TCP_NAGLE_PUSH }) {
+            let nonagle_here = if is_last { nonagle } else { TCP_NAGLE_PUSH };
+            let tso_segs = skb.len().div_ceil(mss_now).max(1);
+            if tso_segs == 1 {
+                if !self.tcp_nagle_test(skb, mss_now, nonagle_here) {
+                    break;
+                }
+            } else if push_one == 0 && self.tcp_tso_should_defer(ctx, max_segs) {
                 break;
             }
-            // A device with TSO/GSO takes up to tcp_tso_segs() packets as one super-segment,
-            // as far as cwnd, the receive window and Nagle allow (tcp_mss_split_point).
             let mut limit = mss_now;
-            if gso_max > 0 && skb.len() > mss_now && !self.tcp_urg_mode() {
-                let quota = self.snd_cwnd.saturating_sub(in_flight).max(1);
-                let max_segs = quota.min(self.tcp_tso_segs(ctx.net, mss_now, gso_max));
-                let nonagle = if is_last { nonagle } else { TCP_NAGLE_PUSH };
-                limit = self.tcp_mss_split_point(mss_now, max_segs, nonagle);
+            if tso_segs > 1 && !self.tcp_urg_mode() {
+                limit = self.tcp_mss_split_point(mss_now, cwnd_quota, nonagle);
+            }
+            if limit == 0 {
+                break;
             }
             if self.write_queue.front().expect("head").len() > limit {
-                self.tcp_split_head(limit);
+                self.tso_fragment(limit);
             }
             let mut skb = self.write_queue.pop_front().expect("head");
             let payload = skb.freeze().clone();
             let flags = skb.flags;
             skb.tx_time = ctx.now;
             skb.tx_order = self.tcp_next_tx_order();
-            skb.first_tx = ctx.now;
-            self.tcp_transmit_gso(ctx, skb.seq, flags, payload, if gso_max > 0 { mss_now } else { 0 });
+            self.tcp_transmit_gso(ctx, skb.seq, flags, payload, mss_now);
             // tcp_minshall_update(): a segment with a short last packet.
             if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
                 self.snd_sml = skb.end_seq;
@@ -561,125 +610,17 @@ impl TcpSock {
             self.clear_timer(TcpTimer::Probe0);
             self.probes_out = 0;
             sent += pcount;
+            if push_one != 0 {
+                break;
+            }
         }
         if sent > 0 {
             self.tcp_prr_sent(sent);
-            self.tcp_schedule_loss_probe(ctx);
+            if push_one != 2 {
+                self.tcp_schedule_loss_probe(ctx);
+            }
         }
         sent == 0 && self.packets_out == 0 && !self.write_queue.is_empty()
-    }
-
-    /// Puts a sent segment on the retransmit queue, cut into `mss`-byte pieces when it is a
-    /// super-segment (they share its payload; FIN and PSH stay on the last); returns the
-    /// packets it counts for (`tcp_skb_pcount()`).
-    fn tcp_queue_sent(&mut self, mut skb: TxSkb, mss: u32) -> u32 {
-        let mut pcount = 1;
-        while skb.data.len() as u32 > mss {
-            let first = TxSkb {
-                seq: skb.seq,
-                end_seq: skb.seq + mss,
-                flags: TcpFlags(skb.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
-                building: None,
-                data: skb.data.slice(..mss as usize),
-                sacked: 0,
-                tx_time: skb.tx_time,
-                first_tx: skb.first_tx,
-                retrans: 0,
-                urg: skb.urg,
-                tx_order: skb.tx_order,
-            };
-            skb.data = skb.data.slice(mss as usize..);
-            skb.seq += mss;
-            // The pieces left the device in sequence order: each later one was sent after.
-            skb.tx_order = self.tcp_next_tx_order();
-            self.wmem_queued += super::TX_SKB_OVERHEAD;
-            self.rtx_queue.push_back(first);
-            pcount += 1;
-        }
-        self.rtx_queue.push_back(skb);
-        pcount
-    }
-
-    /// `tcp_xmit_size_goal()`: how large `tcp_sendmsg` builds write-queue entries: one MSS,
-    /// or with TSO/GSO up to `gso_max_size` less headers (`tcp_bound_to_half_wnd`), in whole
-    /// MSS.
-    pub fn tcp_xmit_size_goal(&self, net: &crate::netns::Netns, mss_now: u32) -> u32 {
-        let gso_max = net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
-        if gso_max == 0 || self.tcp_urg_mode() {
-            return mss_now;
-        }
-        let mut goal = gso_max.saturating_sub(1 + MAX_TCP_HEADER);
-        if self.max_window > super::TCP_MSS_DEFAULT {
-            goal = goal.min(self.max_window / 2);
-        }
-        (goal / mss_now).max(1) * mss_now
-    }
-
-    /// `tcp_tso_segs()` / `tcp_tso_autosize()`: packets per super-segment, about 1 ms of data
-    /// at `sk_pacing_rate` (`sk_pacing_shift` 10) plus, on a short path, `gso_max_size >>
-    /// (min_rtt >> tcp_tso_rtt_log)`, at least `tcp_min_tso_segs`.
-    pub fn tcp_tso_segs(&self, net: &crate::netns::Netns, mss_now: u32, gso_max: u32) -> u32 {
-        let mut bytes = self.pacing_rate >> 10;
-        let rtt_log = net.sysctl.tcp_tso_rtt_log.get().clamp(0, 31) as u32;
-        let r = if self.min_rtt_us == 0 { 0 } else { self.min_rtt_us >> rtt_log };
-        if r < 32 {
-            bytes = bytes.saturating_add((gso_max >> r) as u64);
-        }
-        let bytes = bytes.min(gso_max.saturating_sub(1 + MAX_TCP_HEADER) as u64) as u32;
-        let min_segs = net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32;
-        (bytes / mss_now).max(min_segs)
-    }
-
-    /// `tcp_mss_split_point()`: how much of the write queue's head one super-segment takes:
-    /// `max_segs` packets, or what the receive window leaves, less a trailing partial packet
-    /// that Nagle would hold.
-    fn tcp_mss_split_point(&self, mss_now: u32, max_segs: u32, nonagle: u8) -> u32 {
-        let skb = self.write_queue.front().expect("head");
-        let window = (self.snd_una + self.snd_wnd).diff(skb.seq);
-        let max_len = mss_now.saturating_mul(max_segs);
-        if max_len <= window && self.write_queue.len() > 1 {
-            return max_len;
-        }
-        let needed = skb.len().min(window);
-        if max_len <= needed {
-            return max_len;
-        }
-        let partial = needed % mss_now;
-        // tcp_nagle_check()
-        let hold = partial != 0
-            && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && self.packets_out > 0 && self.tcp_minshall_check()));
-        if hold {
-            (needed - partial).max(mss_now)
-        } else {
-            needed.max(mss_now)
-        }
-    }
-
-    /// Splits the head of the write queue at `mss` bytes (`tso_fragment`).
-    fn tcp_split_head(&mut self, mss: u32) {
-        let head = self.write_queue.front_mut().expect("head");
-        let data = head.freeze().clone();
-        let first = data.slice(..mss as usize);
-        let rest = data.slice(mss as usize..);
-        let second = TxSkb {
-            seq: head.seq + mss,
-            end_seq: head.end_seq,
-            flags: head.flags,
-            building: None,
-            data: rest,
-            sacked: 0,
-            tx_time: head.tx_time,
-            tx_order: 0,
-            first_tx: head.first_tx,
-            retrans: 0,
-            urg: head.urg,
-        };
-        head.data = first;
-        head.end_seq = head.seq + mss;
-        // FIN and PSH belong to the last piece.
-        head.flags = TcpFlags(head.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
-        self.write_queue.insert(1, second);
-        self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
     }
 
     /// `tcp_rearm_rto()`.
@@ -709,7 +650,6 @@ impl TcpSock {
                 sacked: 0,
                 tx_time: ctx.now,
                 tx_order: 0,
-                first_tx: ctx.now,
                 retrans: 0,
                 urg: false,
             });
@@ -783,14 +723,13 @@ impl TcpSock {
                 let mss = self.tcp_current_mss();
                 let seg = wnd_end.diff(head.seq).min(mss);
                 if head.len() > seg {
-                    self.tcp_split_head(seg.max(1));
+                    self.tso_fragment(seg.max(1));
                 }
                 let mut skb = self.write_queue.pop_front().expect("head");
                 skb.flags |= TcpFlags::PSH;
                 let payload = skb.freeze().clone();
                 skb.tx_time = ctx.now;
                 skb.tx_order = self.tcp_next_tx_order();
-                skb.first_tx = ctx.now;
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;

@@ -188,8 +188,12 @@ impl TcpSock {
             self.clear_timer(TcpTimer::LossProbe);
             return;
         }
+        // 2·srtt rounded up to jiffies, plus the minimum RTO (one packet out: a delayed ACK)
+        // or TCP_TIMEOUT_MIN (2 jiffies). Linux 6.18 on this machine (HZ=250) fires the probe
+        // of tso_gso_psh_tlp.pkt 12-16 ms after the send with srtt 1 ms: 1 + 2 jiffies, not
+        // 2·srtt + 2 ms.
         let mut timeout = if self.srtt_us != 0 {
-            let t = Duration::from_micros((self.srtt_us >> 2) as u64);
+            let t = usecs_to_jiffies((self.srtt_us >> 2) as u64);
             if self.packets_out == 1 {
                 t + super::TCP_RTO_MIN
             } else {
@@ -210,12 +214,22 @@ impl TcpSock {
         if self.packets_out == 0 || self.ca_state != CaState::Open {
             return;
         }
-        let before = self.snd_nxt;
-        if !self.write_queue.is_empty() {
-            let mss = self.tcp_current_mss();
-            self.tcp_write_xmit(ctx, mss, super::output::TCP_NAGLE_PUSH);
-        }
-        if self.snd_nxt == before {
+        let mss = self.tcp_current_mss();
+        // New data when the receive window takes it: tcp_write_xmit(push_one = 2) sends one
+        // packet even with cwnd full; if even that cannot leave, only the timer is rearmed.
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let new_data = self.write_queue.front().map(|skb| {
+            let end = if skb.len() > mss { skb.seq + mss } else { skb.end_seq };
+            !end.after(wnd_end)
+        });
+        if new_data == Some(true) {
+            let pcount = self.packets_out;
+            self.__tcp_write_xmit(ctx, mss, super::output::TCP_NAGLE_OFF, 2);
+            if self.packets_out <= pcount {
+                self.tcp_rearm_rto(ctx);
+                return;
+            }
+        } else {
             let last = self.rtx_queue.len().saturating_sub(1);
             if self.rtx_queue.get(last).is_some_and(|s| s.sacked & TCPCB_SACKED_ACKED == 0) {
                 self.tcp_retransmit_probe(ctx, last);

@@ -28,7 +28,7 @@ pub const MSG_ZEROCOPY: i32 = 0x400_0000;
 
 /// Where received bytes go: the user's iovecs, filled in order (`struct iov_iter`).
 pub struct IovIter<'a> {
-    iovs: Vec<&'a mut [u8]>,
+    iovs: Iovs<'a>,
     idx: usize,
     off: usize,
     left: usize,
@@ -38,11 +38,38 @@ pub struct IovIter<'a> {
     pub faulted: bool,
 }
 
+/// The buffers of an [`IovIter`]: one (`ITER_UBUF`, what recv/read build, without allocating)
+/// or a vector of them (`ITER_IOVEC`).
+enum Iovs<'a> {
+    Ubuf(&'a mut [u8]),
+    Iovec(Vec<&'a mut [u8]>),
+}
+
+impl Iovs<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Iovs::Ubuf(_) => 1,
+            Iovs::Iovec(v) => v.len(),
+        }
+    }
+    fn get(&mut self, i: usize) -> &mut [u8] {
+        match self {
+            Iovs::Ubuf(b) => b,
+            Iovs::Iovec(v) => v[i],
+        }
+    }
+}
+
 impl<'a> IovIter<'a> {
     /// An iterator over `iovs`; the total is clamped to `max` (MAX_RW_COUNT).
     pub fn new(iovs: Vec<&'a mut [u8]>, max: usize) -> IovIter<'a> {
         let total: usize = iovs.iter().map(|v| v.len()).sum();
-        IovIter { iovs, idx: 0, off: 0, left: total.min(max), fault: false, faulted: false }
+        IovIter { iovs: Iovs::Iovec(iovs), idx: 0, off: 0, left: total.min(max), fault: false, faulted: false }
+    }
+    /// `import_ubuf()`: an iterator over one buffer, clamped to `max`.
+    pub fn ubuf(buf: &'a mut [u8], max: usize) -> IovIter<'a> {
+        let left = buf.len().min(max);
+        IovIter { iovs: Iovs::Ubuf(buf), idx: 0, off: 0, left, fault: false, faulted: false }
     }
     /// Claims `len` bytes of which only the real buffers are writable: copying beyond them
     /// faults (EFAULT), as copying to a bad user pointer does.
@@ -58,14 +85,14 @@ impl<'a> IovIter<'a> {
     pub fn copy_in(&mut self, mut src: &[u8]) -> usize {
         let mut done = 0;
         src = &src[..src.len().min(self.left)];
-        while !src.is_empty() && self.idx < self.iovs.len() {
-            let dst = &mut self.iovs[self.idx][self.off..];
+        while !src.is_empty() && self.idx < self.iovs.count() {
+            let dst = &mut self.iovs.get(self.idx)[self.off..];
             let n = dst.len().min(src.len());
             dst[..n].copy_from_slice(&src[..n]);
             src = &src[n..];
             done += n;
             self.off += n;
-            if self.off == self.iovs[self.idx].len() {
+            if self.off == self.iovs.get(self.idx).len() {
                 self.idx += 1;
                 self.off = 0;
             }
@@ -141,6 +168,12 @@ pub struct RecvInfo {
     /// MSG_ERRQUEUE: the report's `msg_name` (ICMP errors only) and its `IP_RECVERR` cmsg
     /// payload.
     pub errqueue: Option<(Option<std::net::SocketAddrV4>, [u8; 32])>,
+    /// SCM_TIMESTAMPING's software time (`tss.ts[0]`), when there is one to report; the
+    /// message type follows `tstamp_new`.
+    pub timestamping: Option<Instant>,
+    /// Control messages between the timestamps and IP_RECVERR (SCM_TIMESTAMPING_OPT_STATS,
+    /// `ip_cmsg_recv()`'s IP_PKTINFO/IP_TTL/IP_TOS): (level, type, data).
+    pub errqueue_cmsgs: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// `sock_rcvlowat()`.
@@ -247,21 +280,29 @@ pub fn tcp_recvmsg(
     info: &mut RecvInfo,
 ) -> Result<usize, Errno> {
     if flags & MSG_ERRQUEUE != 0 {
-        // inet_recv_error() → ip_recv_error(): ICMP errors (IP_RECVERR) and MSG_ZEROCOPY
-        // completions. DEVIATION(linux): no SO_TIMESTAMPING TX reports.
+        // inet_recv_error() → ip_recv_error(): ICMP errors (IP_RECVERR), MSG_ZEROCOPY
+        // completions and SO_TIMESTAMPING reports.
         let mut g = sock.lock_sock();
         let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().error_queue);
-        if r.is_ok() {
-            // sock_dequeue_err_skb(): the next ICMP error becomes sk_err (0 for a local one).
-            let next = g.tp().error_queue.front().and_then(|x| x.errno);
-            g.tp_mut().err = next;
+        if let Ok(x) = &r {
+            // sock_dequeue_err_skb(): a next ICMP error becomes sk_err; an ICMP error
+            // followed by none clears it; other reports leave it alone.
+            use crate::ip::recverr::SO_EE_ORIGIN_ICMP;
+            match g.tp().error_queue.front() {
+                Some(n) if n.origin == SO_EE_ORIGIN_ICMP => g.tp_mut().err = n.errno,
+                _ if x.origin == SO_EE_ORIGIN_ICMP => g.tp_mut().err = None,
+                _ => {}
+            }
         }
+        let now = sock.now();
+        let view = crate::tcp::timestamping::ErrqueueView::of(g.tp());
         sock.release_sock(g);
-        let x = r?;
+        let mut x = r?;
         let n = iov.copy_in(&x.payload);
         if n < x.payload.len() {
             info.msg_flags |= MSG_TRUNC;
         }
+        view.sock_recv_errqueue(&mut x, now, info);
         info.msg_flags |= MSG_ERRQUEUE;
         info.errqueue = Some((x.name(), x.cmsg_data()));
         return Ok(n);
@@ -275,12 +316,18 @@ pub fn tcp_recvmsg(
     let want_inq = g.tp().recvmsg_inq;
     let tstamp_kind = g.tp().rx_tstamp_opt;
     let tstamp_new = g.tp().tstamp_new;
+    let tsflags = g.tp().tsflags;
     sock.release_sock(g);
     if ret.is_ok() {
         // tcp_recv_timestamp(): only when an skb was read and SO_TIMESTAMP(NS) is on.
         if let (Some(ts), 1..) = (tstamp, tstamp_kind) {
             info.tstamp = Some(ts);
             info.tstamp_kind = tstamp_kind;
+            info.tstamp_new = tstamp_new;
+        }
+        // ... and SCM_TIMESTAMPING for SOF_TIMESTAMPING_SOFTWARE with the skb stamped.
+        if let Some(ts) = tstamp.filter(|_| crate::tcp::timestamping::rx_software_report(tsflags, tstamp_kind)) {
+            info.timestamping = Some(ts);
             info.tstamp_new = tstamp_new;
         }
         if want_inq {

@@ -23,6 +23,9 @@ impl TcpSock {
 
     /// `tcp_should_expand_sndbuf()`.
     pub fn tcp_should_expand_sndbuf(&self) -> bool {
-        self.userlocks & SOCK_SNDBUF_LOCK == 0 && self.packets_in_flight() < self.snd_cwnd
+        self.userlocks & SOCK_SNDBUF_LOCK == 0
+            && !self.tcp_under_memory_pressure()
+            && self.proto_mem.allocated() < self.proto_mem.limit(0)
+            && self.packets_in_flight() < self.snd_cwnd
     }
 }

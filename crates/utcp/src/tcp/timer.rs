@@ -1,7 +1,7 @@
 //! TCP timers as data (net/ipv4/tcp_timer.c): a table of deadlines per socket, fired by the
 //! host through [`TcpSock::tcp_timer_fire`].
 
-use super::{ack_flags::*, cong::CaState, Ctx, TcpSock, TcpState, TCP_ATO_MIN, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
+use super::{ack_flags::*, Ctx, TcpSock, TcpState, TCP_ATO_MIN, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
 use crate::errno::Errno;
 use crate::mib::LinuxMib;
 use crate::time::Duration;
@@ -65,7 +65,12 @@ impl TcpSock {
     pub fn tcp_timer_fire(&mut self, ctx: &mut Ctx<'_>) {
         for t in TcpTimer::ALL {
             if let Some(at) = self.timers[t as usize] {
-                if at <= ctx.now {
+                // Linux has one transmit timer: a loss probe armed for no later than the RTO
+                // (tcp_schedule_loss_probe() takes min(PTO, RTO left)) replaces it, and the
+                // probe re-arms the RTO.
+                let tlp_first =
+                    t == TcpTimer::Retrans && self.timers[TcpTimer::LossProbe as usize].is_some_and(|lp| lp <= at);
+                if at <= ctx.now && !tlp_first {
                     self.timers[t as usize] = None;
                     match t {
                         TcpTimer::Retrans => self.tcp_retransmit_timer(ctx),
@@ -155,36 +160,6 @@ impl TcpSock {
             self.tcp_write_err(ctx);
         }
         expired
-    }
-
-    /// `tcp_enter_loss()`: after an RTO every outstanding segment is presumed lost.
-    pub fn tcp_enter_loss(&mut self, ctx: &mut Ctx<'_>) {
-        if matches!(self.ca_state, CaState::Open | CaState::Disorder)
-            || !self.high_seq.after(self.snd_una)
-            || (self.ca_state == CaState::Loss && self.retransmits == 0)
-        {
-            self.prior_cwnd = self.snd_cwnd;
-            self.tcp_init_undo();
-            self.snd_ssthresh = self.tcp_ca_ssthresh();
-        }
-        self.cubic_reset();
-        self.snd_cwnd = 1;
-        self.snd_cwnd_cnt = 0;
-        self.retrans_out = 0;
-        self.lost_out = 0;
-        for skb in self.rtx_queue.iter_mut() {
-            skb.sacked &= !super::TCPCB_SACKED_RETRANS;
-            if skb.sacked & super::TCPCB_SACKED_ACKED == 0 {
-                skb.sacked |= super::TCPCB_LOST;
-            }
-        }
-        self.lost_out = self.rtx_queue.iter().filter(|s| s.sacked & super::TCPCB_LOST != 0).count() as u32;
-        self.dupacks = 0;
-        self.tlp_high_seq = None;
-        self.clear_timer(TcpTimer::LossProbe);
-        self.ca_state = CaState::Loss;
-        self.high_seq = self.snd_nxt;
-        let _ = ctx;
     }
 
     /// `tcp_retransmit_timer()`.
@@ -368,6 +343,20 @@ impl TcpSock {
 
     /// `tcp_time_wait()`: enter TIME_WAIT (or stay in FIN_WAIT2 as a timewait sock) for `timeo`.
     pub fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, state: TcpState, timeo: Duration) {
+        if !self.tw_counted {
+            // inet_twsk_alloc(): no timewait sock beyond net.ipv4.tcp_max_tw_buckets; the
+            // socket is closed at once instead ("we've got bigger problems than non-graceful
+            // socket closings"), and a later segment of the pair finds no socket.
+            let max = ctx.net.sysctl.tcp_max_tw_buckets.get().max(0) as u64;
+            if ctx.net.tw_count.load(std::sync::atomic::Ordering::Relaxed) as u64 >= max {
+                ctx.inc(LinuxMib::TCPTimeWaitOverflow);
+                self.tcp_done(ctx);
+                return;
+            }
+            ctx.net.tw_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.tw_counted = true;
+            self.tw_entry_stamp = ctx.now;
+        }
         for t in [TcpTimer::Retrans, TcpTimer::DelAck, TcpTimer::Probe0, TcpTimer::Keepalive] {
             self.clear_timer(t);
         }
@@ -384,6 +373,13 @@ impl TcpSock {
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
         self.sk_mem_reclaim();
+    }
+
+    /// `inet_twsk_deschedule_put()`: a connect() took this timewait sock's 4-tuple over
+    /// (its hash entry is already the new socket's); it dies now and gives its port back.
+    pub fn inet_twsk_deschedule_put(&mut self, ctx: &mut Ctx<'_>) {
+        self.clear_timer(TcpTimer::TimeWait);
+        self.tcp_time_wait_expire(ctx);
     }
 
     fn tcp_time_wait_expire(&mut self, ctx: &mut Ctx<'_>) {

@@ -129,13 +129,37 @@ impl TcpSock {
         false
     }
 
-    /// `tcp_try_undo_loss()`: after an RTO, the ACK shows the timeout was spurious.
-    pub fn tcp_try_undo_loss(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        if self.tcp_may_undo() {
+    /// `tcp_try_undo_loss()`: after an RTO, the ACK shows the timeout was spurious: by the
+    /// Eifel/DSACK checks of `tcp_may_undo`, or by F-RTO (`frto_undo`: never-retransmitted data
+    /// was (S)ACKed, TCPSpuriousRTOs).
+    pub fn tcp_try_undo_loss(&mut self, ctx: &mut Ctx<'_>, frto_undo: bool) -> bool {
+        if frto_undo || self.tcp_may_undo() {
             self.tcp_undo_cwnd_reduction(true);
             ctx.inc(LinuxMib::TCPLossUndo);
+            if frto_undo {
+                ctx.inc(LinuxMib::TCPSpuriousRTOs);
+            }
             self.retransmits = 0;
-            self.ca_state = CaState::Open;
+            if self.tcp_is_non_sack_preventing_reopen() {
+                return true;
+            }
+            if frto_undo || self.sack_ok {
+                self.ca_state = CaState::Open;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// `tcp_is_non_sack_preventing_reopen()`: without SACK the state is held until something
+    /// above `high_seq` is ACKed (RFC 2582: no false fast retransmits).
+    pub(super) fn tcp_is_non_sack_preventing_reopen(&mut self) -> bool {
+        if self.snd_una == self.high_seq && !self.sack_ok {
+            // tcp_any_retrans_done()
+            let head_ever = self.rtx_queue.front().is_some_and(|h| h.sacked & super::TCPCB_EVER_RETRANS != 0);
+            if self.retrans_out == 0 && !head_ever {
+                self.retrans_stamp = None;
+            }
             return true;
         }
         false

@@ -63,6 +63,9 @@ impl TcpSock {
             free_space &= ws_mask;
             if free_space < (full_space >> 1) {
                 self.ack.quick = 0;
+                if self.tcp_under_memory_pressure() {
+                    self.tcp_adjust_rcv_ssthresh();
+                }
                 if free_space < (allowed_space >> 4) || free_space < mss || free_space < (1i64 << self.rcv_wscale) {
                     return 0;
                 }
@@ -74,6 +77,9 @@ impl TcpSock {
         }
         if free_space < (full_space >> 1) {
             self.ack.quick = 0;
+            if self.tcp_under_memory_pressure() {
+                self.tcp_adjust_rcv_ssthresh();
+            }
             free_space &= ws_mask;
             if free_space < (allowed_space >> 4) || free_space < mss {
                 return 0;
@@ -240,7 +246,9 @@ impl TcpSock {
         if room <= 0 {
             return;
         }
-        // tcp_under_memory_pressure() is never true: utcp has no global TCP memory limit.
+        if self.tcp_under_memory_pressure() {
+            return;
+        }
         let incr = if self.win_from_space(truesize as i64) <= len as i64 {
             2 * self.advmss
         } else {
@@ -381,12 +389,18 @@ impl TcpSock {
         self.rcv_rtt_est.rtt_us = new_sample;
     }
 
-    /// `tcp_clamp_window()`: under memory pressure, try to grow the buffer to fit what is queued.
+    /// `tcp_clamp_window()`: a segment did not fit `sk_rcvbuf`. Unless SO_RCVBUF locked it or
+    /// TCP memory is short (pressure, or `tcp_mem[0]` reached), the buffer becomes what is
+    /// queued (at most `tcp_rmem[2]`); if that is still exceeded the window stops growing.
     pub fn tcp_clamp_window(&mut self, ctx: &Ctx<'_>) {
         self.ack.quick = 0;
         let rmem2 = ctx.net.sysctl.tcp_rmem.idx(2) as u32;
-        if self.rcvbuf < rmem2 && self.userlocks & SOCK_RCVBUF_LOCK == 0 {
-            self.rcvbuf = self.rmem_alloc.min(rmem2).max(self.rcvbuf);
+        if self.rcvbuf < rmem2
+            && self.userlocks & SOCK_RCVBUF_LOCK == 0
+            && !self.tcp_under_memory_pressure()
+            && self.proto_mem.allocated() < self.proto_mem.limit(0)
+        {
+            self.rcvbuf = self.rmem_alloc.min(rmem2);
         }
         if self.rmem_alloc > self.rcvbuf {
             self.rcv_ssthresh = self.window_clamp.min(2 * self.advmss);

@@ -31,6 +31,9 @@ pub fn zc_notification(lo: u32, hi: u32, code: u8) -> SockExterr {
         offender: None,
         addr: std::net::Ipv4Addr::UNSPECIFIED,
         port: 0,
+        iif: 0,
+        tstamp: None,
+        opt_stats: false,
         payload: Vec::new(),
     }
 }
@@ -58,6 +61,8 @@ impl TcpSock {
     /// The write queue is purged (reset, close, abort): its skbs are freed, so every pending
     /// send completes.
     pub fn tcp_zerocopy_purge(&mut self, ctx: &mut Ctx<'_>) {
+        // The same purge frees the skbs that carried TX timestamp requests.
+        self.tcp_tstamp_purge();
         while let Some((id, _)) = self.zc_pending.pop_front() {
             self.zc_notify(ctx, id);
         }

@@ -1,6 +1,7 @@
-//! Wire formats: zero-copy views and parsed representations of IPv4 and TCP headers.
+//! Wire formats: zero-copy views and parsed representations of IPv4, IPv6 and TCP headers.
 //!
 //! Corresponds to the header layouts of `include/uapi/linux/ip.h` (RFC 791),
+//! `include/uapi/linux/ipv6.h` with its extension headers (RFC 8200),
 //! `include/uapi/linux/tcp.h` (RFC 9293) and the Internet checksum of
 //! `include/net/checksum.h` / `lib/checksum.c` (RFC 1071).
 //!
@@ -13,14 +14,18 @@
 use core::fmt;
 
 pub mod checksum;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 
 #[cfg(test)]
 mod tests;
 
 pub use checksum::{checksum, combine, fold, pseudo_header_checksum};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, IPPROTO_TCP};
+pub use ipv6::{pseudo_header_checksum_v6, Ipv6Packet, Ipv6Repr, IPV6_HEADER_LEN};
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpPacket, TcpRepr, TCP_HEADER_LEN};
 
 /// The error returned for any malformed packet: too short, bad version, inconsistent

@@ -165,6 +165,10 @@ pub struct Pkt {
     pub df: bool,
     /// `skb->mark` of the frame (not on the wire; SO_MARK).
     pub mark: u32,
+    /// The IPv4 header options (bytes 20..ihl).
+    pub ip_opts: Vec<u8>,
+    /// The IP destination address (a source route's first hop).
+    pub ip_dst: Ipv4Addr,
 }
 
 impl Pkt {
@@ -207,6 +211,8 @@ pub fn parse(bytes: &[u8], t: Instant) -> Pkt {
         sacks: Vec::new(),
         dropped: false,
         mark: 0,
+        ip_opts: bytes[20..ihl].to_vec(),
+        ip_dst: Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]),
     };
     let mut o = &tcp[20..doff];
     while !o.is_empty() {
@@ -431,6 +437,16 @@ impl Lab {
         }
     }
 
+    /// Hands `frame` to host B (`to_b`) or A as if it came off the wire now (a spoofed or
+    /// forged segment), then processes what it causes.
+    pub fn inject(&self, to_b: bool, frame: Frame) {
+        let hook = self.wire.hooks[to_b as usize].lock().clone();
+        if let Some(h) = hook {
+            netif_rx(&h, frame);
+        }
+        self.settle();
+    }
+
     /// A listener on B:`port` with `backlog`, non-blocking.
     pub fn listen(&self, port: u16, backlog: i32) -> i32 {
         let l = self.b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
@@ -499,3 +515,48 @@ pub fn drain(st: &Stack, fd: i32, out: &mut Vec<u8>) -> Result<bool, Errno> {
 
 /// `MSG_DONTWAIT`.
 pub const MSG_DONTWAIT_FLAG: i32 = utcp::tcp::recvmsg::MSG_DONTWAIT;
+
+/// Options of a forged segment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Opts {
+    /// MSS option.
+    pub mss: Option<u16>,
+    /// Window scale option.
+    pub wscale: Option<u8>,
+    /// SACK permitted.
+    pub sack_ok: bool,
+    /// Timestamps (val, ecr).
+    pub ts: Option<(u32, u32)>,
+}
+
+/// A checksummed TCP/IPv4 frame from `src` to `dst`, for [`Lab::inject`].
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_frame(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    win: u16,
+    o: Opts,
+    payload: &[u8],
+) -> Frame {
+    use utcp::wire::{SackBlocks, TcpFlags, TcpRepr};
+    let net = utcp::netns::Netns::new(*src.ip(), 1500, 0);
+    let repr = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        flags: TcpFlags(flags),
+        seq_number: utcp::seq::SeqNum(seq),
+        ack_number: utcp::seq::SeqNum(ack),
+        window_len: win,
+        urgent_pointer: 0,
+        max_seg_size: o.mss,
+        window_scale: o.wscale,
+        sack_permitted: o.sack_ok,
+        sack_ranges: SackBlocks::new(),
+        timestamp: o.ts,
+        payload: &[],
+    };
+    utcp::ip::build_tcp_frame(&net, *src.ip(), *dst.ip(), &repr, bytes::Bytes::copy_from_slice(payload))
+}

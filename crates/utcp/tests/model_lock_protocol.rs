@@ -1,6 +1,13 @@
 //! Model check of the socket lock / backlog / prequeue / wakeup protocol of
 //! `crates/utcp/src/socket/sock.rs`, explored with shuttle's random and PCT schedulers.
 //!
+//! This is a *model*: a miniature copy of the protocol, not the code. The real `Sock` (with
+//! `tcp_recvmsg`, `tcp_sendmsg`, `tcp_close`, poll and epoll) runs under shuttle in
+//! `tests/shuttle_sock.rs` (`cargo test -p utcp --features shuttle --test shuttle_sock`).
+//! What this file adds is its negative tests: it runs known-broken variants of the protocol
+//! and expects shuttle to find the bug, showing in every build that the exploration reaches
+//! those schedules — the real code, being right, can show that only when it is broken by hand.
+//!
 //! # The miniature and how it maps to sock.rs
 //!
 //! [`Sock`] below is `socket::sock::Sock` with TCP reduced to "append the segment number to

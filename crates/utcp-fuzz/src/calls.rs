@@ -1,12 +1,10 @@
-//! Property: no sequence of calls, with any arguments, panics. Random programs over the whole
-//! fd-level call surface (sockets, socket options at any level/name/length, ioctl, fcntl,
-//! poll, epoll, pipes, splice, dup, readv/writev), on two stacks joined by a wire, with
-//! packet delivery and virtual time interleaved. Every call is made non-blocking (O_NONBLOCK
-//! forced on every file, MSG_DONTWAIT on every send/recv, zero timeouts), so nothing waits.
-//! Fixed RNG seed, so every run explores the same cases.
+//! The whole fd-level call surface with arbitrary arguments: sockets, socket options at any
+//! level/name/length, ioctl, fcntl, poll, epoll, pipes, splice, dup, readv/writev, on two
+//! stacks joined by a wire, with packet delivery and virtual time interleaved. Every call is
+//! made non-blocking (O_NONBLOCK forced on every file, MSG_DONTWAIT on every send/recv, zero
+//! timeouts), so nothing waits. No program of calls may panic.
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use crate::input::Input;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use utcp::api::{ADDR_A, ADDR_B};
 use utcp::netdev::memlink::LinkConfig;
@@ -15,8 +13,10 @@ use utcp::syscall::*;
 use utcp::tcp::recvmsg::MSG_DONTWAIT;
 use utcp::time::Duration;
 
+/// One call, with its arguments (fds, lengths, flags, option values as given).
 #[derive(Debug, Clone)]
-enum Call {
+#[allow(missing_docs)]
+pub enum Call {
     Socket(i32, i32, i32),
     Bind(i32, u8, u16),
     Listen(i32, i32),
@@ -52,85 +52,6 @@ enum Call {
     Advance(u64),
 }
 
-fn fd() -> impl Strategy<Value = i32> {
-    prop_oneof![8 => 3i32..6, 4 => 3i32..12, 1 => -2i32..3, 1 => any::<i32>()]
-}
-
-fn len() -> impl Strategy<Value = usize> {
-    prop_oneof![6 => 0usize..3000, 1 => Just(usize::MAX), 1 => any::<usize>(), 1 => 60000usize..70000]
-}
-
-fn level() -> impl Strategy<Value = i32> {
-    prop_oneof![3 => Just(SOL_SOCKET), 3 => Just(SOL_TCP), 1 => Just(SOL_IP), 1 => any::<i32>()]
-}
-
-fn optname() -> impl Strategy<Value = i32> {
-    prop_oneof![6 => 0i32..80, 3 => prop::sample::select(vec![opt::SO_RCVTIMEO, opt::SO_SNDTIMEO, opt::SO_LINGER, opt::SO_RCVLOWAT]), 1 => any::<i32>()]
-}
-
-fn optval() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        3 => prop::collection::vec(any::<u8>(), 0..40),
-        2 => any::<i32>().prop_map(|v| v.to_ne_bytes().to_vec()),
-        2 => (any::<i64>(), any::<i64>()).prop_map(|(a, b)| [a.to_ne_bytes(), b.to_ne_bytes()].concat()),
-        1 => (any::<i32>(), any::<i32>()).prop_map(|(a, b)| [a.to_ne_bytes(), b.to_ne_bytes()].concat()),
-        // A valid-looking timeval (any tv_sec, tv_usec in range).
-        2 => (any::<i64>(), 0i64..1_000_000).prop_map(|(a, b)| [a.to_ne_bytes(), b.to_ne_bytes()].concat()),
-    ]
-}
-
-fn flags() -> impl Strategy<Value = i32> {
-    prop_oneof![3 => Just(0), 3 => prop::sample::select(vec![1, 2, 0x20, 0x40, 0x100, 0x4000, 0x8000_0000u32 as i32]), 2 => any::<i32>()]
-}
-
-fn iov() -> impl Strategy<Value = Vec<(usize, usize)>> {
-    prop::collection::vec((0usize..600, len()), 0..6)
-}
-
-fn call() -> impl Strategy<Value = Call> {
-    prop_oneof![
-        4 => (prop_oneof![5 => Just(AF_INET), 1 => any::<i32>()], prop_oneof![5 => Just(SOCK_STREAM), 1 => any::<i32>()], prop_oneof![5 => Just(0), 1 => any::<i32>()])
-            .prop_map(|(d, t, p)| Call::Socket(d, t, p)),
-        3 => (fd(), 0u8..4, prop_oneof![Just(0u16), Just(80u16), any::<u16>()]).prop_map(|(f, a, p)| Call::Bind(f, a, p)),
-        2 => (fd(), any::<i32>()).prop_map(|(f, b)| Call::Listen(f, b)),
-        3 => (fd(), flags()).prop_map(|(f, fl)| Call::Accept4(f, fl)),
-        3 => (fd(), 0u8..4, prop_oneof![Just(0u16), Just(80u16), any::<u16>()]).prop_map(|(f, a, p)| Call::Connect(f, a, p)),
-        4 => (fd(), 0usize..3000, len(), flags()).prop_map(|(f, b, l, fl)| Call::Send(f, b, l, fl)),
-        2 => (fd(), iov(), flags()).prop_map(|(f, v, fl)| Call::Sendmsg(f, v, fl)),
-        4 => (fd(), 0usize..3000, len(), flags()).prop_map(|(f, b, l, fl)| Call::Recv(f, b, l, fl)),
-        1 => (fd(), 0usize..100, len(), flags(), prop::option::of((0usize..32, any::<u32>())))
-            .prop_map(|(f, b, l, fl, a)| Call::Recvfrom(f, b, l, fl, a)),
-        2 => (fd(), iov(), flags(), 0usize..64, len(), any::<u32>())
-            .prop_map(|(f, v, fl, c, cl, nl)| Call::Recvmsg(f, v, fl, c, cl, nl)),
-        2 => (fd(), prop_oneof![0i32..3, any::<i32>()]).prop_map(|(f, h)| Call::Shutdown(f, h)),
-        2 => fd().prop_map(Call::Close),
-        6 => (fd(), level(), optname(), optval()).prop_map(|(f, l, n, v)| Call::Setsockopt(f, l, n, v)),
-        4 => (fd(), level(), optname(), 0usize..300).prop_map(|(f, l, n, o)| Call::Getsockopt(f, l, n, o)),
-        2 => (fd(), prop_oneof![prop::sample::select(vec![FIONREAD, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD]), any::<u64>()])
-            .prop_map(|(f, r)| Call::Ioctl(f, r)),
-        3 => (fd(), prop_oneof![prop::sample::select(vec![F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC]), any::<i32>()], any::<i32>())
-            .prop_map(|(f, c, a)| Call::Fcntl(f, c, a)),
-        2 => prop::collection::vec((fd(), any::<i16>()), 0..5).prop_map(Call::Poll),
-        1 => (any::<i32>(), any::<bool>()).prop_map(|(s, one)| Call::EpollCreate(s, one)),
-        2 => (fd(), prop_oneof![1i32..4, any::<i32>()], fd(), any::<u32>(), any::<u64>())
-            .prop_map(|(e, o, f, ev, d)| Call::EpollCtl(e, o, f, ev, d)),
-        2 => (fd(), prop_oneof![1i32..8, any::<i32>()]).prop_map(|(e, m)| Call::EpollWait(e, m)),
-        1 => flags().prop_map(Call::Pipe2),
-        2 => (fd(), fd(), len(), flags()).prop_map(|(i, o, l, fl)| Call::Splice(i, o, l, fl)),
-        1 => fd().prop_map(Call::Dup),
-        1 => (fd(), fd()).prop_map(|(a, b)| Call::Dup2(a, b)),
-        1 => (fd(), fd(), flags()).prop_map(|(a, b, f)| Call::Dup3(a, b, f)),
-        2 => (fd(), 0usize..3000, len()).prop_map(|(f, b, l)| Call::Read(f, b, l)),
-        2 => (fd(), 0usize..3000, len()).prop_map(|(f, b, l)| Call::Write(f, b, l)),
-        1 => (fd(), iov()).prop_map(|(f, v)| Call::Readv(f, v)),
-        1 => (fd(), iov()).prop_map(|(f, v)| Call::Writev(f, v)),
-        1 => fd().prop_map(Call::Names),
-        1 => (0usize..40).prop_map(Call::Rlimit),
-        4 => Just(Call::Settle),
-        2 => (0u64..300_000).prop_map(Call::Advance),
-    ]
-}
-
 fn addr(a: u8, port: u16) -> SocketAddrV4 {
     let ip = match a {
         0 => ADDR_A,
@@ -150,7 +71,8 @@ fn force_nonblock(st: &utcp::Stack) {
     }
 }
 
-fn run(net: &SimNet, on_b: bool, c: &Call) {
+/// Makes call `c` on host B (`on_b`) or A; every call is non-blocking.
+pub fn call(net: &SimNet, on_b: bool, c: &Call) {
     let st = if on_b { &net.b.stack } else { &net.a.stack };
     let dw = MSG_DONTWAIT;
     let mut bufs: Vec<Vec<u8>> = Vec::new();
@@ -302,39 +224,190 @@ fn run(net: &SimNet, on_b: bool, c: &Call) {
     force_nonblock(st);
 }
 
-#[test]
-fn no_call_sequence_panics() {
-    let cfg = Config { cases: 512, failure_persistence: None, ..Config::default() };
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[0x3c; 32]);
-    let mut runner = TestRunner::new_with_rng(cfg, rng);
-    // Each program starts from a listener on B and a connection to it, so data paths are
-    // reachable, then runs up to 120 random calls.
-    let strategy = prop::collection::vec((any::<bool>(), call()), 1..120);
-    let calls = std::cell::Cell::new(0usize);
-    runner
-        .run(&strategy, |prog| {
-            let net = SimNet::new(LinkConfig::default());
-            let (a, b) = (&net.a.stack, &net.b.stack);
-            let l = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
-            b.bind(l, SocketAddrV4::new(ADDR_B, 80)).unwrap();
-            b.listen(l, 4).unwrap();
-            let c = a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
-            let _ = a.connect(c, SocketAddrV4::new(ADDR_B, 80));
-            net.settle();
-            let _ = b.accept4(l, SOCK_NONBLOCK);
-            for (on_b, call) in &prog {
-                run(&net, *on_b, call);
+/// Runs `prog` from a listener on B and a connection to it (so that data paths are reachable),
+/// then closes every fd and lets the stacks time everything out.
+pub fn program(prog: &[(bool, Call)]) {
+    let net = SimNet::new(LinkConfig::default());
+    let (a, b) = (&net.a.stack, &net.b.stack);
+    let l = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).expect("socket");
+    b.bind(l, SocketAddrV4::new(ADDR_B, 80)).expect("bind");
+    b.listen(l, 4).expect("listen");
+    let c = a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).expect("socket");
+    let _ = a.connect(c, SocketAddrV4::new(ADDR_B, 80));
+    net.settle();
+    let _ = b.accept4(l, SOCK_NONBLOCK);
+    for (on_b, c) in prog {
+        call(&net, *on_b, c);
+    }
+    net.advance(Duration::from_secs(5));
+    for st in [a, b] {
+        for fd in 0..64 {
+            let _ = st.close(fd);
+        }
+    }
+    net.advance(Duration::from_secs(300));
+}
+
+/// The libFuzzer entry: decodes up to 200 calls from `data` and runs them.
+pub fn run(data: &[u8]) {
+    let mut i = Input::new(data);
+    let mut prog = Vec::new();
+    while !i.is_empty() && prog.len() < 200 {
+        let on_b = i.bool();
+        prog.push((on_b, decode(&mut i)));
+    }
+    program(&prog);
+}
+
+fn fd(i: &mut Input<'_>) -> i32 {
+    match i.u8() % 16 {
+        0..=8 => 3 + (i.u8() % 3) as i32,
+        9..=13 => 3 + (i.u8() % 9) as i32,
+        14 => (i.u8() % 5) as i32 - 2,
+        _ => i.u32() as i32,
+    }
+}
+
+fn len(i: &mut Input<'_>) -> usize {
+    match i.u8() % 9 {
+        0..=5 => (i.u16() % 3000) as usize,
+        6 => usize::MAX,
+        7 => i.u64() as usize,
+        _ => 60000 + (i.u16() % 10000) as usize,
+    }
+}
+
+fn small(i: &mut Input<'_>, n: u16) -> usize {
+    (i.u16() % n) as usize
+}
+
+fn flags(i: &mut Input<'_>) -> i32 {
+    match i.u8() % 8 {
+        0..=2 => 0,
+        3..=5 => i.pick(&[1, 2, 0x20, 0x40, 0x100, 0x4000, 0x8000_0000u32 as i32]),
+        _ => i.u32() as i32,
+    }
+}
+
+fn any_or(i: &mut Input<'_>, common: i32) -> i32 {
+    if i.u8().is_multiple_of(6) {
+        i.u32() as i32
+    } else {
+        common
+    }
+}
+
+fn port(i: &mut Input<'_>) -> u16 {
+    match i.u8() % 3 {
+        0 => 0,
+        1 => 80,
+        _ => i.u16(),
+    }
+}
+
+fn iov(i: &mut Input<'_>) -> Vec<(usize, usize)> {
+    let n = i.u8() % 6;
+    (0..n).map(|_| (small(i, 600), len(i))).collect()
+}
+
+fn optval(i: &mut Input<'_>) -> Vec<u8> {
+    match i.u8() % 10 {
+        0..=2 => i.bytes(40).to_vec(),
+        3 | 4 => i.u32().to_ne_bytes().to_vec(),
+        5 | 6 => [i.u64().to_ne_bytes(), i.u64().to_ne_bytes()].concat(),
+        7 => [i.u32().to_ne_bytes(), i.u32().to_ne_bytes()].concat(),
+        _ => [i.u64().to_ne_bytes(), ((i.u32() % 1_000_000) as i64).to_ne_bytes()].concat(),
+    }
+}
+
+fn decode(i: &mut Input<'_>) -> Call {
+    match i.u8() % 36 {
+        0 => Call::Socket(any_or(i, AF_INET), any_or(i, SOCK_STREAM), any_or(i, 0)),
+        1 => Call::Bind(fd(i), i.u8() % 4, port(i)),
+        2 => Call::Listen(fd(i), i.u32() as i32),
+        3 => Call::Accept4(fd(i), flags(i)),
+        4 => Call::Connect(fd(i), i.u8() % 4, port(i)),
+        5 | 6 => Call::Send(fd(i), small(i, 3000), len(i), flags(i)),
+        7 => Call::Sendmsg(fd(i), iov(i), flags(i)),
+        8 | 9 => Call::Recv(fd(i), small(i, 3000), len(i), flags(i)),
+        10 => {
+            let (f, b, l, fl) = (fd(i), small(i, 100), len(i), flags(i));
+            let a = if i.bool() { Some((small(i, 32), i.u32())) } else { None };
+            Call::Recvfrom(f, b, l, fl, a)
+        }
+        11 => Call::Recvmsg(fd(i), iov(i), flags(i), small(i, 64), len(i), i.u32()),
+        12 => Call::Shutdown(fd(i), if i.bool() { (i.u8() % 3) as i32 } else { i.u32() as i32 }),
+        13 => Call::Close(fd(i)),
+        14..=16 => {
+            let f = fd(i);
+            let level = match i.u8() % 8 {
+                0..=2 => SOL_SOCKET,
+                3..=5 => SOL_TCP,
+                6 => SOL_IP,
+                _ => i.u32() as i32,
+            };
+            Call::Setsockopt(f, level, optname(i), optval(i))
+        }
+        17 | 18 => {
+            let f = fd(i);
+            let level = i.pick(&[SOL_SOCKET, SOL_TCP, SOL_IP]);
+            Call::Getsockopt(f, level, optname(i), small(i, 300))
+        }
+        19 => {
+            let f = fd(i);
+            let r = if i.bool() { i.pick(&[FIONREAD, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD]) } else { i.u64() };
+            Call::Ioctl(f, r)
+        }
+        20 => {
+            let f = fd(i);
+            let c = if i.bool() {
+                i.pick(&[F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC])
+            } else {
+                i.u32() as i32
+            };
+            Call::Fcntl(f, c, i.u32() as i32)
+        }
+        21 => {
+            let n = i.u8() % 5;
+            Call::Poll((0..n).map(|_| (fd(i), i.u16() as i16)).collect())
+        }
+        22 => Call::EpollCreate(i.u32() as i32, i.bool()),
+        23 => {
+            let e = fd(i);
+            let op = if i.bool() { 1 + (i.u8() % 3) as i32 } else { i.u32() as i32 };
+            Call::EpollCtl(e, op, fd(i), i.u32(), i.u64())
+        }
+        24 => Call::EpollWait(fd(i), if i.bool() { 1 + (i.u8() % 7) as i32 } else { i.u32() as i32 }),
+        25 => Call::Pipe2(flags(i)),
+        26 => Call::Splice(fd(i), fd(i), len(i), flags(i)),
+        27 => Call::Dup(fd(i)),
+        28 => Call::Dup2(fd(i), fd(i)),
+        29 => Call::Dup3(fd(i), fd(i), flags(i)),
+        30 => Call::Read(fd(i), small(i, 3000), len(i)),
+        31 => Call::Write(fd(i), small(i, 3000), len(i)),
+        32 => {
+            if i.bool() {
+                Call::Readv(fd(i), iov(i))
+            } else {
+                Call::Writev(fd(i), iov(i))
             }
-            calls.set(calls.get() + prog.len());
-            net.advance(Duration::from_secs(5));
-            for st in [a, b] {
-                for fd in 0..64 {
-                    let _ = st.close(fd);
-                }
+        }
+        33 => {
+            if i.bool() {
+                Call::Names(fd(i))
+            } else {
+                Call::Rlimit(small(i, 40))
             }
-            net.advance(Duration::from_secs(300));
-            Ok(())
-        })
-        .unwrap();
-    assert!(calls.get() > 512 * 40, "ran {} calls", calls.get());
+        }
+        34 => Call::Settle,
+        _ => Call::Advance((i.u32() % 300_000) as u64),
+    }
+}
+
+fn optname(i: &mut Input<'_>) -> i32 {
+    match i.u8() % 10 {
+        0..=5 => (i.u8() % 80) as i32,
+        6..=8 => i.pick(&[opt::SO_RCVTIMEO, opt::SO_SNDTIMEO, opt::SO_LINGER, opt::SO_RCVLOWAT]),
+        _ => i.u32() as i32,
+    }
 }

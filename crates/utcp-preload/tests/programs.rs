@@ -1,0 +1,375 @@
+//! Real programs under `LD_PRELOAD=libutcp_preload.so`: CPython scripts that talk to
+//! themselves over 127.0.0.1 (all on utcp's in-process loopback), checked byte for byte, with
+//! `UTCP_STAT_FILE` proving the connections went through utcp. Each script is also run on the
+//! kernel where it asserts behaviour (readiness, fork), so the kernel checks the script.
+//! Skipped, with a message, where python3 is missing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn python3() -> bool {
+    let ok = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: python3 not found");
+    }
+    ok
+}
+
+/// The cdylib: beside the test binary's `deps/` directory (cargo builds it with the tests),
+/// built with cargo if missing.
+fn shared_object() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let so = dir.join("libutcp_preload.so");
+    if !so.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "utcp-preload"])
+            .env("CARGO_TARGET_DIR", dir.parent().expect("target root"))
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "could not build libutcp_preload.so");
+    }
+    assert!(so.is_file(), "{} missing", so.display());
+    so
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
+}
+
+/// A fresh directory for one run's stat files.
+fn stat_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("utcp-preload-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Runs `python3 args…` (under the library when `preload`), at most `secs` seconds.
+fn run_python(args: &[&str], preload: bool, stats: Option<&Path>, secs: u32) -> Output {
+    let mut c = Command::new("timeout");
+    c.arg(secs.to_string()).arg("python3").args(args);
+    c.env_remove("LD_PRELOAD").env_remove("UTCP_STAT_FILE");
+    if preload {
+        c.env("LD_PRELOAD", shared_object());
+    }
+    if let Some(d) = stats {
+        c.env("UTCP_STAT_FILE", d.join("stat.%p"));
+    }
+    c.output().expect("run python3")
+}
+
+/// The counters of every stat file in `dir` (`stat.*`, `server.*`, `curl.*`: one per process
+/// that made a stack), summed.
+fn stats(dir: &Path) -> (usize, HashMap<String, u64>) {
+    let mut files = 0;
+    let mut m = HashMap::new();
+    for e in std::fs::read_dir(dir).expect("stat dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !["stat.", "server.", "curl."].iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let mut it = line.split_whitespace();
+            if let (Some(k), Some(v)) = (it.next(), it.next()) {
+                *m.entry(k.to_string()).or_insert(0) += v.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    (files, m)
+}
+
+fn assert_ok(o: &Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what}: {:?}\nstdout:\n{out}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// One script under the library: it passes and its process made exactly one stack whose
+/// counters show `opens` active opens at least.
+fn run_on_utcp(name: &str, opens: u64) -> String {
+    let d = stat_dir(name);
+    let o = run_python(&[script(name).to_str().unwrap()], true, Some(&d), 90);
+    let out = assert_ok(&o, name);
+    let (files, m) = stats(&d);
+    assert_eq!(files, 1, "{name}: one stat file expected");
+    let active = m.get("TcpActiveOpens").copied().unwrap_or(0);
+    assert!(active >= opens, "{name}: TcpActiveOpens {active} < {opens}: {m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+    out
+}
+
+#[test]
+fn echo_16mib_in_one_process_goes_through_utcp() {
+    if !python3() {
+        return;
+    }
+    let out = run_on_utcp("echo.py", 1);
+    assert!(out.contains("OK 16777216"), "{out}");
+}
+
+#[test]
+fn http_server_and_urllib_in_one_process_download_16mib() {
+    if !python3() {
+        return;
+    }
+    let out = run_on_utcp("httpdl.py", 1);
+    assert!(out.contains("OK 16777216"), "{out}");
+}
+
+#[test]
+fn mixed_sets_poll_select_epoll_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("mixed.py").to_str().unwrap()], false, None, 60);
+    assert_ok(&k, "mixed.py on the kernel");
+    run_on_utcp("mixed.py", 1);
+}
+
+#[test]
+fn fork_child_gets_the_kernel_and_leaves_the_parent_alone() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("fork.py").to_str().unwrap()], false, None, 60);
+    // On the kernel the child's send on the inherited socket succeeds: the script says so.
+    assert!(!k.status.success(), "fork.py asserts the utcp child behaviour; on the kernel it must fail");
+    run_on_utcp("fork.py", 1);
+}
+
+#[test]
+fn udp_unix_and_pipes_pass_through_and_never_start_the_stack() {
+    if !python3() {
+        return;
+    }
+    let d = stat_dir("passthrough");
+    let o = run_python(&[script("passthrough.py").to_str().unwrap()], true, Some(&d), 60);
+    assert_ok(&o, "passthrough.py");
+    assert_eq!(stats(&d).0, 0, "no TCP socket: no stack, no stat file");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The per-class (passed, run) counts of a `python3 -m test -v` log.
+fn per_class(log: &str) -> HashMap<String, (u32, u32)> {
+    let mut m: HashMap<String, (u32, u32)> = HashMap::new();
+    for line in log.lines() {
+        let Some(open) = line.find("(test.test_socket.") else { continue };
+        let rest = &line[open + "(test.test_socket.".len()..];
+        let Some(cls) = rest.split(['.', ')']).next() else { continue };
+        let e = m.entry(cls.to_string()).or_default();
+        if line.ends_with(" ok") {
+            e.0 += 1;
+            e.1 += 1;
+        } else if line.contains(" ... FAIL") || line.contains(" ... ERROR") {
+            e.1 += 1;
+        }
+    }
+    m
+}
+
+#[test]
+fn cpython_test_socket_tcp_classes_pass_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let probe = Command::new("python3").args(["-c", "import test.test_socket"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: CPython's test package (test.test_socket) is not installed");
+        return;
+    }
+    let args = ["-m", "test", "test_socket", "-v", "-m", "*TCP*"];
+    let k = run_python(&args, false, None, 100);
+    let klog = String::from_utf8_lossy(&k.stdout).into_owned();
+    let d = stat_dir("test_socket");
+    let u = run_python(&args, true, Some(&d), 100);
+    let ulog = String::from_utf8_lossy(&u.stdout).into_owned();
+    let (kc, uc) = (per_class(&klog), per_class(&ulog));
+    let mut classes: Vec<_> = kc.keys().collect();
+    classes.sort();
+    for c in &classes {
+        eprintln!("{c:<28} kernel {:?} utcp {:?}", kc[*c], uc.get(*c));
+    }
+    assert!(!kc.is_empty(), "no test classes ran on the kernel:\n{klog}");
+    assert_eq!(kc, uc, "per-class (passed, run) differ:\n{ulog}");
+    let (_, m) = stats(&d);
+    assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= 10, "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn no_route_off_loopback_and_refused_on_a_closed_port() {
+    if !python3() {
+        return;
+    }
+    let d = stat_dir("unreach");
+    let o = run_python(&[script("unreach.py").to_str().unwrap()], true, Some(&d), 60);
+    assert_ok(&o, "unreach.py");
+    let (files, m) = stats(&d);
+    assert_eq!(files, 1);
+    // The refused connect went out as a SYN on utcp (the unroutable one never did).
+    assert_eq!(m.get("TcpActiveOpens").copied().unwrap_or(0), 1, "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn sendfile_into_a_utcp_socket_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("sendfile.py").to_str().unwrap()], false, None, 60);
+    assert_ok(&k, "sendfile.py on the kernel");
+    run_on_utcp("sendfile.py", 1);
+}
+
+#[test]
+fn signals_interrupt_calls_asleep_in_utcp_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("signals.py").to_str().unwrap()], false, None, 60);
+    assert_ok(&k, "signals.py on the kernel");
+    run_on_utcp("signals.py", 1);
+}
+
+/// Root, `ip`, `curl` and a TUN device: what the TUN tests need.
+fn tun_unavailable() -> Option<String> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        return Some("not root".into());
+    }
+    for tool in ["ip", "curl"] {
+        if !Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success()) {
+            return Some(format!("{tool} missing"));
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("no /dev/net/tun".into());
+    }
+    None
+}
+
+fn sh(cmd: &str) -> Output {
+    let o = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// A network namespace with `tun0`, the kernel at 10.77.0.1/24 (utcp takes 10.77.0.2);
+/// removed on drop with everything still running in it.
+struct Ns(String);
+
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let n = format!("utcp-pl-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &n]).output();
+        sh(&format!(
+            "ip netns add {n} && ip -n {n} link set lo up && ip -n {n} tuntap add dev tun0 mode tun && \
+             ip -n {n} addr add 10.77.0.1/24 dev tun0 && ip -n {n} link set tun0 up"
+        ));
+        Ns(n)
+    }
+    fn exec(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, "sh", "-c", cmd]);
+        c
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("sh").args(["-c", &format!("ip netns pids {} | xargs -r kill -9", self.0)]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `http.server` (serve.py) in the namespace; `utcp`: under the library on the TUN device.
+fn http_server(ns: &Ns, dir: &Path, bind: &str, utcp: bool) -> std::process::Child {
+    let env = if utcp {
+        format!(
+            "LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_STAT_FILE={}/server.%p",
+            shared_object().display(),
+            dir.display()
+        )
+    } else {
+        String::new()
+    };
+    let py = script("serve.py");
+    let child = ns
+        .exec(&format!("cd {} && exec env {env} python3 {} --bind {bind} 8080", dir.display(), py.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    // Up when a plain TCP connect gets through (curl from the kernel side, or to it).
+    for _ in 0..100 {
+        let probe = if utcp { "10.77.0.2" } else { "10.77.0.1" };
+        let ok = ns.exec(&format!("curl -s -o /dev/null --max-time 1 http://{probe}:8080/")).status();
+        if ok.is_ok_and(|s| s.success()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+#[test]
+fn tun_http_server_under_the_library_and_curl_under_the_library() {
+    if !python3() {
+        return;
+    }
+    if let Some(why) = tun_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = stat_dir("tun");
+    let blob: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    let ns = Ns::new("http");
+    // python3 -m http.server under the library on TUN; the kernel's curl downloads.
+    let mut srv = http_server(&ns, &dir, "10.77.0.2", true);
+    let o = ns
+        .exec(&format!("curl -s --max-time 60 -o {0}/k.bin http://10.77.0.2:8080/blob.bin", dir.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kernel curl from utcp http.server: {o:?}");
+    assert!(std::fs::read(dir.join("k.bin")).unwrap() == blob, "download differs");
+    let _ = Command::new("kill").args(["-TERM", &srv.id().to_string()]).status();
+    let _ = srv.wait();
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "the server's stat file");
+    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= 1, "{m:?}");
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("server.") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    // curl under the library from the kernel's http.server.
+    let mut srv = http_server(&ns, &dir, "10.77.0.1", false);
+    let o = ns
+        .exec(&format!(
+            "env LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_STAT_FILE={1}/curl.%p \
+             curl -s --max-time 60 -o {1}/u.bin http://10.77.0.1:8080/blob.bin",
+            shared_object().display(),
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(o.status.success(), "curl under the library: {o:?}");
+    assert!(std::fs::read(dir.join("u.bin")).unwrap() == blob, "download differs");
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "curl's stat file");
+    assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= 1, "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

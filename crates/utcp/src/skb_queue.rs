@@ -1,0 +1,227 @@
+//! `struct sk_buff_head` (include/linux/skbuff.h): a socket's queue of skbs that holds no
+//! storage while empty.
+//!
+//! Linux threads its queues through the skbs themselves, so an empty receive or write queue
+//! costs nothing. Here a queue is a [`VecDeque`]; [`SkbQueue`] gives its storage back to a
+//! cache when the queue empties and takes storage from the cache when an empty queue gets an
+//! skb, so an idle socket holds no queue capacity and a busy one does not allocate each time
+//! its queue drains and refills. The cache is per thread, backed by a shared level (a queue
+//! filled by packet input is often emptied by the reader's thread).
+
+use core::cell::RefCell;
+use core::ops::{Deref, DerefMut};
+use std::collections::VecDeque;
+use std::thread::LocalKey;
+
+/// Emptied queue storages kept per thread and in the shared level, per element type.
+const PER_THREAD: usize = 16;
+const SHARED: usize = 1024;
+/// Storage grown past this many elements is freed rather than kept.
+const MAX_KEPT_CAP: usize = 4096;
+
+/// Where emptied storages of `VecDeque<Self>` wait for reuse.
+pub trait QueueCache: Sized + 'static {
+    /// This thread's cache.
+    fn local() -> &'static LocalKey<RefCell<Vec<VecDeque<Self>>>>;
+    /// The shared level.
+    fn shared() -> &'static parking_lot::Mutex<Vec<VecDeque<Self>>>;
+}
+
+/// Declares the caches of a queued type.
+macro_rules! queue_cache {
+    ($t:ty) => {
+        impl $crate::skb_queue::QueueCache for $t {
+            fn local() -> &'static std::thread::LocalKey<core::cell::RefCell<Vec<std::collections::VecDeque<$t>>>> {
+                thread_local! {
+                    static LOCAL: core::cell::RefCell<Vec<std::collections::VecDeque<$t>>> =
+                        const { core::cell::RefCell::new(Vec::new()) };
+                }
+                &LOCAL
+            }
+            fn shared() -> &'static parking_lot::Mutex<Vec<std::collections::VecDeque<$t>>> {
+                static SHARED: parking_lot::Mutex<Vec<std::collections::VecDeque<$t>>> =
+                    parking_lot::const_mutex(Vec::new());
+                &SHARED
+            }
+        }
+    };
+}
+pub(crate) use queue_cache;
+
+fn take<T: QueueCache>() -> VecDeque<T> {
+    let local = T::local().try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
+    local.or_else(|| T::shared().lock().pop()).unwrap_or_default()
+}
+
+fn give<T: QueueCache>(mut q: VecDeque<T>) {
+    if q.capacity() == 0 || q.capacity() > MAX_KEPT_CAP {
+        return;
+    }
+    q.clear();
+    let q = T::local()
+        .try_with(|c| match c.try_borrow_mut() {
+            Ok(mut c) if c.len() < PER_THREAD => {
+                c.push(q);
+                None
+            }
+            _ => Some(q),
+        })
+        .unwrap_or(None);
+    if let Some(q) = q {
+        let mut shared = T::shared().lock();
+        if shared.len() < SHARED {
+            shared.push(q);
+        }
+    }
+}
+
+/// A queue that holds storage only while it holds elements. Reads and in-place changes go
+/// through the [`VecDeque`] it derefs to; adding goes through its own methods, and
+/// [`SkbQueue::reclaim`] gives the storage back once empty (the removing methods here do so
+/// themselves).
+pub struct SkbQueue<T: QueueCache>(VecDeque<T>);
+
+impl<T: QueueCache> Default for SkbQueue<T> {
+    fn default() -> Self {
+        SkbQueue(VecDeque::new())
+    }
+}
+
+impl<T: QueueCache + core::fmt::Debug> core::fmt::Debug for SkbQueue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: QueueCache> SkbQueue<T> {
+    /// An empty queue (no storage).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn fill(&mut self) {
+        if self.0.capacity() == 0 {
+            self.0 = take();
+        }
+    }
+    /// `__skb_queue_tail()`.
+    pub fn push_back(&mut self, v: T) {
+        self.fill();
+        self.0.push_back(v);
+    }
+    /// `__skb_queue_head()`.
+    pub fn push_front(&mut self, v: T) {
+        self.fill();
+        self.0.push_front(v);
+    }
+    /// Inserts at `i` (`__skb_queue_after`).
+    pub fn insert(&mut self, i: usize, v: T) {
+        self.fill();
+        self.0.insert(i, v);
+    }
+    /// `__skb_dequeue()`.
+    pub fn pop_front(&mut self) -> Option<T> {
+        let v = self.0.pop_front();
+        self.reclaim();
+        v
+    }
+    /// `__skb_dequeue_tail()`.
+    pub fn pop_back(&mut self) -> Option<T> {
+        let v = self.0.pop_back();
+        self.reclaim();
+        v
+    }
+    /// `__skb_unlink()` by index.
+    pub fn remove(&mut self, i: usize) -> Option<T> {
+        let v = self.0.remove(i);
+        self.reclaim();
+        v
+    }
+    /// `__skb_queue_purge()`.
+    pub fn clear(&mut self) {
+        self.0.clear();
+        self.reclaim();
+    }
+    /// Gives the storage back if the queue is empty.
+    pub fn reclaim(&mut self) {
+        if self.0.is_empty() && self.0.capacity() != 0 {
+            give(core::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl<T: QueueCache> Deref for SkbQueue<T> {
+    type Target = VecDeque<T>;
+    fn deref(&self) -> &VecDeque<T> {
+        &self.0
+    }
+}
+
+impl<T: QueueCache> DerefMut for SkbQueue<T> {
+    fn deref_mut(&mut self) -> &mut VecDeque<T> {
+        &mut self.0
+    }
+}
+
+impl<T: QueueCache> Drop for SkbQueue<T> {
+    fn drop(&mut self) {
+        self.0.clear();
+        self.reclaim();
+    }
+}
+
+impl<T: QueueCache> IntoIterator for SkbQueue<T> {
+    type Item = T;
+    type IntoIter = std::collections::vec_deque::IntoIter<T>;
+    /// The elements by value (their storage is freed afterwards, not cached).
+    fn into_iter(mut self) -> Self::IntoIter {
+        core::mem::take(&mut self.0).into_iter()
+    }
+}
+
+impl<'a, T: QueueCache> IntoIterator for &'a SkbQueue<T> {
+    type Item = &'a T;
+    type IntoIter = std::collections::vec_deque::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a, T: QueueCache> IntoIterator for &'a mut SkbQueue<T> {
+    type Item = &'a mut T;
+    type IntoIter = std::collections::vec_deque::IterMut<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct T(u32);
+    queue_cache!(T);
+
+    #[test]
+    fn an_empty_queue_holds_no_storage_and_refills_from_the_cache() {
+        let mut q = SkbQueue::<T>::new();
+        assert_eq!(q.capacity(), 0);
+        q.push_back(T(1));
+        q.push_back(T(2));
+        let storage = q.as_slices().0.as_ptr();
+        assert_eq!(q.pop_front(), Some(T(1)));
+        assert!(q.capacity() > 0);
+        assert_eq!(q.pop_front(), Some(T(2)));
+        assert_eq!(q.capacity(), 0, "emptied: storage given back");
+        let mut r = SkbQueue::<T>::new();
+        r.push_back(T(3));
+        assert_eq!(r.as_slices().0.as_ptr(), storage, "the next queue reuses it");
+        r.retain(|_| false);
+        assert!(r.capacity() > 0);
+        r.reclaim();
+        assert_eq!(r.capacity(), 0);
+        r.insert(0, T(4));
+        r.clear();
+        assert_eq!(r.capacity(), 0);
+    }
+}
