@@ -40,6 +40,12 @@ pub mod syscall;
 pub mod sysctl;
 pub mod tcp;
 pub mod time;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+#[cfg(feature = "tokio")]
+mod tokio_split;
+#[cfg(feature = "tokio")]
+mod tokio_wait;
 pub mod uapi;
 pub mod wire;
 
