@@ -188,3 +188,37 @@ fn echo_and_many_connections_real_time() {
     });
     check_clean("echo", &a, &b);
 }
+
+/// One-byte ping-pong: every message parks the other side's task and must wake it, so a lost
+/// wakeup anywhere stalls the test (the watchdog fails it).
+#[test]
+fn ping_pong_never_loses_a_wakeup() {
+    let (a, b) = memlink_pair(LinkConfig { delivery: Delivery::Napi, ..LinkConfig::default() });
+    let (sa, sb) = (a.stack.clone(), b.stack.clone());
+    const ROUNDS: u32 = 20_000;
+    run(async move {
+        let addr = SocketAddrV4::new(ADDR_B, 6003);
+        let l = TcpListener::bind(&sb, addr).await.unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 1];
+            for i in 0..ROUNDS {
+                s.read_exact(&mut b).await.unwrap();
+                assert_eq!(b[0], i as u8);
+                s.write_all(&b).await.unwrap();
+            }
+        });
+        let mut c = TcpStream::connect(&sa, addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        let mut b = [0u8; 1];
+        for i in 0..ROUNDS {
+            c.write_all(&[i as u8]).await.unwrap();
+            c.read_exact(&mut b).await.unwrap();
+            assert_eq!(b[0], i as u8);
+        }
+        server.await.unwrap();
+    });
+    check_clean("ping-pong", &a, &b);
+}

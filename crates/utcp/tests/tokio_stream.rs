@@ -372,6 +372,29 @@ fn many_concurrent_connections() {
     });
 }
 
+/// A peer that closes with unread data sends a RST (tcp_close): the parked reader is woken with
+/// ECONNRESET, a later write fails with EPIPE.
+#[test]
+fn reset_wakes_a_parked_reader_with_econnreset() {
+    let net = sim();
+    run(async move {
+        let (_l, mut c, mut s) = pair(&net, 5012).await;
+        c.write_all(b"never read").await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            let e = c.read(&mut buf).await.unwrap_err();
+            let e2 = c.write(b"x").await.unwrap_err();
+            (e.raw_os_error(), e2.raw_os_error())
+        });
+        // Let the reader park (it may also run after the close: the result is the same).
+        tokio::task::yield_now().await;
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        drop(s);
+        assert_eq!(reader.await.unwrap(), (Some(104), Some(32)));
+    });
+}
+
 #[test]
 fn refused_connect_is_econnrefused() {
     let net = sim();
