@@ -10,24 +10,29 @@
 //! and an error is `std::io::Error::from_raw_os_error(errno)`: `raw_os_error()` gives Linux's
 //! errno back.
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! ```
 //! use std::net::SocketAddrV4;
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! use utcp::api::{memlink_pair, ADDR_B};
 //! use utcp::netdev::memlink::LinkConfig;
 //!
-//! let (a, b) = memlink_pair(LinkConfig::default());
-//! let addr = SocketAddrV4::new(ADDR_B, 7);
-//! let listener = utcp::tokio::TcpListener::bind(&b.stack, addr).await?;
-//! let mut client = utcp::tokio::TcpStream::connect(&a.stack, addr).await?;
-//! let (mut server, _peer) = listener.accept().await?;
-//! client.write_all(b"ping").await?;
-//! client.shutdown().await?; // shutdown(SHUT_WR): the server reads EOF after the bytes
-//! let mut got = Vec::new();
-//! server.read_to_end(&mut got).await?;
-//! assert_eq!(got, b"ping");
-//! # Ok(()) }
+//! # fn main() -> std::io::Result<()> {
+//! let (a, b) = memlink_pair(LinkConfig::default()); // two stacks on an in-memory wire
+//! // Any runtime: this one has no I/O driver and no timer, and needs neither.
+//! let rt = tokio::runtime::Builder::new_multi_thread().build()?;
+//! rt.block_on(async {
+//!     let addr = SocketAddrV4::new(ADDR_B, 7);
+//!     let listener = utcp::tokio::TcpListener::bind(&b.stack, addr).await?;
+//!     let mut client = utcp::tokio::TcpStream::connect(&a.stack, addr).await?;
+//!     let (mut server, _peer) = listener.accept().await?;
+//!     client.write_all(b"ping").await?;
+//!     client.shutdown().await?; // shutdown(SHUT_WR): the server reads EOF after the bytes
+//!     let mut got = Vec::new();
+//!     server.read_to_end(&mut got).await?;
+//!     assert_eq!(got, b"ping");
+//!     Ok(())
+//! })
+//! # }
 //! ```
 
 use crate::errno::Errno;
