@@ -97,7 +97,7 @@ fn cookie_v4_mss(ctx: &Ctx<'_>, seg: &Seg, t: (Ipv4Addr, Ipv4Addr, u16, u16)) ->
 }
 
 /// `cookie_init_timestamp()`: the SYN-ACK's TSval (before the offset) at `now_ms`, its low
-/// [`TSBITS`] bits the peer's options (its window shift, if any, and SACK), never above the
+/// `TSBITS` (6) bits the peer's options (its window shift, if any, and SACK), never above the
 /// clock.
 pub fn cookie_init_timestamp(snd_wscale: Option<u8>, sack_ok: bool, now_ms: u64) -> u32 {
     let mut options = snd_wscale.map_or(TS_OPT_WSCALE_MASK as u64, |w| w as u64);
