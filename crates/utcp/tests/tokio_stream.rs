@@ -249,15 +249,32 @@ fn shutdown_is_shut_wr_and_the_peer_reads_eof() {
     });
 }
 
+/// `f`, signalling `parked` the first time it returns `Pending`.
+async fn signal_first_pending<F: Future>(f: F, parked: tokio::sync::oneshot::Sender<()>) -> F::Output {
+    let mut f = pin!(f);
+    let mut parked = Some(parked);
+    std::future::poll_fn(|cx| {
+        let r = f.as_mut().poll(cx);
+        if r.is_pending() {
+            if let Some(tx) = parked.take() {
+                let _ = tx.send(());
+            }
+        }
+        r
+    })
+    .await
+}
+
 #[test]
 fn peek_leaves_the_bytes_for_read() {
     let net = sim();
     run(async move {
         let (_l, mut c, mut s) = pair(&net, 5007).await;
+        let (parked_tx, parked) = tokio::sync::oneshot::channel();
         let peeker = tokio::spawn(async move {
             let mut p = [0u8; 16];
-            // Parks if it runs before the write below.
-            let n = s.peek(&mut p).await.unwrap();
+            // Parks: nothing has been sent yet.
+            let n = signal_first_pending(s.peek(&mut p), parked_tx).await.unwrap();
             assert!(n > 0 && b"hello, peek".starts_with(&p[..n]), "{:?}", &p[..n]);
             let mut all = [0u8; 11];
             s.read_exact(&mut all).await.unwrap();
@@ -265,9 +282,27 @@ fn peek_leaves_the_bytes_for_read() {
             // Peek at EOF is 0.
             assert_eq!(s.peek(&mut p).await.unwrap(), 0);
         });
+        parked.await.unwrap();
         c.write_all(b"hello, peek").await.unwrap();
         c.shutdown().await.unwrap();
         peeker.await.unwrap();
+    });
+}
+
+#[test]
+fn vectored_write_is_one_sendmsg() {
+    let net = sim();
+    run(async move {
+        let (_l, mut c, mut s) = pair(&net, 5013).await;
+        assert!(tokio::io::AsyncWrite::is_write_vectored(&c));
+        let parts = [std::io::IoSlice::new(b"one "), std::io::IoSlice::new(b""), std::io::IoSlice::new(b"two")];
+        assert_eq!(c.write_vectored(&parts).await.unwrap(), 7);
+        c.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"one two");
+        // sendmsg's gather built one segment of both iovecs, as on Linux.
+        assert_eq!(net.a.stack.core.net.mib.get(LinuxMib::TCPOrigDataSent), 2, "data + FIN");
     });
 }
 
@@ -282,11 +317,13 @@ fn readable_and_writable_follow_the_socket() {
         let mut buf = [0u8; 64];
         assert_eq!(s.try_read(&mut buf).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
         let s2 = s.clone();
+        let (parked_tx, parked) = tokio::sync::oneshot::channel();
         let waiter = tokio::spawn(async move {
-            s2.readable().await.unwrap();
+            signal_first_pending(s2.readable(), parked_tx).await.unwrap();
             let mut buf = [0u8; 64];
             s2.try_read(&mut buf).unwrap()
         });
+        parked.await.unwrap();
         c.writable().await.unwrap();
         assert_eq!(c.try_write(b"abc").unwrap(), 3);
         assert_eq!(waiter.await.unwrap(), 3);
@@ -304,10 +341,12 @@ fn readable_and_writable_follow_the_socket() {
         let full = c.poll_write_ready(&mut Context::from_waker(Waker::noop())).is_pending();
         assert!(full, "writable with a full send buffer");
         let c2 = c.clone();
+        let (parked_tx, parked) = tokio::sync::oneshot::channel();
         let writer = tokio::spawn(async move {
-            c2.writable().await.unwrap();
+            signal_first_pending(c2.writable(), parked_tx).await.unwrap();
             c2.try_write(b"z").unwrap()
         });
+        parked.await.unwrap();
         let drain = tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             let mut got = 0;
