@@ -576,3 +576,16 @@ fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// The sockets and their halves move between a multi-threaded runtime's workers and can be
+/// shared by tasks (`&self` methods: `readable`, `peek`, `try_read`, ...).
+#[test]
+fn sockets_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<TcpListener>();
+    send_sync::<TcpStream>();
+    send_sync::<utcp::tokio::OwnedReadHalf>();
+    send_sync::<utcp::tokio::OwnedWriteHalf>();
+    send_sync::<utcp::tokio::ReadHalf<'static>>();
+    send_sync::<utcp::tokio::WriteHalf<'static>>();
+}
