@@ -49,7 +49,7 @@ use std::task::{Context, Poll};
 
 pub use crate::tokio_split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 
-/// `listen()` backlog of [`TcpListener::bind`] (tokio's, and `SOMAXCONN` before Linux 5.4).
+/// `listen()` backlog of [`TcpListener::bind`] (the one `tokio::net::TcpListener::bind` uses).
 pub const DEFAULT_BACKLOG: i32 = 1024;
 
 /// A socket of `stack` (non-blocking) and its wait queue entry.
