@@ -12,6 +12,7 @@
 //! counters in nstat format; `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N [UTCP_MTU=M]` — the stack on
 //! that TUN device instead of the in-process loopback (see [`state`]).
 //!
+//! * [`log`]: `UTCP_LOG=FILTER [UTCP_LOG_FILE=PATH]`, tracing output (EnvFilter syntax).
 //! * [`signals`]: a signal ends a call asleep in utcp with EINTR, or restarts it, as Linux does.
 //!
 //! Signals: accept, connect, read, recv, recvfrom, recvmsg, write, send, sendto and sendmsg
@@ -24,6 +25,7 @@
 
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod log;
 pub mod loopback;
 pub mod signals;
 pub mod state;

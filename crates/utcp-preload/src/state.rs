@@ -136,10 +136,14 @@ pub fn get_or_init() -> Option<&'static Preload> {
     let mut fresh = false;
     let st = STATE.get_or_init(|| {
         fresh = true;
+        crate::log::init_from_env();
         // Every thread the stack and its device start blocks every signal (see
         // `with_signals_blocked`).
         match crate::ffi::sys::with_signals_blocked(Preload::new) {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                tracing::info!(target: "utcp_preload", mode = ?p.mode, "stack created");
+                Some(p)
+            }
             Err(e) => {
                 // The program goes on with the kernel's TCP.
                 eprintln!("utcp-preload: {e}; TCP stays the kernel's");
@@ -224,6 +228,7 @@ impl Preload {
 
     /// Records kernel fd `k` as standing for utcp fd `u`.
     pub fn insert(&self, k: i32, u: i32) {
+        tracing::debug!(target: "utcp_preload", fd = k, utcp_fd = u, "placeholder");
         self.socks.write().insert(k, u);
     }
 
@@ -236,6 +241,7 @@ impl Preload {
     /// fd, or drops its utcp epoll half.
     pub fn forget(&self, k: i32) {
         if let Some(u) = self.remove(k) {
+            tracing::debug!(target: "utcp_preload", fd = k, utcp_fd = u, "close");
             let _ = self.stack.close(u);
         }
         let ep = self.epolls.lock().remove(&k);

@@ -97,6 +97,13 @@ mod real {
         __recv_chk(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
         __recvfrom_chk(c_int, *mut c_void, size_t, size_t, c_int, *mut libc::sockaddr, *mut socklen_t) -> ssize_t;
         __poll_chk(*mut libc::pollfd, libc::nfds_t, c_int, size_t) -> c_int;
+        __ppoll_chk(*mut libc::pollfd, libc::nfds_t, *const libc::timespec, *const libc::sigset_t, size_t) -> c_int;
+        recvmmsg(c_int, *mut libc::mmsghdr, libc::c_uint, c_int, *mut libc::timespec) -> c_int;
+        sendmmsg(c_int, *mut libc::mmsghdr, libc::c_uint, c_int) -> c_int;
+        splice(c_int, *mut libc::loff_t, c_int, *mut libc::loff_t, size_t, libc::c_uint) -> ssize_t;
+        tee(c_int, c_int, size_t, libc::c_uint) -> ssize_t;
+        pselect(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
+        epoll_pwait2(c_int, *mut libc::epoll_event, c_int, *const libc::timespec, *const libc::sigset_t) -> c_int;
         pread(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
         lseek(c_int, libc::off_t, c_int) -> libc::off_t;
         sendfile(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
@@ -640,6 +647,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, len: so
         // only the TUN subnet (utcp has no gateway).
         // DEVIATION(linux): the real host may have a route; this process's TCP reaches
         // 127.0.0.0/8 (or the TUN subnet) only.
+        tracing::debug!(target: "utcp_preload", fd, "connect: no route (ENETUNREACH)");
         return ret_int(Err(Errno::ENETUNREACH));
     }
     ret_int(interruptible(u, true, |c| st.stack.connect_raw_cancellable(u, a, Some(c))).map(|_| 0))
@@ -873,17 +881,26 @@ pub unsafe extern "C" fn __recvfrom_chk(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
-    let Some((st, u)) = utcp_fd(fd) else {
+    match utcp_fd(fd) {
+        // SAFETY: the caller's msghdr.
+        Some((st, u)) => ret_size(unsafe { recvmsg_utcp(st, u, msg, flags) }),
         // SAFETY: forwarded unchanged.
-        return unsafe { real::recvmsg()(fd, msg, flags) };
-    };
+        None => unsafe { real::recvmsg()(fd, msg, flags) },
+    }
+}
+
+/// `___sys_recvmsg()` on utcp fd `u`: the msghdr's name length, control length and flags
+/// are written back on success.
+///
+/// SAFETY (callers): `msg` is NULL or the caller's msghdr, its buffers valid for their lengths.
+unsafe fn recvmsg_utcp(st: &Preload, u: i32, msg: *mut libc::msghdr, flags: c_int) -> SysResult<usize> {
     if msg.is_null() {
-        return ret_size(Err(Errno::EFAULT));
+        return Err(Errno::EFAULT);
     }
     // SAFETY: non-NULL; the caller's msghdr.
     let m = unsafe { &mut *msg };
     // SAFETY: the msghdr's buffers are valid for their lengths.
-    let hdr = unsafe {
+    let mut hdr = unsafe {
         iovecs_mut(m.msg_iov, m.msg_iovlen).map(|iov| MsgHdr {
             name: slice_mut(m.msg_name, m.msg_namelen as usize),
             namelen: m.msg_namelen,
@@ -892,11 +909,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             controllen: m.msg_controllen,
             flags: 0,
         })
-    };
-    let mut hdr = match hdr {
-        Ok(h) => h,
-        Err(e) => return ret_size(Err(e)),
-    };
+    }?;
     let r = interruptible(u, false, |c| st.stack.recvmsg_cancellable(u, &mut hdr, flags, Some(c)));
     let (namelen, controllen, oflags) = (hdr.namelen, hdr.controllen, hdr.flags);
     drop(hdr);
@@ -905,7 +918,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         m.msg_controllen = controllen;
         m.msg_flags = oflags;
     }
-    ret_size(r)
+    r
 }
 
 /// `send()`.
@@ -957,20 +970,27 @@ pub unsafe extern "C" fn sendto(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
-    let Some((st, u)) = utcp_fd(fd) else {
+    match utcp_fd(fd) {
+        // SAFETY: the caller's msghdr.
+        Some((st, u)) => ret_send(unsafe { sendmsg_utcp(st, u, msg, flags) }, flags),
         // SAFETY: forwarded unchanged.
-        return unsafe { real::sendmsg()(fd, msg, flags) };
-    };
+        None => unsafe { real::sendmsg()(fd, msg, flags) },
+    }
+}
+
+/// `___sys_sendmsg()` on utcp fd `u` (the caller raises SIGPIPE, see [`ret_send`]).
+///
+/// SAFETY (callers): `msg` is NULL or the caller's msghdr, its buffers valid for their lengths.
+unsafe fn sendmsg_utcp(st: &Preload, u: i32, msg: *const libc::msghdr, flags: c_int) -> SysResult<usize> {
     if msg.is_null() {
-        return ret_size(Err(Errno::EFAULT));
+        return Err(Errno::EFAULT);
     }
     // SAFETY: non-NULL; the caller's msghdr.
     let m = unsafe { &*msg };
     // SAFETY: the msghdr's iovecs and control buffer are valid for their lengths.
     let (iov, control) = unsafe { (iovecs(m.msg_iov, m.msg_iovlen), slice(m.msg_control, m.msg_controllen)) };
     let control = control.unwrap_or(&[]);
-    let r = iov.and_then(|v| interruptible(u, true, |c| st.stack.sendmsg_cancellable(u, &v, control, flags, Some(c))));
-    ret_send(r, flags)
+    iov.and_then(|v| interruptible(u, true, |c| st.stack.sendmsg_cancellable(u, &v, control, flags, Some(c))))
 }
 
 /// `getsockopt()`.
@@ -1245,4 +1265,6 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 }
 
 mod files;
+mod mmsg;
 mod readiness;
+mod splice;
