@@ -147,6 +147,25 @@ fn signals_interrupt_calls_asleep_in_utcp_as_on_the_kernel() {
     run_on_utcp("signals.py", 1);
 }
 
+#[test]
+fn dual_stack_kernel_server_takes_ipv4_clients_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("dualstack.py").to_str().unwrap()], false, None, 60);
+    assert_ok(&k, "dualstack.py on the kernel");
+    let d = stat_dir("dualstack");
+    let o = run_python(&[script("dualstack.py").to_str().unwrap()], true, Some(&d), 60);
+    assert_ok(&o, "dualstack.py");
+    let (files, m) = stats(&d);
+    assert_eq!(files, 1);
+    // The clients of the kernel's [::] listener went to the kernel; the AF_INET listener's
+    // client and the refused connect were utcp's.
+    assert_eq!(m.get("TcpActiveOpens").copied(), Some(2), "{m:?}");
+    assert_eq!(m.get("TcpPassiveOpens").copied(), Some(1), "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// Root, `ip`, `curl` and a TUN device: what the TUN tests need.
 fn tun_unavailable() -> Option<String> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
@@ -199,11 +218,11 @@ impl Drop for Ns {
 }
 
 /// `http.server` (serve.py) in the namespace; `utcp`: under the library on the TUN device.
-fn http_server(ns: &Ns, dir: &Path, bind: &str, utcp: bool) -> std::process::Child {
-    let env = if utcp {
+fn http_server(ns: &Ns, dir: &Path, bind: &str, utcp: Option<&Path>) -> std::process::Child {
+    let env = if let Some(so) = utcp {
         format!(
             "LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_STAT_FILE={}/server.%p",
-            shared_object().display(),
+            so.display(),
             dir.display()
         )
     } else {
@@ -218,7 +237,7 @@ fn http_server(ns: &Ns, dir: &Path, bind: &str, utcp: bool) -> std::process::Chi
         .expect("spawn server");
     // Up when a plain TCP connect gets through (curl from the kernel side, or to it).
     for _ in 0..100 {
-        let probe = if utcp { "10.77.0.2" } else { "10.77.0.1" };
+        let probe = if utcp.is_some() { "10.77.0.2" } else { "10.77.0.1" };
         let ok = ns.exec(&format!("curl -s -o /dev/null --max-time 1 http://{probe}:8080/")).status();
         if ok.is_ok_and(|s| s.success()) {
             break;
@@ -242,7 +261,7 @@ fn tun_http_server_under_the_library_and_curl_under_the_library() {
     std::fs::write(dir.join("blob.bin"), &blob).unwrap();
     let ns = Ns::new("http");
     // python3 -m http.server under the library on TUN; the kernel's curl downloads.
-    let mut srv = http_server(&ns, &dir, "10.77.0.2", true);
+    let mut srv = http_server(&ns, &dir, "10.77.0.2", Some(&shared_object()));
     let o = ns
         .exec(&format!("curl -s --max-time 60 -o {0}/k.bin http://10.77.0.2:8080/blob.bin", dir.display()))
         .output()
@@ -260,7 +279,7 @@ fn tun_http_server_under_the_library_and_curl_under_the_library() {
         }
     }
     // curl under the library from the kernel's http.server.
-    let mut srv = http_server(&ns, &dir, "10.77.0.1", false);
+    let mut srv = http_server(&ns, &dir, "10.77.0.1", None);
     let o = ns
         .exec(&format!(
             "env LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_STAT_FILE={1}/curl.%p \
@@ -328,4 +347,74 @@ fn utcp_log_traces_to_stderr_or_a_file_with_envfilter_syntax() {
     assert_eq!(out.trim(), "OK");
     assert!(err.contains("UTCP_LOG") && err.contains("no tracing"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// curl's `speed_download` (bytes/s) for `url`, run by `sh` in `ns` with `env` before it.
+fn curl_speed(ns: &Ns, env: &str, url: &str) -> f64 {
+    let o = ns
+        .exec(&format!(
+            "env {env} curl -s --max-time 120 -o /dev/null -w '%{{speed_download}} %{{size_download}}' {url}"
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "curl {url}: {o:?}");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut it = text.split_whitespace();
+    let speed: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let size: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert_eq!(size, 256 << 20, "{url}: short download");
+    speed
+}
+
+/// Not a check (run with `--ignored --nocapture`; `UTCP_PRELOAD_SO` picks a release build):
+/// the throughput of a 256 MiB curl download over TUN with the library on one side, and of the
+/// same download between two kernels over a veth pair (the kernel-only path nearest to it),
+/// from one `python3 -m http.server`, one run each.
+#[test]
+#[ignore]
+fn measure_curl_download_over_tun_with_and_without_the_library() {
+    if let Some(why) = tun_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let so = std::env::var_os("UTCP_PRELOAD_SO").map(PathBuf::from).unwrap_or_else(shared_object);
+    let dir = stat_dir("tun-perf");
+    let blob: Vec<u8> = (0..256u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    drop(blob);
+    let ns = Ns::new("perf");
+    let peer = Ns(format!("{}-peer", ns.0));
+    sh(&format!(
+        "ip netns add {p} && ip -n {p} link set lo up && ip link add veth0 netns {n} type veth peer name veth1 netns {p} && \
+         ip -n {n} addr add 10.78.0.1/24 dev veth0 && ip -n {n} link set veth0 up && \
+         ip -n {p} addr add 10.78.0.2/24 dev veth1 && ip -n {p} link set veth1 up",
+        n = ns.0,
+        p = peer.0
+    ));
+    // A kernel http.server in the namespace, on both its TUN and its veth address.
+    let mut srv = http_server(&ns, &dir, "0.0.0.0", None);
+    let kernel = curl_speed(&peer, "", "http://10.78.0.1:8080/blob.bin");
+    let utcp_env = format!("LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24", so.display());
+    let utcp_curl = curl_speed(&ns, &utcp_env, "http://10.77.0.1:8080/blob.bin");
+    let _ = srv.kill();
+    let _ = srv.wait();
+    // The http.server under the library on TUN, the kernel's curl.
+    let mut srv = http_server(&ns, &dir, "10.77.0.2", Some(&so));
+    let utcp_server = curl_speed(&ns, "", "http://10.77.0.2:8080/blob.bin");
+    let _ = Command::new("kill").args(["-TERM", &srv.id().to_string()]).status();
+    let _ = srv.wait();
+    let mb = |b: f64| b / 1e6;
+    eprintln!("256 MiB curl download, one run each ({}):", so.display());
+    eprintln!("  kernel curl <- kernel http.server, veth:        {:8.1} MB/s", mb(kernel));
+    eprintln!(
+        "  curl on utcp (TUN) <- kernel http.server:       {:8.1} MB/s  ({:.2}x kernel)",
+        mb(utcp_curl),
+        utcp_curl / kernel
+    );
+    eprintln!(
+        "  kernel curl <- http.server on utcp (TUN):       {:8.1} MB/s  ({:.2}x kernel)",
+        mb(utcp_server),
+        utcp_server / kernel
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -574,7 +574,13 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         // SAFETY: forwarded unchanged.
         return unsafe { real::listen()(fd, backlog) };
     };
-    ret_int(st.stack.listen(u, backlog).map(|_| 0))
+    let r = st.stack.listen(u, backlog);
+    if r.is_ok() {
+        if let Ok(a) = st.stack.getsockname(u) {
+            st.listeners.add(fd, a.port());
+        }
+    }
+    ret_int(r.map(|_| 0))
 }
 
 /// SAFETY (callers): `addr`/`lenp` as libc's accept4.
@@ -650,7 +656,24 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, len: so
         tracing::debug!(target: "utcp_preload", fd, "connect: no route (ENETUNREACH)");
         return ret_int(Err(Errno::ENETUNREACH));
     }
+    if let Some((ip, port)) = loopback_dst(st, a) {
+        if !st.listeners.has(port)
+            && crate::handover::kernel_listener(ip, port)
+            && handover::to_kernel(st, fd, u).is_ok()
+        {
+            // SAFETY: `fd` is a kernel socket now; the caller's address.
+            return unsafe { real::connect()(fd, addr, len) };
+        }
+    }
     ret_int(interruptible(u, true, |c| st.stack.connect_raw_cancellable(u, a, Some(c))).map(|_| 0))
+}
+
+/// The destination of a connect on the in-process loopback (AF_INET, 16 bytes at least).
+fn loopback_dst(st: &Preload, a: &[u8]) -> Option<(std::net::Ipv4Addr, u16)> {
+    if st.mode != state::Mode::Loopback || a.len() < 16 || u16::from_ne_bytes([a[0], a[1]]) as i32 != libc::AF_INET {
+        return None;
+    }
+    Some((std::net::Ipv4Addr::new(a[4], a[5], a[6], a[7]), u16::from_be_bytes([a[2], a[3]])))
 }
 
 /// `shutdown()`.
@@ -1238,6 +1261,7 @@ fn dup_to(oldfd: c_int, newfd: c_int, call: impl FnOnce() -> c_int) -> c_int {
             st.forget(newfd);
             if let Some(u2) = copy {
                 st.insert(newfd, u2);
+                st.note_listener(newfd, u2);
             }
         } else if let Some(u2) = copy {
             let _ = st.stack.close(u2);
@@ -1265,6 +1289,7 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 }
 
 mod files;
+mod handover;
 mod mmsg;
 mod readiness;
 mod splice;

@@ -146,6 +146,8 @@ fn splice_utcp(
 }
 
 /// One real `poll()` of `fd` for `events`; `None` waits forever. EINTR when a signal came.
+// DEVIATION(linux): a signal while splice waits for the pipe is EINTR whatever SA_RESTART
+// says (Linux's pipe waits return -ERESTARTSYS, restarted under SA_RESTART).
 fn poll1(fd: c_int, events: i16, timeout: Option<Duration>) -> KResult<i16> {
     let mut p = [libc::pollfd { fd, events, revents: 0 }];
     sys::ppoll(&mut p, timeout, None).map(|_| p[0].revents)
