@@ -148,6 +148,17 @@ fn signals_interrupt_calls_asleep_in_utcp_as_on_the_kernel() {
 }
 
 #[test]
+fn splice_relay_socket_pipe_socket_16mib_as_on_the_kernel() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("splice.py").to_str().unwrap()], false, None, 60);
+    assert_ok(&k, "splice.py on the kernel");
+    let out = run_on_utcp("splice.py", 2);
+    assert!(out.contains("OK 16777216"), "{out}");
+}
+
+#[test]
 fn dual_stack_kernel_server_takes_ipv4_clients_as_on_the_kernel() {
     if !python3() {
         return;
