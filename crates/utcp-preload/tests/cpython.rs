@@ -1,7 +1,8 @@
 //! CPython's own test suites under the library on the in-process loopback, each run on the
 //! kernel too in the same test: `test_socket`'s TCP classes (per class, passed and run equal
-//! the kernel's) and `test_asyncio`'s stream and socket suites (every test's result equals the
-//! kernel's), with `UTCP_STAT_FILE` showing the connections went through utcp.
+//! the kernel's), `test_asyncio`'s stream and socket suites (every test's result equals the
+//! kernel's) and HTTP, FTP, telnet, XML-RPC, WSGI and selector suites (likewise), with
+//! `UTCP_STAT_FILE` showing the connections went through utcp.
 //!
 //! They need CPython's `test` package: pyenv and python.org builds have it; Debian's python3
 //! ships it apart (`libpython3.X-testsuite`, which .ci/run installs when missing). Without it,
@@ -118,28 +119,22 @@ fn per_module(m: &BTreeMap<String, &'static str>) -> BTreeMap<String, (u32, u32,
     out
 }
 
-#[test]
-fn cpython_test_asyncio_streams_and_sockets_pass_as_on_the_kernel() {
+/// Runs `suites` on the kernel and under the library: every test's result equal, the
+/// `required` suites run on the kernel (more than 10 tests passed), `opens` active and passive
+/// opens on utcp at least.
+fn suites_as_on_the_kernel(tag: &str, suites: &[&str], required: &[&str], opens: u64) {
     let Some(py) = cpython_with_tests() else { return };
-    let suites = [
-        "test_asyncio.test_streams",
-        "test_asyncio.test_sock_lowlevel",
-        "test_asyncio.test_server",
-        "test_asyncio.test_sendfile",
-        "test_asyncio.test_events",
-        "test_asyncio.test_selector_events",
-    ];
     let mut args: Vec<&str> = suites.to_vec();
     args.push("-v");
     let klog = regrtest(py, &args, None, 300);
-    let d = stat_dir("test_asyncio");
+    let d = stat_dir(tag);
     let ulog = regrtest(py, &args, Some(&d), 300);
     let (k, u) = (per_test(&klog), per_test(&ulog));
     let (km, um) = (per_module(&k), per_module(&u));
     for (module, c) in &km {
         eprintln!("{module:<36} kernel (ok, skipped, other) {c:?} utcp {:?}", um.get(module));
     }
-    for s in &suites[..2] {
+    for s in required {
         let module = format!("test.{s}");
         assert!(km.get(&module).is_some_and(|c| c.0 > 10), "{module} did not run on the kernel:\n{klog}");
     }
@@ -151,7 +146,40 @@ fn cpython_test_asyncio_streams_and_sockets_pass_as_on_the_kernel() {
     assert!(differ.is_empty(), "results differ:\n{}\n--- utcp log\n{ulog}", differ.join("\n"));
     assert_eq!(k.len(), u.len(), "tests run differ");
     let (_, m) = stats(&d);
-    assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= 50, "{m:?}");
-    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= 50, "{m:?}");
+    assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= opens, "{m:?}");
+    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= opens, "{m:?}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn cpython_test_asyncio_streams_and_sockets_pass_as_on_the_kernel() {
+    let suites = [
+        "test_asyncio.test_streams",
+        "test_asyncio.test_sock_lowlevel",
+        "test_asyncio.test_server",
+        "test_asyncio.test_sendfile",
+        "test_asyncio.test_events",
+        "test_asyncio.test_selector_events",
+    ];
+    suites_as_on_the_kernel("test_asyncio", &suites, &suites[..2], 50);
+}
+
+/// More of CPython's suites that use TCP over 127.0.0.1 (HTTP servers and clients, FTP,
+/// telnet, XML-RPC, WSGI, select/poll/epoll/selectors); `test_socketserver` needs the
+/// `network` resource and is left out.
+#[test]
+fn cpython_http_ftp_xmlrpc_and_selector_suites_pass_as_on_the_kernel() {
+    let suites = [
+        "test_httpservers",
+        "test_urllib2_localnet",
+        "test_ftplib",
+        "test_telnetlib",
+        "test_xmlrpc",
+        "test_wsgiref",
+        "test_selectors",
+        "test_poll",
+        "test_epoll",
+        "test_select",
+    ];
+    suites_as_on_the_kernel("cpython-more", &suites, &["test_httpservers", "test_ftplib", "test_xmlrpc"], 50);
 }
