@@ -245,6 +245,17 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+extern "C" {
+    /// glibc's fortify failure: "*** buffer overflow detected ***: terminated", then abort.
+    fn __chk_fail() -> !;
+}
+
+/// A fortify check failed: glibc's own report and abort, as its `__read_chk` & co give.
+fn chk_fail() -> ! {
+    // SAFETY: no arguments; never returns.
+    unsafe { __chk_fail() }
+}
+
 fn ret_int(r: SysResult<i32>) -> c_int {
     match r {
         Ok(v) => v,
@@ -725,8 +736,7 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, bufl
         return unsafe { real::__read_chk()(fd, buf, n, buflen) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics: the buffer would overflow.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as read's.
     unsafe { read(fd, buf, n) }
@@ -844,8 +854,7 @@ pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, bufl
         return unsafe { real::__recv_chk()(fd, buf, n, buflen, flags) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as recv's.
     unsafe { recv(fd, buf, n, flags) }
@@ -891,8 +900,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
         return unsafe { real::__recvfrom_chk()(fd, buf, n, buflen, flags, addr, lenp) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as recvfrom's.
     unsafe { recvfrom(fd, buf, n, flags, addr, lenp) }

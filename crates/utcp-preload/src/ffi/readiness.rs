@@ -50,8 +50,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 #[no_mangle]
 pub unsafe extern "C" fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
     if (fdslen / std::mem::size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as poll's.
     unsafe { poll(fds, n, timeout) }
@@ -87,8 +86,7 @@ pub unsafe extern "C" fn __ppoll_chk(
     fdslen: size_t,
 ) -> c_int {
     if (fdslen / std::mem::size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as ppoll's.
     unsafe { ppoll(fds, n, ts, sigmask) }
