@@ -1,5 +1,6 @@
 //! A C program built with `-O2 -D_FORTIFY_SOURCE=2` (tests/c/hooks.c) under the library:
-//! recvmmsg, sendmmsg, splice (socket ↔ pipe, and every refusal), pselect, epoll_pwait2 and
+//! recvmmsg, sendmmsg, splice (socket ↔ pipe, and every refusal), pselect, epoll_pwait2 (each
+//! also asleep until another thread's write wakes it) and
 //! the fortify variants (`__read_chk`, `__recv_chk`, `__recvfrom_chk`, `__poll_chk`,
 //! `__ppoll_chk`), line for line as on the kernel in the same run; and every libc function the
 //! program imports (`nm -D`) is either hooked by the library or one that touches no socket.
@@ -35,6 +36,10 @@ const NOT_SOCKET_CALLS: &[(&str, &str)] = &[
     ("__memset_chk", "memory"),
     ("__stack_chk_fail", "stack protector"),
     ("sigemptyset", "a local sigset"),
+    ("pthread_create", "threads"),
+    ("pthread_join", "threads"),
+    ("nanosleep", "a pause"),
+    ("strlen", "strings"),
     ("open", "opens a file"),
     ("open64", "opens a file"),
     ("__open_2", "opens a file"),
@@ -50,7 +55,7 @@ fn build(dir: &Path) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/hooks.c");
     let exe = dir.join("hooks");
     let o = Command::new("cc")
-        .args(["-O2", "-D_FORTIFY_SOURCE=2", "-Wall", "-o"])
+        .args(["-O2", "-D_FORTIFY_SOURCE=2", "-Wall", "-pthread", "-o"])
         .arg(&exe)
         .arg(&src)
         .output()
