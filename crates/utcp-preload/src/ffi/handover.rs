@@ -72,7 +72,17 @@ pub(super) fn to_kernel(st: &Preload, fd: c_int, u: i32) -> Result<(), c_int> {
     let mut alen = 16u32;
     if st.stack.getsockname_raw(u, Some(&mut a), &mut alen).is_ok() && a[2..4] != [0, 0] {
         // SAFETY: `a` holds a sockaddr_in.
-        if unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, 16) } < 0 {
+        let mut r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, 16) };
+        if r < 0 && errno() == libc::EADDRINUSE {
+            // utcp's port space is not the kernel's: the port utcp gave may be taken there.
+            // DEVIATION(linux): the socket then gets another port from the kernel (the address
+            // stays), so a getsockname() made before connect() no longer holds.
+            tracing::debug!(target: "utcp_preload", fd, "connect: the bound port is the kernel's already; another one");
+            a[2..4].copy_from_slice(&[0, 0]);
+            // SAFETY: as above.
+            r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, 16) };
+        }
+        if r < 0 {
             let e = errno();
             sys::close(ks);
             return Err(e);

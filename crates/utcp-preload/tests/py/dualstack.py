@@ -47,15 +47,34 @@ assert s2.recv(2) == b"hi"
 n.close()
 s2.close()
 
-# A client bound first keeps its address.
+# A client bound first keeps its address (and its port, unless the kernel has that one in use
+# already: utcp's port space is its own).
 b = socket.socket()
 b.bind(("127.0.0.1", 0))
-bport = b.getsockname()[1]
 b.connect(("127.0.0.1", port))
 s3, peer = srv.accept()
-assert peer[1] == bport, (peer, bport)
+assert peer == ("::ffff:127.0.0.1", b.getsockname()[1], 0, 0), (peer, b.getsockname())
 b.close()
 s3.close()
+
+# A port the kernel holds can be bound on utcp (its port space is its own: on the kernel this
+# bind fails); the handed-over connect then takes another port from the kernel.
+k6 = socket.socket(socket.AF_INET6)
+k6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+k6.bind(("::", 0))
+taken = k6.getsockname()[1]
+b2 = socket.socket()
+try:
+    b2.bind(("127.0.0.1", taken))
+except OSError as e:
+    assert e.errno == errno.EADDRINUSE, e
+else:
+    b2.connect(("127.0.0.1", port))
+    s5, peer = srv.accept()
+    assert peer[1] == b2.getsockname()[1] != taken, (peer, taken)
+    s5.close()
+b2.close()
+k6.close()
 
 # http.server's default (dual-stack on [::]) and urllib over 127.0.0.1.
 class Quiet(http.server.SimpleHTTPRequestHandler):
