@@ -102,6 +102,12 @@ fn fortified_c_program_answers_as_on_the_kernel() {
     // Both connections (the main pair and the one that tests end of stream) were utcp's.
     assert_eq!(m.get("TcpActiveOpens").copied(), Some(2), "{m:?}");
     assert_eq!(m.get("TcpPassiveOpens").copied(), Some(2), "{m:?}");
+    // Again with every trace event on: the library's own writes (to stderr, from inside the
+    // hooks and the stack) pass through its write hook without recursing or deadlocking.
+    let o = command(&exe, Some(&dir)).env("UTCP_LOG", "trace").output().expect("run hooks");
+    assert!(o.status.success(), "hooks with UTCP_LOG=trace: {o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), kernel);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tcp_transmit_skb"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
