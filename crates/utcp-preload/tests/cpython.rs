@@ -30,8 +30,13 @@ fn cpython_with_tests() -> Option<&'static str> {
     None
 }
 
+/// One suite run at a time: CPython's tests have timeouts of their own, and a machine loaded by
+/// three suites at once could make one of the two runs (kernel or utcp) time out alone.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `py -m test args…` (under the library, counters to `stats`, when `stats` is given).
 fn regrtest(py: &str, args: &[&str], stats: Option<&Path>, secs: u32) -> String {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = Command::new("timeout");
     c.arg(secs.to_string()).arg(py).args(["-m", "test"]).args(args);
     c.env_remove("LD_PRELOAD").env_remove("UTCP_STAT_FILE").env_remove("UTCP_LOG");
