@@ -188,6 +188,17 @@ static void test_splice(int c, int s) {
     readn(s, in, 5000);
     printf("  socket got the bytes: %s\n", memcmp(in, out, 5000) ? "no" : "yes");
 
+    /* Kernel pipe to kernel pipe: the library passes it through untouched. */
+    int q[2];
+    if (pipe(q) < 0)
+        die("pipe");
+    writen(p[1], "kernel", 6);
+    show("splice pipe->pipe", splice(p[0], NULL, q[1], NULL, 100, 0));
+    readn(q[0], in, 6);
+    printf("  '%.6s'\n", in);
+    close(q[0]);
+    close(q[1]);
+
     loff_t off = 0;
     show("splice len 0", splice(s, NULL, p[1], NULL, 0, 0));
     show("splice bad flags", splice(s, NULL, p[1], NULL, 10, 0x100));
