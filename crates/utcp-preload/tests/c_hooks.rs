@@ -1,6 +1,7 @@
 //! A C program built with `-O2 -D_FORTIFY_SOURCE=2` (tests/c/hooks.c) under the library:
 //! recvmmsg, sendmmsg, splice (socket ↔ pipe, and every refusal), pselect, epoll_pwait2 (each
-//! also asleep until another thread's write wakes it) and
+//! also asleep until another thread's write wakes it, and interrupted by a signal with and
+//! without SA_RESTART) and
 //! the fortify variants (`__read_chk`, `__recv_chk`, `__recvfrom_chk`, `__poll_chk`,
 //! `__ppoll_chk`), line for line as on the kernel in the same run; and every libc function the
 //! program imports (`nm -D`) is either hooked by the library or one that touches no socket.
@@ -40,6 +41,10 @@ const NOT_SOCKET_CALLS: &[(&str, &str)] = &[
     ("pthread_join", "threads"),
     ("nanosleep", "a pause"),
     ("strlen", "strings"),
+    ("snprintf", "strings"),
+    ("__snprintf_chk", "strings"),
+    ("pthread_self", "threads"),
+    ("pthread_kill", "signals a thread"),
     ("open", "opens a file"),
     ("open64", "opens a file"),
     ("__open_2", "opens a file"),

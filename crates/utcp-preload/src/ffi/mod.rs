@@ -424,6 +424,7 @@ extern "C" fn wrapper(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         return;
     }
+    crate::signals::note_handler(flags & libc::SA_RESTART != 0);
     // SAFETY: `h` is the handler the program installed, of the type its SA_SIGINFO says.
     unsafe {
         if flags & libc::SA_SIGINFO != 0 {

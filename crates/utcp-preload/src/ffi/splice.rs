@@ -145,12 +145,18 @@ fn splice_utcp(
     }
 }
 
-/// One real `poll()` of `fd` for `events`; `None` waits forever. EINTR when a signal came.
-// DEVIATION(linux): a signal while splice waits for the pipe is EINTR whatever SA_RESTART
-// says (Linux's pipe waits return -ERESTARTSYS, restarted under SA_RESTART).
+/// One real `poll()` of `fd` for `events`; `None` waits forever. A signal whose handler has
+/// SA_RESTART restarts the wait, any other is EINTR: Linux's pipe waits return -ERESTARTSYS
+/// (`pipe_wait_readable`, `wait_for_space`).
 fn poll1(fd: c_int, events: i16, timeout: Option<Duration>) -> KResult<i16> {
     let mut p = [libc::pollfd { fd, events, revents: 0 }];
-    sys::ppoll(&mut p, timeout, None).map(|_| p[0].revents)
+    loop {
+        crate::signals::take_last_handler();
+        match sys::ppoll(&mut p, timeout, None) {
+            Err(libc::EINTR) if timeout.is_none() && crate::signals::take_last_handler() == Some(true) => continue,
+            r => return r.map(|_| p[0].revents),
+        }
+    }
 }
 
 /// Bytes queued in a kernel pipe (FIONREAD).

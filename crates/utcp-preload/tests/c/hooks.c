@@ -406,6 +406,94 @@ static void test_wakeups(int c, int s) {
     close(p[1]);
 }
 
+/* A signal reaches the main thread while it sleeps in a call; then another thread's write ends
+ * the sleep. With SA_RESTART the call restarts and returns the data; without, EINTR. */
+static volatile sig_atomic_t hits;
+static void on_usr1(int sig) {
+    (void)sig;
+    hits++;
+}
+
+struct kick {
+    pthread_t target, t;
+    int fd;
+    const char *what;
+};
+
+static void *kicker(void *arg) {
+    struct kick *k = arg;
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    pthread_kill(k->target, SIGUSR1);
+    nanosleep(&pause, NULL);
+    writen(k->fd, k->what, strlen(k->what));
+    return NULL;
+}
+
+static void kick(struct kick *k, int fd, const char *what) {
+    k->target = pthread_self();
+    k->fd = fd;
+    k->what = what;
+    if (pthread_create(&k->t, NULL, kicker, k) != 0)
+        die("pthread_create");
+}
+
+static void handler(int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) < 0)
+        die("sigaction");
+}
+
+static void test_signals(int c, int s) {
+    int p[2];
+    char buf[16];
+    struct kick k;
+    if (pipe(p) < 0)
+        die("pipe");
+    for (int restart = 1; restart >= 0; restart--) {
+        handler(restart ? SA_RESTART : 0);
+        const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
+        char what[64];
+
+        hits = 0;
+        kick(&k, p[1], "pipe");
+        snprintf(what, sizeof what, "splice pipe->sock, signal with %s", how);
+        show(what, splice(p[0], NULL, c, NULL, 100, 0));
+        pthread_join(k.t, NULL);
+        printf("  handler ran %d\n", hits);
+        readn(restart ? s : p[0], buf, 4);
+
+        hits = 0;
+        kick(&k, c, "sock");
+        snprintf(what, sizeof what, "splice sock->pipe, signal with %s", how);
+        show(what, splice(s, NULL, p[1], NULL, 100, 0));
+        pthread_join(k.t, NULL);
+        printf("  handler ran %d\n", hits);
+        readn(restart ? p[0] : s, buf, 4);
+
+        hits = 0;
+        struct iovec v = {buf, sizeof buf};
+        struct mmsghdr m[1];
+        memset(m, 0, sizeof m);
+        m[0].msg_hdr.msg_iov = &v;
+        m[0].msg_hdr.msg_iovlen = 1;
+        kick(&k, c, "mmsg");
+        snprintf(what, sizeof what, "recvmmsg, signal with %s", how);
+        show(what, recvmmsg(s, m, 1, 0, NULL));
+        pthread_join(k.t, NULL);
+        printf("  handler ran %d\n", hits);
+        if (!restart)
+            readn(s, buf, 4);
+    }
+    signal(SIGUSR1, SIG_DFL);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_fortify(int c, int s) {
     char buf[64];
     struct pollfd pf[1] = {{.fd = s, .events = POLLIN}};
@@ -489,6 +577,7 @@ int main(int argc, char **argv) {
     test_splice(c, s);
     test_pselect_epoll(c, s);
     test_wakeups(c, s);
+    test_signals(c, s);
     test_fortify(c, s);
     close(c);
     close(s);
