@@ -1,8 +1,8 @@
 //! CPython's own test suites under the library on the in-process loopback, each run on the
 //! kernel too in the same test: `test_socket`'s TCP classes (per class, passed and run equal
-//! the kernel's; and the whole module, each test's result equal), `test_asyncio`'s stream and socket suites (every test's result equals the
-//! kernel's) and HTTP, FTP, telnet, XML-RPC, WSGI and selector suites (likewise), with
-//! `UTCP_STAT_FILE` showing the connections went through utcp.
+//! the kernel's) and the whole module, `test_asyncio`'s stream and socket suites, and HTTP,
+//! FTP, telnet, XML-RPC, WSGI and selector suites (every test's result equal to the kernel's),
+//! with `UTCP_STAT_FILE` showing the connections went through utcp.
 //!
 //! They need CPython's `test` package: pyenv and python.org builds have it; Debian's python3
 //! ships it apart (`libpython3.X-testsuite`, which .ci/run installs when missing). Without it,
