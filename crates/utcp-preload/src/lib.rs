@@ -10,8 +10,21 @@
 //!
 //! Environment: `UTCP_STAT_FILE=PATH` (`%p` becomes the pid) — at exit, the stack's
 //! counters in nstat format; `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N [UTCP_MTU=M]` — the stack on
-//! that TUN device instead of the in-process loopback (see [`state`]).
+//! that TUN device instead of the in-process loopback (see [`state`]); `UTCP_LOG=FILTER
+//! [UTCP_LOG_FILE=PATH]` — tracing output (see [`log`]).
 //!
+//! Hooked: socket, bind, listen, accept, accept4, connect, shutdown, close, read, readv,
+//! write, writev, recv, recvfrom, recvmsg, recvmmsg, send, sendto, sendmsg, sendmmsg,
+//! sendfile(64), splice (utcp socket ↔ kernel pipe), getsockopt, setsockopt, getsockname,
+//! getpeername, ioctl, fcntl(64), select, pselect, poll, ppoll, epoll_ctl, epoll_wait,
+//! epoll_pwait, epoll_pwait2, dup, dup2, dup3, fstat(64), `__fxstat(64)`, sigaction, signal,
+//! and the fortify variants `__read_chk`, `__recv_chk`, `__recvfrom_chk`, `__poll_chk`,
+//! `__ppoll_chk`. Not hooked: socketpair (the kernel's anyway), io_uring, vmsplice, tee and
+//! copy_file_range on a utcp socket.
+//!
+//! * [`handover`]: a loopback connect only a kernel listener takes (a dual-stack `[::]`
+//!   server, another process's) is handed to the kernel.
+//! * [`log`]: `UTCP_LOG=FILTER [UTCP_LOG_FILE=PATH]`, tracing output (EnvFilter syntax).
 //! * [`signals`]: a signal ends a call asleep in utcp with EINTR, or restarts it, as Linux does.
 //!
 //! Signals: accept, connect, read, recv, recvfrom, recvmsg, write, send, sendto and sendmsg
@@ -24,6 +37,8 @@
 
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod handover;
+pub mod log;
 pub mod loopback;
 pub mod signals;
 pub mod state;

@@ -38,6 +38,28 @@ thread_local! {
     static IN_CALL: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    // The last handler the wrapper ran on this thread: 0 none (since `take_last_handler`),
+    // 1 installed with SA_RESTART, 2 without. Plain TLS, written in a signal handler.
+    static LAST_HANDLER: Cell<u8> = const { Cell::new(0) };
+}
+
+/// The wrapper is about to run a handler on this thread (`restart`: its SA_RESTART).
+pub fn note_handler(restart: bool) {
+    LAST_HANDLER.with(|c| c.set(if restart { 1 } else { 2 }));
+}
+
+/// Whether the last handler run on this thread since the previous call had SA_RESTART
+/// (`None`: none ran). For the library's own kernel sleeps that Linux would restart
+/// (-ERESTARTSYS), such as splice's waits on a pipe.
+pub fn take_last_handler() -> Option<bool> {
+    match LAST_HANDLER.with(|c| c.replace(0)) {
+        1 => Some(true),
+        2 => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether this thread is inside a call that may sleep in utcp (read by the signal wrapper).
 pub fn in_call() -> bool {
     IN_CALL.with(|c| c.get())

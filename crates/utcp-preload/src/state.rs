@@ -40,7 +40,8 @@ use utcp::Stack;
 /// The loopback address the in-process stack owns.
 // DEVIATION(linux): utcp has one interface address, so bind() to another 127/8 address is
 // EADDRNOTAVAIL (Linux's `lo` owns all of 127.0.0.0/8); connecting to one works. The port
-// space is this process's own: other processes cannot reach its listeners.
+// space is this process's own: other processes cannot reach its listeners (its clients reach
+// kernel listeners: [`crate::handover`]).
 pub const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
 /// Where the stack's packets go.
@@ -114,6 +115,9 @@ pub struct Preload {
     epolls: Mutex<HashMap<i32, Arc<EpShadow>>>,
     /// `UTCP_STAT_FILE`, with `%p` already replaced by the pid.
     stat_file: Option<String>,
+    /// The ports utcp sockets listen on (a loopback connect to another port may be the
+    /// kernel's: [`crate::handover`]).
+    pub listeners: crate::handover::Listeners,
 }
 
 static STATE: OnceLock<Option<Preload>> = OnceLock::new();
@@ -136,10 +140,14 @@ pub fn get_or_init() -> Option<&'static Preload> {
     let mut fresh = false;
     let st = STATE.get_or_init(|| {
         fresh = true;
+        crate::log::init_from_env();
         // Every thread the stack and its device start blocks every signal (see
         // `with_signals_blocked`).
         match crate::ffi::sys::with_signals_blocked(Preload::new) {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                tracing::info!(target: "utcp_preload", mode = ?p.mode, "stack created");
+                Some(p)
+            }
             Err(e) => {
                 // The program goes on with the kernel's TCP.
                 eprintln!("utcp-preload: {e}; TCP stays the kernel's");
@@ -210,6 +218,7 @@ impl Preload {
             socks: RwLock::new(HashMap::new()),
             epolls: Mutex::new(HashMap::new()),
             stat_file,
+            listeners: Default::default(),
         })
     }
 
@@ -224,6 +233,7 @@ impl Preload {
 
     /// Records kernel fd `k` as standing for utcp fd `u`.
     pub fn insert(&self, k: i32, u: i32) {
+        tracing::debug!(target: "utcp_preload", fd = k, utcp_fd = u, "placeholder");
         self.socks.write().insert(k, u);
     }
 
@@ -235,7 +245,9 @@ impl Preload {
     /// Forgets kernel fd `k` (about to be closed or replaced by the kernel): closes its utcp
     /// fd, or drops its utcp epoll half.
     pub fn forget(&self, k: i32) {
+        self.listeners.remove(k);
         if let Some(u) = self.remove(k) {
+            tracing::debug!(target: "utcp_preload", fd = k, utcp_fd = u, "close");
             let _ = self.stack.close(u);
         }
         let ep = self.epolls.lock().remove(&k);
@@ -271,7 +283,19 @@ impl Preload {
         let u = self.ufd(k).ok_or(Errno::EBADF)?;
         let u2 = self.stack.dup(u)?;
         self.insert(k2, u2);
+        self.note_listener(k2, u2);
         Ok(())
+    }
+
+    /// Records kernel fd `k` in [`Preload::listeners`] when its utcp socket `u` listens (a dup
+    /// of a listener).
+    pub fn note_listener(&self, k: i32, u: i32) {
+        let mut b = [0u8; 4];
+        let listening = self.stack.getsockopt(u, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, &mut b).is_ok()
+            && i32::from_ne_bytes(b) != 0;
+        if let (true, Ok(a)) = (listening, self.stack.getsockname(u)) {
+            self.listeners.add(k, a.port());
+        }
     }
 
     /// At exit: the counters to `UTCP_STAT_FILE` in nstat format.

@@ -97,6 +97,13 @@ mod real {
         __recv_chk(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
         __recvfrom_chk(c_int, *mut c_void, size_t, size_t, c_int, *mut libc::sockaddr, *mut socklen_t) -> ssize_t;
         __poll_chk(*mut libc::pollfd, libc::nfds_t, c_int, size_t) -> c_int;
+        __ppoll_chk(*mut libc::pollfd, libc::nfds_t, *const libc::timespec, *const libc::sigset_t, size_t) -> c_int;
+        recvmmsg(c_int, *mut libc::mmsghdr, libc::c_uint, c_int, *mut libc::timespec) -> c_int;
+        sendmmsg(c_int, *mut libc::mmsghdr, libc::c_uint, c_int) -> c_int;
+        splice(c_int, *mut libc::loff_t, c_int, *mut libc::loff_t, size_t, libc::c_uint) -> ssize_t;
+        tee(c_int, c_int, size_t, libc::c_uint) -> ssize_t;
+        pselect(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
+        epoll_pwait2(c_int, *mut libc::epoll_event, c_int, *const libc::timespec, *const libc::sigset_t) -> c_int;
         pread(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
         lseek(c_int, libc::off_t, c_int) -> libc::off_t;
         sendfile(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
@@ -236,6 +243,17 @@ fn errno() -> c_int {
 fn set_errno(e: c_int) {
     // SAFETY: `__errno_location` returns this thread's errno slot, always valid to write.
     unsafe { *libc::__errno_location() = e };
+}
+
+extern "C" {
+    /// glibc's fortify failure: "*** buffer overflow detected ***: terminated", then abort.
+    fn __chk_fail() -> !;
+}
+
+/// A fortify check failed: glibc's own report and abort, as its `__read_chk` & co give.
+fn chk_fail() -> ! {
+    // SAFETY: no arguments; never returns.
+    unsafe { __chk_fail() }
 }
 
 fn ret_int(r: SysResult<i32>) -> c_int {
@@ -406,6 +424,7 @@ extern "C" fn wrapper(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         return;
     }
+    crate::signals::note_handler(flags & libc::SA_RESTART != 0);
     // SAFETY: `h` is the handler the program installed, of the type its SA_SIGINFO says.
     unsafe {
         if flags & libc::SA_SIGINFO != 0 {
@@ -567,7 +586,13 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         // SAFETY: forwarded unchanged.
         return unsafe { real::listen()(fd, backlog) };
     };
-    ret_int(st.stack.listen(u, backlog).map(|_| 0))
+    let r = st.stack.listen(u, backlog);
+    if r.is_ok() {
+        if let Ok(a) = st.stack.getsockname(u) {
+            st.listeners.add(fd, a.port());
+        }
+    }
+    ret_int(r.map(|_| 0))
 }
 
 /// SAFETY (callers): `addr`/`lenp` as libc's accept4.
@@ -640,9 +665,27 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, len: so
         // only the TUN subnet (utcp has no gateway).
         // DEVIATION(linux): the real host may have a route; this process's TCP reaches
         // 127.0.0.0/8 (or the TUN subnet) only.
+        tracing::debug!(target: "utcp_preload", fd, "connect: no route (ENETUNREACH)");
         return ret_int(Err(Errno::ENETUNREACH));
     }
+    if let Some((ip, port)) = loopback_dst(st, a) {
+        if !st.listeners.has(port)
+            && crate::handover::kernel_listener(ip, port)
+            && handover::to_kernel(st, fd, u).is_ok()
+        {
+            // SAFETY: `fd` is a kernel socket now; the caller's address.
+            return unsafe { real::connect()(fd, addr, len) };
+        }
+    }
     ret_int(interruptible(u, true, |c| st.stack.connect_raw_cancellable(u, a, Some(c))).map(|_| 0))
+}
+
+/// The destination of a connect on the in-process loopback (AF_INET, 16 bytes at least).
+fn loopback_dst(st: &Preload, a: &[u8]) -> Option<(std::net::Ipv4Addr, u16)> {
+    if st.mode != state::Mode::Loopback || a.len() < 16 || u16::from_ne_bytes([a[0], a[1]]) as i32 != libc::AF_INET {
+        return None;
+    }
+    Some((std::net::Ipv4Addr::new(a[4], a[5], a[6], a[7]), u16::from_be_bytes([a[2], a[3]])))
 }
 
 /// `shutdown()`.
@@ -694,8 +737,7 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, bufl
         return unsafe { real::__read_chk()(fd, buf, n, buflen) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics: the buffer would overflow.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as read's.
     unsafe { read(fd, buf, n) }
@@ -813,8 +855,7 @@ pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, bufl
         return unsafe { real::__recv_chk()(fd, buf, n, buflen, flags) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as recv's.
     unsafe { recv(fd, buf, n, flags) }
@@ -860,8 +901,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
         return unsafe { real::__recvfrom_chk()(fd, buf, n, buflen, flags, addr, lenp) };
     }
     if n > buflen {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as recvfrom's.
     unsafe { recvfrom(fd, buf, n, flags, addr, lenp) }
@@ -873,17 +913,26 @@ pub unsafe extern "C" fn __recvfrom_chk(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
-    let Some((st, u)) = utcp_fd(fd) else {
+    match utcp_fd(fd) {
+        // SAFETY: the caller's msghdr.
+        Some((st, u)) => ret_size(unsafe { recvmsg_utcp(st, u, msg, flags) }),
         // SAFETY: forwarded unchanged.
-        return unsafe { real::recvmsg()(fd, msg, flags) };
-    };
+        None => unsafe { real::recvmsg()(fd, msg, flags) },
+    }
+}
+
+/// `___sys_recvmsg()` on utcp fd `u`: the msghdr's name length, control length and flags
+/// are written back on success.
+///
+/// SAFETY (callers): `msg` is NULL or the caller's msghdr, its buffers valid for their lengths.
+unsafe fn recvmsg_utcp(st: &Preload, u: i32, msg: *mut libc::msghdr, flags: c_int) -> SysResult<usize> {
     if msg.is_null() {
-        return ret_size(Err(Errno::EFAULT));
+        return Err(Errno::EFAULT);
     }
     // SAFETY: non-NULL; the caller's msghdr.
     let m = unsafe { &mut *msg };
     // SAFETY: the msghdr's buffers are valid for their lengths.
-    let hdr = unsafe {
+    let mut hdr = unsafe {
         iovecs_mut(m.msg_iov, m.msg_iovlen).map(|iov| MsgHdr {
             name: slice_mut(m.msg_name, m.msg_namelen as usize),
             namelen: m.msg_namelen,
@@ -892,11 +941,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             controllen: m.msg_controllen,
             flags: 0,
         })
-    };
-    let mut hdr = match hdr {
-        Ok(h) => h,
-        Err(e) => return ret_size(Err(e)),
-    };
+    }?;
     let r = interruptible(u, false, |c| st.stack.recvmsg_cancellable(u, &mut hdr, flags, Some(c)));
     let (namelen, controllen, oflags) = (hdr.namelen, hdr.controllen, hdr.flags);
     drop(hdr);
@@ -905,7 +950,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         m.msg_controllen = controllen;
         m.msg_flags = oflags;
     }
-    ret_size(r)
+    r
 }
 
 /// `send()`.
@@ -957,20 +1002,27 @@ pub unsafe extern "C" fn sendto(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
-    let Some((st, u)) = utcp_fd(fd) else {
+    match utcp_fd(fd) {
+        // SAFETY: the caller's msghdr.
+        Some((st, u)) => ret_send(unsafe { sendmsg_utcp(st, u, msg, flags) }, flags),
         // SAFETY: forwarded unchanged.
-        return unsafe { real::sendmsg()(fd, msg, flags) };
-    };
+        None => unsafe { real::sendmsg()(fd, msg, flags) },
+    }
+}
+
+/// `___sys_sendmsg()` on utcp fd `u` (the caller raises SIGPIPE, see [`ret_send`]).
+///
+/// SAFETY (callers): `msg` is NULL or the caller's msghdr, its buffers valid for their lengths.
+unsafe fn sendmsg_utcp(st: &Preload, u: i32, msg: *const libc::msghdr, flags: c_int) -> SysResult<usize> {
     if msg.is_null() {
-        return ret_size(Err(Errno::EFAULT));
+        return Err(Errno::EFAULT);
     }
     // SAFETY: non-NULL; the caller's msghdr.
     let m = unsafe { &*msg };
     // SAFETY: the msghdr's iovecs and control buffer are valid for their lengths.
     let (iov, control) = unsafe { (iovecs(m.msg_iov, m.msg_iovlen), slice(m.msg_control, m.msg_controllen)) };
     let control = control.unwrap_or(&[]);
-    let r = iov.and_then(|v| interruptible(u, true, |c| st.stack.sendmsg_cancellable(u, &v, control, flags, Some(c))));
-    ret_send(r, flags)
+    iov.and_then(|v| interruptible(u, true, |c| st.stack.sendmsg_cancellable(u, &v, control, flags, Some(c))))
 }
 
 /// `getsockopt()`.
@@ -1218,6 +1270,7 @@ fn dup_to(oldfd: c_int, newfd: c_int, call: impl FnOnce() -> c_int) -> c_int {
             st.forget(newfd);
             if let Some(u2) = copy {
                 st.insert(newfd, u2);
+                st.note_listener(newfd, u2);
             }
         } else if let Some(u2) = copy {
             let _ = st.stack.close(u2);
@@ -1245,4 +1298,7 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 }
 
 mod files;
+mod handover;
+mod mmsg;
 mod readiness;
+mod splice;

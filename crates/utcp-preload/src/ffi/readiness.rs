@@ -50,8 +50,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 #[no_mangle]
 pub unsafe extern "C" fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
     if (fdslen / std::mem::size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: `__chk_fail` semantics.
-        unsafe { libc::abort() };
+        chk_fail();
     }
     // SAFETY: as poll's.
     unsafe { poll(fds, n, timeout) }
@@ -69,36 +68,46 @@ pub unsafe extern "C" fn ppoll(
     sigmask: *const libc::sigset_t,
 ) -> c_int {
     // SAFETY: NULL or the caller's timespec.
-    let t = match unsafe { ts.as_ref() } {
-        None => None,
-        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => return ret_raw(Err(libc::EINVAL)),
-        Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
-    };
+    let Ok(t) = ts_timeout(unsafe { ts.as_ref() }) else { return ret_raw(Err(libc::EINVAL)) };
     // SAFETY: the caller's pointers; forwarded unchanged when none is ours.
     unsafe { poll_common(fds, n, t, sigmask).unwrap_or_else(|| real::ppoll()(fds, n, ts, sigmask)) }
 }
 
-/// `select()` on sets holding a utcp socket: as poll with fs/select.c's event sets; the
-/// timeout left is written back, as Linux does.
+/// `__ppoll_chk()` (`_FORTIFY_SOURCE`): aborts when `fds` is shorter than `n`, then `ppoll()`.
 ///
 /// # Safety
-/// As libc's.
+/// As glibc's.
 #[no_mangle]
-pub unsafe extern "C" fn select(
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    ts: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<libc::pollfd>()) < n as usize {
+        chk_fail();
+    }
+    // SAFETY: as ppoll's.
+    unsafe { ppoll(fds, n, ts, sigmask) }
+}
+
+/// select/pselect over sets holding a utcp socket: as poll with fs/select.c's event sets.
+/// `None` when no utcp socket is in the sets (the caller forwards the call untouched).
+///
+/// SAFETY (callers): each set is NULL or the caller's fd_set, valid for FD_SETSIZE bits.
+unsafe fn select_mixed(
     nfds: c_int,
     r: *mut libc::fd_set,
     w: *mut libc::fd_set,
     e: *mut libc::fd_set,
-    tv: *mut libc::timeval,
-) -> c_int {
+    timeout: Result<Option<Duration>, ()>,
+    sigmask: Option<&libc::sigset_t>,
+) -> Option<Result<c_int, i32>> {
     use wait::select_sets::*;
-    let fallback = || {
-        // SAFETY: forwarded unchanged.
-        unsafe { real::select()(nfds, r, w, e, tv) }
-    };
-    let Some(st) = state::get() else { return fallback() };
+    let st = state::get()?;
     if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
-        return fallback();
+        return None;
     }
     // SAFETY: NULL or the caller's fd_set, valid for FD_SETSIZE bits.
     let isset = |s: *mut libc::fd_set, fd: c_int| !s.is_null() && unsafe { libc::FD_ISSET(fd, s) };
@@ -121,29 +130,14 @@ pub unsafe extern "C" fn select(
         }
     }
     if !any {
-        return fallback();
+        return None;
     }
-    // SAFETY: NULL or the caller's timeval.
-    let t = match unsafe { tv.as_ref() } {
-        None => None,
-        Some(t) if t.tv_sec < 0 || t.tv_usec < 0 => return ret_raw(Err(libc::EINVAL)),
-        Some(t) => Some(Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)),
-    };
-    let start = std::time::Instant::now();
-    let res = wait::poll_mixed(st, &mut pfds, t, None);
-    if let (Some(t), false) = (t, tv.is_null()) {
-        let left = t.saturating_sub(start.elapsed());
-        // SAFETY: non-NULL, the caller's timeval.
-        unsafe {
-            (*tv).tv_sec = left.as_secs() as libc::time_t;
-            (*tv).tv_usec = left.subsec_micros() as libc::suseconds_t;
-        }
-    }
-    if let Err(x) = res {
-        return ret_raw(Err(x));
+    let Ok(t) = timeout else { return Some(Err(libc::EINVAL)) };
+    if let Err(x) = wait::poll_mixed(st, &mut pfds, t, sigmask) {
+        return Some(Err(x));
     }
     if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
-        return ret_raw(Err(libc::EBADF));
+        return Some(Err(libc::EBADF));
     }
     let mut count = 0;
     // SAFETY: non-NULL sets are the caller's, valid for FD_SETSIZE bits.
@@ -167,7 +161,75 @@ pub unsafe extern "C" fn select(
             }
         }
     }
-    count
+    Some(Ok(count))
+}
+
+/// A `timespec` timeout: `Err` when negative or out of range (EINVAL).
+fn ts_timeout(ts: Option<&libc::timespec>) -> Result<Option<Duration>, ()> {
+    match ts {
+        None => Ok(None),
+        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => Err(()),
+        Some(t) => Ok(Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))),
+    }
+}
+
+/// `select()` on sets holding a utcp socket: the timeout left is written back, as Linux does.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    tv: *mut libc::timeval,
+) -> c_int {
+    // SAFETY: NULL or the caller's timeval.
+    let t = match unsafe { tv.as_ref() } {
+        None => Ok(None),
+        Some(t) if t.tv_sec < 0 || t.tv_usec < 0 => Err(()),
+        Some(t) => Ok(Some(Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64))),
+    };
+    let start = std::time::Instant::now();
+    // SAFETY: the caller's sets.
+    let Some(res) = (unsafe { select_mixed(nfds, r, w, e, t, None) }) else {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::select()(nfds, r, w, e, tv) };
+    };
+    if let (Ok(Some(t)), false, false) = (t, tv.is_null(), res == Err(libc::EINVAL)) {
+        let left = t.saturating_sub(start.elapsed());
+        // SAFETY: non-NULL, the caller's timeval.
+        unsafe {
+            (*tv).tv_sec = left.as_secs() as libc::time_t;
+            (*tv).tv_usec = left.subsec_micros() as libc::suseconds_t;
+        }
+    }
+    ret_raw(res.map(|n| n as usize))
+}
+
+/// `pselect()`: select with a `timespec` (left as it was: glibc's `pselect` hands the kernel
+/// a copy) and a signal mask for the wait, as `ppoll` takes it.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    ts: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    // SAFETY: NULL or the caller's timespec and sigset.
+    let (t, mask) = unsafe { (ts_timeout(ts.as_ref()), sigmask.as_ref()) };
+    // SAFETY: the caller's sets.
+    match unsafe { select_mixed(nfds, r, w, e, t, mask) } {
+        Some(res) => ret_raw(res.map(|n| n as usize)),
+        // SAFETY: forwarded unchanged.
+        None => unsafe { real::pselect()(nfds, r, w, e, ts, sigmask) },
+    }
 }
 
 /// `epoll_ctl()`: a utcp socket joins the instance's utcp half; anything else the kernel's.
@@ -215,7 +277,7 @@ unsafe fn epoll_common(
     epfd: c_int,
     out: *mut libc::epoll_event,
     max: c_int,
-    timeout: c_int,
+    timeout: Option<Duration>,
     sigmask: *const libc::sigset_t,
 ) -> Option<c_int> {
     let st = state::get()?;
@@ -227,7 +289,7 @@ unsafe fn epoll_common(
     let arr = unsafe { std::slice::from_raw_parts_mut(out, max as usize) };
     // SAFETY: NULL or the caller's sigset.
     let mask = unsafe { sigmask.as_ref() };
-    Some(ret_raw(wait::epoll_wait_mixed(st, epfd, &shadow, arr, timeout_ms(timeout), mask)))
+    Some(ret_raw(wait::epoll_wait_mixed(st, epfd, &shadow, arr, timeout, mask)))
 }
 
 /// `epoll_wait()`.
@@ -238,7 +300,7 @@ unsafe fn epoll_common(
 pub unsafe extern "C" fn epoll_wait(epfd: c_int, out: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int {
     // SAFETY: the caller's buffer; forwarded unchanged when the set has no utcp socket.
     unsafe {
-        epoll_common(epfd, out, max, timeout, std::ptr::null())
+        epoll_common(epfd, out, max, timeout_ms(timeout), std::ptr::null())
             .unwrap_or_else(|| real::epoll_wait()(epfd, out, max, timeout))
     }
 }
@@ -257,7 +319,34 @@ pub unsafe extern "C" fn epoll_pwait(
 ) -> c_int {
     // SAFETY: the caller's pointers; forwarded unchanged when the set has no utcp socket.
     unsafe {
-        epoll_common(epfd, out, max, timeout, sigmask)
+        epoll_common(epfd, out, max, timeout_ms(timeout), sigmask)
             .unwrap_or_else(|| real::epoll_pwait()(epfd, out, max, timeout, sigmask))
     }
+}
+
+/// `epoll_pwait2()`: epoll_pwait with a `timespec` timeout (NULL: none; EINVAL when out of
+/// range, as `poll_select_set_timeout` says).
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    out: *mut libc::epoll_event,
+    max: c_int,
+    ts: *const libc::timespec,
+    sigmask: *const libc::sigset_t,
+) -> c_int {
+    let fallback = || {
+        // SAFETY: forwarded unchanged.
+        unsafe { real::epoll_pwait2()(epfd, out, max, ts, sigmask) }
+    };
+    let has_utcp_half = state::get().is_some_and(|st| st.epoll_shadow(epfd, false).is_ok_and(|s| s.is_some()));
+    if !has_utcp_half {
+        return fallback();
+    }
+    // SAFETY: NULL or the caller's timespec.
+    let Ok(t) = ts_timeout(unsafe { ts.as_ref() }) else { return ret_raw(Err(libc::EINVAL)) };
+    // SAFETY: the caller's pointers.
+    unsafe { epoll_common(epfd, out, max, t, sigmask) }.unwrap_or_else(fallback)
 }
