@@ -4,6 +4,7 @@
 //! kernel and selectable with TCP_CONGESTION. HyStart's delay-increase detection is included;
 //! its ACK-train detection is not.
 
+use super::rate::RateSample;
 use super::{Ctx, TcpSock};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -190,6 +191,21 @@ impl TcpSock {
             CongAlgo::Cubic => self.cubic_ssthresh(),
             CongAlgo::Reno => (self.snd_cwnd >> 1).max(2),
         }
+    }
+
+    /// `tcp_cong_control()`: at the end of an ACK, the algorithm's whole-ACK control when it
+    /// has one (`cong_control`, with the ACK's rate sample); else PRR while reducing cwnd,
+    /// growth when the state allows, and the pacing rate from cwnd / srtt.
+    pub fn tcp_cong_control(&mut self, ctx: &Ctx<'_>, acked_sacked: u32, fl: u32, rs: &RateSample) {
+        use super::input::flag;
+        if self.tcp_in_cwnd_reduction() {
+            self.tcp_cwnd_reduction(acked_sacked, rs.losses, fl & flag::SND_UNA_ADVANCED != 0);
+        } else if self.tcp_may_raise_cwnd(ctx, fl) {
+            // Also in the Loss state: after an RTO cwnd slow-starts from 1 as the
+            // retransmissions are acknowledged, not only once the loss episode ends.
+            self.tcp_cong_avoid(ctx, acked_sacked);
+        }
+        self.tcp_update_pacing_rate(ctx.net);
     }
 
     /// `tcp_may_raise_cwnd()` (with `tcp_cong_control`'s "not reducing" test done by the

@@ -73,6 +73,7 @@ impl TcpSock {
                 skb.sacked &= !TCPCB_SACKED_RETRANS;
                 self.retrans_out = self.retrans_out.saturating_sub(1);
                 ctx.inc(LinuxMib::TCPLostRetransmit);
+                self.rate.lost += 1;
             }
         } else {
             // DEVIATION(linux): a tail loss probe's retransmission counts in `retrans_out` here
@@ -85,6 +86,7 @@ impl TcpSock {
             }
             skb.sacked |= TCPCB_LOST;
             self.lost_out += 1;
+            self.rate.lost += 1;
         }
     }
 
@@ -241,6 +243,7 @@ mod tests {
                 tx_order: i as u64,
                 retrans: 0,
                 urg: false,
+                tx: Default::default(),
             });
         }
         tp.packets_out = 10;

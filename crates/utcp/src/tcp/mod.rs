@@ -24,6 +24,7 @@ pub mod poll;
 pub mod prr;
 pub mod prune;
 pub mod rack;
+pub mod rate;
 pub mod recvmsg;
 pub mod rtt;
 pub mod sk_mem;
@@ -222,6 +223,8 @@ pub struct TxSkb {
     pub retrans: u8,
     /// Send with PSH (`TCPHDR_PSH` marked by `tcp_mark_push`).
     pub urg: bool,
+    /// `TCP_SKB_CB(skb)->tx`: the delivery state at the last transmission (tcp/rate.rs).
+    pub tx: rate::TxRate,
 }
 
 crate::skb_queue::queue_cache!(TxSkb);
@@ -747,6 +750,8 @@ pub struct TcpSock {
     pub total_rto_recoveries: u16,
     /// `tp->delivered`.
     pub delivered: u32,
+    /// The delivery-rate estimator's state (tcp/rate.rs).
+    pub rate: rate::TcpRate,
     /// `icsk->icsk_ack.lrcvtime` of data (tcpi_last_data_recv).
     pub last_data_recv: Instant,
     /// Connection start.
@@ -972,6 +977,7 @@ impl TcpSock {
             total_rto: 0,
             total_rto_recoveries: 0,
             delivered: 0,
+            rate: rate::TcpRate::default(),
             last_data_recv: now,
             start: now,
             listen: None,

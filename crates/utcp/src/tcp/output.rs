@@ -336,6 +336,8 @@ impl TcpSock {
     /// the bytes taken; stops early when the send buffer is full.
     /// `tsflags` is the call's `sockc.tsflags` (the socket's, or a control message's).
     pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> usize {
+        // Is sending application-limited?
+        self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
         let mut copied = 0;
@@ -365,6 +367,7 @@ impl TcpSock {
                     tx_order: 0,
                     retrans: 0,
                     urg: false,
+                    tx: Default::default(),
                 });
                 self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
             }
@@ -592,6 +595,7 @@ impl TcpSock {
             skb.tx_time = ctx.now;
             skb.tx_order = self.tcp_next_tx_order();
             self.tcp_transmit_gso(ctx, skb.seq, flags, payload, mss_now);
+            skb.tx = self.tcp_rate_skb_sent(ctx.now);
             // tcp_minshall_update(): a segment with a short last packet.
             if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
                 self.snd_sml = skb.end_seq;
@@ -652,6 +656,7 @@ impl TcpSock {
                 tx_order: 0,
                 retrans: 0,
                 urg: false,
+                tx: Default::default(),
             });
         }
         self.write_seq += 1;
@@ -694,7 +699,9 @@ impl TcpSock {
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
         let order = self.tcp_next_tx_order();
+        let tx = self.tcp_rate_skb_sent(ctx.now);
         let skb = &mut self.rtx_queue[idx];
+        skb.tx = tx;
         skb.tx_time = ctx.now;
         skb.tx_order = order;
         skb.retrans = skb.retrans.saturating_add(1);
@@ -731,6 +738,7 @@ impl TcpSock {
                 skb.tx_time = ctx.now;
                 skb.tx_order = self.tcp_next_tx_order();
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
+                skb.tx = self.tcp_rate_skb_sent(ctx.now);
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;
                 self.rtx_queue.push_back(skb);
