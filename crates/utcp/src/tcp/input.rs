@@ -937,8 +937,7 @@ impl TcpSock {
                         before && self.undo_marker.is_none()
                     };
                     if !undone {
-                        // tcp_end_cwnd_reduction()
-                        self.snd_cwnd = self.snd_ssthresh.max(2);
+                        self.tcp_end_cwnd_reduction();
                     }
                     self.ca_state = CaState::Open;
                     self.dupacks = 0;
@@ -1239,6 +1238,7 @@ impl TcpSock {
             self.rto = TCP_TIMEOUT_FALLBACK;
         }
         self.snd_cwnd = if self.total_retrans > 1 { 1 } else { super::TCP_INIT_CWND };
+        self.tcp_init_congestion_control(ctx.now);
         self.tcp_init_buffer_space(ctx);
     }
 

@@ -142,7 +142,7 @@ impl TcpSock {
         self.dupacks = 0;
         self.tlp_high_seq = None;
         self.clear_timer(super::TcpTimer::LossProbe);
-        self.ca_state = CaState::Loss;
+        self.tcp_set_ca_state_loss(ctx);
         self.high_seq = self.snd_nxt;
         // F-RTO (RFC 5682 3.1 step 1): probe unless a recovery was already under way, except
         // for a repeated timeout of the same snd_una (3.2).

@@ -6,6 +6,7 @@
 //! a [`Ctx`] carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
 //! reads a clock, sleeps, or touches a device.
 
+pub mod bbr;
 pub mod close;
 pub mod cong;
 pub mod connect;
@@ -677,6 +678,8 @@ pub struct TcpSock {
     pub min_rtt_stamp: Instant,
     /// CUBIC state.
     pub cubic: Cubic,
+    /// BBR's state (tcp/bbr.rs) while BBR is the algorithm, from its `init`.
+    pub bbr: Option<Box<bbr::Bbr>>,
     /// `tp->lsndtime`.
     pub lsndtime: Instant,
     /// `tp->rcv_tstamp`: time of the last ACK received.
@@ -931,7 +934,7 @@ impl TcpSock {
             reuseport: false,
             dontroute: false,
             // tcp_assign_congestion_control(): the namespace default.
-            ca_algo: if s.tcp_congestion_control.get() == 1 { cong::CongAlgo::Reno } else { cong::CongAlgo::Cubic },
+            ca_algo: cong::CongAlgo::from_sysctl(s.tcp_congestion_control.get()),
             reord_seen: 0,
             undo_marker: None,
             undo_retrans: -1,
@@ -945,6 +948,7 @@ impl TcpSock {
             min_rtt_us: 0,
             min_rtt_stamp: Instant::ZERO,
             cubic: Cubic::default(),
+            bbr: None,
             lsndtime: now,
             rcv_tstamp: now,
             timers: [None; TcpTimer::COUNT],

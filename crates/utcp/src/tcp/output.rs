@@ -268,11 +268,7 @@ impl TcpSock {
     fn tcp_event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         if self.packets_in_flight() == 0 {
-            // CA_EVENT_TX_START: CUBIC shifts its epoch over the idle time.
-            let idle = now.saturating_since(self.lsndtime);
-            if let Some(start) = self.cubic.epoch_start.as_mut() {
-                *start = (*start + idle).min(now);
-            }
+            self.tcp_ca_event_tx_start(ctx.net, now);
         }
         self.lsndtime = now;
         // A reply within ato of the last received data means an interactive exchange.

@@ -61,7 +61,7 @@ impl TcpSock {
             }
         }
         let bytes = bytes.min(gso_max as u64) as u32;
-        let min_segs = net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32;
+        let min_segs = self.tcp_ca_min_tso_segs(net);
         (bytes / mss_now.max(1)).max(min_segs)
     }
 
