@@ -111,6 +111,8 @@ impl TcpInfo {
             "tcpi_snd_wnd" => self.tcpi_snd_wnd as i64,
             "tcpi_rcv_wnd" => self.tcpi_rcv_wnd as i64,
             "tcpi_min_rtt" => self.tcpi_min_rtt as i64,
+            "tcpi_pacing_rate" => self.tcpi_pacing_rate.min(i64::MAX as u64) as i64,
+            "tcpi_max_pacing_rate" => self.tcpi_max_pacing_rate.min(i64::MAX as u64) as i64,
             "tcpi_bytes_sent" => self.tcpi_bytes_sent as i64,
             "tcpi_bytes_retrans" => self.tcpi_bytes_retrans as i64,
             "tcpi_dsack_dups" => self.tcpi_dsack_dups as i64,
