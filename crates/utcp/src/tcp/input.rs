@@ -865,6 +865,7 @@ impl TcpSock {
         // Send times of the oldest and the newest never-retransmitted segment this ACK
         // acknowledged cumulatively that had not been SACKed (`first_ackt`, `last_ackt`).
         let (mut first_ackt, mut last_ackt) = (None, None);
+        let (prior_sacked, mut last_in_flight) = (self.sacked_out, 0);
         while let Some(skb) = self.rtx_queue.front() {
             if skb.end_seq.after(self.snd_una) {
                 break;
@@ -890,6 +891,7 @@ impl TcpSock {
             } else if skb.sacked & TCPCB_SACKED_ACKED == 0 {
                 first_ackt.get_or_insert(skb.tx_time);
                 last_ackt = Some(skb.tx_time);
+                last_in_flight = skb.tx.in_flight;
                 if !skb.end_seq.after(self.high_seq) {
                     *fl |= flag::ORIG_SACK_ACKED;
                 }
@@ -906,6 +908,8 @@ impl TcpSock {
         }
         // sk_wmem_free_skb() uncharged each acked buffer.
         self.sk_mem_reclaim();
+        let alert = *fl & (flag::DATA_SACKED | flag::SYN_ACKED) != 0;
+        self.tcp_rate_ack_maybe_delayed(acked, last_in_flight, prior_sacked, alert, &mut sack.rate);
         self.tcp_ack_update_rtt(ctx, *fl, first_ackt, last_ackt, sack);
         if *fl & flag::ACKED != 0 && self.tcp_is_reno() {
             self.tcp_remove_reno_sacks(acked);

@@ -591,7 +591,7 @@ impl TcpSock {
             skb.tx_time = ctx.now;
             skb.tx_order = self.tcp_next_tx_order();
             self.tcp_transmit_gso(ctx, skb.seq, flags, payload, mss_now);
-            skb.tx = self.tcp_rate_skb_sent(ctx.now);
+            skb.tx = self.tcp_rate_skb_sent(ctx.now, skb.end_seq);
             // tcp_minshall_update(): a segment with a short last packet.
             if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
                 self.snd_sml = skb.end_seq;
@@ -695,7 +695,7 @@ impl TcpSock {
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
         let order = self.tcp_next_tx_order();
-        let tx = self.tcp_rate_skb_sent(ctx.now);
+        let tx = self.tcp_rate_skb_sent(ctx.now, self.rtx_queue[idx].end_seq);
         let skb = &mut self.rtx_queue[idx];
         skb.tx = tx;
         skb.tx_time = ctx.now;
@@ -734,7 +734,7 @@ impl TcpSock {
                 skb.tx_time = ctx.now;
                 skb.tx_order = self.tcp_next_tx_order();
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
-                skb.tx = self.tcp_rate_skb_sent(ctx.now);
+                skb.tx = self.tcp_rate_skb_sent(ctx.now, skb.end_seq);
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;
                 self.rtx_queue.push_back(skb);

@@ -22,6 +22,8 @@ pub struct TxRate {
     pub first_tx_mstamp: Instant,
     /// The connection was application-limited.
     pub is_app_limited: bool,
+    /// `tx.in_flight`: bytes from `snd_una` to the segment's end at the send.
+    pub in_flight: u32,
 }
 
 /// The connection's estimator state (`struct tcp_sock`'s rate fields).
@@ -128,7 +130,7 @@ impl TcpRate {
 impl TcpSock {
     /// `tcp_rate_skb_sent()`: the delivery state a segment leaving at `tx_time` carries. From
     /// idle (nothing in flight) the sample starts at this send.
-    pub fn tcp_rate_skb_sent(&mut self, tx_time: Instant) -> TxRate {
+    pub fn tcp_rate_skb_sent(&mut self, tx_time: Instant, end_seq: crate::seq::SeqNum) -> TxRate {
         if self.packets_out == 0 {
             self.rate.first_tx_mstamp = tx_time;
             self.rate.delivered_mstamp = Some(tx_time);
@@ -138,7 +140,29 @@ impl TcpSock {
             delivered_mstamp: self.rate.delivered_mstamp,
             first_tx_mstamp: self.rate.first_tx_mstamp,
             is_app_limited: self.rate.app_limited != 0,
+            in_flight: end_seq.diff(self.snd_una),
         }
+    }
+
+    /// `FLAG_ACK_MAYBE_DELAYED` of `tcp_clean_rtx_queue()`: the ACK covered one packet, a lone
+    /// runt (less than an MSS in flight when it left, the last never-retransmitted one
+    /// cumulatively ACKed), nothing was SACKed before, nothing else was delivered since it
+    /// left, and the ACK carries no SACK and no SYN: typically a delayed ACK (its RTT sample
+    /// may include the receiver's delay). Sets the sample's `is_ack_delayed`.
+    pub fn tcp_rate_ack_maybe_delayed(
+        &self,
+        pkts_acked: u32,
+        last_in_flight: u32,
+        prior_sacked: u32,
+        alert: bool,
+        rs: &mut RateSample,
+    ) {
+        rs.is_ack_delayed = pkts_acked == 1
+            && last_in_flight > 0
+            && last_in_flight < self.mss_cache
+            && prior_sacked == 0
+            && rs.prior_delivered.wrapping_add(1) == self.delivered
+            && !alert;
     }
 
     /// `tcp_rate_gen()`: closes the ACK's sample. `delivered` and `lost` are the packets this
@@ -258,13 +282,19 @@ mod tests {
         let mut q = Vec::new();
         for i in 0..4u64 {
             let t = us(100 + 100 * i);
-            let tx = tp.tcp_rate_skb_sent(t);
+            let tx = tp.tcp_rate_skb_sent(t, SeqNum(1000));
             tp.packets_out += 1;
             q.push(skb(1000 * i as u32, t, tx));
         }
         assert_eq!(
             q[0].tx,
-            TxRate { delivered: 0, delivered_mstamp: Some(us(100)), first_tx_mstamp: us(100), is_app_limited: false }
+            TxRate {
+                delivered: 0,
+                delivered_mstamp: Some(us(100)),
+                first_tx_mstamp: us(100),
+                is_app_limited: false,
+                in_flight: 1000
+            }
         );
         assert_eq!(q[3].tx.delivered_mstamp, Some(us(100)), "no ACK yet: the stamp stays");
         let mut last = RateSample::default();
@@ -294,7 +324,7 @@ mod tests {
     fn interval_below_min_rtt_gives_no_sample() {
         let mut tp = sock();
         tp.min_rtt_us = 20_000;
-        let tx = tp.tcp_rate_skb_sent(us(0));
+        let tx = tp.tcp_rate_skb_sent(us(0), SeqNum(1000));
         tp.packets_out = 1;
         let mut s = skb(0, us(0), tx);
         let mut rs = RateSample::default();
@@ -313,7 +343,7 @@ mod tests {
     fn sacked_segment_samples_once() {
         let mut tp = sock();
         tp.min_rtt_us = 1;
-        let tx = tp.tcp_rate_skb_sent(us(0));
+        let tx = tp.tcp_rate_skb_sent(us(0), SeqNum(1000));
         tp.packets_out = 1;
         let mut s = skb(0, us(0), tx);
         s.sacked |= TCPCB_SACKED_ACKED;
@@ -339,12 +369,24 @@ mod tests {
         let mut a = skb(
             0,
             us(10),
-            TxRate { delivered: 5, delivered_mstamp: Some(us(5)), first_tx_mstamp: us(1), is_app_limited: false },
+            TxRate {
+                delivered: 5,
+                delivered_mstamp: Some(us(5)),
+                first_tx_mstamp: us(1),
+                is_app_limited: false,
+                in_flight: 0,
+            },
         );
         let mut b = skb(
             1000,
             us(20),
-            TxRate { delivered: 7, delivered_mstamp: Some(us(8)), first_tx_mstamp: us(2), is_app_limited: true },
+            TxRate {
+                delivered: 7,
+                delivered_mstamp: Some(us(8)),
+                first_tx_mstamp: us(2),
+                is_app_limited: true,
+                in_flight: 0,
+            },
         );
         b.retrans = 1;
         b.sacked |= TCPCB_EVER_RETRANS;
@@ -368,7 +410,7 @@ mod tests {
         tp.packets_out = 3;
         tp.tcp_rate_check_app_limited();
         assert_eq!(tp.rate.app_limited, 23);
-        let tx = tp.tcp_rate_skb_sent(us(0));
+        let tx = tp.tcp_rate_skb_sent(us(0), SeqNum(1000));
         assert!(tx.is_app_limited);
         tp.rate.app_limited = 0;
         tp.packets_out = 10; // cwnd full
@@ -413,5 +455,28 @@ mod tests {
         };
         tp.tcp_rate_gen(us(1000), 1, 0, false, &mut rs);
         assert_eq!((tp.rate.rate_delivered, tp.rate.rate_interval_us, tp.rate.rate_app_limited), (24, 2000, true));
+    }
+
+    /// A lone runt packet's ACK may be delayed; a full-sized one, a second packet, an earlier
+    /// SACK or a delivery in between say it was not.
+    #[test]
+    fn ack_maybe_delayed_only_for_a_lone_runt() {
+        let mut tp = sock();
+        tp.delivered = 8;
+        let mut rs = RateSample { prior_delivered: 7, ..Default::default() };
+        tp.tcp_rate_ack_maybe_delayed(1, 300, 0, false, &mut rs);
+        assert!(rs.is_ack_delayed);
+        for (pkts, in_flight, sacked, alert, prior) in [
+            (2, 300, 0, false, 7),
+            (1, 1000, 0, false, 7),
+            (1, 0, 0, false, 7),
+            (1, 300, 1, false, 7),
+            (1, 300, 0, true, 7),
+            (1, 300, 0, false, 6),
+        ] {
+            let mut rs = RateSample { prior_delivered: prior, ..Default::default() };
+            tp.tcp_rate_ack_maybe_delayed(pkts, in_flight, sacked, alert, &mut rs);
+            assert!(!rs.is_ack_delayed, "{pkts} {in_flight} {sacked} {alert} {prior}");
+        }
     }
 }
