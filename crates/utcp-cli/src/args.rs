@@ -56,6 +56,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME", default_value = "cubic")]
     pub kernel_congestion: String,
 
+    /// Congestion control of utcp's sockets (`net.ipv4.tcp_congestion_control` on both
+    /// stacks): cubic, reno or bbr
+    #[arg(long, value_name = "NAME", default_value = "cubic")]
+    pub congestion: String,
+
     /// Also run the workloads over smoltcp (two interfaces on an in-memory link in one thread,
     /// the same MTU, checksums on) and print utcp/smoltcp ratios
     #[arg(long)]
@@ -186,6 +191,8 @@ pub struct BenchSettings {
     pub kernel_only: bool,
     /// `--kernel-congestion`: the kernel sockets' congestion control.
     pub kernel_congestion: String,
+    /// `--congestion`: utcp's congestion control.
+    pub congestion: String,
     pub json: bool,
     pub timeout: Option<Duration>,
     /// Run the smoltcp peer as well.
@@ -256,6 +263,7 @@ impl BenchArgs {
             with_kernel: self.kernel,
             kernel_only: self.kernel_only,
             kernel_congestion: self.kernel_congestion.clone(),
+            congestion: self.congestion.clone(),
             json: self.json,
             timeout: self.timeout.filter(|t| !t.is_zero()),
             peers: self.peers,

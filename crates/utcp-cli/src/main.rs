@@ -460,6 +460,20 @@ mod tests {
         assert!(Cli::try_parse_from(["utcp"]).is_err());
     }
 
+    /// `--congestion` sets utcp's algorithm on both stacks (the report names it); an unknown
+    /// name is refused when the transport is built.
+    #[test]
+    fn congestion_selects_utcp_algorithm() {
+        let s = small(&["--congestion", "bbr"]);
+        let mut u = UtcpTransport::new(&s).unwrap();
+        assert_eq!(u.congestion_control(), "bbr");
+        let r = run_bench(&s, &mut u, None::<&mut KernelTransport>).unwrap();
+        assert!(r.all_ok());
+        let s = small(&["--congestion", "vegas"]);
+        let e = UtcpTransport::new(&s).err().expect("vegas refused");
+        assert!(e.to_string().contains("--congestion vegas"), "{e}");
+    }
+
     #[test]
     fn kernel_only_report() {
         let s = small(&["--kernel-only", "--json"]);

@@ -371,6 +371,7 @@ mod tests {
             with_kernel: true,
             kernel_only: false,
             kernel_congestion: "cubic".into(),
+            congestion: "cubic".into(),
             json: true,
             timeout: None,
             peers: false,

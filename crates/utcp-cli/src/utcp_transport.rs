@@ -78,6 +78,10 @@ impl UtcpTransport {
         let mut devs = Vec::new();
         for (i, (addr, port)) in [(ADDR_A, pa), (ADDR_B, pb)].into_iter().enumerate() {
             let core = StackCore::new(addr, s.mtu as u32, clock.clone(), imp.seed ^ (0x9e37_79b9 * (i as u64 + 1)));
+            core.net
+                .sysctl
+                .set_by_name("net.ipv4.tcp_congestion_control", &s.congestion)
+                .map_err(|e| io::Error::other(format!("--congestion {}: {e}", s.congestion)))?;
             let dev: Arc<dyn NetDevice> = match (&s.pcap, i) {
                 (Some(path), 0) => Arc::new(PcapDevice::create(port.clone(), path, clock.clone()).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot create pcap file {}: {e}", path.display()))

@@ -179,6 +179,25 @@ struct CodeEvent {
     code: String,
     info: utcp::tcp::info::TcpInfo,
     rcvbuf: i64,
+    /// TCP_CC_INFO's bytes (`write_tcp_cc_info()`: BBR's `tcp_bbr_info`, empty for others).
+    cc_info: Vec<u8>,
+}
+
+/// `write_tcp_bbr_cc_info()`: the names packetdrill defines from a `tcp_bbr_info`.
+fn bbr_cc_var(cc: &[u8], n: &str) -> Option<i64> {
+    if cc.len() < 20 {
+        return None;
+    }
+    let u = |i: usize| u32::from_ne_bytes(cc[i * 4..i * 4 + 4].try_into().expect("4 bytes")) as i64;
+    Some(match n {
+        "bbr_bw_lo" => u(0),
+        "bbr_bw_hi" => u(1),
+        "bbr_bw" => u(0) | (u(1) << 32),
+        "bbr_min_rtt" => u(2),
+        "bbr_pacing_gain" => u(3),
+        "bbr_cwnd_gain" => u(4),
+        _ => return None,
+    })
 }
 
 fn usecs(t: i64) -> String {
@@ -609,8 +628,14 @@ impl Runner {
             if now >= limit {
                 return fail(line, "timed out waiting for packet");
             }
-            let next =
-                self.core.next_timer().map(|x| (x.micros() - EPOCH.micros()) as i64).unwrap_or(limit).clamp(now, limit);
+            // Rounded up to the script's µs: a timer due within the current µs (an EDT pacing
+            // deadline, in ns) is reached, not waited for at the same instant forever.
+            let next = self
+                .core
+                .next_timer()
+                .map(|x| (x.nanos() - EPOCH.nanos()).div_ceil(1000) as i64)
+                .unwrap_or(limit)
+                .clamp(now, limit);
             if next <= now && self.core.next_timer().is_none() && self.pending.is_none() {
                 return fail(line, "timed out waiting for packet");
             }
@@ -629,7 +654,13 @@ impl Runner {
         let info = self.stack.tcp_info(fd).map_err(|e| Failure { line, reason: format!("TCP_INFO: {e:?}") })?;
         let sock = self.stack.sockfd_lookup(fd).map_err(|e| Failure { line, reason: format!("{e:?}") })?;
         let rcvbuf = sock.sk.peek_tp(|tp| tp.rcvbuf) as i64;
-        self.code_events.push(CodeEvent { line, code: code.to_string(), info, rcvbuf });
+        let mut cc_info = vec![0u8; 20];
+        let n = self
+            .stack
+            .getsockopt(fd, utcp::syscall::SOL_TCP, utcp::syscall::opt::TCP_CC_INFO, &mut cc_info)
+            .unwrap_or(0);
+        cc_info.truncate(n);
+        self.code_events.push(CodeEvent { line, code: code.to_string(), info, rcvbuf, cc_info });
         Ok(())
     }
 
@@ -645,6 +676,9 @@ impl Runner {
                 }
                 if n == "SK_MEMINFO_RCVBUF" {
                     return Ok(ev.rcvbuf);
+                }
+                if let Some(v) = bbr_cc_var(&ev.cc_info, n) {
+                    return Ok(v);
                 }
                 if let Some(v) = symbol(n) {
                     return Ok(v);

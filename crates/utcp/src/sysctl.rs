@@ -134,7 +134,8 @@ sysctls! {
     tcp_rto_min_us: "net.ipv4.tcp_rto_min_us" = [200000],
     ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
     ip_default_ttl: "net.ipv4.ip_default_ttl" = [64],
-    // A name in Linux; stored as 0 = cubic, 1 = reno (`CongAlgo`), read and written by name.
+    // A name in Linux; stored as 0 = cubic, 1 = reno, 2 = bbr (`CongAlgo`), read and written by
+    // name.
     tcp_congestion_control: "net.ipv4.tcp_congestion_control" = [0],
     ip_nonlocal_bind: "net.ipv4.ip_nonlocal_bind" = [0],
     ip_no_pmtu_disc: "net.ipv4.ip_no_pmtu_disc" = [0],
@@ -364,6 +365,7 @@ impl Sysctls {
             let v = match value.trim() {
                 "cubic" => 0,
                 "reno" => 1,
+                "bbr" => 2,
                 _ => return Err(Errno::ENOENT),
             };
             k.set(v);
@@ -407,7 +409,12 @@ impl Sysctls {
     pub fn get_by_name(&self, name: &str) -> SysResult<String> {
         let k = self.knob(name).ok_or(Errno::ENOENT)?;
         if k.name == "net.ipv4.tcp_congestion_control" {
-            return Ok(if k.get() == 1 { "reno" } else { "cubic" }.to_string());
+            return Ok(match k.get() {
+                1 => "reno",
+                2 => "bbr",
+                _ => "cubic",
+            }
+            .to_string());
         }
         Ok(k.format())
     }

@@ -207,14 +207,21 @@ fn check_round(what: &str, a: &Host, b: &Host, stall: Option<&Stall>) -> bool {
 }
 
 fn clean_link_in_order(delivery: Delivery) {
+    clean_link_in_order_with(delivery, "cubic", 192 << 20)
+}
+
+/// [`clean_link_in_order`] with the namespace default congestion control `cc`.
+fn clean_link_in_order_with(delivery: Delivery, cc: &str, total: u64) {
     let _one = serial();
     let mut clean = 0;
     for round in 0..3 {
         let (a, b) = memlink_pair(LinkConfig { delivery, ..LinkConfig::default() });
-        let total = 192 << 20;
+        for h in [&a, &b] {
+            h.stack.core.net.sysctl.set_by_name("net.ipv4.tcp_congestion_control", cc).unwrap();
+        }
         let ((bad, got), stall) = measure_stall(|| stream_measured(&a, &b, 5001, total));
         assert_eq!((bad, got), (None, total), "{delivery:?} round {round}");
-        let what = format!("{delivery:?} round {round}");
+        let what = format!("{delivery:?} {cc} round {round}");
         clean += check_round(&what, &a, &b, schedstats().then_some(&stall)) as u32;
     }
     // The reordering this pins showed in about half of all runs as hundreds of retransmissions;
@@ -237,6 +244,13 @@ fn clean_inline_link_never_retransmits() {
 #[test]
 fn clean_napi_link_never_retransmits() {
     clean_link_in_order(Delivery::Napi);
+}
+
+/// BBR on real threads: its pacing timer and rate samples on the real clock keep the stream
+/// in order with nothing retransmitted (the same rules as CUBIC's rounds above).
+#[test]
+fn clean_link_with_bbr_never_retransmits() {
+    clean_link_in_order_with(Delivery::Napi, "bbr", 64 << 20);
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! default, with its constants (beta = 717/1024, C = 0.4, fast convergence, TCP friendliness),
 //! and Reno (tcp_cong.c `tcp_reno_cong_avoid`, `tcp_reno_ssthresh`), the two built into every
 //! kernel and selectable with TCP_CONGESTION. HyStart's delay-increase detection is included;
-//! its ACK-train detection is not.
+//! its ACK-train detection is not. BBR (tcp/bbr.rs) is the third; it replaces the whole-ACK
+//! control (`cong_control`) and the `tcp_congestion_ops` hooks below dispatch to it.
 
+use super::rate::RateSample;
 use super::{Ctx, TcpSock};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -32,6 +34,8 @@ pub enum CongAlgo {
     Cubic,
     /// `reno`.
     Reno,
+    /// `bbr` (tcp_bbr.c, a module in Linux; built in here).
+    Bbr,
 }
 
 impl CongAlgo {
@@ -40,6 +44,7 @@ impl CongAlgo {
         match self {
             CongAlgo::Cubic => "cubic",
             CongAlgo::Reno => "reno",
+            CongAlgo::Bbr => "bbr",
         }
     }
     /// `tcp_ca_find()`.
@@ -47,7 +52,24 @@ impl CongAlgo {
         match name {
             "cubic" => Some(CongAlgo::Cubic),
             "reno" => Some(CongAlgo::Reno),
+            "bbr" => Some(CongAlgo::Bbr),
             _ => None,
+        }
+    }
+    /// The algorithm `net.ipv4.tcp_congestion_control` holds (its knob stores 0, 1, 2).
+    pub fn from_sysctl(v: i64) -> CongAlgo {
+        match v {
+            1 => CongAlgo::Reno,
+            2 => CongAlgo::Bbr,
+            _ => CongAlgo::Cubic,
+        }
+    }
+    /// The knob's value for the algorithm.
+    pub fn sysctl_value(self) -> i64 {
+        match self {
+            CongAlgo::Cubic => 0,
+            CongAlgo::Reno => 1,
+            CongAlgo::Bbr => 2,
         }
     }
 }
@@ -189,7 +211,110 @@ impl TcpSock {
         match self.ca_algo {
             CongAlgo::Cubic => self.cubic_ssthresh(),
             CongAlgo::Reno => (self.snd_cwnd >> 1).max(2),
+            CongAlgo::Bbr => self.bbr_ssthresh(),
         }
+    }
+
+    /// `tcp_init_congestion_control()` (`ca_ops->init`), at the start of the transfer or when
+    /// TCP_CONGESTION picks an algorithm on a connected socket.
+    pub fn tcp_init_congestion_control(&mut self, now: Instant) {
+        match self.ca_algo {
+            CongAlgo::Bbr => self.bbr_init(now),
+            CongAlgo::Cubic | CongAlgo::Reno => self.bbr = None,
+        }
+    }
+
+    /// `tcp_reinit_congestion_control()`: TCP_CONGESTION switches to `algo` (fresh state; the
+    /// algorithm starts now unless the socket is closed or listening, else at the transfer).
+    pub fn tcp_reinit_congestion_control(&mut self, algo: CongAlgo, now: Instant) {
+        self.ca_algo = algo;
+        self.cubic_reset();
+        self.bbr = None;
+        if !matches!(self.state, super::TcpState::Close | super::TcpState::Listen) {
+            self.tcp_init_congestion_control(now);
+        }
+    }
+
+    /// `ca_ops->undo_cwnd()`: the cwnd an undo restores (`tcp_reno_undo_cwnd`, CUBIC's too:
+    /// the cwnd before the reduction).
+    pub fn tcp_ca_undo_cwnd(&mut self) -> u32 {
+        match self.ca_algo {
+            CongAlgo::Bbr => self.bbr_undo_cwnd(),
+            CongAlgo::Cubic | CongAlgo::Reno => self.snd_cwnd.max(self.prior_cwnd),
+        }
+    }
+
+    /// `tcp_end_cwnd_reduction()`: leaving recovery sets cwnd to ssthresh, unless the
+    /// algorithm controls cwnd itself (`cong_control`).
+    pub fn tcp_end_cwnd_reduction(&mut self) {
+        if self.ca_algo == CongAlgo::Bbr {
+            return;
+        }
+        self.snd_cwnd = self.snd_ssthresh.max(2);
+    }
+
+    /// `tcp_set_ca_state(sk, TCP_CA_Loss)` with `ca_ops->set_state` (BBR's is the only one).
+    pub fn tcp_set_ca_state_loss(&mut self, ctx: &Ctx<'_>) {
+        if self.ca_algo == CongAlgo::Bbr {
+            self.bbr_set_state_loss(ctx);
+        }
+        self.ca_state = CaState::Loss;
+    }
+
+    /// `tcp_ca_event(CA_EVENT_TX_START)`: sending starts with nothing in flight. CUBIC shifts
+    /// its epoch over the idle time; BBR paces at its bandwidth after an idle period.
+    pub fn tcp_ca_event_tx_start(&mut self, net: &crate::netns::Netns, now: Instant) {
+        let idle = now.saturating_since(self.lsndtime);
+        if let Some(start) = self.cubic.epoch_start.as_mut() {
+            *start = (*start + idle).min(now);
+        }
+        if self.ca_algo == CongAlgo::Bbr {
+            self.bbr_cwnd_event_tx_start(net, now);
+        }
+    }
+
+    /// `ca_ops->min_tso_segs()`, else `net.ipv4.tcp_min_tso_segs`.
+    pub fn tcp_ca_min_tso_segs(&self, net: &crate::netns::Netns) -> u32 {
+        match self.ca_algo {
+            CongAlgo::Bbr => self.bbr_min_tso_segs(),
+            _ => net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32,
+        }
+    }
+
+    /// `ca_ops->sndbuf_expand()`: send buffer per cwnd (BBR may slow-start in recovery).
+    pub fn tcp_ca_sndbuf_expand(&self) -> u64 {
+        match self.ca_algo {
+            CongAlgo::Bbr => 3,
+            _ => 2,
+        }
+    }
+
+    /// `ca_ops->get_info()` for TCP_CC_INFO: BBR's `struct tcp_bbr_info`; nothing for
+    /// CUBIC and Reno.
+    pub fn tcp_ca_get_info(&self) -> Vec<u8> {
+        match self.ca_algo {
+            CongAlgo::Bbr => self.bbr_get_info(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `tcp_cong_control()`: at the end of an ACK, the algorithm's whole-ACK control when it
+    /// has one (`cong_control`, with the ACK's rate sample); else PRR while reducing cwnd,
+    /// growth when the state allows, and the pacing rate from cwnd / srtt.
+    pub fn tcp_cong_control(&mut self, ctx: &Ctx<'_>, acked_sacked: u32, fl: u32, rs: &RateSample) {
+        use super::input::flag;
+        if self.ca_algo == CongAlgo::Bbr {
+            self.bbr_main(ctx, rs);
+            return;
+        }
+        if self.tcp_in_cwnd_reduction() {
+            self.tcp_cwnd_reduction(acked_sacked, rs.losses, fl & flag::SND_UNA_ADVANCED != 0);
+        } else if self.tcp_may_raise_cwnd(ctx, fl) {
+            // Also in the Loss state: after an RTO cwnd slow-starts from 1 as the
+            // retransmissions are acknowledged, not only once the loss episode ends.
+            self.tcp_cong_avoid(ctx, acked_sacked);
+        }
+        self.tcp_update_pacing_rate(ctx.net);
     }
 
     /// `tcp_may_raise_cwnd()` (with `tcp_cong_control`'s "not reducing" test done by the
@@ -208,6 +333,8 @@ impl TcpSock {
         match self.ca_algo {
             CongAlgo::Cubic => self.cubictcp_cong_avoid(ctx, acked),
             CongAlgo::Reno => self.tcp_reno_cong_avoid(acked),
+            // BBR sets cwnd in its cong_control (bbr_main) and has no cong_avoid.
+            CongAlgo::Bbr => {}
         }
     }
 

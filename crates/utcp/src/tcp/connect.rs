@@ -77,6 +77,7 @@ pub fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
         tx_order: 0,
         retrans: 0,
         urg: false,
+        tx: Default::default(),
     });
     tp.write_seq = iss + 1;
     tp.snd_nxt = iss + 1;

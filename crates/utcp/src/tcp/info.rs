@@ -48,6 +48,9 @@ pub struct TcpInfo {
     pub tcpi_data_segs_in: u32,
     pub tcpi_data_segs_out: u32,
     pub tcpi_delivered: u32,
+    pub tcpi_delivered_ce: u32,
+    pub tcpi_delivery_rate: u64,
+    pub tcpi_delivery_rate_app_limited: bool,
     pub tcpi_snd_wnd: u32,
     pub tcpi_rcv_wnd: u32,
     pub tcpi_min_rtt: u32,
@@ -102,9 +105,14 @@ impl TcpInfo {
             "tcpi_data_segs_in" => self.tcpi_data_segs_in as i64,
             "tcpi_data_segs_out" => self.tcpi_data_segs_out as i64,
             "tcpi_delivered" => self.tcpi_delivered as i64,
+            "tcpi_delivered_ce" => self.tcpi_delivered_ce as i64,
+            "tcpi_delivery_rate" => self.tcpi_delivery_rate.min(i64::MAX as u64) as i64,
+            "tcpi_delivery_rate_app_limited" => self.tcpi_delivery_rate_app_limited as i64,
             "tcpi_snd_wnd" => self.tcpi_snd_wnd as i64,
             "tcpi_rcv_wnd" => self.tcpi_rcv_wnd as i64,
             "tcpi_min_rtt" => self.tcpi_min_rtt as i64,
+            "tcpi_pacing_rate" => self.tcpi_pacing_rate.min(i64::MAX as u64) as i64,
+            "tcpi_max_pacing_rate" => self.tcpi_max_pacing_rate.min(i64::MAX as u64) as i64,
             "tcpi_bytes_sent" => self.tcpi_bytes_sent as i64,
             "tcpi_bytes_retrans" => self.tcpi_bytes_retrans as i64,
             "tcpi_dsack_dups" => self.tcpi_dsack_dups as i64,
@@ -185,6 +193,10 @@ pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
         tcpi_data_segs_in: tp.data_segs_in,
         tcpi_data_segs_out: tp.data_segs_out,
         tcpi_delivered: tp.delivered,
+        // No CE mark is ever delivered: utcp negotiates no ECN.
+        tcpi_delivered_ce: 0,
+        tcpi_delivery_rate: tp.tcp_compute_delivery_rate(),
+        tcpi_delivery_rate_app_limited: tp.rate.rate_app_limited,
         tcpi_snd_wnd: tp.snd_wnd,
         tcpi_rcv_wnd: tp.rcv_wnd,
         // tcp_min_rtt(), ~0U before the first sample.
@@ -209,7 +221,8 @@ pub fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
         i.tcpi_backoff,
         i.tcpi_options,
         (i.tcpi_snd_wscale & 0xf) | (i.tcpi_rcv_wscale << 4),
-        0,
+        // tcpi_delivery_rate_app_limited:1, tcpi_fastopen_client_fail:2.
+        i.tcpi_delivery_rate_app_limited as u8,
     ];
     let u32s = |b: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| b.extend_from_slice(&x.to_ne_bytes()));
     let u64s = |b: &mut Vec<u8>, v: &[u64]| v.iter().for_each(|x| b.extend_from_slice(&x.to_ne_bytes()));
@@ -254,8 +267,8 @@ pub fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
             i.tcpi_data_segs_out,
         ],
     );
-    u64s(&mut b, &[0, 0, 0, 0]); // delivery_rate, busy_time, rwnd_limited, sndbuf_limited
-    u32s(&mut b, &[i.tcpi_delivered, 0]); // delivered, delivered_ce
+    u64s(&mut b, &[i.tcpi_delivery_rate, 0, 0, 0]); // delivery_rate, busy_time, rwnd_limited, sndbuf_limited
+    u32s(&mut b, &[i.tcpi_delivered, i.tcpi_delivered_ce]);
     u64s(&mut b, &[i.tcpi_bytes_sent, i.tcpi_bytes_retrans]);
     u32s(&mut b, &[i.tcpi_dsack_dups, i.tcpi_reord_seen, i.tcpi_rcv_ooopack, i.tcpi_snd_wnd, i.tcpi_rcv_wnd, 0]);
     b.extend_from_slice(&i.tcpi_total_rto.to_ne_bytes());

@@ -631,6 +631,7 @@ impl TcpSock {
     pub fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
         let prior_snd_una = self.snd_una;
         let prior_delivered = self.delivered;
+        let prior_lost = self.rate.lost;
         let ack = seg.ack_seq;
         if ack.before(prior_snd_una) {
             // Do not accept an ACK for bytes we never sent.
@@ -675,6 +676,7 @@ impl TcpSock {
         }
         fl |= self.tcp_ack_update_window(ctx, seg);
         let mut sack_rtt = SackRtt::default();
+        sack_rtt.rate.prior_in_flight = self.packets_in_flight();
         if !seg.sack.is_empty() {
             fl |= self.tcp_sacktag_write_queue(ctx, seg, prior_snd_una, &mut sack_rtt);
         }
@@ -699,8 +701,7 @@ impl TcpSock {
             }
             return 1;
         }
-        let prior_lost = self.lost_out;
-        self.tcp_clean_rtx_queue(ctx, &mut fl, prior_snd_una, &sack_rtt);
+        self.tcp_clean_rtx_queue(ctx, &mut fl, prior_snd_una, &mut sack_rtt);
         self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
@@ -727,19 +728,10 @@ impl TcpSock {
             };
             rexmit = self.tcp_fastretrans_alert(ctx, prior_snd_una, num_dupack, fl);
         }
-        // tcp_cong_control(): PRR while reducing, cwnd growth when the state allows.
-        if self.tcp_in_cwnd_reduction() {
-            let acked_sacked = self.delivered.wrapping_sub(prior_delivered);
-            let newly_lost = self.lost_out.saturating_sub(prior_lost);
-            self.tcp_cwnd_reduction(acked_sacked, newly_lost, fl & flag::SND_UNA_ADVANCED != 0);
-        } else if self.tcp_may_raise_cwnd(ctx, fl) {
-            // Also in the Loss state: after an RTO cwnd slow-starts from 1 as the
-            // retransmissions are acknowledged, not only once the loss episode ends.
-            let acked_sacked = self.delivered.wrapping_sub(prior_delivered);
-            self.tcp_cong_avoid(ctx, acked_sacked);
-        }
-        // The end of tcp_cong_control().
-        self.tcp_update_pacing_rate(ctx.net);
+        let delivered = self.delivered.wrapping_sub(prior_delivered);
+        let mut rs = sack_rtt.rate;
+        self.tcp_rate_gen(ctx.now, delivered, self.rate.lost.wrapping_sub(prior_lost), false, &mut rs);
+        self.tcp_cong_control(ctx, delivered, fl, &rs);
         self.tcp_xmit_recovery(ctx, rexmit);
         self.tcp_schedule_loss_probe(ctx);
         1
@@ -836,6 +828,7 @@ impl TcpSock {
                         self.lost_out = self.lost_out.saturating_sub(1);
                     }
                     skb.sacked |= TCPCB_SACKED_ACKED;
+                    self.rate.tcp_rate_skb_delivered(skb, &mut rtt.rate);
                     if skb.retrans == 0 {
                         if !skb.end_seq.after(high_seq) {
                             fl |= flag::ORIG_SACK_ACKED;
@@ -861,19 +854,27 @@ impl TcpSock {
     }
 
     /// `tcp_clean_rtx_queue()`: drops acknowledged segments, samples RTT. Returns packets acked.
-    fn tcp_clean_rtx_queue(&mut self, ctx: &mut Ctx<'_>, fl: &mut u32, prior_snd_una: SeqNum, sack: &SackRtt) -> u32 {
+    fn tcp_clean_rtx_queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        fl: &mut u32,
+        prior_snd_una: SeqNum,
+        sack: &mut SackRtt,
+    ) -> u32 {
         let mut acked = 0;
         // Send times of the oldest and the newest never-retransmitted segment this ACK
         // acknowledged cumulatively that had not been SACKed (`first_ackt`, `last_ackt`).
         let (mut first_ackt, mut last_ackt) = (None, None);
+        let (prior_sacked, mut last_in_flight) = (self.sacked_out, 0);
         while let Some(skb) = self.rtx_queue.front() {
             if skb.end_seq.after(self.snd_una) {
                 break;
             }
-            let skb = self.rtx_queue.pop_front().expect("head");
+            let mut skb = self.rtx_queue.pop_front().expect("head");
             if skb.sacked & TCPCB_SACKED_ACKED == 0 {
                 self.tcp_rack_advance(ctx, skb.tx_time, skb.tx_order, skb.retrans > 0);
             }
+            self.rate.tcp_rate_skb_delivered(&mut skb, &mut sack.rate);
             if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                 self.retrans_out = self.retrans_out.saturating_sub(1);
             }
@@ -890,6 +891,7 @@ impl TcpSock {
             } else if skb.sacked & TCPCB_SACKED_ACKED == 0 {
                 first_ackt.get_or_insert(skb.tx_time);
                 last_ackt = Some(skb.tx_time);
+                last_in_flight = skb.tx.in_flight;
                 if !skb.end_seq.after(self.high_seq) {
                     *fl |= flag::ORIG_SACK_ACKED;
                 }
@@ -906,6 +908,8 @@ impl TcpSock {
         }
         // sk_wmem_free_skb() uncharged each acked buffer.
         self.sk_mem_reclaim();
+        let alert = *fl & (flag::DATA_SACKED | flag::SYN_ACKED) != 0;
+        self.tcp_rate_ack_maybe_delayed(acked, last_in_flight, prior_sacked, alert, &mut sack.rate);
         self.tcp_ack_update_rtt(ctx, *fl, first_ackt, last_ackt, sack);
         if *fl & flag::ACKED != 0 && self.tcp_is_reno() {
             self.tcp_remove_reno_sacks(acked);
@@ -937,8 +941,7 @@ impl TcpSock {
                         before && self.undo_marker.is_none()
                     };
                     if !undone {
-                        // tcp_end_cwnd_reduction()
-                        self.snd_cwnd = self.snd_ssthresh.max(2);
+                        self.tcp_end_cwnd_reduction();
                     }
                     self.ca_state = CaState::Open;
                     self.dupacks = 0;
@@ -954,6 +957,7 @@ impl TcpSock {
                             if h.sacked & TCPCB_LOST == 0 {
                                 h.sacked |= TCPCB_LOST;
                                 self.lost_out += 1;
+                                self.rate.lost += 1;
                             }
                         }
                     }
@@ -1039,6 +1043,7 @@ impl TcpSock {
                 if h.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED) == 0 {
                     h.sacked |= TCPCB_LOST;
                     self.lost_out += 1;
+                    self.rate.lost += 1;
                 }
             }
             self.tcp_mark_lost_by_sack(ctx);
@@ -1070,6 +1075,7 @@ impl TcpSock {
             }
         }
         self.lost_out += lost;
+        self.rate.lost += lost;
     }
 
     /// `tcp_xmit_retransmit_queue()`: retransmits segments marked lost, as cwnd allows.
@@ -1236,6 +1242,7 @@ impl TcpSock {
             self.rto = TCP_TIMEOUT_FALLBACK;
         }
         self.snd_cwnd = if self.total_retrans > 1 { 1 } else { super::TCP_INIT_CWND };
+        self.tcp_init_congestion_control(ctx.now);
         self.tcp_init_buffer_space(ctx);
     }
 

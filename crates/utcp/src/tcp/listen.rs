@@ -649,9 +649,13 @@ impl TcpSock {
             ts_rtt
         };
         if let Some(rtt) = rtt {
+            // tcp_ack_update_rtt(): the sample also starts the min_rtt filter.
+            c.tcp_update_rtt_min(ctx, rtt);
             c.tcp_rtt_estimator(ctx, rtt);
             c.tcp_set_rto();
         }
+        // tcp_rcv_state_process(TCP_SYN_RECV): "SYN-ACK delivery isn't tracked in tcp_ack".
+        c.delivered += 1;
         c.start = ctx.now;
         c.last_data_recv = ctx.now;
         c.napi_id = self.napi_id;

@@ -73,6 +73,7 @@ impl TcpSock {
                 skb.sacked &= !TCPCB_SACKED_RETRANS;
                 self.retrans_out = self.retrans_out.saturating_sub(1);
                 ctx.inc(LinuxMib::TCPLostRetransmit);
+                self.rate.lost += 1;
             }
         } else {
             // DEVIATION(linux): a tail loss probe's retransmission counts in `retrans_out` here
@@ -85,6 +86,7 @@ impl TcpSock {
             }
             skb.sacked |= TCPCB_LOST;
             self.lost_out += 1;
+            self.rate.lost += 1;
         }
     }
 
@@ -140,7 +142,7 @@ impl TcpSock {
         self.dupacks = 0;
         self.tlp_high_seq = None;
         self.clear_timer(super::TcpTimer::LossProbe);
-        self.ca_state = CaState::Loss;
+        self.tcp_set_ca_state_loss(ctx);
         self.high_seq = self.snd_nxt;
         // F-RTO (RFC 5682 3.1 step 1): probe unless a recovery was already under way, except
         // for a repeated timeout of the same snd_una (3.2).
@@ -241,6 +243,7 @@ mod tests {
                 tx_order: i as u64,
                 retrans: 0,
                 urg: false,
+                tx: Default::default(),
             });
         }
         tp.packets_out = 10;

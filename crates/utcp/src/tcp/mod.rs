@@ -6,6 +6,7 @@
 //! a [`Ctx`] carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
 //! reads a clock, sleeps, or touches a device.
 
+pub mod bbr;
 pub mod close;
 pub mod cong;
 pub mod connect;
@@ -24,6 +25,7 @@ pub mod poll;
 pub mod prr;
 pub mod prune;
 pub mod rack;
+pub mod rate;
 pub mod recvmsg;
 pub mod rtt;
 pub mod sk_mem;
@@ -222,6 +224,8 @@ pub struct TxSkb {
     pub retrans: u8,
     /// Send with PSH (`TCPHDR_PSH` marked by `tcp_mark_push`).
     pub urg: bool,
+    /// `TCP_SKB_CB(skb)->tx`: the delivery state at the last transmission (tcp/rate.rs).
+    pub tx: rate::TxRate,
 }
 
 crate::skb_queue::queue_cache!(TxSkb);
@@ -674,6 +678,8 @@ pub struct TcpSock {
     pub min_rtt_stamp: Instant,
     /// CUBIC state.
     pub cubic: Cubic,
+    /// BBR's state (tcp/bbr.rs) while BBR is the algorithm, from its `init`.
+    pub bbr: Option<Box<bbr::Bbr>>,
     /// `tp->lsndtime`.
     pub lsndtime: Instant,
     /// `tp->rcv_tstamp`: time of the last ACK received.
@@ -747,6 +753,8 @@ pub struct TcpSock {
     pub total_rto_recoveries: u16,
     /// `tp->delivered`.
     pub delivered: u32,
+    /// The delivery-rate estimator's state (tcp/rate.rs).
+    pub rate: rate::TcpRate,
     /// `icsk->icsk_ack.lrcvtime` of data (tcpi_last_data_recv).
     pub last_data_recv: Instant,
     /// Connection start.
@@ -926,7 +934,7 @@ impl TcpSock {
             reuseport: false,
             dontroute: false,
             // tcp_assign_congestion_control(): the namespace default.
-            ca_algo: if s.tcp_congestion_control.get() == 1 { cong::CongAlgo::Reno } else { cong::CongAlgo::Cubic },
+            ca_algo: cong::CongAlgo::from_sysctl(s.tcp_congestion_control.get()),
             reord_seen: 0,
             undo_marker: None,
             undo_retrans: -1,
@@ -940,6 +948,7 @@ impl TcpSock {
             min_rtt_us: 0,
             min_rtt_stamp: Instant::ZERO,
             cubic: Cubic::default(),
+            bbr: None,
             lsndtime: now,
             rcv_tstamp: now,
             timers: [None; TcpTimer::COUNT],
@@ -972,6 +981,7 @@ impl TcpSock {
             total_rto: 0,
             total_rto_recoveries: 0,
             delivered: 0,
+            rate: rate::TcpRate::default(),
             last_data_recv: now,
             start: now,
             listen: None,

@@ -71,12 +71,14 @@ impl TcpSock {
                     tx_time: skb.tx_time,
                     retrans: skb.retrans,
                     urg: skb.urg,
+                    tx: skb.tx,
                     tx_order: skb.tx_order,
                 });
                 seq = end;
             }
             self.packets_out += pieces as u32 - 1;
             self.lost_out += pieces as u32 - was_lost as u32;
+            self.rate.lost += pieces as u32 - was_lost as u32;
         }
         self.rtx_queue = q;
         if self.lost_out == prior_lost {

@@ -268,11 +268,7 @@ impl TcpSock {
     fn tcp_event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         if self.packets_in_flight() == 0 {
-            // CA_EVENT_TX_START: CUBIC shifts its epoch over the idle time.
-            let idle = now.saturating_since(self.lsndtime);
-            if let Some(start) = self.cubic.epoch_start.as_mut() {
-                *start = (*start + idle).min(now);
-            }
+            self.tcp_ca_event_tx_start(ctx.net, now);
         }
         self.lsndtime = now;
         // A reply within ato of the last received data means an interactive exchange.
@@ -336,6 +332,8 @@ impl TcpSock {
     /// the bytes taken; stops early when the send buffer is full.
     /// `tsflags` is the call's `sockc.tsflags` (the socket's, or a control message's).
     pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> usize {
+        // Is sending application-limited?
+        self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
         let mut copied = 0;
@@ -365,6 +363,7 @@ impl TcpSock {
                     tx_order: 0,
                     retrans: 0,
                     urg: false,
+                    tx: Default::default(),
                 });
                 self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
             }
@@ -592,6 +591,7 @@ impl TcpSock {
             skb.tx_time = ctx.now;
             skb.tx_order = self.tcp_next_tx_order();
             self.tcp_transmit_gso(ctx, skb.seq, flags, payload, mss_now);
+            skb.tx = self.tcp_rate_skb_sent(ctx.now, skb.end_seq);
             // tcp_minshall_update(): a segment with a short last packet.
             if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
                 self.snd_sml = skb.end_seq;
@@ -652,6 +652,7 @@ impl TcpSock {
                 tx_order: 0,
                 retrans: 0,
                 urg: false,
+                tx: Default::default(),
             });
         }
         self.write_seq += 1;
@@ -694,7 +695,9 @@ impl TcpSock {
         self.bytes_retrans += payload.len() as u64;
         self.tcp_transmit(ctx, seq, flags, payload);
         let order = self.tcp_next_tx_order();
+        let tx = self.tcp_rate_skb_sent(ctx.now, self.rtx_queue[idx].end_seq);
         let skb = &mut self.rtx_queue[idx];
+        skb.tx = tx;
         skb.tx_time = ctx.now;
         skb.tx_order = order;
         skb.retrans = skb.retrans.saturating_add(1);
@@ -731,6 +734,7 @@ impl TcpSock {
                 skb.tx_time = ctx.now;
                 skb.tx_order = self.tcp_next_tx_order();
                 self.tcp_transmit(ctx, skb.seq, skb.flags, payload);
+                skb.tx = self.tcp_rate_skb_sent(ctx.now, skb.end_seq);
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;
                 self.rtx_queue.push_back(skb);

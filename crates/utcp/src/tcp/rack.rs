@@ -120,6 +120,9 @@ impl TcpSock {
             // Lost if not delivered within the recent RTT plus the reordering window.
             let remaining = rack_rtt + reo_wnd - ctx.now.saturating_since(skb.tx_time).as_micros() as i64;
             if remaining <= 0 {
+                // tcp_notify_skb_loss_event(): `tp->lost` counts every marking, a lost
+                // retransmission's too.
+                self.rate.lost += 1;
                 if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                     // A lost retransmission.
                     skb.sacked &= !TCPCB_SACKED_RETRANS;

@@ -16,11 +16,13 @@ use crate::time::{Duration, Instant};
 
 /// What `tcp_sacktag_one()` notes for RTT: the send times of the lowest and the highest
 /// never-retransmitted segment an ACK newly SACKed (`first_sackt`, `last_sackt`; Linux walks
-/// the blocks sorted by sequence).
+/// the blocks sorted by sequence), and the ACK's delivery-rate sample (`state->rate`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SackRtt {
     first: Option<(SeqNum, Instant)>,
     last: Option<(SeqNum, Instant)>,
+    /// The rate sample the (S)ACKed segments start (tcp/rate.rs).
+    pub rate: super::rate::RateSample,
 }
 
 impl SackRtt {
@@ -50,7 +52,7 @@ impl TcpSock {
         fl: u32,
         first_ackt: Option<Instant>,
         last_ackt: Option<Instant>,
-        sack: &SackRtt,
+        sack: &mut SackRtt,
     ) -> bool {
         let (mut seq_rtt_us, mut ca_rtt_us) = (-1i64, -1i64);
         if let (Some(first), Some(last)) = (first_ackt, last_ackt) {
@@ -78,6 +80,8 @@ impl TcpSock {
                 ca_rtt_us = seq_rtt_us;
             }
         }
+        // The RTT of the last (S)ACKed packet, or -1.
+        sack.rate.rtt_us = ca_rtt_us;
         if seq_rtt_us < 0 {
             return false;
         }

@@ -11,11 +11,12 @@ const SHINFO: u32 = 320;
 const SKB_STRUCT: u32 = 256;
 
 impl TcpSock {
-    /// `tcp_sndbuf_expand()`: room for two windows of MSS-sized skbs (CUBIC's factor 2).
+    /// `tcp_sndbuf_expand()`: room for two windows of MSS-sized skbs (three with BBR,
+    /// `ca_ops->sndbuf_expand`).
     pub fn tcp_sndbuf_expand(&mut self, net: &Netns) {
         let per_mss = (self.mss_clamp.max(self.mss_cache) + MAX_TCP_HEADER + SHINFO).next_power_of_two() + SKB_STRUCT;
         let nr_segs = super::TCP_INIT_CWND.max(self.snd_cwnd).max(self.reordering + 1);
-        let sndmem = 2u64 * nr_segs as u64 * per_mss as u64;
+        let sndmem = self.tcp_ca_sndbuf_expand() * nr_segs as u64 * per_mss as u64;
         if (self.sndbuf as u64) < sndmem {
             self.sndbuf = sndmem.min(net.sysctl.tcp_wmem.idx(2) as u64) as u32;
         }

@@ -33,12 +33,11 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             }
             // tcp_set_congestion_control(): an empty or unknown name is not found.
             let name = String::from_utf8_lossy(opt_name(val));
-            // DEVIATION(linux): only the built-in cubic and reno exist (no modules: bbr,
-            // htcp... answer ENOENT as an unloadable module does).
+            // DEVIATION(linux): only cubic, reno and bbr exist (no other modules: htcp,
+            // vegas... answer ENOENT as an unloadable module does).
             let algo = super::cong::CongAlgo::from_name(&name).ok_or(Errno::ENOENT)?;
             if algo != tp.ca_algo {
-                tp.ca_algo = algo;
-                tp.cubic_reset();
+                tp.tcp_reinit_congestion_control(algo, ctx.now);
             }
             return Ok(());
         }
@@ -239,8 +238,8 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         TCP_FASTOPEN_NO_COOKIE => i(tp.fastopen_no_cookie as i32),
         TCP_FASTOPEN_KEY => tp.fastopen_key.clone().unwrap_or_default(),
         TCP_SAVE_SYN => i(tp.save_syn as i32),
-        // Neither cubic nor reno has a get_info(): no tcp_cc_info bytes.
-        TCP_CC_INFO => Vec::new(),
+        // Neither cubic nor reno has a get_info(): no tcp_cc_info bytes; bbr's tcp_bbr_info.
+        TCP_CC_INFO => tp.tcp_ca_get_info(),
         // No ULP attached: a zero length.
         TCP_ULP => Vec::new(),
         TCP_IS_MPTCP => i(0),

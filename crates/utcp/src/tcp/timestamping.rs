@@ -289,6 +289,7 @@ mod tests {
             tx_order: 0,
             retrans: 0,
             urg: false,
+            tx: Default::default(),
         }
     }
 

@@ -57,12 +57,12 @@ pub fn tcp_get_timestamping_opt_stats(tp: &TcpSock, ctx: &Ctx<'_>, ack: bool) ->
     u64(&mut b, TCP_NLA_DATA_SEGS_OUT, tp.data_segs_out as u64);
     u64(&mut b, TCP_NLA_TOTAL_RETRANS, tp.total_retrans as u64);
     u64(&mut b, TCP_NLA_PACING_RATE, tp.pacing_rate);
-    u64(&mut b, TCP_NLA_DELIVERY_RATE, 0);
+    u64(&mut b, TCP_NLA_DELIVERY_RATE, tp.tcp_compute_delivery_rate());
     u32(&mut b, TCP_NLA_SND_CWND, tp.snd_cwnd);
     u32(&mut b, TCP_NLA_REORDERING, tp.reordering);
     u32(&mut b, TCP_NLA_MIN_RTT, if tp.min_rtt_us == 0 { u32::MAX } else { tp.min_rtt_us });
     nla_put(&mut b, TCP_NLA_RECUR_RETRANS, &[tp.retransmits]);
-    nla_put(&mut b, TCP_NLA_DELIVERY_RATE_APP_LMT, &[0]);
+    nla_put(&mut b, TCP_NLA_DELIVERY_RATE_APP_LMT, &[tp.rate.rate_app_limited as u8]);
     u32(&mut b, TCP_NLA_SND_SSTHRESH, tp.snd_ssthresh);
     u32(&mut b, TCP_NLA_DELIVERED, tp.delivered);
     u32(&mut b, TCP_NLA_DELIVERED_CE, 0);

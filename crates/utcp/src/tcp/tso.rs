@@ -61,7 +61,7 @@ impl TcpSock {
             }
         }
         let bytes = bytes.min(gso_max as u64) as u32;
-        let min_segs = net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32;
+        let min_segs = self.tcp_ca_min_tso_segs(net);
         (bytes / mss_now.max(1)).max(min_segs)
     }
 
@@ -235,6 +235,7 @@ impl TcpSock {
             tx_order: 0,
             retrans: 0,
             urg: head.urg,
+            tx: head.tx,
         };
         head.data = first;
         head.end_seq = head.seq + len;
@@ -259,6 +260,7 @@ impl TcpSock {
                 tx_time: skb.tx_time,
                 retrans: 0,
                 urg: skb.urg,
+                tx: skb.tx,
                 tx_order: skb.tx_order,
             };
             skb.data = skb.data.slice(mss as usize..);

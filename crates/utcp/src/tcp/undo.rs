@@ -84,7 +84,7 @@ impl TcpSock {
             self.lost_out = 0;
         }
         if self.prior_ssthresh != 0 {
-            self.snd_cwnd = self.snd_cwnd.max(self.prior_cwnd);
+            self.snd_cwnd = self.tcp_ca_undo_cwnd();
             if self.prior_ssthresh > self.snd_ssthresh {
                 self.snd_ssthresh = self.prior_ssthresh;
             }
