@@ -710,7 +710,7 @@ mod tests {
     fn netdev_receive_fails_instead_of_hanging_when_nothing_can_be_sent() {
         let i = inst();
         let fd = i.call(|s| s.socket(2, 1, 0)).unwrap();
-        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse().unwrap())).unwrap();
+        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap())).unwrap();
         i.call(|s| s.listen(fd, 1)).unwrap();
         let mut buf = [0u8; 2048];
         assert!(i.netdev_receive(&mut buf).is_none());
@@ -720,7 +720,7 @@ mod tests {
     fn connect_sends_a_syn_and_its_retransmission_fires_in_virtual_time() {
         let i = inst();
         let fd = i.call(|s| s.socket(2, 1 | 0o4000, 0)).unwrap();
-        let r = i.call(|s| s.connect(fd, "192.0.2.1:8080".parse().unwrap()));
+        let r = i.call(|s| s.connect(fd, "192.0.2.1:8080".parse::<std::net::SocketAddrV4>().unwrap()));
         assert_eq!(r, Err(Errno::EINPROGRESS));
         let mut buf = [0u8; 2048];
         let (n, t0) = i.netdev_receive(&mut buf).expect("SYN");
@@ -738,7 +738,7 @@ mod tests {
         // waits for it on a condition variable: nothing moves the clock but the library.
         let i = Arc::new(inst());
         let fd = i.call(|s| s.socket(2, 1, 0)).unwrap();
-        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse().unwrap())).unwrap();
+        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap())).unwrap();
         i.call(|s| s.listen(fd, 1)).unwrap();
         let mut tv = [0u8; 16];
         tv[8..16].copy_from_slice(&250_000i64.to_ne_bytes()); // 0 s 250000 us

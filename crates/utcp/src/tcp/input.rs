@@ -63,8 +63,11 @@ pub struct RxMeta {
     pub segs: u32,
     /// How the receiving device laid the packet out.
     pub layout: crate::skb::SkbLayout,
-    /// The IP header's TTL (checked against IP_MINTTL).
+    /// The IP header's TTL (checked against IP_MINTTL), or IPv6 hop limit (IPV6_MINHOPCOUNT).
     pub ttl: u8,
+    /// The IPv6 traffic class (`ipv6_get_dsfield()`: a stateless reply carries it); 0 for
+    /// IPv4.
+    pub tclass: u8,
 }
 
 impl Seg {
