@@ -246,7 +246,11 @@ impl StackCore {
             self.dev_queue_xmit(out);
             self.dev_flush();
         }
-        let Some(off) = tcp else { return };
+        let off = match tcp {
+            Some(ip::ipv6::Ip6Up::Tcp(off)) => off,
+            Some(ip::ipv6::Ip6Up::TcpErr(e)) => return self.tcp_v6_err(e),
+            None => return,
+        };
         let Ok(tin) = ip::ipv6::ip6_rcv_tcp(&self.net, &pkt, off, verify && !frame.csum_partial) else { return };
         let mut seg = seg_from(&tin);
         if frame.truesize != 0 {
@@ -311,10 +315,21 @@ impl StackCore {
     fn tcp_v4_err(&self, e: ip::icmp::IcmpErr) {
         let p = &e.payload;
         let (sport, dport) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
-        let sk = self.ehash.read().get(&(e.saddr.into(), sport, e.daddr.into(), dport)).cloned();
+        let sk = self.ehash.read().get(&(e.saddr, sport, e.daddr, dport)).cloned();
         match sk {
             Some(sk) => sk.icmp_err_softirq(e),
             None => self.net.mib.icmp_inc(crate::mib::IcmpMib::InErrors),
+        }
+    }
+
+    /// `tcp_v6_err()`'s lookup: the socket the quoted segment came from; none: Icmp6InErrors.
+    fn tcp_v6_err(&self, e: ip::icmp::IcmpErr) {
+        let p = &e.payload;
+        let (sport, dport) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+        let sk = self.ehash.read().get(&(e.saddr, sport, e.daddr, dport)).cloned();
+        match sk {
+            Some(sk) => sk.icmp_err_softirq(e),
+            None => self.net.mib.icmp6_inc(crate::mib::Icmp6Mib::InErrors),
         }
     }
 

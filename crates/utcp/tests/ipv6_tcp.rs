@@ -374,14 +374,141 @@ fn ipv6_transfer_on_real_threads_is_byte_exact_and_clean() {
     c.shutdown(std::net::Shutdown::Write).unwrap();
     let got = reader.join().unwrap();
     assert!(got == data, "byte-exact ({} of {} bytes)", got.len(), total);
-    // A preempted thread may let a loss probe fire (docs/ARCHITECTURE.md): only
-    // retransmissions not caused by a timer, reordering and DSACK are failures here.
+    // A preempted thread may let a loss probe fire (docs/ARCHITECTURE.md), and the probe's
+    // duplicate be reported by a DSACK: only reordering, and retransmissions or DSACKs not
+    // caused by a timer, are failures here.
     for st in [&a.stack, &b.stack] {
         let m = &st.core.net.mib;
         assert_eq!(m.get(LinuxMib::TCPOFOQueue), 0, "{}", m.nstat(false));
-        assert_eq!(m.get(LinuxMib::TCPDSACKRecv), 0);
         let timer = m.get(LinuxMib::TCPLossProbes) + m.get(LinuxMib::TCPTimeouts);
         assert!(m.tcp_get(TcpMib::RetransSegs) <= timer, "{}", m.nstat(false));
+        assert!(m.get(LinuxMib::TCPDSACKRecv) <= timer, "{}", m.nstat(false));
         assert_eq!(m.tcp_get(TcpMib::InErrs), 0);
     }
+}
+
+/// An IPv6 packet from `src` to `dst` carrying ICMPv6 message `m`.
+fn icmp6_pkt(src: Ipv6Addr, dst: Ipv6Addr, m: &utcp::wire::Icmpv6Repr<'_>) -> Vec<u8> {
+    let body = m.to_bytes(&src, &dst);
+    let mut b = vec![0u8; 40 + body.len()];
+    let r = utcp::wire::Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: nexthdr::ICMP,
+        payload_len: body.len(),
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    r.emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+    b[40..].copy_from_slice(&body);
+    b
+}
+
+/// Hands `pkt` to host A as if it came off its wire.
+fn rx_a(net: &SimNet, pkt: &[u8]) {
+    net.a.stack.core.netif_receive(utcp::ip::frame_from_wire(bytes::Bytes::copy_from_slice(pkt)));
+}
+
+#[test]
+fn packet_too_big_lowers_the_path_mtu_and_the_mss() {
+    // A link with a delay, so that A's segments are still in flight when the error comes.
+    let net = SimNet::new(LinkConfig { delay: Duration::from_millis(5), ..LinkConfig::default() });
+    let log = tap_a(&net);
+    let (_l, c, s, _) = open(&net, AF_INET6, v6(Ipv6Addr::UNSPECIFIED, 80), AF_INET6, v6(ADDR6_B, 80));
+    let a = net.a.stack.clone();
+    let data = pattern(200_000, 4);
+    log.lock().unwrap().clear();
+    let n = a.send(c, Some(&data), data.len(), 0).unwrap();
+    net.settle();
+    let first = log.lock().unwrap().iter().find(|f| f.len() > 1400).cloned().expect("a full-sized segment in flight");
+    // A router on the way (fd00::1) cannot forward it: Packet Too Big, MTU 1280, quoting as
+    // much as fits.
+    let router: Ipv6Addr = "fd00::1".parse().unwrap();
+    let quoted = &first[..1232];
+    rx_a(&net, &icmp6_pkt(router, ADDR6_A, &utcp::wire::Icmpv6Repr::PktTooBig { mtu: 1280, quoted }));
+    // An MTU below IPv6's minimum is ignored.
+    rx_a(&net, &icmp6_pkt(router, ADDR6_A, &utcp::wire::Icmpv6Repr::PktTooBig { mtu: 1000, quoted }));
+    assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_MTU), Ok(1280));
+    assert_eq!(a.tcp_info(c).unwrap().tcpi_pmtu, 1280);
+    // 1280 - 40 - 20 - 12 (timestamps).
+    assert_eq!(a.tcp_info(c).unwrap().tcpi_snd_mss, 1208);
+    log.lock().unwrap().clear();
+    let mut got = Vec::new();
+    let b = net.b.stack.clone();
+    let mut buf = vec![0u8; 65536];
+    assert!(net.run_until(Duration::from_secs(30), || {
+        while let Ok(k) = b.recv(s, Some(&mut buf), 65536, SOCK_NONBLOCK_MSG) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        got.len() == n
+    }));
+    assert!(got[..] == data[..n], "byte-exact after the MSS change");
+    // What A sent after the report fits the new MTU, the cut segments resent
+    // (tcp_simple_retransmit).
+    assert!(log.lock().unwrap().iter().all(|f| f.len() <= 1280));
+    assert!(a.core.net.mib.tcp_get(TcpMib::RetransSegs) > 0);
+    assert_eq!(a.core.net.mib.icmp6_get(utcp::mib::Icmp6Mib::InPktTooBigs), 2);
+}
+
+/// MSG_DONTWAIT.
+const SOCK_NONBLOCK_MSG: i32 = 0x40;
+
+#[test]
+fn destination_unreachable_fails_a_connect_and_ipv6_recverr_queues_it() {
+    let net = SimNet::new(LinkConfig { delay: Duration::from_millis(5), ..LinkConfig::default() });
+    let log = tap_a(&net);
+    let a = net.a.stack.clone();
+    let c = a.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    a.setsockopt_int(c, SOL_IPV6, IPV6_RECVERR, 1).unwrap();
+    assert_eq!(a.connect(c, v6(ADDR6_B, 80)), Err(Errno::EINPROGRESS));
+    let syn = log.lock().unwrap()[0].clone();
+    // A firewall (fd00::fe) rejects it: port unreachable (code 4).
+    let fw: Ipv6Addr = "fd00::fe".parse().unwrap();
+    rx_a(&net, &icmp6_pkt(fw, ADDR6_A, &utcp::wire::Icmpv6Repr::DstUnreachable { code: 4, quoted: &syn }));
+    // icmpv6_err_convert(): ECONNREFUSED, and the connect is over.
+    assert_eq!(
+        a.getsockopt_int(c, utcp::syscall::SOL_SOCKET, utcp::syscall::opt::SO_ERROR),
+        Ok(Errno::ECONNREFUSED as i32)
+    );
+    // The error queue: the quoted segment, msg_name the destination as sockaddr_in6, an
+    // IPV6_RECVERR (SOL_IPV6) message with SO_EE_ORIGIN_ICMP6, type 1 code 4 and the
+    // offender as sockaddr_in6.
+    let mut buf = [0u8; 64];
+    let mut ctl = [0u8; 256];
+    let mut name = [0u8; 64];
+    let mut msg = utcp::syscall::MsgHdr {
+        name: Some(&mut name[..]),
+        namelen: 64,
+        iov: vec![utcp::syscall::IoVec { len: 64, base: Some(&mut buf[..]) }],
+        control: Some(&mut ctl[..]),
+        controllen: 256,
+        flags: 0,
+    };
+    let n = a.recvmsg(c, &mut msg, 0x2000 | SOCK_NONBLOCK_MSG).unwrap();
+    let (namelen, used) = (msg.namelen, msg.controllen);
+    assert_eq!(n, syn.len() - 40, "the quoted TCP segment");
+    assert_eq!(namelen, 28);
+    let (want, _) = utcp::uapi::sockaddr_bytes(&v6(ADDR6_B, 80));
+    assert_eq!(name[..28], want[..]);
+    let cm = utcp::syscall::parse_cmsgs(&ctl[..used]);
+    assert_eq!(cm.len(), 1);
+    assert_eq!((cm[0].level, cm[0].ty, cm[0].data.len()), (SOL_IPV6, IPV6_RECVERR, 16 + 28));
+    let d = &cm[0].data;
+    assert_eq!(u32::from_ne_bytes(d[..4].try_into().unwrap()), Errno::ECONNREFUSED as u32);
+    assert_eq!((d[4], d[5], d[6]), (3, 1, 4), "SO_EE_ORIGIN_ICMP6, DEST_UNREACH, PORT_UNREACH");
+    let (off, _) = utcp::uapi::sockaddr_bytes(&v6(fw, 0));
+    assert_eq!(d[16..], off[..]);
+    // tab_unreach[] and the other types (icmpv6_err_convert()).
+    use utcp::tcp::ipv6::icmpv6_err_convert;
+    assert_eq!(icmpv6_err_convert(1, 0), (Errno::ENETUNREACH, false));
+    assert_eq!(icmpv6_err_convert(1, 1), (Errno::EACCES, true));
+    assert_eq!(icmpv6_err_convert(1, 3), (Errno::EHOSTUNREACH, false));
+    assert_eq!(icmpv6_err_convert(1, 9), (Errno::EPROTO, true));
+    assert_eq!(icmpv6_err_convert(2, 0), (Errno::EMSGSIZE, false));
+    assert_eq!(icmpv6_err_convert(3, 0), (Errno::EHOSTUNREACH, false));
+    assert_eq!(icmpv6_err_convert(4, 0), (Errno::EPROTO, true));
 }

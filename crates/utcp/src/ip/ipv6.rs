@@ -104,6 +104,15 @@ pub fn ip6_build_frame(net: &Netns, hdr: Ipv6Repr, payload: Vec<u8>) -> Frame {
     f
 }
 
+/// What [`ip6_rcv`] hands up to TCP.
+#[derive(Debug)]
+pub enum Ip6Up {
+    /// A segment whose TCP header starts at this offset of the packet.
+    Tcp(usize),
+    /// An ICMPv6 error about one of our segments.
+    TcpErr(super::icmp::IcmpErr),
+}
+
 /// What `ip6_xmit()` writes into the header of a TCP segment: `np->tclass` (a stateless
 /// reply's: the segment's it answers, without ECN bits), the hop limit, and the flow label
 /// (`ip6_make_flowlabel()` already applied).
@@ -261,8 +270,9 @@ struct Icmp6Req {
 /// received packet (`pkt`: the whole IPv6 packet, link-layer padding allowed). Every drop is
 /// counted as Linux counts it; ICMPv6 is handed to `icmpv6_rcv`, whose answers (echo replies)
 /// and the receive path's own errors (parameter problems) go into `out`.
-/// A TCP segment for us is not processed here: the returned offset (from the start of `pkt`)
-/// is where its TCP header starts, for [`ip6_rcv_tcp`].
+/// What goes up to TCP is returned: a TCP segment for us (where its TCP header starts in
+/// `pkt`, for [`ip6_rcv_tcp`]), or an ICMPv6 error quoting one of our segments
+/// (`tcp_v6_err`).
 pub fn ip6_rcv(
     net: &Netns,
     icmp: &IcmpState,
@@ -270,7 +280,7 @@ pub fn ip6_rcv(
     pkt: &[u8],
     now: Instant,
     out: &mut Vec<Frame>,
-) -> Option<usize> {
+) -> Option<Ip6Up> {
     let (trimmed, req) = match ip6_rcv_inner(net, pkt, out) {
         Ok(tcp) => return tcp,
         Err(Some((trimmed, req))) => (trimmed, req),
@@ -282,7 +292,7 @@ pub fn ip6_rcv(
 
 /// `ip6_rcv()`'s body: `Err(Some((len, req)))` when the drop is answered with an ICMPv6 error
 /// about the packet's first `len` bytes.
-fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option<usize>, Option<(usize, Icmp6Req)>> {
+fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option<Ip6Up>, Option<(usize, Icmp6Req)>> {
     net.mib.ip6_inc(Ipv6Mib::InReceives);
     net.mib.ip6_add(Ipv6Mib::InOctets, pkt.len() as u64);
     // !idev || idev->cnf.disable_ipv6: an interface without IPv6.
@@ -371,8 +381,7 @@ fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option
             // ip6_input_finish(): the handler returns 0, InDelivers.
             net.mib.ip6_inc(Ipv6Mib::InDelivers);
             let hdr = Ipv6Repr::parse(&Ipv6Packet::new_unchecked(pkt)).map_err(|_| hdr_err(net))?;
-            icmpv6::icmpv6_rcv(net, &hdr, &payload[offset..], out);
-            Ok(None)
+            Ok(icmpv6::icmpv6_rcv(net, &hdr, &payload[offset..], out).map(Ip6Up::TcpErr))
         }
         ExtWalk::Upper { protocol: nexthdr::TCP, offset, .. } => {
             if mcast {
@@ -382,7 +391,7 @@ fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option
                 return Ok(None);
             }
             net.mib.ip6_inc(Ipv6Mib::InDelivers);
-            Ok(Some(IPV6_HEADER_LEN + offset))
+            Ok(Some(Ip6Up::Tcp(IPV6_HEADER_LEN + offset)))
         }
         ExtWalk::Upper { nhoff, .. } => {
             // No inet6_protos[] handler: InUnknownProtos, "unrecognized next header".

@@ -912,7 +912,12 @@ impl Sock {
     pub fn icmp_err_softirq(&self, e: crate::ip::icmp::IcmpErr) {
         let mut s = self.slock.lock();
         if s.owned {
-            if !(e.icmp_type == crate::ip::icmp::ICMP_DEST_UNREACH && e.code == crate::ip::icmp::ICMP_FRAG_NEEDED) {
+            let mtu = if e.from.is_ipv6() {
+                e.icmp_type == crate::wire::icmpv6::ICMPV6_PKT_TOOBIG
+            } else {
+                e.icmp_type == crate::ip::icmp::ICMP_DEST_UNREACH && e.code == crate::ip::icmp::ICMP_FRAG_NEEDED
+            };
+            if !mtu {
                 self.net().mib.inc(LinuxMib::LockDroppedIcmps);
             }
             if s.deferred_icmp.len() < 16 {

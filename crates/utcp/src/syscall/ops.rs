@@ -610,8 +610,12 @@ impl Stack {
         if msg.name.is_some() {
             let mut nl = msg.namelen;
             // ip_recv_error() names the quoted datagram's destination; otherwise none.
-            let name = info.errqueue.and_then(|(a, _)| a).map(sockaddr_in);
-            move_addr_to_user(name.as_ref().map_or(&[][..], |n| &n[..]), msg.name.as_deref_mut(), Some(&mut nl))?;
+            let name = info.errqueue.as_ref().and_then(|(a, _)| *a).map(|a| crate::uapi::sockaddr_bytes(&a));
+            move_addr_to_user(
+                name.as_ref().map_or(&[][..], |(n, l)| &n[..*l]),
+                msg.name.as_deref_mut(),
+                Some(&mut nl),
+            )?;
             msg.namelen = nl;
         }
         // ____sys_recvmsg(): msg_flags starts as `flags & MSG_CMSG_CLOEXEC`.
@@ -648,8 +652,8 @@ impl Stack {
         for (level, ty, d) in &info.errqueue_cmsgs {
             put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, *level, *ty, d);
         }
-        if let Some((_, ee)) = &info.errqueue {
-            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, ee);
+        if let Some((_, (level, ty, ee))) = &info.errqueue {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, *level, *ty, ee);
         }
         if let Some(inq) = info.inq {
             put_cmsg(

@@ -298,6 +298,9 @@ impl TcpSock {
     /// process held the socket when the error arrived (errors are then only soft).
     pub fn tcp_v4_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
         use crate::ip::icmp::*;
+        if e.from.is_ipv6() {
+            return self.tcp_v6_err(ctx, e, owned);
+        }
         if e.payload.len() < 8 || self.state == TcpState::Close {
             return;
         }
@@ -354,9 +357,14 @@ impl TcpSock {
         }
     }
 
-    /// IP_RECVERR is on.
+    /// IP_RECVERR is on (IPV6_RECVERR for an IPv6 connection; an IPv4-mapped one reads
+    /// IP_RECVERR, as `tcp_v4_err` does).
     pub fn recverr(&self) -> bool {
-        self.inet.recverr
+        if self.daddr.is_ipv6() {
+            self.inet6.recverr
+        } else {
+            self.inet.recverr
+        }
     }
 }
 

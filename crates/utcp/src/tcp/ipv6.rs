@@ -11,6 +11,7 @@
 use super::{Ctx, TcpSock};
 use crate::errno::{Errno, SysResult};
 use crate::ip::ipv6::{build_tcp6_frame, ip6_make_flowlabel, ip6_make_flowlabel_hash, FlowKeys, Ip6Tx};
+use crate::ip::ipv6_sockglue::IPV6_MIN_MTU;
 use crate::netns::Netns;
 use crate::skb::Frame;
 use crate::socket::sock::{InSeg, OwnedSock, Sock};
@@ -212,5 +213,104 @@ pub fn sk_txhash(net: &Netns, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u
         1
     } else {
         h
+    }
+}
+
+/// `icmpv6_err_convert()`: the errno of an ICMPv6 error and whether it is fatal
+/// (`tab_unreach[]` for destination-unreachable codes; EPROTO for anything else).
+pub fn icmpv6_err_convert(icmp_type: u8, code: u8) -> (Errno, bool) {
+    use crate::wire::icmpv6::*;
+    const TAB_UNREACH: [(Errno, bool); 7] = [
+        (Errno::ENETUNREACH, false),  // NOROUTE
+        (Errno::EACCES, true),        // ADM_PROHIBITED
+        (Errno::EHOSTUNREACH, false), // was NOT_NEIGHBOUR, reserved
+        (Errno::EHOSTUNREACH, false), // ADDR_UNREACH
+        (Errno::ECONNREFUSED, true),  // PORT_UNREACH
+        (Errno::EACCES, true),        // POLICY_FAIL
+        (Errno::EACCES, true),        // REJECT_ROUTE
+    ];
+    match icmp_type {
+        ICMPV6_DEST_UNREACH => TAB_UNREACH.get(code as usize).copied().unwrap_or((Errno::EPROTO, true)),
+        ICMPV6_PKT_TOOBIG => (Errno::EMSGSIZE, false),
+        ICMPV6_PARAMPROB => (Errno::EPROTO, true),
+        ICMPV6_TIME_EXCEED => (Errno::EHOSTUNREACH, false),
+        _ => (Errno::EPROTO, false),
+    }
+}
+
+impl TcpSock {
+    /// `tcp_v6_err()` once the socket is found: `e` is an ICMPv6 error quoting one of our
+    /// segments. `owned`: a process held the socket (errors are then soft; a packet-too-big
+    /// is handled when it releases the socket, `TCP_MTU_REDUCED_DEFERRED`).
+    pub fn tcp_v6_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
+        use crate::wire::icmpv6::*;
+        if e.payload.len() < 8 || matches!(self.state, super::TcpState::Close | super::TcpState::TimeWait) {
+            return;
+        }
+        if e.hop_limit < self.inet6.min_hopcount {
+            ctx.inc(crate::mib::LinuxMib::TCPMinTTLDrop);
+            return;
+        }
+        let seq = crate::seq::SeqNum(u32::from_be_bytes([e.payload[4], e.payload[5], e.payload[6], e.payload[7]]));
+        if self.state != super::TcpState::Listen && (seq.before(self.snd_una) || seq.after(self.snd_nxt)) {
+            ctx.inc(crate::mib::LinuxMib::OutOfWindowIcmps);
+            return;
+        }
+        let (err, _fatal) = icmpv6_err_convert(e.icmp_type, e.code);
+        if e.icmp_type == ICMPV6_PKT_TOOBIG {
+            // ip6_sk_accept_pmtu(): not with IPV6_PMTUDISC_INTERFACE / _OMIT; an MTU below
+            // 1280 is ignored (RFC 8201).
+            let pmtudisc = self.inet6.pmtudisc;
+            if self.state == super::TcpState::Listen || pmtudisc >= 4 || e.info < IPV6_MIN_MTU {
+                return;
+            }
+            self.tcp_v6_mtu_reduced(ctx, e.info);
+            return;
+        }
+        match self.state {
+            super::TcpState::SynSent | super::TcpState::SynRecv => {
+                if self.recverr() {
+                    crate::ip::recverr::ip_icmp_error(&mut self.error_queue, self.rcvbuf, e, err);
+                }
+                if owned {
+                    self.err_soft = Some(err);
+                } else {
+                    self.err = Some(err);
+                    ctx.ev.data_ready = true;
+                    ctx.ev.state_change = true;
+                    self.tcp_done(ctx);
+                }
+            }
+            // DEVIATION(linux): no tcp_ld_RTO_revert (RFC 6069) for ICMPV6_NOROUTE.
+            _ => {
+                if !owned && self.recverr() {
+                    self.err = Some(err);
+                    ctx.ev.data_ready = true;
+                    ctx.ev.state_change = true;
+                } else {
+                    self.err_soft = Some(err);
+                }
+            }
+        }
+    }
+
+    /// `tcp_v6_mtu_reduced()` with `tp->mtu_info = mtu`: a report that would not lower the
+    /// MSS is dropped; otherwise the route's PMTU goes down (never below 1280) and, below
+    /// what the MSS was synced to, the MSS follows and what no longer fits is resent.
+    pub fn tcp_v6_mtu_reduced(&mut self, ctx: &mut Ctx<'_>, mtu: u32) {
+        if matches!(self.state, super::TcpState::Listen | super::TcpState::Close) {
+            return;
+        }
+        let min = ctx.net.sysctl.tcp_min_snd_mss.get() as u32;
+        if self.tcp_mtu_to_mss(mtu, min) >= self.mss_cache {
+            return;
+        }
+        let cookie = self.path_mtu(ctx.net.mtu());
+        let mtu = mtu.max(IPV6_MIN_MTU).min(cookie);
+        if mtu < cookie {
+            self.pmtu = mtu;
+            self.tcp_sync_mss(mtu, min);
+            self.tcp_simple_retransmit(ctx);
+        }
     }
 }
