@@ -262,7 +262,7 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
         "ipv6" | "ipv4-mapped-ipv6" => {
             return Outcome::Fail {
                 line: 0,
-                reason: format!("--ip_version={ip_version} is not supported yet (utcp is IPv4-only)"),
+                reason: format!("--ip_version={ip_version} is not supported yet (utcp drill builds IPv4 packets only)"),
             }
         }
         other => return Outcome::Fail { line: 0, reason: format!("bad --ip_version: {other}") },

@@ -512,3 +512,19 @@ fn destination_unreachable_fails_a_connect_and_ipv6_recverr_queues_it() {
     assert_eq!(icmpv6_err_convert(3, 0), (Errno::EHOSTUNREACH, false));
     assert_eq!(icmpv6_err_convert(4, 0), (Errno::EPROTO, true));
 }
+
+#[test]
+fn syn_cookies_over_ipv6_use_ipv6_mss_table() {
+    let net = SimNet::new(LinkConfig::default());
+    net.b.stack.core.net.sysctl.set_by_name("net.ipv4.tcp_syncookies", "2").unwrap();
+    let (_l, c, s, peer) = open(&net, AF_INET6, v6(Ipv6Addr::UNSPECIFIED, 80), AF_INET6, v6(ADDR6_B, 80));
+    assert_eq!(peer.ip(), IpAddr::V6(ADDR6_A));
+    let m = &net.b.stack.core.net.mib;
+    assert_eq!((m.get(LinuxMib::SyncookiesSent), m.get(LinuxMib::SyncookiesRecv)), (1, 1));
+    // The SYN's MSS 1440 is one of net/ipv6/syncookies.c's (1220, 1420, 1440, 8940).
+    assert_eq!(utcp::tcp::syncookies::MSSTAB6, [1220, 1420, 1440, 8940]);
+    assert_eq!(net.b.stack.tcp_info(s).unwrap().tcpi_snd_mss, 1440 - 12);
+    let data = pattern(300_000, 8);
+    assert!(pump(&net, c, s, &data) == data);
+    assert_clean("A", &net.a.stack);
+}

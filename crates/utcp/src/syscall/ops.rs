@@ -336,6 +336,8 @@ impl Stack {
         let reuseport = tp.reuseport;
         // compute_score(): an AF_INET6 listener takes IPv6 segments, and IPv4 ones when bound
         // to `::` without IPV6_V6ONLY, or to an IPv4-mapped address (then IPv4 only).
+        // DEVIATION(linux): the bind table holds ports, not addresses: an AF_INET socket on
+        // 0.0.0.0:p and an IPV6_V6ONLY one on [::]:p conflict, which Linux allows.
         use crate::socket::sock::{RCV_V4, RCV_V6};
         let fam = match (tp.family, tp.saddr) {
             (AF_INET6, IpAddr::V4(_)) => RCV_V4,

@@ -207,6 +207,8 @@ pub fn tcp_v6_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV6)
 
 /// `net_tx_rndhash()` for a connection: a keyed hash of the 4-tuple (the stack's secret makes
 /// it unpredictable from outside), never 0.
+// DEVIATION(linux): Linux draws a random number, and rehashes it after an RTO
+// (`sk_rethink_txhash`), changing the flow label; here it is fixed per connection.
 pub fn sk_txhash(net: &Netns, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16) -> u32 {
     let h = net.ts_offset(saddr, daddr) ^ net.port_offset(daddr, saddr, sport) ^ u32::from(dport).rotate_left(7);
     if h == 0 {

@@ -32,6 +32,17 @@ const TSBITS: u32 = 6;
 
 /// `msstab`: the MSS values a cookie can carry (sorted).
 pub const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
+/// net/ipv6/syncookies.c's `msstab[]`: IPv6's MTUs less 60 bytes of headers.
+pub const MSSTAB6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+/// The MSS table of the family a cookie is for.
+fn msstab(raddr: &IpAddr) -> &'static [u16; 4] {
+    if raddr.is_ipv6() {
+        &MSSTAB6
+    } else {
+        &MSSTAB
+    }
+}
 
 /// `tcp_cookie_time()`: the minute counter.
 fn tcp_cookie_time(now: Instant) -> u32 {
@@ -77,12 +88,13 @@ pub fn cookie_v4_init_sequence(
     seq: SeqNum,
     mss: u32,
 ) -> (SeqNum, u32) {
-    let mut mssind = MSSTAB.len() - 1;
-    while mssind > 0 && mss < MSSTAB[mssind] as u32 {
+    let tab = msstab(&raddr);
+    let mut mssind = tab.len() - 1;
+    while mssind > 0 && mss < tab[mssind] as u32 {
         mssind -= 1;
     }
     let isn = secure_tcp_syn_cookie(ctx, (raddr, laddr, rport, lport), seq.0, mssind as u32);
-    (SeqNum(isn), MSSTAB[mssind] as u32)
+    (SeqNum(isn), tab[mssind] as u32)
 }
 
 /// `__cookie_v4_check()`: the MSS the ACK's cookie carries, 0 if it is not a valid cookie.
@@ -90,7 +102,7 @@ fn cookie_v4_mss(ctx: &Ctx<'_>, seg: &Seg, t: (IpAddr, IpAddr, u16, u16)) -> u32
     let cookie = seg.ack_seq.0.wrapping_sub(1);
     let seq = seg.seq.0.wrapping_sub(1);
     let mssind = check_tcp_syn_cookie(ctx, cookie, t, seq) as usize;
-    MSSTAB.get(mssind).map_or(0, |&m| m as u32)
+    msstab(&t.0).get(mssind).map_or(0, |&m| m as u32)
 }
 
 /// `cookie_init_timestamp()`: the SYN-ACK's TSval (before the offset) at `now_ms`, its low
