@@ -218,11 +218,19 @@ impl StackCore {
             Err(_) => return,
         };
         let mut seg = seg_from(&tin);
+        self.rx_meta(&mut seg, &frame);
+        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
+        crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
+    }
+
+    /// What the device tells of a received segment: its truesize, its skb layout, and its
+    /// GSO size (`virtio_net_hdr_to_skb()`: "Too small packets are not really GSO ones": the
+    /// length past the network header and a bare TCP header must exceed it, in either family).
+    fn rx_meta(&self, seg: &mut crate::tcp::input::Seg, frame: &Frame) {
         if frame.truesize != 0 {
             seg.truesize = frame.truesize;
         }
         seg.rx.layout = frame.layout;
-        // virtio_net_hdr_to_skb(): "Too small packets are not really GSO ones".
         if frame.gso_size != 0 && seg.len() + seg.rx.thlen - 20 > frame.gso_size {
             seg.rx.gso_size = frame.gso_size;
             // tcp_set_skb_tso_segs() on the sender: the packets it stands for (tcp_segs_in).
@@ -230,8 +238,6 @@ impl StackCore {
                 seg.rx.segs = frame.gso_segs();
             }
         }
-        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
-        crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
     }
 
     /// `ipv6_rcv()`: the IPv6 input path; its answers (echo replies, ICMPv6 errors) go out,
@@ -253,9 +259,7 @@ impl StackCore {
         };
         let Ok(tin) = ip::ipv6::ip6_rcv_tcp(&self.net, &pkt, off, verify && !frame.csum_partial) else { return };
         let mut seg = seg_from(&tin);
-        if frame.truesize != 0 {
-            seg.truesize = frame.truesize;
-        }
+        self.rx_meta(&mut seg, &frame);
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
         crate::tcp::ipv6::tcp_v6_rcv(&**self, inseg, frame.napi_id);
     }
