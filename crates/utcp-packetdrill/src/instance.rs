@@ -20,7 +20,7 @@
 use crate::sysctl::ProcSysctls;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,8 +51,9 @@ const MAIN_IDLE: StdDuration = StdDuration::from_millis(10);
 /// Options from `--so_flags` (`key=value` words separated by spaces or commas).
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The stack's address (`local_ip=`; packetdrill's `--local_ip`).
-    pub local_ip: Ipv4Addr,
+    /// The stack's address (`local_ip=`; packetdrill's `--local_ip`): an IPv6 one (for
+    /// `--ip_version=ipv6`) is the interface's IPv6 address, with a /64 prefix.
+    pub local_ip: IpAddr,
     /// Device MTU (`mtu=`).
     pub mtu: u32,
     /// Where sysctls are read from before each call (`proc_sys=PATH`, `proc_sys=off`).
@@ -64,7 +65,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            local_ip: Ipv4Addr::new(192, 168, 0, 1),
+            local_ip: Ipv4Addr::new(192, 168, 0, 1).into(),
             mtu: 1500,
             proc_sys: Some(PathBuf::from("/proc/sys")),
             verbose: false,
@@ -158,7 +159,14 @@ impl Instance {
     /// A fresh stack; the calling thread is packetdrill's main thread.
     pub fn new(cfg: Config) -> Instance {
         let clock = Arc::new(VirtualClock::new(EPOCH));
-        let core = StackCore::new(cfg.local_ip, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        let v4 = match cfg.local_ip {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::new(192, 168, 0, 1),
+        };
+        let core = StackCore::new(v4, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        if let IpAddr::V6(a) = cfg.local_ip {
+            core.net.set_addr6(a, 64);
+        }
         let dev = Arc::new(SniffDevice { clock: clock.clone(), mtu: cfg.mtu, out: Mutex::new(VecDeque::new()) });
         core.attach_device(dev.clone());
         let stack = Stack::from_core(core.clone());
@@ -662,7 +670,8 @@ impl Instance {
 
 /// The MSS option of an IPv4 TCP SYN, if `bytes` is one.
 fn syn_mss(bytes: &[u8]) -> Option<u16> {
-    let ihl = ((*bytes.first()? & 0xf) as usize) * 4;
+    // An IPv6 packet from packetdrill has its TCP header after the fixed header.
+    let ihl = if *bytes.first()? >> 4 == 6 { 40 } else { ((*bytes.first()? & 0xf) as usize) * 4 };
     let tcp = bytes.get(ihl..)?;
     if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
         return None;
@@ -758,7 +767,7 @@ mod tests {
     #[test]
     fn so_flags() {
         let c = Config::parse("local_ip=10.0.0.2, mtu=9000 proc_sys=off verbose");
-        assert_eq!(c.local_ip, Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(c.local_ip, IpAddr::from(Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(c.mtu, 9000);
         assert!(c.proc_sys.is_none());
         assert!(c.verbose);
