@@ -187,6 +187,17 @@ fn dual_stack_listener_takes_an_ipv4_client_as_v4_mapped() {
         ok
     });
     assert!(ok);
+    // The IPv4-only accept4() of an IPv6 peer keeps the connection: the address does not fit.
+    let c7 = a.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let _ = a.connect(c7, v6(ADDR6_B, 81));
+    let mut got = None;
+    net.run_until(Duration::from_secs(5), || {
+        got = b.accept4(l6, 0).ok();
+        got.is_some()
+    });
+    let (fd7, p7) = got.unwrap();
+    assert_eq!(*p7.ip(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(b.getpeername_addr(fd7).unwrap().ip(), IpAddr::V6(ADDR6_A));
     let _ = b.close(l);
 }
 

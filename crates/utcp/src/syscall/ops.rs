@@ -366,17 +366,12 @@ impl Stack {
         self.accept4_cancellable(fd, flags, None)
     }
 
-    /// `accept4()` with an interruption token; the peer's address as IPv4 (an IPv6 peer's:
-    /// EAFNOSUPPORT after the connection is accepted and its fd closed).
+    /// `accept4()` with an interruption token; the peer's address as IPv4 (an IPv4-mapped
+    /// one's IPv4 address; an IPv6 peer's address does not fit: `0.0.0.0` with its port —
+    /// [`Stack::accept4_addr`] gives it whole).
     pub fn accept4_cancellable(&self, fd: i32, flags: i32, cancel: Option<&Cancel>) -> SysResult<(i32, SocketAddrV4)> {
         let (nfd, peer) = self.accept4_addr_cancellable(fd, flags, cancel)?;
-        match as_v4(peer) {
-            Some(p) => Ok((nfd, p)),
-            None => {
-                let _ = self.close(nfd);
-                Err(Errno::EAFNOSUPPORT)
-            }
-        }
+        Ok((nfd, as_v4(peer).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, peer.port()))))
     }
 
     /// `accept4()`: the new fd and the peer's address as the listener's family shows it (an
