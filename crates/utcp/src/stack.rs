@@ -473,7 +473,11 @@ impl StackCore {
     pub fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
         let mut h = self.lhash.write();
         let group = h.entry(port).or_default();
-        let may_join = group.is_empty() || (reuseport && group.iter().all(|(_, r)| *r));
+        // Listeners of disjoint families (an AF_INET one and an IPV6_V6ONLY one) share the
+        // port, as the bind table let them.
+        let fam = sk.rcv_families.load(Ordering::Relaxed);
+        let disjoint = group.iter().all(|(s, _)| s.rcv_families.load(Ordering::Relaxed) & fam == 0);
+        let may_join = group.is_empty() || disjoint || (reuseport && group.iter().all(|(_, r)| *r));
         if !may_join {
             return false;
         }
@@ -535,7 +539,7 @@ impl StackCore {
 
     /// `inet_csk_get_port()`: socket `id` binds `port` (0 = any free port of the range).
     pub fn get_port(&self, id: u64, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
-        self.get_port_opts(id, port, reuse, false, 0)
+        self.get_port_opts(id, port, reuse, false, 0, crate::ports::FAM_V4)
     }
 
     /// [`StackCore::get_port`] with SO_REUSEPORT (the port is shared with sockets that all set
@@ -547,9 +551,10 @@ impl StackCore {
         reuse: bool,
         reuseport: bool,
         sk_range: u32,
+        fam: u8,
     ) -> Result<u16, crate::errno::Errno> {
         let (range, _) = self.inet_sk_get_local_port_range(sk_range);
-        self.ports.lock().bind_opts(id, port, reuse, reuseport, range)
+        self.ports.lock().bind_opts(id, port, reuse, reuseport, range, fam)
     }
 
     /// `__inet_check_established()`: hashes `sk` under `key` unless a socket has that 4-tuple;
@@ -589,7 +594,8 @@ impl StackCore {
         let mut ports = self.ports.lock();
         let offset = self.net.port_offset(saddr, daddr, dport);
         let mut taken = None;
-        let port = ports.connect(sk.id, range, local, offset, |p| {
+        let fam = if saddr.is_ipv6() { crate::ports::FAM_V6 } else { crate::ports::FAM_V4 };
+        let port = ports.connect(sk.id, range, local, offset, fam, |p| {
             match self.__inet_check_established((saddr, p, daddr, dport), sk, true) {
                 Some(tw) => {
                     taken = tw;
@@ -680,8 +686,8 @@ impl SockHost for StackCore {
     ) -> Result<(u16, Option<TakenTw>), crate::errno::Errno> {
         StackCore::hash_connect(self, sk, saddr, daddr, dport, sk_range)
     }
-    fn inherit_port(&self, id: u64, port: u16, reuseport: bool) {
-        self.ports.lock().inherit(id, port, reuseport)
+    fn inherit_port(&self, id: u64, port: u16, reuseport: bool, fam: u8) {
+        self.ports.lock().inherit(id, port, reuseport, fam)
     }
     fn port_held(&self, id: u64) -> Option<u16> {
         StackCore::port_held(self, id)

@@ -539,3 +539,37 @@ fn syn_cookies_over_ipv6_use_ipv6_mss_table() {
     assert!(pump(&net, c, s, &data) == data);
     assert_clean("A", &net.a.stack);
 }
+
+#[test]
+fn an_ipv4_socket_and_a_v6only_one_share_a_port() {
+    let net = SimNet::new(LinkConfig::default());
+    let (a, b) = (net.a.stack.clone(), net.b.stack.clone());
+    // Linux 6.18: "v4 bind same port as v6only :: 0", "v4 bind same port as v6 :: EADDRINUSE".
+    let l4 = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.bind(l4, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 90)).unwrap();
+    let dual = b.socket(AF_INET6, SOCK_STREAM, 0).unwrap();
+    assert_eq!(b.bind(dual, v6(Ipv6Addr::UNSPECIFIED, 90)), Err(Errno::EADDRINUSE));
+    let l6 = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.setsockopt_int(l6, SOL_IPV6, IPV6_V6ONLY, 1).unwrap();
+    b.bind(l6, v6(Ipv6Addr::UNSPECIFIED, 90)).unwrap();
+    b.listen(l4, 4).unwrap();
+    b.listen(l6, 4).unwrap();
+    // Each family's client reaches its own listener.
+    let c4 = a.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let c6 = a.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let _ = a.connect(c4, SocketAddrV4::new(ADDR_B, 90));
+    let _ = a.connect(c6, v6(ADDR6_B, 90));
+    let (mut p4, mut p6) = (None, None);
+    assert!(net.run_until(Duration::from_secs(5), || {
+        p4 = p4.or_else(|| b.accept4_addr(l4, 0).ok());
+        p6 = p6.or_else(|| b.accept4_addr(l6, 0).ok());
+        p4.is_some() && p6.is_some()
+    }));
+    assert_eq!(p4.unwrap().1.ip(), IpAddr::V4(ADDR_A));
+    assert_eq!(p6.unwrap().1.ip(), IpAddr::V6(ADDR6_A));
+    // The other way round: a dual-stack socket first keeps IPv4 sockets off the port.
+    let d = b.socket(AF_INET6, SOCK_STREAM, 0).unwrap();
+    b.bind(d, v6(Ipv6Addr::UNSPECIFIED, 91)).unwrap();
+    let s4 = b.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    assert_eq!(b.bind(s4, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 91)), Err(Errno::EADDRINUSE));
+}

@@ -241,7 +241,7 @@ pub struct Sock {
     me: Weak<Sock>,
 }
 
-/// [`Sock::rcv_families`]: IPv4 segments.
+/// [`Sock::rcv_families`]: IPv4 segments (the bind table's `ports::FAM_V4`).
 pub const RCV_V4: u8 = 1;
 /// [`Sock::rcv_families`]: IPv6 segments.
 pub const RCV_V6: u8 = 2;
@@ -899,7 +899,8 @@ impl Sock {
         if !self.host.hash(key, csk.clone()) {
             return;
         }
-        self.host.inherit_port(csk.id, key.1, reuseport);
+        let fam = if key.0.is_ipv6() { RCV_V6 } else { RCV_V4 };
+        self.host.inherit_port(csk.id, key.1, reuseport, fam);
         csk.peek_tp(|tp| csk.refresh_snapshot(tp));
         self.host.schedule_timer(&csk, deadline);
         if let Some(l) = listener.listen.as_mut() {

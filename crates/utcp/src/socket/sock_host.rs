@@ -81,8 +81,9 @@ pub trait SockHost: Send + Sync {
         dport: u16,
         sk_range: u32,
     ) -> Result<(u16, Option<TakenTw>), Errno>;
-    /// `__inet_inherit_port()`: child `id` shares its listener's bound `port`.
-    fn inherit_port(&self, id: u64, port: u16, reuseport: bool);
+    /// `__inet_inherit_port()`: child `id` shares its listener's bound `port`; `fam`: the
+    /// child's family on the wire (`sock::RCV_V4` / `RCV_V6`, the bind table's `FAM_V4` / `FAM_V6`).
+    fn inherit_port(&self, id: u64, port: u16, reuseport: bool, fam: u8);
     /// The port socket `id` holds, if any.
     fn port_held(&self, id: u64) -> Option<u16>;
     /// `inet_put_port()`: socket `id` gives its port back (idempotent).

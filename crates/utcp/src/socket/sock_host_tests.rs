@@ -134,7 +134,7 @@ impl SockHost for FakeHost {
         self.rec.lock().ports.insert(sk.id, PORT);
         Ok((PORT, None))
     }
-    fn inherit_port(&self, id: u64, port: u16, _reuseport: bool) {
+    fn inherit_port(&self, id: u64, port: u16, _reuseport: bool, _fam: u8) {
         self.rec.lock().ports.insert(id, port);
     }
     fn port_held(&self, id: u64) -> Option<u16> {

@@ -40,6 +40,19 @@ fn inet6_view(tp: &TcpSock, net: &Netns) -> Inet6SockView {
     }
 }
 
+/// The families a socket of `family` bound to `saddr` covers (`ports::FAM_V4`/`FAM_V6`, the
+/// same bits as `Sock::rcv_families`): AF_INET, or an IPv4-mapped address, IPv4; `::` both
+/// unless IPV6_V6ONLY; an IPv6 address IPv6 (`ipv6_rcv_saddr_equal()`'s cases).
+fn sk_families(family: i32, saddr: IpAddr, ipv6only: bool) -> u8 {
+    use crate::ports::{FAM_V4, FAM_V6};
+    match (family, saddr) {
+        (AF_INET6, IpAddr::V4(_)) => FAM_V4,
+        (AF_INET6, IpAddr::V6(a)) if a.is_unspecified() && !ipv6only => FAM_V4 | FAM_V6,
+        (AF_INET6, _) => FAM_V6,
+        _ => FAM_V4,
+    }
+}
+
 /// An address as IPv4: an IPv4 one, or an IPv4-mapped IPv6 one.
 pub fn as_v4(a: SocketAddr) -> Option<SocketAddrV4> {
     match a {
@@ -240,14 +253,15 @@ impl Stack {
             s.sk.release_sock(g);
             return Ok(());
         }
-        let port = match self.core.get_port_opts(s.sk.id, addr.1, tp.reuseaddr, tp.reuseport, tp.inet.local_port_range)
-        {
-            Ok(p) => p,
-            Err(e) => {
-                s.sk.release_sock(g);
-                return Err(e);
-            }
-        };
+        let fam = sk_families(tp.family, ip, tp.inet6.ipv6only);
+        let port =
+            match self.core.get_port_opts(s.sk.id, addr.1, tp.reuseaddr, tp.reuseport, tp.inet.local_port_range, fam) {
+                Ok(p) => p,
+                Err(e) => {
+                    s.sk.release_sock(g);
+                    return Err(e);
+                }
+            };
         tp.saddr = ip;
         tp.sport = port;
         tp.bound = true;
@@ -321,7 +335,8 @@ impl Stack {
             }
         }
         if !tp.bound {
-            match self.core.get_port_opts(s.sk.id, 0, false, false, tp.inet.local_port_range) {
+            let fam = sk_families(tp.family, tp.saddr, tp.inet6.ipv6only);
+            match self.core.get_port_opts(s.sk.id, 0, false, false, tp.inet.local_port_range, fam) {
                 Ok(p) => {
                     tp.sport = p;
                     tp.bound = true;
@@ -336,15 +351,7 @@ impl Stack {
         let reuseport = tp.reuseport;
         // compute_score(): an AF_INET6 listener takes IPv6 segments, and IPv4 ones when bound
         // to `::` without IPV6_V6ONLY, or to an IPv4-mapped address (then IPv4 only).
-        // DEVIATION(linux): the bind table holds ports, not addresses: an AF_INET socket on
-        // 0.0.0.0:p and an IPV6_V6ONLY one on [::]:p conflict, which Linux allows.
-        use crate::socket::sock::{RCV_V4, RCV_V6};
-        let fam = match (tp.family, tp.saddr) {
-            (AF_INET6, IpAddr::V4(_)) => RCV_V4,
-            (AF_INET6, IpAddr::V6(a)) if a.is_unspecified() && !tp.inet6.ipv6only => RCV_V4 | RCV_V6,
-            (AF_INET6, _) => RCV_V6,
-            _ => RCV_V4,
-        };
+        let fam = sk_families(tp.family, tp.saddr, tp.inet6.ipv6only);
         s.sk.rcv_families.store(fam, std::sync::atomic::Ordering::Relaxed);
         tp.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
         tp.state = TcpState::Listen;
