@@ -72,6 +72,7 @@ pub struct TunHost {
     dev: Arc<dyn NetDevice>,
     threads: Option<HostThreads>,
     prefix: (Ipv4Addr, u8),
+    prefix6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl TunHost {
@@ -103,14 +104,30 @@ impl TunHost {
         }
         core.attach_device(dev.clone());
         let threads = HostThreads::start(core.clone(), Some(dev.clone()));
-        Ok(TunHost { stack: Arc::new(Stack::from_core(core)), tun, dev, threads: Some(threads), prefix: a.addr })
+        Ok(TunHost {
+            stack: Arc::new(Stack::from_core(core)),
+            tun,
+            dev,
+            threads: Some(threads),
+            prefix: a.addr,
+            prefix6: a.addr6,
+        })
     }
 
-    /// Whether `dst` is on the interface's subnet (utcp has no gateway: every route is on-link).
-    pub fn on_link(&self, dst: Ipv4Addr) -> bool {
-        let (a, n) = self.prefix;
-        let mask = if n == 0 { 0 } else { u32::MAX << (32 - n as u32) };
-        u32::from(a) & mask == u32::from(dst) & mask
+    /// Whether `dst` is on the interface's subnet of its family (utcp has no gateway: every
+    /// route is on-link); no IPv6 address, no IPv6 subnet.
+    pub fn on_link(&self, dst: std::net::IpAddr) -> bool {
+        match dst {
+            std::net::IpAddr::V4(dst) => {
+                let (a, n) = self.prefix;
+                let mask = if n == 0 { 0 } else { u32::MAX << (32 - n as u32) };
+                u32::from(a) & mask == u32::from(dst) & mask
+            }
+            std::net::IpAddr::V6(dst) => self.prefix6.is_some_and(|(a, n)| {
+                let mask = if n == 0 { 0 } else { u128::MAX << (128 - n as u32) };
+                u128::from(a) & mask == u128::from(dst) & mask
+            }),
+        }
     }
 
     /// One line saying which mode the device is in.

@@ -1048,4 +1048,39 @@ fn ipv6_ping_and_dual_stack_echo_through_the_kernel() {
     assert_eq!(counter(&nstat, "Icmp6OutEchoReplies"), 3, "{nstat}");
     assert!(counter(&nstat, "Ip6InDelivers") > 700, "{nstat}");
     assert_eq!(counter(&nstat, "TcpInErrs"), 0, "{nstat}");
+    // The other way round: utcp connect downloads over IPv6 from a kernel server.
+    let www = ns.file("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    make_file(&www.join("big"), 4 << 20);
+    let child = ns
+        .cmd(&format!("exec python3 -m http.server --bind fd77::1 -d {} 8001", www.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.children.push(child);
+    let t = Instant::now();
+    while !ns.run("ss -Hltn 'sport = :8001'").contains("8001") {
+        assert!(t.elapsed() < Duration::from_secs(20), "python3 http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = ns.file("got6");
+    let o = ns
+        .cmd(&format!(
+            "exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/24 --addr6 fd77::2/64 http http://[fd77::1]:8001/big --output {}",
+            got.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "utcp connect: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256(&got), sha256(&www.join("big")));
+    let nstat = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(counter(&nstat, "Ip6InDelivers") > 2000, "{nstat}");
+    // Off its subnet there is no route.
+    let o = ns
+        .cmd(&format!("exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/24 --addr6 fd77::2/64 echo [fd78::1]:7"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not on fd77::2/64"), "{o:?}");
 }
