@@ -1254,6 +1254,9 @@ impl TcpSock {
                     m
                 }
             }
+            // No MSS option: the clamp stays as connect() set it (tcp_v6_connect(): IPv6's
+            // minimum MTU less 60; IPv4's TCP_MSS_DEFAULT).
+            _ if self.daddr.is_ipv6() => super::ipv6::TCP_V6_MSS_CLAMP,
             _ => super::TCP_MSS_DEFAULT,
         };
         self.wscale_ok = seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;

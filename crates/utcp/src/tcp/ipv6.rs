@@ -21,6 +21,10 @@ use bytes::Bytes;
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 
+/// `IPV6_MIN_MTU - sizeof(struct tcphdr) - sizeof(struct ipv6hdr)`: an IPv6 peer's MSS when it
+/// announces none (`tcp_v6_connect`, `tcp_request_sock_ipv6_ops.mss_clamp`).
+pub const TCP_V6_MSS_CLAMP: u32 = IPV6_MIN_MTU - 60;
+
 /// `INET_ECN_MASK`.
 const INET_ECN_MASK: u8 = 3;
 
@@ -191,7 +195,7 @@ pub fn tcp_v6_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV6)
     tp.dport = addr.port();
     // tp->rx_opt.mss_clamp = IPV6_MIN_MTU - sizeof(struct tcphdr) - sizeof(struct ipv6hdr),
     // until the SYN-ACK tells the peer's.
-    tp.mss_clamp = crate::ip::ipv6_sockglue::IPV6_MIN_MTU - 60;
+    tp.mss_clamp = TCP_V6_MSS_CLAMP;
     let taken = if tp.bound && held {
         let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
         sk.host.__inet_check_established(key, sk, false).ok_or(Errno::EADDRNOTAVAIL)?

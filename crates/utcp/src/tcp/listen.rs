@@ -259,6 +259,8 @@ impl TcpSock {
         let s = &ctx.net.sysctl;
         let mss_clamp = match seg.mss {
             Some(m) if m > 0 => m as u32,
+            // tcp_request_sock_ipv6_ops.mss_clamp: IPV6_MIN_MTU - 60.
+            _ if raddr.is_ipv6() => super::ipv6::TCP_V6_MSS_CLAMP,
             _ => super::TCP_MSS_DEFAULT,
         };
         let mss_clamp = if self.user_mss != 0 { mss_clamp.min(self.user_mss) } else { mss_clamp };
