@@ -1,7 +1,7 @@
 //! `utcp connect`: the clients of `utcp serve` (echo, discard, HTTP GET) on a TUN device.
 
 use std::io::{Read, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,8 +28,8 @@ pub struct ConnectArgs {
 pub enum Client {
     /// Send SIZE bytes to an echo server and check that they come back unchanged
     Echo {
-        /// Server address, e.g. 10.77.0.1:7
-        to: SocketAddrV4,
+        /// Server address, e.g. 10.77.0.1:7 or [fd77::1]:7
+        to: SocketAddr,
         /// Bytes to send (e.g. 1M)
         #[arg(long, default_value = "64K", value_parser = crate::units::parse_size)]
         bytes: u64,
@@ -37,12 +37,12 @@ pub enum Client {
     /// Send SIZE bytes to a discard (or any) server, then close
     Discard {
         /// Server address
-        to: SocketAddrV4,
+        to: SocketAddr,
         /// Bytes to send (e.g. 1G)
         #[arg(long, default_value = "64M", value_parser = crate::units::parse_size)]
         bytes: u64,
     },
-    /// HTTP/1.1 GET of URL (http://A.B.C.D:PORT/PATH)
+    /// HTTP/1.1 GET of URL (http://A.B.C.D:PORT/PATH or http://[IPV6]:PORT/PATH)
     Http {
         /// The URL
         url: String,
@@ -91,7 +91,7 @@ impl Progress {
 }
 
 fn run_client(stack: &std::sync::Arc<utcp::Stack>, client: &Client) -> Result<(), String> {
-    let connect = |to: SocketAddrV4| TcpStream::connect(stack, to).map_err(|e| format!("connect {to}: {e}"));
+    let connect = |to: SocketAddr| TcpStream::connect(stack, to).map_err(|e| format!("connect {to}: {e}"));
     let mut prog = Progress::new();
     let r = match client {
         Client::Echo { to, bytes } => {
@@ -173,11 +173,16 @@ pub fn cmd_connect(a: &ConnectArgs) -> Result<ExitCode, String> {
     utcp_tun::sys::catch_sigint_sigterm().map_err(|e| format!("sigaction: {e}"))?;
     let host = TunHost::start(&a.tun)?;
     let to = match &a.client {
-        Client::Echo { to, .. } | Client::Discard { to, .. } => *to.ip(),
-        Client::Http { url, .. } => *crate::http::parse_url(url)?.addr.ip(),
+        Client::Echo { to, .. } | Client::Discard { to, .. } => to.ip(),
+        Client::Http { url, .. } => crate::http::parse_url(url)?.addr.ip(),
     };
     if !host.on_link(to) {
-        return Err(format!("{to}: not on {}/{} (utcp has no gateway)", a.tun.addr.0, a.tun.addr.1));
+        let net = match (to, a.tun.addr6) {
+            (std::net::IpAddr::V6(_), Some((a6, n))) => format!("{a6}/{n}"),
+            (std::net::IpAddr::V6(_), None) => "any IPv6 subnet (no --addr6)".to_string(),
+            _ => format!("{}/{}", a.tun.addr.0, a.tun.addr.1),
+        };
+        return Err(format!("{to}: not on {net} (utcp has no gateway)"));
     }
     eprintln!("{}", host.describe());
     let (stack, client) = (host.stack.clone(), a.client.clone());

@@ -216,8 +216,8 @@ pub fn serve_http<S: Read + Write>(s: S, dir: &Path, buf: &mut [u8]) -> io::Resu
 /// A parsed `http://HOST:PORT/PATH` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
-    /// Server address.
-    pub addr: std::net::SocketAddrV4,
+    /// Server address (`A.B.C.D` or `[IPV6]`).
+    pub addr: std::net::SocketAddr,
     /// Host as written (for the Host field).
     pub host: String,
     /// Path and query.
@@ -231,12 +231,29 @@ pub fn parse_url(s: &str) -> Result<Url, String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|e| format!("port {p:?}: {e}"))?),
-        None => (hostport, 80),
+    // An IPv6 host is bracketed (RFC 3986): [fd77::1]:8000.
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(r) => {
+            let (h, after) = r.split_once(']').ok_or_else(|| format!("{hostport:?}: no closing ]"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|e| format!("port {p:?}: {e}"))?,
+                None if after.is_empty() => 80,
+                None => return Err(format!("{hostport:?}: bad host")),
+            };
+            (h, port)
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|e| format!("port {p:?}: {e}"))?),
+            None => (hostport, 80),
+        },
     };
-    let ip: std::net::Ipv4Addr = host.parse().map_err(|_| format!("{host:?}: the host must be an IPv4 address"))?;
-    Ok(Url { addr: std::net::SocketAddrV4::new(ip, port), host: hostport.to_string(), path: path.to_string() })
+    let bracketed = hostport.starts_with('[');
+    let ip: std::net::IpAddr = match host.parse() {
+        Ok(std::net::IpAddr::V6(a)) if bracketed => a.into(),
+        Ok(std::net::IpAddr::V4(a)) if !bracketed => a.into(),
+        _ => return Err(format!("{host:?}: the host must be an IPv4 address or a bracketed IPv6 one")),
+    };
+    Ok(Url { addr: std::net::SocketAddr::new(ip, port), host: hostport.to_string(), path: path.to_string() })
 }
 
 /// Sends `GET url` and copies the body into `out`, calling `progress(done, total)` as it goes.
@@ -312,6 +329,14 @@ mod tests {
         assert_eq!(parse_url("http://10.0.0.1").unwrap().path, "/");
         assert!(parse_url("https://10.0.0.1/").is_err());
         assert!(parse_url("http://example.com/").is_err());
+        let u = parse_url("http://[fd77::1]:8000/big").unwrap();
+        assert_eq!(
+            (u.addr, u.host.as_str(), u.path.as_str()),
+            ("[fd77::1]:8000".parse().unwrap(), "[fd77::1]:8000", "/big")
+        );
+        assert_eq!(parse_url("http://[fd77::1]/").unwrap().addr.port(), 80);
+        assert!(parse_url("http://fd77::1/").is_err());
+        assert!(parse_url("http://[10.0.0.1]/").is_err());
         let d = Path::new("/srv");
         assert_eq!(crate::serve::resolve(d, "/a%20b?q").unwrap(), Path::new("/srv/a b"));
         assert!(crate::serve::resolve(d, "/../etc/passwd").is_none());

@@ -106,18 +106,18 @@ struct DrillArgs {
     /// Timing tolerance in microseconds [default: 4000]
     #[arg(long = "tolerance_usecs", value_name = "USECS")]
     tolerance_usecs: Option<i64>,
-    /// IP version; ipv6 and ipv4-mapped-ipv6 fail every script: not supported yet [default: ipv4]
+    /// IP version: ipv4, ipv6 (IPv6 packets and sockets), ipv4-mapped-ipv6 (IPv4 packets, AF_INET6 sockets) [default: ipv4]
     #[arg(long = "ip_version", value_name = "VERSION", value_parser = ["ipv4", "ipv6", "ipv4-mapped-ipv6"])]
     ip_version: Option<String>,
     /// The stack's address [default: 192.168.0.1]
     #[arg(long = "local_ip", value_name = "ADDR")]
-    local_ip: Option<std::net::Ipv4Addr>,
+    local_ip: Option<std::net::IpAddr>,
     /// The script's peer address, A.B.C.D or A.B.C.D/N [default: 192.0.2.1]
     #[arg(long = "remote_ip", value_name = "ADDR", value_parser = remote_ip)]
     remote_ip: Option<String>,
     /// Gateway to the peer; must be in the local subnet [default: 192.168.0.1]
     #[arg(long = "gateway_ip", value_name = "ADDR")]
-    gateway_ip: Option<std::net::Ipv4Addr>,
+    gateway_ip: Option<std::net::IpAddr>,
     /// Netmask of the local subnet [default: 255.255.0.0]
     #[arg(long = "netmask_ip", value_name = "MASK")]
     netmask_ip: Option<std::net::Ipv4Addr>,

@@ -55,8 +55,14 @@ pub fn cmd_serve(a: &ServeArgs) -> Result<ExitCode, String> {
     utcp_tun::sys::catch_sigint_sigterm().map_err(|e| format!("sigaction: {e}"))?;
     let host = TunHost::start(&a.tun)?;
     let stack = host.stack.clone();
-    let listener = TcpListener::bind(&stack, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port), a.backlog)
-        .map_err(|e| format!("listen on port {}: {e}", a.port))?;
+    // With an IPv6 address, one dual-stack listener on [::] takes both families (IPv4
+    // clients as ::ffff:a.b.c.d), as a kernel server bound to [::] does.
+    let any: std::net::SocketAddr = if stack.core.net.local_addr6().is_some() {
+        std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, a.port, 0, 0).into()
+    } else {
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port).into()
+    };
+    let listener = TcpListener::bind(&stack, any, a.backlog).map_err(|e| format!("listen on port {}: {e}", a.port))?;
     eprintln!("{}, serving {:?} on port {}", host.describe(), a.service, a.port);
     let conns = Arc::new(Conns::default());
     let cancel = Cancel::new();

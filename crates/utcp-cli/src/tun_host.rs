@@ -23,6 +23,10 @@ pub struct TunArgs {
     /// utcp's address and prefix on the interface, e.g. 10.77.0.2/24
     #[arg(long, value_name = "ADDR/N", value_parser = parse_cidr)]
     pub addr: (Ipv4Addr, u8),
+    /// utcp's IPv6 address and prefix on the interface, e.g. fd77::2/64 (TCP over IPv6 and
+    /// ICMPv6 echo; `serve` then listens on both families)
+    #[arg(long, value_name = "ADDR6/N", value_parser = parse_cidr6)]
+    pub addr6: Option<(std::net::Ipv6Addr, u8)>,
     /// Interface MTU (the kernel side's `ip link` MTU)
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: u32,
@@ -48,6 +52,17 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((a, n))
 }
 
+/// Parses `ADDR6/N`.
+pub fn parse_cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
+    let (a, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected ADDR6/PREFIX, e.g. fd77::2/64"))?;
+    let a: std::net::Ipv6Addr = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let n: u8 = n.parse().map_err(|e| format!("{n:?}: {e}"))?;
+    if n > 128 {
+        return Err(format!("prefix /{n} is longer than 128"));
+    }
+    Ok((a, n))
+}
+
 /// A utcp stack running on a TUN device.
 pub struct TunHost {
     /// The stack.
@@ -57,6 +72,7 @@ pub struct TunHost {
     dev: Arc<dyn NetDevice>,
     threads: Option<HostThreads>,
     prefix: (Ipv4Addr, u8),
+    prefix6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl TunHost {
@@ -83,22 +99,42 @@ impl TunHost {
             .unwrap_or(1)
             ^ (std::process::id() as u64) << 32;
         let core = StackCore::new(a.addr.0, a.mtu, clock, secret);
+        if let Some((a6, n)) = a.addr6 {
+            core.net.set_addr6(a6, n);
+        }
         core.attach_device(dev.clone());
         let threads = HostThreads::start(core.clone(), Some(dev.clone()));
-        Ok(TunHost { stack: Arc::new(Stack::from_core(core)), tun, dev, threads: Some(threads), prefix: a.addr })
+        Ok(TunHost {
+            stack: Arc::new(Stack::from_core(core)),
+            tun,
+            dev,
+            threads: Some(threads),
+            prefix: a.addr,
+            prefix6: a.addr6,
+        })
     }
 
-    /// Whether `dst` is on the interface's subnet (utcp has no gateway: every route is on-link).
-    pub fn on_link(&self, dst: Ipv4Addr) -> bool {
-        let (a, n) = self.prefix;
-        let mask = if n == 0 { 0 } else { u32::MAX << (32 - n as u32) };
-        u32::from(a) & mask == u32::from(dst) & mask
+    /// Whether `dst` is on the interface's subnet of its family (utcp has no gateway: every
+    /// route is on-link); no IPv6 address, no IPv6 subnet.
+    pub fn on_link(&self, dst: std::net::IpAddr) -> bool {
+        match dst {
+            std::net::IpAddr::V4(dst) => {
+                let (a, n) = self.prefix;
+                let mask = if n == 0 { 0 } else { u32::MAX << (32 - n as u32) };
+                u32::from(a) & mask == u32::from(dst) & mask
+            }
+            std::net::IpAddr::V6(dst) => self.prefix6.is_some_and(|(a, n)| {
+                let mask = if n == 0 { 0 } else { u128::MAX << (128 - n as u32) };
+                u128::from(a) & mask == u128::from(dst) & mask
+            }),
+        }
     }
 
     /// One line saying which mode the device is in.
     pub fn describe(&self) -> String {
         let mode = if self.tun.offload() { "offloads (vnet hdr, csum, tso4)" } else { "plain" };
-        format!("utcp: {} on {} ({mode})", self.prefix.0, self.tun.name())
+        let v6 = self.stack.core.net.local_addr6().map(|a| format!(" and {a}")).unwrap_or_default();
+        format!("utcp: {}{v6} on {} ({mode})", self.prefix.0, self.tun.name())
     }
 
     /// Lets queued frames go out, stops the threads, completes the pcap and prints the

@@ -37,11 +37,19 @@ fn drill_ip_version_is_checked() {
     let o = utcp(&["drill", "--ip_version", "foo", &script()]);
     assert_eq!(code(&o), 2, "a usage error: {o:?}");
     assert!(text(&o.stderr).contains("ipv4-mapped-ipv6"), "lists the valid values: {o:?}");
-    for v in ["ipv6", "ipv4-mapped-ipv6"] {
-        let o = utcp(&["drill", "--ip_version", v, &script()]);
-        assert_eq!(code(&o), 1, "{o:?}");
-        assert!(text(&o.stdout).contains("not supported yet"), "{o:?}");
+    // IPv6 with the selftests' MTU, and IPv4-mapped IPv6, run the script.
+    for args in [&["--ip_version", "ipv6", "--mtu", "1520"][..], &["--ip_version", "ipv4-mapped-ipv6"]] {
+        let s = script();
+        let mut a = vec!["drill"];
+        a.extend_from_slice(args);
+        a.push(&s);
+        let o = utcp(&a);
+        assert_eq!(code(&o), 0, "{o:?}");
     }
+    // An IPv4 address where IPv6 is asked for.
+    let o = utcp(&["drill", "--ip_version", "ipv6", "--local_ip", "192.168.0.1", &script()]);
+    assert_eq!(code(&o), 1, "{o:?}");
+    assert!(text(&o.stdout).contains("needs IPv6 addresses"), "{o:?}");
 }
 
 #[test]

@@ -1014,3 +1014,73 @@ fn icmp_errors_reach_the_error_queue_as_on_the_kernel() {
         }
     }
 }
+
+/// IPv6 over the TUN device (issue 12): the kernel's `ping -6` gets echo replies, and one
+/// dual-stack `utcp serve` listener echoes a kernel client's bytes over IPv6 and over IPv4.
+#[test]
+fn ipv6_ping_and_dual_stack_echo_through_the_kernel() {
+    require!("ping", "python3");
+    let mut ns = Ns::new("ipv6");
+    // Ns::new turns IPv6 off in the namespace; this test turns it on for tun0, with an
+    // address that needs no duplicate address detection.
+    ns.run(
+        "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.tun0.disable_ipv6=0 && \
+         ip addr add fd77::1/64 dev tun0 nodad",
+    );
+    let srv = ns.utcp(&format!("serve --tun tun0 --addr {UTCP_IP}/24 --addr6 fd77::2/64 --port 7 echo"));
+    let out = ns.run("ping -6 -c 3 -i 0.2 -W 5 -s 1000 fd77::2");
+    assert!(out.contains("3 received"), "{out}");
+    let client = |fam: &str, addr: &str| {
+        format!(
+            "python3 -c 'import socket,os\n\
+             s=socket.socket(socket.{fam},socket.SOCK_STREAM); s.connect((\"{addr}\",7)); print(s.getpeername())\n\
+             d=os.urandom(1<<20); s.sendall(d); s.shutdown(socket.SHUT_WR); b=b\"\"\n\
+             while True:\n  x=s.recv(65536)\n  if not x: break\n  b+=x\n\
+             print(\"echo ok\" if b==d else \"echo BAD %d\" % len(b))'"
+        )
+    };
+    let out = ns.run(&client("AF_INET6", "fd77::2"));
+    assert!(out.contains("echo ok") && out.contains("fd77::2"), "{out}");
+    let out = ns.run(&client("AF_INET", UTCP_IP));
+    assert!(out.contains("echo ok"), "{out}");
+    let (_, nstat) = ns.stop(srv);
+    assert_eq!(counter(&nstat, "Icmp6InEchos"), 3, "{nstat}");
+    assert_eq!(counter(&nstat, "Icmp6OutEchoReplies"), 3, "{nstat}");
+    assert!(counter(&nstat, "Ip6InDelivers") > 700, "{nstat}");
+    assert_eq!(counter(&nstat, "TcpInErrs"), 0, "{nstat}");
+    // The other way round: utcp connect downloads over IPv6 from a kernel server.
+    let www = ns.file("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    make_file(&www.join("big"), 4 << 20);
+    let child = ns
+        .cmd(&format!("exec python3 -m http.server --bind fd77::1 -d {} 8001", www.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.children.push(child);
+    let t = Instant::now();
+    while !ns.run("ss -Hltn 'sport = :8001'").contains("8001") {
+        assert!(t.elapsed() < Duration::from_secs(20), "python3 http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = ns.file("got6");
+    let o = ns
+        .cmd(&format!(
+            "exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/24 --addr6 fd77::2/64 http http://[fd77::1]:8001/big --output {}",
+            got.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "utcp connect: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256(&got), sha256(&www.join("big")));
+    let nstat = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(counter(&nstat, "Ip6InDelivers") > 2000, "{nstat}");
+    // Off its subnet there is no route.
+    let o = ns
+        .cmd(&format!("exec {UTCP} connect --tun tun0 --addr {UTCP_IP}/24 --addr6 fd77::2/64 echo [fd78::1]:7"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not on fd77::2/64"), "{o:?}");
+}

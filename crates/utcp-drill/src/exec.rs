@@ -16,7 +16,7 @@ use crate::shell::Shell;
 use crate::symbols::symbol;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -49,10 +49,13 @@ pub struct RunCfg {
     pub mss: u32,
     /// `--tcp_ts_tick_usecs`.
     pub ts_tick_usecs: u32,
-    /// Local address.
-    pub local_ip: Ipv4Addr,
+    /// Local address (IPv6 under `--ip_version=ipv6`).
+    pub local_ip: IpAddr,
     /// Remote address.
-    pub remote_ip: Ipv4Addr,
+    pub remote_ip: IpAddr,
+    /// `--ip_version=ipv4-mapped-ipv6`: IPv4 packets, AF_INET6 sockets with IPv4-mapped
+    /// addresses.
+    pub mapped: bool,
     /// Device MTU (`--mtu`).
     pub mtu: u32,
     /// Verbose tracing to stderr.
@@ -208,7 +211,15 @@ impl Runner {
     /// A runner with a fresh stack.
     pub fn new(cfg: RunCfg, dir: &Path) -> Runner {
         let clock = Arc::new(VirtualClock::new(EPOCH));
-        let core = StackCore::new(cfg.local_ip, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        let v4 = match cfg.local_ip {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::new(192, 168, 0, 1),
+        };
+        let core = StackCore::new(v4, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        if let IpAddr::V6(a) = cfg.local_ip {
+            // The tun device's address (packetdrill: `ip -6 addr add LOCAL/64`).
+            core.net.set_addr6(a, 64);
+        }
         let dev = Arc::new(DrillDevice { clock: clock.clone(), out: Mutex::new(VecDeque::new()), mtu: cfg.mtu });
         core.attach_device(dev.clone());
         let stack = Arc::new(Stack::from_core(core.clone()));
@@ -753,8 +764,7 @@ impl Runner {
         let clock = self.clock.clone();
         let fds = self.fds.clone();
         let sc2 = sc.clone();
-        let remote = SocketAddrV4::new(self.cfg.remote_ip, SCRIPT_PORT);
-        let local = SocketAddrV4::new(self.cfg.local_ip, SCRIPT_PORT);
+        let net = ScriptNet::of(&self.cfg);
         *timed_hint = match sc.name.as_str() {
             "poll" | "epoll_wait" => sc.args.get(2).and_then(|e| int(e).ok()).is_some_and(|t| t > 0),
             "read" | "recv" | "recvfrom" | "recvmsg" | "accept" => self
@@ -776,7 +786,7 @@ impl Runner {
         std::thread::spawn(move || {
             let mut out =
                 SysOut { ret: 0, errno: None, effects: Vec::new(), post: Ok(()), end: EPOCH, scm_times: Vec::new() };
-            let r = do_syscall(&stack, &clock, &fds, &sc2, local, remote, &mut out);
+            let r = do_syscall(&stack, &clock, &fds, &sc2, &net, &mut out);
             out.end = clock.now();
             match r {
                 Ok(v) => out.ret = v,
@@ -1081,15 +1091,44 @@ fn buf_arg(e: &Expr, len: usize) -> Option<Vec<u8>> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The addresses a script's `...` stands for, and the socket family: packetdrill's
+/// `socket_domain` (AF_INET6 for `ipv6` and `ipv4-mapped-ipv6`, whose socket() calls it turns
+/// from AF_INET into AF_INET6) and the live addresses in that family's form.
+#[derive(Clone, Copy, Debug)]
+pub struct ScriptNet {
+    /// The local address and the script's port.
+    pub local: SocketAddr,
+    /// The remote address and the script's port.
+    pub remote: SocketAddr,
+    /// The family socket() creates for AF_INET.
+    pub domain: i32,
+}
+
+impl ScriptNet {
+    /// The addresses of `cfg`.
+    pub fn of(cfg: &RunCfg) -> ScriptNet {
+        let form = |a: IpAddr| match a {
+            IpAddr::V4(v) if cfg.mapped => IpAddr::V6(v.to_ipv6_mapped()),
+            a => a,
+        };
+        let v6 = cfg.mapped || cfg.local_ip.is_ipv6();
+        ScriptNet {
+            local: SocketAddr::new(form(cfg.local_ip), SCRIPT_PORT),
+            remote: SocketAddr::new(form(cfg.remote_ip), SCRIPT_PORT),
+            domain: if v6 { 10 } else { 2 },
+        }
+    }
+}
+
 fn do_syscall(
     stack: &Stack,
     _clock: &VirtualClock,
     fds: &HashMap<i64, i32>,
     sc: &SyscallEvent,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    net: &ScriptNet,
     out: &mut SysOut,
 ) -> Result<i64, SysErr> {
+    let (local, remote) = (net.local, net.remote);
     let fd = |i: usize| -> Result<i32, SysErr> {
         let v = iarg(sc, i)?;
         Ok(*fds.get(&v).unwrap_or(&(v as i32)))
@@ -1107,6 +1146,8 @@ fn do_syscall(
                 Expr::Ellipsis => 2,
                 e => int(e).map_err(SysErr::Script)?,
             };
+            // packetdrill's syscall_socket(): AF_INET is the configured socket domain.
+            let dom = if dom == 2 { net.domain as i64 } else { dom };
             let r = stack.socket(dom as i32, iarg(sc, 1)? as i32, iarg(sc, 2)? as i32)?;
             if let Some(s) = script_result {
                 out.effects.push(Effect::NewFd { script: s, live: r, socket: true });
@@ -1127,7 +1168,7 @@ fn do_syscall(
         "accept" | "accept4" => {
             let f = fd(0)?;
             let flags = if sc.name == "accept4" { iarg(sc, 3)? as i32 } else { 0 };
-            let (nfd, peer) = stack.accept4(f, flags)?;
+            let (nfd, peer) = stack.accept4_addr(f, flags)?;
             if let Some(s) = script_result {
                 out.effects.push(Effect::Accepted { script: s, live: nfd, peer_port: peer.port() });
             }
@@ -1150,8 +1191,8 @@ fn do_syscall(
             let flags = iarg(sc, 3)? as i32;
             let mut b = buf_arg(arg(sc, 1)?, n);
             if sc.name == "recvfrom" {
-                let mut addr = [0u8; 16];
-                let mut alen = 16u32;
+                let mut addr = [0u8; 28];
+                let mut alen = 28u32;
                 let null_addr = sc.args.get(4).is_some_and(is_null);
                 Ok(stack.recvfrom(
                     f,

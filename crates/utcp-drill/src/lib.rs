@@ -24,7 +24,7 @@ pub mod sysctl_support;
 pub use parser::{parse_script, ParseError};
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 /// Options of a `utcp drill` run (packetdrill's names). The fields are the defaults, which a
@@ -36,7 +36,8 @@ pub struct DrillOptions {
     pub mss: u32,
     /// `--tolerance_usecs`.
     pub tolerance_usecs: i64,
-    /// `--ip_version`: `ipv4` (`ipv6` and `ipv4-mapped-ipv6` fail: not supported yet).
+    /// `--ip_version`: `ipv4`, `ipv6` (IPv6 packets, AF_INET6 sockets; the addresses default
+    /// to packetdrill's IPv6 ones) or `ipv4-mapped-ipv6` (IPv4 packets, AF_INET6 sockets).
     pub ip_version: String,
     /// `-D NAME=VALUE` defines.
     pub defines: Vec<(String, String)>,
@@ -187,14 +188,20 @@ pub fn check_network(local: Ipv4Addr, gateway: Ipv4Addr, netmask: Ipv4Addr) -> R
     Ok(())
 }
 
-/// `A.B.C.D` or `A.B.C.D/N`, as packetdrill's `--remote_ip` takes it.
-pub fn parse_remote_ip(v: &str) -> Result<Ipv4Addr, String> {
+/// `A.B.C.D` or `A.B.C.D/N` (an IPv6 address, with a prefix up to 128), as packetdrill's
+/// `--remote_ip` takes it.
+pub fn parse_remote_ip(v: &str) -> Result<IpAddr, String> {
     let (addr, prefix) = v.split_once('/').map_or((v, None), |(a, p)| (a, Some(p)));
-    if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |n| n > 32)) {
-        return Err(format!("bad --remote_ip {v}: the prefix length must be 0 to 32"));
+    let a: IpAddr = addr.parse().map_err(|_| format!("bad --remote_ip {v}: not an IP address"))?;
+    let max = if a.is_ipv6() { 128 } else { 32 };
+    if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |n| n > max)) {
+        return Err(format!("bad --remote_ip {v}: the prefix length must be 0 to {max}"));
     }
-    addr.parse().map_err(|_| format!("bad --remote_ip {v}: not an IPv4 address"))
+    Ok(a)
 }
+
+/// packetdrill's IPv6 defaults (config.c): local, remote and gateway addresses.
+pub const V6_DEFAULTS: (&str, &str, &str) = ("fd3d:0a0b:17d6::1", "fd3d:fa7b:d17d::1", "fd3d:0a0b:17d6:8888::1");
 
 /// packetdrill's `--mtu` (as `ip link set mtu` takes it for a tun device: 68 to 65535).
 pub fn parse_mtu(v: &str) -> Result<u32, String> {
@@ -223,12 +230,14 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
         tolerance_percent: 12.5,
         mss: opts.mss,
         ts_tick_usecs: opts.tcp_ts_tick_usecs,
-        local_ip: opts.local_ip,
-        remote_ip: opts.remote_ip,
+        local_ip: opts.local_ip.into(),
+        remote_ip: opts.remote_ip.into(),
+        mapped: false,
         mtu: opts.mtu,
         verbose: opts.verbose,
     };
-    let (mut gateway, mut netmask) = (opts.gateway_ip, opts.netmask_ip);
+    let (mut gateway, mut netmask): (IpAddr, Ipv4Addr) = (opts.gateway_ip.into(), opts.netmask_ip);
+    let mut given = (false, false, false);
     let mut ip_version = opts.ip_version.clone();
     let script_opts = script.options.iter().map(|(k, v)| (1, k, v.clone().unwrap_or_default()));
     let cli_opts = opts.command_line.iter().map(|(k, v)| (0, k, v.clone()));
@@ -246,9 +255,18 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
                 Ok(())
             }
             "define" | "verbose" => Ok(()),
-            "local_ip" => val.parse().map(|a| cfg.local_ip = a).map_err(|_| format!("bad --local_ip {val}")),
-            "remote_ip" => parse_remote_ip(&val).map(|a| cfg.remote_ip = a),
-            "gateway_ip" => val.parse().map(|a| gateway = a).map_err(|_| format!("bad --gateway_ip {val}")),
+            "local_ip" => {
+                given.0 = true;
+                val.parse().map(|a| cfg.local_ip = a).map_err(|_| format!("bad --local_ip {val}"))
+            }
+            "remote_ip" => {
+                given.1 = true;
+                parse_remote_ip(&val).map(|a| cfg.remote_ip = a)
+            }
+            "gateway_ip" => {
+                given.2 = true;
+                val.parse().map(|a| gateway = a).map_err(|_| format!("bad --gateway_ip {val}"))
+            }
             "netmask_ip" => val.parse().map(|a| netmask = a).map_err(|_| format!("bad --netmask_ip {val}")),
             "mtu" => parse_mtu(&val).map(|m| cfg.mtu = m),
             other => Err(format!("unsupported option --{other}")),
@@ -257,18 +275,36 @@ pub fn run_text(text: &str, dir: &Path, opts: &DrillOptions) -> Outcome {
             return Outcome::Fail { line, reason: e };
         }
     }
-    match ip_version.as_str() {
-        "ipv4" => {}
-        "ipv6" | "ipv4-mapped-ipv6" => {
-            return Outcome::Fail {
-                line: 0,
-                reason: format!("--ip_version={ip_version} is not supported yet (utcp is IPv4-only)"),
+    let v6 = match ip_version.as_str() {
+        "ipv4" => false,
+        "ipv4-mapped-ipv6" => {
+            cfg.mapped = true;
+            false
+        }
+        "ipv6" => {
+            let d = |s: &str| s.parse::<IpAddr>().expect("default");
+            if !given.0 {
+                cfg.local_ip = d(V6_DEFAULTS.0);
             }
+            if !given.1 {
+                cfg.remote_ip = d(V6_DEFAULTS.1);
+            }
+            if !given.2 {
+                gateway = d(V6_DEFAULTS.2);
+            }
+            true
         }
         other => return Outcome::Fail { line: 0, reason: format!("bad --ip_version: {other}") },
+    };
+    let family = |a: &IpAddr| a.is_ipv6() == v6;
+    if !family(&cfg.local_ip) || !family(&cfg.remote_ip) || !family(&gateway) {
+        let want = if v6 { "IPv6" } else { "IPv4" };
+        return Outcome::Fail { line: 0, reason: format!("--ip_version={ip_version} needs {want} addresses") };
     }
-    if let Err(e) = check_network(cfg.local_ip, gateway, netmask) {
-        return Outcome::Fail { line: 0, reason: e };
+    if let (IpAddr::V4(l), IpAddr::V4(g)) = (cfg.local_ip, gateway) {
+        if let Err(e) = check_network(l, g, netmask) {
+            return Outcome::Fail { line: 0, reason: e };
+        }
     }
     let mut runner = exec::Runner::new(cfg, dir);
     if let Some(c) = &script.init_command {

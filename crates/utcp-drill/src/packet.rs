@@ -5,7 +5,7 @@
 
 use crate::ast::{TcpOption, TcpOptions, TcpSpec};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Internet checksum over `data`, continuing `sum`.
 fn sum16(mut sum: u32, data: &[u8]) -> u32 {
@@ -115,17 +115,27 @@ fn encode_options(
 /// Addresses and ports of one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuple {
-    /// Source address.
-    pub src: Ipv4Addr,
+    /// Source address (IPv4, or IPv6 under `--ip_version=ipv6`).
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     /// Source port.
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
 }
 
-/// Builds the inbound IPv4+TCP packet for `spec`, mapping ack/SACK/TS ecr to live values.
+/// The bytes of an address.
+fn octets(a: &IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// Builds the inbound IPv4+TCP (or IPv6+TCP, for IPv6 addresses: traffic class `tos`, hop
+/// limit `ttl`, flow label 0, as packetdrill's `new_tcp_packet()` for AF_INET6) packet for
+/// `spec`, mapping ack/SACK/TS ecr to live values.
 pub fn build_inbound(spec: &TcpSpec, t: Tuple, map: &ConnMap, tos: u8, ttl: u8) -> Result<Vec<u8>, String> {
     let (flags, ae) = flag_bits(&spec.flags)?;
     let is_ack = flags & 0x10 != 0;
@@ -152,22 +162,34 @@ pub fn build_inbound(spec: &TcpSpec, t: Tuple, map: &ConnMap, tos: u8, ttl: u8) 
         opt_bytes.push(0);
     }
     let tcp_len = 20 + opt_bytes.len() + spec.payload_len as usize;
-    let total = 20 + tcp_len;
-    if total > 65535 {
+    let v6 = t.src.is_ipv6();
+    let ihl = if v6 { 40 } else { 20 };
+    let total = ihl + tcp_len;
+    if tcp_len > 65535 || (!v6 && total > 65535) {
         return Err("packet too long".into());
     }
     let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[1] = tos;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = ttl;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&t.src.octets());
-    p[16..20].copy_from_slice(&t.dst.octets());
-    let c = fold(sum16(0, &p[..20]));
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    let tcp = &mut p[20..];
+    if v6 {
+        p[0] = 0x60 | (tos >> 4);
+        p[1] = tos << 4;
+        p[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        p[6] = 6;
+        p[7] = ttl;
+        p[8..24].copy_from_slice(&octets(&t.src));
+        p[24..40].copy_from_slice(&octets(&t.dst));
+    } else {
+        p[0] = 0x45;
+        p[1] = tos;
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p[6] = 0x40; // DF
+        p[8] = ttl;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&octets(&t.src));
+        p[16..20].copy_from_slice(&octets(&t.dst));
+        let c = fold(sum16(0, &p[..20]));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let tcp = &mut p[ihl..];
     tcp[0..2].copy_from_slice(&t.sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&t.dport.to_be_bytes());
     tcp[4..8].copy_from_slice(&spec.seq_start.to_be_bytes());
@@ -179,8 +201,8 @@ pub fn build_inbound(spec: &TcpSpec, t: Tuple, map: &ConnMap, tos: u8, ttl: u8) 
     tcp[18..20].copy_from_slice(&spec.urg.unwrap_or(0).to_be_bytes());
     tcp[20..20 + opt_bytes.len()].copy_from_slice(&opt_bytes);
     let mut pseudo = 0u32;
-    pseudo = sum16(pseudo, &t.src.octets());
-    pseudo = sum16(pseudo, &t.dst.octets());
+    pseudo = sum16(pseudo, &octets(&t.src));
+    pseudo = sum16(pseudo, &octets(&t.dst));
     pseudo += 6 + tcp_len as u32;
     let c = fold(sum16(pseudo, tcp));
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
@@ -192,6 +214,9 @@ pub fn build_inbound(spec: &TcpSpec, t: Tuple, map: &ConnMap, tos: u8, ttl: u8) 
 pub struct Parsed {
     /// Addresses and ports.
     pub tuple: Tuple,
+    /// An IPv6 packet (`ihl` is then 5 and `tot_len` the payload length plus 20, so that the
+    /// TCP length reads the same).
+    pub v6: bool,
     /// IP TOS byte.
     pub tos: u8,
     /// IP TTL.
@@ -222,8 +247,49 @@ pub struct Parsed {
     pub payload: Vec<u8>,
 }
 
-/// Parses an IPv4+TCP packet.
+/// Parses an IPv6+TCP packet (TCP right after the fixed header, as utcp sends it).
+fn parse6(b: &[u8]) -> Result<Parsed, String> {
+    if b.len() < 60 || b[6] != 6 {
+        return Err("outbound packet is not IPv6/TCP".into());
+    }
+    let plen = u16::from_be_bytes([b[4], b[5]]) as usize;
+    let t = &b[40..(40 + plen).min(b.len())];
+    let doff = t[12] >> 4;
+    let th = doff as usize * 4;
+    if th < 20 || t.len() < th {
+        return Err("bad TCP header length".into());
+    }
+    let a = |o: usize| IpAddr::from(<[u8; 16]>::try_from(&b[o..o + 16]).expect("16 bytes"));
+    Ok(Parsed {
+        tuple: Tuple {
+            src: a(8),
+            dst: a(24),
+            sport: u16::from_be_bytes([t[0], t[1]]),
+            dport: u16::from_be_bytes([t[2], t[3]]),
+        },
+        v6: true,
+        tos: (b[0] << 4) | (b[1] >> 4),
+        ttl: b[7],
+        ihl: 5,
+        tot_len: (plen + 20) as u16,
+        ip_csum_ok: true,
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        doff,
+        flags: t[13],
+        res: t[12] & 0x0f,
+        win: u16::from_be_bytes([t[14], t[15]]),
+        urg: u16::from_be_bytes([t[18], t[19]]),
+        options: t[20..th].to_vec(),
+        payload: t[th..].to_vec(),
+    })
+}
+
+/// Parses an IPv4+TCP (or IPv6+TCP) packet.
 pub fn parse(b: &[u8]) -> Result<Parsed, String> {
+    if !b.is_empty() && b[0] >> 4 == 6 {
+        return parse6(b);
+    }
     if b.len() < 40 || b[0] >> 4 != 4 || b[9] != 6 {
         return Err("outbound packet is not IPv4/TCP".into());
     }
@@ -238,11 +304,12 @@ pub fn parse(b: &[u8]) -> Result<Parsed, String> {
     }
     Ok(Parsed {
         tuple: Tuple {
-            src: Ipv4Addr::new(b[12], b[13], b[14], b[15]),
-            dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]),
+            src: Ipv4Addr::new(b[12], b[13], b[14], b[15]).into(),
+            dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]).into(),
             sport: u16::from_be_bytes([t[0], t[1]]),
             dport: u16::from_be_bytes([t[2], t[3]]),
         },
+        v6: false,
         tos: b[1],
         ttl: b[8],
         ihl,
@@ -426,6 +493,7 @@ pub fn verify_outbound(spec: &TcpSpec, live: &Parsed, map: &mut ConnMap, cfg: &M
     let script_dump = {
         let sp = Parsed {
             tuple: live.tuple,
+            v6: live.v6,
             tos: 0,
             ttl: 0,
             ihl: 5,
@@ -457,10 +525,14 @@ pub fn verify_outbound(spec: &TcpSpec, live: &Parsed, map: &mut ConnMap, cfg: &M
         let allowance = if nocheck { live.options.len() } else { 0 };
         let script_doff = (20 + script_opts.len()) / 4;
         let script_tot = 20 + 20 + script_opts.len() + spec.payload_len as usize;
-        check("ipv4_version", 4, 4)?;
-        check("ipv4_protocol", 6, 6)?;
-        check("ipv4_header_length", 5, live.ihl as u32)?;
-        check("ipv4_total_length", (script_tot + allowance) as u32, live.tot_len as u32)?;
+        if live.v6 {
+            check("ipv6_payload_len", (script_tot - 20 + allowance) as u32, live.tot_len as u32 - 20)?;
+        } else {
+            check("ipv4_version", 4, 4)?;
+            check("ipv4_protocol", 6, 6)?;
+            check("ipv4_header_length", 5, live.ihl as u32)?;
+            check("ipv4_total_length", (script_tot + allowance) as u32, live.tot_len as u32)?;
+        }
         check("tcp_data_offset", (script_doff + allowance / 4) as u32, live.doff as u32)?;
         let bit = |f: u8, b: u8| (f & b != 0) as u32;
         check("tcp_fin", bit(sflags, 0x01), bit(live.flags, 0x01))?;
@@ -549,7 +621,12 @@ mod tests {
     }
 
     fn tuple() -> Tuple {
-        Tuple { src: Ipv4Addr::new(192, 0, 2, 1), dst: Ipv4Addr::new(192, 168, 0, 1), sport: 40000, dport: 8080 }
+        Tuple {
+            src: Ipv4Addr::new(192, 0, 2, 1).into(),
+            dst: Ipv4Addr::new(192, 168, 0, 1).into(),
+            sport: 40000,
+            dport: 8080,
+        }
     }
 
     #[test]

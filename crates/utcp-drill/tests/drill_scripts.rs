@@ -1,5 +1,7 @@
 //! Runs the packetdrill scripts that pass on Linux 6.18 (`oracle-6.18.txt`) and our own
-//! kernel-verified scripts; every one must pass under `utcp drill`.
+//! kernel-verified scripts; every one must pass under `utcp drill`, in IPv4, in IPv6 with the
+//! arguments the Linux selftests give packetdrill for it (`ksft_runner.sh`), and in
+//! ipv4-mapped-ipv6.
 
 use std::path::{Path, PathBuf};
 use utcp_drill::{run_file, DrillOptions, Outcome};
@@ -10,10 +12,40 @@ const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/packe
 /// Scripts known to fail under utcp, each with the reason (STYLE.md §14). A listed script that
 /// starts passing fails the test until its entry is removed, so the list only shrinks.
 const EXPECTED_FAILURES: &str = include_str!("expected-failures.txt");
+/// Scripts that fail in IPv6 only, each with the reason.
+const EXPECTED_FAILURES_IPV6: &str = include_str!("expected-failures-ipv6.txt");
 
-fn expected_failures() -> Vec<(String, String)> {
+/// The selftests' IPv6 arguments.
+fn ipv6_opts() -> DrillOptions {
+    let cl = |k: &str, v: &str| (k.to_string(), v.to_string());
+    DrillOptions {
+        ip_version: "ipv6".into(),
+        mtu: 1520,
+        command_line: vec![
+            cl("local_ip", "fd3d:0a0b:17d6::1"),
+            cl("gateway_ip", "fd3d:0a0b:17d6:8888::1"),
+            cl("remote_ip", "fd3d:fa7b:d17d::1"),
+        ],
+        defines: vec![cl("CMSG_LEVEL_IP", "SOL_IPV6"), cl("CMSG_TYPE_RECVERR", "IPV6_RECVERR")],
+        ..DrillOptions::default()
+    }
+}
+
+/// IPv4 packets, AF_INET6 sockets.
+fn mapped_opts() -> DrillOptions {
+    let cl = |k: &str, v: &str| (k.to_string(), v.to_string());
+    DrillOptions {
+        ip_version: "ipv4-mapped-ipv6".into(),
+        defines: vec![cl("CMSG_LEVEL_IP", "SOL_IPV6"), cl("CMSG_TYPE_RECVERR", "IPV6_RECVERR")],
+        ..DrillOptions::default()
+    }
+}
+
+fn expected_failures(v6: bool) -> Vec<(String, String)> {
+    let extra = if v6 { EXPECTED_FAILURES_IPV6 } else { "" };
     EXPECTED_FAILURES
         .lines()
+        .chain(extra.lines())
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
@@ -23,10 +55,10 @@ fn expected_failures() -> Vec<(String, String)> {
         .collect()
 }
 
-fn run_all(files: &[PathBuf]) {
-    let opts = DrillOptions { verbose: std::env::var_os("DRILL_VERBOSE").is_some(), ..DrillOptions::default() };
+fn run_all(files: &[PathBuf], opts: DrillOptions) {
+    let opts = DrillOptions { verbose: std::env::var_os("DRILL_VERBOSE").is_some(), ..opts };
     let filter = std::env::var("DRILL_FILTER").ok();
-    let expected = expected_failures();
+    let expected = expected_failures(opts.ip_version == "ipv6");
     let mut failed = Vec::new();
     let mut newly_passing = Vec::new();
     let mut n = 0;
@@ -55,8 +87,7 @@ fn run_all(files: &[PathBuf]) {
     );
 }
 
-#[test]
-fn oracle_6_18_scripts_pass() {
+fn oracle_files() -> Vec<PathBuf> {
     let list = Path::new(SHARED).join("oracle-6.18.txt");
     // CI and every developer checkout have shared/ beside the repository: a missing corpus
     // is a broken setup, not a pass.
@@ -69,11 +100,25 @@ fn oracle_6_18_scripts_pass() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| Path::new(SHARED).join(l))
         .collect();
-    run_all(&files);
+    files
 }
 
 #[test]
-fn own_scripts_pass() {
+fn oracle_6_18_scripts_pass() {
+    run_all(&oracle_files(), DrillOptions::default());
+}
+
+#[test]
+fn oracle_6_18_scripts_pass_in_ipv6() {
+    run_all(&oracle_files(), ipv6_opts());
+}
+
+#[test]
+fn oracle_6_18_scripts_pass_in_ipv4_mapped_ipv6() {
+    run_all(&oracle_files(), mapped_opts());
+}
+
+fn own_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/packetdrill");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/packetdrill")
@@ -81,5 +126,20 @@ fn own_scripts_pass() {
         .filter(|p| p.extension().is_some_and(|x| x == "pkt"))
         .collect();
     files.sort();
-    run_all(&files);
+    files
+}
+
+#[test]
+fn own_scripts_pass() {
+    run_all(&own_files(), DrillOptions::default());
+}
+
+#[test]
+fn own_scripts_pass_in_ipv6() {
+    run_all(&own_files(), ipv6_opts());
+}
+
+#[test]
+fn own_scripts_pass_in_ipv4_mapped_ipv6() {
+    run_all(&own_files(), mapped_opts());
 }

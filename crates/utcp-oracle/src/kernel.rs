@@ -77,9 +77,39 @@ pub mod sys {
     use super::*;
 
     pub fn socket_stream() -> Result<i32, i32> {
+        let dom = if crate::ipv6() { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: plain syscall with constant arguments.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe { libc::socket(dom, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         cvt(fd as i64).map(|v| v as i32)
+    }
+
+    /// `[::1]:port`.
+    pub fn loopback6(port: u16) -> libc::sockaddr_in6 {
+        // SAFETY: all-zero is a valid sockaddr_in6.
+        let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        sa.sin6_port = port.to_be();
+        sa.sin6_addr.s6_addr[15] = 1;
+        sa
+    }
+
+    /// bind() or connect() to the loopback address of the family in use.
+    fn loopback_call(fd: i32, port: u16, connect: bool) -> Result<i64, i32> {
+        let (sa4, sa6) = (loopback(port), loopback6(port));
+        let (p, len) = if crate::ipv6() {
+            (&sa6 as *const libc::sockaddr_in6 as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in6>())
+        } else {
+            (&sa4 as *const libc::sockaddr_in as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>())
+        };
+        // SAFETY: `p` points to a valid sockaddr of `len` bytes that outlives the call.
+        let r = unsafe {
+            if connect {
+                libc::connect(fd, p, len as libc::socklen_t)
+            } else {
+                libc::bind(fd, p, len as libc::socklen_t)
+            }
+        };
+        cvt(r as i64)
     }
 
     pub fn close(fd: i32) -> Result<i64, i32> {
@@ -97,29 +127,11 @@ pub mod sys {
     }
 
     pub fn bind_loopback(fd: i32, port: u16) -> Result<i64, i32> {
-        let sa = loopback(port);
-        // SAFETY: `sa` is a valid sockaddr_in and we pass its exact size.
-        let r = unsafe {
-            libc::bind(
-                fd,
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        cvt(r as i64)
+        loopback_call(fd, port, false)
     }
 
     pub fn connect_loopback(fd: i32, port: u16) -> Result<i64, i32> {
-        let sa = loopback(port);
-        // SAFETY: `sa` is a valid sockaddr_in and we pass its exact size.
-        let r = unsafe {
-            libc::connect(
-                fd,
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        cvt(r as i64)
+        loopback_call(fd, port, true)
     }
 
     pub fn listen(fd: i32, backlog: i32) -> Result<i64, i32> {
@@ -128,11 +140,13 @@ pub mod sys {
     }
 
     fn name_port(fd: i32, peer: bool) -> Result<u16, i32> {
-        // SAFETY: all-zero is a valid sockaddr_in.
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let p = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
-        // SAFETY: `p` points to a sockaddr_in of `len` bytes; `len` is valid.
+        // sockaddr_in and sockaddr_in6 keep the port at the same offset; the storage holds
+        // either.
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let p = &mut st as *mut libc::sockaddr_storage as *mut libc::sockaddr;
+        // SAFETY: `p` points to a sockaddr_storage of `len` bytes; `len` is valid.
         let r = unsafe {
             if peer {
                 libc::getpeername(fd, p, &mut len)
@@ -141,6 +155,8 @@ pub mod sys {
             }
         };
         cvt(r as i64)?;
+        // SAFETY: the storage is at least a sockaddr_in, whose port both families share.
+        let sa = unsafe { &*(p as *const libc::sockaddr_in) };
         Ok(u16::from_be(sa.sin_port))
     }
 

@@ -41,6 +41,20 @@ pub mod scenario;
 pub mod utcp;
 
 pub use self::utcp::UtcpBackend;
+
+/// Both backends run their scenarios over IPv6 (the kernel on `::1`, utcp on fd00::a/fd00::b
+/// with AF_INET6 sockets) instead of IPv4. Process-wide: set it before any run (its own test
+/// binary, `tests/ipv6.rs`).
+pub fn set_ipv6(on: bool) {
+    IPV6.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`set_ipv6`] is on.
+pub fn ipv6() -> bool {
+    IPV6.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static IPV6: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 pub use kernel::KernelBackend;
 pub use scenario::{
     compare, compare_named, describe, differential, Backend, Cmsg, IoctlReq, Mismatch, Outcome, PreOpt, Scenario,

@@ -28,7 +28,6 @@ use ::utcp::socket::sock::{Cancel, Sock};
 use ::utcp::syscall::{IoVec, MsgHdr, PollFd, Stack, AF_INET, F_GETFL, F_SETFL, O_NONBLOCK, SOCK_STREAM};
 use ::utcp::tcp::TcpState;
 use ::utcp::time::Duration;
-use std::net::SocketAddrV4;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant as RealInstant;
@@ -209,7 +208,13 @@ impl Run {
         let mut run = Run { net, local: -1, local_sk: None, peer: None, peer_sent: 0, wedged: false };
         let a = run.a().clone();
         let b = run.b().clone();
-        let local = a.socket(AF_INET, SOCK_STREAM, 0).map_err(|e| format!("socket: {e:?}"))?;
+        // crate::ipv6(): AF_INET6 sockets over fd00::a / fd00::b.
+        let (fam, addr_a, addr_b): (i32, std::net::IpAddr, std::net::IpAddr) = if crate::ipv6() {
+            (::utcp::syscall::AF_INET6, ::utcp::api::ADDR6_A.into(), ::utcp::api::ADDR6_B.into())
+        } else {
+            (AF_INET, ADDR_A.into(), ADDR_B.into())
+        };
+        let local = a.socket(fam, SOCK_STREAM, 0).map_err(|e| format!("socket: {e:?}"))?;
         run.local = local;
         run.local_sk = Some(a.sockfd_lookup(local).map_err(|e| format!("lookup: {e:?}"))?.sk.clone());
         for o in &sc.pre_opts {
@@ -218,18 +223,18 @@ impl Run {
         match sc.setup {
             Setup::Fresh => {}
             Setup::Listening => {
-                a.bind(local, SocketAddrV4::new(ADDR_A, 0)).map_err(|e| format!("bind: {e:?}"))?;
+                a.bind(local, std::net::SocketAddr::new(addr_a, 0)).map_err(|e| format!("bind: {e:?}"))?;
                 a.listen(local, 16).map_err(|e| format!("listen: {e:?}"))?;
             }
             Setup::Connected => {
-                let l = b.socket(AF_INET, SOCK_STREAM, 0).map_err(|e| format!("listener socket: {e:?}"))?;
-                b.bind(l, SocketAddrV4::new(ADDR_B, PEER_PORT)).map_err(|e| format!("listener bind: {e:?}"))?;
+                let l = b.socket(fam, SOCK_STREAM, 0).map_err(|e| format!("listener socket: {e:?}"))?;
+                b.bind(l, std::net::SocketAddr::new(addr_b, PEER_PORT)).map_err(|e| format!("listener bind: {e:?}"))?;
                 b.listen(l, 64).map_err(|e| format!("listen: {e:?}"))?;
                 // Connect without blocking (nothing would drive the virtual clock), then
                 // restore blocking mode.
                 let fl = a.fcntl(local, F_GETFL, 0).map_err(|e| format!("F_GETFL: {e:?}"))?;
                 a.fcntl(local, F_SETFL, fl | O_NONBLOCK).map_err(|e| format!("F_SETFL: {e:?}"))?;
-                let dst = SocketAddrV4::new(ADDR_B, PEER_PORT);
+                let dst = std::net::SocketAddr::new(addr_b, PEER_PORT);
                 match a.connect(local, dst) {
                     Ok(()) | Err(::utcp::Errno::EINPROGRESS) => {}
                     Err(e) => return Err(format!("connect: {e:?}")),

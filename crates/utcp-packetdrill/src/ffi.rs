@@ -10,7 +10,7 @@ use crate::instance::{Config, Instance};
 use libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void, size_t, socklen_t, ssize_t};
 use std::collections::BTreeMap;
 use std::ffi::CStr;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use utcp::errno::{Errno, SysResult};
 use utcp::syscall::{IoVec, MsgHdr, PollFd};
@@ -199,30 +199,28 @@ unsafe fn slice_mut<'a>(p: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
     }
 }
 
-/// `move_addr_to_kernel` + the `sockaddr_in` checks of `inet_bind`/`inet_stream_connect`.
+/// `move_addr_to_kernel`: the sockaddr bytes (at most 128: a longer `len` is EINVAL), which
+/// utcp's raw calls then check as `inet_bind`/`inet6_bind` and `__inet_stream_connect` do
+/// (either family).
 ///
 /// SAFETY (callers): a non-NULL `addr` points to `len` readable bytes.
-unsafe fn sockaddr_in_from(addr: *const libc::sockaddr, len: socklen_t) -> SysResult<SocketAddrV4> {
+unsafe fn sockaddr_from(addr: *const libc::sockaddr, len: socklen_t) -> SysResult<Vec<u8>> {
     if len as i32 > 128 || (len as i32) < 0 {
         return Err(Errno::EINVAL);
     }
+    if len == 0 {
+        return Ok(Vec::new());
+    }
     // SAFETY: per this function's contract.
     let b = unsafe { slice(addr as *const c_void, len as usize) }.ok_or(Errno::EFAULT)?;
-    if b.len() < 16 {
-        return Err(Errno::EINVAL);
-    }
-    let family = u16::from_ne_bytes([b[0], b[1]]) as i32;
-    if family != libc::AF_INET {
-        return Err(Errno::EAFNOSUPPORT);
-    }
-    let port = u16::from_be_bytes([b[2], b[3]]);
-    Ok(SocketAddrV4::new(Ipv4Addr::new(b[4], b[5], b[6], b[7]), port))
+    Ok(b.to_vec())
 }
 
-/// `move_addr_to_user`: copies `addr` into (`buf`, `*lenp`), truncated, and sets `*lenp`.
+/// `move_addr_to_user`: copies `addr` (a `sockaddr_in` or `sockaddr_in6`) into (`buf`,
+/// `*lenp`), truncated, and sets `*lenp`.
 ///
 /// SAFETY (callers): `buf`/`lenp` are NULL or valid, `buf` for `*lenp` bytes.
-unsafe fn sockaddr_out(addr: SocketAddrV4, buf: *mut libc::sockaddr, lenp: *mut socklen_t) -> SysResult<()> {
+unsafe fn sockaddr_out(addr: SocketAddr, buf: *mut libc::sockaddr, lenp: *mut socklen_t) -> SysResult<()> {
     if buf.is_null() || lenp.is_null() {
         return Ok(());
     }
@@ -231,12 +229,12 @@ unsafe fn sockaddr_out(addr: SocketAddrV4, buf: *mut libc::sockaddr, lenp: *mut 
     if len < 0 {
         return Err(Errno::EINVAL);
     }
-    let bytes = utcp::syscall::sockaddr_in(addr);
-    let n = (len as usize).min(bytes.len());
+    let (bytes, blen) = utcp::uapi::sockaddr_bytes(&addr);
+    let n = (len as usize).min(blen);
     // SAFETY: `buf` is valid for `*lenp` bytes per the contract; we write `n <= *lenp`.
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
-        *lenp = bytes.len() as socklen_t;
+        *lenp = blen as socklen_t;
     }
     Ok(())
 }
@@ -338,8 +336,8 @@ unsafe extern "C" fn pd_bind(ud: *mut c_void, fd: c_int, addr: *const libc::sock
     let inst = instance(ud);
     let fd = ufd(&inst, fd);
     // SAFETY: packetdrill passes a sockaddr buffer of `len` bytes.
-    let a = unsafe { sockaddr_in_from(addr, len) };
-    ret_int(inst.call(|s| s.bind(fd, a?).map(|_| 0)))
+    let a = unsafe { sockaddr_from(addr, len) };
+    ret_int(inst.call(|s| s.bind_raw(fd, &a?).map(|_| 0)))
 }
 
 unsafe extern "C" fn pd_listen(ud: *mut c_void, fd: c_int, backlog: c_int) -> c_int {
@@ -351,7 +349,7 @@ unsafe extern "C" fn pd_listen(ud: *mut c_void, fd: c_int, backlog: c_int) -> c_
 unsafe extern "C" fn pd_accept(ud: *mut c_void, fd: c_int, addr: *mut libc::sockaddr, lenp: *mut socklen_t) -> c_int {
     let inst = instance(ud);
     let fd = ufd(&inst, fd);
-    let r = inst.blocking(fd, |s, c| s.accept4_cancellable(fd, 0, Some(c)));
+    let r = inst.blocking(fd, |s, c| s.accept4_addr_cancellable(fd, 0, Some(c)));
     ret_int(r.and_then(|(nfd, peer)| {
         // SAFETY: packetdrill passes a sockaddr buffer and its length (or NULLs).
         unsafe { sockaddr_out(peer, addr, lenp) }?;
@@ -363,8 +361,8 @@ unsafe extern "C" fn pd_connect(ud: *mut c_void, fd: c_int, addr: *const libc::s
     let inst = instance(ud);
     let fd = ufd(&inst, fd);
     // SAFETY: packetdrill passes a sockaddr buffer of `len` bytes.
-    let a = unsafe { sockaddr_in_from(addr, len) };
-    ret_int(inst.blocking(fd, |s, c| s.connect_cancellable(fd, a?, Some(c)).map(|_| 0)))
+    let a = unsafe { sockaddr_from(addr, len) };
+    ret_int(inst.blocking(fd, |s, c| s.connect_raw_cancellable(fd, &a?, Some(c)).map(|_| 0)))
 }
 
 unsafe extern "C" fn pd_read(ud: *mut c_void, fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {

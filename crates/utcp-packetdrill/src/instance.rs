@@ -20,7 +20,7 @@
 use crate::sysctl::ProcSysctls;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,8 +51,9 @@ const MAIN_IDLE: StdDuration = StdDuration::from_millis(10);
 /// Options from `--so_flags` (`key=value` words separated by spaces or commas).
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The stack's address (`local_ip=`; packetdrill's `--local_ip`).
-    pub local_ip: Ipv4Addr,
+    /// The stack's address (`local_ip=`; packetdrill's `--local_ip`): an IPv6 one (for
+    /// `--ip_version=ipv6`) is the interface's IPv6 address, with a /64 prefix.
+    pub local_ip: IpAddr,
     /// Device MTU (`mtu=`).
     pub mtu: u32,
     /// Where sysctls are read from before each call (`proc_sys=PATH`, `proc_sys=off`).
@@ -64,7 +65,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            local_ip: Ipv4Addr::new(192, 168, 0, 1),
+            local_ip: Ipv4Addr::new(192, 168, 0, 1).into(),
             mtu: 1500,
             proc_sys: Some(PathBuf::from("/proc/sys")),
             verbose: false,
@@ -158,7 +159,14 @@ impl Instance {
     /// A fresh stack; the calling thread is packetdrill's main thread.
     pub fn new(cfg: Config) -> Instance {
         let clock = Arc::new(VirtualClock::new(EPOCH));
-        let core = StackCore::new(cfg.local_ip, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        let v4 = match cfg.local_ip {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::new(192, 168, 0, 1),
+        };
+        let core = StackCore::new(v4, cfg.mtu, clock.clone() as Arc<dyn Clock>, 0x5eed_1234_abcd_0042);
+        if let IpAddr::V6(a) = cfg.local_ip {
+            core.net.set_addr6(a, 64);
+        }
         let dev = Arc::new(SniffDevice { clock: clock.clone(), mtu: cfg.mtu, out: Mutex::new(VecDeque::new()) });
         core.attach_device(dev.clone());
         let stack = Stack::from_core(core.clone());
@@ -662,7 +670,8 @@ impl Instance {
 
 /// The MSS option of an IPv4 TCP SYN, if `bytes` is one.
 fn syn_mss(bytes: &[u8]) -> Option<u16> {
-    let ihl = ((*bytes.first()? & 0xf) as usize) * 4;
+    // An IPv6 packet from packetdrill has its TCP header after the fixed header.
+    let ihl = if *bytes.first()? >> 4 == 6 { 40 } else { ((*bytes.first()? & 0xf) as usize) * 4 };
     let tcp = bytes.get(ihl..)?;
     if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
         return None;
@@ -710,7 +719,7 @@ mod tests {
     fn netdev_receive_fails_instead_of_hanging_when_nothing_can_be_sent() {
         let i = inst();
         let fd = i.call(|s| s.socket(2, 1, 0)).unwrap();
-        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse().unwrap())).unwrap();
+        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap())).unwrap();
         i.call(|s| s.listen(fd, 1)).unwrap();
         let mut buf = [0u8; 2048];
         assert!(i.netdev_receive(&mut buf).is_none());
@@ -720,7 +729,7 @@ mod tests {
     fn connect_sends_a_syn_and_its_retransmission_fires_in_virtual_time() {
         let i = inst();
         let fd = i.call(|s| s.socket(2, 1 | 0o4000, 0)).unwrap();
-        let r = i.call(|s| s.connect(fd, "192.0.2.1:8080".parse().unwrap()));
+        let r = i.call(|s| s.connect(fd, "192.0.2.1:8080".parse::<std::net::SocketAddrV4>().unwrap()));
         assert_eq!(r, Err(Errno::EINPROGRESS));
         let mut buf = [0u8; 2048];
         let (n, t0) = i.netdev_receive(&mut buf).expect("SYN");
@@ -738,7 +747,7 @@ mod tests {
         // waits for it on a condition variable: nothing moves the clock but the library.
         let i = Arc::new(inst());
         let fd = i.call(|s| s.socket(2, 1, 0)).unwrap();
-        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse().unwrap())).unwrap();
+        i.call(|s| s.bind(fd, "192.168.0.1:8080".parse::<std::net::SocketAddrV4>().unwrap())).unwrap();
         i.call(|s| s.listen(fd, 1)).unwrap();
         let mut tv = [0u8; 16];
         tv[8..16].copy_from_slice(&250_000i64.to_ne_bytes()); // 0 s 250000 us
@@ -758,7 +767,7 @@ mod tests {
     #[test]
     fn so_flags() {
         let c = Config::parse("local_ip=10.0.0.2, mtu=9000 proc_sys=off verbose");
-        assert_eq!(c.local_ip, Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(c.local_ip, IpAddr::from(Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(c.mtu, 9000);
         assert!(c.proc_sys.is_none());
         assert!(c.verbose);

@@ -85,8 +85,8 @@ pub struct TunStats {
     pub rx_dropped: AtomicU64,
     /// Frames dropped on transmit (queue full, write error).
     pub tx_dropped: AtomicU64,
-    /// Received packets of a protocol utcp does not run (IPv6: router solicitations and the
-    /// like), dropped before the stack as `netif_receive_skb` does (`rx_nohandler`).
+    /// Received packets of a protocol utcp does not run (neither IPv4 nor IPv6), dropped
+    /// before the stack as `netif_receive_skb` does (`rx_nohandler`).
     pub rx_nohandler: AtomicU64,
 }
 
@@ -191,9 +191,9 @@ impl TunDevice {
         }
         self.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
         self.stats.rx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
-        if pkt.first().is_some_and(|b| b >> 4 != 4) {
+        if pkt.first().is_some_and(|b| b >> 4 != 4 && b >> 4 != 6) {
             // IFF_NO_PI gives no protocol field: the version nibble tells (tun_get_user does
-            // the same). No IPv6 in utcp yet.
+            // the same).
             self.stats.rx_nohandler.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(Frame::with_header_len(0, Bytes::new())));
         }

@@ -6,10 +6,10 @@ use crate::host::{HostThreads, MonotonicClock};
 use crate::netdev::memlink::{self, LinkConfig, MemPort};
 use crate::netdev::NetDevice;
 use crate::stack::StackCore;
-use crate::syscall::{Stack, AF_INET, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, SOL_TCP};
+use crate::syscall::{Stack, AF_INET, AF_INET6, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_STREAM, SOL_TCP};
 use crate::time::Clock;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::sync::Arc;
 
 /// A stack attached to a device, with its timer (and NAPI) threads.
@@ -76,6 +76,15 @@ pub fn memlink_pair_with_clock(cfg: LinkConfig, clock: Arc<dyn Clock>, threads: 
     (a, b)
 }
 
+/// The socket family for an address.
+fn family_of(a: &SocketAddr) -> i32 {
+    if a.is_ipv6() {
+        AF_INET6
+    } else {
+        AF_INET
+    }
+}
+
 fn io_err(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
@@ -87,23 +96,26 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// `socket` + `bind` + `listen(backlog)`.
-    pub fn bind(stack: &Arc<Stack>, addr: SocketAddrV4, backlog: i32) -> io::Result<TcpListener> {
-        let fd = stack.socket(AF_INET, SOCK_STREAM, 0).map_err(io_err)?;
+    /// `socket` + `bind` + `listen(backlog)`: an AF_INET socket for an IPv4 address, an
+    /// AF_INET6 one (dual-stack unless `net.ipv6.bindv6only`) for an IPv6 address.
+    pub fn bind(stack: &Arc<Stack>, addr: impl Into<SocketAddr>, backlog: i32) -> io::Result<TcpListener> {
+        let addr = addr.into();
+        let fd = stack.socket(family_of(&addr), SOCK_STREAM, 0).map_err(io_err)?;
         let l = TcpListener { stack: stack.clone(), fd };
         stack.setsockopt_int(fd, crate::syscall::SOL_SOCKET, crate::syscall::opt::SO_REUSEADDR, 1).map_err(io_err)?;
         stack.bind(fd, addr).map_err(io_err)?;
         stack.listen(fd, backlog).map_err(io_err)?;
         Ok(l)
     }
-    /// `accept()`.
-    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
-        let (fd, peer) = self.stack.accept4(self.fd, 0).map_err(io_err)?;
+    /// `accept()`: the peer as the listener's family shows it (`::ffff:a.b.c.d` for an IPv4
+    /// peer of an AF_INET6 listener).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, peer) = self.stack.accept4_addr(self.fd, 0).map_err(io_err)?;
         Ok((TcpStream { stack: self.stack.clone(), fd }, peer))
     }
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        self.stack.getsockname(self.fd).map_err(io_err)
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getsockname_addr(self.fd).map_err(io_err)
     }
     /// The fd.
     pub fn fd(&self) -> i32 {
@@ -124,9 +136,11 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    /// `socket` + `connect`.
-    pub fn connect(stack: &Arc<Stack>, addr: SocketAddrV4) -> io::Result<TcpStream> {
-        let fd = stack.socket(AF_INET, SOCK_STREAM, 0).map_err(io_err)?;
+    /// `socket` + `connect`: AF_INET for an IPv4 address, AF_INET6 for an IPv6 one (an
+    /// IPv4-mapped one connects over IPv4).
+    pub fn connect(stack: &Arc<Stack>, addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
+        let addr = addr.into();
+        let fd = stack.socket(family_of(&addr), SOCK_STREAM, 0).map_err(io_err)?;
         let s = TcpStream { stack: stack.clone(), fd };
         stack.connect(fd, addr).map_err(io_err)?;
         Ok(s)
@@ -162,6 +176,14 @@ impl TcpStream {
     /// TCP_NODELAY.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.stack.setsockopt_int(self.fd, SOL_TCP, crate::syscall::opt::TCP_NODELAY, on as i32).map_err(io_err)
+    }
+    /// The local address (`getsockname`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getsockname_addr(self.fd).map_err(io_err)
+    }
+    /// The peer's address (`getpeername`).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getpeername_addr(self.fd).map_err(io_err)
     }
     /// SO_BUSY_POLL in µs.
     pub fn set_busy_poll(&self, usecs: u32) -> io::Result<()> {

@@ -4,7 +4,7 @@
 use crate::mib::Mib;
 use crate::sysctl::Sysctls;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// The TCP memory accounting of `tcp_prot` (net/ipv4/tcp.c: `tcp_memory_allocated`,
@@ -229,42 +229,71 @@ impl Netns {
         [k[2], k[3]]
     }
 
-    /// `secure_tcp_seq()` (RFC 6528): SipHash-2-4 of the 4-tuple under the secret key, plus
-    /// the clock in 64 ns units (`seq_scale`).
-    pub fn secure_seq(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, now_ns: u64) -> u32 {
+    /// `secure_tcp_seq()` (RFC 6528) / `secure_tcpv6_seq()`: SipHash-2-4 of the 4-tuple under
+    /// the secret key, plus the clock in 64 ns units (`seq_scale`). Both families share the key
+    /// (Linux's `net_secret`); an IPv6 tuple hashes its 16-byte addresses.
+    pub fn secure_seq(&self, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16, now_ns: u64) -> u32 {
         if let Some(isn) = *self.fixed_isn.lock() {
             return isn;
         }
         let (k0, k1) = self.keys()[0];
-        let mut m = [0u8; 12];
-        m[..4].copy_from_slice(&saddr.octets());
-        m[4..8].copy_from_slice(&daddr.octets());
-        m[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_le_bytes());
-        let h = crate::siphash::siphash24(k0, k1, &m);
+        let mut m = AddrMsg::default();
+        m.addr(saddr).addr(daddr).put(&(((sport as u32) << 16) | dport as u32).to_le_bytes());
+        let h = crate::siphash::siphash24(k0, k1, m.bytes());
         (h as u32).wrapping_add((now_ns >> 6) as u32)
     }
 
-    /// `secure_tcp_ts_off()`: per-connection timestamp offset.
-    pub fn ts_offset(&self, saddr: Ipv4Addr, daddr: Ipv4Addr) -> u32 {
+    /// `secure_tcp_ts_off()` / `secure_tcpv6_ts_off()`: per-connection timestamp offset.
+    pub fn ts_offset(&self, saddr: IpAddr, daddr: IpAddr) -> u32 {
         if self.fixed_isn.lock().is_some() {
             return 0;
         }
         let (k0, k1) = self.keys()[1];
-        let mut m = [0u8; 8];
-        m[..4].copy_from_slice(&saddr.octets());
-        m[4..].copy_from_slice(&daddr.octets());
-        crate::siphash::siphash24(k0, k1, &m) as u32
+        let mut m = AddrMsg::default();
+        m.addr(saddr).addr(daddr);
+        crate::siphash::siphash24(k0, k1, m.bytes()) as u32
     }
 
     /// The starting offset of the ephemeral port search for a destination
-    /// (`secure_ipv4_port_ephemeral`).
-    pub fn port_offset(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, dport: u16) -> u32 {
+    /// (`secure_ipv4_port_ephemeral` / `secure_ipv6_port_ephemeral`).
+    pub fn port_offset(&self, saddr: IpAddr, daddr: IpAddr, dport: u16) -> u32 {
         let (k0, k1) = self.keys()[0];
-        let mut m = [0u8; 12];
-        m[..4].copy_from_slice(&saddr.octets());
-        m[4..8].copy_from_slice(&daddr.octets());
-        m[8..].copy_from_slice(&(dport as u32).to_le_bytes());
-        crate::siphash::siphash24(k0, k1, &m) as u32
+        let mut m = AddrMsg::default();
+        m.addr(saddr).addr(daddr).put(&(dport as u32).to_le_bytes());
+        crate::siphash::siphash24(k0, k1, m.bytes()) as u32
+    }
+}
+
+/// The message a keyed hash of addresses reads: an IPv4 address as its 4 bytes (what the
+/// IPv4 functions always hashed), an IPv6 one as its 16.
+pub struct AddrMsg {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for AddrMsg {
+    fn default() -> AddrMsg {
+        AddrMsg { buf: [0; 48], len: 0 }
+    }
+}
+
+impl AddrMsg {
+    /// Appends an address.
+    pub fn addr(&mut self, a: IpAddr) -> &mut Self {
+        match a {
+            IpAddr::V4(a) => self.put(&a.octets()),
+            IpAddr::V6(a) => self.put(&a.octets()),
+        }
+    }
+    /// Appends bytes.
+    pub fn put(&mut self, b: &[u8]) -> &mut Self {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+        self
+    }
+    /// The message so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -278,6 +307,7 @@ mod tests {
         let b = Ipv4Addr::new(192, 0, 2, 2);
         let n1 = Netns::new(a, 1500, 1);
         let n2 = Netns::new(a, 1500, 2);
+        let (a, b) = (IpAddr::V4(a), IpAddr::V4(b));
         // Deterministic for one key, different under another key and for another tuple.
         assert_eq!(n1.secure_seq(a, b, 1, 2, 0), n1.secure_seq(a, b, 1, 2, 0));
         assert_ne!(n1.secure_seq(a, b, 1, 2, 0), n2.secure_seq(a, b, 1, 2, 0));
@@ -291,6 +321,14 @@ mod tests {
         m[8..].copy_from_slice(&((1u32 << 16) | 2).to_le_bytes());
         assert_eq!(n1.secure_seq(a, b, 1, 2, 0), crate::siphash::siphash24(k0, k1, &m) as u32);
         // fixed_isn (for scripts) overrides it.
+        // secure_tcpv6_seq(): the same PRF over the 16-byte addresses.
+        let (a6, b6): (IpAddr, IpAddr) = ("fd00::a".parse().unwrap(), "fd00::b".parse().unwrap());
+        let mut m6 = [0u8; 36];
+        m6[..16].copy_from_slice(&"fd00::a".parse::<Ipv6Addr>().unwrap().octets());
+        m6[16..32].copy_from_slice(&"fd00::b".parse::<Ipv6Addr>().unwrap().octets());
+        m6[32..].copy_from_slice(&((1u32 << 16) | 2).to_le_bytes());
+        assert_eq!(n1.secure_seq(a6, b6, 1, 2, 0), crate::siphash::siphash24(k0, k1, &m6) as u32);
+        assert_ne!(n1.port_offset(a6, b6, 2), n1.port_offset(b6, a6, 2));
         *n1.fixed_isn.lock() = Some(5);
         assert_eq!(n1.secure_seq(a, b, 1, 2, 99), 5);
     }

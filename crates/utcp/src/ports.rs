@@ -12,18 +12,49 @@
 //!
 //! Every holder is recorded by socket id, so releasing is idempotent: a socket that is
 //! released twice (its death, then its close) gives its port back once.
+//!
+//! Each holder covers one or both families ([`FAM_V4`], [`FAM_V6`]), as
+//! `inet_rcv_saddr_equal()` / `ipv6_rcv_saddr_equal()` tell them apart: an AF_INET socket, or
+//! an AF_INET6 one bound to an IPv4-mapped address, IPv4; an AF_INET6 socket bound to `::`,
+//! both unless IPV6_V6ONLY; one bound to an IPv6 address (or V6ONLY), IPv6. Holders of
+//! disjoint families never conflict; within a family the rules above apply.
+//! DEVIATION(linux): addresses within a family are not compared (the stack has one address
+//! per family; two IP_FREEBIND sockets on different foreign addresses conflict).
 
 use crate::errno::Errno;
 use std::collections::HashMap;
 
+/// A holder covering IPv4.
+pub const FAM_V4: u8 = 1;
+/// A holder covering IPv6.
+pub const FAM_V6: u8 = 2;
+
+/// One family's holders of a port.
 #[derive(Default)]
-struct Bucket {
+struct Holders {
     /// Holders that bound the port.
     bound: usize,
     /// Of those, holders without SO_REUSEPORT (`fastreuseport` is off unless this is 0).
     bound_exclusive: usize,
     /// Holders that connect() bound to it.
     connected: usize,
+}
+
+/// The holders of a port, per family (a dual-stack holder counts in both).
+#[derive(Default)]
+struct Bucket {
+    fam: [Holders; 2],
+}
+
+impl Bucket {
+    fn is_empty(&self) -> bool {
+        self.fam.iter().all(|h| h.bound == 0 && h.connected == 0)
+    }
+}
+
+/// The families of mask `fam` as indices into [`Bucket::fam`].
+fn fams(fam: u8) -> impl Iterator<Item = usize> {
+    (0..2).filter(move |i| fam & (1 << i) != 0)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,22 +68,25 @@ enum Kind {
 #[derive(Default)]
 pub struct PortTable {
     buckets: HashMap<u16, Bucket>,
-    held: HashMap<u64, (u16, Kind)>,
+    held: HashMap<u64, (u16, Kind, u8)>,
     next: u32,
 }
 
 impl PortTable {
-    fn take(&mut self, id: u64, port: u16, kind: Kind) {
+    fn take(&mut self, id: u64, port: u16, kind: Kind, fam: u8) {
         self.put(id);
         let b = self.buckets.entry(port).or_default();
-        match kind {
-            Kind::Bound(reuseport) => {
-                b.bound += 1;
-                b.bound_exclusive += !reuseport as usize;
+        for i in fams(fam) {
+            let h = &mut b.fam[i];
+            match kind {
+                Kind::Bound(reuseport) => {
+                    h.bound += 1;
+                    h.bound_exclusive += !reuseport as usize;
+                }
+                Kind::Connected => h.connected += 1,
             }
-            Kind::Connected => b.connected += 1,
         }
-        self.held.insert(id, (port, kind));
+        self.held.insert(id, (port, kind, fam));
     }
 
     /// `inet_csk_get_port()`: binds socket `id` to `port`, or with `port == 0` to a free port
@@ -61,10 +95,10 @@ impl PortTable {
     /// With `reuseport` (SO_REUSEPORT), a port every holder of which bound it with SO_REUSEPORT
     /// too is shared (`sk_reuseport_match`; all sockets here belong to one user).
     pub fn bind(&mut self, id: u64, port: u16, reuse: bool, range: (u16, u16)) -> Result<u16, Errno> {
-        self.bind_opts(id, port, reuse, false, range)
+        self.bind_opts(id, port, reuse, false, range, FAM_V4)
     }
 
-    /// [`PortTable::bind`] with SO_REUSEPORT.
+    /// [`PortTable::bind`] with SO_REUSEPORT, for a holder of families `fam`.
     pub fn bind_opts(
         &mut self,
         id: u64,
@@ -72,6 +106,7 @@ impl PortTable {
         reuse: bool,
         reuseport: bool,
         range: (u16, u16),
+        fam: u8,
     ) -> Result<u16, Errno> {
         if port == 0 {
             let (lo, hi) = (range.0 as u32, range.1 as u32);
@@ -89,17 +124,19 @@ impl PortTable {
                 self.next = self.next.wrapping_add(1);
                 let cand = (lo + (n.wrapping_mul(2654435761) % span)) as u16;
                 if !self.buckets.contains_key(&cand) {
-                    self.take(id, cand, Kind::Bound(reuseport));
+                    self.take(id, cand, Kind::Bound(reuseport), fam);
                     return Ok(cand);
                 }
             }
             return Err(Errno::EADDRINUSE);
         }
-        let shared = |b: &Bucket| reuseport && b.bound_exclusive == 0 && b.connected == 0;
-        if self.buckets.get(&port).is_some_and(|b| !reuse && !shared(b)) {
+        let shared = |h: &Holders| reuseport && h.bound_exclusive == 0 && h.connected == 0;
+        let held = |h: &Holders| h.bound > 0 || h.connected > 0;
+        let conflict = |b: &Bucket| fams(fam).any(|i| held(&b.fam[i]) && !shared(&b.fam[i]));
+        if self.buckets.get(&port).is_some_and(|b| !reuse && conflict(b)) {
             return Err(Errno::EADDRINUSE);
         }
-        self.take(id, port, Kind::Bound(reuseport));
+        self.take(id, port, Kind::Bound(reuseport), fam);
         Ok(port)
     }
 
@@ -110,12 +147,15 @@ impl PortTable {
     /// is left. `local`: the range is the socket's own (IP_LOCAL_PORT_RANGE), every port of
     /// which is tried; the sysctl's range loses its last port when its length is odd
     /// (`remaining &= ~1U`).
+    /// `fam`: the connection's family ([`FAM_V4`] or [`FAM_V6`]); a port bound in the other
+    /// family only is free for it.
     pub fn connect(
         &mut self,
         id: u64,
         range: (u16, u16),
         local: bool,
         offset: u32,
+        fam: u8,
         mut tuple_free: impl FnMut(u16) -> bool,
     ) -> Result<u16, Errno> {
         let (lo, hi) = (range.0 as u32, range.1 as u32);
@@ -130,10 +170,10 @@ impl PortTable {
         self.next = self.next.wrapping_add(1);
         for i in 0..span {
             let cand = (lo + (start + i) % span) as u16;
-            if self.buckets.get(&cand).is_some_and(|b| b.bound > 0) || !tuple_free(cand) {
+            if self.buckets.get(&cand).is_some_and(|b| fams(fam).any(|i| b.fam[i].bound > 0)) || !tuple_free(cand) {
                 continue;
             }
-            self.take(id, cand, Kind::Connected);
+            self.take(id, cand, Kind::Connected, fam);
             return Ok(cand);
         }
         Err(Errno::EADDRNOTAVAIL)
@@ -141,22 +181,26 @@ impl PortTable {
 
     /// `__inet_inherit_port()`: an accepted child holds its listener's port.
     /// The child has its listener's SO_REUSEPORT (`sk_reuseport` is copied at clone).
-    pub fn inherit(&mut self, id: u64, port: u16, reuseport: bool) {
-        self.take(id, port, Kind::Bound(reuseport));
+    /// `fam`: the child's family on the wire.
+    pub fn inherit(&mut self, id: u64, port: u16, reuseport: bool, fam: u8) {
+        self.take(id, port, Kind::Bound(reuseport), fam);
     }
 
     /// `inet_put_port()`: socket `id` gives its port back (no-op when it holds none).
     pub fn put(&mut self, id: u64) {
-        let Some((port, kind)) = self.held.remove(&id) else { return };
+        let Some((port, kind, fam)) = self.held.remove(&id) else { return };
         if let Some(b) = self.buckets.get_mut(&port) {
-            match kind {
-                Kind::Bound(reuseport) => {
-                    b.bound -= 1;
-                    b.bound_exclusive -= !reuseport as usize;
+            for i in fams(fam) {
+                let h = &mut b.fam[i];
+                match kind {
+                    Kind::Bound(reuseport) => {
+                        h.bound -= 1;
+                        h.bound_exclusive -= !reuseport as usize;
+                    }
+                    Kind::Connected => h.connected -= 1,
                 }
-                Kind::Connected => b.connected -= 1,
             }
-            if b.bound == 0 && b.connected == 0 {
+            if b.is_empty() {
                 self.buckets.remove(&port);
             }
         }
@@ -186,18 +230,42 @@ mod tests {
         // Four connect()s to one destination take the four ports; a fifth finds none.
         let mut used = Vec::new();
         for id in 10..14 {
-            let p = t.connect(id, (10, 13), false, 0, |p| !used.contains(&p)).unwrap();
+            let p = t.connect(id, (10, 13), false, 0, FAM_V4, |p| !used.contains(&p)).unwrap();
             used.push(p);
         }
-        assert_eq!(t.connect(20, (10, 13), false, 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
+        assert_eq!(t.connect(20, (10, 13), false, 0, FAM_V4, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
         // Another destination reuses them; bind() cannot take them.
-        assert!(t.connect(21, (10, 13), false, 0, |_| true).is_ok());
+        assert!(t.connect(21, (10, 13), false, 0, FAM_V4, |_| true).is_ok());
         assert_eq!(t.bind(22, 0, false, (10, 13)), Err(Errno::EADDRINUSE));
         assert_eq!(t.bind(22, used[0], false, (10, 13)), Err(Errno::EADDRINUSE));
         // A port someone bound is not used by connect().
         let mut t = PortTable::default();
         assert_eq!(t.bind(1, 0, false, (10, 10)), Ok(10));
-        assert_eq!(t.connect(2, (10, 10), false, 0, |_| true), Err(Errno::EADDRNOTAVAIL));
+        assert_eq!(t.connect(2, (10, 10), false, 0, FAM_V4, |_| true), Err(Errno::EADDRNOTAVAIL));
+    }
+
+    #[test]
+    fn families_that_do_not_overlap_share_a_port() {
+        const DUAL: u8 = FAM_V4 | FAM_V6;
+        let r = (10, 13);
+        // Linux 6.18: an AF_INET6 socket on [::]:p (dual-stack) and an AF_INET one on
+        // 0.0.0.0:p conflict ("v4 bind same port as v6 :: EADDRINUSE"); with IPV6_V6ONLY they
+        // do not ("v4 bind same port as v6only :: 0").
+        let mut t = PortTable::default();
+        assert_eq!(t.bind_opts(1, 80, false, false, r, DUAL), Ok(80));
+        assert_eq!(t.bind_opts(2, 80, false, false, r, FAM_V4), Err(Errno::EADDRINUSE));
+        assert_eq!(t.bind_opts(2, 80, false, false, r, FAM_V6), Err(Errno::EADDRINUSE));
+        let mut t = PortTable::default();
+        assert_eq!(t.bind_opts(1, 80, false, false, r, FAM_V6), Ok(80));
+        assert_eq!(t.bind_opts(2, 80, false, false, r, FAM_V4), Ok(80));
+        assert_eq!(t.bind_opts(3, 80, false, false, r, DUAL), Err(Errno::EADDRINUSE));
+        t.put(1);
+        assert_eq!(t.bind_opts(3, 80, false, false, r, FAM_V6), Ok(80));
+        // connect() skips a port bound in its own family only.
+        let mut t = PortTable::default();
+        assert_eq!(t.bind_opts(1, 10, false, false, (10, 10), FAM_V6), Ok(10));
+        assert_eq!(t.connect(2, (10, 10), true, 0, FAM_V6, |_| true), Err(Errno::EADDRNOTAVAIL));
+        assert_eq!(t.connect(3, (10, 10), true, 0, FAM_V4, |_| true), Ok(10));
     }
 
     #[test]
@@ -212,10 +280,10 @@ mod tests {
         let mut t = PortTable::default();
         let mut used = Vec::new();
         for id in 1..3 {
-            used.push(t.connect(id, (10, 12), false, 0, |p| !used.contains(&p)).unwrap());
+            used.push(t.connect(id, (10, 12), false, 0, FAM_V4, |p| !used.contains(&p)).unwrap());
         }
-        assert_eq!(t.connect(3, (10, 12), false, 0, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
-        let p = t.connect(3, (10, 12), true, 0, |p| !used.contains(&p)).unwrap();
+        assert_eq!(t.connect(3, (10, 12), false, 0, FAM_V4, |p| !used.contains(&p)), Err(Errno::EADDRNOTAVAIL));
+        let p = t.connect(3, (10, 12), true, 0, FAM_V4, |p| !used.contains(&p)).unwrap();
         assert_eq!(p, 12);
     }
 }

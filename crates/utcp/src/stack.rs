@@ -15,7 +15,7 @@ use crate::tcp::{TcpSock, TcpState};
 use crate::time::{Clock, Instant};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -54,6 +54,20 @@ impl std::hash::BuildHasher for TupleHash {
     type Hasher = TupleHasher;
     fn build_hasher(&self) -> TupleHasher {
         TupleHasher { h: self.0 }
+    }
+}
+
+/// Feeds an address to a [`TupleHasher`]: an IPv4 one as the one word it always was
+/// (`inet_ehashfn`), an IPv6 one as its four (`inet6_ehashfn`).
+fn write_addr(h: &mut TupleHasher, a: IpAddr) {
+    use std::hash::Hasher;
+    match a {
+        IpAddr::V4(a) => h.write_u32(u32::from(a)),
+        IpAddr::V6(a) => {
+            for w in a.octets().chunks_exact(4) {
+                h.write_u32(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+            }
+        }
     }
 }
 
@@ -191,7 +205,7 @@ impl StackCore {
         let h = frame.head();
         // The IP version picks ipv6_rcv() or ip_rcv(), as the link layer's protocol does.
         if h.first().or(frame.payload.first()).is_some_and(|b| b >> 4 == 6) {
-            return self.ipv6_rcv(&frame.to_vec());
+            return self.ipv6_rcv(frame, verify);
         }
         if h.len() >= 20 && h[0] >> 4 == 4 && h[9] != crate::wire::IPPROTO_TCP {
             return self.ip_local_deliver_other(&frame.to_vec(), verify);
@@ -204,11 +218,19 @@ impl StackCore {
             Err(_) => return,
         };
         let mut seg = seg_from(&tin);
+        self.rx_meta(&mut seg, &frame);
+        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
+        crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
+    }
+
+    /// What the device tells of a received segment: its truesize, its skb layout, and its
+    /// GSO size (`virtio_net_hdr_to_skb()`: "Too small packets are not really GSO ones": the
+    /// length past the network header and a bare TCP header must exceed it, in either family).
+    fn rx_meta(&self, seg: &mut crate::tcp::input::Seg, frame: &Frame) {
         if frame.truesize != 0 {
             seg.truesize = frame.truesize;
         }
         seg.rx.layout = frame.layout;
-        // virtio_net_hdr_to_skb(): "Too small packets are not really GSO ones".
         if frame.gso_size != 0 && seg.len() + seg.rx.thlen - 20 > frame.gso_size {
             seg.rx.gso_size = frame.gso_size;
             // tcp_set_skb_tso_segs() on the sender: the packets it stands for (tcp_segs_in).
@@ -216,18 +238,30 @@ impl StackCore {
                 seg.rx.segs = frame.gso_segs();
             }
         }
-        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
-        crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
     }
 
-    /// `ipv6_rcv()`: the IPv6 input path; its answers (echo replies, ICMPv6 errors) go out.
-    fn ipv6_rcv(&self, pkt: &[u8]) {
+    /// `ipv6_rcv()`: the IPv6 input path; its answers (echo replies, ICMPv6 errors) go out,
+    /// and a TCP segment for us goes to `tcp_v6_rcv()`.
+    // DEVIATION(linux): the packet is copied into one buffer (headers and payload together);
+    // the TCP payload is then a slice of it, not copied again.
+    fn ipv6_rcv(self: &Arc<Self>, frame: Frame, verify: bool) {
+        let pkt = bytes::Bytes::from(frame.to_vec());
         let mut out = Vec::new();
-        ip::ipv6::ip6_rcv(&self.net, &self.icmp, &self.icmp6, pkt, self.clock.now(), &mut out);
+        let tcp = ip::ipv6::ip6_rcv(&self.net, &self.icmp, &self.icmp6, &pkt, self.clock.now(), &mut out);
         if !out.is_empty() {
             self.dev_queue_xmit(out);
             self.dev_flush();
         }
+        let off = match tcp {
+            Some(ip::ipv6::Ip6Up::Tcp(off)) => off,
+            Some(ip::ipv6::Ip6Up::TcpErr(e)) => return self.tcp_v6_err(e),
+            None => return,
+        };
+        let Ok(tin) = ip::ipv6::ip6_rcv_tcp(&self.net, &pkt, off, verify && !frame.csum_partial) else { return };
+        let mut seg = seg_from(&tin);
+        self.rx_meta(&mut seg, &frame);
+        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
+        crate::tcp::ipv6::tcp_v6_rcv(&**self, inseg, frame.napi_id);
     }
 
     /// Sends an ICMPv6 echo request to `daddr` from the interface's IPv6 address, as `ping -6`
@@ -289,6 +323,17 @@ impl StackCore {
         match sk {
             Some(sk) => sk.icmp_err_softirq(e),
             None => self.net.mib.icmp_inc(crate::mib::IcmpMib::InErrors),
+        }
+    }
+
+    /// `tcp_v6_err()`'s lookup: the socket the quoted segment came from; none: Icmp6InErrors.
+    fn tcp_v6_err(&self, e: ip::icmp::IcmpErr) {
+        let p = &e.payload;
+        let (sport, dport) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+        let sk = self.ehash.read().get(&(e.saddr, sport, e.daddr, dport)).cloned();
+        match sk {
+            Some(sk) => sk.icmp_err_softirq(e),
+            None => self.net.mib.icmp6_inc(crate::mib::Icmp6Mib::InErrors),
         }
     }
 
@@ -395,15 +440,22 @@ impl StackCore {
         let h = self.lhash.read();
         let all = h.get(&inseg.dport)?;
         // compute_score(): listeners bound to another device are not candidates.
-        let group: Vec<&(Arc<Sock>, bool)> =
-            all.iter().filter(|(s, _)| crate::tcp::ipv4::inet_sk_bound_dev_eq(s)).collect();
+        // An IPv6 segment finds AF_INET6 listeners only; an IPv4 one AF_INET listeners and
+        // dual-stack AF_INET6 ones.
+        let fam = if inseg.daddr.is_ipv6() { crate::socket::sock::RCV_V6 } else { crate::socket::sock::RCV_V4 };
+        let group: Vec<&(Arc<Sock>, bool)> = all
+            .iter()
+            .filter(|(s, _)| {
+                crate::tcp::ipv4::inet_sk_bound_dev_eq(s) && s.rcv_families.load(Ordering::Relaxed) & fam != 0
+            })
+            .collect();
         if group.len() <= 1 {
             return group.first().map(|(s, _)| s.clone());
         }
         let mut hasher = std::hash::BuildHasher::build_hasher(&self.ehash_seed);
-        std::hash::Hasher::write_u32(&mut hasher, u32::from(inseg.daddr));
+        write_addr(&mut hasher, inseg.daddr);
         std::hash::Hasher::write_u16(&mut hasher, inseg.dport);
-        std::hash::Hasher::write_u32(&mut hasher, u32::from(inseg.saddr));
+        write_addr(&mut hasher, inseg.saddr);
         std::hash::Hasher::write_u16(&mut hasher, inseg.sport);
         let hash = std::hash::Hasher::finish(&hasher) as u32;
         // reciprocal_scale(hash, num_socks)
@@ -421,7 +473,11 @@ impl StackCore {
     pub fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
         let mut h = self.lhash.write();
         let group = h.entry(port).or_default();
-        let may_join = group.is_empty() || (reuseport && group.iter().all(|(_, r)| *r));
+        // Listeners of disjoint families (an AF_INET one and an IPV6_V6ONLY one) share the
+        // port, as the bind table let them.
+        let fam = sk.rcv_families.load(Ordering::Relaxed);
+        let disjoint = group.iter().all(|(s, _)| s.rcv_families.load(Ordering::Relaxed) & fam == 0);
+        let may_join = group.is_empty() || disjoint || (reuseport && group.iter().all(|(_, r)| *r));
         if !may_join {
             return false;
         }
@@ -483,7 +539,7 @@ impl StackCore {
 
     /// `inet_csk_get_port()`: socket `id` binds `port` (0 = any free port of the range).
     pub fn get_port(&self, id: u64, port: u16, reuse: bool) -> Result<u16, crate::errno::Errno> {
-        self.get_port_opts(id, port, reuse, false, 0)
+        self.get_port_opts(id, port, reuse, false, 0, crate::ports::FAM_V4)
     }
 
     /// [`StackCore::get_port`] with SO_REUSEPORT (the port is shared with sockets that all set
@@ -495,9 +551,10 @@ impl StackCore {
         reuse: bool,
         reuseport: bool,
         sk_range: u32,
+        fam: u8,
     ) -> Result<u16, crate::errno::Errno> {
         let (range, _) = self.inet_sk_get_local_port_range(sk_range);
-        self.ports.lock().bind_opts(id, port, reuse, reuseport, range)
+        self.ports.lock().bind_opts(id, port, reuse, reuseport, range, fam)
     }
 
     /// `__inet_check_established()`: hashes `sk` under `key` unless a socket has that 4-tuple;
@@ -528,8 +585,8 @@ impl StackCore {
     pub fn hash_connect(
         &self,
         sk: &Arc<Sock>,
-        saddr: Ipv4Addr,
-        daddr: Ipv4Addr,
+        saddr: IpAddr,
+        daddr: IpAddr,
         dport: u16,
         sk_range: u32,
     ) -> Result<(u16, Option<TakenTw>), crate::errno::Errno> {
@@ -537,7 +594,8 @@ impl StackCore {
         let mut ports = self.ports.lock();
         let offset = self.net.port_offset(saddr, daddr, dport);
         let mut taken = None;
-        let port = ports.connect(sk.id, range, local, offset, |p| {
+        let fam = if saddr.is_ipv6() { crate::ports::FAM_V6 } else { crate::ports::FAM_V4 };
+        let port = ports.connect(sk.id, range, local, offset, fam, |p| {
             match self.__inet_check_established((saddr, p, daddr, dport), sk, true) {
                 Some(tw) => {
                     taken = tw;
@@ -621,15 +679,15 @@ impl SockHost for StackCore {
     fn hash_connect(
         &self,
         sk: &Arc<Sock>,
-        saddr: Ipv4Addr,
-        daddr: Ipv4Addr,
+        saddr: IpAddr,
+        daddr: IpAddr,
         dport: u16,
         sk_range: u32,
     ) -> Result<(u16, Option<TakenTw>), crate::errno::Errno> {
         StackCore::hash_connect(self, sk, saddr, daddr, dport, sk_range)
     }
-    fn inherit_port(&self, id: u64, port: u16, reuseport: bool) {
-        self.ports.lock().inherit(id, port, reuseport)
+    fn inherit_port(&self, id: u64, port: u16, reuseport: bool, fam: u8) {
+        self.ports.lock().inherit(id, port, reuseport, fam)
     }
     fn port_held(&self, id: u64) -> Option<u16> {
         StackCore::port_held(self, id)

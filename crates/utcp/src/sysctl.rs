@@ -145,6 +145,7 @@ sysctls! {
     hop_limit: "net.ipv6.conf.all.hop_limit" = [64],
     auto_flowlabels: "net.ipv6.auto_flowlabels" = [1],
     ratelimit: "net.ipv6.icmp.ratelimit" = [1000],
+    bindv6only: "net.ipv6.bindv6only" = [0],
 }
 
 /// The default value of a knob, as `sysctl -n` prints it (`None`: no knob).
@@ -224,6 +225,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv6.conf.all.hop_limit", Support::Read("ip/ipv6.rs")),
     ("net.ipv6.auto_flowlabels", Support::Read("ip/ipv6.rs")),
     ("net.ipv6.icmp.ratelimit", Support::Read("ip/icmpv6.rs")),
+    ("net.ipv6.bindv6only", Support::Read("ip/ipv6_sockglue.rs")),
     // Features utcp does not implement: it behaves as Linux with the feature off.
     ("net.ipv4.tcp_ecn", Support::BehavesAs("0", "ECN is not implemented: utcp never negotiates it")),
     ("net.ipv4.tcp_autocorking", Support::BehavesAs("0", "autocorking is not implemented")),
@@ -394,6 +396,7 @@ impl Sysctls {
             "net.ipv6.conf.all.hop_limit" => Some((1, 255)),
             "net.ipv6.auto_flowlabels" => Some((0, 3)),
             "net.ipv6.icmp.ratelimit" => Some((0, i64::from(i32::MAX))),
+            "net.ipv6.bindv6only" => Some((0, 1)),
             _ => None,
         };
         if bounds.is_some_and(|(lo, hi)| vals.iter().any(|v| *v < lo || *v > hi)) {

@@ -8,8 +8,62 @@ pub const SOL_IP: i32 = 0;
 /// `SOL_TCP` (`IPPROTO_TCP`).
 pub const SOL_TCP: i32 = 6;
 
+/// `SOL_IPV6` (`IPPROTO_IPV6`).
+pub const SOL_IPV6: i32 = 41;
+
 /// `AF_INET`.
 pub const AF_INET: i32 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: i32 = 10;
+/// `sizeof(struct sockaddr_in)`.
+pub const SOCKADDR_IN_LEN: usize = 16;
+/// `sizeof(struct sockaddr_in6)`.
+pub const SOCKADDR_IN6_LEN: usize = 28;
+/// `SIN6_LEN_RFC2133`: a `sockaddr_in6` without `sin6_scope_id`, the shortest one accepted.
+pub const SIN6_LEN_RFC2133: usize = 24;
+
+/// `ipv6_addr_set_v4mapped()`: `::ffff:a.b.c.d`.
+pub fn v4mapped(a: std::net::Ipv4Addr) -> std::net::Ipv6Addr {
+    a.to_ipv6_mapped()
+}
+
+/// `ipv6_addr_v4mapped()`: the IPv4 address an IPv4-mapped one stands for.
+pub fn v4mapped_to_v4(a: &std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let o = a.octets();
+    (o[..10] == [0; 10] && o[10] == 0xff && o[11] == 0xff).then(|| std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+}
+
+/// The address as a socket of `family` shows it (`inet_getname` / `inet6_getname`): an
+/// AF_INET6 socket shows an IPv4 address as IPv4-mapped.
+pub fn sock_addr(family: i32, addr: std::net::IpAddr, port: u16) -> std::net::SocketAddr {
+    use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+    match (family, addr) {
+        (AF_INET6, IpAddr::V4(a)) => SocketAddr::V6(SocketAddrV6::new(v4mapped(a), port, 0, 0)),
+        (_, a) => SocketAddr::new(a, port),
+    }
+}
+
+/// `struct sockaddr_in` / `struct sockaddr_in6` bytes of `a` (`sin6_flowinfo` and
+/// `sin6_scope_id` as the address carries them).
+pub fn sockaddr_bytes(a: &std::net::SocketAddr) -> ([u8; SOCKADDR_IN6_LEN], usize) {
+    let mut b = [0u8; SOCKADDR_IN6_LEN];
+    match a {
+        std::net::SocketAddr::V4(a) => {
+            b[0..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.ip().octets());
+            (b, SOCKADDR_IN_LEN)
+        }
+        std::net::SocketAddr::V6(a) => {
+            b[0..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+            b[8..24].copy_from_slice(&a.ip().octets());
+            b[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+            (b, SOCKADDR_IN6_LEN)
+        }
+    }
+}
 /// `O_NONBLOCK`.
 pub const O_NONBLOCK: i32 = 0o4000;
 

@@ -118,7 +118,6 @@ pub(super) fn extra(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddrV4;
 
     fn call(text: &str) -> SyscallEvent {
         let script = crate::parser::parse_script(&format!("0 {text}\n"), &HashMap::new()).expect("parses");
@@ -139,9 +138,12 @@ mod tests {
             end: Instant::ZERO,
             scm_times: Vec::new(),
         };
-        let local = SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, 1), 8080);
-        let remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 8080);
-        match do_syscall(stack, &clock, fds, &sc, local, remote, &mut out) {
+        let net = ScriptNet {
+            local: SocketAddr::new(Ipv4Addr::new(192, 168, 0, 1).into(), 8080),
+            remote: SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 8080),
+            domain: 2,
+        };
+        match do_syscall(stack, &clock, fds, &sc, &net, &mut out) {
             Ok(v) => (v, None, out),
             Err(SysErr::Errno(e)) => (-1, Some(e), out),
             Err(SysErr::Script(s)) => panic!("{text}: {s}"),

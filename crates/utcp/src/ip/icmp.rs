@@ -95,12 +95,16 @@ pub struct IcmpErr {
     pub code: u8,
     /// `info`: the MTU for ICMP_FRAG_NEEDED, else 0.
     pub info: u32,
-    /// The ICMP message's source (the offender, `SO_EE_OFFENDER`).
-    pub from: Ipv4Addr,
+    /// The ICMP message's source (the offender, `SO_EE_OFFENDER`). An ICMPv6 error
+    /// (`tcp_v6_err`) has IPv6 addresses here, and ICMPv6's type and code numbers.
+    pub from: std::net::IpAddr,
     /// The quoted IP header's source (us) and destination (the peer).
-    pub saddr: Ipv4Addr,
+    pub saddr: std::net::IpAddr,
     /// See `saddr`.
-    pub daddr: Ipv4Addr,
+    pub daddr: std::net::IpAddr,
+    /// The hop limit of the IPv6 packet that carried the error (IPV6_MINHOPCOUNT); 255 for
+    /// IPv4.
+    pub hop_limit: u8,
     /// The quoted transport header and what follows it (at least 8 bytes).
     pub payload: Vec<u8>,
 }
@@ -294,9 +298,10 @@ fn icmp_unreach(net: &Netns, from: Ipv4Addr, icmp: &[u8]) -> IcmpAction {
         icmp_type: t,
         code,
         info,
-        from,
-        saddr: q.src_addr(),
-        daddr: q.dst_addr(),
+        from: from.into(),
+        saddr: q.src_addr().into(),
+        daddr: q.dst_addr().into(),
+        hop_limit: 255,
         payload: inner[ihl..].to_vec(),
     })
 }

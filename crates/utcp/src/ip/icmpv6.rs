@@ -12,7 +12,7 @@
 //! `echo_ignore_anycast` and `net.ipv6.flowlabel_reflect` are fixed at their defaults (no such
 //! knob is accepted and ignored).
 
-use super::icmp::IcmpState;
+use super::icmp::{IcmpErr, IcmpState};
 use super::ipv6::{
     ip6_build_frame, ip6_default_np_autolabel, ip6_dst_hoplimit, ip6_make_flowlabel, ipv6_skip_exthdr, FlowKeys,
 };
@@ -118,7 +118,8 @@ pub fn icmpv6_echo_request(net: &Netns, daddr: Ipv6Addr, ident: u16, seq: u16, d
 
 /// `icmpv6_rcv()` for an ICMPv6 message `msg` (its bytes from the ICMPv6 header to the end of
 /// the payload) that came in the packet whose header is `hdr`. Answers go into `out`.
-pub fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>) {
+/// An error quoting one of our TCP segments is returned for `tcp_v6_err`.
+pub fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>) -> Option<IcmpErr> {
     net.mib.icmp6_inc(Icmp6Mib::InMsgs);
     let p = Icmpv6Packet::new_unchecked(msg);
     if msg.len() < ICMPV6_HEADER_LEN {
@@ -127,12 +128,12 @@ pub fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>)
             net.mib.icmp6_inc(Icmp6Mib::InCsumErrors);
         }
         net.mib.icmp6_inc(Icmp6Mib::InErrors);
-        return;
+        return None;
     }
     if !p.verify_checksum(&hdr.src_addr, &hdr.dst_addr) {
         net.mib.icmp6_inc(Icmp6Mib::InCsumErrors);
         net.mib.icmp6_inc(Icmp6Mib::InErrors);
-        return;
+        return None;
     }
     let t = p.msg_type();
     match t {
@@ -151,32 +152,45 @@ pub fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>)
                 ICMPV6_TIME_EXCEED => Icmp6Mib::InTimeExcds,
                 _ => Icmp6Mib::InParmProblems,
             });
-            icmpv6_notify(net, p.body());
+            return icmpv6_notify(net, hdr, msg);
         }
         // Informational messages utcp does not handle (neighbour discovery, MLD) are ignored;
         // an error of an unknown type still goes to the quoted packet's protocol.
         t if t & ICMPV6_INFOMSG_MASK != 0 => {}
-        _ => icmpv6_notify(net, p.body()),
+        _ => return icmpv6_notify(net, hdr, msg),
     }
+    None
 }
 
 /// `icmpv6_notify()`: the quoted packet must show its IPv6 header and 8 bytes of the
 /// transport header after its extension headers (Icmp6InErrors otherwise); the transport's
-/// error handler takes it. TCP's (`tcp_v6_err`) finds no socket — utcp has no IPv6 TCP
-/// sockets yet — and counts Icmp6InErrors, as Linux's does for an unknown connection.
-fn icmpv6_notify(net: &Netns, quoted: &[u8]) {
+/// error handler takes it: TCP's (`tcp_v6_err`) gets the returned error, for a segment we
+/// sent (its source ours).
+fn icmpv6_notify(net: &Netns, hdr: &Ipv6Repr, m: &[u8]) -> Option<IcmpErr> {
+    let quoted = &m[ICMPV6_HEADER_LEN..];
     if quoted.len() < IPV6_HEADER_LEN {
         net.mib.icmp6_inc(Icmp6Mib::InErrors);
-        return;
+        return None;
     }
-    let Some((proto, off, _)) = ipv6_skip_exthdr(quoted, IPV6_HEADER_LEN, quoted[6]) else { return };
+    let (proto, off, _) = ipv6_skip_exthdr(quoted, IPV6_HEADER_LEN, quoted[6])?;
     if quoted.len() < off + 8 {
         net.mib.icmp6_inc(Icmp6Mib::InErrors);
-        return;
+        return None;
     }
-    if proto == nexthdr::TCP {
-        net.mib.icmp6_inc(Icmp6Mib::InErrors);
+    if proto != nexthdr::TCP {
+        return None;
     }
+    let q = crate::wire::Ipv6Packet::new_unchecked(quoted);
+    Some(IcmpErr {
+        icmp_type: m[0],
+        code: m[1],
+        info: u32::from_be_bytes([m[4], m[5], m[6], m[7]]),
+        from: hdr.src_addr.into(),
+        saddr: q.src_addr().into(),
+        daddr: q.dst_addr().into(),
+        hop_limit: hdr.hop_limit,
+        payload: quoted[off..].to_vec(),
+    })
 }
 
 /// `icmpv6_echo_reply()`: the same identifier, sequence and data back to the sender, from the

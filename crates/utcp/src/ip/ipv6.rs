@@ -7,9 +7,9 @@
 //! Ip6ReasmFails) and dropped, atomic fragments (offset 0, no more fragments) included, which
 //! Linux processes as whole packets (RFC 6946).
 //!
-//! DEVIATION(linux): TCP over IPv6 is not in utcp yet: a TCP segment for us is counted
-//! (Ip6InUnknownProtos) and dropped without an answer (Linux's `tcp_v6_rcv` would answer a
-//! port without a listener with a RST).
+//! A TCP segment for us is handed to TCP ([`ip6_rcv`] returns where its header starts;
+//! [`ip6_rcv_tcp`] checks it as `tcp_v6_rcv` does) and TCP's segments leave through
+//! [`build_tcp6_frame`] (`inet6_csk_xmit` → `ip6_xmit`).
 //!
 //! Linux's drop reasons are shared by both families but each caller counts its own table; utcp's
 //! `DropReason`s count IPv4 counters, so IPv6 drops are traced as `NOT_SPECIFIED` and counted
@@ -104,6 +104,139 @@ pub fn ip6_build_frame(net: &Netns, hdr: Ipv6Repr, payload: Vec<u8>) -> Frame {
     f
 }
 
+/// What [`ip6_rcv`] hands up to TCP.
+#[derive(Debug)]
+pub enum Ip6Up {
+    /// A segment whose TCP header starts at this offset of the packet.
+    Tcp(usize),
+    /// An ICMPv6 error about one of our segments.
+    TcpErr(super::icmp::IcmpErr),
+}
+
+/// What `ip6_xmit()` writes into the header of a TCP segment: `np->tclass` (a stateless
+/// reply's: the segment's it answers, without ECN bits), the hop limit, and the flow label
+/// (`ip6_make_flowlabel()` already applied).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ip6Tx {
+    /// Traffic class.
+    pub tclass: u8,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Flow label (20 bits).
+    pub flow_label: u32,
+}
+
+/// `ip6_make_flowlabel()` for a packet whose `skb->hash` is an L4 hash already
+/// (`skb_set_hash_from_sk()`: a TCP socket's `sk_txhash`, a request's `txhash`): that hash,
+/// rotated by 16 bits, its low 20 bits, unless a label is set or labels are off.
+pub fn ip6_make_flowlabel_hash(net: &Netns, flowlabel: u32, autolabel: bool, hash: u32) -> u32 {
+    let flowlabel = flowlabel & IPV6_FLOWLABEL_MASK;
+    let mode = net.sysctl.auto_flowlabels.get();
+    if flowlabel != 0 || mode == IP6_AUTO_FLOW_LABEL_OFF || (!autolabel && mode != IP6_AUTO_FLOW_LABEL_FORCED) {
+        return flowlabel;
+    }
+    hash.rotate_left(16) & IPV6_FLOWLABEL_MASK
+}
+
+/// `inet6_csk_xmit()` / `tcp_v6_send_response()` → `ip6_xmit()` with `tcp_v6_send_check()`:
+/// one frame carrying `tcp` (header only; the payload is shared, not copied) from `saddr` to
+/// `daddr`. With `gso_size` ≠ 0 a TSO super-segment: the checksum field holds the
+/// pseudo-header sum over the whole length (`CHECKSUM_PARTIAL`), for GSO to complete per
+/// packet. Counts Ip6OutRequests, Ip6OutTransmits and Ip6OutOctets.
+pub fn build_tcp6_frame(
+    net: &Netns,
+    saddr: Ipv6Addr,
+    daddr: Ipv6Addr,
+    tcp: &crate::wire::TcpRepr<'_>,
+    payload: Bytes,
+    tx: Ip6Tx,
+    gso_size: u32,
+) -> Frame {
+    let tcp_hlen = tcp.header_len();
+    let mut frame = Frame::with_header_len(IPV6_HEADER_LEN + tcp_hlen, payload);
+    let tcp_len = tcp_hlen + frame.payload.len();
+    let ip = Ipv6Repr {
+        src_addr: saddr,
+        dst_addr: daddr,
+        next_header: nexthdr::TCP,
+        payload_len: tcp_len,
+        hop_limit: tx.hop_limit,
+        traffic_class: tx.tclass,
+        flow_label: tx.flow_label & IPV6_FLOWLABEL_MASK,
+    };
+    let head = frame.head_mut();
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut head[..IPV6_HEADER_LEN]));
+    let hdr = crate::wire::TcpRepr { payload: &[], ..*tcp };
+    let unspec = std::net::Ipv4Addr::UNSPECIFIED;
+    hdr.emit(&mut crate::wire::TcpPacket::new_unchecked(&mut head[IPV6_HEADER_LEN..]), unspec, unspec, false);
+    let pseudo = crate::wire::ipv6::pseudo_header_checksum_v6(&saddr, &daddr, nexthdr::TCP, tcp_len as u32);
+    let sum_at = IPV6_HEADER_LEN + 16..IPV6_HEADER_LEN + 18;
+    if gso_size != 0 && frame.payload.len() as u32 > gso_size {
+        frame.head_mut()[sum_at].copy_from_slice(&pseudo.to_be_bytes());
+        frame.gso_size = gso_size;
+        frame.csum_partial = true;
+    } else {
+        // A TCP header is whole 32-bit words: the payload's byte lanes are not shifted.
+        let hsum = crate::wire::checksum(&frame.head()[IPV6_HEADER_LEN..]);
+        let psum = crate::wire::checksum(&frame.payload);
+        let sum = !crate::wire::combine(&[pseudo, hsum, psum]);
+        frame.head_mut()[sum_at].copy_from_slice(&sum.to_be_bytes());
+    }
+    net.mib.ip6_inc(Ipv6Mib::OutRequests);
+    net.mib.ip6_inc(Ipv6Mib::OutTransmits);
+    net.mib.ip6_add(Ipv6Mib::OutOctets, frame.len() as u64);
+    frame
+}
+
+/// `tcp_v6_rcv()`'s header checks of the TCP segment at `off` in IPv6 packet `pkt` (which
+/// [`ip6_rcv`] accepted: its payload length is trusted), with the checksum over the IPv6
+/// pseudo-header when `verify_csum`. Counts TcpInSegs, and each failure as `tcp_v4_rcv`'s
+/// would (TcpInErrs, TcpInCsumErrors). The payload is a slice of `pkt`.
+pub fn ip6_rcv_tcp<'a>(
+    net: &Netns,
+    pkt: &'a Bytes,
+    off: usize,
+    verify_csum: bool,
+) -> Result<super::TcpIn<'a>, DropReason> {
+    net.mib.tcp_inc(crate::mib::TcpMib::InSegs);
+    let p = Ipv6Packet::new_unchecked(&pkt[..]);
+    let end = (IPV6_HEADER_LEN + usize::from(p.payload_len())).min(pkt.len());
+    let (saddr, daddr) = (p.src_addr(), p.dst_addr());
+    let seg = pkt.get(off..end).unwrap_or(&[]);
+    if seg.len() < 20 {
+        net.mib.drop_reason(DropReason::TCP_HDR_TOO_SMALL);
+        return Err(DropReason::PKT_TOO_SMALL);
+    }
+    let doff = usize::from(seg[12] >> 4) * 4;
+    if doff < 20 || doff > seg.len() {
+        net.mib.drop_reason(DropReason::TCP_HDR_TOO_SMALL);
+        return Err(DropReason::PKT_TOO_SMALL);
+    }
+    if verify_csum {
+        let pseudo = crate::wire::ipv6::pseudo_header_checksum_v6(&saddr, &daddr, nexthdr::TCP, seg.len() as u32);
+        if crate::wire::combine(&[pseudo, crate::wire::checksum(seg)]) != 0xffff {
+            net.mib.drop_reason(DropReason::TCP_CSUM);
+            return Err(DropReason::TCP_CSUM);
+        }
+    }
+    let unspec = std::net::Ipv4Addr::UNSPECIFIED;
+    let tp = crate::wire::TcpPacket::new_checked(&seg[..doff]).map_err(|_| DropReason::PKT_TOO_SMALL)?;
+    let tcp = crate::wire::TcpRepr::parse(&tp, unspec, unspec, false).map_err(|_| DropReason::PKT_TOO_SMALL)?;
+    let syn_hdr = (tcp.flags.syn() && !tcp.flags.ack()).then(|| pkt.slice(..off + doff));
+    Ok(super::TcpIn {
+        saddr: saddr.into(),
+        daddr: daddr.into(),
+        raw_window: tp.window_len(),
+        tcp,
+        payload: pkt.slice(off + doff..end),
+        thlen: doff as u32,
+        ttl: p.hop_limit(),
+        tclass: p.traffic_class(),
+        syn_hdr,
+        opt: None,
+    })
+}
+
 /// Whether `a` is one of the multicast groups the interface is in: all-nodes (`ff02::1`) and
 /// the solicited-node group of its address (`ff02::1:ffXX:XXXX`, RFC 4291 §2.7.1).
 fn ipv6_chk_mcast_addr(net: &Netns, a: &Ipv6Addr) -> bool {
@@ -137,18 +270,29 @@ struct Icmp6Req {
 /// received packet (`pkt`: the whole IPv6 packet, link-layer padding allowed). Every drop is
 /// counted as Linux counts it; ICMPv6 is handed to `icmpv6_rcv`, whose answers (echo replies)
 /// and the receive path's own errors (parameter problems) go into `out`.
-pub fn ip6_rcv(net: &Netns, icmp: &IcmpState, icmp6: &Icmpv6State, pkt: &[u8], now: Instant, out: &mut Vec<Frame>) {
+/// What goes up to TCP is returned: a TCP segment for us (where its TCP header starts in
+/// `pkt`, for [`ip6_rcv_tcp`]), or an ICMPv6 error quoting one of our segments
+/// (`tcp_v6_err`).
+pub fn ip6_rcv(
+    net: &Netns,
+    icmp: &IcmpState,
+    icmp6: &Icmpv6State,
+    pkt: &[u8],
+    now: Instant,
+    out: &mut Vec<Frame>,
+) -> Option<Ip6Up> {
     let (trimmed, req) = match ip6_rcv_inner(net, pkt, out) {
-        Ok(()) => return,
+        Ok(tcp) => return tcp,
         Err(Some((trimmed, req))) => (trimmed, req),
-        Err(None) => return,
+        Err(None) => return None,
     };
     out.extend(icmpv6::icmp6_send(net, icmp, icmp6, &pkt[..trimmed], req.icmp_type, req.code, req.info, now));
+    None
 }
 
 /// `ip6_rcv()`'s body: `Err(Some((len, req)))` when the drop is answered with an ICMPv6 error
 /// about the packet's first `len` bytes.
-fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<(), Option<(usize, Icmp6Req)>> {
+fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option<Ip6Up>, Option<(usize, Icmp6Req)>> {
     net.mib.ip6_inc(Ipv6Mib::InReceives);
     net.mib.ip6_add(Ipv6Mib::InOctets, pkt.len() as u64);
     // !idev || idev->cnf.disable_ipv6: an interface without IPv6.
@@ -237,13 +381,17 @@ fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<(), Op
             // ip6_input_finish(): the handler returns 0, InDelivers.
             net.mib.ip6_inc(Ipv6Mib::InDelivers);
             let hdr = Ipv6Repr::parse(&Ipv6Packet::new_unchecked(pkt)).map_err(|_| hdr_err(net))?;
-            icmpv6::icmpv6_rcv(net, &hdr, &payload[offset..], out);
-            Ok(())
+            Ok(icmpv6::icmpv6_rcv(net, &hdr, &payload[offset..], out).map(Ip6Up::TcpErr))
         }
-        ExtWalk::Upper { protocol: nexthdr::TCP, .. } => {
-            net.mib.ip6_inc(Ipv6Mib::InUnknownProtos);
-            net.mib.drop_reason(DropReason::NOT_SPECIFIED);
-            Err(None)
+        ExtWalk::Upper { protocol: nexthdr::TCP, offset, .. } => {
+            if mcast {
+                // tcp_v6_rcv(): "if (skb->pkt_type != PACKET_HOST) goto discard_it".
+                net.mib.ip6_inc(Ipv6Mib::InDelivers);
+                net.mib.drop_reason(DropReason::NOT_SPECIFIED);
+                return Ok(None);
+            }
+            net.mib.ip6_inc(Ipv6Mib::InDelivers);
+            Ok(Some(Ip6Up::Tcp(IPV6_HEADER_LEN + offset)))
         }
         ExtWalk::Upper { nhoff, .. } => {
             // No inet6_protos[] handler: InUnknownProtos, "unrecognized next header".
@@ -254,7 +402,7 @@ fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<(), Op
         ExtWalk::NoNextHeader => {
             // nodata_protocol: dst_discard() returns 0, so the packet counts as delivered.
             net.mib.ip6_inc(Ipv6Mib::InDelivers);
-            Ok(())
+            Ok(None)
         }
         w => Err(ext_verdict(net, w, len, mcast)),
     }

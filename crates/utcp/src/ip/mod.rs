@@ -4,6 +4,7 @@
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv6;
+pub mod ipv6_sockglue;
 pub mod options;
 pub mod recverr;
 pub mod sockglue;
@@ -157,10 +158,10 @@ fn payload_sum(payload: &[u8], offset: usize) -> u16 {
 
 /// A validated inbound TCP segment: addresses plus the TCP header fields and payload.
 pub struct TcpIn<'a> {
-    /// Source address.
-    pub saddr: Ipv4Addr,
+    /// Source address (IPv4, or IPv6 from [`ipv6::ip6_rcv_tcp`]).
+    pub saddr: std::net::IpAddr,
     /// Destination address.
-    pub daddr: Ipv4Addr,
+    pub daddr: std::net::IpAddr,
     /// Parsed header (payload empty; see `payload`).
     pub tcp: TcpRepr<'a>,
     /// The segment's payload (shared with the frame).
@@ -169,8 +170,10 @@ pub struct TcpIn<'a> {
     pub raw_window: u16,
     /// TCP header length including options (`th->doff * 4`).
     pub thlen: u32,
-    /// `ip_hdr(skb)->ttl` (IP_MINTTL).
+    /// `ip_hdr(skb)->ttl` (IP_MINTTL), or `ipv6_hdr(skb)->hop_limit` (IPV6_MINHOPCOUNT).
     pub ttl: u8,
+    /// The IPv6 traffic class (0 for IPv4).
+    pub tclass: u8,
     /// A SYN's IP and TCP headers as received, for TCP_SAVE_SYN (`tcp_reqsk_record_syn()`);
     /// `None` for every other segment.
     pub syn_hdr: Option<Bytes>,
@@ -309,7 +312,18 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
     let ttl = ipp.ttl();
     let syn_hdr = (tcp.flags.contains(TcpFlags::SYN) && !tcp.flags.contains(TcpFlags::ACK))
         .then(|| Bytes::copy_from_slice(&head[..ihl + doff]));
-    Ok(TcpIn { saddr, daddr, tcp, payload, raw_window, thlen: doff as u32, ttl, syn_hdr, opt })
+    Ok(TcpIn {
+        saddr: saddr.into(),
+        daddr: daddr.into(),
+        tcp,
+        payload,
+        raw_window,
+        thlen: doff as u32,
+        ttl,
+        tclass: 0,
+        syn_hdr,
+        opt,
+    })
 }
 
 /// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole

@@ -7,10 +7,12 @@
 use crate::errno::Errno;
 use crate::ip::icmp::IcmpErr;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
 /// `SO_EE_ORIGIN_ICMP`.
 pub const SO_EE_ORIGIN_ICMP: u8 = 2;
+/// `SO_EE_ORIGIN_ICMP6`.
+pub const SO_EE_ORIGIN_ICMP6: u8 = 3;
 
 /// One queued report (`SKB_EXT_ERR(skb)`: `struct sock_exterr_skb`): an ICMP error
 /// (SO_EE_ORIGIN_ICMP) or a MSG_ZEROCOPY completion (SO_EE_ORIGIN_ZEROCOPY, tcp/zerocopy.rs).
@@ -29,9 +31,9 @@ pub struct SockExterr {
     /// `ee_data`.
     pub data: u32,
     /// Who sent the error (`SO_EE_OFFENDER`; `None`: a local report, all zero).
-    pub offender: Option<Ipv4Addr>,
+    pub offender: Option<IpAddr>,
     /// The quoted datagram's destination and port (`serr->addr_offset`, `serr->port`).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// See `addr`.
     pub port: u16,
     /// `serr->header.h4.iif`: the device a timestamped packet left by (0: none, as for a
@@ -62,17 +64,38 @@ impl SockExterr {
         d[6] = self.code;
         d[8..12].copy_from_slice(&self.info.to_ne_bytes());
         d[12..16].copy_from_slice(&self.data.to_ne_bytes());
-        if let Some(o) = self.offender {
+        if let Some(IpAddr::V4(o)) = self.offender {
             d[16..18].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
             d[20..24].copy_from_slice(&o.octets());
         }
         d
     }
 
-    /// `msg_name`: the quoted datagram's destination, as a `sockaddr_in`, for the origins
-    /// `ipv4_datagram_support_addr()` names (ICMP); none for a zerocopy completion.
-    pub fn name(&self) -> Option<std::net::SocketAddrV4> {
-        (self.origin == SO_EE_ORIGIN_ICMP).then(|| std::net::SocketAddrV4::new(self.addr, self.port))
+    /// The error's control message for a socket of `family`: (level, type, data).
+    /// `ip_recv_error()` gives `IP_RECVERR` with a `sockaddr_in` offender; `ipv6_recv_error()`
+    /// gives `IPV6_RECVERR` (SOL_IPV6) with a `sockaddr_in6` one, an IPv4 offender
+    /// IPv4-mapped.
+    pub fn cmsg(&self, family: i32) -> (i32, i32, Vec<u8>) {
+        if family != crate::uapi::AF_INET6 {
+            return (crate::uapi::SOL_IP, crate::uapi::opt::IP_RECVERR, self.cmsg_data().to_vec());
+        }
+        let mut d = self.cmsg_data()[..16].to_vec();
+        match self.offender {
+            Some(o) => {
+                let (b, _) = crate::uapi::sockaddr_bytes(&crate::uapi::sock_addr(family, o, 0));
+                d.extend_from_slice(&b);
+            }
+            None => d.extend_from_slice(&[0; crate::uapi::SOCKADDR_IN6_LEN]),
+        }
+        (crate::uapi::SOL_IPV6, crate::ip::ipv6_sockglue::IPV6_RECVERR, d)
+    }
+
+    /// `msg_name`: the quoted datagram's destination, as a socket of `family` shows it, for
+    /// the origins `ip(v6)_datagram_support_addr()` names (ICMP, ICMP6); none for a zerocopy
+    /// completion.
+    pub fn name(&self, family: i32) -> Option<SocketAddr> {
+        matches!(self.origin, SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6)
+            .then(|| crate::uapi::sock_addr(family, self.addr, self.port))
     }
 }
 
@@ -82,7 +105,8 @@ impl SockExterr {
 pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err: Errno) {
     let x = SockExterr {
         errno: Some(err),
-        origin: SO_EE_ORIGIN_ICMP,
+        // ipv6_icmp_error() for an ICMPv6 error.
+        origin: if e.from.is_ipv6() { SO_EE_ORIGIN_ICMP6 } else { SO_EE_ORIGIN_ICMP },
         icmp_type: e.icmp_type,
         code: e.code,
         info: e.info,

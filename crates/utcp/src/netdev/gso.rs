@@ -14,8 +14,22 @@ pub fn netif_needs_gso(frame: &Frame, dev_gso_max_size: u32) -> bool {
     if frame.gso_size == 0 || frame.payload.len() as u32 <= frame.gso_size {
         return false;
     }
+    // No utcp device takes TCPv6 super-packets (`NETIF_F_TSO6`): IPv6 is always cut here.
+    if frame.head()[0] >> 4 == 6 {
+        return true;
+    }
     let ihl = (frame.head()[0] & 0x0f) as usize * 4;
     dev_gso_max_size == 0 || frame.len() as u32 > dev_gso_max_size || ihl != 20
+}
+
+/// The network header length of a frame TCP built: 40 for IPv6 (TCP's own frames carry no
+/// extension headers), the IHL for IPv4.
+pub fn net_hdr_len(head: &[u8]) -> usize {
+    if head[0] >> 4 == 6 {
+        40
+    } else {
+        (head[0] & 0x0f) as usize * 4
+    }
 }
 
 /// `skb_gso_segment()` → `inet_gso_segment()` → `tcp_gso_segment()`: hands `emit` the packets
@@ -34,7 +48,8 @@ pub fn skb_gso_segment(frame: Frame, mut emit: impl FnMut(Frame)) {
         return emit(f);
     }
     let head = frame.head();
-    let ihl = (head[0] & 0x0f) as usize * 4;
+    let v6 = head[0] >> 4 == 6;
+    let ihl = net_hdr_len(head);
     let hlen = head.len();
     let id = u16::from_be_bytes([head[4], head[5]]);
     let seq = u32::from_be_bytes([head[ihl + 4], head[ihl + 5], head[ihl + 6], head[ihl + 7]]);
@@ -52,12 +67,17 @@ pub fn skb_gso_segment(frame: Frame, mut emit: impl FnMut(Frame)) {
         seg.payload = frame.payload.slice(off..off + n);
         seg.gso_size = 0;
         let h = seg.head_mut();
-        h[2..4].copy_from_slice(&((hlen + n) as u16).to_be_bytes());
-        h[4..6].copy_from_slice(&id.wrapping_add(i).to_be_bytes());
-        h[10] = 0;
-        h[11] = 0;
-        let ipsum = !crate::wire::checksum(&h[..ihl]);
-        h[10..12].copy_from_slice(&ipsum.to_be_bytes());
+        if v6 {
+            // ipv6_gso_segment(): the payload length; IPv6 has no ID or header checksum.
+            h[4..6].copy_from_slice(&((hlen - ihl + n) as u16).to_be_bytes());
+        } else {
+            h[2..4].copy_from_slice(&((hlen + n) as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&id.wrapping_add(i).to_be_bytes());
+            h[10] = 0;
+            h[11] = 0;
+            let ipsum = !crate::wire::checksum(&h[..ihl]);
+            h[10..12].copy_from_slice(&ipsum.to_be_bytes());
+        }
         h[ihl + 4..ihl + 8].copy_from_slice(&seq.wrapping_add(off as u32).to_be_bytes());
         let mut f = flags;
         if off != 0 {

@@ -237,6 +237,9 @@ struct End {
     poll: Mutex<VecDeque<Frame>>,
     tx: Mutex<TxState>,
     stats: Counters,
+    /// A capture of what this end sends ([`NetDevice::set_tx_tap`]), as `xmit` takes it.
+    tap: RwLock<Option<super::TxTap>>,
+    tapped: std::sync::atomic::AtomicBool,
 }
 
 struct Link {
@@ -279,6 +282,8 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
                 stall_until: Instant::ZERO,
             }),
             stats: Counters::default(),
+            tap: RwLock::new(None),
+            tapped: std::sync::atomic::AtomicBool::new(false),
         }
     };
     let ends = [end(0), end(1)];
@@ -596,6 +601,11 @@ impl NetDevice for MemPort {
     #[inline]
     fn xmit(&self, frame: Frame) {
         self.end().stats.sent.fetch_add(1, Ordering::Relaxed);
+        if self.end().tapped.load(Ordering::Relaxed) {
+            if let Some(t) = self.end().tap.read().as_ref() {
+                t(&[frame.head(), &frame.payload]);
+            }
+        }
         if self.link.impaired {
             self.xmit_impaired(frame);
         } else {
@@ -605,6 +615,12 @@ impl NetDevice for MemPort {
 
     fn flush_tx(&self) {
         self.drain_peer();
+    }
+
+    fn set_tx_tap(&self, tap: super::TxTap) -> bool {
+        *self.end().tap.write() = Some(tap);
+        self.end().tapped.store(true, Ordering::Relaxed);
+        true
     }
 
     fn mtu(&self) -> u32 {

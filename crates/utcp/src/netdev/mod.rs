@@ -296,7 +296,7 @@ pub fn skb_checksum_help(frame: &mut Frame) {
     if !frame.csum_partial {
         return;
     }
-    let ihl = ((frame.head()[0] & 0x0f) as usize) * 4;
+    let ihl = gso::net_hdr_len(frame.head());
     if frame.head().len() < ihl + 20 {
         return;
     }

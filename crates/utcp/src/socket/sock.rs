@@ -21,7 +21,7 @@ use crate::tcp::recvmsg::{IovIter, Ucopy};
 use crate::tcp::{Ctx, Events, TcpSock, TcpState};
 use crate::time::Instant;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
 /// A validated inbound segment with its addressing, as queued on the backlog or prequeue.
@@ -29,10 +29,10 @@ use std::sync::{Arc, Weak};
 pub struct InSeg {
     /// The segment.
     pub seg: Seg,
-    /// Remote address.
-    pub saddr: Ipv4Addr,
+    /// Remote address (IPv4 or IPv6, as the segment arrived).
+    pub saddr: IpAddr,
     /// Local address.
-    pub daddr: Ipv4Addr,
+    pub daddr: IpAddr,
     /// Remote port.
     pub sport: u16,
     /// Local port.
@@ -215,6 +215,9 @@ pub struct Sock {
     pub bound_dev_if: core::sync::atomic::AtomicI32,
     /// `sk->sk_prefer_busy_poll` (SO_PREFER_BUSY_POLL).
     pub prefer_busy_poll: AtomicBool,
+    /// A listener's families (`RCV_V4` | `RCV_V6`, set by listen()): an AF_INET6 listener on
+    /// `::` without IPV6_V6ONLY takes IPv4 segments too (`compute_score()`'s family rules).
+    pub rcv_families: core::sync::atomic::AtomicU8,
     /// Generation of events, for edge-triggered epoll and lock-free wakeup checks.
     pub ev_gen: AtomicU64,
     /// Threads asleep in `sk_wait_data` on this socket.
@@ -237,6 +240,11 @@ pub struct Sock {
     pub(crate) tw: Mutex<Option<crate::tcp::ipv4::TwInfo>>,
     me: Weak<Sock>,
 }
+
+/// [`Sock::rcv_families`]: IPv4 segments (the bind table's `ports::FAM_V4`).
+pub const RCV_V4: u8 = 1;
+/// [`Sock::rcv_families`]: IPv6 segments.
+pub const RCV_V6: u8 = 2;
 
 /// See [`Sock::set_owned_wait_hook`].
 pub type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
@@ -292,6 +300,7 @@ impl Sock {
             ll_usec: AtomicU32::new(ll),
             bound_dev_if: core::sync::atomic::AtomicI32::new(bound_dev_if),
             prefer_busy_poll: AtomicBool::new(false),
+            rcv_families: core::sync::atomic::AtomicU8::new(RCV_V4),
             ev_gen: AtomicU64::new(0),
             sleepers: AtomicU32::new(0),
             timer_armed: AtomicU64::new(u64::MAX),
@@ -474,7 +483,7 @@ impl Sock {
             }
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
-            reset = crate::tcp::ipv4::tcp_v4_do_rcv(tp, &mut ctx, inseg).then_some((hdr, full));
+            reset = crate::tcp::ipv6::sk_backlog_rcv(tp, &mut ctx, inseg).then_some((hdr, full));
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
@@ -834,7 +843,7 @@ impl Sock {
             let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
-            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
+            if crate::tcp::ipv6::sk_backlog_rcv(&mut tp, &mut ctx, inseg) {
                 resets.push((hdr, full));
             }
             if let Some(child) = ctx.ev_child.take() {
@@ -890,7 +899,8 @@ impl Sock {
         if !self.host.hash(key, csk.clone()) {
             return;
         }
-        self.host.inherit_port(csk.id, key.1, reuseport);
+        let fam = if key.0.is_ipv6() { RCV_V6 } else { RCV_V4 };
+        self.host.inherit_port(csk.id, key.1, reuseport, fam);
         csk.peek_tp(|tp| csk.refresh_snapshot(tp));
         self.host.schedule_timer(&csk, deadline);
         if let Some(l) = listener.listen.as_mut() {
@@ -903,7 +913,12 @@ impl Sock {
     pub fn icmp_err_softirq(&self, e: crate::ip::icmp::IcmpErr) {
         let mut s = self.slock.lock();
         if s.owned {
-            if !(e.icmp_type == crate::ip::icmp::ICMP_DEST_UNREACH && e.code == crate::ip::icmp::ICMP_FRAG_NEEDED) {
+            let mtu = if e.from.is_ipv6() {
+                e.icmp_type == crate::wire::icmpv6::ICMPV6_PKT_TOOBIG
+            } else {
+                e.icmp_type == crate::ip::icmp::ICMP_DEST_UNREACH && e.code == crate::ip::icmp::ICMP_FRAG_NEEDED
+            };
+            if !mtu {
                 self.net().mib.inc(LinuxMib::LockDroppedIcmps);
             }
             if s.deferred_icmp.len() < 16 {
@@ -942,7 +957,7 @@ impl Sock {
             let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
-            if crate::tcp::ipv4::tcp_v4_do_rcv(&mut tp, &mut ctx, inseg) {
+            if crate::tcp::ipv6::sk_backlog_rcv(&mut tp, &mut ctx, inseg) {
                 resets.push((hdr, full));
             }
             merge(&mut ev, std::mem::take(&mut ctx.ev));

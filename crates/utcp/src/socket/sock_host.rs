@@ -16,11 +16,14 @@ use crate::socket::SecurityPolicy;
 use crate::tcp::ipv4::TwReuse;
 use crate::tcp::TcpSock;
 use crate::time::{Clock, Instant};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Connection key: (local addr, local port, remote addr, remote port).
-pub type FourTuple = (Ipv4Addr, u16, Ipv4Addr, u16);
+/// Connection key: (local addr, local port, remote addr, remote port), the addresses of the
+/// family on the wire: an AF_INET6 socket talking to an IPv4 peer (`::ffff:a.b.c.d`) is hashed
+/// under IPv4 addresses, as Linux hashes it by `inet_daddr`/`inet_rcv_saddr` (the v4 lookup),
+/// and an IPv6 connection under `sk_v6_daddr`/`sk_v6_rcv_saddr`.
+pub type FourTuple = (IpAddr, u16, IpAddr, u16);
 
 /// A timewait sock a connect() took the 4-tuple of, with what it takes over from it.
 pub type TakenTw = (Arc<Sock>, TwReuse);
@@ -73,13 +76,14 @@ pub trait SockHost: Send + Sync {
     fn hash_connect(
         &self,
         sk: &Arc<Sock>,
-        saddr: Ipv4Addr,
-        daddr: Ipv4Addr,
+        saddr: IpAddr,
+        daddr: IpAddr,
         dport: u16,
         sk_range: u32,
     ) -> Result<(u16, Option<TakenTw>), Errno>;
-    /// `__inet_inherit_port()`: child `id` shares its listener's bound `port`.
-    fn inherit_port(&self, id: u64, port: u16, reuseport: bool);
+    /// `__inet_inherit_port()`: child `id` shares its listener's bound `port`; `fam`: the
+    /// child's family on the wire (`sock::RCV_V4` / `RCV_V6`, the bind table's `FAM_V4` / `FAM_V6`).
+    fn inherit_port(&self, id: u64, port: u16, reuseport: bool, fam: u8);
     /// The port socket `id` holds, if any.
     fn port_held(&self, id: u64) -> Option<u16>;
     /// `inet_put_port()`: socket `id` gives its port back (idempotent).

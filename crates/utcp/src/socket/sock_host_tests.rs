@@ -123,8 +123,8 @@ impl SockHost for FakeHost {
     fn hash_connect(
         &self,
         sk: &Arc<Sock>,
-        saddr: Ipv4Addr,
-        daddr: Ipv4Addr,
+        saddr: std::net::IpAddr,
+        daddr: std::net::IpAddr,
         dport: u16,
         _sk_range: u32,
     ) -> Result<(u16, Option<TakenTw>), Errno> {
@@ -134,7 +134,7 @@ impl SockHost for FakeHost {
         self.rec.lock().ports.insert(sk.id, PORT);
         Ok((PORT, None))
     }
-    fn inherit_port(&self, id: u64, port: u16, _reuseport: bool) {
+    fn inherit_port(&self, id: u64, port: u16, _reuseport: bool, _fam: u8) {
         self.rec.lock().ports.insert(id, port);
     }
     fn port_held(&self, id: u64) -> Option<u16> {
@@ -197,7 +197,7 @@ fn connect_transmits_the_syn_and_arms_the_rto_through_the_host() {
     assert_eq!(rec.timers.last(), Some(&(sk.id, now + TCP_TIMEOUT_INIT)), "SYN retransmit timer");
     assert_eq!(rec.ports.get(&sk.id), Some(&PORT));
     drop(rec);
-    assert!(host.ehash.lock().contains_key(&(LOCAL, PORT, PEER, 80)));
+    assert!(host.ehash.lock().contains_key(&(LOCAL.into(), PORT, PEER.into(), 80)));
     assert_eq!(sk.peek_tp(|tp| tp.state), TcpState::SynSent);
 }
 
@@ -216,7 +216,7 @@ fn a_reset_destroys_the_socket_and_unhashes_it_through_the_host() {
     tcp_v4_rcv(&*host, from_peer(&host, TcpFlags::RST, 5001, iss + 1), 0);
     assert_eq!(sk.peek_tp(|tp| tp.state), TcpState::Close);
     assert_eq!(host.rec.lock().unhashed, vec![sk.id]);
-    assert!(!host.ehash.lock().contains_key(&(LOCAL, PORT, PEER, 80)));
+    assert!(!host.ehash.lock().contains_key(&(LOCAL.into(), PORT, PEER.into(), 80)));
     assert!(host.rec.lock().resets.is_empty(), "a RST is never answered");
 }
 

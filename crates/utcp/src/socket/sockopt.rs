@@ -15,7 +15,6 @@ use crate::uapi::{optval_int, SOL_SOCKET};
 /// Jiffy length at HZ=250 (socket timeouts are kept in jiffies).
 pub const JIFFY_US: u64 = 4000;
 
-const AF_INET: i32 = 2;
 const SOCK_STREAM: i32 = 1;
 const IPPROTO_TCP: i32 = 6;
 
@@ -340,7 +339,7 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
     let misc = |n: i32| i(tp.sockopt_misc.get(&(SOL_SOCKET, n)).copied().unwrap_or(0));
     Ok(match name {
         SO_TYPE => i(SOCK_STREAM),
-        SO_DOMAIN => i(AF_INET),
+        SO_DOMAIN => i(tp.family),
         SO_PROTOCOL => i(IPPROTO_TCP),
         SO_ACCEPTCONN => i((tp.state == TcpState::Listen) as i32),
         SO_REUSEADDR => i(tp.reuseaddr as i32),
@@ -432,14 +431,11 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
             if tp.dport == 0 {
                 return Err(Errno::ENOTCONN);
             }
-            if len > 16 {
+            let (b, n) = crate::uapi::sockaddr_bytes(&crate::uapi::sock_addr(tp.family, tp.daddr, tp.dport));
+            if len > n {
                 return Err(Errno::EINVAL);
             }
-            let mut v = vec![0u8; 16];
-            v[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
-            v[2..4].copy_from_slice(&tp.dport.to_be_bytes());
-            v[4..8].copy_from_slice(&tp.daddr.octets());
-            v
+            b[..n].to_vec()
         }
         SO_COOKIE => {
             if len < 8 {

@@ -30,9 +30,7 @@ use crate::stack::StackCore;
 use fdtable::{FdTable, File};
 use std::sync::Arc;
 
-pub use crate::uapi::{AF_INET, O_NONBLOCK};
-/// `AF_INET6`.
-pub const AF_INET6: i32 = 10;
+pub use crate::uapi::{AF_INET, AF_INET6, O_NONBLOCK, SOL_IPV6};
 /// `AF_UNSPEC`.
 pub const AF_UNSPEC: i32 = 0;
 /// `SOCK_STREAM`.

@@ -3,6 +3,7 @@
 
 use super::opt::*;
 use super::*;
+use crate::ip::ipv6_sockglue::{do_ipv6_getsockopt, do_ipv6_setsockopt, Inet6SockView, IPV6_RECVERR};
 use crate::ip::sockglue::{do_ip_getsockopt, do_ip_setsockopt, InetSockView};
 use crate::netns::Netns;
 use crate::socket::proto_ops::INET_STREAM_OPS;
@@ -20,7 +21,7 @@ use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_ZEROC
 use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt, tcp_getsockopt_saved_syn};
 use crate::tcp::{TcpSock, TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::time::{Duration, Instant};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// `MSG_NOSIGNAL`.
 pub const MSG_NOSIGNAL: i32 = 0x4000;
@@ -28,6 +29,38 @@ pub const MSG_NOSIGNAL: i32 = 0x4000;
 pub const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
 /// `MSG_CMSG_COMPAT`.
 const MSG_CMSG_COMPAT: i32 = i32::MIN;
+/// What `do_ipv6_{set,get}sockopt` read of a socket: its route (as IP_MTU's: set by connect,
+/// kept when the connection ends, dropped by `tcp_disconnect`), the route's MTU (the path
+/// MTU) and whether it has a port.
+fn inet6_view(tp: &TcpSock, net: &Netns) -> Inet6SockView {
+    Inet6SockView {
+        has_dst: tp.state != TcpState::Listen && (tp.state != TcpState::Close || tp.dport != 0),
+        mtu: tp.path_mtu(net.mtu()),
+        num: tp.sport,
+    }
+}
+
+/// The families a socket of `family` bound to `saddr` covers (`ports::FAM_V4`/`FAM_V6`, the
+/// same bits as `Sock::rcv_families`): AF_INET, or an IPv4-mapped address, IPv4; `::` both
+/// unless IPV6_V6ONLY; an IPv6 address IPv6 (`ipv6_rcv_saddr_equal()`'s cases).
+fn sk_families(family: i32, saddr: IpAddr, ipv6only: bool) -> u8 {
+    use crate::ports::{FAM_V4, FAM_V6};
+    match (family, saddr) {
+        (AF_INET6, IpAddr::V4(_)) => FAM_V4,
+        (AF_INET6, IpAddr::V6(a)) if a.is_unspecified() && !ipv6only => FAM_V4 | FAM_V6,
+        (AF_INET6, _) => FAM_V6,
+        _ => FAM_V4,
+    }
+}
+
+/// An address as IPv4: an IPv4 one, or an IPv4-mapped IPv6 one.
+pub fn as_v4(a: SocketAddr) -> Option<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(a) => crate::uapi::v4mapped_to_v4(a.ip()).map(|ip| SocketAddrV4::new(ip, a.port())),
+    }
+}
+
 /// `sockaddr_in` bytes.
 pub fn sockaddr_in(addr: SocketAddrV4) -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -130,8 +163,7 @@ impl Stack {
         if ty & !0xf & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
             return Err(Errno::EINVAL);
         }
-        if domain != AF_INET {
-            // DEVIATION(linux): IPv6 is not implemented yet; Linux would create the socket.
+        if domain != AF_INET && domain != AF_INET6 {
             return Err(Errno::EAFNOSUPPORT);
         }
         let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -147,7 +179,13 @@ impl Stack {
         if protocol != 0 && protocol != IPPROTO_TCP {
             return Err(Errno::EPROTONOSUPPORT);
         }
-        let tp = TcpSock::new(self.net(), self.now());
+        let mut tp = TcpSock::new(self.net(), self.now());
+        if domain == AF_INET6 {
+            // inet6_create(): an AF_INET6 socket, its addresses `::` until bound or connected.
+            tp.family = AF_INET6;
+            tp.saddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+            tp.daddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        }
         let sk = Sock::new(self.core.clone(), tp);
         let s = Arc::new(Socket::new(&INET_STREAM_OPS, sk, SocketState::Unconnected));
         if ty & SOCK_NONBLOCK != 0 {
@@ -156,25 +194,50 @@ impl Stack {
         self.install_socket(s, ty & SOCK_CLOEXEC != 0)
     }
 
-    /// `bind()`.
-    pub fn bind(&self, fd: i32, addr: SocketAddrV4) -> SysResult<()> {
+    /// `bind()`: an AF_INET socket takes an IPv4 address (an IPv6 one: EAFNOSUPPORT); an
+    /// AF_INET6 socket an IPv6 one (`inet6_bind`), an IPv4 address standing for its
+    /// IPv4-mapped form.
+    pub fn bind(&self, fd: i32, addr: impl Into<SocketAddr>) -> SysResult<()> {
         let s = self.sockfd_lookup(fd)?;
         let mut g = s.sk.lock_sock();
         let tp = g.tp_mut();
-        let ip = *addr.ip();
+        let addr = addr.into();
+        let (ip, port): (IpAddr, u16) = match (tp.family, addr) {
+            (AF_INET6, a) => {
+                let a6 = match a {
+                    SocketAddr::V6(a) => a,
+                    SocketAddr::V4(a) => SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0),
+                };
+                match self.inet6_bind_addr(tp, &a6) {
+                    Ok(ip) => (ip, a6.port()),
+                    Err(e) => {
+                        s.sk.release_sock(g);
+                        return Err(e);
+                    }
+                }
+            }
+            (_, SocketAddr::V4(a)) => (IpAddr::V4(*a.ip()), a.port()),
+            (_, SocketAddr::V6(_)) => {
+                s.sk.release_sock(g);
+                return Err(Errno::EAFNOSUPPORT);
+            }
+        };
+        let addr = (ip, port);
         // __inet_bind(): the address first. inet_addr_valid_or_nonlocal(): a local, broadcast
         // or multicast address (RTN_LOCAL/BROADCAST/MULTICAST), INADDR_ANY, or IP_FREEBIND,
         // IP_TRANSPARENT or ip_nonlocal_bind.
-        if !ip.is_unspecified()
-            && ip != self.net().local_addr()
-            && !ip.is_broadcast()
-            && !ip.is_multicast()
-            && !tp.inet.freebind
-            && !tp.inet.transparent
-            && self.net().sysctl.ip_nonlocal_bind.get() == 0
-        {
-            s.sk.release_sock(g);
-            return Err(Errno::EADDRNOTAVAIL);
+        if let IpAddr::V4(ip) = ip {
+            if !ip.is_unspecified()
+                && ip != self.net().local_addr()
+                && !ip.is_broadcast()
+                && !ip.is_multicast()
+                && !tp.inet.freebind
+                && !tp.inet.transparent
+                && self.net().sysctl.ip_nonlocal_bind.get() == 0
+            {
+                s.sk.release_sock(g);
+                return Err(Errno::EADDRNOTAVAIL);
+            }
         }
         // Then `sk_state != TCP_CLOSE || inet_num`: a socket whose port was given back when it
         // closed (a refused or reset connection) may bind again.
@@ -184,14 +247,15 @@ impl Stack {
         }
         // IP_BIND_ADDRESS_NO_PORT: port 0 binds the address only; connect() or listen()
         // chooses the port later, and the socket may bind again until then (inet_num is 0).
-        if addr.port() == 0 && tp.inet.bind_address_no_port {
+        if addr.1 == 0 && tp.inet.bind_address_no_port {
             tp.saddr = ip;
             tp.sport = 0;
             s.sk.release_sock(g);
             return Ok(());
         }
+        let fam = sk_families(tp.family, ip, tp.inet6.ipv6only);
         let port =
-            match self.core.get_port_opts(s.sk.id, addr.port(), tp.reuseaddr, tp.reuseport, tp.inet.local_port_range) {
+            match self.core.get_port_opts(s.sk.id, addr.1, tp.reuseaddr, tp.reuseport, tp.inet.local_port_range, fam) {
                 Ok(p) => p,
                 Err(e) => {
                     s.sk.release_sock(g);
@@ -203,6 +267,45 @@ impl Stack {
         tp.bound = true;
         s.sk.release_sock(g);
         Ok(())
+    }
+
+    /// `__inet6_bind()`'s address checks for an AF_INET6 socket: the address it binds (an
+    /// IPv4-mapped one as IPv4, whose checks `bind()` then makes).
+    fn inet6_bind_addr(&self, tp: &TcpSock, a: &SocketAddrV6) -> SysResult<IpAddr> {
+        let ip = *a.ip();
+        if let Some(v4) = crate::uapi::v4mapped_to_v4(&ip) {
+            // Binding to a v4-mapped address: the socket cannot be IPV6_V6ONLY.
+            if tp.inet6.ipv6only {
+                return Err(Errno::EINVAL);
+            }
+            return Ok(IpAddr::V4(v4));
+        }
+        if ip.is_unspecified() {
+            return Ok(IpAddr::V6(ip));
+        }
+        if ip.is_multicast() {
+            return Err(Errno::EINVAL);
+        }
+        if ip.is_unicast_link_local() {
+            // A link-local address needs its interface: the scope id, or the bound device.
+            let scope = a.scope_id() as i32;
+            if scope == 0 && tp.bound_dev_if == 0 {
+                return Err(Errno::EINVAL);
+            }
+            if scope != 0 && tp.bound_dev_if != 0 && scope != tp.bound_dev_if {
+                return Err(Errno::EINVAL);
+            }
+            if scope != 0 && self.net().netdev_get_name(scope).is_none() {
+                return Err(Errno::ENODEV);
+            }
+        }
+        // ipv6_chk_addr(): one of ours, unless IP_FREEBIND / IP_TRANSPARENT (and
+        // net.ipv6.ip_nonlocal_bind, which utcp does not have: 0).
+        let ours = self.net().local_addr6() == Some(ip);
+        if !ours && !tp.inet.freebind && !tp.inet.transparent {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        Ok(IpAddr::V6(ip))
     }
 
     /// `listen()`.
@@ -232,7 +335,8 @@ impl Stack {
             }
         }
         if !tp.bound {
-            match self.core.get_port_opts(s.sk.id, 0, false, false, tp.inet.local_port_range) {
+            let fam = sk_families(tp.family, tp.saddr, tp.inet6.ipv6only);
+            match self.core.get_port_opts(s.sk.id, 0, false, false, tp.inet.local_port_range, fam) {
                 Ok(p) => {
                     tp.sport = p;
                     tp.bound = true;
@@ -245,6 +349,10 @@ impl Stack {
         }
         let port = tp.sport;
         let reuseport = tp.reuseport;
+        // compute_score(): an AF_INET6 listener takes IPv6 segments, and IPv4 ones when bound
+        // to `::` without IPV6_V6ONLY, or to an IPv4-mapped address (then IPv4 only).
+        let fam = sk_families(tp.family, tp.saddr, tp.inet6.ipv6only);
+        s.sk.rcv_families.store(fam, std::sync::atomic::Ordering::Relaxed);
         tp.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
         tp.state = TcpState::Listen;
         tp.listen_backlog = max_backlog;
@@ -259,13 +367,33 @@ impl Stack {
         Ok(())
     }
 
-    /// `accept4()`. Returns the new fd and the peer address.
+    /// `accept4()`. Returns the new fd and the peer's IPv4 address (see [`Stack::accept4_addr`]
+    /// for an AF_INET6 listener).
     pub fn accept4(&self, fd: i32, flags: i32) -> SysResult<(i32, SocketAddrV4)> {
         self.accept4_cancellable(fd, flags, None)
     }
 
-    /// `accept4()` with an interruption token.
+    /// `accept4()` with an interruption token; the peer's address as IPv4 (an IPv4-mapped
+    /// one's IPv4 address; an IPv6 peer's address does not fit: `0.0.0.0` with its port —
+    /// [`Stack::accept4_addr`] gives it whole).
     pub fn accept4_cancellable(&self, fd: i32, flags: i32, cancel: Option<&Cancel>) -> SysResult<(i32, SocketAddrV4)> {
+        let (nfd, peer) = self.accept4_addr_cancellable(fd, flags, cancel)?;
+        Ok((nfd, as_v4(peer).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, peer.port()))))
+    }
+
+    /// `accept4()`: the new fd and the peer's address as the listener's family shows it (an
+    /// AF_INET6 listener's IPv4 peer is `::ffff:a.b.c.d`).
+    pub fn accept4_addr(&self, fd: i32, flags: i32) -> SysResult<(i32, SocketAddr)> {
+        self.accept4_addr_cancellable(fd, flags, None)
+    }
+
+    /// [`Stack::accept4_addr`] with an interruption token.
+    pub fn accept4_addr_cancellable(
+        &self,
+        fd: i32,
+        flags: i32,
+        cancel: Option<&Cancel>,
+    ) -> SysResult<(i32, SocketAddr)> {
         // __sys_accept4_file(): EBADF, EINVAL, then the new fd is allocated (EMFILE) before
         // anything is dequeued, so a full table leaves the connection on the accept queue.
         let f = self.fds().get(fd)?;
@@ -290,7 +418,7 @@ impl Stack {
     }
 
     /// `inet_accept()` → `inet_csk_accept()`: dequeues a child.
-    fn inet_accept(&self, s: &Socket, flags: i32, cancel: Option<&Cancel>) -> SysResult<(Arc<Socket>, SocketAddrV4)> {
+    fn inet_accept(&self, s: &Socket, flags: i32, cancel: Option<&Cancel>) -> SysResult<(Arc<Socket>, SocketAddr)> {
         let mut g = s.sk.lock_sock();
         let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
         let deadline = timeo.map(|t| self.now() + t);
@@ -314,7 +442,7 @@ impl Stack {
             s.sk.sk_wait_data(&mut g, deadline, cancel, None);
         };
         s.sk.release_sock(g);
-        let peer = child.peek_tp(|tp| SocketAddrV4::new(tp.daddr, tp.dport));
+        let peer = child.peek_tp(|tp| crate::uapi::sock_addr(tp.family, tp.daddr, tp.dport));
         let ns = Arc::new(Socket::new(&INET_STREAM_OPS, child, SocketState::Connected));
         if flags & SOCK_NONBLOCK != 0 {
             ns.f_flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
@@ -322,13 +450,16 @@ impl Stack {
         Ok((ns, peer))
     }
 
-    /// `connect()`.
-    pub fn connect(&self, fd: i32, addr: SocketAddrV4) -> SysResult<()> {
+    /// `connect()`: an AF_INET socket to an IPv4 address (`tcp_v4_connect`; an IPv6 one:
+    /// EAFNOSUPPORT), an AF_INET6 socket to an IPv6 one (`tcp_v6_connect`), an IPv4 address
+    /// standing for its IPv4-mapped form.
+    pub fn connect(&self, fd: i32, addr: impl Into<SocketAddr>) -> SysResult<()> {
         self.connect_cancellable(fd, addr, None)
     }
 
     /// `connect()` with an interruption token (`__inet_stream_connect`).
-    pub fn connect_cancellable(&self, fd: i32, addr: SocketAddrV4, cancel: Option<&Cancel>) -> SysResult<()> {
+    pub fn connect_cancellable(&self, fd: i32, addr: impl Into<SocketAddr>, cancel: Option<&Cancel>) -> SysResult<()> {
+        let addr = addr.into();
         let s = self.sockfd_lookup(fd)?;
         let mut g = s.sk.lock_sock();
         let mut err = match s.state() {
@@ -346,7 +477,17 @@ impl Stack {
                     s.sk.release_sock(g);
                     return Err(Errno::EISCONN);
                 }
-                if let Err(e) = crate::tcp::ipv4::tcp_v4_connect(&s.sk, &mut g, addr) {
+                let family = g.tp().family;
+                let r = match (family, addr) {
+                    (AF_INET6, SocketAddr::V6(a)) => crate::tcp::ipv6::tcp_v6_connect(&s.sk, &mut g, a),
+                    (AF_INET6, SocketAddr::V4(a)) => {
+                        let a = SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0);
+                        crate::tcp::ipv6::tcp_v6_connect(&s.sk, &mut g, a)
+                    }
+                    (_, SocketAddr::V4(a)) => crate::tcp::ipv4::tcp_v4_connect(&s.sk, &mut g, a),
+                    (_, SocketAddr::V6(_)) => Err(Errno::EAFNOSUPPORT),
+                };
+                if let Err(e) = r {
                     s.sk.release_sock(g);
                     return Err(e);
                 }
@@ -473,8 +614,12 @@ impl Stack {
         if msg.name.is_some() {
             let mut nl = msg.namelen;
             // ip_recv_error() names the quoted datagram's destination; otherwise none.
-            let name = info.errqueue.and_then(|(a, _)| a).map(sockaddr_in);
-            move_addr_to_user(name.as_ref().map_or(&[][..], |n| &n[..]), msg.name.as_deref_mut(), Some(&mut nl))?;
+            let name = info.errqueue.as_ref().and_then(|(a, _)| *a).map(|a| crate::uapi::sockaddr_bytes(&a));
+            move_addr_to_user(
+                name.as_ref().map_or(&[][..], |(n, l)| &n[..*l]),
+                msg.name.as_deref_mut(),
+                Some(&mut nl),
+            )?;
             msg.namelen = nl;
         }
         // ____sys_recvmsg(): msg_flags starts as `flags & MSG_CMSG_CLOEXEC`.
@@ -511,8 +656,8 @@ impl Stack {
         for (level, ty, d) in &info.errqueue_cmsgs {
             put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, *level, *ty, d);
         }
-        if let Some((_, ee)) = &info.errqueue {
-            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, SOL_IP, IP_RECVERR, ee);
+        if let Some((_, (level, ty, ee))) = &info.errqueue {
+            put_cmsg(&mut msg.control, &mut used, &mut room, &mut mflags, *level, *ty, ee);
         }
         if let Some(inq) = info.inq {
             put_cmsg(
@@ -807,6 +952,16 @@ impl Stack {
                 r
             }
             SOL_TCP => do_tcp_setsockopt(tp, ctx, name, val),
+            // ipv6_setsockopt(): an AF_INET6 socket's; an AF_INET one's ip_setsockopt() knows
+            // no other level than SOL_IP.
+            SOL_IPV6 if tp.family == AF_INET6 => {
+                let view = inet6_view(tp, ctx.net);
+                let r = do_ipv6_setsockopt(&mut tp.inet6, view, name, val);
+                if r.is_ok() && name == IPV6_RECVERR && !tp.inet6.recverr {
+                    tp.error_queue.clear(); // skb_errqueue_purge(&sk->sk_error_queue)
+                }
+                r
+            }
             _ => Err(Errno::ENOPROTOOPT),
         });
         let ll = g.tp().ll_usec;
@@ -829,7 +984,8 @@ impl Stack {
         let s = self.sockfd_lookup(fd)?;
         // ip_getsockopt(): a level that is neither SOL_SOCKET, SOL_TCP nor SOL_IP (setsockopt
         // answers ENOPROTOOPT there).
-        if !matches!(level, SOL_SOCKET | SOL_IP | SOL_TCP) {
+        let v6 = s.sk.peek_tp(|tp| tp.family == AF_INET6);
+        if !(matches!(level, SOL_SOCKET | SOL_IP | SOL_TCP) || (level == SOL_IPV6 && v6)) {
             return Err(Errno::EOPNOTSUPP);
         }
         let bytes = if level == SOL_TCP && name == TCP_SAVED_SYN {
@@ -849,6 +1005,13 @@ impl Stack {
         } else {
             let now = self.now();
             let napi_id = s.sk.napi_id.load(std::sync::atomic::Ordering::Relaxed);
+            if level == SOL_IPV6 {
+                let (b, n) = s.sk.peek_tp(|tp| {
+                    do_ipv6_getsockopt(&tp.inet6, inet6_view(tp, self.net()), self.net(), name, out.len())
+                })?;
+                out[..b.len()].copy_from_slice(&b);
+                return Ok(n);
+            }
             if level == SOL_IP {
                 let (b, n) = s.sk.peek_tp(|tp| {
                     let view = InetSockView {
@@ -857,7 +1020,10 @@ impl Stack {
                         has_dst: tp.state != TcpState::Listen && (tp.state != TcpState::Close || tp.dport != 0),
                         num: tp.sport,
                         mtu: self.net().mtu(),
-                        rcv_saddr: tp.saddr,
+                        rcv_saddr: match tp.saddr {
+                            IpAddr::V4(a) => a,
+                            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                        },
                     };
                     do_ip_getsockopt(&tp.inet, view, self.net(), name, out.len())
                 })?;
@@ -933,20 +1099,32 @@ impl Stack {
         }
     }
 
-    /// `getsockname()`.
+    /// `getsockname()` of an AF_INET socket (an AF_INET6 one's address: see
+    /// [`Stack::getsockname_addr`]; this answers with its IPv4 form, or EAFNOSUPPORT).
     pub fn getsockname(&self, fd: i32) -> SysResult<SocketAddrV4> {
-        let s = self.sockfd_lookup(fd)?;
-        Ok(s.sk.peek_tp(|tp| SocketAddrV4::new(tp.saddr, tp.sport)))
+        as_v4(self.getsockname_addr(fd)?).ok_or(Errno::EAFNOSUPPORT)
     }
 
-    /// `getpeername()`.
+    /// `getpeername()` of an AF_INET socket (see [`Stack::getsockname`]).
     pub fn getpeername(&self, fd: i32) -> SysResult<SocketAddrV4> {
+        as_v4(self.getpeername_addr(fd)?).ok_or(Errno::EAFNOSUPPORT)
+    }
+
+    /// `getsockname()` (`inet_getname` / `inet6_getname`): the local address as the socket's
+    /// family shows it.
+    pub fn getsockname_addr(&self, fd: i32) -> SysResult<SocketAddr> {
+        let s = self.sockfd_lookup(fd)?;
+        Ok(s.sk.peek_tp(|tp| crate::uapi::sock_addr(tp.family, tp.saddr, tp.sport)))
+    }
+
+    /// `getpeername()`: ENOTCONN unless connected.
+    pub fn getpeername_addr(&self, fd: i32) -> SysResult<SocketAddr> {
         let s = self.sockfd_lookup(fd)?;
         s.sk.peek_tp(|tp| {
             if matches!(tp.sk_state(), TcpState::Close | TcpState::Listen | TcpState::SynSent) {
                 Err(Errno::ENOTCONN)
             } else {
-                Ok(SocketAddrV4::new(tp.daddr, tp.dport))
+                Ok(crate::uapi::sock_addr(tp.family, tp.daddr, tp.dport))
             }
         })
     }

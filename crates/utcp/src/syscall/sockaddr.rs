@@ -7,7 +7,7 @@ use super::ops::move_addr_to_user;
 use super::*;
 use crate::socket::SocketState;
 use crate::tcp::TcpState;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// `sizeof(struct sockaddr_storage)`.
 pub const SOCKADDR_STORAGE_LEN: usize = 128;
@@ -24,6 +24,25 @@ fn inet(addr: &[u8]) -> SocketAddrV4 {
     SocketAddrV4::new(ip, u16::from_be_bytes([addr[2], addr[3]]))
 }
 
+/// The sockaddr_in6 of at least [`SIN6_LEN_RFC2133`] bytes (a shorter one has no
+/// `sin6_scope_id`: 0).
+fn inet6(addr: &[u8]) -> SocketAddrV6 {
+    let port = u16::from_be_bytes([addr[2], addr[3]]);
+    let flow = u32::from_be_bytes([addr[4], addr[5], addr[6], addr[7]]);
+    let ip = Ipv6Addr::from(<[u8; 16]>::try_from(&addr[8..24]).expect("24 bytes"));
+    let scope = addr.get(24..28).map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+    SocketAddrV6::new(ip, port, flow, scope)
+}
+
+/// `sizeof(struct sockaddr_in6)`, and the length before `sin6_scope_id`.
+pub use crate::uapi::{SIN6_LEN_RFC2133, SOCKADDR_IN6_LEN};
+
+impl Stack {
+    fn is_inet6(&self, fd: i32) -> bool {
+        self.sockfd_lookup(fd).is_ok_and(|s| s.sk.peek_tp(|tp| tp.family == AF_INET6))
+    }
+}
+
 impl Stack {
     /// `bind(fd, addr, addr.len())`.
     pub fn bind_raw(&self, fd: i32, addr: &[u8]) -> SysResult<()> {
@@ -31,6 +50,17 @@ impl Stack {
         // move_addr_to_kernel()
         if addr.len() > SOCKADDR_STORAGE_LEN {
             return Err(Errno::EINVAL);
+        }
+        if self.is_inet6(fd) {
+            // inet6_bind_sk(): addr_len < SIN6_LEN_RFC2133 → EINVAL; __inet6_bind(): a family
+            // other than AF_INET6 → EAFNOSUPPORT.
+            if addr.len() < SIN6_LEN_RFC2133 {
+                return Err(Errno::EINVAL);
+            }
+            if family(addr) as i32 != AF_INET6 {
+                return Err(Errno::EAFNOSUPPORT);
+            }
+            return self.bind(fd, SocketAddr::V6(inet6(addr)));
         }
         // inet_bind_sk()
         if addr.len() < SOCKADDR_IN_LEN {
@@ -78,6 +108,16 @@ impl Stack {
         if !fresh {
             return self.connect_cancellable(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), cancel);
         }
+        if s.sk.peek_tp(|tp| tp.family == AF_INET6) {
+            // tcp_v6_connect(): addr_len < SIN6_LEN_RFC2133 → EINVAL, then the family.
+            if addr.len() < SIN6_LEN_RFC2133 {
+                return Err(Errno::EINVAL);
+            }
+            if family(addr) as i32 != AF_INET6 {
+                return Err(Errno::EAFNOSUPPORT);
+            }
+            return self.connect_cancellable(fd, SocketAddr::V6(inet6(addr)), cancel);
+        }
         if addr.len() < SOCKADDR_IN_LEN {
             return Err(Errno::EINVAL);
         }
@@ -92,15 +132,16 @@ impl Stack {
         self.connect_cancellable(fd, a, cancel)
     }
 
-    /// `getsockname(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16.
+    /// `getsockname(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16 (28 for an
+    /// AF_INET6 socket).
     pub fn getsockname_raw(&self, fd: i32, out: Option<&mut [u8]>, len: &mut u32) -> SysResult<()> {
-        let a = self.getsockname(fd)?;
-        move_addr_to_user(&super::sockaddr_in(a), out, Some(len))
+        let (b, n) = crate::uapi::sockaddr_bytes(&self.getsockname_addr(fd)?);
+        move_addr_to_user(&b[..n], out, Some(len))
     }
 
-    /// `getpeername(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16.
+    /// `getpeername(fd, out, &len)`: copies at most `len` bytes, sets `len` to 16 (or 28).
     pub fn getpeername_raw(&self, fd: i32, out: Option<&mut [u8]>, len: &mut u32) -> SysResult<()> {
-        let a = self.getpeername(fd)?;
-        move_addr_to_user(&super::sockaddr_in(a), out, Some(len))
+        let (b, n) = crate::uapi::sockaddr_bytes(&self.getpeername_addr(fd)?);
+        move_addr_to_user(&b[..n], out, Some(len))
     }
 }

@@ -33,7 +33,7 @@ pub fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
     tp.max_window = 0;
     let mtu = ctx.net.mtu();
     tp.tcp_sync_mss(mtu, s.tcp_min_snd_mss.get() as u32);
-    tp.advmss = (mtu - 40).min(if tp.user_mss != 0 { tp.user_mss } else { u32::MAX });
+    tp.advmss = (mtu - tp.net_header_len() - 20).min(if tp.user_mss != 0 { tp.user_mss } else { u32::MAX });
     tp.tcp_initialize_rcv_mss();
     if tp.userlocks & SOCK_RCVBUF_LOCK != 0 && (tp.window_clamp as i64 > tp.full_space() || tp.window_clamp == 0) {
         tp.window_clamp = tp.full_space().max(0) as u32;

@@ -63,8 +63,11 @@ pub struct RxMeta {
     pub segs: u32,
     /// How the receiving device laid the packet out.
     pub layout: crate::skb::SkbLayout,
-    /// The IP header's TTL (checked against IP_MINTTL).
+    /// The IP header's TTL (checked against IP_MINTTL), or IPv6 hop limit (IPV6_MINHOPCOUNT).
     pub ttl: u8,
+    /// The IPv6 traffic class (`ipv6_get_dsfield()`: a stateless reply carries it); 0 for
+    /// IPv4.
+    pub tclass: u8,
 }
 
 impl Seg {
@@ -1258,6 +1261,9 @@ impl TcpSock {
                     m
                 }
             }
+            // No MSS option: the clamp stays as connect() set it (tcp_v6_connect(): IPv6's
+            // minimum MTU less 60; IPv4's TCP_MSS_DEFAULT).
+            _ if self.daddr.is_ipv6() => super::ipv6::TCP_V6_MSS_CLAMP,
             _ => super::TCP_MSS_DEFAULT,
         };
         self.wscale_ok = seg.wscale.is_some() && s.tcp_window_scaling.get() != 0;

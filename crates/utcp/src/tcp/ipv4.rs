@@ -13,7 +13,7 @@ use crate::socket::sock::{InSeg, OwnedSock, Sock};
 use crate::socket::sock_host::SockHost;
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 
 /// Builds the TCP-input view of a validated segment.
@@ -40,6 +40,7 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
             segs: 1,
             layout: crate::skb::SkbLayout::Frag,
             ttl: tin.ttl,
+            tclass: tin.tclass,
         },
         syn_hdr: tin.syn_hdr.clone(),
         ip_opt: tin.opt.clone(),
@@ -57,6 +58,12 @@ pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool 
         ctx.net.mib.drop_reason(crate::mib::DropReason::TCP_MINTTL);
         return false;
     }
+    tcp_do_rcv(tp, ctx, inseg)
+}
+
+/// The state machine `tcp_v4_do_rcv()` and `tcp_v6_do_rcv()` share, after their family's
+/// checks.
+pub(crate) fn tcp_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     tp.segs_in += inseg.seg.rx.segs.max(1);
     match tp.state {
         TcpState::Established => {
@@ -71,7 +78,7 @@ pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool 
                 // reachable by anyone else yet); the caller hashes it and queues it for accept.
                 let saved = std::mem::take(&mut ctx.ev);
                 let child_in = InSeg { seg, ..inseg };
-                let reset = tcp_v4_do_rcv(&mut child, ctx, child_in);
+                let reset = tcp_do_rcv(&mut child, ctx, child_in);
                 ctx.ev = saved;
                 ctx.ev.data_ready = true;
                 if reset || child.state == TcpState::Close {
@@ -147,13 +154,38 @@ pub fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>>
     })
 }
 
-/// Builds the RST frame for an unwanted segment.
+/// Builds the RST frame for an unwanted segment (`tcp_v4_send_reset` / `tcp_v6_send_reset`).
 pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::skb::Frame> {
+    let (IpAddr::V4(raddr), IpAddr::V4(laddr)) = (inseg.saddr, inseg.daddr) else {
+        return super::ipv6::tcp_v6_reset_frame(net, inseg);
+    };
     let r = reset_repr(&inseg.seg, inseg.sport, inseg.dport)?;
     net.mib.tcp_inc(TcpMib::OutRsts);
     net.mib.tcp_inc(TcpMib::OutSegs);
-    let inet = unicast_reply_opts(net, inseg.seg.ip_opt.as_deref(), inseg.saddr)?;
-    Some(crate::ip::build_tcp_frame_with(net, inseg.daddr, inseg.saddr, &r, Bytes::new(), &inet))
+    let inet = unicast_reply_opts(net, inseg.seg.ip_opt.as_deref(), raddr)?;
+    Some(crate::ip::build_tcp_frame_with(net, laddr, raddr, &r, Bytes::new(), &inet))
+}
+
+/// A stateless reply of a listener (a request's ACK) from `laddr` to `raddr`:
+/// `ip_send_unicast_reply()` with the answered segment's options echoed, or
+/// `tcp_v6_send_response()` with its traffic class and the request's `txhash`.
+pub fn reply_frame(
+    net: &crate::netns::Netns,
+    laddr: IpAddr,
+    raddr: IpAddr,
+    repr: &TcpRepr<'_>,
+    seg_opt: Option<&crate::ip::options::IpOptions>,
+    tclass: u8,
+    txhash: u32,
+) -> Option<crate::skb::Frame> {
+    match (laddr, raddr) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            let inet = unicast_reply_opts(net, seg_opt, r)?;
+            Some(crate::ip::build_tcp_frame_with(net, l, r, repr, Bytes::new(), &inet))
+        }
+        (IpAddr::V6(l), IpAddr::V6(r)) => Some(super::ipv6::tcp_v6_reply_frame(net, l, r, repr, tclass, txhash)),
+        _ => None,
+    }
 }
 
 /// `ip_send_unicast_reply()`'s options: a stateless reply (RST, a request's ACK) carries the
@@ -198,8 +230,8 @@ pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4)
     if tp.bound_dev_if != 0 && sk.net().netdev_get_name(tp.bound_dev_if).is_none() {
         return Err(Errno::ENODEV);
     }
-    tp.saddr = saddr;
-    tp.daddr = *addr.ip();
+    tp.saddr = IpAddr::V4(saddr);
+    tp.daddr = IpAddr::V4(*addr.ip());
     tp.dport = addr.port();
     let taken = if tp.bound && held {
         // bind() chose the port: the 4-tuple through it must be unused, or held by a
@@ -208,11 +240,24 @@ pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4)
         sk.host.__inet_check_established(key, sk, false).ok_or(Errno::EADDRNOTAVAIL)?
     } else {
         // __inet_hash_connect(): a port whose 4-tuple to this destination is free.
-        let (port, taken) = sk.host.hash_connect(sk, saddr, tp.daddr, tp.dport, tp.inet.local_port_range)?;
+        let (port, taken) = sk.host.hash_connect(sk, tp.saddr, tp.daddr, tp.dport, tp.inet.local_port_range)?;
         tp.sport = port;
         tp.bound = true;
         taken
     };
+    tcp_connect_finish(sk, g, taken);
+    Ok(())
+}
+
+/// The part of `tcp_v4_connect()` / `tcp_v6_connect()` after the 4-tuple is hashed: what the
+/// connection takes over from a timewait sock, the ISN (`secure_tcp_seq` /
+/// `secure_tcpv6_seq`), the timestamp offset, `sk_txhash`, and the SYN (`tcp_connect`).
+pub(crate) fn tcp_connect_finish(
+    sk: &Arc<Sock>,
+    g: &mut OwnedSock<'_>,
+    taken: Option<crate::socket::sock_host::TakenTw>,
+) {
+    let tp = g.tp_mut();
     let now = sk.now();
     let net = sk.net();
     let mut write_seq = None;
@@ -226,8 +271,8 @@ pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4)
     }
     tp.iss = write_seq.unwrap_or_else(|| SeqNum(net.secure_seq(tp.saddr, tp.daddr, tp.sport, tp.dport, now.nanos())));
     tp.tsoffset = net.ts_offset(tp.saddr, tp.daddr);
+    tp.txhash = super::ipv6::sk_txhash(net, tp.saddr, tp.daddr, tp.sport, tp.dport);
     g.with_ctx_inner(super::connect::tcp_connect);
-    Ok(())
 }
 
 /// `tcp_v4_rcv()`: finds the socket in `host`'s tables and hands the segment over.
@@ -253,6 +298,9 @@ impl TcpSock {
     /// process held the socket when the error arrived (errors are then only soft).
     pub fn tcp_v4_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
         use crate::ip::icmp::*;
+        if e.from.is_ipv6() {
+            return self.tcp_v6_err(ctx, e, owned);
+        }
         if e.payload.len() < 8 || self.state == TcpState::Close {
             return;
         }
@@ -309,9 +357,14 @@ impl TcpSock {
         }
     }
 
-    /// IP_RECVERR is on.
+    /// IP_RECVERR is on (IPV6_RECVERR for an IPv6 connection; an IPv4-mapped one reads
+    /// IP_RECVERR, as `tcp_v4_err` does).
     pub fn recverr(&self) -> bool {
-        self.inet.recverr
+        if self.daddr.is_ipv6() {
+            self.inet6.recverr
+        } else {
+            self.inet.recverr
+        }
     }
 }
 

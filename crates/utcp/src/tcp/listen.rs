@@ -13,19 +13,19 @@ use crate::time::Instant;
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A connection request in SYN_RECV (`struct tcp_request_sock`).
 #[derive(Clone, Debug)]
 pub struct RequestSock {
-    /// Peer address and port.
-    pub raddr: Ipv4Addr,
+    /// Peer address and port (IPv4 or IPv6, as the SYN came).
+    pub raddr: IpAddr,
     /// Peer port.
     pub rport: u16,
     /// Our address the SYN was sent to.
-    pub laddr: Ipv4Addr,
+    pub laddr: IpAddr,
     /// Peer's initial sequence number.
     pub irs: SeqNum,
     /// Our initial sequence number (`snt_isn`).
@@ -71,6 +71,10 @@ pub struct RequestSock {
     pub ireq_opt: Option<Box<crate::ip::options::IpOptions>>,
     /// Answered with a SYN cookie (`req->syncookie`): never queued, and rebuilt from the ACK.
     pub syncookie: bool,
+    /// `tcp_rsk(req)->txhash`: the flow's hash, the child's `sk_txhash` (an IPv6 flow label).
+    pub txhash: u32,
+    /// The SYN's IPv6 traffic class (a request's ACK carries it, `tcp_v6_reqsk_send_ack`).
+    pub syn_tclass: u8,
 }
 
 /// `tcp_v4_save_options()`: the options a request keeps from the segment that made it (the
@@ -78,9 +82,10 @@ pub struct RequestSock {
 pub(crate) fn tcp_v4_save_options(
     ctx: &Ctx<'_>,
     seg: &Seg,
-    raddr: std::net::Ipv4Addr,
+    raddr: IpAddr,
 ) -> Option<Box<crate::ip::options::IpOptions>> {
     let o = seg.ip_opt.as_ref()?;
+    let IpAddr::V4(raddr) = raddr else { return None };
     crate::ip::options::ip_options_echo(o, raddr, ctx.net.local_addr()).ok().filter(|o| o.optlen != 0).map(Box::new)
 }
 
@@ -90,7 +95,7 @@ pub struct ListenState {
     /// `sk_max_ack_backlog`.
     pub max_backlog: u32,
     /// Requests by peer (address, port).
-    pub syn_queue: HashMap<(Ipv4Addr, u16), RequestSock>,
+    pub syn_queue: HashMap<(IpAddr, u16), RequestSock>,
     /// Established children waiting for accept().
     pub accept_queue: AcceptQueue,
     /// When a SYN cookie was last sent (`tcp_synq_overflow()`; Linux keeps it in the
@@ -173,9 +178,9 @@ impl TcpSock {
         &mut self,
         ctx: &mut Ctx<'_>,
         seg: Seg,
-        raddr: Ipv4Addr,
+        raddr: IpAddr,
         rport: u16,
-        laddr: Ipv4Addr,
+        laddr: IpAddr,
     ) -> ListenResult {
         let key = (raddr, rport);
         let has_req = self.listen.as_ref().is_some_and(|l| l.syn_queue.contains_key(&key));
@@ -226,7 +231,7 @@ impl TcpSock {
     }
 
     /// `tcp_conn_request()`: a SYN for a listener.
-    fn tcp_conn_request(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, raddr: Ipv4Addr, rport: u16, laddr: Ipv4Addr) {
+    fn tcp_conn_request(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, raddr: IpAddr, rport: u16, laddr: IpAddr) {
         let syncookies = ctx.net.sysctl.tcp_syncookies.get();
         let mut want_cookie = false;
         if syncookies == 2 || self.reqsk_queue_is_full() {
@@ -254,6 +259,8 @@ impl TcpSock {
         let s = &ctx.net.sysctl;
         let mss_clamp = match seg.mss {
             Some(m) if m > 0 => m as u32,
+            // tcp_request_sock_ipv6_ops.mss_clamp: IPV6_MIN_MTU - 60.
+            _ if raddr.is_ipv6() => super::ipv6::TCP_V6_MSS_CLAMP,
             _ => super::TCP_MSS_DEFAULT,
         };
         let mss_clamp = if self.user_mss != 0 { mss_clamp.min(self.user_mss) } else { mss_clamp };
@@ -274,7 +281,7 @@ impl TcpSock {
         let ts_off = ctx.net.ts_offset(laddr, raddr);
         // tcp_openreq_init_rwin()
         let mtu = ctx.net.mtu();
-        let mut mss = mtu - 40;
+        let mut mss = mtu - super::ipv6::net_header_len(&raddr) - 20;
         if self.user_mss != 0 && self.user_mss < mss {
             mss = self.user_mss;
         }
@@ -313,6 +320,8 @@ impl TcpSock {
             saved_syn: if self.save_syn != 0 && !want_cookie { seg.syn_hdr.clone() } else { None },
             ireq_opt: tcp_v4_save_options(ctx, seg, raddr),
             syncookie: want_cookie,
+            txhash: super::ipv6::sk_txhash(ctx.net, laddr, raddr, self.sport, rport),
+            syn_tclass: seg.rx.tclass,
         };
         self.send_synack(ctx, &req, mss);
         if want_cookie {
@@ -365,7 +374,12 @@ impl TcpSock {
             echoed = crate::ip::sockglue::InetOpts { opt: req.ireq_opt.clone(), ..self.inet.clone() };
             &echoed
         };
-        let mut frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), inet);
+        let mut frame = match (req.laddr, req.raddr) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => crate::ip::build_tcp_frame_with(ctx.net, l, r, &repr, Bytes::new(), inet),
+            // tcp_v6_send_synack(): the listener's traffic class and hop limit, the label
+            // made of the request's txhash.
+            (l, r) => super::ipv6::inet6_csk_xmit(ctx.net, l, r, &self.inet6, req.txhash, &repr, Bytes::new(), 0),
+        };
         frame.priority = self.priority;
         frame.mark = self.mark;
         frame.oif = self.bound_dev_if;
@@ -376,8 +390,7 @@ impl TcpSock {
     /// The listener's SYN-ACK retransmission timer (`reqsk_timer_handler`).
     pub fn tcp_synack_timer(&mut self, ctx: &mut Ctx<'_>) {
         let retries = ctx.net.sysctl.tcp_synack_retries.get() as u8;
-        let mss = ctx.net.mtu() - 40;
-        let mut due: Vec<(Ipv4Addr, u16)> = Vec::new();
+        let mut due: Vec<(IpAddr, u16)> = Vec::new();
         let mut next: Option<Instant> = None;
         if let Some(l) = self.listen.as_ref() {
             for (k, r) in l.syn_queue.iter() {
@@ -408,6 +421,7 @@ impl TcpSock {
             }
             if resend {
                 req.num_retrans = req.num_retrans.saturating_add(1);
+                let mss = ctx.net.mtu() - super::ipv6::net_header_len(&req.raddr) - 20;
                 self.send_synack(ctx, &req, mss);
                 ctx.net.mib.tcp_inc(TcpMib::RetransSegs);
                 ctx.inc(LinuxMib::TCPSynRetrans);
@@ -426,12 +440,12 @@ impl TcpSock {
     }
 
     /// `tcp_check_req()`: a segment for a pending request.
-    fn tcp_check_req(&mut self, ctx: &mut Ctx<'_>, seg: Seg, key: (Ipv4Addr, u16)) -> ListenResult {
+    fn tcp_check_req(&mut self, ctx: &mut Ctx<'_>, seg: Seg, key: (IpAddr, u16)) -> ListenResult {
         let req = self.listen.as_ref().and_then(|l| l.syn_queue.get(&key)).cloned().expect("req");
         let rcv_nxt = req.irs + 1;
         if seg.flags.syn() && !seg.flags.rst() && seg.seq == req.irs {
             // Retransmitted SYN: resend the SYN-ACK.
-            let mss = ctx.net.mtu() - 40;
+            let mss = ctx.net.mtu() - super::ipv6::net_header_len(&req.raddr) - 20;
             self.send_synack(ctx, &req, mss);
             return ListenResult::Done;
         }
@@ -530,9 +544,13 @@ impl TcpSock {
             timestamp: req.tstamp_ok.then_some((tsval, req.ts_recent)),
             payload: &[],
         };
-        // tcp_v4_send_ack() → ip_send_unicast_reply(): the answered segment's options echoed.
-        let Some(inet) = super::ipv4::unicast_reply_opts(ctx.net, seg_opt, req.raddr) else { return };
-        let frame = crate::ip::build_tcp_frame_with(ctx.net, req.laddr, req.raddr, &repr, Bytes::new(), &inet);
+        // tcp_v4_send_ack() → ip_send_unicast_reply(): the answered segment's options echoed;
+        // tcp_v6_send_ack(): its traffic class and the request's txhash.
+        let Some(frame) =
+            super::ipv4::reply_frame(ctx.net, req.laddr, req.raddr, &repr, seg_opt, req.syn_tclass, req.txhash)
+        else {
+            return;
+        };
         ctx.out.push(frame);
         ctx.net.mib.tcp_inc(TcpMib::OutSegs);
     }
@@ -545,6 +563,11 @@ impl TcpSock {
         c.sport = self.sport;
         c.daddr = req.raddr;
         c.dport = req.rport;
+        // tcp_v6_syn_recv_sock(): the child of an AF_INET6 listener is AF_INET6 (its IPv4
+        // peer IPv4-mapped) with the listener's IPv6 options; its flow hash is the request's.
+        c.family = self.family;
+        c.inet6 = self.inet6.clone();
+        c.txhash = req.txhash;
         // Inherited socket options.
         c.rcvbuf = self.rcvbuf;
         c.sndbuf = self.sndbuf;
@@ -628,7 +651,7 @@ impl TcpSock {
         c.mss_clamp = req.mss_clamp;
         c.tcp_header_len = 20 + if c.tstamp_ok { super::TCPOLEN_TSTAMP_ALIGNED } else { 0 };
         let mtu = ctx.net.mtu();
-        c.advmss = (mtu - 40).min(if c.user_mss != 0 { c.user_mss } else { u32::MAX });
+        c.advmss = (mtu - c.net_header_len() - 20).min(if c.user_mss != 0 { c.user_mss } else { u32::MAX });
         c.tcp_sync_mss(mtu, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
         c.tcp_initialize_rcv_mss();
         c.ack.ato = super::Duration::ZERO;

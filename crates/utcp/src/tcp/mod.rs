@@ -15,6 +15,7 @@ pub mod info;
 pub mod input;
 pub mod ioctl;
 pub mod ipv4;
+pub mod ipv6;
 pub mod listen;
 pub mod loss;
 pub mod mtu;
@@ -49,7 +50,7 @@ use crate::skb::{Frame, Skb};
 use crate::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub use cong::Cubic;
 pub use timer::TcpTimer;
@@ -337,12 +338,20 @@ impl<'a> Ctx<'a> {
 pub struct TcpSock {
     /// `sk->sk_state`.
     pub state: TcpState,
-    /// Local address.
-    pub saddr: Ipv4Addr,
+    /// `sk->sk_family`: AF_INET, or AF_INET6 (whose IPv4 peers are IPv4-mapped).
+    pub family: i32,
+    /// `np` (`struct ipv6_pinfo`): an AF_INET6 socket's IPv6 options.
+    pub inet6: crate::ip::ipv6_sockglue::Ipv6Pinfo,
+    /// `sk->sk_txhash`: the flow's hash, from which an IPv6 connection's flow label is made
+    /// (set at connect, or from the request for a child).
+    pub txhash: u32,
+    /// Local address (`inet_saddr`, or `sk_v6_rcv_saddr` on an IPv6 connection: the family
+    /// on the wire; see [`TcpSock::family`] for the socket's own).
+    pub saddr: IpAddr,
     /// Local port.
     pub sport: u16,
-    /// Remote address.
-    pub daddr: Ipv4Addr,
+    /// Remote address (`inet_daddr` / `sk_v6_daddr`).
+    pub daddr: IpAddr,
     /// Remote port.
     pub dport: u16,
 
@@ -785,9 +794,12 @@ impl TcpSock {
         net.tcp_mem.sockets_allocated.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         TcpSock {
             state: TcpState::Close,
-            saddr: Ipv4Addr::UNSPECIFIED,
+            family: crate::uapi::AF_INET,
+            inet6: crate::ip::ipv6_sockglue::Ipv6Pinfo::new(net),
+            txhash: 0,
+            saddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             sport: 0,
-            daddr: Ipv4Addr::UNSPECIFIED,
+            daddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             dport: 0,
             rcvbuf: s.tcp_rmem.idx(1) as u32,
             sndbuf: s.tcp_wmem.idx(1) as u32,

@@ -40,7 +40,7 @@ impl TcpSock {
     /// (`tcp_min_snd_mss`) applying before the TCP options (whose length is 0 on a socket
     /// that never connected).
     pub fn tcp_mtu_to_mss(&self, pmtu: u32, min_snd_mss: u32) -> u32 {
-        let mut mss = pmtu as i64 - 20 - 20;
+        let mut mss = pmtu as i64 - self.net_header_len() as i64 - 20;
         if self.mss_clamp != 0 && mss > self.mss_clamp as i64 {
             mss = self.mss_clamp as i64;
         }
@@ -48,6 +48,12 @@ impl TcpSock {
         mss = mss.max(min_snd_mss as i64);
         mss -= self.tcp_header_len as i64 - 20;
         mss.max(1) as u32
+    }
+
+    /// `icsk_af_ops->net_header_len`: the IP header of the family on the wire (an IPv4-mapped
+    /// connection is IPv4's, `ipv6_mapped`).
+    pub fn net_header_len(&self) -> u32 {
+        super::ipv6::net_header_len(&self.daddr)
     }
 
     /// IP_OPTIONS changed `icsk_ext_hdr_len`: `icsk_sync_mss(sk, icsk_pmtu_cookie)`, the
@@ -181,8 +187,7 @@ impl TcpSock {
         self.dsack = None;
         let has_data = !payload.is_empty();
         let data_len = payload.len() as u64;
-        let frame =
-            crate::ip::build_tcp_frame_gso(ctx.net, self.saddr, self.daddr, &repr, payload, &self.inet, gso_size);
+        let frame = super::ipv6::tcp_xmit_frame(ctx.net, self, &repr, payload, gso_size);
         let mut frame = frame;
         frame.priority = self.priority;
         frame.mark = self.mark;

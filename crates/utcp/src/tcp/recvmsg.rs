@@ -165,9 +165,9 @@ pub struct RecvInfo {
     pub tstamp_kind: u8,
     /// SO_TIMESTAMP(NS)_NEW chose the new control message types.
     pub tstamp_new: bool,
-    /// MSG_ERRQUEUE: the report's `msg_name` (ICMP errors only) and its `IP_RECVERR` cmsg
-    /// payload.
-    pub errqueue: Option<(Option<std::net::SocketAddrV4>, [u8; 32])>,
+    /// MSG_ERRQUEUE: the report's `msg_name` (ICMP errors only) and its `IP_RECVERR` (or
+    /// `IPV6_RECVERR`) control message.
+    pub errqueue: Option<(Option<std::net::SocketAddr>, Cmsg)>,
     /// SCM_TIMESTAMPING's software time (`tss.ts[0]`), when there is one to report; the
     /// message type follows `tstamp_new`.
     pub timestamping: Option<Instant>,
@@ -175,6 +175,9 @@ pub struct RecvInfo {
     /// `ip_cmsg_recv()`'s IP_PKTINFO/IP_TTL/IP_TOS): (level, type, data).
     pub errqueue_cmsgs: Vec<(i32, i32, Vec<u8>)>,
 }
+
+/// One control message: (level, type, data).
+pub type Cmsg = (i32, i32, Vec<u8>);
 
 /// `sock_rcvlowat()`.
 fn sock_rcvlowat(tp: &TcpSock, waitall: bool, len: usize) -> usize {
@@ -287,15 +290,17 @@ pub fn tcp_recvmsg(
         if let Ok(x) = &r {
             // sock_dequeue_err_skb(): a next ICMP error becomes sk_err; an ICMP error
             // followed by none clears it; other reports leave it alone.
-            use crate::ip::recverr::SO_EE_ORIGIN_ICMP;
+            use crate::ip::recverr::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
+            let icmp = |o: u8| o == SO_EE_ORIGIN_ICMP || o == SO_EE_ORIGIN_ICMP6;
             match g.tp().error_queue.front() {
-                Some(n) if n.origin == SO_EE_ORIGIN_ICMP => g.tp_mut().err = n.errno,
-                _ if x.origin == SO_EE_ORIGIN_ICMP => g.tp_mut().err = None,
+                Some(n) if icmp(n.origin) => g.tp_mut().err = n.errno,
+                _ if icmp(x.origin) => g.tp_mut().err = None,
                 _ => {}
             }
         }
         let now = sock.now();
         let view = crate::tcp::timestamping::ErrqueueView::of(g.tp());
+        let family = g.tp().family;
         sock.release_sock(g);
         let mut x = r?;
         let n = iov.copy_in(&x.payload);
@@ -304,7 +309,7 @@ pub fn tcp_recvmsg(
         }
         view.sock_recv_errqueue(&mut x, now, info);
         info.msg_flags |= MSG_ERRQUEUE;
-        info.errqueue = Some((x.name(), x.cmsg_data()));
+        info.errqueue = Some((x.name(family), x.cmsg(family)));
         return Ok(n);
     }
     let nonblock = flags & MSG_DONTWAIT != 0;

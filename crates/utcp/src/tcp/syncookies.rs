@@ -12,7 +12,7 @@ use crate::mib::LinuxMib;
 use crate::netns::Netns;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Upper bits of the cookie hold the minute counter.
 const COOKIEBITS: u32 = 24;
@@ -32,6 +32,17 @@ const TSBITS: u32 = 6;
 
 /// `msstab`: the MSS values a cookie can carry (sorted).
 pub const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
+/// net/ipv6/syncookies.c's `msstab[]`: IPv6's MTUs less 60 bytes of headers.
+pub const MSSTAB6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+/// The MSS table of the family a cookie is for.
+fn msstab(raddr: &IpAddr) -> &'static [u16; 4] {
+    if raddr.is_ipv6() {
+        &MSSTAB6
+    } else {
+        &MSSTAB
+    }
+}
 
 /// `tcp_cookie_time()`: the minute counter.
 fn tcp_cookie_time(now: Instant) -> u32 {
@@ -39,18 +50,15 @@ fn tcp_cookie_time(now: Instant) -> u32 {
 }
 
 /// `cookie_hash()`: SipHash of the 4-tuple and `count` under secret `c`.
-fn cookie_hash(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, count: u32, c: usize) -> u32 {
+fn cookie_hash(net: &Netns, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16, count: u32, c: usize) -> u32 {
     let (k0, k1) = net.syncookie_keys()[c];
-    let mut m = [0u8; 16];
-    m[..4].copy_from_slice(&saddr.octets());
-    m[4..8].copy_from_slice(&daddr.octets());
-    m[8..12].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_le_bytes());
-    m[12..].copy_from_slice(&count.to_le_bytes());
-    crate::siphash::siphash24(k0, k1, &m) as u32
+    let mut m = crate::netns::AddrMsg::default();
+    m.addr(saddr).addr(daddr).put(&(((sport as u32) << 16) | dport as u32).to_le_bytes()).put(&count.to_le_bytes());
+    crate::siphash::siphash24(k0, k1, m.bytes()) as u32
 }
 
 /// `secure_tcp_syn_cookie()`: hash + their ISN + count << 24 + (hash2 + data) mod 2^24.
-fn secure_tcp_syn_cookie(ctx: &Ctx<'_>, t: (Ipv4Addr, Ipv4Addr, u16, u16), sseq: u32, data: u32) -> u32 {
+fn secure_tcp_syn_cookie(ctx: &Ctx<'_>, t: (IpAddr, IpAddr, u16, u16), sseq: u32, data: u32) -> u32 {
     let (saddr, daddr, sport, dport) = t;
     let count = tcp_cookie_time(ctx.now);
     cookie_hash(ctx.net, saddr, daddr, sport, dport, 0, 0)
@@ -61,7 +69,7 @@ fn secure_tcp_syn_cookie(ctx: &Ctx<'_>, t: (Ipv4Addr, Ipv4Addr, u16, u16), sseq:
 
 /// `check_tcp_syn_cookie()`: the data of a cookie at most [`MAX_SYNCOOKIE_AGE`] minutes old, or
 /// a value out of [`MSSTAB`]'s range.
-fn check_tcp_syn_cookie(ctx: &Ctx<'_>, cookie: u32, t: (Ipv4Addr, Ipv4Addr, u16, u16), sseq: u32) -> u32 {
+fn check_tcp_syn_cookie(ctx: &Ctx<'_>, cookie: u32, t: (IpAddr, IpAddr, u16, u16), sseq: u32) -> u32 {
     let (saddr, daddr, sport, dport) = t;
     let count = tcp_cookie_time(ctx.now);
     let cookie = cookie.wrapping_sub(cookie_hash(ctx.net, saddr, daddr, sport, dport, 0, 0).wrapping_add(sseq));
@@ -76,24 +84,25 @@ fn check_tcp_syn_cookie(ctx: &Ctx<'_>, cookie: u32, t: (Ipv4Addr, Ipv4Addr, u16,
 /// `laddr:lport` with sequence `seq` and MSS `mss`, and that MSS rounded down to the table.
 pub fn cookie_v4_init_sequence(
     ctx: &Ctx<'_>,
-    (raddr, rport, laddr, lport): (Ipv4Addr, u16, Ipv4Addr, u16),
+    (raddr, rport, laddr, lport): (IpAddr, u16, IpAddr, u16),
     seq: SeqNum,
     mss: u32,
 ) -> (SeqNum, u32) {
-    let mut mssind = MSSTAB.len() - 1;
-    while mssind > 0 && mss < MSSTAB[mssind] as u32 {
+    let tab = msstab(&raddr);
+    let mut mssind = tab.len() - 1;
+    while mssind > 0 && mss < tab[mssind] as u32 {
         mssind -= 1;
     }
     let isn = secure_tcp_syn_cookie(ctx, (raddr, laddr, rport, lport), seq.0, mssind as u32);
-    (SeqNum(isn), MSSTAB[mssind] as u32)
+    (SeqNum(isn), tab[mssind] as u32)
 }
 
 /// `__cookie_v4_check()`: the MSS the ACK's cookie carries, 0 if it is not a valid cookie.
-fn cookie_v4_mss(ctx: &Ctx<'_>, seg: &Seg, t: (Ipv4Addr, Ipv4Addr, u16, u16)) -> u32 {
+fn cookie_v4_mss(ctx: &Ctx<'_>, seg: &Seg, t: (IpAddr, IpAddr, u16, u16)) -> u32 {
     let cookie = seg.ack_seq.0.wrapping_sub(1);
     let seq = seg.seq.0.wrapping_sub(1);
     let mssind = check_tcp_syn_cookie(ctx, cookie, t, seq) as usize;
-    MSSTAB.get(mssind).map_or(0, |&m| m as u32)
+    msstab(&t.0).get(mssind).map_or(0, |&m| m as u32)
 }
 
 /// `cookie_init_timestamp()`: the SYN-ACK's TSval (before the offset) at `now_ms`, its low
@@ -182,7 +191,7 @@ impl TcpSock {
         &mut self,
         ctx: &mut Ctx<'_>,
         seg: &Seg,
-        (raddr, rport, laddr): (Ipv4Addr, u16, Ipv4Addr),
+        (raddr, rport, laddr): (IpAddr, u16, IpAddr),
     ) -> CookieCheck {
         if ctx.net.sysctl.tcp_syncookies.get() == 0 || !seg.flags.ack() || seg.flags.rst() {
             return CookieCheck::Listener;
@@ -243,6 +252,8 @@ impl TcpSock {
             // cookie_v4_check(): ireq_opt from the ACK's own IP options (tcp_v4_save_options).
             ireq_opt: super::listen::tcp_v4_save_options(ctx, seg, raddr),
             syncookie: true,
+            txhash: super::ipv6::sk_txhash(ctx.net, laddr, raddr, self.sport, rport),
+            syn_tclass: seg.rx.tclass,
         }))
     }
 }

@@ -168,7 +168,7 @@ impl TcpSock {
             info: tstype,
             data,
             offender: None,
-            addr: std::net::Ipv4Addr::UNSPECIFIED,
+            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
             port: 0,
             // An skb with no payload has no device (alloc_skb(0)): no IP_PKTINFO.
             iif: if tsonly { 0 } else { iif },
@@ -252,7 +252,7 @@ impl ErrqueueView {
         {
             let p = &x.payload;
             let saddr = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-            x.offender = Some(saddr);
+            x.offender = Some(saddr.into());
             use crate::ip::sockglue::cmsg;
             if self.ip_cmsg_flags & cmsg::PKTINFO != 0 {
                 // struct in_pktinfo: the device, the sender's address, the destination.

@@ -29,7 +29,7 @@ pub fn zc_notification(lo: u32, hi: u32, code: u8) -> SockExterr {
         info: lo,
         data: hi,
         offender: None,
-        addr: std::net::Ipv4Addr::UNSPECIFIED,
+        addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
         port: 0,
         iif: 0,
         tstamp: None,
