@@ -186,7 +186,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_moderate_rcvbuf", Support::Read("tcp/window.rs")),
     ("net.ipv4.tcp_syn_retries", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_syn_linear_timeouts", Support::Read("tcp/timer.rs")),
-    ("net.ipv4.tcp_min_tso_segs", Support::Read("tcp/tso.rs")),
+    ("net.ipv4.tcp_min_tso_segs", Support::Read("tcp/cong.rs")),
     ("net.ipv4.tcp_tso_rtt_log", Support::Read("tcp/tso.rs")),
     ("net.ipv4.tcp_tso_win_divisor", Support::Read("tcp/tso.rs")),
     ("net.ipv4.tcp_synack_retries", Support::Read("tcp/listen.rs")),
