@@ -31,6 +31,24 @@ pub struct ProtoMem {
     pub sysctl: Arc<Sysctls>,
     /// The stack's counters (TCPMemoryPressures, TCPMemoryPressuresChrono).
     pub mib: Arc<Mib>,
+    /// `tcp_orphan_count` and `tcp_orphan_cache` (`tcp/orphan.rs`).
+    pub orphans: crate::sync::Mutex<Orphans>,
+}
+
+/// `tcp_orphan_count` (orphaned full sockets: closed by their user, not yet destroyed or
+/// turned into timewait socks) and `tcp_orphan_cache`, the count `tcp_orphan_update()` reads
+/// every 100 ms (`TCP_ORPHAN_TIMER_PERIOD`), which `tcp_too_many_orphans()` compares.
+///
+/// DEVIATION(linux): per stack, like `tcp_mem`: Linux keeps one count (per-CPU counters) and
+/// one `net.ipv4.tcp_max_orphans` for the host.
+#[derive(Debug, Default)]
+pub struct Orphans {
+    /// `tcp_orphan_count_sum()`.
+    pub count: i64,
+    /// `tcp_orphan_cache`: `count` at the last 100 ms tick of the stack's clock.
+    pub cache: i64,
+    /// The tick (milliseconds / 100) `cache` was taken at.
+    pub tick: u64,
 }
 
 impl core::fmt::Debug for ProtoMem {
@@ -105,6 +123,7 @@ impl Netns {
             clock_ms: AtomicU64::new(0),
             sysctl: sysctl.clone(),
             mib: mib.clone(),
+            orphans: crate::sync::Mutex::new(Orphans::default()),
         });
         Netns {
             sysctl,

@@ -130,6 +130,8 @@ sysctls! {
     tcp_tw_reuse: "net.ipv4.tcp_tw_reuse" = [2],
     tcp_tw_reuse_delay: "net.ipv4.tcp_tw_reuse_delay" = [1000],
     tcp_max_tw_buckets: "net.ipv4.tcp_max_tw_buckets" = [131072],
+    // tcp_init(): half the established hash table's buckets, as tcp_max_tw_buckets.
+    tcp_max_orphans: "net.ipv4.tcp_max_orphans" = [131072],
     tcp_limit_output_bytes: "net.ipv4.tcp_limit_output_bytes" = [4194304],
     tcp_rto_min_us: "net.ipv4.tcp_rto_min_us" = [200000],
     ip_local_port_range: "net.ipv4.ip_local_port_range" = [32768, 60999],
@@ -271,6 +273,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_pacing_ca_ratio", Support::Read("tcp/pacing.rs")),
     ("net.ipv4.tcp_thin_linear_timeouts", Support::Read("tcp/timer.rs")),
     ("net.ipv4.tcp_max_tw_buckets", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_max_orphans", Support::Read("tcp/orphan.rs")),
     ("net.ipv4.tcp_tw_reuse", Support::Read("tcp/ipv4.rs")),
     ("net.ipv4.tcp_tw_reuse_delay", Support::Read("tcp/ipv4.rs")),
     ("net.ipv4.tcp_limit_output_bytes", Support::NotRead("TCP small queues (tcp_small_queue_check(): utcp does not count the bytes a socket has in the device queue)")),

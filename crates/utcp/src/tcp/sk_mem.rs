@@ -232,6 +232,7 @@ impl Drop for TcpSock {
     /// `sk_mem_reclaim_final()` and the `sk_sockets_allocated_dec()` of `tcp_v4_destroy_sock()`:
     /// a freed socket gives back every page it held.
     fn drop(&mut self) {
+        self.tcp_orphan_gone();
         let pages = self.mem_charged >> PAGE_SHIFT;
         if pages > 0 {
             self.proto_mem.__sk_mem_reduce_allocated(pages);
