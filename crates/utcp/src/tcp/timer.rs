@@ -397,6 +397,11 @@ impl TcpSock {
         self.write_queue.clear();
         self.tcp_zerocopy_purge(ctx);
         self.ofo_queue.clear();
+        if self.orphan {
+            // No user holds the full socket: it is destroyed (inet_csk_destroy_sock()) with
+            // whatever its receive queue held, such as the FIN that brought it here.
+            self.receive_queue.clear();
+        }
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
         self.sk_mem_reclaim();
