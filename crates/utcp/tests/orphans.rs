@@ -3,7 +3,7 @@
 //! `tcp_mem[2]`, `tcp_close()` resetting at once and an orphan's probe or retransmission timer
 //! killing it (`tcp_out_of_resources()`, TCPAbortOnMemory), and `net.ipv4.tcp_orphan_retries`.
 //!
-//! Checked on 6.18.44 first (a Python script in `unshare -n`, tcp_max_orphans=2, six
+//! Checked on 6.18.44 first (scripts/kernel_orphans.py in `unshare -n`, tcp_max_orphans=2, six
 //! connections filled towards a listener that never reads, closed 300 ms apart): a close that
 //! finds more than tcp_max_orphans orphans at the last 100 ms tick sends `RST|ACK` at
 //! `snd_nxt` (the FIN queued behind the unsent data never leaves) and counts TCPAbortOnMemory;
