@@ -192,7 +192,7 @@ pub const SYSCTLS: &[(&str, Support)] = &[
     ("net.ipv4.tcp_tso_win_divisor", Support::Read("tcp/tso.rs")),
     ("net.ipv4.tcp_synack_retries", Support::Read("tcp/listen.rs")),
     ("net.ipv4.tcp_retries2", Support::Read("tcp/timer.rs")),
-    ("net.ipv4.tcp_orphan_retries", Support::Read("tcp/timer.rs")),
+    ("net.ipv4.tcp_orphan_retries", Support::Read("tcp/orphan.rs")),
     ("net.ipv4.tcp_fin_timeout", Support::Read("tcp/input.rs")),
     ("net.ipv4.tcp_max_syn_backlog", Support::Read("tcp/listen.rs")),
     ("net.ipv4.tcp_abort_on_overflow", Support::Read("tcp/listen.rs")),
