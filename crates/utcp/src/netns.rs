@@ -31,6 +31,24 @@ pub struct ProtoMem {
     pub sysctl: Arc<Sysctls>,
     /// The stack's counters (TCPMemoryPressures, TCPMemoryPressuresChrono).
     pub mib: Arc<Mib>,
+    /// `tcp_orphan_count` and `tcp_orphan_cache` (`tcp/orphan.rs`).
+    pub orphans: crate::sync::Mutex<Orphans>,
+}
+
+/// `tcp_orphan_count` (orphaned full sockets: closed by their user, not yet destroyed or
+/// turned into timewait socks) and `tcp_orphan_cache`, the count `tcp_orphan_update()` reads
+/// every 100 ms (`TCP_ORPHAN_TIMER_PERIOD`), which `tcp_too_many_orphans()` compares.
+///
+/// DEVIATION(linux): per stack, like `tcp_mem`: Linux keeps one count (per-CPU counters) and
+/// one `net.ipv4.tcp_max_orphans` for the host.
+#[derive(Debug, Default)]
+pub struct Orphans {
+    /// `tcp_orphan_count_sum()`.
+    pub count: i64,
+    /// `tcp_orphan_cache`: `count` at the last 100 ms tick of the stack's clock.
+    pub cache: i64,
+    /// The tick (milliseconds / 100) `cache` was taken at.
+    pub tick: u64,
 }
 
 impl core::fmt::Debug for ProtoMem {
@@ -69,6 +87,8 @@ pub struct Netns {
     pub challenge_timestamp: AtomicU64,
     /// Challenge ACKs left in this second (`net->ipv4.tcp_challenge_count`).
     pub challenge_count: AtomicU32,
+    /// The draws of [`Netns::get_random_u32_below`].
+    pub rand_ctr: AtomicU64,
     /// Local address of the (single) interface.
     pub addr: crate::sync::RwLock<Ipv4Addr>,
     /// The interface's IPv6 address and the length of its on-link prefix, if it has one
@@ -105,6 +125,7 @@ impl Netns {
             clock_ms: AtomicU64::new(0),
             sysctl: sysctl.clone(),
             mib: mib.clone(),
+            orphans: crate::sync::Mutex::new(Orphans::default()),
         });
         Netns {
             sysctl,
@@ -116,6 +137,7 @@ impl Netns {
             softnet: crate::netdev::SoftnetStat::default(),
             challenge_timestamp: AtomicU64::new(0),
             challenge_count: AtomicU32::new(0),
+            rand_ctr: AtomicU64::new(0),
             addr: crate::sync::RwLock::new(addr),
             addr6: crate::sync::RwLock::new(None),
             secret,
@@ -190,6 +212,20 @@ impl Netns {
     /// `ip6_make_flowlabel()`'s automatic flow labels.
     pub fn flow_hash_key(&self) -> (u64, u64) {
         self.keys()[4]
+    }
+
+    /// `get_random_u32_below(ceil)` (0 when `ceil` is 0).
+    // DEVIATION(linux): SipHash of a per-stack counter under the namespace secret, not the
+    // kernel's RNG: as unpredictable without the secret.
+    pub fn get_random_u32_below(&self, ceil: u32) -> u32 {
+        let n = self.rand_ctr.fetch_add(1, Ordering::Relaxed);
+        let (k0, k1) = self.keys()[1];
+        let r = crate::siphash::siphash24(k0 ^ 0x7a4d, k1, &n.to_le_bytes()) as u32;
+        if ceil == 0 {
+            0
+        } else {
+            ((r as u64 * ceil as u64) >> 32) as u32
+        }
     }
 
     /// `tcp_send_challenge_ack()`'s namespace-wide budget: whether one more challenge ACK

@@ -73,6 +73,16 @@ fn spurious_recovery_is_undone_by_timestamps() {
     let (steps, dups) = c.peek_tp(|tp| (tp.rack_reo_wnd_steps, tp.dsack_dups));
     assert!(steps > 1, "DSACKs widened RACK's reordering window ({steps} steps)");
     assert_eq!(dups as u64, dsacks);
+    // Once the window is wide enough, late originals fill their holes: reordering
+    // (`tcp_check_sack_reordering()`; 6.18.44 over the same pattern: TCPSACKReorder 15,
+    // TCPTSReorder 6 for 2 MiB).
+    let m = &lab.a.core.net.mib;
+    eprintln!(
+        "TCPSACKReorder {} TCPTSReorder {} retrans {retrans}",
+        m.get(LinuxMib::TCPSACKReorder),
+        m.get(LinuxMib::TCPTSReorder)
+    );
+    assert!(m.get(LinuxMib::TCPSACKReorder) + m.get(LinuxMib::TCPTSReorder) > 0, "reordering seen\n{nstat}");
 }
 
 #[test]

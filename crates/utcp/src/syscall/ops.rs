@@ -834,7 +834,8 @@ impl Stack {
                     result = Err(if g.tp().err.is_some() { g.tp_mut().err.take().unwrap_or(e) } else { e });
                     break 'outer;
                 }
-                let n = g.with_ctx_inner(|tp, ctx| tp.tcp_sendmsg_append(ctx, &data[off..], flags, tsflags));
+                let (n, no_memory) =
+                    g.with_ctx_inner(|tp, ctx| tp.tcp_sendmsg_append(ctx, &data[off..], flags, tsflags));
                 off += n;
                 copied += n;
                 if off < data.len() {
@@ -848,7 +849,18 @@ impl Stack {
                         result = Err(Errno::EINTR);
                         break 'outer;
                     }
-                    s.sk.sk_wait_data(&mut g, deadline, cancel, None);
+                    // TCP memory refused with room in the send buffer: no ACK will announce
+                    // memory, so the writer sleeps `vm_wait` (2 + a random 0..HZ/5 jiffies,
+                    // HZ = 250) or until the socket is woken, then tries again.
+                    let mut until = deadline;
+                    if no_memory && g.tp().sk_stream_memory_free(self.net(), 0) {
+                        use crate::socket::sockopt::JIFFY_US;
+                        const HZ: u32 = (1_000_000 / JIFFY_US) as u32;
+                        let jiffies = 2 + self.net().get_random_u32_below(HZ / 5) as u64;
+                        let vm_wait = self.now() + Duration::from_micros(jiffies * JIFFY_US);
+                        until = Some(deadline.map_or(vm_wait, |d| d.min(vm_wait)));
+                    }
+                    s.sk.sk_wait_data(&mut g, until, cancel, None);
                 }
             }
         }

@@ -156,7 +156,8 @@ pub fn tcp_close(sk: &Arc<Sock>) {
         }
     }
     let closed_now = g.with_ctx_inner(|tp, ctx| {
-        tp.orphan = true;
+        tp.tcp_orphan(ctx.now);
+        let mut time_wait = false;
         if tp.state == TcpState::FinWait2 {
             if tp.linger2 < 0 {
                 tp.set_state(ctx, TcpState::Close);
@@ -168,8 +169,16 @@ pub fn tcp_close(sk: &Arc<Sock>) {
                     tp.reset_timer(TcpTimer::Keepalive, ctx.now + (tmo - super::TCP_TIMEWAIT_LEN));
                 } else {
                     tp.tcp_time_wait(ctx, TcpState::FinWait2, tmo);
+                    time_wait = true;
                 }
             }
+        }
+        if tp.state != TcpState::Close && !time_wait && tp.tcp_check_oom(ctx.now, 0) {
+            // Too many orphans, or out of TCP memory: reset now (the FIN queued above, if
+            // not sent, never is).
+            tp.set_state(ctx, TcpState::Close);
+            tp.tcp_send_active_reset(ctx);
+            ctx.inc(LinuxMib::TCPAbortOnMemory);
         }
         if tp.state == TcpState::Close {
             for t in TcpTimer::ALL {

@@ -173,17 +173,17 @@ impl TcpSock {
             let t = (elapsed_us << 10) / 1_000_000;
             let offs = c.bic_k.abs_diff(t);
             let cube_rtt_scale = BIC_SCALE * 10;
-            let delta = (cube_rtt_scale * offs * offs * offs) >> (10 + 3 * 10);
+            // As Linux computes it: the cube in u64 (it wraps once (t - K) passes about 11 min,
+            // "no overflow problems if the cwnd < 1 million packets" holds only for short
+            // epochs), delta and the target in u32.
+            let delta =
+                (cube_rtt_scale.wrapping_mul(offs).wrapping_mul(offs).wrapping_mul(offs) >> (10 + 3 * 10)) as u32;
             let bic_target = if t < c.bic_k {
-                (c.bic_origin_point as u64).saturating_sub(delta)
+                c.bic_origin_point.wrapping_sub(delta)
             } else {
-                c.bic_origin_point as u64 + delta
+                c.bic_origin_point.wrapping_add(delta)
             };
-            c.cnt = if bic_target > cwnd as u64 {
-                (cwnd as u64 / (bic_target - cwnd as u64)).max(1) as u32
-            } else {
-                100 * cwnd
-            };
+            c.cnt = if bic_target > cwnd { (cwnd / (bic_target - cwnd)).max(1) } else { cwnd.wrapping_mul(100) };
             if c.last_max_cwnd == 0 && c.cnt > 20 {
                 c.cnt = 20;
             }
@@ -438,6 +438,25 @@ impl TcpSock {
 #[cfg(test)]
 mod tests {
     use super::cubic_root;
+    use crate::tcp::TcpSock;
+    use crate::time::{Duration, Instant};
+
+    /// An epoch that began long ago (an RTO-bound connection: 20 minutes) makes the cube of
+    /// `t - K` pass 64 bits; Linux's u64 arithmetic wraps there, and so does utcp's (no panic).
+    #[test]
+    fn cubic_update_after_a_long_epoch_wraps_as_linux_does() {
+        let net = crate::netns::Netns::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 1500, 1);
+        let mut tp = TcpSock::new(&net, Instant::ZERO);
+        tp.snd_cwnd = 2;
+        tp.cubic.last_max_cwnd = 40;
+        let t0 = Instant::ZERO + Duration::from_secs(1);
+        tp.bictcp_update(t0, 1);
+        assert_eq!(tp.cubic.epoch_start, Some(t0));
+        for secs in [700u64, 1200, 5000] {
+            tp.bictcp_update(t0 + Duration::from_secs(secs), 1);
+            assert!(tp.cubic.cnt >= 1);
+        }
+    }
 
     #[test]
     fn cube_roots() {

@@ -633,6 +633,7 @@ impl TcpSock {
     /// old), 0 for an old ACK, 1 otherwise.
     pub fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
         let prior_snd_una = self.snd_una;
+        let prior_fack = if self.sack_ok { self.tcp_highest_sack_seq() } else { self.snd_una };
         let prior_delivered = self.delivered;
         let prior_lost = self.rate.lost;
         let ack = seg.ack_seq;
@@ -704,7 +705,7 @@ impl TcpSock {
             }
             return 1;
         }
-        self.tcp_clean_rtx_queue(ctx, &mut fl, prior_snd_una, &mut sack_rtt);
+        self.tcp_clean_rtx_queue(ctx, &mut fl, prior_snd_una, prior_fack, &mut sack_rtt);
         self.tcp_zerocopy_acked(ctx);
         let is_dupack = fl & flag::NOT_DUP == 0 && ack == prior_snd_una && self.packets_out > 0;
         if self.tlp_high_seq.is_some_and(|h| !ack.before(h)) {
@@ -785,6 +786,9 @@ impl TcpSock {
         let mut fl = 0;
         let mut newest: Option<(crate::time::Instant, u64, bool)> = None;
         let high_seq = self.high_seq;
+        // `state->reord`: the lowest never-retransmitted segment newly SACKed below the
+        // highest SACKed one.
+        let mut reord = self.snd_nxt;
         let blocks = seg.sack.as_slice();
         for (i, &(start, end)) in blocks.iter().enumerate() {
             // DSACK: first block below the cumulative ACK, or inside the second block.
@@ -822,6 +826,8 @@ impl TcpSock {
                     continue;
                 }
                 if !skb.seq.before(start) && !skb.end_seq.after(end) {
+                    // tcp_highest_sack_seq() before this segment is counted.
+                    let fack = if self.sacked_out == 0 { self.snd_una } else { self.highest_sack };
                     if skb.sacked & TCPCB_SACKED_RETRANS != 0 {
                         skb.sacked &= !TCPCB_SACKED_RETRANS;
                         self.retrans_out = self.retrans_out.saturating_sub(1);
@@ -833,6 +839,9 @@ impl TcpSock {
                     skb.sacked |= TCPCB_SACKED_ACKED;
                     self.rate.tcp_rate_skb_delivered(skb, &mut rtt.rate);
                     if skb.retrans == 0 {
+                        if skb.seq.before(fack) && skb.seq.before(reord) {
+                            reord = skb.seq;
+                        }
                         if !skb.end_seq.after(high_seq) {
                             fl |= flag::ORIG_SACK_ACKED;
                         }
@@ -844,14 +853,21 @@ impl TcpSock {
                     self.sacked_out += 1;
                     self.delivered += 1;
                     fl |= flag::DATA_SACKED;
-                    if end.after(self.highest_sack) {
-                        self.highest_sack = end;
+                    // tcp_advance_highest_sack(), from snd_una when nothing was SACKed
+                    // (the previous value may be anywhere in sequence space by then).
+                    if skb.end_seq.after(fack) {
+                        self.highest_sack = skb.end_seq;
+                    } else {
+                        self.highest_sack = fack;
                     }
                 }
             }
         }
         if let Some((t, o, r)) = newest {
             self.tcp_rack_advance(ctx, t, o, r);
+        }
+        if self.ca_state != CaState::Loss || self.undo_marker.is_some() {
+            self.tcp_check_sack_reordering(ctx, reord, false);
         }
         fl
     }
@@ -862,9 +878,13 @@ impl TcpSock {
         ctx: &mut Ctx<'_>,
         fl: &mut u32,
         prior_snd_una: SeqNum,
+        prior_fack: SeqNum,
         sack: &mut SackRtt,
     ) -> u32 {
         let mut acked = 0;
+        // The lowest never-retransmitted, never-SACKed segment this ACK covers: below what
+        // was SACKed before, its hole was filled by the original (reordering).
+        let mut reord = self.snd_nxt;
         // Send times of the oldest and the newest never-retransmitted segment this ACK
         // acknowledged cumulatively that had not been SACKed (`first_ackt`, `last_ackt`).
         let (mut first_ackt, mut last_ackt) = (None, None);
@@ -895,6 +915,9 @@ impl TcpSock {
                 first_ackt.get_or_insert(skb.tx_time);
                 last_ackt = Some(skb.tx_time);
                 last_in_flight = skb.tx.in_flight;
+                if skb.seq.before(reord) {
+                    reord = skb.seq;
+                }
                 if !skb.end_seq.after(self.high_seq) {
                     *fl |= flag::ORIG_SACK_ACKED;
                 }
@@ -921,6 +944,9 @@ impl TcpSock {
             if *fl & flag::RETRANS_DATA_ACKED != 0 {
                 *fl &= !flag::ORIG_SACK_ACKED;
             }
+        } else if *fl & flag::ACKED != 0 && reord.before(prior_fack) {
+            // A never-retransmitted hole got filled: reordering.
+            self.tcp_check_sack_reordering(ctx, reord, false);
         }
         if *fl & flag::ACKED != 0 {
             self.retrans_stamp = if self.retrans_out > 0 { self.retrans_stamp } else { None };
@@ -951,7 +977,7 @@ impl TcpSock {
                     return Rexmit::Lost;
                 }
                 if self.snd_una.after(prior_snd_una) {
-                    if self.tcp_try_undo_partial(ctx) {
+                    if self.tcp_try_undo_partial(ctx, prior_snd_una) {
                         return Rexmit::Lost;
                     }
                     if self.ca_state == CaState::Recovery && !self.sack_ok {

@@ -20,6 +20,7 @@ pub mod listen;
 pub mod loss;
 pub mod mtu;
 pub mod ofo_queue;
+pub mod orphan;
 pub mod output;
 pub mod pacing;
 pub mod poll;
@@ -713,6 +714,9 @@ pub struct TcpSock {
     /// The socket is a timewait sock (TIME_WAIT, or FIN_WAIT2 after tcp_time_wait()) counted in
     /// [`crate::netns::Netns::tw_count`] until it leaves that state.
     pub tw_counted: bool,
+    /// The socket is an orphan counted in the stack's `tcp_orphan_count` (`tcp/orphan.rs`):
+    /// from `tcp_close()` until it is destroyed or becomes a timewait sock.
+    pub orphan_counted: bool,
     /// `tw->tw_entry_stamp`: when the socket became a timewait sock (`tcp_time_wait()`).
     pub tw_entry_stamp: Instant,
     /// `icsk->icsk_rto_min` (TCP_RTO_MIN_US; `net.ipv4.tcp_rto_min_us`), in jiffies' grain.
@@ -970,6 +974,7 @@ impl TcpSock {
             linger2: 0,
             thin_lto: false,
             tw_counted: false,
+            orphan_counted: false,
             tw_entry_stamp: Instant::ZERO,
             rto_min: jiffies_from_us(net.sysctl.tcp_rto_min_us.get()),
             rto_max: TCP_RTO_MAX,
@@ -1020,6 +1025,10 @@ impl TcpSock {
             // inet_twsk_kill() → inet_twsk_put(): the timewait sock is gone.
             self.tw_counted = false;
             ctx.net.tw_count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if state == TcpState::Close {
+            // inet_csk_destroy_sock() follows for an orphan in CLOSE.
+            self.tcp_orphan_gone();
         }
         self.state = state;
         ctx.ev.state_change = true;

@@ -334,14 +334,17 @@ impl TcpSock {
     }
 
     /// Appends user data to the write queue (the copy loop of `tcp_sendmsg_locked`). Returns
-    /// the bytes taken; stops early when the send buffer is full.
+    /// the bytes taken, and whether it stopped because TCP memory was refused (the caller then
+    /// waits in `sk_stream_wait_memory()`, as for send-buffer space); stops early when the
+    /// send buffer is full.
     /// `tsflags` is the call's `sockc.tsflags` (the socket's, or a control message's).
-    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> usize {
+    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> (usize, bool) {
         // Is sending application-limited?
         self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
         let mut copied = 0;
+        let mut no_memory = false;
         while copied < data.len() {
             let can_append = self
                 .write_queue
@@ -350,6 +353,14 @@ impl TcpSock {
                 .unwrap_or(false);
             if !can_append {
                 if !self.sk_stream_memory_free(ctx.net, 0) {
+                    break;
+                }
+                // tcp_stream_alloc_skb(): the first skb of empty queues is charged whatever
+                // the limits say; another must have its memory scheduled.
+                if self.write_queue.is_empty() && self.rtx_queue.is_empty() {
+                    self.sk_forced_mem_schedule(super::TX_SKB_OVERHEAD);
+                } else if !self.sk_wmem_schedule(ctx.now, super::TX_SKB_OVERHEAD) {
+                    no_memory = true;
                     break;
                 }
                 // tcp_skb_entail() → tcp_slow_start_after_idle_check().
@@ -370,11 +381,28 @@ impl TcpSock {
                     urg: false,
                     tx: Default::default(),
                 });
-                self.sk_wmem_queued_add(super::TX_SKB_OVERHEAD);
+                self.wmem_queued += super::TX_SKB_OVERHEAD;
+            }
+            let room = {
+                let b = self.write_queue.back().and_then(|t| t.building.as_ref()).expect("building");
+                (size_goal - b.len()).min(data.len() - copied)
+            };
+            let n = self.tcp_wmem_schedule(ctx.now, room as u32) as usize;
+            if n == 0 {
+                // tcp_remove_empty_skb(): an skb that got no bytes goes.
+                if self
+                    .write_queue
+                    .back()
+                    .is_some_and(|t| t.is_empty() && t.building.as_ref().is_some_and(|b| b.is_empty()))
+                {
+                    self.write_queue.pop_back();
+                    self.wmem_queued -= super::TX_SKB_OVERHEAD;
+                }
+                no_memory = true;
+                break;
             }
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
-            let n = (size_goal - b.len()).min(data.len() - copied);
             if b.capacity() - b.len() < n {
                 // The tail's region is full (it was sized to an earlier, shorter write): move
                 // its bytes to a region with room for this write too, from the page fragment.
@@ -385,7 +413,7 @@ impl TcpSock {
             b.extend_from_slice(&data[copied..copied + n]);
             tail.end_seq += n as u32;
             self.write_seq += n as u32;
-            self.sk_wmem_queued_add(n as u32);
+            self.wmem_queued += n as u32;
             copied += n;
             let full = self.write_queue.back().is_some_and(|t| t.len() as usize >= size_goal);
             if copied < data.len() && full {
@@ -408,7 +436,7 @@ impl TcpSock {
             }
             self.tcp_push(ctx, flags, mss_now, self.nonagle());
         }
-        copied
+        (copied, no_memory)
     }
 
     /// `sk_stream_write_space()`: once writable, clears `SOCK_NOSPACE` and wakes writers.

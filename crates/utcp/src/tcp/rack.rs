@@ -6,10 +6,18 @@
 //! plus a reordering window has passed since it was sent — which also catches lost
 //! retransmissions. A TLP retransmits the last segment (or sends new data) after about two
 //! RTTs of silence, so a lost tail is repaired by fast recovery instead of an RTO.
+//!
+//! Reordering is detected as in tcp_input.c (`tcp_check_sack_reordering()`): a segment never
+//! retransmitted that is newly SACKed, or cumulatively ACKed, below the highest SACKed one, or
+//! a partial ACK in recovery that the original filled. It raises `tp->reordering` to the
+//! distance seen (at most `net.ipv4.tcp_max_reordering`), counts `reord_seen`
+//! (TCPSACKReorder, or TCPTSReorder when timestamps showed it), and from then on RACK keeps a
+//! reordering window (`tcp_rack_reo_wnd()`), widened for rounds with DSACKs.
 
 use super::cong::CaState;
 use super::{Ctx, TcpSock, TcpTimer, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS};
 use crate::mib::LinuxMib;
+use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 
 /// `TCP_TIMEOUT_MIN` (2 jiffies at HZ=250).
@@ -34,6 +42,36 @@ pub(super) fn tcp_skb_sent_after(t1: Instant, t2: Instant, order1: u64, order2: 
 /// `usecs_to_jiffies()` at HZ=250: rounds up to 4 ms.
 fn usecs_to_jiffies(us: u64) -> Duration {
     Duration::from_micros(us.div_ceil(4000) * 4000)
+}
+
+impl TcpSock {
+    /// `tcp_highest_sack_seq()`: the end of the highest SACKed segment (`snd_una` while
+    /// nothing is SACKed).
+    pub fn tcp_highest_sack_seq(&self) -> SeqNum {
+        if self.sacked_out == 0 {
+            self.snd_una
+        } else {
+            self.highest_sack
+        }
+    }
+
+    /// `tcp_check_sack_reordering()`: data from `low_seq` was delivered out of order (`ts`:
+    /// timestamps showed it).
+    pub fn tcp_check_sack_reordering(&mut self, ctx: &mut Ctx<'_>, low_seq: SeqNum, ts: bool) {
+        let fack = self.tcp_highest_sack_seq();
+        if !low_seq.before(fack) {
+            return;
+        }
+        let metric = fack.diff(low_seq);
+        let mss = self.mss_cache;
+        if mss > 0 && metric > self.reordering.saturating_mul(mss) {
+            let max = ctx.net.sysctl.tcp_max_reordering.get().clamp(0, u32::MAX as i64) as u32;
+            self.reordering = metric.div_ceil(mss).min(max);
+        }
+        // "This exciting event is worth to be remembered. 8)"
+        self.reord_seen += 1;
+        ctx.inc(if ts { LinuxMib::TCPTSReorder } else { LinuxMib::TCPSACKReorder });
+    }
 }
 
 impl TcpSock {

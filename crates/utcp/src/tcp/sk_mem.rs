@@ -17,7 +17,8 @@
 //! ends; above pressure the stack enters it (TCPMemoryPressures); above max a charge fails;
 //! in between, under pressure, a socket still gets memory while its receive queue is below
 //! `tcp_rmem[0]` (its send queue below `tcp_wmem[0]`), or while it uses less than its share
-//! (max / sockets).
+//! (max / sockets). A refused send charge moderates the send buffer; the writer then waits
+//! (`tcp_wmem_schedule()` here, `sk_stream_wait_memory()` in the sendmsg path).
 
 use super::TcpSock;
 use crate::mib::LinuxMib;
@@ -194,18 +195,35 @@ impl TcpSock {
         self.proto_mem.add(amt);
     }
 
-    /// `sk_wmem_schedule()` then `sk_wmem_queued_add()`: a send buffer grows by `size`.
-    ///
-    /// DEVIATION(linux): a charge the limits refuse is forced (`sk_forced_mem_schedule()`), as
-    /// if `tcp_wmem_schedule()` always found room: utcp's send path has no way to wait for
-    /// memory (`sk_stream_wait_memory()` on a failed charge), only for send-buffer space. The
-    /// send buffer is still moderated under pressure, and the pages still count towards the
-    /// limits the receive side obeys.
-    pub fn sk_wmem_queued_add(&mut self, size: u32) {
+    /// `sk_wmem_schedule()`: before a send buffer of `size` is queued; false when the
+    /// protocol's limits refuse the pages it lacks (under pressure the send buffer is
+    /// moderated first, and a socket over its moderated send buffer is granted them:
+    /// `__sk_mem_raise_allocated()` fails a send only while the socket is under its sndbuf).
+    pub fn sk_wmem_schedule(&mut self, now: Instant, size: u32) -> bool {
+        self.proto_mem.tick(now);
         let delta = size as i64 - self.sk_forward_alloc();
-        if delta > 0 && !self.__sk_mem_schedule(delta, SkMemKind::Send) {
-            self.sk_forced_mem_schedule(size);
+        delta <= 0 || self.__sk_mem_schedule(delta, SkMemKind::Send)
+    }
+
+    /// `tcp_wmem_schedule()`: how many of `copy` bytes the send buffer may take. When the
+    /// limits refuse them, a socket queueing less than `tcp_wmem[0]` is forced that much (so
+    /// that it makes some progress), and what the forward allocation holds is taken.
+    pub fn tcp_wmem_schedule(&mut self, now: Instant, copy: u32) -> u32 {
+        if self.sk_wmem_schedule(now, copy) {
+            return copy;
         }
+        let left = self.proto_mem.sysctl.tcp_wmem.idx(0) - self.wmem_queued as i64;
+        if left > 0 {
+            self.sk_forced_mem_schedule(left.min(copy as i64) as u32);
+        }
+        (copy as i64).min(self.sk_forward_alloc().max(0)) as u32
+    }
+
+    /// A send buffer grows by `size` with its pages charged whatever the limits say: the
+    /// `sk_forced_mem_schedule()` of the skbs `tcp_fragment()` and TSO splitting allocate
+    /// (`tcp_stream_alloc_skb(sk, gfp, true)`), which must not fail.
+    pub fn sk_wmem_queued_add(&mut self, size: u32) {
+        self.sk_forced_mem_schedule(size);
         self.wmem_queued += size;
     }
 
@@ -232,6 +250,7 @@ impl Drop for TcpSock {
     /// `sk_mem_reclaim_final()` and the `sk_sockets_allocated_dec()` of `tcp_v4_destroy_sock()`:
     /// a freed socket gives back every page it held.
     fn drop(&mut self) {
+        self.tcp_orphan_gone();
         let pages = self.mem_charged >> PAGE_SHIFT;
         if pages > 0 {
             self.proto_mem.__sk_mem_reduce_allocated(pages);

@@ -125,18 +125,27 @@ impl TcpSock {
 
     /// `tcp_write_timeout()`: true when retries are exhausted (the socket is then closed).
     fn tcp_write_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let s = &ctx.net.sysctl;
-        let (retries, base) = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
-            let r = if self.syn_retries != 0 { self.syn_retries as u32 } else { s.tcp_syn_retries.get() as u32 };
-            (r, TCP_TIMEOUT_INIT)
-        } else {
-            let mut r = s.tcp_retries2.get() as u32;
-            if self.orphan {
-                let orphan = s.tcp_orphan_retries.get() as u32;
-                r = if orphan == 0 { 8 } else { orphan };
+        let retries = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            if self.syn_retries != 0 {
+                self.syn_retries as u32
+            } else {
+                ctx.net.sysctl.tcp_syn_retries.get() as u32
             }
-            (r, super::TCP_RTO_MIN)
+        } else {
+            let mut r = ctx.net.sysctl.tcp_retries2.get() as u32;
+            if self.orphan {
+                // An orphan that is alive (RTO below its maximum) is reset when it runs out
+                // of resources; one whose retries ran out too dies quietly.
+                let alive = self.rto < self.rto_max;
+                r = self.tcp_orphan_retries(ctx, alive);
+                let do_reset = alive || !self.retransmits_timed_out(ctx, r, 0);
+                if self.tcp_out_of_resources(ctx, do_reset) {
+                    return true;
+                }
+            }
+            r
         };
+        let s = &ctx.net.sysctl;
         // A SYN is retransmitted `tcp_syn_linear_timeouts` more times (those at a linear,
         // not doubled, RTO), as long as the modelled time below has not run out.
         let mut expired = match self.state {
@@ -145,21 +154,33 @@ impl TcpSock {
             _ => false,
         };
         if !expired {
-            // retransmits_timed_out(): TCP_USER_TIMEOUT, when set, replaces the modelled
-            // time of `retries` backed-off RTOs.
-            let timeout = match self.user_timeout_ms {
-                0 => tcp_model_timeout(retries, base, self.rto_max),
-                ms => Duration::from_millis(ms as u64),
-            };
-            expired = match self.retrans_stamp {
-                Some(start) if self.retransmits > 0 => ctx.now.saturating_since(start) >= timeout,
-                _ => false,
-            };
+            // TCP_USER_TIMEOUT, when set, replaces the modelled time of `retries` backed-off
+            // RTOs.
+            expired = self.retransmits_timed_out(ctx, retries, self.user_timeout_ms);
         }
         if expired {
             self.tcp_write_err(ctx);
         }
         expired
+    }
+
+    /// `retransmits_timed_out()`: retransmitting since `retrans_stamp` for longer than
+    /// `timeout_ms`, or (0) than `boundary` backed-off RTOs from `TCP_RTO_MIN` (from
+    /// `TCP_TIMEOUT_INIT` for a SYN).
+    fn retransmits_timed_out(&self, ctx: &Ctx<'_>, boundary: u32, timeout_ms: u32) -> bool {
+        let base = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
+            TCP_TIMEOUT_INIT
+        } else {
+            super::TCP_RTO_MIN
+        };
+        let timeout = match timeout_ms {
+            0 => tcp_model_timeout(boundary, base, self.rto_max),
+            ms => Duration::from_millis(ms as u64),
+        };
+        match self.retrans_stamp {
+            Some(start) if self.retransmits > 0 => ctx.now.saturating_since(start) >= timeout,
+            _ => false,
+        }
     }
 
     /// `tcp_retransmit_timer()`.
@@ -235,16 +256,20 @@ impl TcpSock {
             self.probes_out = 0;
             return;
         }
-        let max_probes = if self.orphan {
-            let o = ctx.net.sysctl.tcp_orphan_retries.get() as u8;
-            if o == 0 {
-                8
-            } else {
-                o
+        let mut max_probes = ctx.net.sysctl.tcp_retries2.get().clamp(0, u8::MAX as i64) as u8;
+        if self.orphan {
+            // inet_csk_rto_backoff(): the probe interval, capped at the maximum RTO.
+            let when = self.rto.saturating_mul(1u32.checked_shl(self.backoff as u32).unwrap_or(u32::MAX));
+            let alive = when < self.rto_max;
+            max_probes = self.tcp_orphan_retries(ctx, alive).min(u8::MAX as u32) as u8;
+            if !alive && self.backoff >= max_probes {
+                self.tcp_write_err(ctx);
+                return;
             }
-        } else {
-            ctx.net.sysctl.tcp_retries2.get() as u8
-        };
+            if self.tcp_out_of_resources(ctx, true) {
+                return;
+            }
+        }
         // With TCP_USER_TIMEOUT, the probes' modelled elapsed time decides instead.
         let timed_out = match self.user_timeout_ms {
             0 => self.probes_out >= max_probes,
@@ -343,6 +368,8 @@ impl TcpSock {
 
     /// `tcp_time_wait()`: enter TIME_WAIT (or stay in FIN_WAIT2 as a timewait sock) for `timeo`.
     pub fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, state: TcpState, timeo: Duration) {
+        // The full socket is destroyed (its tcp_done()): a timewait sock is no orphan.
+        self.tcp_orphan_gone();
         if !self.tw_counted {
             // inet_twsk_alloc(): no timewait sock beyond net.ipv4.tcp_max_tw_buckets; the
             // socket is closed at once instead ("we've got bigger problems than non-graceful
@@ -370,6 +397,11 @@ impl TcpSock {
         self.write_queue.clear();
         self.tcp_zerocopy_purge(ctx);
         self.ofo_queue.clear();
+        if self.orphan {
+            // No user holds the full socket: it is destroyed (inet_csk_destroy_sock()) with
+            // whatever its receive queue held, such as the FIN that brought it here.
+            self.receive_queue.clear();
+        }
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum();
         self.wmem_queued = 0;
         self.sk_mem_reclaim();
