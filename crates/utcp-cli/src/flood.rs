@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use utcp::api::{memlink_pair, TcpListener, TcpStream, ADDR_B};
-use utcp::mib::{LinuxMib, TcpMib};
+use utcp::mib::{IpMib, LinuxMib, TcpMib};
 use utcp::netdev::memlink::LinkConfig;
 use utcp::netdev::NetDevice;
 use utcp::syscall::{AF_INET, SOCK_STREAM};
@@ -60,6 +60,9 @@ pub struct FloodReport {
     pub client_retrans_segs: u64,
     /// Frames from A's wire that B's receive ring or backlog had no room for.
     pub ring_drops: u64,
+    /// Segments dropped at a socket's backlog while its owner held it (TcpExtTCPBacklogDrop):
+    /// SYNs that reached the listener while the accepting thread owned it, as in Linux.
+    pub backlog_drops: u64,
     /// The process's peak resident set (VmHWM), in bytes.
     pub peak_rss_bytes: u64,
     /// Seconds the whole run took.
@@ -204,15 +207,14 @@ pub fn run_flood(a: &FloodArgs) -> Result<FloodReport, String> {
     }
     attacker.join().map_err(|_| "flood: the attacker thread panicked".to_string())?;
     let mib = &hb.stack.core.net.mib;
-    // The last SYNs may still be in B's input (another thread may be draining B's backlog):
-    // wait until B's input has been still for 20 ms (at most 5 s).
+    // The last SYNs may still be in B's input (another thread may be draining B's backlog,
+    // and may be descheduled for a while): wait until B's IP input has taken every frame A's
+    // port handed to B (`LinkStats::delivered`; B has no other device), at most 5 s. Waiting
+    // for B's counters to stand still for 20 ms was not enough on a loaded machine.
     let wait_until = Instant::now() + Duration::from_secs(5);
-    let (mut last, mut still) = (mib.tcp_get(TcpMib::InSegs), 0);
-    while still < 4 && Instant::now() < wait_until {
+    let handed = || ha.port.as_ref().map_or(0, |p| p.stats().delivered);
+    while mib.ip_get(IpMib::InReceives) < handed() && Instant::now() < wait_until {
         std::thread::sleep(Duration::from_millis(5));
-        let now = mib.tcp_get(TcpMib::InSegs);
-        still = if now == last { still + 1 } else { 0 };
-        last = now;
     }
     if std::env::var_os("UTCP_FLOOD_NSTAT").is_some() {
         eprint!("{}", mib.nstat(false));
@@ -233,6 +235,7 @@ pub fn run_flood(a: &FloodArgs) -> Result<FloodReport, String> {
         listen_drops: mib.get(LinuxMib::ListenDrops),
         client_retrans_segs: ha.stack.core.net.mib.tcp_get(TcpMib::RetransSegs),
         ring_drops,
+        backlog_drops: mib.get(LinuxMib::TCPBacklogDrop),
         peak_rss_bytes: peak_rss_bytes(),
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -245,7 +248,7 @@ pub fn cmd_flood(a: &FloodArgs) -> Result<std::process::ExitCode, String> {
         println!("{}", serde_json::to_string(&r).map_err(|e| format!("flood: json: {e}"))?);
     } else {
         println!(
-            "{} spoofed SYNs: client {} ({}), {} bytes verified; {} cookies sent, {} received, {} SYNs dropped; \
+            "{} spoofed SYNs: client {} ({}), {} bytes verified; {} cookies sent, {} received, {} SYNs dropped, {} dropped at the listener's backlog; \
              peak RSS {} bytes; {:.2} s",
             r.syns,
             if r.client_connected { "connected" } else { "did not connect" },
@@ -254,6 +257,7 @@ pub fn cmd_flood(a: &FloodArgs) -> Result<std::process::ExitCode, String> {
             r.cookies_sent,
             r.cookies_recv,
             r.listen_drops,
+            r.backlog_drops,
             r.peak_rss_bytes,
             r.seconds
         );
