@@ -758,6 +758,11 @@ impl Sock {
             self.napi_id.store(napi_id, Ordering::Relaxed);
         }
         let mut s = self.slock.lock();
+        // DEVIATION(linux): a listener takes the same ownership test. Linux (since 4.4's
+        // lockless listener) hands a LISTEN socket's segments to tcp_v4_do_rcv without
+        // bh_lock_sock or the owner check, so a SYN never meets a listener's backlog; here a
+        // SYN that arrives while accept() owns the listener waits in its backlog, and over
+        // the limit it is dropped as TCPBacklogDrop (`utcp flood` reports them).
         if s.owned {
             // tcp_add_backlog(): coalescing with the tail is tried first, even above the limit.
             let ts = inseg.seg.truesize;
