@@ -149,6 +149,15 @@ fn real_clock_ack_stall_rto_is_undone_by_frto() {
 
     let (a, b) = memlink_pair(LinkConfig { delay: ms(1), ..LinkConfig::default() });
     a.stack.core.net.sysctl.set_by_name("net.ipv4.tcp_timestamps", "0").unwrap();
+    // F-RTO's step 2.b probes with new data: when the first ACK after the stall covers only the
+    // retransmitted head, the timeout is judged by the segments sent next. A receive window the
+    // stalled sender filled (a reader slowed by a loaded machine) leaves nothing to send, and the
+    // sender falls back to go-back-N as RFC 5682 and Linux do (seen in CI: the first released ACK
+    // covered exactly the 952-byte head, the window was full, 1,835 segments went again and only
+    // DSACK undid it). A window far larger than anything in flight and a send buffer with unsent
+    // data keep step 2.b possible.
+    b.stack.core.net.sysctl.set_by_name("net.ipv4.tcp_rmem", "4096 33554432 33554432").unwrap();
+    a.stack.core.net.sysctl.set_by_name("net.ipv4.tcp_wmem", "4096 16777216 33554432").unwrap();
     let l = TcpListener::bind(&b.stack, SocketAddrV4::new(ADDR_B, 5301), 4).unwrap();
     let mut c = TcpStream::connect(&a.stack, SocketAddrV4::new(ADDR_B, 5301)).unwrap();
     let (mut s, _) = l.accept().unwrap();
