@@ -19,6 +19,9 @@ use utcp::api::{memlink_pair, Host, TcpListener, TcpStream, ADDR_B};
 use utcp::mib::{LinuxMib, TcpMib};
 use utcp::netdev::memlink::{Delivery, LinkConfig};
 
+mod sched;
+use sched::{check_round, measure_stall, rq_wait_ns, schedstats, self_inflicted};
+
 /// One test at a time: each runs two busy threads, and on a 2-core machine two tests at once
 /// would have the kernel preempt a thread in the middle of delivering a direction for longer
 /// than a loss-probe timeout (2·srtt + 8 ms), which is scheduling, not the stack.
@@ -42,56 +45,6 @@ fn fill(buf: &mut [u8], off: u64) {
     for (k, b) in buf.iter_mut().enumerate() {
         *b = stream_byte(off + k as u64);
     }
-}
-
-/// Nanoseconds the calling thread has spent runnable but waiting for a CPU
-/// (`/proc/thread-self/schedstat`, second field), or `None` without schedstats.
-fn rq_wait_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runqueue waits of the threads of this process that carry a direction (the application's,
-/// the devices'), by thread id. A timer thread held back fires a probe late, never one more,
-/// so its waits do not count.
-fn rq_waits_all() -> std::collections::HashMap<String, u64> {
-    let mut m = std::collections::HashMap::new();
-    for e in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("utcp-timers") {
-            continue;
-        }
-        let p = e.path().join("schedstat");
-        if let Some(w) = std::fs::read_to_string(p).ok().and_then(|s| s.split_whitespace().nth(1)?.parse().ok()) {
-            m.insert(e.file_name().to_string_lossy().into_owned(), w);
-        }
-    }
-    m
-}
-
-/// Ticks (USER_HZ) the hypervisor took from this machine's CPUs (`/proc/stat`, `steal`).
-fn steal_ticks() -> u64 {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    s.lines().next().and_then(|l| l.split_whitespace().nth(8)).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-/// How much the machine held this process's threads back during a round: the largest
-/// runqueue wait of one thread, and the CPU time stolen by the hypervisor.
-struct Stall {
-    max_rq_wait: StdDuration,
-    steal_ticks: u64,
-}
-
-/// Measures [`Stall`] around `f`; `reader_wait` is the runqueue wait a thread that exits
-/// inside `f` reported for itself.
-fn measure_stall<R>(f: impl FnOnce() -> (R, u64)) -> (R, Stall) {
-    let (w0, st0) = (rq_waits_all(), steal_ticks());
-    let (r, reader_wait) = f();
-    let (w1, st1) = (rq_waits_all(), steal_ticks());
-    let max = w1.iter().map(|(t, w)| w.saturating_sub(*w0.get(t).unwrap_or(&0))).max().unwrap_or(0);
-    let stall =
-        Stall { max_rq_wait: StdDuration::from_nanos(max.max(reader_wait)), steal_ticks: st1.saturating_sub(st0) };
-    (r, stall)
 }
 
 /// Streams `total` bytes from A to B on real threads and checks every byte. Returns the first
@@ -141,69 +94,9 @@ fn stream_measured(a: &Host, b: &Host, port: u16, total: u64) -> ((Option<u64>, 
     r
 }
 
-/// The counters that must stay 0 on a clean link, on both hosts.
-fn self_inflicted(h: &Host) -> Vec<(&'static str, u64)> {
-    let mib = &h.stack.core.net.mib;
-    let mut v = vec![("TcpRetransSegs", mib.tcp_get(TcpMib::RetransSegs))];
-    for (name, c) in [
-        ("TCPOFOQueue", LinuxMib::TCPOFOQueue),
-        ("TCPDSACKRecv", LinuxMib::TCPDSACKRecv),
-        ("TCPDSACKOfoRecv", LinuxMib::TCPDSACKOfoRecv),
-        ("TCPLossProbes", LinuxMib::TCPLossProbes),
-        ("TCPSACKReorder", LinuxMib::TCPSACKReorder),
-        ("TCPBacklogDrop", LinuxMib::TCPBacklogDrop),
-    ] {
-        v.push((name, mib.get(c)));
-    }
-    v.retain(|(_, n)| *n != 0);
-    v
-}
-
-/// What must hold on a clean link even when the machine is busy: no segment ever arrives out
-/// of order, and nothing is retransmitted except by a timer (a loss probe or an RTO fires when
-/// a thread delivering a direction is preempted for longer than 2·srtt + 2 ms, in 4 ms jiffies
-/// (`tcp_schedule_loss_probe()`) — scheduling, as
-/// when ksoftirqd is preempted, and not a self-inflicted reordering). Returns whether the round
-/// was fully clean.
+/// [`sched::check_round`] without the scheduler's record: the clean-link invariants.
 fn check_clean_round(what: &str, a: &Host, b: &Host) -> bool {
     check_round(what, a, b, None)
-}
-
-/// [`check_clean_round`]; with `stall`, a round that is not clean must also show that the machine
-/// held a thread back for at least a loss-probe timeout's floor (TCP_TIMEOUT_MIN, 8 ms:
-/// `tcp_schedule_loss_probe()` waits 2·srtt + 8 ms for an ACK), or stole CPU time: an ACK that
-/// takes that long on an in-memory link comes from a thread that did not run (a preempted
-/// reader whose full window leaves the ACK to its next read, as on Linux), never from the
-/// stack when every thread ran. A probe without such a stall fails the round.
-fn check_round(what: &str, a: &Host, b: &Host, stall: Option<&Stall>) -> bool {
-    for h in [a, b] {
-        let m = &h.stack.core.net.mib;
-        assert_eq!(m.get(LinuxMib::TCPOFOQueue), 0, "{what}: out-of-order segment on a clean link");
-        assert_eq!(m.get(LinuxMib::TCPSACKReorder), 0, "{what}: reordering seen on a clean link");
-        assert_eq!(m.get(LinuxMib::TCPFastRetrans), 0, "{what}: fast retransmit on a clean link");
-        assert_eq!(m.get(LinuxMib::TCPBacklogDrop), 0, "{what}: backlog drop");
-        let timer = m.get(LinuxMib::TCPLossProbes) + m.get(LinuxMib::TCPTimeouts);
-        assert!(m.tcp_get(TcpMib::RetransSegs) <= timer, "{what}: retransmission not caused by a timer");
-    }
-    for p in [a.port.as_ref().unwrap().stats(), b.port.as_ref().unwrap().stats()] {
-        assert_eq!((p.lost, p.ring_drops, p.unattached), (0, 0, 0), "{what}");
-    }
-    let dirty: Vec<_> = self_inflicted(a).into_iter().chain(self_inflicted(b)).collect();
-    if !dirty.is_empty() {
-        eprintln!("{what}: timer-driven retransmissions (a preempted thread?): {dirty:?}");
-        if let Some(st) = stall {
-            eprintln!(
-                "{what}: largest runqueue wait of one thread {:?}, steal {} ticks",
-                st.max_rq_wait, st.steal_ticks
-            );
-            assert!(
-                st.max_rq_wait >= StdDuration::from_millis(8) || st.steal_ticks > 0,
-                "{what}: {dirty:?} although no thread waited 8 ms for a CPU (largest wait {:?}, no steal)",
-                st.max_rq_wait
-            );
-        }
-    }
-    dirty.is_empty()
 }
 
 fn clean_link_in_order(delivery: Delivery) {
@@ -229,11 +122,6 @@ fn clean_link_in_order_with(delivery: Delivery, cc: &str, total: u64) {
     // against the machine's own record of the stall. Without schedstats, most rounds must be
     // clean.
     assert!(schedstats() || clean >= 2, "{delivery:?}: {clean} of 3 rounds clean");
-}
-
-/// Whether this kernel keeps per-thread runqueue waits (CONFIG_SCHED_INFO).
-fn schedstats() -> bool {
-    rq_wait_ns().is_some()
 }
 
 #[test]
