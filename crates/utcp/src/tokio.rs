@@ -11,7 +11,7 @@
 //! errno back.
 //!
 //! ```
-//! use std::net::SocketAddrV4;
+//! use std::net::SocketAddr;
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! use utcp::api::{memlink_pair, ADDR_B};
 //! use utcp::netdev::memlink::LinkConfig;
@@ -21,7 +21,7 @@
 //! // Any runtime: this one has no I/O driver and no timer, and needs neither.
 //! let rt = tokio::runtime::Builder::new_multi_thread().build()?;
 //! rt.block_on(async {
-//!     let addr = SocketAddrV4::new(ADDR_B, 7);
+//!     let addr = SocketAddr::from((ADDR_B, 7)); // or an IPv6 one: api::ADDR6_B
 //!     let listener = utcp::tokio::TcpListener::bind(&b.stack, addr).await?;
 //!     let mut client = utcp::tokio::TcpStream::connect(&a.stack, addr).await?;
 //!     let (mut server, _peer) = listener.accept().await?;
@@ -36,13 +36,13 @@
 //! ```
 
 use crate::errno::Errno;
-use crate::syscall::{Stack, AF_INET, SHUT_WR, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SOL_TCP};
+use crate::syscall::{Stack, AF_INET, AF_INET6, SHUT_WR, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SOL_TCP};
 use crate::tcp::recvmsg::{MSG_DONTWAIT, MSG_PEEK};
 use crate::tokio_wait::{io_err, Direction, Registration};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -52,9 +52,11 @@ pub use crate::tokio_split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteErr
 /// `listen()` backlog of [`TcpListener::bind`] (the one `tokio::net::TcpListener::bind` uses).
 pub const DEFAULT_BACKLOG: i32 = 1024;
 
-/// A socket of `stack` (non-blocking) and its wait queue entry.
-fn new_socket(stack: &Arc<Stack>) -> io::Result<(i32, Registration)> {
-    let fd = stack.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).map_err(io_err)?;
+/// A socket of `stack` (non-blocking) for `addr`'s family (AF_INET6 for an IPv6 address,
+/// IPv4-mapped ones included, as `std`/tokio open them) and its wait queue entry.
+fn new_socket(stack: &Arc<Stack>, addr: &SocketAddr) -> io::Result<(i32, Registration)> {
+    let family = if addr.is_ipv6() { AF_INET6 } else { AF_INET };
+    let fd = stack.socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0).map_err(io_err)?;
     match stack.sockfd_lookup(fd) {
         Ok(s) => Ok((fd, Registration::new(s))),
         Err(e) => {
@@ -74,13 +76,16 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// `socket`, `SO_REUSEADDR` (as tokio sets it), `bind(addr)`, `listen(DEFAULT_BACKLOG)`.
-    pub async fn bind(stack: &Arc<Stack>, addr: SocketAddrV4) -> io::Result<TcpListener> {
+    /// An IPv6 address gives an AF_INET6 listener, dual-stack unless `net.ipv6.bindv6only`
+    /// (IPv4 peers then show as `::ffff:a.b.c.d`).
+    pub async fn bind(stack: &Arc<Stack>, addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
         TcpListener::bind_with_backlog(stack, addr, DEFAULT_BACKLOG)
     }
 
     /// [`TcpListener::bind`] with the `listen()` backlog given (none of it blocks).
-    pub fn bind_with_backlog(stack: &Arc<Stack>, addr: SocketAddrV4, backlog: i32) -> io::Result<TcpListener> {
-        let (fd, reg) = new_socket(stack)?;
+    pub fn bind_with_backlog(stack: &Arc<Stack>, addr: impl Into<SocketAddr>, backlog: i32) -> io::Result<TcpListener> {
+        let addr = addr.into();
+        let (fd, reg) = new_socket(stack, &addr)?;
         let l = TcpListener { stack: stack.clone(), fd, reg };
         stack.setsockopt_int(fd, SOL_SOCKET, crate::syscall::opt::SO_REUSEADDR, 1).map_err(io_err)?;
         stack.bind(fd, addr).map_err(io_err)?;
@@ -89,22 +94,22 @@ impl TcpListener {
     }
 
     /// `accept4(SOCK_NONBLOCK)`: the next connection and its peer's address.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Polls for a connection to accept; `Pending` parks the task until the listener's next
     /// wakeup.
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddrV4)>> {
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (fd, peer) = std::task::ready!(self
             .reg
-            .poll_io(cx, Direction::Read, || { self.stack.accept4(self.fd, SOCK_NONBLOCK) }))?;
+            .poll_io(cx, Direction::Read, || { self.stack.accept4_addr(self.fd, SOCK_NONBLOCK) }))?;
         Poll::Ready(TcpStream::from_accepted(&self.stack, fd).map(|s| (s, peer)))
     }
 
     /// `getsockname()`.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        self.stack.getsockname(self.fd).map_err(io_err)
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getsockname_addr(self.fd).map_err(io_err)
     }
 
     /// The fd (in `stack`'s fd table).
@@ -189,12 +194,12 @@ impl StreamInner {
         self.stack.send(self.fd, Some(buf), buf.len(), flags).map_err(io_err)
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        self.stack.getsockname(self.fd).map_err(io_err)
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getsockname_addr(self.fd).map_err(io_err)
     }
 
-    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddrV4> {
-        self.stack.getpeername(self.fd).map_err(io_err)
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stack.getpeername_addr(self.fd).map_err(io_err)
     }
 }
 
@@ -221,8 +226,9 @@ impl TcpStream {
     /// `socket`, `connect(addr)` (non-blocking: `EINPROGRESS`), then waits until the socket is
     /// writable or failed and reads `SO_ERROR`, as tokio does: a refused connection is
     /// `ECONNREFUSED`, one that timed out `ETIMEDOUT`.
-    pub async fn connect(stack: &Arc<Stack>, addr: SocketAddrV4) -> io::Result<TcpStream> {
-        let (fd, reg) = new_socket(stack)?;
+    pub async fn connect(stack: &Arc<Stack>, addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
+        let addr = addr.into();
+        let (fd, reg) = new_socket(stack, &addr)?;
         let s = TcpStream { inner: Arc::new(StreamInner { stack: stack.clone(), fd, reg }) };
         match stack.connect(fd, addr) {
             Ok(()) => return Ok(s),
@@ -299,12 +305,12 @@ impl TcpStream {
     }
 
     /// `getsockname()`.
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
 
     /// `getpeername()`.
-    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.inner.peer_addr()
     }
 

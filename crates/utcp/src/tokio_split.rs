@@ -8,7 +8,7 @@ use crate::tokio_wait::Direction;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -72,11 +72,11 @@ macro_rules! read_half_methods {
             poll_fn(|cx| self.inner().poll_peek(cx, &mut rb)).await
         }
         /// `getsockname()`.
-        pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
             self.inner().local_addr()
         }
         /// `getpeername()`.
-        pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+        pub fn peer_addr(&self) -> io::Result<SocketAddr> {
             self.inner().peer_addr()
         }
     };
@@ -94,11 +94,11 @@ macro_rules! write_half_methods {
             self.inner().try_write(buf)
         }
         /// `getsockname()`.
-        pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
             self.inner().local_addr()
         }
         /// `getpeername()`.
-        pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+        pub fn peer_addr(&self) -> io::Result<SocketAddr> {
             self.inner().peer_addr()
         }
     };

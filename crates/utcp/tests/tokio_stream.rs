@@ -16,14 +16,14 @@
 //! Every test is bounded by a watchdog and asserts nothing about durations.
 
 use std::future::Future;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration as StdDuration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::api::ADDR_B;
+use utcp::api::{ADDR6_A, ADDR6_B, ADDR_A, ADDR_B};
 use utcp::mib::{LinuxMib, TcpMib};
 use utcp::netdev::memlink::LinkConfig;
 use utcp::sim::SimNet;
@@ -131,7 +131,7 @@ async fn pair(net: &SimNet, port: u16) -> (TcpListener, TcpStream, TcpStream) {
     let (s, peer) = l.accept().await.unwrap();
     assert_eq!(peer, c.local_addr().unwrap());
     assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
-    assert_eq!(c.peer_addr().unwrap(), addr);
+    assert_eq!(c.peer_addr().unwrap(), addr.into());
     (l, c, s)
 }
 
@@ -141,7 +141,7 @@ fn echo_on_a_multi_thread_runtime() {
     run(async move {
         let addr = SocketAddrV4::new(ADDR_B, 7);
         let l = TcpListener::bind(&net.b.stack, addr).await.unwrap();
-        assert_eq!(l.local_addr().unwrap(), addr);
+        assert_eq!(l.local_addr().unwrap(), addr.into());
         let server = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
             s.set_nodelay(true).unwrap();
@@ -598,4 +598,81 @@ fn sockets_are_send_and_sync() {
     send_sync::<utcp::tokio::OwnedWriteHalf>();
     send_sync::<utcp::tokio::ReadHalf<'static>>();
     send_sync::<utcp::tokio::WriteHalf<'static>>();
+}
+
+/// An echo over IPv6: AF_INET6 sockets for an IPv6 address, IPv6 addresses at both ends,
+/// IPv6 on the wire.
+#[test]
+fn ipv6_echo_and_addresses() {
+    let net = sim();
+    let n2 = net.clone();
+    run(async move {
+        let addr = SocketAddr::V6(SocketAddrV6::new(ADDR6_B, 5020, 0, 0));
+        let l = TcpListener::bind(&net.b.stack, addr).await.unwrap();
+        assert_eq!(l.local_addr().unwrap(), addr);
+        let server = tokio::spawn(async move {
+            let (mut s, peer) = l.accept().await.unwrap();
+            assert_eq!(peer.ip(), IpAddr::V6(ADDR6_A));
+            assert_eq!(s.local_addr().unwrap(), addr);
+            s.set_nodelay(true).unwrap();
+            let (mut r, mut w) = s.split();
+            tokio::io::copy(&mut r, &mut w).await.unwrap()
+        });
+        let c = TcpStream::connect(&net.a.stack, addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert_eq!(c.local_addr().unwrap().ip(), IpAddr::V6(ADDR6_A));
+        let (mut r, mut w) = c.into_split();
+        let len = 1u64 << 20;
+        let reader = tokio::spawn(async move { read_stream(&mut r, 7).await });
+        write_stream(&mut w, len, 7).await;
+        w.shutdown().await.unwrap();
+        assert_eq!(reader.await.unwrap(), len);
+        assert_eq!(server.await.unwrap(), len);
+        assert_eq!(dirty(&net), vec![]);
+    });
+    let m = &n2.b.stack.core.net.mib;
+    assert_eq!(m.tcp_get(TcpMib::PassiveOpens), 1);
+}
+
+/// A listener on `[::]` is dual-stack (net.ipv6.bindv6only = 0): an IPv4 client connects over
+/// IPv4 and the server sees it, and itself, as IPv4-mapped addresses.
+#[test]
+fn dual_stack_listener_sees_a_mapped_ipv4_peer() {
+    let net = sim();
+    run(async move {
+        let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 5021, 0, 0));
+        let l = TcpListener::bind(&net.b.stack, any).await.unwrap();
+        let c = TcpStream::connect(&net.a.stack, SocketAddrV4::new(ADDR_B, 5021)).await.unwrap();
+        let (mut s, peer) = l.accept().await.unwrap();
+        let mine = c.local_addr().unwrap();
+        assert_eq!(mine.ip(), IpAddr::V4(ADDR_A));
+        assert_eq!(peer, SocketAddr::V6(SocketAddrV6::new(ADDR_A.to_ipv6_mapped(), mine.port(), 0, 0)));
+        assert_eq!(s.local_addr().unwrap(), SocketAddr::V6(SocketAddrV6::new(ADDR_B.to_ipv6_mapped(), 5021, 0, 0)));
+        assert_eq!(c.peer_addr().unwrap(), SocketAddr::V4(SocketAddrV4::new(ADDR_B, 5021)));
+        let mut c = c;
+        c.write_all(b"over ipv4").await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"over ipv4");
+        assert_eq!(dirty(&net), vec![]);
+    });
+}
+
+/// With net.ipv6.bindv6only = 1 a `[::]` listener is IPv6-only: an IPv4 client's SYN finds no
+/// listener and is reset (ECONNREFUSED), while an IPv6 client gets through.
+#[test]
+fn bindv6only_keeps_ipv4_off_a_wildcard_listener() {
+    let net = sim();
+    net.b.stack.core.net.sysctl.set_by_name("net.ipv6.bindv6only", "1").unwrap();
+    run(async move {
+        let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 5022, 0, 0));
+        let l = TcpListener::bind(&net.b.stack, any).await.unwrap();
+        let e = TcpStream::connect(&net.a.stack, SocketAddrV4::new(ADDR_B, 5022)).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(111), "ECONNREFUSED: {e}");
+        let c = TcpStream::connect(&net.a.stack, SocketAddrV6::new(ADDR6_B, 5022, 0, 0)).await.unwrap();
+        let (_s, peer) = l.accept().await.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+    });
 }
