@@ -266,7 +266,10 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
         End {
             napi_id: NEXT_NAPI_ID.fetch_add(1, Ordering::Relaxed),
             hook: RwLock::new(None),
-            ring: Mutex::new(Ring { q: VecDeque::new(), kicked: false }),
+            // The ring's slots exist from the start, as a NIC's descriptor ring is allocated
+            // when the device opens: a burst does not grow it, and a link that went quiet
+            // holds what it held before the burst.
+            ring: Mutex::new(Ring { q: VecDeque::with_capacity(ring_size.min(1 << 16)), kicked: false }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
             inline: RxBacklog::new(ring_size),

@@ -78,6 +78,7 @@ thread_local! {
 
 /// An empty queue from this thread's cache (or a new one, allocated on first use).
 fn inseg_queue_take() -> VecDeque<InSeg> {
+    crate::skb_queue::touch_local();
     INSEG_QUEUES.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten().unwrap_or_default()
 }
 
@@ -87,6 +88,7 @@ fn inseg_queue_give(mut q: VecDeque<InSeg>) {
         return;
     }
     q.clear();
+    crate::skb_queue::touch_local();
     let _ = INSEG_QUEUES.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() < INSEG_QUEUES_KEPT {
@@ -94,6 +96,11 @@ fn inseg_queue_give(mut q: VecDeque<InSeg>) {
             }
         }
     });
+}
+
+/// [`crate::skb_queue::cache_reap`] for this thread's backlog queues.
+pub(crate) fn inseg_cache_reap_local() {
+    let _ = INSEG_QUEUES.try_with(|c| c.try_borrow_mut().map(|mut c| *c = Vec::new()));
 }
 
 /// What `slock` protects.
