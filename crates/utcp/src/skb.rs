@@ -150,7 +150,6 @@ pub struct FrameBatch(Vec<Frame>);
 impl FrameBatch {
     /// An empty batch, reusing a cached vector when the thread has one.
     pub fn take() -> FrameBatch {
-        crate::skb_queue::touch_local();
         let v = FRAME_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
         FrameBatch(v.unwrap_or_default())
     }
@@ -175,8 +174,12 @@ impl Drop for FrameBatch {
         if v.capacity() == 0 || v.capacity() > FRAME_VEC_MAX_KEPT_CAP {
             return;
         }
+        // Only a batch that carried frames counts as use for the reaper: an idle device or
+        // timer thread takes and returns an empty batch on every round.
+        if !v.is_empty() {
+            crate::skb_queue::touch_local();
+        }
         v.clear();
-        crate::skb_queue::touch_local();
         let _ = FRAME_VECS.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 if c.len() < FRAME_VECS_KEPT {
