@@ -119,6 +119,7 @@ fn reap_shared<T: QueueCache>() {
 /// this thread's caches were freed.
 pub fn cache_reap() -> bool {
     let idle = !TOUCHED.try_with(|t| t.replace(false)).unwrap_or(true);
+    let was_busy = BUSY_SINCE_REAP.try_with(|b| b.replace(false)).unwrap_or(false);
     if idle {
         reap_local::<crate::skb::Skb>();
         reap_local::<crate::tcp::TxSkb>();
@@ -131,7 +132,31 @@ pub fn cache_reap() -> bool {
         reap_shared::<crate::tcp::TxSkb>();
         crate::skb::cache_reap_shared();
     }
+    // The thread went idle after work: the allocator may give back what this thread freed
+    // (each thread's heap is its own; a thread that ends gives its heap back itself).
+    if idle && was_busy {
+        if let Some(hook) = REAP_HOOK.get() {
+            hook();
+        }
+    }
+    if !idle {
+        let _ = BUSY_SINCE_REAP.try_with(|b| b.set(true));
+    }
     idle
+}
+
+thread_local! {
+    /// This thread touched its caches at some reap since the allocator hook last ran here.
+    static BUSY_SINCE_REAP: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+static REAP_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers what [`cache_reap`] runs on a thread that has gone idle after work, once per such
+/// idle period: the program's allocator trim (`malloc_trim(0)`, mimalloc's `mi_collect`), as a
+/// long-running server returns memory after a burst. The first registration stays.
+pub fn set_reap_hook(hook: fn()) {
+    let _ = REAP_HOOK.set(hook);
 }
 
 /// How often the host's threads call [`cache_reap`].
