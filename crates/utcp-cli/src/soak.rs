@@ -10,7 +10,9 @@
 //! Checked: every stream that closed cleanly arrived byte-exact (the server read exactly what
 //! the client's sends accepted, then EOF); no connection hangs (every thread ends within a
 //! grace period after S; failures are errnos Linux gives in these cases: ECONNRESET, EPIPE,
-//! ETIMEDOUT); memory back at its starting level once everything closed (RSS before and after).
+//! ETIMEDOUT); once everything closed, every table of both hosts empty and the heap (the
+//! counting allocator's live bytes) back at its starting level, with RSS reported before and
+//! after the allocator was asked to give its free memory back.
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
