@@ -67,6 +67,23 @@ pub fn live_bytes() -> u64 {
     LIVE.load(Ordering::Relaxed)
 }
 
+#[cfg(feature = "mimalloc")]
+extern "C" {
+    /// mimalloc's `mi_collect(bool force)` (mimalloc.h; libmimalloc-sys declares it only with
+    /// its `extended` feature, which needs a crate the offline registry lacks).
+    fn mi_collect(force: bool);
+}
+
+/// Returns the memory mimalloc holds free to the OS, as a long-running server does after a
+/// burst (glibc's `malloc_trim(0)`): `mi_collect(true)` frees the calling thread's empty
+/// pages, purges free segments and collects the segments of threads that ended. What is still
+/// allocated is untouched.
+#[cfg(feature = "mimalloc")]
+pub fn collect() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(true) }
+}
+
 // SAFETY: every call is forwarded unchanged to the wrapped allocator, which upholds the
 // GlobalAlloc contract; counting touches only an atomic.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {

@@ -61,7 +61,8 @@ pub struct FloodReport {
     /// Frames from A's wire that B's receive ring or backlog had no room for.
     pub ring_drops: u64,
     /// Segments dropped at a socket's backlog while its owner held it (TcpExtTCPBacklogDrop):
-    /// SYNs that reached the listener while the accepting thread owned it, as in Linux.
+    /// 0 for the flood's SYNs, which a listener takes without its socket lock (as Linux's
+    /// lockless listener), whatever the accepting thread holds.
     pub backlog_drops: u64,
     /// The process's peak resident set (VmHWM), in bytes.
     pub peak_rss_bytes: u64,

@@ -10,7 +10,9 @@
 //! Checked: every stream that closed cleanly arrived byte-exact (the server read exactly what
 //! the client's sends accepted, then EOF); no connection hangs (every thread ends within a
 //! grace period after S; failures are errnos Linux gives in these cases: ECONNRESET, EPIPE,
-//! ETIMEDOUT); memory back at its starting level once everything closed (RSS before and after).
+//! ETIMEDOUT); once everything closed, every table of both hosts empty and the heap (the
+//! counting allocator's live bytes) back at its starting level, with RSS reported before and
+//! after the allocator was asked to give its free memory back.
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,17 +80,32 @@ pub struct SoakReport {
     pub hung_connections: u64,
     /// Errors other than ECONNRESET, EPIPE, ETIMEDOUT (and EAGAIN from the timeouts).
     pub unexpected_errors: u64,
-    /// Resident set once the hosts were set up and after every socket left the tables (the
-    /// allocator keeps freed memory cached, so RSS need not fall back).
+    /// Resident set once the hosts were set up, and at the end: after every socket left the
+    /// tables, the stack's caches were reaped and the allocator gave its free memory back to
+    /// the OS (`utcp_alloc::collect`, as a long-running server trims after a burst).
     pub rss_start: u64,
     pub rss_end: u64,
-    /// Heap bytes allocated and not freed, once both hosts and their listeners were set up,
-    /// and after every socket of both hosts left the tables (TIME_WAIT included).
+    /// The resident set at the end before the allocator gave its free memory back: what it
+    /// kept cached of the memory the run freed.
+    pub rss_end_before_collect: u64,
+    /// Heap bytes allocated and not freed (the counting allocator), once both hosts and their
+    /// listeners were set up, and at the end (every socket gone, caches reaped).
     pub heap_start: u64,
     pub heap_end: u64,
     /// Sockets of either host neither in TIME_WAIT nor closed 90 s after the last
     /// connection thread ended.
     pub sockets_left: u64,
+    /// At the end, both hosts together: sockets in the connection tables, of them in
+    /// TIME_WAIT, listeners, sockets holding a port, live sockets with a timer armed,
+    /// `tcp_orphan_count`, `tcp_memory_allocated` (pages) and `tcp_sockets_allocated`.
+    pub sockets_end: u64,
+    pub time_wait_end: u64,
+    pub listeners_end: u64,
+    pub ports_end: u64,
+    pub timers_end: u64,
+    pub orphans_end: i64,
+    pub tcp_mem_pages_end: i64,
+    pub sockets_allocated_end: i64,
     /// Wall-clock seconds of the whole run.
     pub seconds: f64,
 }
@@ -312,6 +329,8 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         check_probability(p).map_err(|e| format!("--{name}: probability {e}"))?;
     }
     let started = Instant::now();
+    // The host threads give their freed memory back to the OS once idle after work.
+    utcp::skb_queue::set_reap_hook(utcp_alloc::collect);
     let cfg = LinkConfig { loss: a.loss, reorder: a.reorder, dup: a.dup, seed: a.seed, ..LinkConfig::default() };
     let (ha, hb) = memlink_pair(cfg);
     let (sa, sb) = (ha.stack.clone(), hb.stack.clone());
@@ -430,8 +449,17 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
     while Instant::now() < tw_end && (!sa.core.sockets().is_empty() || !sb.core.sockets().is_empty()) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let rss_end = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
+    // The stack's caches of emptied storage are reaped once unused for two intervals (the
+    // host threads reap theirs; this thread's and the shared ones are reaped here too).
+    for _ in 0..3 {
+        std::thread::sleep(utcp::skb_queue::CACHE_REAP_INTERVAL);
+        utcp::skb_queue::cache_reap();
+    }
     let heap_end = utcp_alloc::live_bytes();
+    let (ta, tb) = (sa.core.table_counts(), sb.core.table_counts());
+    let rss_end_before_collect = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
+    utcp_alloc::collect();
+    let rss_end = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
     let t = &totals;
     Ok(SoakReport {
         connections: t.connections.load(Ordering::Relaxed),
@@ -443,9 +471,18 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         unexpected_errors: t.unexpected.load(Ordering::Relaxed),
         rss_start,
         rss_end,
+        rss_end_before_collect,
         heap_start,
         heap_end,
         sockets_left,
+        sockets_end: (ta.ehash + tb.ehash) as u64,
+        time_wait_end: (ta.time_wait + tb.time_wait) as u64,
+        listeners_end: (ta.listeners + tb.listeners) as u64,
+        ports_end: (ta.port_holders + tb.port_holders) as u64,
+        timers_end: (ta.timers_armed + tb.timers_armed) as u64,
+        orphans_end: ta.orphans + tb.orphans,
+        tcp_mem_pages_end: ta.tcp_mem_pages + tb.tcp_mem_pages,
+        sockets_allocated_end: ta.sockets_allocated + tb.sockets_allocated,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -98,11 +98,19 @@ pub fn alloc(len: usize) -> BytesMut {
     if len > CHUNK {
         return BytesMut::with_capacity(len);
     }
+    crate::skb_queue::touch_local();
     TASK_FRAG
         .try_with(|f| f.try_borrow_mut().ok().map(|mut f| f.alloc(len)))
         .ok()
         .flatten()
         .unwrap_or_else(|| BytesMut::with_capacity(len))
+}
+
+/// [`crate::skb_queue::cache_reap`] for this thread's page fragment: the current chunk and
+/// the ring of retired ones are let go (a chunk still referenced lives on with its users and
+/// is freed by the last; the others are freed now), as an idle task's page would be freed.
+pub(crate) fn cache_reap_local() {
+    let _ = TASK_FRAG.try_with(|f| f.try_borrow_mut().map(|mut f| *f = TaskFrag::default()));
 }
 
 #[cfg(test)]

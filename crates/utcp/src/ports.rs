@@ -210,6 +210,11 @@ impl PortTable {
     pub fn held_by(&self, id: u64) -> Option<u16> {
         self.held.get(&id).map(|h| h.0)
     }
+
+    /// Sockets holding a port, and ports in use (`inet_bind_bucket`s).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.held.len(), self.buckets.len())
+    }
 }
 
 #[cfg(test)]

@@ -174,6 +174,11 @@ impl Drop for FrameBatch {
         if v.capacity() == 0 || v.capacity() > FRAME_VEC_MAX_KEPT_CAP {
             return;
         }
+        // Only a batch that carried frames counts as use for the reaper: an idle device or
+        // timer thread takes and returns an empty batch on every round.
+        if !v.is_empty() {
+            crate::skb_queue::touch_local();
+        }
         v.clear();
         let _ = FRAME_VECS.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
@@ -212,8 +217,25 @@ static FRAG_VECS_SHARED_CACHE: parking_lot::Mutex<Vec<Vec<Bytes>>> = parking_lot
 /// An empty fragment vector with room for [`SKB_FRAGS_CAP`] fragments, from the caches when
 /// they hold one (the `skbuff_cache` slab of this model).
 fn frag_vec_alloc() -> Vec<Bytes> {
+    crate::skb_queue::touch_local();
     let local = FRAG_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
-    local.or_else(|| FRAG_VECS_SHARED_CACHE.lock().pop()).unwrap_or_else(|| Vec::with_capacity(SKB_FRAGS_CAP))
+    local
+        .or_else(|| {
+            crate::skb_queue::touch_shared();
+            FRAG_VECS_SHARED_CACHE.lock().pop()
+        })
+        .unwrap_or_else(|| Vec::with_capacity(SKB_FRAGS_CAP))
+}
+
+/// [`crate::skb_queue::cache_reap`] for this thread's fragment and frame vectors.
+pub(crate) fn cache_reap_local() {
+    let _ = FRAG_VECS.try_with(|c| c.try_borrow_mut().map(|mut c| *c = Vec::new()));
+    let _ = FRAME_VECS.try_with(|c| c.try_borrow_mut().map(|mut c| *c = Vec::new()));
+}
+
+/// [`crate::skb_queue::cache_reap`] for the shared fragment vectors.
+pub(crate) fn cache_reap_shared() {
+    *FRAG_VECS_SHARED_CACHE.lock() = Vec::new();
 }
 
 /// Gives a fragment vector back to the caches (its fragments are released now).
@@ -222,6 +244,7 @@ fn frag_vec_free(mut v: Vec<Bytes>) {
         return;
     }
     v.clear();
+    crate::skb_queue::touch_local();
     let v = FRAG_VECS
         .try_with(|c| match c.try_borrow_mut() {
             Ok(mut c) if c.len() < FRAG_VECS_PER_THREAD => {
@@ -232,6 +255,7 @@ fn frag_vec_free(mut v: Vec<Bytes>) {
         })
         .unwrap_or(None);
     if let Some(v) = v {
+        crate::skb_queue::touch_shared();
         let mut shared = FRAG_VECS_SHARED_CACHE.lock();
         if shared.len() < FRAG_VECS_SHARED {
             shared.push(v);

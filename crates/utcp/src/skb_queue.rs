@@ -49,8 +49,14 @@ macro_rules! queue_cache {
 pub(crate) use queue_cache;
 
 fn take<T: QueueCache>() -> VecDeque<T> {
+    touch_local();
     let local = T::local().try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
-    local.or_else(|| T::shared().lock().pop()).unwrap_or_default()
+    local
+        .or_else(|| {
+            touch_shared();
+            T::shared().lock().pop()
+        })
+        .unwrap_or_default()
 }
 
 fn give<T: QueueCache>(mut q: VecDeque<T>) {
@@ -58,6 +64,7 @@ fn give<T: QueueCache>(mut q: VecDeque<T>) {
         return;
     }
     q.clear();
+    touch_local();
     let q = T::local()
         .try_with(|c| match c.try_borrow_mut() {
             Ok(mut c) if c.len() < PER_THREAD => {
@@ -68,12 +75,92 @@ fn give<T: QueueCache>(mut q: VecDeque<T>) {
         })
         .unwrap_or(None);
     if let Some(q) = q {
+        touch_shared();
         let mut shared = T::shared().lock();
         if shared.len() < SHARED {
             shared.push(q);
         }
     }
 }
+
+thread_local! {
+    /// This thread took from or gave to one of its caches since its last [`cache_reap`].
+    static TOUCHED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// A thread took from or gave to the shared levels since the last [`cache_reap`].
+static SHARED_TOUCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that this thread used one of its caches (this module's and the other per-thread
+/// caches of emptied storage: fragment and frame vectors, backlog queues).
+pub(crate) fn touch_local() {
+    let _ = TOUCHED.try_with(|t| t.set(true));
+}
+
+/// Notes that a shared level was used.
+pub(crate) fn touch_shared() {
+    SHARED_TOUCHED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn reap_local<T: QueueCache>() {
+    let _ = T::local().try_with(|c| c.try_borrow_mut().map(|mut c| *c = Vec::new()));
+}
+
+fn reap_shared<T: QueueCache>() {
+    *T::shared().lock() = Vec::new();
+}
+
+/// `cache_reap()` (mm/slab.c): frees the emptied storage the caches keep when nobody used
+/// them since the previous call: this thread's caches (queue storages, fragment and frame
+/// vectors, backlog queues, the page fragment writes are copied into) when this thread did not touch them, and the shared levels when
+/// no thread did. The host's threads call it every [`CACHE_REAP_INTERVAL`] (Linux reaps each
+/// CPU's array caches every 2 s, `REAPTIMEOUT_AC`), so a stack that went idle gives its cached
+/// memory back within two intervals; a thread that ends frees its own caches. Returns whether
+/// this thread's caches were freed.
+pub fn cache_reap() -> bool {
+    let idle = !TOUCHED.try_with(|t| t.replace(false)).unwrap_or(true);
+    let was_busy = BUSY_SINCE_REAP.try_with(|b| b.replace(false)).unwrap_or(false);
+    if idle {
+        reap_local::<crate::skb::Skb>();
+        reap_local::<crate::tcp::TxSkb>();
+        crate::skb::cache_reap_local();
+        crate::socket::sock::inseg_cache_reap_local();
+        crate::page_frag::cache_reap_local();
+    }
+    if !SHARED_TOUCHED.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        reap_shared::<crate::skb::Skb>();
+        reap_shared::<crate::tcp::TxSkb>();
+        crate::skb::cache_reap_shared();
+    }
+    // The thread went idle after work: the allocator may give back what this thread freed
+    // (each thread's heap is its own; a thread that ends gives its heap back itself).
+    if idle && was_busy {
+        if let Some(hook) = REAP_HOOK.get() {
+            hook();
+        }
+    }
+    if !idle {
+        let _ = BUSY_SINCE_REAP.try_with(|b| b.set(true));
+    }
+    idle
+}
+
+thread_local! {
+    /// This thread touched its caches at some reap since the allocator hook last ran here.
+    static BUSY_SINCE_REAP: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+static REAP_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers what [`cache_reap`] runs on a thread that has gone idle after work, once per such
+/// idle period: the program's allocator trim (`malloc_trim(0)`, mimalloc's `mi_collect`), as a
+/// long-running server returns memory after a burst. The first registration stays.
+pub fn set_reap_hook(hook: fn()) {
+    let _ = REAP_HOOK.set(hook);
+}
+
+/// How often the host's threads call [`cache_reap`].
+pub const CACHE_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A queue that holds storage only while it holds elements. Reads and in-place changes go
 /// through the [`VecDeque`] it derefs to; adding goes through its own methods, and

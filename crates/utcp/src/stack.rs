@@ -621,6 +621,51 @@ impl StackCore {
     pub fn sockets(&self) -> Vec<Arc<Sock>> {
         self.ehash.read().values().cloned().collect()
     }
+
+    /// What every table of the stack holds now (what `utcp soak` and the leak tests check
+    /// returns to its start once every connection is gone).
+    pub fn table_counts(&self) -> TableCounts {
+        let ehash: Vec<Arc<Sock>> = self.sockets();
+        let time_wait = ehash.iter().filter(|s| s.peek_tp(|tp| tp.state == crate::tcp::TcpState::TimeWait)).count();
+        let (port_holders, ports) = self.ports.lock().counts();
+        // An entry whose socket is gone stays until its deadline, when it is dropped unfired.
+        let timers_armed = self.timers.lock().armed.values().filter(|(w, _)| w.strong_count() > 0).count();
+        let orphans = self.net.tcp_mem.orphans.lock().count;
+        TableCounts {
+            ehash: ehash.len(),
+            time_wait,
+            listeners: self.lhash.read().values().map(Vec::len).sum(),
+            port_holders,
+            ports,
+            timers_armed,
+            orphans,
+            tcp_mem_pages: self.net.tcp_mem.memory_allocated.load(Ordering::Relaxed),
+            sockets_allocated: self.net.tcp_mem.sockets_allocated.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`StackCore::table_counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Sockets in the connection table (`ehash`): established, closing and TIME_WAIT.
+    pub ehash: usize,
+    /// Of those, in TIME_WAIT.
+    pub time_wait: usize,
+    /// Listeners (`lhash`).
+    pub listeners: usize,
+    /// Sockets holding a local port, and ports in use (the bind table).
+    pub port_holders: usize,
+    /// Ports with a bind bucket.
+    pub ports: usize,
+    /// Live sockets with a timer armed in the stack's heap.
+    pub timers_armed: usize,
+    /// `tcp_orphan_count`.
+    pub orphans: i64,
+    /// `tcp_memory_allocated` (pages).
+    pub tcp_mem_pages: i64,
+    /// `tcp_sockets_allocated`.
+    pub sockets_allocated: i64,
 }
 
 /// The socket's view of its stack: each method is the inherent one of the same name.

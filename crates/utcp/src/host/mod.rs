@@ -42,6 +42,7 @@ fn device_loop<D: NetDevice + ?Sized>(dev: &D, core: &StackCore, stop: &AtomicBo
     let clock = &*core.clock;
     const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
     const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
+    let mut reap = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
         let next = dev.poll_timers();
         if let Some(until) = dev.napi_busy_poll_preferred(clock.now()) {
@@ -77,7 +78,18 @@ fn device_loop<D: NetDevice + ?Sized>(dev: &D, core: &StackCore, stop: &AtomicBo
             std::thread::yield_now();
             continue;
         }
+        cache_reap_due(&mut reap);
         dev.wait_event(Some(wait));
+    }
+}
+
+/// Runs [`crate::skb_queue::cache_reap`] on this thread when `CACHE_REAP_INTERVAL` passed
+/// since `last` (real time: the reaper frees memory, whatever clock the stack runs on).
+fn cache_reap_due(last: &mut std::time::Instant) {
+    let now = std::time::Instant::now();
+    if now.duration_since(*last) >= crate::skb_queue::CACHE_REAP_INTERVAL {
+        *last = now;
+        crate::skb_queue::cache_reap();
     }
 }
 
@@ -94,7 +106,9 @@ impl HostThreads {
                 std::thread::Builder::new()
                     .name("utcp-timers".into())
                     .spawn(move || {
+                        let mut reap = std::time::Instant::now();
                         while !stop.load(Ordering::Acquire) {
+                            cache_reap_due(&mut reap);
                             let now = core.clock.now();
                             let next = core.run_timers(now);
                             let wait = match next {

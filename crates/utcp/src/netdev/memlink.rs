@@ -260,16 +260,23 @@ pub struct MemPort {
 /// Creates a wire and returns its two ends.
 pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPort>) {
     let ring_size = cfg.ring_size.max(1);
+    let napi = cfg.delivery != Delivery::Inline;
     let end = |stream: u64| {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(stream);
         End {
             napi_id: NEXT_NAPI_ID.fetch_add(1, Ordering::Relaxed),
             hook: RwLock::new(None),
-            ring: Mutex::new(Ring { q: VecDeque::new(), kicked: false }),
+            // The queue the delivery mode uses has its slots from the start, as a NIC's
+            // descriptor ring is allocated when the device opens: a burst does not grow it,
+            // and a link that went quiet holds what it held before the burst.
+            ring: Mutex::new(Ring {
+                q: if napi { VecDeque::with_capacity(ring_size.min(1 << 16)) } else { VecDeque::new() },
+                kicked: false,
+            }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
-            inline: RxBacklog::new(ring_size),
+            inline: if napi { RxBacklog::new(ring_size) } else { RxBacklog::with_room(ring_size) },
             busy_until: AtomicU64::new(0),
             poll: Mutex::new(VecDeque::new()),
             tx: Mutex::new(TxState {

@@ -192,6 +192,13 @@ impl RxBacklog {
     pub fn new(limit: usize) -> RxBacklog {
         RxBacklog { q: Mutex::new(BacklogQ::default()), limit: limit.max(1), dropped: AtomicU64::new(0) }
     }
+    /// [`RxBacklog::new`] with room for all `limit` frames from the start (at most 65,536): a
+    /// burst does not grow it, so once it drains the queue holds what it held before.
+    pub fn with_room(limit: usize) -> RxBacklog {
+        let b = RxBacklog::new(limit);
+        b.q.lock().q = VecDeque::with_capacity(b.limit.min(1 << 16));
+        b
+    }
     /// Queues `frame`; false (and counted) when the backlog is full.
     pub fn enqueue(&self, frame: Frame) -> bool {
         let mut q = self.q.lock();

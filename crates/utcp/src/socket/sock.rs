@@ -78,6 +78,7 @@ thread_local! {
 
 /// An empty queue from this thread's cache (or a new one, allocated on first use).
 fn inseg_queue_take() -> VecDeque<InSeg> {
+    crate::skb_queue::touch_local();
     INSEG_QUEUES.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten().unwrap_or_default()
 }
 
@@ -87,6 +88,7 @@ fn inseg_queue_give(mut q: VecDeque<InSeg>) {
         return;
     }
     q.clear();
+    crate::skb_queue::touch_local();
     let _ = INSEG_QUEUES.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() < INSEG_QUEUES_KEPT {
@@ -94,6 +96,11 @@ fn inseg_queue_give(mut q: VecDeque<InSeg>) {
             }
         }
     });
+}
+
+/// [`crate::skb_queue::cache_reap`] for this thread's backlog queues.
+pub(crate) fn inseg_cache_reap_local() {
+    let _ = INSEG_QUEUES.try_with(|c| c.try_borrow_mut().map(|mut c| *c = Vec::new()));
 }
 
 /// What `slock` protects.
@@ -238,6 +245,15 @@ pub struct Sock {
     /// kept so that the port search can read it under the bind table's lock without taking
     /// this socket's. A leaf lock. `None` while the socket is no timewait sock.
     pub(crate) tw: Mutex<Option<crate::tcp::ipv4::TwInfo>>,
+    /// A listener's request and accept queues, with a copy of what the SYN path reads of the
+    /// listener ([`TcpSock::listener_queues`]), under a lock of their own (Linux's ehash
+    /// bucket locks for request socks and `rskq_lock`): packet input and the SYN-ACK timer of
+    /// a listener take this one and never the socket lock, so a SYN neither waits for nor is
+    /// backlogged behind the process that owns the listener (accept(), setsockopt). `None`
+    /// unless listening. Lock order: `tp` before `lsnr`.
+    pub lsnr: Mutex<Option<Box<TcpSock>>>,
+    /// `lsnr` is `Some` (read by packet input before it takes any lock).
+    is_listener: AtomicBool,
     me: Weak<Sock>,
 }
 
@@ -253,6 +269,9 @@ pub type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
 pub struct OwnedSock<'s> {
     sock: &'s Sock,
     tp: Option<MutexGuard<'s, TcpSock>>,
+    /// The TCP state was borrowed mutably: a listener's queues take a fresh copy of its
+    /// options on release.
+    dirty: bool,
 }
 
 impl Drop for OwnedSock<'_> {
@@ -269,6 +288,7 @@ impl OwnedSock<'_> {
     }
     /// The TCP state, mutable.
     pub fn tp_mut(&mut self) -> &mut TcpSock {
+        self.dirty = true;
         self.tp.as_mut().expect("owned")
     }
     /// Segments wait on the backlog (`READ_ONCE(sk->sk_backlog.tail)`).
@@ -311,6 +331,8 @@ impl Sock {
             owned_wait_hook: Mutex::new(None),
             has_owned_wait_hook: AtomicBool::new(false),
             tw: Mutex::new(None),
+            lsnr: Mutex::new(None),
+            is_listener: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -363,7 +385,7 @@ impl Sock {
         }
         drop(s);
         let tp = self.tp.lock();
-        OwnedSock { sock: self, tp: Some(tp) }
+        OwnedSock { sock: self, tp: Some(tp), dirty: false }
     }
 
     /// `release_sock()`: processes the backlog, runs deferred timers, gives the socket up.
@@ -378,6 +400,14 @@ impl Sock {
     fn release_owned(&self, g: &mut OwnedSock<'_>) {
         if g.tp.is_none() {
             return; // Not owned (a wait gave the socket up and never got it back).
+        }
+        // A listener the owner changed: its request queues take the options as they are now
+        // (`tp` before `lsnr`, and no `slock` held: packet input holds `lsnr` while it
+        // transmits).
+        if let Some(tp) = g.tp.as_deref().filter(|tp| g.dirty && tp.state == TcpState::Listen) {
+            if let Some(q) = self.lsnr.lock().as_mut() {
+                q.sync_listener_opts(tp);
+            }
         }
         // While unwinding from a panic, protocol code is not run again: the backlog stays
         // for the next owner, which drains it.
@@ -631,11 +661,35 @@ impl Sock {
         g: &mut OwnedSock<'s>,
         deadline: Option<Instant>,
         cancel: Option<&Cancel>,
+        ucopy: Option<&mut IovIter<'_>>,
+    ) -> WaitOutcome {
+        self.sk_wait_from(g, deadline, cancel, ucopy, None)
+    }
+
+    /// `sk_wait_event()` for a condition that changes without the socket lock (a listener's
+    /// accept queue): `ev0` is [`Sock::ev_gen`] as read before the caller looked at it, so a
+    /// wakeup since then ends the wait at once instead of being lost.
+    pub fn sk_wait_event<'s>(
+        &'s self,
+        g: &mut OwnedSock<'s>,
+        deadline: Option<Instant>,
+        cancel: Option<&Cancel>,
+        ev0: u64,
+    ) -> WaitResult {
+        self.sk_wait_from(g, deadline, cancel, None, Some(ev0)).result
+    }
+
+    fn sk_wait_from<'s>(
+        &'s self,
+        g: &mut OwnedSock<'s>,
+        deadline: Option<Instant>,
+        cancel: Option<&Cancel>,
         mut ucopy: Option<&mut IovIter<'_>>,
+        ev0: Option<u64>,
     ) -> WaitOutcome {
         self.run_owned_wait_hook();
         let gen0 = self.slock.lock().wake_gen;
-        let ev0 = self.ev_gen.load(Ordering::SeqCst);
+        let ev0 = ev0.unwrap_or_else(|| self.ev_gen.load(Ordering::SeqCst));
         // release_sock(): drain the backlog first (it may hold what we wait for).
         let from_backlog = self.__release_sock(g, ucopy.as_deref_mut());
         if from_backlog > 0 {
@@ -757,12 +811,18 @@ impl Sock {
         if napi_id != 0 {
             self.napi_id.store(napi_id, Ordering::Relaxed);
         }
+        // A listener's segments go to its request queues without the socket lock or the
+        // owner test (tcp_v4_rcv: `if (sk->sk_state == TCP_LISTEN) { ret = tcp_v4_do_rcv(sk,
+        // skb); goto put_and_return; }`), so accept() owning the listener never delays one.
+        let inseg = if self.is_listener.load(Ordering::Acquire) {
+            match self.listen_rcv(inseg) {
+                None => return,
+                Some(seg) => seg,
+            }
+        } else {
+            inseg
+        };
         let mut s = self.slock.lock();
-        // DEVIATION(linux): a listener takes the same ownership test. Linux (since 4.4's
-        // lockless listener) hands a LISTEN socket's segments to tcp_v4_do_rcv without
-        // bh_lock_sock or the owner check, so a SYN never meets a listener's backlog; here a
-        // SYN that arrives while accept() owns the listener waits in its backlog, and over
-        // the limit it is dropped as TCPBacklogDrop (`utcp flood` reports them).
         if s.owned {
             // tcp_add_backlog(): coalescing with the tail is tried first, even above the limit.
             let ts = inseg.seg.truesize;
@@ -811,6 +871,79 @@ impl Sock {
             return;
         }
         self.softirq_process(s, std::iter::once(inseg));
+    }
+
+    /// Makes this socket a listener with `q` as its request and accept queues (listen()), or
+    /// with `None` ends that (close, disconnect, a listen() that failed), returning the
+    /// queues it had.
+    pub fn set_listener_queues(&self, q: Option<Box<TcpSock>>) -> Option<Box<TcpSock>> {
+        let mut l = self.lsnr.lock();
+        self.is_listener.store(q.is_some(), Ordering::Release);
+        std::mem::replace(&mut *l, q)
+    }
+
+    /// Runs `f` on the listener's request and accept queues (`None` when not listening).
+    pub fn with_listener_queues<R>(&self, f: impl FnOnce(Option<&mut TcpSock>) -> R) -> R {
+        let mut l = self.lsnr.lock();
+        f(l.as_deref_mut())
+    }
+
+    /// Packet input for a listener: `tcp_v4_do_rcv` on its request queues under their own
+    /// lock (a SYN, the ACK completing a request or a cookie, a RST for a request). Gives the
+    /// segment back when the socket no longer listens.
+    fn listen_rcv(&self, inseg: InSeg) -> Option<InSeg> {
+        let mut l = self.lsnr.lock();
+        let Some(q) = l.as_deref_mut() else { return Some(inseg) };
+        let mut out = FrameBatch::take();
+        let now = self.now();
+        let hdr = inseg.header_only();
+        let full = inseg.clone();
+        let (reset, ev) = {
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
+            let reset = crate::tcp::ipv6::sk_backlog_rcv(q, &mut ctx, inseg);
+            if let Some(child) = ctx.ev_child.take() {
+                // The child's first frames leave before it is reachable (and can build more).
+                self.host.dev_queue_xmit(ctx.out);
+                self.adopt_child(q, child);
+            }
+            (reset, std::mem::take(&mut ctx.ev))
+        };
+        let flush = !out.is_empty();
+        self.host.dev_queue_xmit(&mut out);
+        self.host.schedule_timer(self, q.next_deadline());
+        drop(l);
+        if ev.data_ready || ev.state_change {
+            self.wake_all();
+        }
+        if flush {
+            self.host.dev_flush();
+        }
+        if reset {
+            self.reset_or_redeliver(&hdr, Some(full));
+        }
+        None
+    }
+
+    /// The SYN-ACK timer of a listener's requests (`reqsk_timer_handler`), under the request
+    /// queues' lock. Returns false when the socket does not listen.
+    fn listen_timers(&self) -> bool {
+        let mut l = self.lsnr.lock();
+        let Some(q) = l.as_deref_mut() else { return false };
+        let mut out = FrameBatch::take();
+        let now = self.now();
+        if q.timers[crate::tcp::TcpTimer::Retrans as usize].is_some_and(|t| t <= now) {
+            q.clear_timer(crate::tcp::TcpTimer::Retrans);
+            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
+            q.tcp_synack_timer(&mut ctx);
+        }
+        let flush = !out.is_empty();
+        self.host.dev_queue_xmit(&mut out);
+        self.host.schedule_timer(self, q.next_deadline());
+        drop(l);
+        if flush {
+            self.host.dev_flush();
+        }
+        true
     }
 
     fn arm_prequeue_delack(&self) {
@@ -944,6 +1077,9 @@ impl Sock {
 
     /// Fires this socket's due timers (the host's timer context).
     pub fn run_timers(&self) {
+        if self.is_listener.load(Ordering::Acquire) && self.listen_timers() {
+            return;
+        }
         let mut s = self.slock.lock();
         if s.owned {
             s.deferred_timers = true;

@@ -12,10 +12,9 @@ use crate::socket::sockopt::{sk_getsockopt, sock_error, sock_setsockopt, SockVie
 use crate::socket::{sock_recvmsg, SocketState};
 use crate::tcp::close::{tcp_close, tcp_disconnect};
 use crate::tcp::connect::tcp_close_state;
-use crate::tcp::info::tcp_get_info;
+
 pub use crate::tcp::info::TcpInfo;
 use crate::tcp::ioctl::tcp_ioctl;
-use crate::tcp::listen::ListenState;
 use crate::tcp::output::send_error;
 use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_ZEROCOPY};
 use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt, tcp_getsockopt_saved_syn};
@@ -322,9 +321,12 @@ impl Stack {
         let tp = g.tp_mut();
         match tp.state {
             TcpState::Listen => {
-                if let Some(l) = tp.listen.as_mut() {
-                    l.max_backlog = max_backlog;
-                }
+                tp.listen_backlog = max_backlog;
+                s.sk.with_listener_queues(|q| {
+                    if let Some(l) = q.and_then(|q| q.listen.as_mut()) {
+                        l.max_backlog = max_backlog;
+                    }
+                });
                 s.sk.release_sock(g);
                 return Ok(());
             }
@@ -353,14 +355,16 @@ impl Stack {
         // to `::` without IPV6_V6ONLY, or to an IPv4-mapped address (then IPv4 only).
         let fam = sk_families(tp.family, tp.saddr, tp.inet6.ipv6only);
         s.sk.rcv_families.store(fam, std::sync::atomic::Ordering::Relaxed);
-        tp.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
         tp.state = TcpState::Listen;
         tp.listen_backlog = max_backlog;
+        // The request and accept queues, with the listener's options as they are now (each
+        // release of a listener it changed copies them again).
+        s.sk.set_listener_queues(Some(Box::new(TcpSock::listener_queues(tp, self.net(), self.now(), max_backlog))));
         s.sk.release_sock(g);
         if !self.core.hash_listener_opts(port, s.sk.clone(), reuseport) {
             let mut g = s.sk.lock_sock();
             g.tp_mut().state = TcpState::Close;
-            g.tp_mut().listen = None;
+            s.sk.set_listener_queues(None);
             s.sk.release_sock(g);
             return Err(Errno::EADDRINUSE);
         }
@@ -423,12 +427,18 @@ impl Stack {
         let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
         let deadline = timeo.map(|t| self.now() + t);
         let child = loop {
-            let tp = g.tp_mut();
-            if tp.state != TcpState::Listen {
+            // Children are queued without the socket lock: the wakeup generation is read
+            // before the queue, so one queued after the look wakes the wait below.
+            let ev0 = s.sk.ev_gen.load(std::sync::atomic::Ordering::SeqCst);
+            if g.tp().state != TcpState::Listen {
                 s.sk.release_sock(g);
                 return Err(Errno::EINVAL);
             }
-            if let Some(c) = tp.listen.as_mut().and_then(|l| l.accept_queue.pop_front()) {
+            // reqsk_queue_remove() under the accept queue's lock.
+            if let Some(c) = s
+                .sk
+                .with_listener_queues(|q| q.and_then(|q| q.listen.as_mut()).and_then(|l| l.accept_queue.pop_front()))
+            {
                 break c;
             }
             if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
@@ -439,7 +449,7 @@ impl Stack {
                 s.sk.release_sock(g);
                 return Err(Errno::EINTR);
             }
-            s.sk.sk_wait_data(&mut g, deadline, cancel, None);
+            s.sk.sk_wait_event(&mut g, deadline, cancel, ev0);
         };
         s.sk.release_sock(g);
         let peer = child.peek_tp(|tp| crate::uapi::sock_addr(tp.family, tp.daddr, tp.dport));
@@ -1048,6 +1058,10 @@ impl Stack {
                     let view = SockView { napi_id, netns_cookie: self.net().cookie, netdev_name };
                     sk_getsockopt(tp, view, name, out.len())
                 }
+                _ if name == crate::uapi::opt::TCP_INFO && tp.state == TcpState::Listen => {
+                    Ok(crate::tcp::info::tcp_info_bytes(&crate::tcp::info::tcp_get_info_sk(&s.sk, tp, now, self.net()))
+                        .to_vec())
+                }
                 _ => do_tcp_getsockopt(tp, self.net(), now, name, out.len()),
             })?
         };
@@ -1145,7 +1159,7 @@ impl Stack {
     pub fn tcp_info(&self, fd: i32) -> SysResult<TcpInfo> {
         let s = self.sockfd_lookup(fd)?;
         let now = self.now();
-        Ok(s.sk.peek_tp(|tp| tcp_get_info(tp, now, self.net())))
+        Ok(s.sk.peek_tp(|tp| crate::tcp::info::tcp_get_info_sk(&s.sk, tp, now, self.net())))
     }
 }
 

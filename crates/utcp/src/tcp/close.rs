@@ -15,8 +15,13 @@ use std::sync::Arc;
 pub fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
     let old = g.tp().state;
     let listener_port = (old == TcpState::Listen).then(|| g.tp().sport);
-    let children: Vec<Arc<Sock>> =
-        g.tp_mut().listen.take().map(|l| l.accept_queue.into_iter().collect()).unwrap_or_default();
+    // The request queues go first (a SYN arriving from now on meets a closed socket); the
+    // children never accepted are reset below.
+    let children: Vec<Arc<Sock>> = sk
+        .set_listener_queues(None)
+        .and_then(|mut q| q.listen.take())
+        .map(|l| l.accept_queue.into_iter().collect())
+        .unwrap_or_default();
     g.with_ctx_inner(|tp, ctx| {
         tp.set_state(ctx, TcpState::Close);
         if matches!(

@@ -125,9 +125,23 @@ impl TcpInfo {
     }
 }
 
+/// `tcp_get_info()` of socket `sk` whose TCP state is `tp` (a listener's accept queue is
+/// read under its own lock).
+pub fn tcp_get_info_sk(sk: &crate::socket::sock::Sock, tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
+    if tp.state == super::TcpState::Listen {
+        return sk.with_listener_queues(|q| tcp_get_info_with(tp, now, net, q.and_then(|q| q.listen.as_deref())));
+    }
+    tcp_get_info(tp, now, net)
+}
+
 /// `tcp_get_info()`.
 pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
-    if let Some(l) = tp.listen.as_ref() {
+    tcp_get_info_with(tp, now, net, tp.listen.as_deref())
+}
+
+/// `tcp_get_info()` with the listener's queues `listen`.
+fn tcp_get_info_with(tp: &TcpSock, now: Instant, net: &Netns, listen: Option<&super::listen::ListenState>) -> TcpInfo {
+    if let Some(l) = listen {
         // A listener reports the fields meaningful for every state, then its accept queue:
         // tcpi_unacked = children waiting (sk_ack_backlog), tcpi_sacked = the backlog.
         return TcpInfo {

@@ -70,6 +70,10 @@ pub(crate) fn tcp_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> b
             tp.tcp_rcv_established(ctx, inseg.seg);
             false
         }
+        // A listener's input runs on its request queues (`Sock::lsnr`); its own state, without
+        // them, only sees a segment that raced the listener's close: answered as by a closed
+        // socket.
+        TcpState::Listen if tp.listen.is_none() => true,
         TcpState::Listen => match tp.tcp_listen_rcv(ctx, inseg.seg.clone(), inseg.saddr, inseg.sport, inseg.daddr) {
             ListenResult::Done => false,
             ListenResult::Reset => true,

@@ -168,6 +168,83 @@ pub enum ListenResult {
 }
 
 impl TcpSock {
+    /// A listener's request-queue side: a socket in LISTEN that holds the SYN and accept
+    /// queues ([`ListenState`]) and a copy of what the SYN path reads of the listener
+    /// ([`TcpSock::sync_listener_opts`]), kept by the listener's `Sock` under a lock of its own
+    /// so that SYNs and the ACKs completing handshakes are processed without the socket lock
+    /// (Linux's lockless listener: `tcp_v4_rcv` takes no `bh_lock_sock` for a TCP_LISTEN
+    /// socket, the request socks live in ehash and the accept queue has `rskq_lock`).
+    pub fn listener_queues(l: &TcpSock, net: &crate::netns::Netns, now: Instant, max_backlog: u32) -> TcpSock {
+        let mut q = TcpSock::new(net, now);
+        q.sync_listener_opts(l);
+        q.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
+        q
+    }
+
+    /// Copies from the listener `l` every field the SYN path reads (`tcp_conn_request`, the
+    /// SYN-ACK, `tcp_check_req`, the cookie check, `tcp_create_openreq_child`'s inherited
+    /// options, the family's `do_rcv` checks): Linux reads them from the listener with
+    /// `READ_ONCE`; here the listener's owner copies them over when it releases a listener it
+    /// changed (setsockopt, listen()).
+    pub fn sync_listener_opts(&mut self, l: &TcpSock) {
+        self.state = TcpState::Listen;
+        self.bind_phc = l.bind_phc;
+        self.bound_dev_if = l.bound_dev_if;
+        self.busy_poll_budget = l.busy_poll_budget;
+        self.ca_algo = l.ca_algo;
+        self.defer_accept = l.defer_accept;
+        self.delack_max = l.delack_max;
+        self.dontroute = l.dontroute;
+        self.family = l.family;
+        self.filter_locked = l.filter_locked;
+        self.incoming_cpu = l.incoming_cpu;
+        self.keepalive = l.keepalive;
+        self.keepalive_intvl = l.keepalive_intvl;
+        self.keepalive_probes = l.keepalive_probes;
+        self.keepalive_time = l.keepalive_time;
+        self.linger = l.linger;
+        self.linger2 = l.linger2;
+        self.ll_usec = l.ll_usec;
+        self.mark = l.mark;
+        self.max_pacing_rate = l.max_pacing_rate;
+        self.napi_id = l.napi_id;
+        self.nodelay = l.nodelay;
+        self.notsent_lowat = l.notsent_lowat;
+        self.pacing_needed = l.pacing_needed;
+        self.prefer_busy_poll = l.prefer_busy_poll;
+        self.priority = l.priority;
+        self.rcvbuf = l.rcvbuf;
+        self.rcvlowat = l.rcvlowat;
+        self.rcvtimeo = l.rcvtimeo;
+        self.recvmsg_inq = l.recvmsg_inq;
+        self.reuseport = l.reuseport;
+        self.rto_max = l.rto_max;
+        self.rto_min = l.rto_min;
+        self.rx_tstamp_opt = l.rx_tstamp_opt;
+        self.save_syn = l.save_syn;
+        self.sndbuf = l.sndbuf;
+        self.sndtimeo = l.sndtimeo;
+        self.sport = l.sport;
+        self.thin_lto = l.thin_lto;
+        self.tsflags = l.tsflags;
+        self.tskey = l.tskey;
+        self.tstamp_new = l.tstamp_new;
+        self.txrehash = l.txrehash;
+        self.urginline = l.urginline;
+        self.user_mss = l.user_mss;
+        self.user_timeout_ms = l.user_timeout_ms;
+        self.userlocks = l.userlocks;
+        self.window_clamp = l.window_clamp;
+        self.zerocopy = l.zerocopy;
+        self.scaling_ratio = l.scaling_ratio;
+        self.saddr = l.saddr;
+        self.listen_backlog = l.listen_backlog;
+        self.bound = l.bound;
+        self.inet = l.inet.clone();
+        self.inet6 = l.inet6.clone();
+        self.sockopt_misc = l.sockopt_misc.clone();
+    }
+
     /// `sk_acceptq_is_full()`.
     pub fn acceptq_is_full(&self) -> bool {
         self.listen.as_ref().is_some_and(|l| l.accept_queue.len() as u32 > l.max_backlog)

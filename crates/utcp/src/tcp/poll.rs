@@ -14,7 +14,10 @@ pub fn tcp_poll(sk: &Sock) -> u32 {
     let self_net = sk.net();
     sk.peek_tp(|tp| {
         if tp.state == TcpState::Listen {
-            return if tp.listen.as_ref().is_some_and(|l| !l.accept_queue.is_empty()) { IN } else { 0 };
+            let ready = sk.with_listener_queues(|q| {
+                q.and_then(|q| q.listen.as_ref()).is_some_and(|l| !l.accept_queue.is_empty())
+            });
+            return if ready { IN } else { 0 };
         }
         let mut mask = 0;
         if tp.shutdown == RCV_SHUTDOWN | SEND_SHUTDOWN || tp.sk_state() == TcpState::Close {
