@@ -994,6 +994,11 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: forwarded unchanged.
         return unsafe { real::sendto()(fd, buf, n, flags, addr, len) };
     };
+    // __sys_sendto() → move_addr_to_kernel(): an address longer than sockaddr_storage (or a
+    // negative length) is EINVAL before the protocol ignores it.
+    if !addr.is_null() && len as usize > 128 {
+        return ret_send(Err(Errno::EINVAL), flags);
+    }
     // SAFETY: the caller's buffer holds `n` bytes.
     let r = match unsafe { slice(buf, n) } {
         Some(b) => interruptible(u, true, |c| st.stack.send_cancellable(u, b, flags, c)),
