@@ -170,10 +170,31 @@ fn dual_stack_kernel_server_takes_ipv4_clients_as_on_the_kernel() {
     assert_ok(&o, "dualstack.py");
     let (files, m) = stats(&d);
     assert_eq!(files, 1);
-    // The clients of the kernel's [::] listener went to the kernel; the AF_INET listener's
-    // client and the refused connect were utcp's.
-    assert_eq!(m.get("TcpActiveOpens").copied(), Some(2), "{m:?}");
-    assert_eq!(m.get("TcpPassiveOpens").copied(), Some(1), "{m:?}");
+    // The [::] listener is utcp's (AF_INET6 is): its IPv4 clients reach it as v4-mapped peers
+    // on utcp, as do the AF_INET listener's client and the refused connect.
+    assert_eq!(m.get("TcpActiveOpens").copied(), Some(6), "{m:?}");
+    assert_eq!(m.get("TcpPassiveOpens").copied(), Some(5), "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Another process's kernel listeners on `[::1]` and on a dual-stack `[::]`: AF_INET6 clients
+/// to `[::1]:port` and `[::ffff:127.0.0.1]:port` are handed to the kernel (fd, options and
+/// close-on-exec kept) and answered as on the kernel; a free port is refused by utcp.
+#[test]
+fn ipv6_clients_of_another_process_kernel_listener_are_handed_over() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("handover6.py").to_str().unwrap()], false, None, 60);
+    let kout = assert_ok(&k, "handover6.py on the kernel");
+    let d = stat_dir("handover6");
+    let o = run_python(&[script("handover6.py").to_str().unwrap()], true, Some(&d), 60);
+    assert_eq!(assert_ok(&o, "handover6.py"), kout);
+    let (files, m) = stats(&d);
+    assert_eq!(files, 1);
+    // Only the refused connect was utcp's: the three others went to the kernel.
+    assert_eq!(m.get("TcpActiveOpens").copied(), Some(1), "{m:?}");
+    assert_eq!(m.get("TcpAttemptFails").copied(), Some(1), "{m:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
 
