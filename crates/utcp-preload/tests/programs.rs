@@ -221,7 +221,8 @@ fn sh(cmd: &str) -> Output {
     o
 }
 
-/// A network namespace with `tun0`, the kernel at 10.77.0.1/24 (utcp takes 10.77.0.2);
+/// A network namespace with `tun0`, the kernel at 10.77.0.1/24 and fd77::1/64 (utcp takes
+/// 10.77.0.2 and fd77::2);
 /// removed on drop with everything still running in it.
 struct Ns(String);
 
@@ -231,7 +232,8 @@ impl Ns {
         let _ = Command::new("ip").args(["netns", "del", &n]).output();
         sh(&format!(
             "ip netns add {n} && ip -n {n} link set lo up && ip -n {n} tuntap add dev tun0 mode tun && \
-             ip -n {n} addr add 10.77.0.1/24 dev tun0 && ip -n {n} link set tun0 up"
+             ip -n {n} addr add 10.77.0.1/24 dev tun0 && ip -n {n} addr add fd77::1/64 dev tun0 nodad && \
+             ip -n {n} link set tun0 up"
         ));
         Ns(n)
     }
@@ -328,6 +330,62 @@ fn tun_http_server_under_the_library_and_curl_under_the_library() {
     let (files, m) = stats(&dir);
     assert_eq!(files, 1, "curl's stat file");
     assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= 1, "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over TUN and IPv6: `python3 -m http.server --bind ::` under the library with
+/// `UTCP_ADDR6=fd77::2/64`, the kernel's `curl -6` downloads 16 MiB from `[fd77::2]`, the
+/// bytes equal and the connection utcp's over IPv6 with no retransmission.
+#[test]
+fn tun_ipv6_http_server_under_the_library_and_kernel_curl_6() {
+    if !python3() {
+        return;
+    }
+    if let Some(why) = tun_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = stat_dir("tun6");
+    let blob: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    let ns = Ns::new("http6");
+    let env = format!(
+        "LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_ADDR6=fd77::2/64 UTCP_STAT_FILE={}/server.%p",
+        shared_object().display(),
+        dir.display()
+    );
+    let mut srv = ns
+        .exec(&format!(
+            "cd {} && exec env {env} python3 {} --bind :: 8080",
+            dir.display(),
+            script("serve.py").display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let url = "http://[fd77::2]:8080/";
+    for _ in 0..100 {
+        let ok = ns.exec(&format!("curl -6 -s -o /dev/null --max-time 1 {url}")).status();
+        if ok.is_ok_and(|s| s.success()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = ns
+        .exec(&format!("curl -6 -s --max-time 60 -o {}/k.bin -w '%{{speed_download}}' {url}blob.bin", dir.display()))
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &srv.id().to_string()]).status();
+    let _ = srv.wait();
+    assert!(o.status.success(), "kernel curl -6 from utcp http.server: {o:?}");
+    eprintln!("curl -6 over TUN from utcp: {} bytes/s", String::from_utf8_lossy(&o.stdout));
+    assert!(std::fs::read(dir.join("k.bin")).unwrap() == blob, "download differs");
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "the server's stat file");
+    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= 2, "{m:?}");
+    assert!(m.get("Ip6InReceives").copied().unwrap_or(0) > 1000, "over IPv6: {m:?}");
+    assert_eq!(m.get("TcpRetransSegs").copied().unwrap_or(0), 0, "a clean link: {m:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
