@@ -198,6 +198,52 @@ fn ipv6_clients_of_another_process_kernel_listener_are_handed_over() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `curl -6` under the library from a kernel `python3 -m http.server --bind ::1` (another
+/// process): the connect to `[::1]` is handed to the kernel, the page arrives as without the
+/// library, and utcp made no connection of its own.
+#[test]
+fn curl_6_under_the_library_reaches_a_kernel_http_server_on_ipv6_loopback() {
+    if !python3() || !Command::new("curl").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: python3 or curl missing");
+        return;
+    }
+    let dir = stat_dir("curl6");
+    std::fs::write(dir.join("page.txt"), "over ::1\n").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut srv = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "::1", &port.to_string()])
+        .current_dir(&dir)
+        .env_remove("LD_PRELOAD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn http.server");
+    let url = format!("http://[::1]:{port}/page.txt");
+    let curl = |preload: bool| {
+        let mut c = Command::new("curl");
+        c.args(["-6", "-s", "--max-time", "10", "--retry", "20", "--retry-connrefused", "--retry-delay", "1", &url]);
+        c.env_remove("LD_PRELOAD").env_remove("UTCP_STAT_FILE");
+        if preload {
+            c.env("LD_PRELOAD", shared_object()).env("UTCP_STAT_FILE", dir.join("stat.%p"));
+        }
+        c.output().expect("curl")
+    };
+    let k = curl(false);
+    let u = curl(true);
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(k.status.success() && u.status.success(), "kernel {k:?}\nutcp {u:?}");
+    assert_eq!(k.stdout, b"over ::1\n");
+    assert_eq!(u.stdout, k.stdout);
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "curl under the library made a stack (its socket was utcp's until connect)");
+    assert_eq!(m.get("TcpActiveOpens").copied().unwrap_or(0), 0, "handed over, not utcp's: {m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Root, `ip`, `curl` and a TUN device: what the TUN tests need.
 fn tun_unavailable() -> Option<String> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
