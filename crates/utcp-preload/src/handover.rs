@@ -1,15 +1,15 @@
 //! A loopback `connect()` that only a kernel listener can answer (a dual-stack server on
 //! `[::]`, or another process's server on 127.0.0.1): the socket is handed over to the kernel.
 //!
-//! The in-process stack serves 127.0.0.0/8 for this process alone. A program whose server is
-//! the kernel's — an AF_INET6 socket (IPv6 stays the kernel's) bound to `::` with
-//! `IPV6_V6ONLY=0`, as `socket.create_server(dualstack_ipv6=True)` and `python3 -m http.server`
-//! make — and whose client is AF_INET would be refused by utcp. So when no utcp listener has
-//! the port and the kernel lists one that takes the address (`/proc/net/tcp` and
-//! `/proc/net/tcp6`, state LISTEN, on the address, on INADDR_ANY, on `::` or on the
-//! v4-mapped address), [`crate::ffi`] replaces the placeholder with a kernel socket (same fd
-//! number, close-on-exec and O_NONBLOCK kept, the options set so far copied, the bound address
-//! kept) and connects it there. Without a kernel listener the connect stays utcp's (refused by
+//! The in-process stack serves 127.0.0.0/8 and `::1` for this process alone. A program whose
+//! server is the kernel's (another process's, or one made before the library took sockets)
+//! would be refused by utcp. So when no utcp listener has the port and the kernel lists one
+//! that takes the address (`/proc/net/tcp` and `/proc/net/tcp6`, state LISTEN: for an IPv4
+//! destination (or its IPv4-mapped form) on the address, on INADDR_ANY, on `::` or on the
+//! v4-mapped address; for `::1` on `::1` or `::`), [`crate::ffi`] replaces the placeholder
+//! with a kernel socket of the same family (same fd number, close-on-exec and O_NONBLOCK
+//! kept, the options set so far copied, IPV6_V6ONLY and the bound address kept) and connects
+//! it there. Without a kernel listener the connect stays utcp's (refused by
 //! utcp's RST, as Linux's `lo` would refuse it).
 // DEVIATION(linux): a handed-over socket's epoll registrations made before connect() are
 // lost (asyncio and most event loops register after connect), and so is a `dup` of it made
@@ -17,11 +17,13 @@
 // reach this process's utcp listeners.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The LISTEN sockets of `/proc/net/tcp` (`v6`: `/proc/net/tcp6`) text that take a
-/// connection to `dst:port`.
-pub fn kernel_listens(table: &str, v6: bool, dst: Ipv4Addr, port: u16) -> bool {
+/// connection to `dst:port` (an IPv4 destination, or an IPv6 one).
+// DEVIATION(linux): a `[::]` listener with IPV6_V6ONLY set looks the same as one without in
+// /proc/net/tcp6, so an IPv4 client is handed over to it (and refused by the kernel).
+pub fn kernel_listens(table: &str, v6: bool, dst: IpAddr, port: u16) -> bool {
     table.lines().skip(1).any(|line| {
         let mut f = line.split_whitespace();
         let (Some(_sl), Some(local), Some(_rem), Some(st)) = (f.next(), f.next(), f.next(), f.next()) else {
@@ -44,11 +46,14 @@ pub fn kernel_listens(table: &str, v6: bool, dst: Ipv4Addr, port: u16) -> bool {
                 return false;
             }
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-            let any = bytes.iter().all(|&b| b == 0);
-            let mapped =
-                bytes[..10].iter().all(|&b| b == 0) && bytes[10..12] == [0xff, 0xff] && bytes[12..] == dst.octets();
-            any || mapped
+            let Ok(b) = <[u8; 16]>::try_from(bytes) else { return false };
+            let a = Ipv6Addr::from(b);
+            match dst {
+                IpAddr::V4(d) => a.is_unspecified() || a == d.to_ipv6_mapped(),
+                IpAddr::V6(d) => a.is_unspecified() || a == d,
+            }
         } else {
+            let IpAddr::V4(dst) = dst else { return false };
             let Ok(w) = u32::from_str_radix(addr, 16) else { return false };
             let a = Ipv4Addr::from(w.to_ne_bytes());
             a.is_unspecified() || a == dst
@@ -56,9 +61,16 @@ pub fn kernel_listens(table: &str, v6: bool, dst: Ipv4Addr, port: u16) -> bool {
     })
 }
 
-/// Whether a kernel listener in this network namespace takes a connection to `dst:port`.
-pub fn kernel_listener(dst: Ipv4Addr, port: u16) -> bool {
-    let dst = if dst.is_unspecified() { Ipv4Addr::LOCALHOST } else { dst };
+/// Whether a kernel listener in this network namespace takes a connection to `dst:port`
+/// (an unspecified destination is the loopback address of its family, as `connect()` takes
+/// it; an IPv4-mapped one is its IPv4 address).
+pub fn kernel_listener(dst: IpAddr, port: u16) -> bool {
+    let dst = match dst {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        a => a,
+    };
     [("/proc/net/tcp", false), ("/proc/net/tcp6", true)]
         .iter()
         .any(|(p, v6)| std::fs::read_to_string(p).is_ok_and(|t| kernel_listens(&t, *v6, dst, port)))
@@ -96,6 +108,9 @@ pub const INT_OPTIONS: &[(i32, i32)] = &[
     (libc::SOL_SOCKET, libc::SO_MARK),
     (libc::IPPROTO_IP, libc::IP_TOS),
     (libc::IPPROTO_IP, libc::IP_TTL),
+    (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+    (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
+    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::IPPROTO_TCP, libc::TCP_CORK),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
@@ -124,16 +139,22 @@ mod tests {
 
     #[test]
     fn listeners_from_proc_net_tcp() {
-        let lo = Ipv4Addr::LOCALHOST;
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let lo2 = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+        let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         assert!(kernel_listens(TCP, false, lo, 8080));
-        assert!(!kernel_listens(TCP, false, Ipv4Addr::new(127, 0, 0, 2), 8080), "bound to 127.0.0.1 only");
-        assert!(kernel_listens(TCP, false, Ipv4Addr::new(127, 0, 0, 2), 80), "INADDR_ANY");
+        assert!(!kernel_listens(TCP, false, lo2, 8080), "bound to 127.0.0.1 only");
+        assert!(kernel_listens(TCP, false, lo2, 80), "INADDR_ANY");
         assert!(!kernel_listens(TCP, false, lo, 22), "established, not listening");
         assert!(!kernel_listens(TCP, false, lo, 9), "no such port");
+        assert!(!kernel_listens(TCP, false, lo6, 80), "an IPv4 listener takes no IPv6");
         assert!(kernel_listens(TCP6, true, lo, 8081), "[::]");
+        assert!(kernel_listens(TCP6, true, lo6, 8081), "[::] takes ::1");
         assert!(kernel_listens(TCP6, true, lo, 8082), "[::ffff:127.0.0.1]");
-        assert!(!kernel_listens(TCP6, true, Ipv4Addr::new(127, 0, 0, 2), 8082));
+        assert!(!kernel_listens(TCP6, true, lo6, 8082), "a mapped listener takes no IPv6");
+        assert!(!kernel_listens(TCP6, true, lo2, 8082));
         assert!(!kernel_listens(TCP6, true, lo, 8083), "[::1] takes no IPv4");
+        assert!(kernel_listens(TCP6, true, lo6, 8083), "[::1]");
         assert!(!kernel_listens("", false, lo, 80));
         assert!(!kernel_listens("h\n garbage\n", true, lo, 80));
     }

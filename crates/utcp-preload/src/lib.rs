@@ -1,5 +1,5 @@
 //! utcp as an `LD_PRELOAD` library: `LD_PRELOAD=libutcp_preload.so program` gives an
-//! unmodified program its AF_INET SOCK_STREAM sockets from utcp; everything else (files,
+//! unmodified program its AF_INET and AF_INET6 SOCK_STREAM sockets from utcp; everything else (files,
 //! pipes, AF_UNIX, UDP, netlink, …) stays the kernel's, untouched.
 //!
 //! * [`state`]: the process-wide stack (created on the first TCP `socket()`, on an in-process
@@ -9,8 +9,9 @@
 //! * [`ffi`]: the hooked libc entry points; all of the crate's `unsafe`.
 //!
 //! Environment: `UTCP_STAT_FILE=PATH` (`%p` becomes the pid) — at exit, the stack's
-//! counters in nstat format; `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N [UTCP_MTU=M]` — the stack on
-//! that TUN device instead of the in-process loopback (see [`state`]); `UTCP_LOG=FILTER
+//! counters in nstat format; `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N [UTCP_ADDR6=X::Y/N]
+//! [UTCP_MTU=M]` — the stack on that TUN device instead of the in-process loopback (127.0.0.1
+//! and `::1`), with an IPv6 address when `UTCP_ADDR6` gives one (see [`state`]); `UTCP_LOG=FILTER
 //! [UTCP_LOG_FILE=PATH]` — tracing output (see [`log`]).
 //!
 //! Hooked: socket, bind, listen, accept, accept4, connect, shutdown, close, read, readv,
@@ -22,8 +23,8 @@
 //! `__ppoll_chk`. Not hooked: socketpair (the kernel's anyway), io_uring, vmsplice, tee and
 //! copy_file_range on a utcp socket.
 //!
-//! * [`handover`]: a loopback connect only a kernel listener takes (a dual-stack `[::]`
-//!   server, another process's) is handed to the kernel.
+//! * [`handover`]: a loopback connect (`127.x`, `::1`, `::ffff:127.x`) only a kernel listener
+//!   takes (another process's) is handed to the kernel, in a socket of the same family.
 //! * [`log`]: `UTCP_LOG=FILTER [UTCP_LOG_FILE=PATH]`, tracing output (EnvFilter syntax).
 //! * [`signals`]: a signal ends a call asleep in utcp with EINTR, or restarts it, as Linux does.
 //!

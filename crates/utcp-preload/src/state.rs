@@ -1,9 +1,12 @@
 //! The process-wide stack and the table of kernel placeholder fds that stand for utcp sockets.
 //!
-//! The stack is created on the first `socket(AF_INET, SOCK_STREAM, 0|IPPROTO_TCP)` ([`Mode`]):
-//! without `UTCP_TUN`, address 127.0.0.1 on an in-process [`Loopback`] device (127.0.0.0/8 is
-//! local to it, as to Linux's `lo`); with `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N [UTCP_MTU=M]`,
-//! that address on the TUN device (utcp-tun, with its offloads). The host layer's timer thread
+//! The stack is created on the first `socket(AF_INET|AF_INET6, SOCK_STREAM, 0|IPPROTO_TCP)`
+//! ([`Mode`]): without `UTCP_TUN`, addresses 127.0.0.1 and `::1` on an in-process [`Loopback`]
+//! device (127.0.0.0/8 is local to it, as to Linux's `lo`; an AF_INET6 socket reaches the
+//! IPv4 side through `::ffff:127.x.y.z`); with `UTCP_TUN=NAME UTCP_ADDR=A.B.C.D/N
+//! [UTCP_ADDR6=X::Y/N] [UTCP_MTU=M]`, those addresses on the TUN device (utcp-tun, with its
+//! offloads; without `UTCP_ADDR6` the device has no IPv6 and an AF_INET6 socket reaches only
+//! IPv4-mapped peers, as on a Linux interface without an IPv6 address). The host layer's timer thread
 //! (and the TUN device's thread) is the background progress thread: RTO, delayed ACKs,
 //! keepalive and TIME-WAIT run while the program is not calling in. Everything before that
 //! first socket, and every call on an fd that is not in the table, goes to the kernel; so does
@@ -27,7 +30,7 @@ use crate::loopback::Loopback;
 use crate::wait::EpShadow;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use utcp::errno::{Errno, SysResult};
@@ -44,6 +47,9 @@ use utcp::Stack;
 // kernel listeners: [`crate::handover`]).
 pub const LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
+/// The IPv6 loopback address the in-process stack owns (`::1/128`, as on `lo`).
+pub const LOOPBACK_ADDR6: Ipv6Addr = Ipv6Addr::LOCALHOST;
+
 /// Where the stack's packets go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -58,6 +64,8 @@ pub enum Mode {
         addr: Ipv4Addr,
         /// Prefix length.
         prefix: u8,
+        /// `UTCP_ADDR6`: utcp's IPv6 address and prefix on it, if any.
+        addr6: Option<(Ipv6Addr, u8)>,
         /// Interface MTU.
         mtu: u32,
     },
@@ -65,12 +73,30 @@ pub enum Mode {
 
 impl Mode {
     /// From the environment variables' values.
-    pub fn parse(tun: Option<&str>, addr: Option<&str>, mtu: Option<&str>) -> Result<Mode, String> {
+    pub fn parse(
+        tun: Option<&str>,
+        addr: Option<&str>,
+        addr6: Option<&str>,
+        mtu: Option<&str>,
+    ) -> Result<Mode, String> {
         let Some(name) = tun else { return Ok(Mode::Loopback) };
         let addr = addr.ok_or("UTCP_TUN needs UTCP_ADDR=A.B.C.D/N")?;
         let (a, n) = addr.split_once('/').ok_or_else(|| format!("UTCP_ADDR={addr:?}: expected A.B.C.D/N"))?;
         let a: Ipv4Addr = a.parse().map_err(|e| format!("UTCP_ADDR={addr:?}: {e}"))?;
         let n: u8 = n.parse().ok().filter(|&n| n <= 32).ok_or_else(|| format!("UTCP_ADDR={addr:?}: bad prefix"))?;
+        let addr6 = match addr6 {
+            None => None,
+            Some(v) => {
+                let (a, n) = v.split_once('/').ok_or_else(|| format!("UTCP_ADDR6={v:?}: expected X::Y/N"))?;
+                let a: Ipv6Addr = a.parse().map_err(|e| format!("UTCP_ADDR6={v:?}: {e}"))?;
+                let n: u8 =
+                    n.parse().ok().filter(|&n| n <= 128).ok_or_else(|| format!("UTCP_ADDR6={v:?}: bad prefix"))?;
+                if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some() {
+                    return Err(format!("UTCP_ADDR6={v:?}: not a unicast interface address"));
+                }
+                Some((a, n))
+            }
+        };
         let mtu = match mtu {
             None => 1500,
             Some(m) => m
@@ -79,25 +105,48 @@ impl Mode {
                 .filter(|m| (576..=65535).contains(m))
                 .ok_or_else(|| format!("UTCP_MTU={m:?}: 576..=65535"))?,
         };
-        Ok(Mode::Tun { name: name.to_string(), addr: a, prefix: n, mtu })
+        Ok(Mode::Tun { name: name.to_string(), addr: a, prefix: n, addr6, mtu })
     }
 
-    /// Whether a `connect()` address has a route: on the TUN subnet; on loopback, 127.0.0.0/8
-    /// and INADDR_ANY (which Linux connects to the local host). Malformed addresses are left
-    /// to utcp's own checks (they count as routable here).
+    /// Whether a `connect()` address has a route: on the TUN subnet (of its family); on
+    /// loopback, 127.0.0.0/8, `::1` and the unspecified addresses (which Linux connects to the
+    /// local host). An IPv4-mapped address is routed as its IPv4 address. Malformed addresses
+    /// (and multicast, link-local: utcp's own errors) are left to utcp's own checks (they
+    /// count as routable here).
     pub fn routable(&self, addr: &[u8]) -> bool {
-        if addr.len() < 16 || u16::from_ne_bytes([addr[0], addr[1]]) as i32 != libc::AF_INET {
-            return true;
-        }
-        let ip = Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]);
-        match self {
-            Mode::Loopback => ip.is_loopback() || ip.is_unspecified(),
-            Mode::Tun { addr, prefix, .. } => {
+        let Some(ip) = connect_ip(addr) else { return true };
+        match (self, ip) {
+            (Mode::Loopback, std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            (Mode::Loopback, std::net::IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            (Mode::Tun { addr, prefix, .. }, std::net::IpAddr::V4(ip)) => {
                 let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - *prefix as u32) };
                 u32::from(*addr) & mask == u32::from(ip) & mask
             }
+            (Mode::Tun { addr6, .. }, std::net::IpAddr::V6(ip)) => {
+                if ip.is_multicast() || ip.is_unicast_link_local() {
+                    return true;
+                }
+                let Some((a6, n)) = addr6 else { return false };
+                let mask = if *n == 0 { 0 } else { u128::MAX << (128 - *n as u32) };
+                u128::from(*a6) & mask == u128::from(ip) & mask
+            }
         }
     }
+}
+
+/// The destination of a `connect()` sockaddr: an AF_INET one's address, an AF_INET6 one's
+/// (IPv4-mapped: its IPv4 address); `None` when short or of another family.
+pub fn connect_ip(addr: &[u8]) -> Option<std::net::IpAddr> {
+    let family = u16::from_ne_bytes([*addr.first()?, *addr.get(1)?]) as i32;
+    if family == libc::AF_INET && addr.len() >= 16 {
+        return Some(Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]).into());
+    }
+    if family == libc::AF_INET6 && addr.len() >= 24 {
+        let b: [u8; 16] = addr[8..24].try_into().ok()?;
+        let ip = Ipv6Addr::from(b);
+        return Some(ip.to_ipv4_mapped().map_or(ip.into(), Into::into));
+    }
+    None
 }
 
 /// The library's state in this process.
@@ -176,7 +225,12 @@ pub fn stat_path(template: &str, pid: u32) -> String {
 impl Preload {
     fn new() -> Result<Preload, String> {
         let env = |k: &str| std::env::var(k).ok();
-        let mode = Mode::parse(env("UTCP_TUN").as_deref(), env("UTCP_ADDR").as_deref(), env("UTCP_MTU").as_deref())?;
+        let mode = Mode::parse(
+            env("UTCP_TUN").as_deref(),
+            env("UTCP_ADDR").as_deref(),
+            env("UTCP_ADDR6").as_deref(),
+            env("UTCP_MTU").as_deref(),
+        )?;
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
         let secret = {
             let t = std::time::SystemTime::now()
@@ -199,11 +253,17 @@ impl Preload {
             }
         };
         let core = StackCore::new(addr, mtu, clock, secret);
-        core.attach_device(dev.clone());
-        if mode == Mode::Loopback {
-            // Loopback frames never meet a wire (`NETIF_F_LOOPBACK`: CHECKSUM_UNNECESSARY).
-            core.verify_csum.store(false, Ordering::Relaxed);
+        match &mode {
+            Mode::Loopback => {
+                core.net.set_addr6(LOOPBACK_ADDR6, 128);
+                core.net.iff_loopback.store(true, Ordering::Relaxed);
+                // Loopback frames never meet a wire (`NETIF_F_LOOPBACK`: CHECKSUM_UNNECESSARY).
+                core.verify_csum.store(false, Ordering::Relaxed);
+            }
+            Mode::Tun { addr6: Some((a6, n)), .. } => core.net.set_addr6(*a6, *n),
+            Mode::Tun { .. } => {}
         }
+        core.attach_device(dev.clone());
         let stack = Arc::new(Stack::from_core(core.clone()));
         crate::signals::start_watcher(stack.clone());
         let threads = HostThreads::start(core, Some(dev.clone()));
@@ -293,7 +353,7 @@ impl Preload {
         let mut b = [0u8; 4];
         let listening = self.stack.getsockopt(u, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, &mut b).is_ok()
             && i32::from_ne_bytes(b) != 0;
-        if let (true, Ok(a)) = (listening, self.stack.getsockname(u)) {
+        if let (true, Ok(a)) = (listening, self.stack.getsockname_addr(u)) {
             self.listeners.add(k, a.port());
         }
     }
@@ -338,21 +398,57 @@ mod tests {
         let mut unspec = sin([10, 0, 0, 1]);
         unspec[..2].copy_from_slice(&0u16.to_ne_bytes());
         assert!(lo.routable(&unspec));
-        let tun = Mode::parse(Some("tun0"), Some("10.77.0.2/24"), None).unwrap();
-        assert_eq!(tun, Mode::Tun { name: "tun0".into(), addr: Ipv4Addr::new(10, 77, 0, 2), prefix: 24, mtu: 1500 });
+        let tun = Mode::parse(Some("tun0"), Some("10.77.0.2/24"), None, None).unwrap();
+        assert_eq!(
+            tun,
+            Mode::Tun { name: "tun0".into(), addr: Ipv4Addr::new(10, 77, 0, 2), prefix: 24, addr6: None, mtu: 1500 }
+        );
         assert!(tun.routable(&sin([10, 77, 0, 1])));
         assert!(!tun.routable(&sin([10, 78, 0, 1])));
         assert!(!tun.routable(&sin([127, 0, 0, 1])));
+        assert!(!tun.routable(&sin6("fd77::1")), "no UTCP_ADDR6: no IPv6 route");
+        assert!(tun.routable(&sin6("::ffff:10.77.0.1")), "mapped: the IPv4 subnet");
+        let tun6 = Mode::parse(Some("tun0"), Some("10.77.0.2/24"), Some("fd77::2/64"), None).unwrap();
+        assert!(tun6.routable(&sin6("fd77::1")));
+        assert!(!tun6.routable(&sin6("fd78::1")));
+        assert!(!tun6.routable(&sin6("::1")));
+        assert!(tun6.routable(&sin6("fe80::1")), "link-local: utcp's EINVAL/ENODEV");
+        assert!(lo.routable(&sin6("::1")));
+        assert!(lo.routable(&sin6("::")));
+        assert!(lo.routable(&sin6("::ffff:127.0.0.1")));
+        assert!(!lo.routable(&sin6("::ffff:10.0.0.1")));
+        assert!(!lo.routable(&sin6("2001:db8::1")));
+        assert!(lo.routable(&sin6("::1")[..20]), "short: utcp's EINVAL");
+    }
+
+    fn sin6(ip: &str) -> Vec<u8> {
+        let mut b = vec![0u8; 28];
+        b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        b[2..4].copy_from_slice(&80u16.to_be_bytes());
+        b[8..24].copy_from_slice(&ip.parse::<Ipv6Addr>().unwrap().octets());
+        b
     }
 
     #[test]
     fn mode_from_env_values() {
-        assert_eq!(Mode::parse(None, Some("1.2.3.4/8"), None), Ok(Mode::Loopback));
-        assert!(Mode::parse(Some("t"), None, None).is_err());
-        assert!(Mode::parse(Some("t"), Some("10.0.0.1"), None).is_err());
-        assert!(Mode::parse(Some("t"), Some("10.0.0.1/33"), None).is_err());
-        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("100")).is_err());
-        assert!(matches!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("9000")), Ok(Mode::Tun { mtu: 9000, .. })));
+        assert_eq!(Mode::parse(None, Some("1.2.3.4/8"), Some("fd00::1/64"), None), Ok(Mode::Loopback));
+        assert!(Mode::parse(Some("t"), None, None, None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1"), None, None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/33"), None, None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), None, Some("100")).is_err());
+        assert!(matches!(
+            Mode::parse(Some("t"), Some("10.0.0.1/24"), None, Some("9000")),
+            Ok(Mode::Tun { mtu: 9000, .. })
+        ));
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("fd00::1"), None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("fd00::1/129"), None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("::1/128"), None).is_err());
+        assert!(Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("ff02::1/64"), None).is_err());
+        let six: Ipv6Addr = "fd00::2".parse().unwrap();
+        assert!(matches!(
+            Mode::parse(Some("t"), Some("10.0.0.1/24"), Some("fd00::2/64"), None),
+            Ok(Mode::Tun { addr6: Some((a, 64)), .. }) if a == six
+        ));
     }
 
     #[test]

@@ -197,3 +197,38 @@ fn cpython_http_ftp_xmlrpc_and_selector_suites_pass_as_on_the_kernel() {
 fn cpython_test_socket_whole_module_as_on_the_kernel() {
     suites_as_on_the_kernel("test_socket-all", &["test_socket"], &["-i", "*VSOCK*"], &["test_socket"], 10);
 }
+
+/// `test_socket`'s IPv6 TCP cases (CreateServerTest, CreateServerFunctionalTest test_tcp6 and
+/// the dual-stack client tests, GeneralModuleTests' ipv6 cases): each result equal to the
+/// kernel's, the dual-stack servers' connections utcp's over IPv6.
+#[test]
+fn cpython_test_socket_ipv6_cases_pass_as_on_the_kernel() {
+    let Some(py) = cpython_with_tests() else { return };
+    let args = [
+        "test_socket",
+        "-v",
+        "-m",
+        "*IPv6*",
+        "-m",
+        "*ipv6*",
+        "-m",
+        "*tcp6*",
+        "-m",
+        "*dual_stack*",
+        "-m",
+        "*dualstack*",
+    ];
+    let klog = regrtest(py, &args, None, 300);
+    let d = stat_dir("test_socket-ipv6");
+    let ulog = regrtest(py, &args, Some(&d), 300);
+    let (k, u) = (per_test(&klog), per_test(&ulog));
+    eprintln!("test_socket ipv6 cases: kernel {:?} utcp {:?}", per_module(&k), per_module(&u));
+    for t in ["test_tcp6", "test_dual_stack_client_v4", "test_dual_stack_client_v6", "test_dualstack_ipv6_family"] {
+        assert!(k.iter().any(|(n, v)| n.contains(t) && *v == "ok"), "{t} did not pass on the kernel:\n{klog}");
+    }
+    assert_eq!(k, u, "results differ\n--- utcp log\n{ulog}");
+    let (_, m) = stats(&d);
+    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= 3, "{m:?}");
+    assert!(m.get("Ip6InReceives").copied().unwrap_or(0) > 0, "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -170,11 +170,78 @@ fn dual_stack_kernel_server_takes_ipv4_clients_as_on_the_kernel() {
     assert_ok(&o, "dualstack.py");
     let (files, m) = stats(&d);
     assert_eq!(files, 1);
-    // The clients of the kernel's [::] listener went to the kernel; the AF_INET listener's
-    // client and the refused connect were utcp's.
-    assert_eq!(m.get("TcpActiveOpens").copied(), Some(2), "{m:?}");
-    assert_eq!(m.get("TcpPassiveOpens").copied(), Some(1), "{m:?}");
+    // The [::] listener is utcp's (AF_INET6 is): its IPv4 clients reach it as v4-mapped peers
+    // on utcp, as do the AF_INET listener's client and the refused connect.
+    assert_eq!(m.get("TcpActiveOpens").copied(), Some(6), "{m:?}");
+    assert_eq!(m.get("TcpPassiveOpens").copied(), Some(5), "{m:?}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Another process's kernel listeners on `[::1]` and on a dual-stack `[::]`: AF_INET6 clients
+/// to `[::1]:port` and `[::ffff:127.0.0.1]:port` are handed to the kernel (fd, options and
+/// close-on-exec kept) and answered as on the kernel; a free port is refused by utcp.
+#[test]
+fn ipv6_clients_of_another_process_kernel_listener_are_handed_over() {
+    if !python3() {
+        return;
+    }
+    let k = run_python(&[script("handover6.py").to_str().unwrap()], false, None, 60);
+    let kout = assert_ok(&k, "handover6.py on the kernel");
+    let d = stat_dir("handover6");
+    let o = run_python(&[script("handover6.py").to_str().unwrap()], true, Some(&d), 60);
+    assert_eq!(assert_ok(&o, "handover6.py"), kout);
+    let (files, m) = stats(&d);
+    assert_eq!(files, 1);
+    // Only the refused connect was utcp's: the three others went to the kernel.
+    assert_eq!(m.get("TcpActiveOpens").copied(), Some(1), "{m:?}");
+    assert_eq!(m.get("TcpAttemptFails").copied(), Some(1), "{m:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `curl -6` under the library from a kernel `python3 -m http.server --bind ::1` (another
+/// process): the connect to `[::1]` is handed to the kernel, the page arrives as without the
+/// library, and utcp made no connection of its own.
+#[test]
+fn curl_6_under_the_library_reaches_a_kernel_http_server_on_ipv6_loopback() {
+    if !python3() || !Command::new("curl").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: python3 or curl missing");
+        return;
+    }
+    let dir = stat_dir("curl6");
+    std::fs::write(dir.join("page.txt"), "over ::1\n").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut srv = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "::1", &port.to_string()])
+        .current_dir(&dir)
+        .env_remove("LD_PRELOAD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn http.server");
+    let url = format!("http://[::1]:{port}/page.txt");
+    let curl = |preload: bool| {
+        let mut c = Command::new("curl");
+        c.args(["-6", "-s", "--max-time", "10", "--retry", "20", "--retry-connrefused", "--retry-delay", "1", &url]);
+        c.env_remove("LD_PRELOAD").env_remove("UTCP_STAT_FILE");
+        if preload {
+            c.env("LD_PRELOAD", shared_object()).env("UTCP_STAT_FILE", dir.join("stat.%p"));
+        }
+        c.output().expect("curl")
+    };
+    let k = curl(false);
+    let u = curl(true);
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(k.status.success() && u.status.success(), "kernel {k:?}\nutcp {u:?}");
+    assert_eq!(k.stdout, b"over ::1\n");
+    assert_eq!(u.stdout, k.stdout);
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "curl under the library made a stack (its socket was utcp's until connect)");
+    assert_eq!(m.get("TcpActiveOpens").copied().unwrap_or(0), 0, "handed over, not utcp's: {m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Root, `ip`, `curl` and a TUN device: what the TUN tests need.
@@ -200,7 +267,8 @@ fn sh(cmd: &str) -> Output {
     o
 }
 
-/// A network namespace with `tun0`, the kernel at 10.77.0.1/24 (utcp takes 10.77.0.2);
+/// A network namespace with `tun0`, the kernel at 10.77.0.1/24 and fd77::1/64 (utcp takes
+/// 10.77.0.2 and fd77::2);
 /// removed on drop with everything still running in it.
 struct Ns(String);
 
@@ -210,7 +278,8 @@ impl Ns {
         let _ = Command::new("ip").args(["netns", "del", &n]).output();
         sh(&format!(
             "ip netns add {n} && ip -n {n} link set lo up && ip -n {n} tuntap add dev tun0 mode tun && \
-             ip -n {n} addr add 10.77.0.1/24 dev tun0 && ip -n {n} link set tun0 up"
+             ip -n {n} addr add 10.77.0.1/24 dev tun0 && ip -n {n} addr add fd77::1/64 dev tun0 nodad && \
+             ip -n {n} link set tun0 up"
         ));
         Ns(n)
     }
@@ -307,6 +376,62 @@ fn tun_http_server_under_the_library_and_curl_under_the_library() {
     let (files, m) = stats(&dir);
     assert_eq!(files, 1, "curl's stat file");
     assert!(m.get("TcpActiveOpens").copied().unwrap_or(0) >= 1, "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over TUN and IPv6: `python3 -m http.server --bind ::` under the library with
+/// `UTCP_ADDR6=fd77::2/64`, the kernel's `curl -6` downloads 16 MiB from `[fd77::2]`, the
+/// bytes equal and the connection utcp's over IPv6 with no retransmission.
+#[test]
+fn tun_ipv6_http_server_under_the_library_and_kernel_curl_6() {
+    if !python3() {
+        return;
+    }
+    if let Some(why) = tun_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = stat_dir("tun6");
+    let blob: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    let ns = Ns::new("http6");
+    let env = format!(
+        "LD_PRELOAD={} UTCP_TUN=tun0 UTCP_ADDR=10.77.0.2/24 UTCP_ADDR6=fd77::2/64 UTCP_STAT_FILE={}/server.%p",
+        shared_object().display(),
+        dir.display()
+    );
+    let mut srv = ns
+        .exec(&format!(
+            "cd {} && exec env {env} python3 {} --bind :: 8080",
+            dir.display(),
+            script("serve.py").display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let url = "http://[fd77::2]:8080/";
+    for _ in 0..100 {
+        let ok = ns.exec(&format!("curl -6 -s -o /dev/null --max-time 1 {url}")).status();
+        if ok.is_ok_and(|s| s.success()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = ns
+        .exec(&format!("curl -6 -s --max-time 60 -o {}/k.bin -w '%{{speed_download}}' {url}blob.bin", dir.display()))
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &srv.id().to_string()]).status();
+    let _ = srv.wait();
+    assert!(o.status.success(), "kernel curl -6 from utcp http.server: {o:?}");
+    eprintln!("curl -6 over TUN from utcp: {} bytes/s", String::from_utf8_lossy(&o.stdout));
+    assert!(std::fs::read(dir.join("k.bin")).unwrap() == blob, "download differs");
+    let (files, m) = stats(&dir);
+    assert_eq!(files, 1, "the server's stat file");
+    assert!(m.get("TcpPassiveOpens").copied().unwrap_or(0) >= 2, "{m:?}");
+    assert!(m.get("Ip6InReceives").copied().unwrap_or(0) > 1000, "over IPv6: {m:?}");
+    assert_eq!(m.get("TcpRetransSegs").copied().unwrap_or(0), 0, "a clean link: {m:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

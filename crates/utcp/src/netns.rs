@@ -106,6 +106,9 @@ pub struct Netns {
     pub ifname: crate::sync::RwLock<String>,
     /// TCP memory accounting against `net.ipv4.tcp_mem`.
     pub tcp_mem: Arc<ProtoMem>,
+    /// `dev->flags & IFF_LOOPBACK`: the device is a loopback one (an in-process loopback),
+    /// so `::1` may arrive on it (`ip6_rcv_core()` drops it from any other device).
+    pub iff_loopback: std::sync::atomic::AtomicBool,
 }
 
 /// `LOOPBACK_IFINDEX`: `lo`, which every namespace has.
@@ -145,6 +148,7 @@ impl Netns {
             fixed_isn: crate::sync::Mutex::new(None),
             ifname: crate::sync::RwLock::new("eth0".to_string()),
             tcp_mem,
+            iff_loopback: std::sync::atomic::AtomicBool::new(false),
             cookie: {
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 NEXT.fetch_add(1, Ordering::Relaxed)

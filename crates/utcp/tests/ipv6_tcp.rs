@@ -321,6 +321,14 @@ fn sockaddr_in6_rules_are_the_kernels() {
     assert_eq!(st.bind_raw(s, &sin6(10, 0, any, 0)), Ok(()));
     assert_eq!(st.bind_raw(s, &sin6(10, 0, any, 0)), Err(Errno::EINVAL));
     assert_eq!(st.setsockopt_int(s, SOL_IPV6, IPV6_V6ONLY, 1), Err(Errno::EINVAL));
+    // __inet6_bind(): binding an IPv6 address (not `::`, not a mapped one) sets V6ONLY
+    // (Linux 6.18: a socket bound to ::1 reads IPV6_V6ONLY 1).
+    let s = s6();
+    st.bind_raw(s, &sin6(10, 0, ADDR6_B, 0)).unwrap();
+    assert_eq!(st.getsockopt_int(s, SOL_IPV6, IPV6_V6ONLY), Ok(1));
+    let s = s6();
+    st.bind_raw(s, &sin6(10, 0, ADDR_B.to_ipv6_mapped(), 0)).unwrap();
+    assert_eq!(st.getsockopt_int(s, SOL_IPV6, IPV6_V6ONLY), Ok(0));
     // connect: "connect len23 EINVAL", "connect len 1 EINVAL", "connect fam AF_INET len28
     // EAFNOSUPPORT", "connect fam AF_INET len16 (sin) EINVAL", "connect ff02::1 ENETUNREACH".
     let conn = |b: &[u8]| st.connect_raw(s6(), b);

@@ -63,16 +63,18 @@ pub(super) fn to_kernel(st: &Preload, fd: c_int, u: i32) -> Result<(), c_int> {
     let nonblock = st.stack.fcntl(u, libc::F_GETFL, 0).is_ok_and(|f| f & libc::O_NONBLOCK != 0);
     let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
     // SAFETY: no memory arguments.
-    let ks = unsafe { real::socket()(libc::AF_INET, ty, 0) };
+    let family = int_opt(st, u, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(libc::AF_INET);
+    // SAFETY: no memory arguments.
+    let ks = unsafe { real::socket()(family, ty, 0) };
     if ks < 0 {
         return Err(errno());
     }
     copy_options(st, u, ks);
-    let mut a = [0u8; 16];
-    let mut alen = 16u32;
+    let mut a = [0u8; 28];
+    let mut alen = 28u32;
     if st.stack.getsockname_raw(u, Some(&mut a), &mut alen).is_ok() && a[2..4] != [0, 0] {
-        // SAFETY: `a` holds a sockaddr_in.
-        let mut r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, 16) };
+        // SAFETY: `a` holds a sockaddr_in or sockaddr_in6 of `alen` bytes.
+        let mut r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, alen) };
         if r < 0 && errno() == libc::EADDRINUSE {
             // utcp's port space is not the kernel's: the port utcp gave may be taken there.
             // DEVIATION(linux): the socket then gets another port from the kernel (the address
@@ -80,7 +82,7 @@ pub(super) fn to_kernel(st: &Preload, fd: c_int, u: i32) -> Result<(), c_int> {
             tracing::debug!(target: "utcp_preload", fd, "connect: the bound port is the kernel's already; another one");
             a[2..4].copy_from_slice(&[0, 0]);
             // SAFETY: as above.
-            r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, 16) };
+            r = unsafe { real::bind()(ks, a.as_ptr() as *const libc::sockaddr, alen) };
         }
         if r < 0 {
             let e = errno();

@@ -546,11 +546,14 @@ pub fn register_process_hooks() {
 
 // ---------------------------------------------------------------------- socket calls
 
-/// `socket()`: AF_INET SOCK_STREAM (protocol 0 or IPPROTO_TCP) is utcp's; the rest the kernel's.
+/// `socket()`: AF_INET and AF_INET6 SOCK_STREAM (protocol 0 or IPPROTO_TCP) are utcp's; the
+/// rest the kernel's.
 #[no_mangle]
 pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    let ours = domain == libc::AF_INET && base == libc::SOCK_STREAM && (protocol == 0 || protocol == libc::IPPROTO_TCP);
+    let ours = (domain == libc::AF_INET || domain == libc::AF_INET6)
+        && base == libc::SOCK_STREAM
+        && (protocol == 0 || protocol == libc::IPPROTO_TCP);
     let st = if ours { state::get_or_init() } else { None };
     let Some(st) = st else {
         // SAFETY: forwarded unchanged.
@@ -588,7 +591,7 @@ pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     };
     let r = st.stack.listen(u, backlog);
     if r.is_ok() {
-        if let Ok(a) = st.stack.getsockname(u) {
+        if let Ok(a) = st.stack.getsockname_addr(u) {
             st.listeners.add(fd, a.port());
         }
     }
@@ -600,15 +603,17 @@ unsafe fn accept_utcp(st: &Preload, u: i32, addr: *mut libc::sockaddr, lenp: *mu
     // SAFETY: per this function's contract.
     let out = unsafe { addr_out(addr, lenp) };
     let r = out.and_then(|(buf, _)| {
-        let (nu, peer) = interruptible(u, false, |c| st.stack.accept4_cancellable(u, flags, Some(c)))?;
+        let (nu, peer) = interruptible(u, false, |c| st.stack.accept4_addr_cancellable(u, flags, Some(c)))?;
         if !lenp.is_null() {
-            let b = utcp::syscall::sockaddr_in(peer);
+            // A sockaddr_in, or an AF_INET6 listener's sockaddr_in6 (`::ffff:a.b.c.d` for an
+            // IPv4 peer); truncated to the caller's length, the full length written back.
+            let (b, blen) = utcp::uapi::sockaddr_bytes(&peer);
             if let Some(buf) = buf {
-                let n = buf.len().min(b.len());
+                let n = buf.len().min(blen);
                 buf[..n].copy_from_slice(&b[..n]);
             }
             // SAFETY: non-NULL and valid per the contract.
-            unsafe { *lenp = b.len() as socklen_t };
+            unsafe { *lenp = blen as socklen_t };
         }
         placeholder(st, nu, flags & libc::SOCK_CLOEXEC != 0)
     });
@@ -680,12 +685,13 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, len: so
     ret_int(interruptible(u, true, |c| st.stack.connect_raw_cancellable(u, a, Some(c))).map(|_| 0))
 }
 
-/// The destination of a connect on the in-process loopback (AF_INET, 16 bytes at least).
-fn loopback_dst(st: &Preload, a: &[u8]) -> Option<(std::net::Ipv4Addr, u16)> {
-    if st.mode != state::Mode::Loopback || a.len() < 16 || u16::from_ne_bytes([a[0], a[1]]) as i32 != libc::AF_INET {
+/// The destination of a connect on the in-process loopback (AF_INET, 16 bytes at least;
+/// AF_INET6, 24 bytes at least, an IPv4-mapped one as its IPv4 address).
+fn loopback_dst(st: &Preload, a: &[u8]) -> Option<(std::net::IpAddr, u16)> {
+    if st.mode != state::Mode::Loopback {
         return None;
     }
-    Some((std::net::Ipv4Addr::new(a[4], a[5], a[6], a[7]), u16::from_be_bytes([a[2], a[3]])))
+    Some((state::connect_ip(a)?, u16::from_be_bytes([a[2], a[3]])))
 }
 
 /// `shutdown()`.
@@ -988,6 +994,11 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: forwarded unchanged.
         return unsafe { real::sendto()(fd, buf, n, flags, addr, len) };
     };
+    // __sys_sendto() → move_addr_to_kernel(): an address longer than sockaddr_storage (or a
+    // negative length) is EINVAL before the protocol ignores it.
+    if !addr.is_null() && len as usize > 128 {
+        return ret_send(Err(Errno::EINVAL), flags);
+    }
     // SAFETY: the caller's buffer holds `n` bytes.
     let r = match unsafe { slice(buf, n) } {
         Some(b) => interruptible(u, true, |c| st.stack.send_cancellable(u, b, flags, c)),

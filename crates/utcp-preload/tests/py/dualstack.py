@@ -1,4 +1,4 @@
-# A dual-stack server (AF_INET6 on [::] with IPV6_V6ONLY=0: the kernel's, as IPv6 is) and
+# A dual-stack server (AF_INET6 on [::] with IPV6_V6ONLY=0: utcp's under the library) and
 # AF_INET clients to 127.0.0.1: blocking, non-blocking, options set before connect, a bound
 # client; an AF_INET listener still takes its AF_INET clients, and a closed port is refused.
 import errno, os, select, socket, threading, urllib.request, http.server

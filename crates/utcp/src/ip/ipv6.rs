@@ -312,10 +312,11 @@ fn ip6_rcv_inner(net: &Netns, pkt: &[u8], out: &mut Vec<Frame>) -> Result<Option
         _ => Ipv6Mib::InCEPkts,
     });
     let (saddr, daddr) = (p.src_addr(), p.dst_addr());
-    // RFC 4291 §2.5.3: loopback on a wire; §2.7: a multicast source, a destination of scope 0,
-    // interface-local multicast from a wire; §2.5.5.2: IPv4-mapped addresses.
-    if saddr.is_loopback()
-        || daddr.is_loopback()
+    // RFC 4291 §2.5.3: loopback on a wire (`!(dev->flags & IFF_LOOPBACK)`); §2.7: a multicast
+    // source, a destination of scope 0, interface-local multicast from a wire; §2.5.5.2:
+    // IPv4-mapped addresses.
+    let wire = !net.iff_loopback.load(std::sync::atomic::Ordering::Relaxed);
+    if (wire && (saddr.is_loopback() || daddr.is_loopback()))
         || saddr.is_multicast()
         || (daddr.is_multicast() && matches!(mc_scope(&daddr), 0 | 1))
         || is_v4mapped(&saddr)
@@ -545,6 +546,31 @@ mod tests {
         assert_eq!(f[7], 9);
         assert!(n.sysctl.set_by_name("net.ipv6.conf.all.hop_limit", "0").is_err());
         assert_eq!(n.mib.ip6_get(Ipv6Mib::OutRequests), 2);
+    }
+
+    #[test]
+    fn loopback_addresses_arrive_only_on_a_loopback_device() {
+        let n = Netns::new(std::net::Ipv4Addr::LOCALHOST, 65536, 9);
+        n.set_addr6(Ipv6Addr::LOCALHOST, 128);
+        let hdr = Ipv6Repr {
+            src_addr: Ipv6Addr::LOCALHOST,
+            dst_addr: Ipv6Addr::LOCALHOST,
+            next_header: nexthdr::NONE,
+            payload_len: 0,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        let f = ip6_build_frame(&n, hdr, vec![]).to_vec();
+        let (icmp, icmp6) = (IcmpState::default(), Icmpv6State::default());
+        let now = Instant::ZERO;
+        let mut out = Vec::new();
+        assert!(ip6_rcv(&n, &icmp, &icmp6, &f, now, &mut out).is_none());
+        assert_eq!(n.mib.ip6_get(Ipv6Mib::InHdrErrors), 1, "::1 from a wire is a header error");
+        n.iff_loopback.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(ip6_rcv(&n, &icmp, &icmp6, &f, now, &mut out).is_none());
+        assert_eq!(n.mib.ip6_get(Ipv6Mib::InHdrErrors), 1, "IFF_LOOPBACK takes it");
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -246,9 +246,13 @@ impl Stack {
         }
         // IP_BIND_ADDRESS_NO_PORT: port 0 binds the address only; connect() or listen()
         // chooses the port later, and the socket may bind again until then (inet_num is 0).
+        // __inet6_bind(): a bound IPv6 address (not `::`, not IPv4-mapped) makes the socket
+        // IPV6_V6ONLY (restored when the port cannot be had).
+        let v6only_by_addr = matches!(ip, IpAddr::V6(a) if !a.is_unspecified());
         if addr.1 == 0 && tp.inet.bind_address_no_port {
             tp.saddr = ip;
             tp.sport = 0;
+            tp.inet6.ipv6only |= v6only_by_addr;
             s.sk.release_sock(g);
             return Ok(());
         }
@@ -264,6 +268,7 @@ impl Stack {
         tp.saddr = ip;
         tp.sport = port;
         tp.bound = true;
+        tp.inet6.ipv6only |= v6only_by_addr;
         s.sk.release_sock(g);
         Ok(())
     }
