@@ -85,7 +85,7 @@ mib_table!(
     TCPWinProbe, TCPKeepAlive, TCPDelivered, TCPAckCompressed, TCPZeroWindowDrop,
     TCPRcvQDropOverflow, BeyondWindow, TCPRcvQOverflow, PAWSActive, PAWSEstab, PAWSOldAck,
     TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop, TCPTimeWaitOverflow, OutOfWindowIcmps,
-    LockDroppedIcmps, TCPReqQFullDoCookies, TCPReqQFullDrop,
+    LockDroppedIcmps, TCPReqQFullDoCookies, TCPReqQFullDrop, TcpTimeoutRehash, TcpDuplicateDataRehash,
 });
 
 /// Why a packet was dropped (mirrors `enum skb_drop_reason`). Every drop goes through

@@ -218,13 +218,31 @@ impl Netns {
         self.keys()[4]
     }
 
+    /// `get_random_u32()`: a draw over all of u32.
+    // DEVIATION(linux): SipHash of a per-stack counter under the namespace secret (as
+    // `get_random_u32_below`), not the kernel's RNG.
+    pub fn get_random_u32(&self) -> u32 {
+        let n = self.rand_ctr.fetch_add(1, Ordering::Relaxed);
+        let (k0, k1) = self.keys()[1];
+        crate::siphash::siphash24(k0 ^ 0x7a4d, k1, &n.to_le_bytes()) as u32
+    }
+
+    /// `net_tx_rndhash()`: a random flow hash for `sk_txhash` / `tcp_rsk(req)->txhash`,
+    /// never 0 (0 means "no hash").
+    pub fn net_tx_rndhash(&self) -> u32 {
+        loop {
+            let v = self.get_random_u32();
+            if v != 0 {
+                return v;
+            }
+        }
+    }
+
     /// `get_random_u32_below(ceil)` (0 when `ceil` is 0).
     // DEVIATION(linux): SipHash of a per-stack counter under the namespace secret, not the
     // kernel's RNG: as unpredictable without the secret.
     pub fn get_random_u32_below(&self, ceil: u32) -> u32 {
-        let n = self.rand_ctr.fetch_add(1, Ordering::Relaxed);
-        let (k0, k1) = self.keys()[1];
-        let r = crate::siphash::siphash24(k0 ^ 0x7a4d, k1, &n.to_le_bytes()) as u32;
+        let r = self.get_random_u32();
         if ceil == 0 {
             0
         } else {

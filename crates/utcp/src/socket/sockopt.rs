@@ -207,9 +207,9 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         SO_BSDCOMPAT => {}
         // Unix-domain credentials/rights/security passing: not on an inet socket.
         SO_PASSCRED | SO_PASSPIDFD | SO_PASSRIGHTS | SO_PASSSEC => return Err(Errno::EOPNOTSUPP),
-        // SO_TXREHASH: -1 (SOCK_TXREHASH_DEFAULT) takes net.core.txrehash.
-        // DEVIATION(linux): utcp keeps no tx hash (no multipath routes, no IPv6 flow label),
-        // so rehashing on RTO changes nothing; the value is kept and read back.
+        // SO_TXREHASH: -1 (SOCK_TXREHASH_DEFAULT) takes net.core.txrehash. On, an RTO or a
+        // second duplicate of received data re-draws sk_txhash (`sk_rethink_txhash`), and
+        // with it an IPv6 connection's flow label.
         SO_TXREHASH => {
             if !(-1..=1).contains(&v) {
                 return Err(Errno::EINVAL);

@@ -94,6 +94,7 @@ impl TcpSock {
         }
         if !seg.end_seq.after(self.rcv_nxt) {
             // A retransmission of data already received: DSACK it and ACK at once.
+            self.tcp_rcv_spurious_retrans(ctx, seg.seq);
             ctx.inc(LinuxMib::DelayedACKLost);
             self.tcp_dsack_set(ctx, seg.seq, seg.end_seq);
             ctx.net.mib.drop_reason(DropReason::TCP_OLD_DATA);

@@ -231,7 +231,28 @@ impl TcpSock {
                 ctx.inc(LinuxMib::TCPDSACKOfoSent);
             }
             self.dsack = Some((seq, end_seq));
+            self.dsack_start = Some(seq);
         }
+    }
+
+    /// `tcp_rcv_spurious_retrans()`: data already received arrives again, starting where the
+    /// last DSACK did (the peer retransmitted it a second time, so our ACKs may be taking a
+    /// broken path): re-draw the flow hash.
+    pub fn tcp_rcv_spurious_retrans(&mut self, ctx: &Ctx<'_>, seq: SeqNum) {
+        if self.dsack_start == Some(seq) && self.sk_rethink_txhash(ctx) {
+            ctx.inc(LinuxMib::TcpDuplicateDataRehash);
+        }
+    }
+
+    /// `sk_rethink_txhash()`: with SO_TXREHASH on (default `net.core.txrehash` = 1), a
+    /// socket that has a flow hash draws a new one (`sk_set_txhash`), so an IPv6 connection
+    /// changes its flow label and may take another path. True when it did.
+    pub fn sk_rethink_txhash(&mut self, ctx: &Ctx<'_>) -> bool {
+        if self.txhash != 0 && self.txrehash == super::SOCK_TXREHASH_ENABLED {
+            self.txhash = ctx.net.net_tx_rndhash();
+            return true;
+        }
+        false
     }
 
     /// `tcp_dsack_extend()`.
@@ -252,6 +273,7 @@ impl TcpSock {
             ctx.inc(LinuxMib::DelayedACKLost);
             self.tcp_enter_quickack_mode(TCP_MAX_QUICKACKS);
             if self.sack_ok && ctx.net.sysctl.tcp_dsack.get() != 0 {
+                self.tcp_rcv_spurious_retrans(ctx, seg.seq);
                 let end = if seg.end_seq.after(self.rcv_nxt) { self.rcv_nxt } else { seg.end_seq };
                 self.tcp_dsack_set(ctx, seg.seq, end);
             }

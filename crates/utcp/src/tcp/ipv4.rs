@@ -275,7 +275,7 @@ pub(crate) fn tcp_connect_finish(
     }
     tp.iss = write_seq.unwrap_or_else(|| SeqNum(net.secure_seq(tp.saddr, tp.daddr, tp.sport, tp.dport, now.nanos())));
     tp.tsoffset = net.ts_offset(tp.saddr, tp.daddr);
-    tp.txhash = super::ipv6::sk_txhash(net, tp.saddr, tp.daddr, tp.sport, tp.dport);
+    tp.txhash = net.net_tx_rndhash();
     g.with_ctx_inner(super::connect::tcp_connect);
 }
 

@@ -209,19 +209,6 @@ pub fn tcp_v6_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV6)
     Ok(())
 }
 
-/// `net_tx_rndhash()` for a connection: a keyed hash of the 4-tuple (the stack's secret makes
-/// it unpredictable from outside), never 0.
-// DEVIATION(linux): Linux draws a random number, and rehashes it after an RTO
-// (`sk_rethink_txhash`), changing the flow label; here it is fixed per connection.
-pub fn sk_txhash(net: &Netns, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16) -> u32 {
-    let h = net.ts_offset(saddr, daddr) ^ net.port_offset(daddr, saddr, sport) ^ u32::from(dport).rotate_left(7);
-    if h == 0 {
-        1
-    } else {
-        h
-    }
-}
-
 /// `icmpv6_err_convert()`: the errno of an ICMPv6 error and whether it is fatal
 /// (`tab_unreach[]` for destination-unreachable codes; EPROTO for anything else).
 pub fn icmpv6_err_convert(icmp_type: u8, code: u8) -> (Errno, bool) {

@@ -397,7 +397,7 @@ impl TcpSock {
             saved_syn: if self.save_syn != 0 && !want_cookie { seg.syn_hdr.clone() } else { None },
             ireq_opt: tcp_v4_save_options(ctx, seg, raddr),
             syncookie: want_cookie,
-            txhash: super::ipv6::sk_txhash(ctx.net, laddr, raddr, self.sport, rport),
+            txhash: ctx.net.net_tx_rndhash(),
             syn_tclass: seg.rx.tclass,
         };
         self.send_synack(ctx, &req, mss);
@@ -498,6 +498,11 @@ impl TcpSock {
             }
             if resend {
                 req.num_retrans = req.num_retrans.saturating_add(1);
+                // tcp_rtx_synack(): with SO_TXREHASH on, each retransmitted SYN-ACK takes a
+                // new hash (a new IPv6 flow label, perhaps a new path).
+                if self.txrehash == super::SOCK_TXREHASH_ENABLED {
+                    req.txhash = ctx.net.net_tx_rndhash();
+                }
                 let mss = ctx.net.mtu() - super::ipv6::net_header_len(&req.raddr) - 20;
                 self.send_synack(ctx, &req, mss);
                 ctx.net.mib.tcp_inc(TcpMib::RetransSegs);

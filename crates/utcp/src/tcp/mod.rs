@@ -106,6 +106,8 @@ pub const SOCK_SNDBUF_LOCK: u8 = 1;
 /// `sk->sk_userlocks`: SO_RCVBUF was set.
 pub const SOCK_RCVBUF_LOCK: u8 = 2;
 
+/// `SOCK_TXREHASH_ENABLED`: `sk_txrehash` when SO_TXREHASH (or `net.core.txrehash`) is on.
+pub const SOCK_TXREHASH_ENABLED: u8 = 1;
 /// `TCP_RTO_MIN` (200 ms).
 pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// `TCP_RTO_MAX` (120 s).
@@ -346,6 +348,8 @@ pub struct TcpSock {
     /// `sk->sk_txhash`: the flow's hash, from which an IPv6 connection's flow label is made
     /// (set at connect, or from the request for a child).
     pub txhash: u32,
+    /// `tp->timeout_rehash`: how often an RTO re-drew `txhash`.
+    pub timeout_rehash: u16,
     /// Local address (`inet_saddr`, or `sk_v6_rcv_saddr` on an IPv6 connection: the family
     /// on the wire; see [`TcpSock::family`] for the socket's own).
     pub saddr: IpAddr,
@@ -487,6 +491,9 @@ pub struct TcpSock {
     pub selective_acks: Vec<(SeqNum, SeqNum)>,
     /// `tp->duplicate_sack` pending.
     pub dsack: Option<(SeqNum, SeqNum)>,
+    /// `tp->duplicate_sack[0].start_seq`: where the last DSACK block began (kept after it
+    /// was sent, for `tcp_rcv_spurious_retrans()`).
+    pub dsack_start: Option<SeqNum>,
     /// `tp->urg_data`.
     pub urg_data: u16,
     /// `tp->urg_seq`.
@@ -801,6 +808,7 @@ impl TcpSock {
             family: crate::uapi::AF_INET,
             inet6: crate::ip::ipv6_sockglue::Ipv6Pinfo::new(net),
             txhash: 0,
+            timeout_rehash: 0,
             saddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             sport: 0,
             daddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -867,6 +875,7 @@ impl TcpSock {
             ofo_queue: Default::default(),
             selective_acks: Vec::new(),
             dsack: None,
+            dsack_start: None,
             urg_data: 0,
             urg_seq: SeqNum(0),
             ack: IcskAck { ato: Duration::ZERO, rcv_mss: TCP_MSS_DEFAULT, ..Default::default() },

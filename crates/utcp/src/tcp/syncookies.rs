@@ -252,7 +252,7 @@ impl TcpSock {
             // cookie_v4_check(): ireq_opt from the ACK's own IP options (tcp_v4_save_options).
             ireq_opt: super::listen::tcp_v4_save_options(ctx, seg, raddr),
             syncookie: true,
-            txhash: super::ipv6::sk_txhash(ctx.net, laddr, raddr, self.sport, rport),
+            txhash: ctx.net.net_tx_rndhash(),
             syn_tclass: seg.rx.tclass,
         }))
     }

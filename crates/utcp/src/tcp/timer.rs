@@ -160,8 +160,13 @@ impl TcpSock {
         }
         if expired {
             self.tcp_write_err(ctx);
+            return true;
         }
-        expired
+        if self.sk_rethink_txhash(ctx) {
+            self.timeout_rehash = self.timeout_rehash.saturating_add(1);
+            ctx.inc(LinuxMib::TcpTimeoutRehash);
+        }
+        false
     }
 
     /// `retransmits_timed_out()`: retransmitting since `retrans_stamp` for longer than

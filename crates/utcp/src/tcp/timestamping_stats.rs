@@ -5,7 +5,7 @@
 //!
 //! x86_64 has efficient unaligned access, so the 64-bit attributes carry no TCP_NLA_PAD.
 //! DEVIATION(linux): utcp keeps no chrono accounting (busy, rwnd-limited, sndbuf-limited
-//! time), no delivery-rate samples, no CE-marked deliveries and no PLB/timeout rehashes: those
+//! time), no delivery-rate samples, no CE-marked deliveries and no PLB rehashes: those
 //! attributes are present and 0.
 
 use super::{Ctx, TcpSock};
@@ -73,7 +73,7 @@ pub fn tcp_get_timestamping_opt_stats(tp: &TcpSock, ctx: &Ctx<'_>, ack: bool) ->
     u32(&mut b, TCP_NLA_DSACK_DUPS, tp.dsack_dups);
     u32(&mut b, TCP_NLA_REORD_SEEN, tp.reord_seen);
     u32(&mut b, TCP_NLA_SRTT, tp.srtt_us >> 3);
-    nla_put(&mut b, TCP_NLA_TIMEOUT_REHASH, &0u16.to_ne_bytes());
+    nla_put(&mut b, TCP_NLA_TIMEOUT_REHASH, &tp.timeout_rehash.to_ne_bytes());
     u32(&mut b, TCP_NLA_BYTES_NOTSENT, (tp.write_seq.0.wrapping_sub(tp.snd_nxt.0) as i32).max(0) as u32);
     // The skb's departure time (`skb_mstamp_ns`): the report is made as it leaves.
     u64(&mut b, TCP_NLA_EDT, ctx.now.nanos());
@@ -81,6 +81,6 @@ pub fn tcp_get_timestamping_opt_stats(tp: &TcpSock, ctx: &Ctx<'_>, ack: bool) ->
         // tcp_skb_ttl_or_hop_limit() of the ACK: the peer's TTL, as utcp's devices deliver it.
         nla_put(&mut b, TCP_NLA_TTL, &[ctx.net.sysctl.ip_default_ttl.get() as u8]);
     }
-    u32(&mut b, TCP_NLA_REHASH, 0);
+    u32(&mut b, TCP_NLA_REHASH, tp.timeout_rehash as u32);
     b
 }

@@ -1,0 +1,168 @@
+//! IPv6 flow labels as Linux's TCP sets them: `ip6_make_flowlabel()` of `sk_txhash`, a random
+//! hash per connection (`net_tx_rndhash`), re-drawn on an RTO when SO_TXREHASH /
+//! `net.core.txrehash` is on (`sk_rethink_txhash`), off under `net.ipv6.auto_flowlabels` = 0 or
+//! IPV6_AUTOFLOWLABEL = 0.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex};
+use utcp::api::ADDR6_B;
+use utcp::errno::Errno;
+use utcp::ip::ipv6_sockglue::IPV6_AUTOFLOWLABEL;
+use utcp::mib::LinuxMib;
+use utcp::netdev::memlink::LinkConfig;
+use utcp::sim::SimNet;
+use utcp::syscall::opt::SO_TXREHASH;
+use utcp::syscall::{AF_INET, AF_INET6, SOCK_NONBLOCK, SOCK_STREAM, SOL_IPV6, SOL_SOCKET};
+use utcp::time::Duration;
+use utcp::wire::Ipv6Packet;
+
+fn v6(ip: Ipv6Addr, port: u16) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))
+}
+
+/// Captures every frame A sends.
+fn tap_a(net: &SimNet) -> Arc<Mutex<Vec<Vec<u8>>>> {
+    use utcp::netdev::NetDevice;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    assert!(net.a.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
+        l.lock().unwrap().push(parts.concat());
+    })));
+    log
+}
+
+/// The flow labels of the IPv6 frames A sent from TCP port `sport`, in order.
+fn labels(log: &Mutex<Vec<Vec<u8>>>, sport: u16) -> Vec<u32> {
+    let log = log.lock().unwrap();
+    log.iter()
+        .filter_map(|f| Ipv6Packet::new_checked(&f[..]).ok().map(|p| (p.flow_label(), p.payload().to_vec())))
+        .filter(|(_, tcp)| tcp.len() >= 20 && u16::from_be_bytes([tcp[0], tcp[1]]) == sport)
+        .map(|(l, _)| l)
+        .collect()
+}
+
+/// Connects A to B's listener on `port` (IPv6), exchanges a few bytes; returns A's port.
+fn connect(net: &SimNet, port: u16, before: impl FnOnce(i32)) -> u16 {
+    let (a, b) = (net.a.stack.clone(), net.b.stack.clone());
+    let l = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.bind(l, v6(Ipv6Addr::UNSPECIFIED, port)).unwrap();
+    b.listen(l, 4).unwrap();
+    let c = a.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    before(c);
+    assert_eq!(a.connect(c, v6(ADDR6_B, port)), Err(Errno::EINPROGRESS));
+    let mut s = None;
+    assert!(net.run_until(Duration::from_secs(5), || {
+        s = s.or_else(|| b.accept4_addr(l, 0).ok());
+        s.is_some()
+    }));
+    assert_eq!(a.send(c, Some(b"hello"), 5, 0), Ok(5));
+    net.run_until(Duration::from_millis(100), || false);
+    a.getsockname_addr(c).unwrap().port()
+}
+
+#[test]
+fn each_connection_draws_its_own_label_and_keeps_it_on_a_clean_link() {
+    let net = SimNet::new(LinkConfig::default());
+    let log = tap_a(&net);
+    let p1 = connect(&net, 80, |_| {});
+    let p2 = connect(&net, 81, |_| {});
+    let (l1, l2) = (labels(&log, p1), labels(&log, p2));
+    assert!(l1.len() >= 3 && l2.len() >= 3, "{l1:?} {l2:?}");
+    for l in [&l1, &l2] {
+        assert!(l.iter().all(|x| *x == l[0] && *x != 0), "one non-zero label per connection: {l:?}");
+    }
+    assert_ne!(l1[0], l2[0], "each connection has its own label");
+}
+
+/// A SYN to an address nobody answers: each RTO (tcp_write_timeout → sk_rethink_txhash)
+/// gives the retransmitted SYN a new label when `txrehash` is on, none when it is off.
+fn syn_labels(net: &SimNet, setup: impl FnOnce(i32)) -> (Vec<u32>, u64) {
+    let log = tap_a(net);
+    let a = net.a.stack.clone();
+    let c = a.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    setup(c);
+    let nobody = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99);
+    assert_eq!(a.connect(c, v6(nobody, 80)), Err(Errno::EINPROGRESS));
+    net.advance(Duration::from_millis(7500));
+    let port = a.getsockname_addr(c).unwrap().port();
+    (labels(&log, port), a.core.net.mib.get(LinuxMib::TcpTimeoutRehash))
+}
+
+#[test]
+fn an_rto_redraws_the_label_when_txrehash_is_on() {
+    let net = SimNet::new(LinkConfig::default());
+    let (l, rehash) = syn_labels(&net, |_| {});
+    // The SYN and its retransmissions (linear, then backed-off RTOs).
+    assert!(l.len() >= 4, "{l:?}");
+    let distinct: std::collections::HashSet<_> = l.iter().collect();
+    assert_eq!(distinct.len(), l.len(), "a new label after each RTO: {l:?}");
+    assert!(!l.contains(&0));
+    assert_eq!(rehash, l.len() as u64 - 1, "TcpExtTcpTimeoutRehash");
+}
+
+#[test]
+fn an_rto_keeps_the_label_when_txrehash_is_off() {
+    // SO_TXREHASH = 0 on the socket.
+    let net = SimNet::new(LinkConfig::default());
+    let a = net.a.stack.clone();
+    let (l, rehash) = syn_labels(&net, |c| a.setsockopt_int(c, SOL_SOCKET, SO_TXREHASH, 0).unwrap());
+    assert!(l.len() >= 4, "{l:?}");
+    assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
+    assert_eq!(rehash, 0);
+    // net.core.txrehash = 0 before the socket is made.
+    let net = SimNet::new(LinkConfig::default());
+    net.a.stack.core.net.sysctl.set_by_name("net.core.txrehash", "0").unwrap();
+    let (l, rehash) = syn_labels(&net, |_| {});
+    assert!(l.len() >= 4, "{l:?}");
+    assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
+    assert_eq!(rehash, 0);
+}
+
+#[test]
+fn auto_flowlabels_sysctl_decides_with_the_socket_option() {
+    // 0: never a label, and IPV6_AUTOFLOWLABEL reads 0 until set.
+    let net = SimNet::new(LinkConfig::default());
+    let a = net.a.stack.clone();
+    a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "0").unwrap();
+    let log = tap_a(&net);
+    let p = connect(&net, 80, |c| assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(0)));
+    let l = labels(&log, p);
+    assert!(l.len() >= 3 && l.iter().all(|x| *x == 0), "{l:?}");
+    // 0 even for a socket that opts in.
+    let p = connect(&net, 81, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
+    assert!(labels(&log, p).iter().all(|x| *x == 0));
+    // 2 (opt-in): none by default, one for a socket that opts in.
+    a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "2").unwrap();
+    let p = connect(&net, 82, |_| {});
+    assert!(labels(&log, p).iter().all(|x| *x == 0));
+    let p = connect(&net, 83, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
+    let l = labels(&log, p);
+    assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
+    // 3 (forced): a label even for a socket that opts out.
+    a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "3").unwrap();
+    let p = connect(&net, 84, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 0).unwrap());
+    let l = labels(&log, p);
+    assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
+}
+
+#[test]
+fn ipv6_autoflowlabel_round_trips_as_linux() {
+    // Checked on Linux 6.18: default 1; any non-zero int is 1; an optlen under sizeof(int)
+    // sets 0; a 1-byte getsockopt reads 1 byte; an AF_INET socket answers ENOPROTOOPT.
+    let net = SimNet::new(LinkConfig::default());
+    let a = net.a.stack.clone();
+    let c = a.socket(AF_INET6, SOCK_STREAM, 0).unwrap();
+    assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(1));
+    a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 0).unwrap();
+    assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(0));
+    a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 5).unwrap();
+    assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(1));
+    a.setsockopt(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, &[1]).unwrap();
+    assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(0));
+    a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap();
+    let mut one = [0u8; 1];
+    assert_eq!(a.getsockopt(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, &mut one), Ok(1));
+    assert_eq!(one, [1]);
+    let c4 = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    assert_eq!(a.setsockopt_int(c4, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1), Err(Errno::ENOPROTOOPT));
+}
