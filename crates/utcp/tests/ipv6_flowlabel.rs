@@ -41,8 +41,9 @@ fn labels(log: &Mutex<Vec<Vec<u8>>>, sport: u16) -> Vec<u32> {
         .collect()
 }
 
-/// Connects A to B's listener on `port` (IPv6), exchanges a few bytes; returns A's port.
-fn connect(net: &SimNet, port: u16, before: impl FnOnce(i32)) -> u16 {
+/// Connects A to B's listener on `port` (IPv6), sends a few bytes; returns A's port and the
+/// socket B accepted.
+fn connect(net: &SimNet, port: u16, before: impl FnOnce(i32)) -> (u16, i32) {
     let (a, b) = (net.a.stack.clone(), net.b.stack.clone());
     let l = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
     b.bind(l, v6(Ipv6Addr::UNSPECIFIED, port)).unwrap();
@@ -57,15 +58,15 @@ fn connect(net: &SimNet, port: u16, before: impl FnOnce(i32)) -> u16 {
     }));
     assert_eq!(a.send(c, Some(b"hello"), 5, 0), Ok(5));
     net.run_until(Duration::from_millis(100), || false);
-    a.getsockname_addr(c).unwrap().port()
+    (a.getsockname_addr(c).unwrap().port(), s.unwrap().0)
 }
 
 #[test]
 fn each_connection_draws_its_own_label_and_keeps_it_on_a_clean_link() {
     let net = SimNet::new(LinkConfig::default());
     let log = tap_a(&net);
-    let p1 = connect(&net, 80, |_| {});
-    let p2 = connect(&net, 81, |_| {});
+    let (p1, _) = connect(&net, 80, |_| {});
+    let (p2, _) = connect(&net, 81, |_| {});
     let (l1, l2) = (labels(&log, p1), labels(&log, p2));
     assert!(l1.len() >= 3 && l2.len() >= 3, "{l1:?} {l2:?}");
     for l in [&l1, &l2] {
@@ -125,22 +126,22 @@ fn auto_flowlabels_sysctl_decides_with_the_socket_option() {
     let a = net.a.stack.clone();
     a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "0").unwrap();
     let log = tap_a(&net);
-    let p = connect(&net, 80, |c| assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(0)));
+    let (p, _) = connect(&net, 80, |c| assert_eq!(a.getsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL), Ok(0)));
     let l = labels(&log, p);
     assert!(l.len() >= 3 && l.iter().all(|x| *x == 0), "{l:?}");
     // 0 even for a socket that opts in.
-    let p = connect(&net, 81, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
+    let (p, _) = connect(&net, 81, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
     assert!(labels(&log, p).iter().all(|x| *x == 0));
     // 2 (opt-in): none by default, one for a socket that opts in.
     a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "2").unwrap();
-    let p = connect(&net, 82, |_| {});
+    let (p, _) = connect(&net, 82, |_| {});
     assert!(labels(&log, p).iter().all(|x| *x == 0));
-    let p = connect(&net, 83, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
+    let (p, _) = connect(&net, 83, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1).unwrap());
     let l = labels(&log, p);
     assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
     // 3 (forced): a label even for a socket that opts out.
     a.core.net.sysctl.set_by_name("net.ipv6.auto_flowlabels", "3").unwrap();
-    let p = connect(&net, 84, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 0).unwrap());
+    let (p, _) = connect(&net, 84, |c| a.setsockopt_int(c, SOL_IPV6, IPV6_AUTOFLOWLABEL, 0).unwrap());
     let l = labels(&log, p);
     assert!(l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
 }
@@ -165,4 +166,112 @@ fn ipv6_autoflowlabel_round_trips_as_linux() {
     assert_eq!(one, [1]);
     let c4 = a.socket(AF_INET, SOCK_STREAM, 0).unwrap();
     assert_eq!(a.setsockopt_int(c4, SOL_IPV6, IPV6_AUTOFLOWLABEL, 1), Err(Errno::ENOPROTOOPT));
+}
+
+/// A bare TCP SYN (no options) from `[src]:sport` to `[dst]:dport` in an IPv6 packet.
+fn syn6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02;
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let pseudo = utcp::wire::ipv6::pseudo_header_checksum_v6(&src, &dst, 6, 20);
+    let sum = !utcp::wire::combine(&[pseudo, utcp::wire::checksum(&tcp)]);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut b = vec![0u8; 40];
+    let r = utcp::wire::Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: utcp::wire::ipv6::nexthdr::TCP,
+        payload_len: 20,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    r.emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+    b.extend_from_slice(&tcp);
+    b
+}
+
+/// A SYN from a client that never answers: each SYN-ACK the listener resends
+/// (`tcp_rtx_synack`) has a new label with SO_TXREHASH on, the same one with it off.
+#[test]
+fn a_resent_synack_redraws_the_label_when_txrehash_is_on() {
+    for (rehash, distinct) in [(1, true), (0, false)] {
+        let net = SimNet::new(LinkConfig::default());
+        let b = net.b.stack.clone();
+        let log = {
+            use utcp::netdev::NetDevice;
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let l = log.clone();
+            assert!(net.b.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
+                l.lock().unwrap().push(parts.concat());
+            })));
+            log
+        };
+        let l = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+        b.setsockopt_int(l, SOL_SOCKET, SO_TXREHASH, rehash).unwrap();
+        b.bind(l, v6(Ipv6Addr::UNSPECIFIED, 80)).unwrap();
+        b.listen(l, 4).unwrap();
+        let nobody = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99);
+        let pkt = syn6(nobody, ADDR6_B, 4000, 80);
+        b.core.netif_receive(utcp::ip::frame_from_wire(bytes::Bytes::copy_from_slice(&pkt)));
+        net.advance(Duration::from_millis(3500));
+        let labels = labels(&log, 80);
+        assert!(labels.len() >= 3, "the SYN-ACK and its retransmissions: {labels:?}");
+        assert!(!labels.contains(&0));
+        let set: std::collections::HashSet<_> = labels.iter().collect();
+        assert_eq!(set.len() == labels.len(), distinct, "SO_TXREHASH {rehash}: {labels:?}");
+        assert_eq!(set.len() == 1, !distinct, "SO_TXREHASH {rehash}: {labels:?}");
+    }
+}
+
+/// Data already received arrives a second time starting where the last DSACK did
+/// (`tcp_rcv_spurious_retrans`): the receiver re-draws its hash, so its ACKs change label.
+#[test]
+fn a_twice_duplicated_segment_redraws_the_receivers_label() {
+    let net = SimNet::new(LinkConfig::default());
+    let (a, b) = (net.a.stack.clone(), net.b.stack.clone());
+    let log_a = tap_a(&net);
+    let log_b = {
+        use utcp::netdev::NetDevice;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        assert!(net.b.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
+            l.lock().unwrap().push(parts.concat());
+        })));
+        log
+    };
+    let (port, s) = connect(&net, 80, |_| {});
+    assert_eq!(b.getpeername_addr(s).unwrap().port(), port);
+    assert_eq!(b.send(s, Some(b"world"), 5, 0), Ok(5));
+    net.run_until(Duration::from_millis(100), || false);
+    let data = log_b
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|f| {
+            f.len() > 40 + 32
+                && Ipv6Packet::new_checked(&f[..]).map(|p| p.payload().ends_with(b"world")).unwrap_or(false)
+        })
+        .cloned()
+        .expect("B's data segment");
+    let before = labels(&log_a, port);
+    let inject = || {
+        a.core.netif_receive(utcp::ip::frame_from_wire(bytes::Bytes::copy_from_slice(&data)));
+        net.run_until(Duration::from_millis(10), || false);
+    };
+    inject();
+    let once = labels(&log_a, port);
+    assert!(once.len() > before.len(), "the duplicate is DSACKed at once");
+    assert!(once.iter().all(|x| *x == before[0]), "a first duplicate keeps the label: {once:?}");
+    assert_eq!(a.core.net.mib.get(LinuxMib::TcpDuplicateDataRehash), 0);
+    inject();
+    let twice = labels(&log_a, port);
+    assert!(twice.len() > once.len());
+    assert_ne!(*twice.last().unwrap(), before[0], "the second duplicate re-draws: {twice:?}");
+    assert_eq!(a.core.net.mib.get(LinuxMib::TcpDuplicateDataRehash), 1);
 }
