@@ -275,3 +275,58 @@ fn a_twice_duplicated_segment_redraws_the_receivers_label() {
     assert_ne!(*twice.last().unwrap(), before[0], "the second duplicate re-draws: {twice:?}");
     assert_eq!(a.core.net.mib.get(LinuxMib::TcpDuplicateDataRehash), 1);
 }
+
+/// On real threads and the real clock: two connections, each with its own steady label, and
+/// a SYN retransmitted by the RTO timer thread under a new one.
+#[test]
+fn labels_on_real_threads_differ_per_connection_and_change_on_an_rto() {
+    use std::io::{Read, Write};
+    use utcp::api::{memlink_pair, TcpListener, TcpStream};
+    let (a, b) = memlink_pair(LinkConfig::default());
+    let log = {
+        use utcp::netdev::NetDevice;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        assert!(a.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
+            l.lock().unwrap().push(parts.concat());
+        })));
+        log
+    };
+    let l = TcpListener::bind(&b.stack, v6(Ipv6Addr::UNSPECIFIED, 8080), 4).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    });
+    let mut ports = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(&a.stack, v6(ADDR6_B, 8080)).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        ports.push(c.local_addr().unwrap().port());
+    }
+    server.join().unwrap();
+    let (l1, l2) = (labels(&log, ports[0]), labels(&log, ports[1]));
+    for l in [&l1, &l2] {
+        assert!(l.len() >= 3 && l.iter().all(|x| *x == l[0] && *x != 0), "{l:?}");
+    }
+    assert_ne!(l1[0], l2[0]);
+    // A SYN nobody answers: wait (up to 10 s) for the RTO's retransmission.
+    let st = &a.stack;
+    let c = st.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    let nobody = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99);
+    assert_eq!(st.connect(c, v6(nobody, 80)), Err(Errno::EINPROGRESS));
+    let port = st.getsockname_addr(c).unwrap().port();
+    let t0 = std::time::Instant::now();
+    while labels(&log, port).len() < 2 && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let syns = labels(&log, port);
+    assert!(syns.len() >= 2, "the SYN was retransmitted: {syns:?}");
+    assert_ne!(syns[0], syns[1], "a new label after the RTO");
+    assert!(st.core.net.mib.get(LinuxMib::TcpTimeoutRehash) >= 1);
+}
