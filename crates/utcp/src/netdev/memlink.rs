@@ -202,6 +202,9 @@ fn bump(c: &AtomicU64) {
 struct Ring {
     q: VecDeque<Frame>,
     kicked: bool,
+    /// Frames queued during receive processing, which take no room of the `ring_size` (see
+    /// `deliver`); an upper bound once a poll took frames from the front.
+    past_limit: usize,
 }
 
 /// Impairment state of the direction a port transmits into.
@@ -273,6 +276,7 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
             ring: Mutex::new(Ring {
                 q: if napi { VecDeque::with_capacity(ring_size.min(1 << 16)) } else { VecDeque::new() },
                 kicked: false,
+                past_limit: 0,
             }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
@@ -520,7 +524,18 @@ impl MemPort {
                     return;
                 }
                 frame.napi_id = 0;
-                if peer.inline.enqueue(frame) {
+                // DEVIATION(linux): a frame sent during receive processing (an ACK, or data
+                // the ACK clocks out) is queued past the backlog's limit, not dropped: Linux
+                // handles it on the same CPU's backlog in the same net_rx_action() round,
+                // whereas here the other direction may be drained by another thread that
+                // this one cannot wait for. TCP's windows bound what such frames add;
+                // senders outside receive processing are backpressured in `flush_tx`.
+                let queued = if crate::netdev::in_rx() {
+                    peer.inline.enqueue_past_limit(frame)
+                } else {
+                    peer.inline.enqueue(frame)
+                };
+                if queued {
                     c.delivered.fetch_add(1, Ordering::Relaxed);
                 } else {
                     bump(&c.ring_drops);
@@ -529,7 +544,11 @@ impl MemPort {
             Delivery::Napi | Delivery::BusyPoll => {
                 frame.napi_id = peer.napi_id;
                 let mut r = peer.ring.lock();
-                if r.q.len() >= self.link.ring_size {
+                // DEVIATION(linux): past the ring's size only for frames sent during receive
+                // processing, as for the inline backlog above.
+                if crate::netdev::in_rx() {
+                    r.past_limit += 1;
+                } else if r.q.len() - r.past_limit >= self.link.ring_size {
                     drop(r);
                     bump(&c.ring_drops);
                     return;
@@ -584,6 +603,36 @@ impl TxState {
     }
 }
 
+/// `NAPI_POLL_WEIGHT`: frames a sender polls from its peer's ring per round while backpressured.
+const NAPI_POLL_WEIGHT: usize = 64;
+
+/// [`NetDevice::napi_poll`] on one end (also run by a backpressured sender, see `flush_tx`).
+fn napi_poll_end(end: &End, budget: usize) -> usize {
+    if budget == 0 || end.ring_len.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let Some(mut scratch) = end.poll.try_lock() else {
+        return 0;
+    };
+    let Some(hook) = end.hook.read().clone() else {
+        return 0;
+    };
+    {
+        let mut r = end.ring.lock();
+        let n = budget.min(r.q.len());
+        scratch.extend(r.q.drain(..n));
+        r.past_limit = r.past_limit.min(r.q.len());
+        end.ring_len.store(r.q.len(), Ordering::Release);
+    }
+    let _rx = crate::netdev::RxGuard::enter();
+    let mut n = 0;
+    while let Some(f) = scratch.pop_front() {
+        n += 1;
+        hook(f);
+    }
+    n
+}
+
 /// Flips one uniformly chosen bit of `f`, header or payload. The payload is copied first: it is
 /// shared with the sender. False for an empty frame.
 fn corrupt(rng: &mut ChaCha8Rng, f: &mut Frame) -> bool {
@@ -620,8 +669,36 @@ impl NetDevice for MemPort {
         }
     }
 
+    /// Delivers what the peer's inline backlog holds and, outside receive processing,
+    /// backpressures the sender while the peer's backlog or rx ring is half full: the sender
+    /// does the receiving side's work itself (polls the peer's ring; drains its backlog) or,
+    /// while another thread is at it, yields until there is room. Linux's loopback sender runs
+    /// `net_rx_action()` on its own CPU when `__dev_queue_xmit()` re-enables bottom halves
+    /// (`netif_rx()` → `do_softirq()`), so a local sender cannot outrun its receiver and the
+    /// backlog stays far below `netdev_max_backlog`: a clean link drops nothing.
     fn flush_tx(&self) {
         self.drain_peer();
+        if crate::netdev::in_rx() {
+            return;
+        }
+        let peer = self.peer();
+        match self.link.cfg.delivery {
+            Delivery::Inline => {
+                let high = peer.inline.limit() / 2;
+                while peer.inline.len() > high {
+                    std::thread::yield_now();
+                    self.drain_peer();
+                }
+            }
+            Delivery::Napi | Delivery::BusyPoll => {
+                let high = self.link.ring_size / 2;
+                while peer.ring_len.load(Ordering::Acquire) > high && peer.hook.read().is_some() {
+                    if napi_poll_end(peer, NAPI_POLL_WEIGHT) == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
     }
 
     fn set_tx_tap(&self, tap: super::TxTap) -> bool {
@@ -686,28 +763,7 @@ impl NetDevice for MemPort {
     /// another is running (another thread, or the hook itself) returns 0 at once, as a busy
     /// poller that cannot take ownership of the NAPI instance does. Without a hook, frames stay.
     fn napi_poll(&self, budget: usize) -> usize {
-        let end = self.end();
-        if budget == 0 || end.ring_len.load(Ordering::Acquire) == 0 {
-            return 0;
-        }
-        let Some(mut scratch) = end.poll.try_lock() else {
-            return 0;
-        };
-        let Some(hook) = end.hook.read().clone() else {
-            return 0;
-        };
-        {
-            let mut r = end.ring.lock();
-            let n = budget.min(r.q.len());
-            scratch.extend(r.q.drain(..n));
-            end.ring_len.store(r.q.len(), Ordering::Release);
-        }
-        let mut n = 0;
-        while let Some(f) = scratch.pop_front() {
-            n += 1;
-            hook(f);
-        }
-        n
+        napi_poll_end(self.end(), budget)
     }
 
     fn rx_pending(&self) -> bool {
@@ -949,13 +1005,28 @@ mod tests {
     #[test]
     fn ring_overflow_is_counted() {
         let (_, a, b, _sa, sb) = link(LinkConfig { delivery: Delivery::Napi, ring_size: 8, ..Default::default() });
+        // Transmitted without a flush (nothing backpressures the sender): the ring overflows.
         for i in 0..20 {
-            a.tx(frame(i, 10));
+            a.xmit(frame(i, 10));
         }
         let s = a.stats();
         assert_eq!((s.sent, s.delivered, s.ring_drops), (20, 8, 12));
         assert_eq!(b.napi_poll(100), 8);
         assert_eq!(ids(&sb), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn flush_backpressures_the_sender_instead_of_dropping() {
+        // Each flush past half the ring polls the peer's ring in the sender's thread (as a
+        // loopback sender runs the receive softirq), so nothing overflows.
+        let (_, a, b, _sa, sb) = link(LinkConfig { delivery: Delivery::Napi, ring_size: 8, ..Default::default() });
+        for i in 0..20 {
+            a.tx(frame(i, 10));
+        }
+        let s = a.stats();
+        assert_eq!((s.sent, s.delivered, s.ring_drops), (20, 20, 0));
+        while b.napi_poll(100) > 0 {}
+        assert_eq!(ids(&sb), (0..20).collect::<Vec<_>>());
     }
 
     #[test]

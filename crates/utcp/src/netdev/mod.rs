@@ -185,6 +185,38 @@ pub struct RxBacklog {
 struct BacklogQ {
     q: VecDeque<Frame>,
     draining: bool,
+    /// Frames in `q` queued by [`RxBacklog::enqueue_past_limit`]: they do not take the room
+    /// of others.
+    past_limit: usize,
+}
+
+crate::sync::thread_local! {
+    /// Set while this thread hands received frames to a stack (`process_backlog()` or a NAPI
+    /// poll): softirq context, where Linux never waits for another CPU's backlog.
+    static IN_RX: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks this thread as in receive processing until the guard drops (see [`in_rx`]).
+pub struct RxGuard(());
+
+impl RxGuard {
+    /// Enters receive processing.
+    pub fn enter() -> RxGuard {
+        IN_RX.with(|c| c.set(c.get() + 1));
+        RxGuard(())
+    }
+}
+
+impl Drop for RxGuard {
+    fn drop(&mut self) {
+        IN_RX.with(|c| c.set(c.get() - 1));
+    }
+}
+
+/// True while this thread hands received frames to a stack: a device must not make it wait
+/// for another thread's receive processing (that thread may be waiting on this one's).
+pub fn in_rx() -> bool {
+    IN_RX.with(|c| c.get() > 0)
 }
 
 impl RxBacklog {
@@ -202,11 +234,20 @@ impl RxBacklog {
     /// Queues `frame`; false (and counted) when the backlog is full.
     pub fn enqueue(&self, frame: Frame) -> bool {
         let mut q = self.q.lock();
-        if q.q.len() >= self.limit {
+        if q.q.len() - q.past_limit >= self.limit {
             drop(q);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        q.q.push_back(frame);
+        true
+    }
+    /// Queues `frame` even when the backlog is full, without taking the room of frames
+    /// queued by [`RxBacklog::enqueue`] (a frame sent during receive processing: see the
+    /// memlink's `deliver`).
+    pub fn enqueue_past_limit(&self, frame: Frame) -> bool {
+        let mut q = self.q.lock();
+        q.past_limit += 1;
         q.q.push_back(frame);
         true
     }
@@ -218,6 +259,10 @@ impl RxBacklog {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The most frames it holds (`netdev_max_backlog`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
     /// `process_backlog()`: unless another thread is already at it, hands every queued frame
     /// to `hook` in order, including frames queued meanwhile (by `hook` itself or others).
     pub fn drain(&self, hook: &dyn Fn(Frame)) {
@@ -227,8 +272,10 @@ impl RxBacklog {
                 return;
             }
             q.draining = true;
+            q.past_limit = 0;
             std::mem::take(&mut q.q)
         };
+        let _rx = RxGuard::enter();
         loop {
             while let Some(f) = batch.pop_front() {
                 hook(f);
@@ -242,6 +289,7 @@ impl RxBacklog {
                 }
                 return;
             }
+            q.past_limit = 0;
             std::mem::swap(&mut q.q, &mut batch);
         }
     }

@@ -555,7 +555,8 @@ impl TcpSock {
     /// nothing is in flight (the caller arms the probe timer).
     ///
     /// DEVIATION(linux): no TCP small queues (`tcp_small_queue_check()`): utcp's devices
-    /// queue what they are given (docs/ARCHITECTURE.md).
+    /// queue what they are given; memlink backpressures the sending thread in `flush_tx`
+    /// instead (docs/ARCHITECTURE.md, `netdev_max_backlog`).
     pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
         self.__tcp_write_xmit(ctx, mss_now, nonagle, 0)
     }
