@@ -314,8 +314,13 @@ impl World {
         }
     }
 
-    /// Memory of every socket within its limits; not more sockets than connections made.
-    fn check(&self) {
+    /// Memory of every socket within its limits; not more sockets than connections made. The
+    /// tracked socket is held to the largest rcvbuf it has had: receive autotuning
+    /// (`tcp_rcv_space_adjust`) grows it as reads go, and a later SO_RCVBUF lowering it leaves
+    /// what was admitted before.
+    fn check(&mut self) {
+        let now = self.sk.peek_tp(|tp| tp.rcvbuf);
+        self.max_rcvbuf = self.max_rcvbuf.max(now);
         let socks = self.b().core.sockets();
         assert!(socks.len() <= 2 + MAX_CONNECTS + BACKLOG as usize, "{} sockets on B", socks.len());
         for sk in &socks {
