@@ -11,11 +11,11 @@
 //! Every test is bounded by a watchdog and asserts nothing about durations.
 
 use std::future::Future;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::api::{memlink_pair, Host, ADDR_B};
+use utcp::api::{memlink_pair, Host, ADDR6_B, ADDR_B};
 use utcp::netdev::memlink::{Delivery, LinkConfig};
 use utcp::tokio::{TcpListener, TcpStream};
 
@@ -94,12 +94,11 @@ fn check_clean(what: &str, a: &Host, b: &Host, stall: &Stall) {
     check_round(what, a, b, schedstats().then_some(stall));
 }
 
-fn both_ways(delivery: Delivery) {
+fn both_ways(delivery: Delivery, addr: SocketAddr) {
     let (a, b) = memlink_pair(LinkConfig { delivery, ..LinkConfig::default() });
     let (sa, sb) = (a.stack.clone(), b.stack.clone());
     let total = 32u64 << 20;
     let ((), stall) = run(async move {
-        let addr = SocketAddrV4::new(ADDR_B, 6001);
         let l = TcpListener::bind(&sb, addr).await.unwrap();
         let c = TcpStream::connect(&sa, addr).await.unwrap();
         let (s, _) = l.accept().await.unwrap();
@@ -119,17 +118,23 @@ fn both_ways(delivery: Delivery) {
         }
         assert_eq!(got, vec![0, total, 0, total]);
     });
-    check_clean(&format!("{delivery:?}"), &a, &b, &stall);
+    check_clean(&format!("{delivery:?} {addr}"), &a, &b, &stall);
 }
 
 #[test]
 fn transfer_both_ways_inline_real_time() {
-    both_ways(Delivery::Inline);
+    both_ways(Delivery::Inline, SocketAddrV4::new(ADDR_B, 6001).into());
 }
 
 #[test]
 fn transfer_both_ways_napi_real_time() {
-    both_ways(Delivery::Napi);
+    both_ways(Delivery::Napi, SocketAddrV4::new(ADDR_B, 6001).into());
+}
+
+/// The same over IPv6 (AF_INET6 sockets, IPv6 on the wire), on real threads.
+#[test]
+fn transfer_both_ways_ipv6_napi_real_time() {
+    both_ways(Delivery::Napi, SocketAddrV6::new(ADDR6_B, 6004, 0, 0).into());
 }
 
 #[test]
