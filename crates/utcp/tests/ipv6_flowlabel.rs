@@ -3,7 +3,7 @@
 //! `net.core.txrehash` is on (`sk_rethink_txhash`), off under `net.ipv6.auto_flowlabels` = 0 or
 //! IPV6_AUTOFLOWLABEL = 0.
 
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex};
 use utcp::api::ADDR6_B;
 use utcp::errno::Errno;
@@ -16,20 +16,8 @@ use utcp::syscall::{AF_INET, AF_INET6, SOCK_NONBLOCK, SOCK_STREAM, SOL_IPV6, SOL
 use utcp::time::Duration;
 use utcp::wire::Ipv6Packet;
 
-fn v6(ip: Ipv6Addr, port: u16) -> SocketAddr {
-    SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))
-}
-
-/// Captures every frame A sends.
-fn tap_a(net: &SimNet) -> Arc<Mutex<Vec<Vec<u8>>>> {
-    use utcp::netdev::NetDevice;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    assert!(net.a.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
-        l.lock().unwrap().push(parts.concat());
-    })));
-    log
-}
+mod common;
+use common::{tap_a, v6};
 
 /// The flow labels of the IPv6 frames A sent from TCP port `sport`, in order.
 fn labels(log: &Mutex<Vec<Vec<u8>>>, sport: u16) -> Vec<u32> {

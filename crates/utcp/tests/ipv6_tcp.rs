@@ -9,9 +9,8 @@
 
 mod common;
 
-use common::pattern;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::sync::{Arc, Mutex};
+use common::{pattern, tap_a, v6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use utcp::api::{memlink_pair, TcpListener, TcpStream, ADDR6_A, ADDR6_B, ADDR_A, ADDR_B};
 use utcp::errno::Errno;
 use utcp::ip::ipv6_sockglue::*;
@@ -22,21 +21,6 @@ use utcp::syscall::{Stack, AF_INET, AF_INET6, SHUT_WR, SOCK_NONBLOCK, SOCK_STREA
 use utcp::time::Duration;
 use utcp::wire::ipv6::nexthdr;
 use utcp::wire::Ipv6Packet;
-
-fn v6(ip: Ipv6Addr, port: u16) -> SocketAddr {
-    SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))
-}
-
-/// Captures every frame A sends (the wire from A to B).
-fn tap_a(net: &SimNet) -> Arc<Mutex<Vec<Vec<u8>>>> {
-    use utcp::netdev::NetDevice;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    assert!(net.a.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
-        l.lock().unwrap().push(parts.concat());
-    })));
-    log
-}
 
 /// Counters a clean link must leave at 0.
 fn assert_clean(what: &str, st: &Stack) {

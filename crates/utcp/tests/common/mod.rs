@@ -560,3 +560,18 @@ pub fn tcp_frame(
     };
     utcp::ip::build_tcp_frame(&net, *src.ip(), *dst.ip(), &repr, bytes::Bytes::copy_from_slice(payload))
 }
+
+/// An IPv6 socket address.
+pub fn v6(ip: std::net::Ipv6Addr, port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::V6(std::net::SocketAddrV6::new(ip, port, 0, 0))
+}
+
+/// Captures every frame A sends (the wire from A to B), each as one byte vector.
+pub fn tap_a(net: &SimNet) -> Arc<std::sync::Mutex<Vec<Vec<u8>>>> {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    assert!(net.a.port.as_ref().unwrap().set_tx_tap(Arc::new(move |parts: &[&[u8]]| {
+        l.lock().unwrap().push(parts.concat());
+    })));
+    log
+}
