@@ -490,16 +490,18 @@ impl MemPort {
 
     /// Inline delivery: hands the frames queued for the peer to its hook, in order, unless
     /// another thread is doing so.
-    fn drain_peer(&self) {
+    ///
+    /// False only when another thread is draining the peer's backlog (see [`RxBacklog::drain`]).
+    fn drain_peer(&self) -> bool {
         if self.link.cfg.delivery != Delivery::Inline {
-            return;
+            return true;
         }
         let peer = self.peer();
         if peer.inline.is_empty() {
-            return;
+            return true;
         }
-        let Some(hook) = peer.hook.read().clone() else { return };
-        peer.inline.drain(&*hook);
+        let Some(hook) = peer.hook.read().clone() else { return true };
+        peer.inline.drain(&*hook)
     }
 
     fn deliver_all(&self, out: Vec<Frame>) {
@@ -677,7 +679,9 @@ impl NetDevice for MemPort {
     /// (`netif_rx()` → `do_softirq()`), so a local sender cannot outrun its receiver and the
     /// backlog stays far below `netdev_max_backlog`: a clean link drops nothing.
     fn flush_tx(&self) {
-        self.drain_peer();
+        // This thread emptied the peer's backlog itself (or found it empty): nothing to wait
+        // for, and no second look at it.
+        let drained_here = self.drain_peer();
         if crate::netdev::in_rx() {
             return;
         }
@@ -685,9 +689,11 @@ impl NetDevice for MemPort {
         match self.link.cfg.delivery {
             Delivery::Inline => {
                 let high = peer.inline.limit() / 2;
-                while peer.inline.len() > high {
+                while !drained_here && peer.inline.len() > high {
                     std::thread::yield_now();
-                    self.drain_peer();
+                    if self.drain_peer() {
+                        break;
+                    }
                 }
             }
             Delivery::Napi | Delivery::BusyPoll => {

@@ -265,11 +265,16 @@ impl RxBacklog {
     }
     /// `process_backlog()`: unless another thread is already at it, hands every queued frame
     /// to `hook` in order, including frames queued meanwhile (by `hook` itself or others).
-    pub fn drain(&self, hook: &dyn Fn(Frame)) {
+    /// Returns false when another thread is draining (what it leaves is that thread's to hand
+    /// on), true when this call found the backlog empty or emptied it.
+    pub fn drain(&self, hook: &dyn Fn(Frame)) -> bool {
         let mut batch = {
             let mut q = self.q.lock();
-            if q.draining || q.q.is_empty() {
-                return;
+            if q.draining {
+                return false;
+            }
+            if q.q.is_empty() {
+                return true;
             }
             q.draining = true;
             q.past_limit = 0;
@@ -287,7 +292,7 @@ impl RxBacklog {
                 if q.q.capacity() < batch.capacity() {
                     std::mem::swap(&mut q.q, &mut batch);
                 }
-                return;
+                return true;
             }
             q.past_limit = 0;
             std::mem::swap(&mut q.q, &mut batch);
