@@ -246,9 +246,9 @@ pub fn run_flood(a: &FloodArgs) -> Result<FloodReport, String> {
 pub fn cmd_flood(a: &FloodArgs) -> Result<std::process::ExitCode, String> {
     let r = run_flood(a)?;
     if a.json {
-        println!("{}", serde_json::to_string(&r).map_err(|e| format!("flood: json: {e}"))?);
+        outln!("{}", serde_json::to_string(&r).map_err(|e| format!("flood: json: {e}"))?);
     } else {
-        println!(
+        outln!(
             "{} spoofed SYNs: client {} ({}), {} bytes verified; {} cookies sent, {} received, {} SYNs dropped, {} dropped at the listener's backlog; \
              peak RSS {} bytes; {:.2} s",
             r.syns,

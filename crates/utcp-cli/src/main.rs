@@ -14,6 +14,18 @@
 #[global_allocator]
 static GLOBAL: utcp_alloc::Counting<mimalloc::MiMalloc> = utcp_alloc::Counting::new(mimalloc::MiMalloc);
 
+/// `println!` for the command's output, except that a closed pipe (`utcp bench --json | head`)
+/// ends the process quietly, as SIGPIPE ends a C program, instead of panicking: Rust ignores
+/// SIGPIPE, so the write fails with EPIPE and `println!` would panic with a backtrace.
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };
+}
+
 mod args;
 mod bench;
 mod connect;
@@ -47,6 +59,8 @@ use crate::utcp_transport::UtcpTransport;
 const EXIT_MISMATCH: u8 = 4;
 /// Exit status of a bench run that outlasted `--timeout`.
 const EXIT_TIMEOUT: u8 = 3;
+/// Exit status when the output's reader went away (a closed pipe): 128 + SIGPIPE.
+const EXIT_BROKEN_PIPE: i32 = 141;
 
 /// The exit statuses, as `--help` shows them.
 const EXIT_STATUS: &str = "\
@@ -55,7 +69,8 @@ Exit status:
   1  the run failed (an error, or a drill script failed, or drill found no script)
   2  usage error (bad command line)
   3  bench: the run outlasted --timeout
-  4  bench: a transport delivered damaged data (integrity mismatch; the report is still printed)";
+  4  bench: a transport delivered damaged data (integrity mismatch; the report is still printed)
+  141  the output's reader went away (a closed pipe; as a program killed by SIGPIPE)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -202,10 +217,10 @@ fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
     };
     t.join().map_err(|_| "stat: the writer thread panicked".to_string())?.map_err(|e| format!("stat: send: {e}"))?;
     read.map_err(|e| format!("stat: receive: {e}"))?;
-    println!("# host A ({})", utcp::api::ADDR_A);
-    print!("{}", ha.stack.core.net.mib.nstat(a.all));
-    println!("# host B ({})", utcp::api::ADDR_B);
-    print!("{}", hb.stack.core.net.mib.nstat(a.all));
+    outln!("# host A ({})", utcp::api::ADDR_A);
+    out!("{}", ha.stack.core.net.mib.nstat(a.all));
+    outln!("# host B ({})", utcp::api::ADDR_B);
+    out!("{}", hb.stack.core.net.mib.nstat(a.all));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -297,11 +312,15 @@ fn cmd_idle(s: &BenchSettings, n: u64) -> Result<ExitCode, String> {
     drop(pairs);
     let v = serde_json::json!({"transport": "utcp", "idle": idle, "mib": mib});
     if s.json {
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
     } else {
-        println!(
+        outln!(
             "utcp idle: {} connections, {:.0} bytes per socket (RSS {} -> {} bytes), set up at {:.0} connections/s",
-            idle.connections, idle.bytes_per_socket, idle.rss_before, idle.rss_after, idle.setup_per_s
+            idle.connections,
+            idle.bytes_per_socket,
+            idle.rss_before,
+            idle.rss_after,
+            idle.setup_per_s
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -372,9 +391,9 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
     }
 
     if s.json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json());
     } else {
-        print!("{}", report.to_table());
+        out!("{}", report.to_table());
     }
     Ok(if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
 }
@@ -383,9 +402,9 @@ fn cmd_bench(a: &BenchArgs) -> Result<ExitCode, String> {
 fn cmd_soak(a: &soak::SoakArgs) -> Result<ExitCode, String> {
     let r = soak::run(a)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
+        outln!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
     } else {
-        println!(
+        outln!(
             "connections {} (clean {}, reset {}), verified {} bytes, mismatched {}, hung {}, unexpected errors {}, \
              rss {} -> {} bytes, heap {} -> {} bytes, {:.1} s",
             r.connections,
@@ -408,6 +427,21 @@ fn cmd_soak(a: &soak::SoakArgs) -> Result<ExitCode, String> {
         && r.sockets_left == 0
         && r.connections > 0;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_MISMATCH) })
+}
+
+/// Writes the command's output; on a closed pipe the process exits with status 141 (the
+/// shell's 128 + SIGPIPE, what `set -o pipefail` sees of a C program killed by SIGPIPE), on
+/// any other write error with 1 and a message on stderr.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        eprintln!("utcp: error: writing the output: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {

@@ -147,8 +147,8 @@ impl TunHost {
             t.stop();
         }
         let r = self.dev.sync().map_err(|e| format!("pcap: {e}"));
-        print!("{}", self.stack.core.net.mib.nstat(false));
-        print!("{}", self.tun.stats.nstat());
+        out!("{}", self.stack.core.net.mib.nstat(false));
+        out!("{}", self.tun.stats.nstat());
         r
     }
 }

@@ -161,3 +161,34 @@ fn flood_client_connects_through_syn_cookies() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["client_connected"].clone(), v["cookies_sent"].clone()), (false.into(), 0.into()), "{v}");
 }
+
+/// Runs `utcp ARGS` with its stdout a pipe whose reading end is closed at once, as `| head -c0`.
+fn with_closed_stdout(args: &[&str]) -> Output {
+    use std::process::Stdio;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run utcp");
+    drop(c.stdout.take());
+    c.wait_with_output().expect("wait for utcp")
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_as_sigpipe_would() {
+    // `utcp bench --json | head`: the write fails with EPIPE (Rust ignores SIGPIPE); the
+    // command exits 141 (128 + SIGPIPE, what a shell shows for a C program killed by it)
+    // with nothing on stderr, where println! would have panicked with a backtrace.
+    let bench = ["bench", "--bytes", "64K", "--round-trips", "10", "--warmup", "1", "--no-progress", "--json"];
+    let stat = ["stat"];
+    for args in [&bench[..], &stat[..]] {
+        let o = with_closed_stdout(args);
+        assert_eq!(code(&o), 141, "{args:?}: {o:?}");
+        assert!(!text(&o.stderr).contains("panicked"), "{args:?}: {}", text(&o.stderr));
+    }
+    // drill runs every script and still says how they went.
+    let o = with_closed_stdout(&["drill", &script()]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert!(!text(&o.stderr).contains("panicked"), "{}", text(&o.stderr));
+}

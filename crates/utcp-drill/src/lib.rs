@@ -11,6 +11,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// `println!` for the per-script lines, except that a closed stdout (`utcp drill DIR | head`)
+/// is not a panic: the scripts still run and the [`Summary`] still says how they went.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 pub mod ast;
 pub mod exec;
 pub mod lexer;
@@ -147,23 +156,23 @@ pub fn run_paths(paths: &[PathBuf], opts: &DrillOptions) -> Summary {
     let mut sum = Summary::default();
     for (dir, e) in errors {
         sum.failed += 1;
-        println!("FAIL {}: {e}", dir.display());
+        say!("FAIL {}: {e}", dir.display());
     }
     for f in files {
         let o = run_file(&f, opts);
         match &o {
             Outcome::Pass => {
                 sum.passed += 1;
-                println!("PASS {}", f.display());
+                say!("PASS {}", f.display());
             }
             Outcome::Fail { line, reason } => {
                 sum.failed += 1;
-                println!("FAIL {}:{}: {}", f.display(), line, reason);
+                say!("FAIL {}:{}: {}", f.display(), line, reason);
             }
         }
         sum.results.push((f, o));
     }
-    println!("{} passed, {} failed", sum.passed, sum.failed);
+    say!("{} passed, {} failed", sum.passed, sum.failed);
     if sum.results.is_empty() {
         let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         eprintln!("utcp drill: error: no packetdrill script (*.pkt) found in {}", list.join(", "));
