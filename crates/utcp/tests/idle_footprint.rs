@@ -68,12 +68,14 @@ fn an_idle_established_socket_holds_no_queue_storage() {
                     (tp.receive_queue.capacity(), tp.write_queue.capacity(), tp.rtx_queue.capacity()),
                     (0, 0, 0)
                 );
+                // Nothing of the rarely used part was needed, so none was allocated.
+                assert!(tp.ext.is_none(), "an idle socket allocated its TcpSockExt");
             });
         }
     }
     assert_eq!(established, 2 * fds.len());
-    // A regression bound, not the goal: issue 9 asks for at most 1 KiB per socket; the socket
-    // struct alone is about 1.8 KB today (3.4 KB per socket were held before the queues gave
-    // their storage back).
-    assert!(per_socket <= 2400.0, "{per_socket:.0} bytes per idle socket");
+    // A regression bound, not the goal: issue 9 asks for at most 1 KiB per socket. 2,110 B
+    // were held when the rarely used state moved out of line (2,366 B before; 3.4 KB before
+    // the queues gave their storage back); see docs/PERFORMANCE.md for where they go.
+    assert!(per_socket <= 2160.0, "{per_socket:.0} bytes per idle socket");
 }

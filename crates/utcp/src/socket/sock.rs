@@ -931,7 +931,7 @@ impl Sock {
         let Some(q) = l.as_deref_mut() else { return false };
         let mut out = FrameBatch::take();
         let now = self.now();
-        if q.timers[crate::tcp::TcpTimer::Retrans as usize].is_some_and(|t| t <= now) {
+        if q.timers.get(crate::tcp::TcpTimer::Retrans).is_some_and(|t| t <= now) {
             q.clear_timer(crate::tcp::TcpTimer::Retrans);
             let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             q.tcp_synack_timer(&mut ctx);
@@ -950,7 +950,7 @@ impl Sock {
         // The ACK for prequeued data is owed by the reader; arm the delayed ACK (3/4 of
         // rto_min) in case it is slow.
         if let Some(mut tp) = self.tp.try_lock() {
-            if tp.timers[crate::tcp::TcpTimer::DelAck as usize].is_none() {
+            if tp.timers.get(crate::tcp::TcpTimer::DelAck).is_none() {
                 let at = self.now() + crate::tcp::TCP_RTO_MIN * 3 / 4;
                 tp.ack.pending |= crate::tcp::ack_flags::ICSK_ACK_TIMER | crate::tcp::ack_flags::ICSK_ACK_SCHED;
                 tp.ack.timeout = at;
@@ -1106,7 +1106,7 @@ impl Sock {
         {
             let mut ctx = Ctx::new(now, self.host.net(), &mut out);
             if tp.state == TcpState::Listen {
-                if tp.timers[crate::tcp::TcpTimer::Retrans as usize].is_some_and(|t| t <= now) {
+                if tp.timers.get(crate::tcp::TcpTimer::Retrans).is_some_and(|t| t <= now) {
                     tp.clear_timer(crate::tcp::TcpTimer::Retrans);
                     tp.tcp_synack_timer(&mut ctx);
                 }

@@ -66,7 +66,7 @@ fn __sock_cmsg_send(tp: &TcpSock, ty: i32, data: &[u8], sockc: &mut SockcmCookie
         }
         // Only with SO_TXTIME on, a u64 (TCP paces by its own clock and ignores it).
         SCM_TXTIME => {
-            if tp.txtime.is_none() || data.len() != 8 {
+            if tp.ext().txtime.is_none() || data.len() != 8 {
                 return Err(Errno::EINVAL);
             }
         }

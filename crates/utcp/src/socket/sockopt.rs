@@ -242,12 +242,12 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // EPOLLPRI is datagram_poll's; tcp_poll reports the error queue as EPOLLERR alone): a
         // TCP socket in Linux stores them for getsockopt only.
         SO_RCVMARK | SO_RCVPRIORITY | SO_RXQ_OVFL | SO_WIFI_STATUS | SO_NOFCS | SO_SELECT_ERR_QUEUE => {
-            tp.sockopt_misc.insert((SOL_SOCKET, name), (v != 0) as i32);
+            tp.ext_mut().sockopt_misc.insert((SOL_SOCKET, name), (v != 0) as i32);
         }
         // DEVIATION(linux): SO_DEBUG, SO_BROADCAST and SO_NO_CHECK have no effect on a TCP
         // socket in Linux either; stored for getsockopt.
         SO_DEBUG | SO_BROADCAST | SO_NO_CHECK => {
-            tp.sockopt_misc.insert((SOL_SOCKET, name), (v != 0) as i32);
+            tp.ext_mut().sockopt_misc.insert((SOL_SOCKET, name), (v != 0) as i32);
         }
         _ => return Err(Errno::ENOPROTOOPT),
     }
@@ -288,7 +288,7 @@ fn sock_set_txtime(tp: &mut TcpSock, val: &[u8]) -> SysResult<()> {
     if flags & !SOF_TXTIME_FLAGS_MASK != 0 {
         return Err(Errno::EINVAL);
     }
-    tp.txtime = Some((clockid, flags));
+    tp.ext_mut().txtime = Some((clockid, flags));
     Ok(())
 }
 
@@ -336,7 +336,7 @@ const SK_MEMINFO_VARS: usize = 9;
 /// that many). SO_ERROR is [`sock_error`], which needs the socket owned.
 pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> SysResult<Vec<u8>> {
     let i = |v: i32| v.to_ne_bytes().to_vec();
-    let misc = |n: i32| i(tp.sockopt_misc.get(&(SOL_SOCKET, n)).copied().unwrap_or(0));
+    let misc = |n: i32| i(tp.ext().sockopt_misc.get(&(SOL_SOCKET, n)).copied().unwrap_or(0));
     Ok(match name {
         SO_TYPE => i(SOCK_STREAM),
         SO_DOMAIN => i(tp.family),
@@ -388,7 +388,7 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
         SO_ATTACH_FILTER => Vec::new(),
         // Unset: a zeroed struct sock_txtime.
         SO_TXTIME => {
-            let (clockid, flags) = tp.txtime.unwrap_or((0, 0));
+            let (clockid, flags) = tp.ext().txtime.unwrap_or((0, 0));
             let mut v = i(clockid);
             v.extend_from_slice(&flags.to_ne_bytes());
             v

@@ -970,7 +970,9 @@ impl Stack {
             SOL_IP => {
                 let r = do_ip_setsockopt(&mut tp.inet, &mut tp.priority, ctx.net.local_addr(), name, val);
                 if r.is_ok() && name == IP_RECVERR && !tp.inet.recverr {
-                    tp.error_queue.clear(); // skb_queue_purge(&sk->sk_error_queue)
+                    if let Some(e) = tp.ext_if_any() {
+                        e.error_queue.clear();
+                    } // skb_queue_purge(&sk->sk_error_queue)
                 }
                 if r.is_ok() && name == IP_OPTIONS {
                     // icsk_ext_hdr_len changed: icsk_sync_mss(sk, icsk_pmtu_cookie).
@@ -985,7 +987,9 @@ impl Stack {
                 let view = inet6_view(tp, ctx.net);
                 let r = do_ipv6_setsockopt(&mut tp.inet6, view, name, val);
                 if r.is_ok() && name == IPV6_RECVERR && !tp.inet6.recverr {
-                    tp.error_queue.clear(); // skb_errqueue_purge(&sk->sk_error_queue)
+                    if let Some(e) = tp.ext_if_any() {
+                        e.error_queue.clear();
+                    } // skb_errqueue_purge(&sk->sk_error_queue)
                 }
                 r
             }

@@ -599,7 +599,7 @@ impl TcpSock {
             return;
         }
         self.compressed_ack += 1;
-        if self.timers[TcpTimer::CompressedAck as usize].is_some() {
+        if self.timers.get(TcpTimer::CompressedAck).is_some() {
             return;
         }
         let rtt = Duration::from_micros(((self.rcv_rtt_est.rtt_us >> 3) as u64).max(1) / 20);

@@ -336,7 +336,12 @@ impl TcpSock {
         match self.state {
             TcpState::SynSent | TcpState::SynRecv => {
                 if self.recverr() {
-                    crate::ip::recverr::ip_icmp_error(&mut self.error_queue, self.rcvbuf, e, err);
+                    crate::ip::recverr::ip_icmp_error(
+                        &mut self.ext.get_or_insert_with(Default::default).error_queue,
+                        self.rcvbuf,
+                        e,
+                        err,
+                    );
                 }
                 if owned {
                     self.err_soft = Some(err);

@@ -242,7 +242,9 @@ impl TcpSock {
         self.bound = l.bound;
         self.inet = l.inet.clone();
         self.inet6 = l.inet6.clone();
-        self.sockopt_misc = l.sockopt_misc.clone();
+        if let Some(e) = l.ext.as_deref().filter(|e| !e.sockopt_misc.is_empty()) {
+            self.ext_mut().sockopt_misc = e.sockopt_misc.clone();
+        }
     }
 
     /// `sk_acceptq_is_full()`.
@@ -412,7 +414,7 @@ impl TcpSock {
     }
 
     fn arm_synack_timer(&mut self, at: Instant) {
-        let cur = self.timers[TcpTimer::Retrans as usize];
+        let cur = self.timers.get(TcpTimer::Retrans);
         if cur.is_none_or(|c| at < c) {
             self.reset_timer(TcpTimer::Retrans, at);
         }
@@ -679,7 +681,9 @@ impl TcpSock {
         c.nodelay = self.nodelay;
         c.user_mss = self.user_mss;
         c.recvmsg_inq = self.recvmsg_inq;
-        c.sockopt_misc = self.sockopt_misc.clone();
+        if !self.ext().sockopt_misc.is_empty() {
+            c.ext_mut().sockopt_misc = self.ext().sockopt_misc.clone();
+        }
         c.keepalive_time = self.keepalive_time;
         c.keepalive_intvl = self.keepalive_intvl;
         c.keepalive_probes = self.keepalive_probes;
@@ -691,7 +695,9 @@ impl TcpSock {
         // tcp_create_openreq_child() copies save_syn; tcp_move_syn() hands the child the
         // request's saved SYN.
         c.save_syn = self.save_syn;
-        c.saved_syn = req.saved_syn.clone();
+        if let Some(syn) = req.saved_syn.clone() {
+            c.ext_mut().saved_syn = Some(syn);
+        }
         c.inet = self.inet.clone();
         // tcp_v4_syn_recv_sock(): inet_opt (and icsk_ext_hdr_len) from the request.
         c.inet.opt = req.ireq_opt.clone();

@@ -409,12 +409,8 @@ pub struct TcpSock {
     pub tskey: u32,
     /// `sk->sk_bind_phc`: the PHC index SOF_TIMESTAMPING_BIND_PHC bound.
     pub bind_phc: i32,
-    /// TX timestamp requests on queued skbs (tcp/timestamping.rs).
-    pub ts_reqs: VecDeque<timestamping::TsReq>,
     /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
     pub incoming_cpu: i32,
-    /// SO_TXTIME's (clockid, flags), when set.
-    pub txtime: Option<(i32, u32)>,
     /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
     pub bound_dev_if: i32,
     /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
@@ -429,8 +425,6 @@ pub struct TcpSock {
     pub zerocopy: bool,
     /// `sk->sk_zckey`: the id of the next MSG_ZEROCOPY send.
     pub zckey: u32,
-    /// MSG_ZEROCOPY sends not yet completed: (id, end of their bytes).
-    pub zc_pending: VecDeque<(u32, SeqNum)>,
     /// `SOCK_URGINLINE`.
     pub urginline: bool,
     /// `sk_peek_off` (-1 = off).
@@ -447,8 +441,6 @@ pub struct TcpSock {
     pub reuseaddr: bool,
     /// SO_KEEPALIVE.
     pub keepalive: bool,
-    /// SO_OOBINLINE, SO_DEBUG ... other boolean socket options stored for getsockopt.
-    pub sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
     /// The user closed the socket; it lives on to finish the protocol (`SOCK_DEAD`).
     pub orphan: bool,
     /// `sk->sk_socket != NULL`: a `struct socket` is attached. False for a passive child
@@ -459,6 +451,10 @@ pub struct TcpSock {
     pub bound: bool,
     /// `inet->inet_freebind`/misc.
     pub listen_backlog: u32,
+    /// What only some sockets use (timestamping, MSG_ZEROCOPY, the error queue, rare
+    /// options, a saved SYN, a TCP_FASTOPEN_KEY): out of line, allocated on first write
+    /// ([`TcpSock::ext_mut`]), so that an idle socket does not carry it (issue 9 goal 4).
+    pub ext: Option<Box<TcpSockExt>>,
 
     // ---- tcp_sock: receive ----
     /// `tp->rcv_nxt`.
@@ -558,9 +554,6 @@ pub struct TcpSock {
     pub mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
     pub pmtu: u32,
-    /// `sk_error_queue`: IP_RECVERR reports and MSG_ZEROCOPY completions, read with
-    /// `recvmsg(MSG_ERRQUEUE)`.
-    pub error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
     /// `tp->advmss`.
     pub advmss: u32,
     /// `tp->rx_opt.mss_clamp`: MSS the peer accepts.
@@ -704,7 +697,7 @@ pub struct TcpSock {
 
     // ---- timers ----
     /// Timer table: deadlines by [`TcpTimer`].
-    pub timers: [Option<Instant>; TcpTimer::COUNT],
+    pub timers: timer::Timers,
     /// Keepalive settings (TCP_KEEPIDLE, KEEPINTVL, KEEPCNT), 0 = sysctl.
     pub keepalive_time: u32,
     /// TCP_KEEPINTVL.
@@ -735,14 +728,10 @@ pub struct TcpSock {
     pub delack_max: Duration,
     /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
     pub save_syn: u8,
-    /// `tp->saved_syn`: the SYN's headers, for one TCP_SAVED_SYN read on the child.
-    pub saved_syn: Option<Bytes>,
     /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
     pub fastopen_max_qlen: i32,
     /// `tp->fastopen_no_cookie` (TCP_FASTOPEN_NO_COOKIE).
     pub fastopen_no_cookie: bool,
-    /// The socket's TCP_FASTOPEN_KEY (`icsk_accept_queue.fastopenq.ctx`): 16 or 32 bytes.
-    pub fastopen_key: Option<Vec<u8>>,
     /// SYN retries (TCP_SYNCNT).
     pub syn_retries: u8,
 
@@ -787,6 +776,39 @@ pub struct TcpSock {
     pub napi_id: u32,
 }
 
+/// The rarely used part of a [`TcpSock`], boxed so that a socket that never uses it pays
+/// one pointer (Linux spreads these over `struct sock`, `inet_connection_sock` and
+/// `tcp_sock`; its per-socket slab pays for them always).
+#[derive(Debug, Default)]
+pub struct TcpSockExt {
+    /// TX timestamp requests on queued skbs (tcp/timestamping.rs).
+    pub ts_reqs: VecDeque<timestamping::TsReq>,
+    /// SO_TXTIME's (clockid, flags), when set.
+    pub txtime: Option<(i32, u32)>,
+    /// MSG_ZEROCOPY sends not yet completed: (id, end of their bytes).
+    pub zc_pending: VecDeque<(u32, SeqNum)>,
+    /// SO_OOBINLINE, SO_DEBUG ... other boolean socket options stored for getsockopt.
+    pub sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
+    /// `sk_error_queue`: IP_RECVERR reports and MSG_ZEROCOPY completions, read with
+    /// `recvmsg(MSG_ERRQUEUE)`.
+    pub error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
+    /// `tp->saved_syn`: the SYN's headers, for one TCP_SAVED_SYN read on the child.
+    pub saved_syn: Option<Bytes>,
+    /// The socket's TCP_FASTOPEN_KEY (`icsk_accept_queue.fastopenq.ctx`): 16 or 32 bytes.
+    pub fastopen_key: Option<Vec<u8>>,
+}
+
+/// What [`TcpSock::ext`] reads on a socket that never wrote its [`TcpSockExt`].
+static EMPTY_EXT: TcpSockExt = TcpSockExt {
+    ts_reqs: VecDeque::new(),
+    txtime: None,
+    zc_pending: VecDeque::new(),
+    sockopt_misc: std::collections::BTreeMap::new(),
+    error_queue: VecDeque::new(),
+    saved_syn: None,
+    fastopen_key: None,
+};
+
 /// SO_LINGER's `MAX_SCHEDULE_TIMEOUT` (an `l_linger` of `LONG_MAX / HZ` seconds or more,
 /// negative ones included, as the kernel reads `l_linger` as unsigned long).
 pub const LINGER_FOREVER: u32 = u32::MAX;
@@ -798,6 +820,21 @@ fn next_sock_cookie() -> u64 {
 }
 
 impl TcpSock {
+    /// The rarely used state, empty until a write made it ([`TcpSock::ext_mut`]).
+    #[inline]
+    pub fn ext(&self) -> &TcpSockExt {
+        self.ext.as_deref().unwrap_or(&EMPTY_EXT)
+    }
+    /// The rarely used state, allocated here on first use.
+    #[inline]
+    pub fn ext_mut(&mut self) -> &mut TcpSockExt {
+        self.ext.get_or_insert_with(Default::default)
+    }
+    /// The rarely used state if it exists (to clear or drain it without allocating it).
+    #[inline]
+    pub fn ext_if_any(&mut self) -> Option<&mut TcpSockExt> {
+        self.ext.as_deref_mut()
+    }
     /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
     pub fn new(net: &Netns, now: Instant) -> TcpSock {
         let s = &net.sysctl;
@@ -836,9 +873,7 @@ impl TcpSock {
             tsflags: 0,
             tskey: 0,
             bind_phc: 0,
-            ts_reqs: VecDeque::new(),
             incoming_cpu: -1,
-            txtime: None,
             bound_dev_if: 0,
             max_pacing_rate: u64::MAX,
             pacing_rate: u64::MAX,
@@ -846,7 +881,6 @@ impl TcpSock {
             wstamp: Instant::ZERO,
             zerocopy: false,
             zckey: 0,
-            zc_pending: VecDeque::new(),
             urginline: false,
             peek_off: -1,
             rx_tstamp_opt: 0,
@@ -855,11 +889,11 @@ impl TcpSock {
             busy_poll_budget: 0,
             reuseaddr: false,
             keepalive: false,
-            sockopt_misc: Default::default(),
             orphan: false,
             sk_socket: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
             bound: false,
             listen_backlog: 0,
+            ext: None,
             rcv_nxt: SeqNum(0),
             copied_seq: SeqNum(0),
             rcv_wup: SeqNum(0),
@@ -907,7 +941,6 @@ impl TcpSock {
             write_queue: Default::default(),
             mss_cache: TCP_MSS_DEFAULT,
             pmtu: 0,
-            error_queue: Default::default(),
             advmss: 0,
             // tcp_init_sock(): RFC 1122's default until a SYN says otherwise.
             mss_clamp: TCP_MSS_DEFAULT,
@@ -976,7 +1009,7 @@ impl TcpSock {
             bbr: None,
             lsndtime: now,
             rcv_tstamp: now,
-            timers: [None; TcpTimer::COUNT],
+            timers: timer::Timers::NONE,
             keepalive_time: 0,
             keepalive_intvl: 0,
             keepalive_probes: 0,
@@ -989,10 +1022,8 @@ impl TcpSock {
             rto_max: TCP_RTO_MAX,
             delack_max: TCP_DELACK_MAX,
             save_syn: 0,
-            saved_syn: None,
             fastopen_max_qlen: 0,
             fastopen_no_cookie: false,
-            fastopen_key: None,
             syn_retries: 0,
             bytes_received: 0,
             bytes_acked: 0,
@@ -1124,17 +1155,17 @@ impl TcpSock {
 
     /// Arms a timer.
     pub fn reset_timer(&mut self, t: TcpTimer, at: Instant) {
-        self.timers[t as usize] = Some(at);
+        self.timers.set(t, Some(at));
     }
 
     /// Disarms a timer.
     pub fn clear_timer(&mut self, t: TcpTimer) {
-        self.timers[t as usize] = None;
+        self.timers.set(t, None);
     }
 
     /// The earliest armed timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
+        self.timers.next()
     }
 
     /// Current time as a TCP timestamp (ms clock, `tcp_time_stamp_ms`) plus `tsoffset`.

@@ -311,7 +311,7 @@ impl TcpSock {
         let timeout = ctx.now + ato;
         if self.ack.pending & ICSK_ACK_TIMER != 0 {
             // Already armed: if due within a quarter of ato, send now.
-            let cur = self.timers[TcpTimer::DelAck as usize].unwrap_or(timeout);
+            let cur = self.timers.get(TcpTimer::DelAck).unwrap_or(timeout);
             if cur <= ctx.now + (ato / 4) {
                 self.tcp_send_ack(ctx);
                 return;
@@ -527,8 +527,8 @@ impl TcpSock {
     /// probe timer.
     pub fn tcp_check_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0
-            && self.timers[TcpTimer::Retrans as usize].is_none()
-            && self.timers[TcpTimer::Probe0 as usize].is_none()
+            && self.timers.get(TcpTimer::Retrans).is_none()
+            && self.timers.get(TcpTimer::Probe0).is_none()
         {
             let when = self.tcp_probe0_when(self.rto_max);
             self.reset_timer(TcpTimer::Probe0, ctx.now + when);
@@ -638,7 +638,7 @@ impl TcpSock {
             let pcount = self.tcp_queue_sent(skb, mss_now);
             self.packets_out += pcount;
             ctx.net.mib.add(LinuxMib::TCPOrigDataSent, pcount as u64);
-            if prior_packets == 0 || self.timers[TcpTimer::Retrans as usize].is_none() {
+            if prior_packets == 0 || self.timers.get(TcpTimer::Retrans).is_none() {
                 self.tcp_rearm_rto(ctx);
             }
             self.clear_timer(TcpTimer::Probe0);
@@ -772,7 +772,7 @@ impl TcpSock {
                 self.snd_nxt = skb.end_seq;
                 self.packets_out += 1;
                 self.rtx_queue.push_back(skb);
-                if self.timers[TcpTimer::Retrans as usize].is_none() {
+                if self.timers.get(TcpTimer::Retrans).is_none() {
                     self.tcp_rearm_rto(ctx);
                 }
                 return;

@@ -68,7 +68,7 @@ impl TcpSock {
         if !self.pacing_needed || self.wstamp <= ctx.now {
             return false;
         }
-        if self.timers[TcpTimer::Pacing as usize].is_none() {
+        if self.timers.get(TcpTimer::Pacing).is_none() {
             self.reset_timer(TcpTimer::Pacing, self.wstamp);
         }
         true

@@ -51,7 +51,7 @@ pub fn tcp_poll(sk: &Sock) -> u32 {
                 mask |= PRI;
             }
         }
-        if tp.err.is_some() || !tp.error_queue.is_empty() {
+        if tp.err.is_some() || !tp.ext().error_queue.is_empty() {
             mask |= ERR;
         }
         mask

@@ -212,7 +212,7 @@ impl TcpSock {
             }
             self.tcp_xmit_retransmit_queue(ctx);
         }
-        if self.timers[TcpTimer::Retrans as usize].is_none() && self.packets_out > 0 {
+        if self.timers.get(TcpTimer::Retrans).is_none() && self.packets_out > 0 {
             self.tcp_rearm_rto(ctx);
         }
     }
@@ -243,7 +243,7 @@ impl TcpSock {
         } else {
             super::TCP_TIMEOUT_INIT
         };
-        if let Some(rto_at) = self.timers[TcpTimer::Retrans as usize] {
+        if let Some(rto_at) = self.timers.get(TcpTimer::Retrans) {
             let left = rto_at.saturating_since(ctx.now);
             timeout = timeout.min(left);
         }

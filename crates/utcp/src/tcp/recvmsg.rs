@@ -286,13 +286,13 @@ pub fn tcp_recvmsg(
         // inet_recv_error() → ip_recv_error(): ICMP errors (IP_RECVERR), MSG_ZEROCOPY
         // completions and SO_TIMESTAMPING reports.
         let mut g = sock.lock_sock();
-        let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().error_queue);
+        let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().ext_mut().error_queue);
         if let Ok(x) = &r {
             // sock_dequeue_err_skb(): a next ICMP error becomes sk_err; an ICMP error
             // followed by none clears it; other reports leave it alone.
             use crate::ip::recverr::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
             let icmp = |o: u8| o == SO_EE_ORIGIN_ICMP || o == SO_EE_ORIGIN_ICMP6;
-            match g.tp().error_queue.front() {
+            match g.tp().ext().error_queue.front() {
                 Some(n) if icmp(n.origin) => g.tp_mut().err = n.errno,
                 _ if icmp(x.origin) => g.tp_mut().err = None,
                 _ => {}

@@ -55,7 +55,7 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             if val.len() != TCP_FASTOPEN_KEY_LENGTH && val.len() != 2 * TCP_FASTOPEN_KEY_LENGTH {
                 return Err(Errno::EINVAL);
             }
-            tp.fastopen_key = Some(val.to_vec());
+            tp.ext_mut().fastopen_key = Some(val.to_vec());
             return Ok(());
         }
         _ => {}
@@ -236,7 +236,7 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         TCP_FASTOPEN => i(tp.fastopen_max_qlen),
         TCP_FASTOPEN_CONNECT => i(0),
         TCP_FASTOPEN_NO_COOKIE => i(tp.fastopen_no_cookie as i32),
-        TCP_FASTOPEN_KEY => tp.fastopen_key.clone().unwrap_or_default(),
+        TCP_FASTOPEN_KEY => tp.ext().fastopen_key.clone().unwrap_or_default(),
         TCP_SAVE_SYN => i(tp.save_syn as i32),
         // Neither cubic nor reno has a get_info(): no tcp_cc_info bytes; bbr's tcp_bbr_info.
         TCP_CC_INFO => tp.tcp_ca_get_info(),
@@ -301,10 +301,10 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
 /// `do_tcp_getsockopt(TCP_SAVED_SYN)`: the SYN's headers, once; a `len` too short for them is
 /// EINVAL with the length needed; nothing saved reads as zero bytes.
 pub fn tcp_getsockopt_saved_syn(tp: &mut TcpSock, len: usize) -> Result<Vec<u8>, (Errno, usize)> {
-    match tp.saved_syn.take() {
+    match tp.ext_if_any().and_then(|e| e.saved_syn.take()) {
         Some(syn) if len < syn.len() => {
             let need = syn.len();
-            tp.saved_syn = Some(syn);
+            tp.ext_mut().saved_syn = Some(syn);
             Err((Errno::EINVAL, need))
         }
         Some(syn) => Ok(syn.to_vec()),

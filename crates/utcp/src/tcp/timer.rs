@@ -60,18 +60,52 @@ pub fn tcp_model_timeout(boundary: u32, rto_base: Duration, rto_max: Duration) -
 /// `TCP_THIN_LINEAR_RETRIES`: retransmissions of a thin stream that keep the RTO linear.
 pub const TCP_THIN_LINEAR_RETRIES: u8 = 6;
 
+/// A socket's timer deadlines by [`TcpTimer`] in nanoseconds, `u64::MAX` meaning unarmed: an
+/// `[Option<Instant>; N]` takes twice the bytes (issue 9 goal 4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Timers([u64; TcpTimer::COUNT]);
+
+impl Timers {
+    /// None armed.
+    pub const NONE: Timers = Timers([u64::MAX; TcpTimer::COUNT]);
+
+    /// Timer `t`'s deadline, if armed.
+    #[inline]
+    pub fn get(&self, t: TcpTimer) -> Option<crate::time::Instant> {
+        let at = self.0[t as usize];
+        (at != u64::MAX).then_some(crate::time::Instant(at))
+    }
+    /// Arms (`Some`) or disarms timer `t`. A deadline of [`Instant::FOREVER`] is kept one
+    /// nanosecond earlier, still never reached, so that it stays armed.
+    #[inline]
+    pub fn set(&mut self, t: TcpTimer, at: Option<crate::time::Instant>) {
+        self.0[t as usize] = at.map_or(u64::MAX, |a| a.0.min(u64::MAX - 1));
+    }
+    /// The earliest armed deadline.
+    pub fn next(&self) -> Option<crate::time::Instant> {
+        let at = self.0.iter().copied().min().unwrap_or(u64::MAX);
+        (at != u64::MAX).then_some(crate::time::Instant(at))
+    }
+}
+
+impl core::fmt::Debug for Timers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(TcpTimer::ALL.iter().map(|&t| self.get(t))).finish()
+    }
+}
+
 impl TcpSock {
     /// Fires the timers that are due at `ctx.now`.
     pub fn tcp_timer_fire(&mut self, ctx: &mut Ctx<'_>) {
         for t in TcpTimer::ALL {
-            if let Some(at) = self.timers[t as usize] {
+            if let Some(at) = self.timers.get(t) {
                 // Linux has one transmit timer: a loss probe armed for no later than the RTO
                 // (tcp_schedule_loss_probe() takes min(PTO, RTO left)) replaces it, and the
                 // probe re-arms the RTO.
                 let tlp_first =
-                    t == TcpTimer::Retrans && self.timers[TcpTimer::LossProbe as usize].is_some_and(|lp| lp <= at);
+                    t == TcpTimer::Retrans && self.timers.get(TcpTimer::LossProbe).is_some_and(|lp| lp <= at);
                 if at <= ctx.now && !tlp_first {
-                    self.timers[t as usize] = None;
+                    self.timers.set(t, None);
                     match t {
                         TcpTimer::Retrans => self.tcp_retransmit_timer(ctx),
                         TcpTimer::DelAck => self.tcp_delack_timer_handler(ctx),

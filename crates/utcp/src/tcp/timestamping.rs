@@ -70,23 +70,24 @@ impl TcpSock {
             return;
         }
         let mut req = TsReq { key: end - 1, flags: tsflags & ASKED };
-        if let Some(i) = self.ts_reqs.iter().position(|r| !r.key.before(seq) && r.key.before(end)) {
-            req.flags |= self.ts_reqs.remove(i).expect("found").flags;
+        let ts_reqs = &mut self.ext_mut().ts_reqs;
+        if let Some(i) = ts_reqs.iter().position(|r| !r.key.before(seq) && r.key.before(end)) {
+            req.flags |= ts_reqs.remove(i).expect("found").flags;
         }
-        self.ts_reqs.push_back(req);
+        ts_reqs.push_back(req);
     }
 
     /// `__dev_queue_xmit()` (SCHED) and the driver's `skb_tx_timestamp()` (SND) for a frame
     /// carrying `[seq, seq + len)`.
     pub fn tcp_tstamp_xmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, frame: &Frame) {
-        if self.ts_reqs.is_empty() || len == 0 {
+        if self.ext().ts_reqs.is_empty() || len == 0 {
             return;
         }
         let end = seq + len;
         // One skb holds at most one mark; a frame of several (a collapsed retransmission)
         // reports each.
         let marks: Vec<TsReq> =
-            self.ts_reqs.iter().filter(|r| !r.key.before(seq) && r.key.before(end)).copied().collect();
+            self.ext().ts_reqs.iter().filter(|r| !r.key.before(seq) && r.key.before(end)).copied().collect();
         if marks.is_empty() {
             return;
         }
@@ -111,16 +112,16 @@ impl TcpSock {
     /// `tcp_ack_tstamp()`: `skb` was acknowledged whole by an ACK that moved `snd_una` from
     /// `prior_snd_una`; its key, if this ACK covered it, gives an ACK report.
     pub fn tcp_ack_tstamp(&mut self, ctx: &mut Ctx<'_>, skb: &TxSkb, prior_snd_una: SeqNum) {
-        if self.ts_reqs.is_empty() {
+        if self.ext().ts_reqs.is_empty() {
             return;
         }
         let within = |r: &TsReq| !r.key.before(skb.seq) && r.key.before(skb.end_seq);
-        if !self.ts_reqs.iter().any(within) {
+        if !self.ext().ts_reqs.iter().any(within) {
             return;
         }
         let mut data = None;
-        let (marks, rest): (VecDeque<TsReq>, VecDeque<TsReq>) = self.ts_reqs.drain(..).partition(within);
-        self.ts_reqs = rest;
+        let (marks, rest): (VecDeque<TsReq>, VecDeque<TsReq>) = self.ext_mut().ts_reqs.drain(..).partition(within);
+        self.ext_mut().ts_reqs = rest;
         for r in marks {
             if r.flags & SOF_TIMESTAMPING_TX_ACK != 0 && !r.key.before(prior_snd_una) && r.key.before(self.snd_una) {
                 let d = data
@@ -135,7 +136,9 @@ impl TcpSock {
 
     /// The write queue was purged: its skbs are freed unreported.
     pub fn tcp_tstamp_purge(&mut self) {
-        self.ts_reqs.clear();
+        if let Some(e) = self.ext_if_any() {
+            e.ts_reqs.clear();
+        }
     }
 
     /// `__skb_tstamp_tx()` + `__skb_complete_tx_timestamp()` + `sock_queue_err_skb()`.
@@ -177,11 +180,11 @@ impl TcpSock {
             payload,
         };
         // sock_queue_err_skb(): the receive memory the error queue shares.
-        let used: u32 = self.error_queue.iter().map(SockExterr::truesize).sum::<u32>() + self.rmem_alloc;
+        let used: u32 = self.ext().error_queue.iter().map(SockExterr::truesize).sum::<u32>() + self.rmem_alloc;
         if used + x.truesize() >= self.rcvbuf {
             return;
         }
-        self.error_queue.push_back(x);
+        self.ext_mut().error_queue.push_back(x);
         // sk_error_report(): poll() sees EPOLLERR.
         ctx.ev.state_change = true;
     }
@@ -307,15 +310,15 @@ mod tests {
         tp.write_queue.back_mut().unwrap().end_seq = SeqNum(120);
         tp.tcp_tx_timestamp(SOF_TIMESTAMPING_TX_ACK);
         assert_eq!(
-            tp.ts_reqs.iter().copied().collect::<Vec<_>>(),
+            tp.ext().ts_reqs.iter().copied().collect::<Vec<_>>(),
             vec![TsReq { key: SeqNum(119), flags: SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_ACK }]
         );
         let s = tp.write_queue.pop_front().unwrap();
         tp.snd_una = SeqNum(120);
         tp.tcp_ack_tstamp(&mut ctx, &s, SeqNum(100));
-        let r = tp.error_queue.pop_front().expect("an ACK report");
+        let r = tp.ext_mut().error_queue.pop_front().expect("an ACK report");
         assert_eq!((r.errno, r.origin, r.info, r.data), (Some(Errno::ENOMSG), 4, SCM_TSTAMP_ACK, 19));
         assert!(r.payload.is_empty(), "OPT_TSONLY");
-        assert!(tp.ts_reqs.is_empty());
+        assert!(tp.ext().ts_reqs.is_empty());
     }
 }

@@ -44,16 +44,17 @@ impl TcpSock {
     pub fn tcp_zerocopy_sent(&mut self) {
         let id = self.zckey;
         self.zckey = self.zckey.wrapping_add(1);
-        self.zc_pending.push_back((id, self.write_seq));
+        let end = self.write_seq;
+        self.ext_mut().zc_pending.push_back((id, end));
     }
 
     /// Completes the sends whose bytes are all acknowledged (`msg_zerocopy_complete`).
     pub fn tcp_zerocopy_acked(&mut self, ctx: &mut Ctx<'_>) {
-        while let Some(&(id, end)) = self.zc_pending.front() {
+        while let Some(&(id, end)) = self.ext().zc_pending.front() {
             if end.after(self.snd_una) {
                 break;
             }
-            self.zc_pending.pop_front();
+            self.ext_mut().zc_pending.pop_front();
             self.zc_notify(ctx, id);
         }
     }
@@ -63,7 +64,7 @@ impl TcpSock {
     pub fn tcp_zerocopy_purge(&mut self, ctx: &mut Ctx<'_>) {
         // The same purge frees the skbs that carried TX timestamp requests.
         self.tcp_tstamp_purge();
-        while let Some((id, _)) = self.zc_pending.pop_front() {
+        while let Some((id, _)) = self.ext_if_any().and_then(|e| e.zc_pending.pop_front()) {
             self.zc_notify(ctx, id);
         }
     }
@@ -71,7 +72,7 @@ impl TcpSock {
     /// `__msg_zerocopy_callback()`: queue `[id, id]`, or extend a contiguous tail
     /// (`skb_zerocopy_notify_extend`: the tail keeps its code, the range stays below 2^32).
     fn zc_notify(&mut self, ctx: &mut Ctx<'_>, id: u32) {
-        if let Some(tail) = self.error_queue.back_mut().filter(|t| t.origin == SO_EE_ORIGIN_ZEROCOPY) {
+        if let Some(tail) = self.ext_mut().error_queue.back_mut().filter(|t| t.origin == SO_EE_ORIGIN_ZEROCOPY) {
             let len = tail.data.wrapping_sub(tail.info) as u64 + 2;
             if tail.data.wrapping_add(1) == id && len < 1 << 32 {
                 tail.data = id;
@@ -79,7 +80,7 @@ impl TcpSock {
                 return;
             }
         }
-        self.error_queue.push_back(zc_notification(id, id, SO_EE_CODE_ZEROCOPY_COPIED));
+        self.ext_mut().error_queue.push_back(zc_notification(id, id, SO_EE_CODE_ZEROCOPY_COPIED));
         // sk_error_report(): poll() sees EPOLLERR.
         ctx.ev.state_change = true;
     }
@@ -103,20 +104,20 @@ mod tests {
             tp.write_seq = SeqNum(end);
             tp.tcp_zerocopy_sent();
         }
-        assert_eq!(tp.zc_pending.back(), Some(&(2, SeqNum(130))));
+        assert_eq!(tp.ext().zc_pending.back(), Some(&(2, SeqNum(130))));
         tp.snd_una = SeqNum(125);
         tp.tcp_zerocopy_acked(&mut ctx);
-        assert_eq!(tp.error_queue.len(), 1);
-        assert_eq!(tp.error_queue.front(), Some(&zc_notification(0, 1, 1)));
+        assert_eq!(tp.ext().error_queue.len(), 1);
+        assert_eq!(tp.ext().error_queue.front(), Some(&zc_notification(0, 1, 1)));
         tp.snd_una = SeqNum(130);
         tp.tcp_zerocopy_acked(&mut ctx);
-        let n = tp.error_queue.pop_front().unwrap();
+        let n = tp.ext_mut().error_queue.pop_front().unwrap();
         assert_eq!((n.info, n.data), (0, 2), "a contiguous completion extends the queued one");
         assert_eq!(n.cmsg_data()[..16], [0, 0, 0, 0, 5, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
-        assert_eq!(tp.error_queue.pop_front(), None);
+        assert_eq!(tp.ext_mut().error_queue.pop_front(), None);
         tp.write_seq = SeqNum(140);
         tp.tcp_zerocopy_sent();
         tp.tcp_zerocopy_purge(&mut ctx);
-        assert_eq!(tp.error_queue.pop_front().map(|n| (n.info, n.data)), Some((3, 3)));
+        assert_eq!(tp.ext_mut().error_queue.pop_front().map(|n| (n.info, n.data)), Some((3, 3)));
     }
 }
