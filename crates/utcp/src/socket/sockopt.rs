@@ -69,11 +69,11 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         // SO_RCVTIMEO_NEW takes a `struct __kernel_sock_timeval`, the same 16 bytes as the
         // old `timeval` on a 64-bit machine.
         SO_RCVTIMEO | SO_RCVTIMEO_NEW => {
-            tp.rcvtimeo = sock_set_timeout(val)?;
+            tp.ext_mut().rcvtimeo = sock_set_timeout(val)?;
             return Ok(());
         }
         SO_SNDTIMEO | SO_SNDTIMEO_NEW => {
-            tp.sndtimeo = sock_set_timeout(val)?;
+            tp.ext_mut().sndtimeo = sock_set_timeout(val)?;
             return Ok(());
         }
         SO_ATTACH_FILTER | SO_ATTACH_REUSEPORT_CBPF => return sk_attach_filter(tp, name, val),
@@ -371,8 +371,8 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
             v.extend_from_slice(&secs.to_ne_bytes());
             v
         }
-        SO_RCVTIMEO | SO_RCVTIMEO_NEW => to_timeval(tp.rcvtimeo).to_vec(),
-        SO_SNDTIMEO | SO_SNDTIMEO_NEW => to_timeval(tp.sndtimeo).to_vec(),
+        SO_RCVTIMEO | SO_RCVTIMEO_NEW => to_timeval(tp.ext().rcvtimeo).to_vec(),
+        SO_SNDTIMEO | SO_SNDTIMEO_NEW => to_timeval(tp.ext().sndtimeo).to_vec(),
         SO_DEBUG | SO_BROADCAST | SO_NO_CHECK => misc(name),
         SO_RCVMARK | SO_RCVPRIORITY | SO_RXQ_OVFL | SO_WIFI_STATUS | SO_NOFCS | SO_SELECT_ERR_QUEUE => misc(name),
         SO_MARK => i(tp.mark as i32),

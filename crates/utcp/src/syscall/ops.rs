@@ -429,7 +429,7 @@ impl Stack {
     /// `inet_accept()` → `inet_csk_accept()`: dequeues a child.
     fn inet_accept(&self, s: &Socket, flags: i32, cancel: Option<&Cancel>) -> SysResult<(Arc<Socket>, SocketAddr)> {
         let mut g = s.sk.lock_sock();
-        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
+        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().ext().rcvtimeo };
         let deadline = timeo.map(|t| self.now() + t);
         let child = loop {
             // Children are queued without the socket lock: the wakeup generation is read
@@ -510,7 +510,7 @@ impl Stack {
                 Errno::EINPROGRESS
             }
         };
-        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().sndtimeo };
+        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().ext().sndtimeo };
         let deadline = timeo.map(|t| self.now() + t);
         while matches!(g.tp().state, TcpState::SynSent | TcpState::SynRecv) {
             if timeo == Some(Duration::ZERO) || deadline.is_some_and(|d| self.now() >= d) {
@@ -800,7 +800,7 @@ impl Stack {
             iov
         };
         let mut g = s.sk.lock_sock();
-        let timeo = if flags & MSG_DONTWAIT != 0 { Some(Duration::ZERO) } else { g.tp().sndtimeo };
+        let timeo = if flags & MSG_DONTWAIT != 0 { Some(Duration::ZERO) } else { g.tp().ext().sndtimeo };
         let deadline = timeo.map(|t| self.now() + t);
         // sk_stream_wait_connect()
         while !matches!(g.tp().state, TcpState::Established | TcpState::CloseWait) {

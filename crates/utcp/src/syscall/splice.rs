@@ -70,7 +70,7 @@ impl Stack {
             s.sk.release_sock(g);
             return Err(Errno::ENOTCONN);
         }
-        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
+        let timeo = if s.nonblocking() { Some(Duration::ZERO) } else { g.tp().ext().rcvtimeo };
         let deadline = timeo.map(|t| self.core.clock.now() + t);
         let (got, buf) = loop {
             let tp = g.tp_mut();

@@ -721,7 +721,7 @@ impl TcpSock {
                     self.clear_timer(TcpTimer::Probe0);
                 } else {
                     // Still no usable window: the next probe is timed from this answer.
-                    let when = self.tcp_probe0_when(self.rto_max);
+                    let when = self.tcp_probe0_when(self.ext().rto_max);
                     self.reset_timer(TcpTimer::Probe0, ctx.now + when);
                 }
             }

@@ -193,7 +193,6 @@ impl TcpSock {
         self.busy_poll_budget = l.busy_poll_budget;
         self.ca_algo = l.ca_algo;
         self.defer_accept = l.defer_accept;
-        self.delack_max = l.delack_max;
         self.dontroute = l.dontroute;
         self.family = l.family;
         self.filter_locked = l.filter_locked;
@@ -215,15 +214,12 @@ impl TcpSock {
         self.priority = l.priority;
         self.rcvbuf = l.rcvbuf;
         self.rcvlowat = l.rcvlowat;
-        self.rcvtimeo = l.rcvtimeo;
         self.recvmsg_inq = l.recvmsg_inq;
         self.reuseport = l.reuseport;
-        self.rto_max = l.rto_max;
         self.rto_min = l.rto_min;
         self.rx_tstamp_opt = l.rx_tstamp_opt;
         self.save_syn = l.save_syn;
         self.sndbuf = l.sndbuf;
-        self.sndtimeo = l.sndtimeo;
         self.sport = l.sport;
         self.thin_lto = l.thin_lto;
         self.tsflags = l.tsflags;
@@ -242,9 +238,8 @@ impl TcpSock {
         self.bound = l.bound;
         self.inet = l.inet.clone();
         self.inet6 = l.inet6.clone();
-        if let Some(e) = l.ext.as_deref().filter(|e| !e.sockopt_misc.is_empty()) {
-            self.ext_mut().sockopt_misc = e.sockopt_misc.clone();
-        }
+        // SO_RCVTIMEO, SO_SNDTIMEO, TCP_RTO_MAX_MS, TCP_DELACK_MAX_US, the misc options.
+        self.inherit_ext_opts(l);
     }
 
     /// `sk_acceptq_is_full()`.
@@ -657,8 +652,6 @@ impl TcpSock {
         c.sndbuf = self.sndbuf;
         c.userlocks = self.userlocks;
         c.rcvlowat = self.rcvlowat;
-        c.rcvtimeo = self.rcvtimeo;
-        c.sndtimeo = self.sndtimeo;
         c.linger = self.linger;
         c.mark = self.mark;
         c.txrehash = self.txrehash;
@@ -681,17 +674,14 @@ impl TcpSock {
         c.nodelay = self.nodelay;
         c.user_mss = self.user_mss;
         c.recvmsg_inq = self.recvmsg_inq;
-        if !self.ext().sockopt_misc.is_empty() {
-            c.ext_mut().sockopt_misc = self.ext().sockopt_misc.clone();
-        }
+        // SO_RCVTIMEO, SO_SNDTIMEO, TCP_RTO_MAX_MS, TCP_DELACK_MAX_US, the misc options.
+        c.inherit_ext_opts(self);
         c.keepalive_time = self.keepalive_time;
         c.keepalive_intvl = self.keepalive_intvl;
         c.keepalive_probes = self.keepalive_probes;
         c.linger2 = self.linger2;
         c.thin_lto = self.thin_lto;
         c.rto_min = self.rto_min;
-        c.rto_max = self.rto_max;
-        c.delack_max = self.delack_max;
         // tcp_create_openreq_child() copies save_syn; tcp_move_syn() hands the child the
         // request's saved SYN.
         c.save_syn = self.save_syn;

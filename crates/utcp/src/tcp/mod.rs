@@ -387,10 +387,6 @@ pub struct TcpSock {
     pub done: bool,
     /// `sk_rcvlowat`.
     pub rcvlowat: i32,
-    /// `sk_rcvtimeo` (None = forever).
-    pub rcvtimeo: Option<Duration>,
-    /// `sk_sndtimeo`.
-    pub sndtimeo: Option<Duration>,
     /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
     pub linger: Option<u32>,
     /// `sk->sk_mark` (SO_MARK): carried on every frame the socket sends (`skb->mark`).
@@ -721,11 +717,6 @@ pub struct TcpSock {
     pub tw_entry_stamp: Instant,
     /// `icsk->icsk_rto_min` (TCP_RTO_MIN_US; `net.ipv4.tcp_rto_min_us`), in jiffies' grain.
     pub rto_min: Duration,
-    /// `icsk->icsk_rto_max` (TCP_RTO_MAX_MS; 120 s).
-    pub rto_max: Duration,
-    /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `TCP_DELACK_MAX` at tcp_init_sock(): Linux 6.18
-    /// has no sysctl for it).
-    pub delack_max: Duration,
     /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
     pub save_syn: u8,
     /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
@@ -779,8 +770,17 @@ pub struct TcpSock {
 /// The rarely used part of a [`TcpSock`], boxed so that a socket that never uses it pays
 /// one pointer (Linux spreads these over `struct sock`, `inet_connection_sock` and
 /// `tcp_sock`; its per-socket slab pays for them always).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TcpSockExt {
+    /// `sk_rcvtimeo` (None = forever).
+    pub rcvtimeo: Option<Duration>,
+    /// `sk_sndtimeo`.
+    pub sndtimeo: Option<Duration>,
+    /// `icsk->icsk_rto_max` (TCP_RTO_MAX_MS; 120 s).
+    pub rto_max: Duration,
+    /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `TCP_DELACK_MAX` at tcp_init_sock(): Linux 6.18
+    /// has no sysctl for it).
+    pub delack_max: Duration,
     /// TX timestamp requests on queued skbs (tcp/timestamping.rs).
     pub ts_reqs: VecDeque<timestamping::TsReq>,
     /// SO_TXTIME's (clockid, flags), when set.
@@ -799,15 +799,32 @@ pub struct TcpSockExt {
 }
 
 /// What [`TcpSock::ext`] reads on a socket that never wrote its [`TcpSockExt`].
-static EMPTY_EXT: TcpSockExt = TcpSockExt {
-    ts_reqs: VecDeque::new(),
-    txtime: None,
-    zc_pending: VecDeque::new(),
-    sockopt_misc: std::collections::BTreeMap::new(),
-    error_queue: VecDeque::new(),
-    saved_syn: None,
-    fastopen_key: None,
-};
+static EMPTY_EXT: TcpSockExt = TcpSockExt::new();
+
+impl TcpSockExt {
+    /// `tcp_init_sock()`'s values.
+    pub const fn new() -> TcpSockExt {
+        TcpSockExt {
+            rcvtimeo: None,
+            sndtimeo: None,
+            rto_max: TCP_RTO_MAX,
+            delack_max: TCP_DELACK_MAX,
+            ts_reqs: VecDeque::new(),
+            txtime: None,
+            zc_pending: VecDeque::new(),
+            sockopt_misc: std::collections::BTreeMap::new(),
+            error_queue: VecDeque::new(),
+            saved_syn: None,
+            fastopen_key: None,
+        }
+    }
+}
+
+impl Default for TcpSockExt {
+    fn default() -> TcpSockExt {
+        TcpSockExt::new()
+    }
+}
 
 /// SO_LINGER's `MAX_SCHEDULE_TIMEOUT` (an `l_linger` of `LONG_MAX / HZ` seconds or more,
 /// negative ones included, as the kernel reads `l_linger` as unsigned long).
@@ -829,6 +846,23 @@ impl TcpSock {
     #[inline]
     pub fn ext_mut(&mut self) -> &mut TcpSockExt {
         self.ext.get_or_insert_with(Default::default)
+    }
+    /// The options of the rarely used state that a child (`sk_clone_lock()`) or a listener's
+    /// queue copy ([`TcpSock::sync_listener_opts`]) takes from `from`: allocates nothing when
+    /// neither has any.
+    pub fn inherit_ext_opts(&mut self, from: &TcpSock) {
+        if from.ext.is_none() && self.ext.is_none() {
+            return;
+        }
+        let f = from.ext();
+        let (misc, rcvtimeo, sndtimeo, rto_max, delack_max) =
+            (f.sockopt_misc.clone(), f.rcvtimeo, f.sndtimeo, f.rto_max, f.delack_max);
+        let e = self.ext_mut();
+        e.sockopt_misc = misc;
+        e.rcvtimeo = rcvtimeo;
+        e.sndtimeo = sndtimeo;
+        e.rto_max = rto_max;
+        e.delack_max = delack_max;
     }
     /// The rarely used state if it exists (to clear or drain it without allocating it).
     #[inline]
@@ -862,8 +896,6 @@ impl TcpSock {
             shutdown: 0,
             done: false,
             rcvlowat: 1,
-            rcvtimeo: None,
-            sndtimeo: None,
             linger: None,
             mark: 0,
             cookie: next_sock_cookie(),
@@ -1019,8 +1051,6 @@ impl TcpSock {
             orphan_counted: false,
             tw_entry_stamp: Instant::ZERO,
             rto_min: jiffies_from_us(net.sysctl.tcp_rto_min_us.get()),
-            rto_max: TCP_RTO_MAX,
-            delack_max: TCP_DELACK_MAX,
             save_syn: 0,
             fastopen_max_qlen: 0,
             fastopen_no_cookie: false,
@@ -1145,7 +1175,7 @@ impl TcpSock {
 
     /// `tcp_delack_max()`: TCP_DELACK_MAX_US, never above the socket's RTO floor.
     pub fn tcp_delack_max(&self) -> Duration {
-        self.delack_max.min(self.rto_min)
+        self.ext().delack_max.min(self.rto_min)
     }
 
     /// `tcp_packets_in_flight()`.

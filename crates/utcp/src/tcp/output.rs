@@ -530,7 +530,7 @@ impl TcpSock {
             && self.timers.get(TcpTimer::Retrans).is_none()
             && self.timers.get(TcpTimer::Probe0).is_none()
         {
-            let when = self.tcp_probe0_when(self.rto_max);
+            let when = self.tcp_probe0_when(self.ext().rto_max);
             self.reset_timer(TcpTimer::Probe0, ctx.now + when);
         }
     }

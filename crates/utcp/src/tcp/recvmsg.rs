@@ -359,7 +359,7 @@ fn tcp_recvmsg_locked<'s>(
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     // sock_rcvtimeo(): `None` = MAX_SCHEDULE_TIMEOUT, `Some(0)` = non-blocking.
-    let mut timeo: Option<Duration> = if nonblock { Some(Duration::ZERO) } else { g.tp().rcvtimeo };
+    let mut timeo: Option<Duration> = if nonblock { Some(Duration::ZERO) } else { g.tp().ext().rcvtimeo };
     let deadline = timeo.map(|t| sock.now() + t);
     if flags & MSG_OOB != 0 {
         let (peek, trunc) = (flags & MSG_PEEK != 0, flags & MSG_TRUNC != 0);

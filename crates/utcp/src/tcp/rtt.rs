@@ -146,6 +146,6 @@ impl TcpSock {
         let jiffy = 4000u64;
         let us = us.div_ceil(jiffy) * jiffy;
         // tcp_bound_rto(): TCP_RTO_MAX_MS caps it.
-        self.rto = Duration::from_micros(us).min(self.rto_max);
+        self.rto = Duration::from_micros(us).min(self.ext().rto_max);
     }
 }

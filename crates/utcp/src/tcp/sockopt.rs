@@ -140,11 +140,11 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             // 1 s ..= TCP_RTO_MAX_SEC (120 s).
             in_range(v, 1000, 120_000)?;
             // msecs_to_jiffies(): kept in whole jiffies, so 65535 reads back 65536.
-            tp.rto_max = jiffies_from_us(v as i64 * 1000);
-            tp.rto = tp.rto.min(tp.rto_max);
+            tp.ext_mut().rto_max = jiffies_from_us(v as i64 * 1000);
+            tp.rto = tp.rto.min(tp.ext().rto_max);
         }
         TCP_RTO_MIN_US => tp.rto_min = jiffies_in(v, super::TCP_RTO_MIN)?,
-        TCP_DELACK_MAX_US => tp.delack_max = jiffies_in(v, super::TCP_DELACK_MAX)?,
+        TCP_DELACK_MAX_US => tp.ext_mut().delack_max = jiffies_in(v, super::TCP_DELACK_MAX)?,
         TCP_QUICKACK => {
             tp.quickack_opt = v != 0;
             if v != 0 {
@@ -247,9 +247,9 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         // an address that is not a TCP mapping: EINVAL, as Linux's own checks of a short
         // struct or of a foreign address answer.
         TCP_ZEROCOPY_RECEIVE => return Err(Errno::EINVAL),
-        TCP_RTO_MAX_MS => i(tp.rto_max.as_millis() as i32),
+        TCP_RTO_MAX_MS => i(tp.ext().rto_max.as_millis() as i32),
         TCP_RTO_MIN_US => i(tp.rto_min.as_micros() as i32),
-        TCP_DELACK_MAX_US => i(tp.delack_max.as_micros() as i32),
+        TCP_DELACK_MAX_US => i(tp.ext().delack_max.as_micros() as i32),
         TCP_INFO => tcp_info_bytes(&tcp_get_info(tp, now, net)).to_vec(),
         TCP_USER_TIMEOUT => i(tp.user_timeout_ms as i32),
         TCP_NOTSENT_LOWAT => i(tp.notsent_lowat as i32),

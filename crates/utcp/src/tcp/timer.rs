@@ -170,7 +170,7 @@ impl TcpSock {
             if self.orphan {
                 // An orphan that is alive (RTO below its maximum) is reset when it runs out
                 // of resources; one whose retries ran out too dies quietly.
-                let alive = self.rto < self.rto_max;
+                let alive = self.rto < self.ext().rto_max;
                 r = self.tcp_orphan_retries(ctx, alive);
                 let do_reset = alive || !self.retransmits_timed_out(ctx, r, 0);
                 if self.tcp_out_of_resources(ctx, do_reset) {
@@ -213,7 +213,7 @@ impl TcpSock {
             super::TCP_RTO_MIN
         };
         let timeout = match timeout_ms {
-            0 => tcp_model_timeout(boundary, base, self.rto_max),
+            0 => tcp_model_timeout(boundary, base, self.ext().rto_max),
             ms => Duration::from_millis(ms as u64),
         };
         match self.retrans_stamp {
@@ -262,13 +262,13 @@ impl TcpSock {
             // A thin stream (too little in flight for fast retransmit) keeps its RTO linear.
             self.backoff = 0;
             self.tcp_set_rto();
-            self.rto = self.rto.clamp(self.rto_min, self.rto_max);
+            self.rto = self.rto.clamp(self.rto_min, self.ext().rto_max);
         } else if self.state != TcpState::SynSent
             || self.total_rto as i64 > ctx.net.sysctl.tcp_syn_linear_timeouts.get()
         {
             // The first `tcp_syn_linear_timeouts` SYN retransmissions keep the initial RTO.
             self.backoff = self.backoff.saturating_add(1);
-            self.rto = (self.rto * 2).min(self.rto_max);
+            self.rto = (self.rto * 2).min(self.ext().rto_max);
         }
         let when = self.tcp_clamp_rto_to_user_timeout(ctx);
         self.reset_timer(TcpTimer::Retrans, ctx.now + when);
@@ -299,7 +299,7 @@ impl TcpSock {
         if self.orphan {
             // inet_csk_rto_backoff(): the probe interval, capped at the maximum RTO.
             let when = self.rto.saturating_mul(1u32.checked_shl(self.backoff as u32).unwrap_or(u32::MAX));
-            let alive = when < self.rto_max;
+            let alive = when < self.ext().rto_max;
             max_probes = self.tcp_orphan_retries(ctx, alive).min(u8::MAX as u32) as u8;
             if !alive && self.backoff >= max_probes {
                 self.tcp_write_err(ctx);
@@ -313,7 +313,7 @@ impl TcpSock {
         let timed_out = match self.user_timeout_ms {
             0 => self.probes_out >= max_probes,
             ms => {
-                tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN), self.rto_max)
+                tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN), self.ext().rto_max)
                     >= Duration::from_millis(ms as u64)
             }
         };
@@ -332,7 +332,7 @@ impl TcpSock {
         if (self.backoff as i64) < ctx.net.sysctl.tcp_retries2.get() {
             self.backoff += 1;
         }
-        let when = self.tcp_probe0_when(self.rto_max);
+        let when = self.tcp_probe0_when(self.ext().rto_max);
         self.reset_timer(TcpTimer::Probe0, ctx.now + when);
     }
 
