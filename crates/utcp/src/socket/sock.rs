@@ -1169,7 +1169,7 @@ impl Sock {
     }
 
     fn busy_poll_budget(&self) -> usize {
-        self.tp.try_lock().map(|t| t.busy_poll_budget).filter(|b| *b > 0).unwrap_or(8) as usize
+        self.tp.try_lock().map(|t| t.ext().busy_poll_budget).filter(|b| *b > 0).unwrap_or(8) as usize
     }
 
     /// Locks the TCP state for a short, non-owning look (poll, getsockopt of snapshots).

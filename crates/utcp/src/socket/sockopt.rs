@@ -63,7 +63,7 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
             // `l_linger` is read as unsigned long: a negative one is "forever".
             let secs = optval_int(&val[4..8])? as i64 as u64;
             const MAX_SECS: u64 = i64::MAX as u64 / (1_000_000 / JIFFY_US);
-            tp.linger = (on != 0).then_some(if secs >= MAX_SECS { LINGER_FOREVER } else { secs as u32 });
+            tp.ext_mut().linger = (on != 0).then_some(if secs >= MAX_SECS { LINGER_FOREVER } else { secs as u32 });
             return Ok(());
         }
         // SO_RCVTIMEO_NEW takes a `struct __kernel_sock_timeval`, the same 16 bytes as the
@@ -175,7 +175,7 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
             if v < 0 || v > u16::MAX as i32 {
                 return Err(Errno::EINVAL);
             }
-            tp.busy_poll_budget = v as u16;
+            tp.ext_mut().busy_poll_budget = v as u16;
         }
         // SO_SNDLOWAT is not changeable on Linux.
         SO_SNDLOWAT => return Err(Errno::ENOPROTOOPT),
@@ -218,7 +218,7 @@ pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8
         }
         // reuseport_update_incoming_cpu(). DEVIATION(linux): utcp has no CPU numbers, so
         // packet input does not overwrite it and reuseport groups do not prefer by it.
-        SO_INCOMING_CPU => tp.incoming_cpu = v,
+        SO_INCOMING_CPU => tp.ext_mut().incoming_cpu = v,
         // dst_negative_advice(): utcp caches no route, so there is nothing to forget.
         SO_CNX_ADVICE => {}
         // A socket with no memory cgroup cannot reserve memory (sock_reserve_memory()).
@@ -362,9 +362,9 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
         SO_PREFER_BUSY_POLL => i(tp.prefer_busy_poll as i32),
         SO_INCOMING_NAPI_ID => i(view.napi_id as i32),
         SO_LINGER => {
-            let mut v = i(tp.linger.is_some() as i32);
+            let mut v = i(tp.ext().linger.is_some() as i32);
             // `sk_lingertime / HZ` as an int: MAX_SCHEDULE_TIMEOUT / HZ, truncated.
-            let secs = match tp.linger {
+            let secs = match tp.ext().linger {
                 Some(LINGER_FOREVER) => (i64::MAX / (1_000_000 / JIFFY_US) as i64) as i32,
                 l => l.unwrap_or(0) as i32,
             };
@@ -379,7 +379,7 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
         SO_BSDCOMPAT => i(0),
         SO_BUF_LOCK => i((tp.userlocks & SOCK_BUF_LOCK_MASK as u8) as i32),
         SO_TXREHASH => i(tp.txrehash as i32),
-        SO_INCOMING_CPU => i(tp.incoming_cpu),
+        SO_INCOMING_CPU => i(tp.ext().incoming_cpu),
         SO_RESERVE_MEM => i(0),
         SO_LOCK_FILTER => i(tp.filter_locked as i32),
         // bpf_tell_extensions(): SKF_AD_MAX.
@@ -411,9 +411,9 @@ pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> Sys
         // 8 bytes for a buffer that holds them, else the rate capped at ~0U.
         SO_MAX_PACING_RATE => {
             if len >= 8 {
-                tp.max_pacing_rate.to_ne_bytes().to_vec()
+                tp.ext().max_pacing_rate.to_ne_bytes().to_vec()
             } else {
-                (tp.max_pacing_rate.min(u32::MAX as u64) as u32).to_ne_bytes().to_vec()
+                (tp.ext().max_pacing_rate.min(u32::MAX as u64) as u32).to_ne_bytes().to_vec()
             }
         }
         // struct ucred of a TCP peer: no pid, the overflow uid/gid (-1).

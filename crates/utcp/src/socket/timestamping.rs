@@ -120,7 +120,7 @@ pub fn so_timestamping_get(tp: &TcpSock, name: i32) -> Vec<u8> {
     let mut v = vec![0u8; SO_TIMESTAMPING_LEN];
     if name == SO_TIMESTAMPING || tp.tstamp_new {
         v[..4].copy_from_slice(&tp.tsflags.to_ne_bytes());
-        v[4..].copy_from_slice(&tp.bind_phc.to_ne_bytes());
+        v[4..].copy_from_slice(&tp.ext().bind_phc.to_ne_bytes());
     }
     v
 }

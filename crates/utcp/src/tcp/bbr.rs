@@ -283,7 +283,7 @@ impl TcpSock {
 
     /// `bbr_bw_to_pacing_rate()`.
     fn bbr_bw_to_pacing_rate(&self, bw: u32, gain: u32) -> u64 {
-        self.bbr_rate_bytes_per_sec(bw as u64, gain).min(self.max_pacing_rate)
+        self.bbr_rate_bytes_per_sec(bw as u64, gain).min(self.ext().max_pacing_rate)
     }
 
     /// `bbr_init_pacing_rate_from_rtt()`: high_gain × initial cwnd / srtt (1 ms without one).

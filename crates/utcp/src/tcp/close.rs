@@ -106,7 +106,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
         sk.host.put_port(sk.id);
         return;
     }
-    let linger = g.tp().linger;
+    let linger = g.tp().ext().linger;
     let closed_now = g.with_ctx_inner(|tp, ctx| {
         tp.shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
         let mut data_was_unread = 0u32;
@@ -164,7 +164,7 @@ pub fn tcp_close(sk: &Arc<Sock>) {
         tp.tcp_orphan(ctx.now);
         let mut time_wait = false;
         if tp.state == TcpState::FinWait2 {
-            if tp.linger2 < 0 {
+            if tp.ext().linger2 < 0 {
                 tp.set_state(ctx, TcpState::Close);
                 tp.tcp_send_active_reset(ctx);
                 ctx.inc(LinuxMib::TCPAbortOnLinger);

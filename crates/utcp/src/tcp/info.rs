@@ -147,7 +147,7 @@ fn tcp_get_info_with(tp: &TcpSock, now: Instant, net: &Netns, listen: Option<&su
         return TcpInfo {
             tcpi_state: tp.sk_state() as u8,
             tcpi_pacing_rate: tp.pacing_rate,
-            tcpi_max_pacing_rate: tp.max_pacing_rate,
+            tcpi_max_pacing_rate: tp.ext().max_pacing_rate,
             tcpi_reordering: tp.reordering,
             tcpi_snd_cwnd: tp.snd_cwnd,
             tcpi_unacked: l.accept_queue.len() as u32,
@@ -199,7 +199,7 @@ fn tcp_get_info_with(tp: &TcpSock, now: Instant, net: &Netns, listen: Option<&su
         tcpi_total_retrans: tp.total_retrans,
         tcpi_bytes_acked: tp.bytes_acked,
         tcpi_pacing_rate: tp.pacing_rate,
-        tcpi_max_pacing_rate: tp.max_pacing_rate,
+        tcpi_max_pacing_rate: tp.ext().max_pacing_rate,
         tcpi_bytes_received: tp.bytes_received,
         tcpi_segs_out: tp.segs_out,
         tcpi_segs_in: tp.segs_in,

@@ -1213,7 +1213,7 @@ impl TcpSock {
                 self.set_state(ctx, TcpState::FinWait2);
                 self.shutdown |= super::SEND_SHUTDOWN;
                 if self.orphan {
-                    if self.linger2 < 0 {
+                    if self.ext().linger2 < 0 {
                         self.tcp_done(ctx);
                         ctx.inc(LinuxMib::TCPAbortOnData);
                         return false;
@@ -1270,7 +1270,7 @@ impl TcpSock {
 
     /// `tcp_fin_time()`: how long an orphan stays in FIN_WAIT2.
     pub fn tcp_fin_time(&self, ctx: &Ctx<'_>) -> Duration {
-        let mut t = match self.linger2 {
+        let mut t = match self.ext().linger2 {
             l if l > 0 => Duration::from_secs(l as u64),
             _ => Duration::from_secs(ctx.net.sysctl.tcp_fin_timeout.get().max(0) as u64),
         };

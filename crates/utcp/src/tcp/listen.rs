@@ -188,27 +188,17 @@ impl TcpSock {
     /// changed (setsockopt, listen()).
     pub fn sync_listener_opts(&mut self, l: &TcpSock) {
         self.state = TcpState::Listen;
-        self.bind_phc = l.bind_phc;
         self.bound_dev_if = l.bound_dev_if;
-        self.busy_poll_budget = l.busy_poll_budget;
         self.ca_algo = l.ca_algo;
         self.defer_accept = l.defer_accept;
         self.dontroute = l.dontroute;
         self.family = l.family;
         self.filter_locked = l.filter_locked;
-        self.incoming_cpu = l.incoming_cpu;
         self.keepalive = l.keepalive;
-        self.keepalive_intvl = l.keepalive_intvl;
-        self.keepalive_probes = l.keepalive_probes;
-        self.keepalive_time = l.keepalive_time;
-        self.linger = l.linger;
-        self.linger2 = l.linger2;
         self.ll_usec = l.ll_usec;
         self.mark = l.mark;
-        self.max_pacing_rate = l.max_pacing_rate;
         self.napi_id = l.napi_id;
         self.nodelay = l.nodelay;
-        self.notsent_lowat = l.notsent_lowat;
         self.pacing_needed = l.pacing_needed;
         self.prefer_busy_poll = l.prefer_busy_poll;
         self.priority = l.priority;
@@ -228,7 +218,6 @@ impl TcpSock {
         self.txrehash = l.txrehash;
         self.urginline = l.urginline;
         self.user_mss = l.user_mss;
-        self.user_timeout_ms = l.user_timeout_ms;
         self.userlocks = l.userlocks;
         self.window_clamp = l.window_clamp;
         self.zerocopy = l.zerocopy;
@@ -238,7 +227,7 @@ impl TcpSock {
         self.bound = l.bound;
         self.inet = l.inet.clone();
         self.inet6 = l.inet6.clone();
-        // SO_RCVTIMEO, SO_SNDTIMEO, TCP_RTO_MAX_MS, TCP_DELACK_MAX_US, the misc options.
+        // The options kept in TcpSockExt (SO_RCVTIMEO, SO_LINGER, TCP_KEEPIDLE, ...).
         self.inherit_ext_opts(l);
     }
 
@@ -652,34 +641,25 @@ impl TcpSock {
         c.sndbuf = self.sndbuf;
         c.userlocks = self.userlocks;
         c.rcvlowat = self.rcvlowat;
-        c.linger = self.linger;
         c.mark = self.mark;
         c.txrehash = self.txrehash;
         c.filter_locked = self.filter_locked;
         c.tstamp_new = self.tstamp_new;
         c.tsflags = self.tsflags;
         c.tskey = self.tskey;
-        c.bind_phc = self.bind_phc;
-        c.incoming_cpu = self.incoming_cpu;
         c.bound_dev_if = self.bound_dev_if;
-        c.max_pacing_rate = self.max_pacing_rate;
         c.pacing_needed = self.pacing_needed;
         c.zerocopy = self.zerocopy;
         c.urginline = self.urginline;
         c.rx_tstamp_opt = self.rx_tstamp_opt;
         c.ll_usec = self.ll_usec;
         c.prefer_busy_poll = self.prefer_busy_poll;
-        c.busy_poll_budget = self.busy_poll_budget;
         c.keepalive = self.keepalive;
         c.nodelay = self.nodelay;
         c.user_mss = self.user_mss;
         c.recvmsg_inq = self.recvmsg_inq;
-        // SO_RCVTIMEO, SO_SNDTIMEO, TCP_RTO_MAX_MS, TCP_DELACK_MAX_US, the misc options.
+        // The options kept in TcpSockExt (SO_RCVTIMEO, SO_LINGER, TCP_KEEPIDLE, ...).
         c.inherit_ext_opts(self);
-        c.keepalive_time = self.keepalive_time;
-        c.keepalive_intvl = self.keepalive_intvl;
-        c.keepalive_probes = self.keepalive_probes;
-        c.linger2 = self.linger2;
         c.thin_lto = self.thin_lto;
         c.rto_min = self.rto_min;
         // tcp_create_openreq_child() copies save_syn; tcp_move_syn() hands the child the
@@ -692,8 +672,6 @@ impl TcpSock {
         // tcp_v4_syn_recv_sock(): inet_opt (and icsk_ext_hdr_len) from the request.
         c.inet.opt = req.ireq_opt.clone();
         c.priority = self.priority;
-        c.user_timeout_ms = self.user_timeout_ms;
-        c.notsent_lowat = self.notsent_lowat;
         c.reuseport = self.reuseport;
         c.dontroute = self.dontroute;
         c.ca_algo = self.ca_algo;

@@ -387,8 +387,6 @@ pub struct TcpSock {
     pub done: bool,
     /// `sk_rcvlowat`.
     pub rcvlowat: i32,
-    /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
-    pub linger: Option<u32>,
     /// `sk->sk_mark` (SO_MARK): carried on every frame the socket sends (`skb->mark`).
     pub mark: u32,
     /// `sock_gen_cookie()`: a number no other socket of this process has (SO_COOKIE).
@@ -403,14 +401,8 @@ pub struct TcpSock {
     pub tsflags: u32,
     /// `sk->sk_tskey`: the sequence number OPT_ID keys count from.
     pub tskey: u32,
-    /// `sk->sk_bind_phc`: the PHC index SOF_TIMESTAMPING_BIND_PHC bound.
-    pub bind_phc: i32,
-    /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
-    pub incoming_cpu: i32,
     /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
     pub bound_dev_if: i32,
-    /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
-    pub max_pacing_rate: u64,
     /// `sk->sk_pacing_rate`, bytes/s (`tcp_update_pacing_rate`); `u64::MAX` until computed.
     pub pacing_rate: u64,
     /// `sk_pacing_status == SK_PACING_NEEDED`: TCP paces its own transmissions.
@@ -431,8 +423,6 @@ pub struct TcpSock {
     pub ll_usec: u32,
     /// SO_PREFER_BUSY_POLL.
     pub prefer_busy_poll: bool,
-    /// SO_BUSY_POLL_BUDGET.
-    pub busy_poll_budget: u16,
     /// SO_REUSEADDR.
     pub reuseaddr: bool,
     /// SO_KEEPALIVE.
@@ -640,10 +630,6 @@ pub struct TcpSock {
     pub inet: crate::ip::sockglue::InetOpts,
     /// `sk->sk_priority` (SO_PRIORITY; IP_TOS sets it from the TOS as `rt_tos2priority`).
     pub priority: u32,
-    /// `icsk->icsk_user_timeout` (TCP_USER_TIMEOUT), ms; 0 = none.
-    pub user_timeout_ms: u32,
-    /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
-    pub notsent_lowat: u32,
     /// `SOCK_NOSPACE` (in `sk_socket->flags`): a writer or poller found the send buffer full,
     /// so freed space is announced (`tcp_check_space()`). Set by `tcp_poll` under a shared
     /// borrow, hence atomic.
@@ -694,16 +680,6 @@ pub struct TcpSock {
     // ---- timers ----
     /// Timer table: deadlines by [`TcpTimer`].
     pub timers: timer::Timers,
-    /// Keepalive settings (TCP_KEEPIDLE, KEEPINTVL, KEEPCNT), 0 = sysctl.
-    pub keepalive_time: u32,
-    /// TCP_KEEPINTVL.
-    pub keepalive_intvl: u32,
-    /// TCP_KEEPCNT.
-    pub keepalive_probes: u8,
-    /// `tp->linger2` (TCP_LINGER2) in seconds: 0 = `net.ipv4.tcp_fin_timeout`, -1 = a
-    /// negative value (an orphan in FIN_WAIT2 is reset at once), at most
-    /// `TCP_FIN_TIMEOUT_MAX` (120 s).
-    pub linger2: i32,
     /// `tp->thin_lto` (TCP_THIN_LINEAR_TIMEOUTS): a thin stream's RTO is not backed off for
     /// its first `TCP_THIN_LINEAR_RETRIES` retransmissions.
     pub thin_lto: bool,
@@ -719,12 +695,6 @@ pub struct TcpSock {
     pub rto_min: Duration,
     /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
     pub save_syn: u8,
-    /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
-    pub fastopen_max_qlen: i32,
-    /// `tp->fastopen_no_cookie` (TCP_FASTOPEN_NO_COOKIE).
-    pub fastopen_no_cookie: bool,
-    /// SYN retries (TCP_SYNCNT).
-    pub syn_retries: u8,
 
     // ---- stats (tcp_info) ----
     /// `tp->bytes_received`.
@@ -772,6 +742,36 @@ pub struct TcpSock {
 /// `tcp_sock`; its per-socket slab pays for them always).
 #[derive(Debug)]
 pub struct TcpSockExt {
+    /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
+    pub linger: Option<u32>,
+    /// `sk->sk_bind_phc`: the PHC index SOF_TIMESTAMPING_BIND_PHC bound.
+    pub bind_phc: i32,
+    /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
+    pub incoming_cpu: i32,
+    /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
+    pub max_pacing_rate: u64,
+    /// SO_BUSY_POLL_BUDGET.
+    pub busy_poll_budget: u16,
+    /// `icsk->icsk_user_timeout` (TCP_USER_TIMEOUT), ms; 0 = none.
+    pub user_timeout_ms: u32,
+    /// Keepalive settings (TCP_KEEPIDLE, KEEPINTVL, KEEPCNT), 0 = sysctl.
+    pub keepalive_time: u32,
+    /// TCP_KEEPINTVL.
+    pub keepalive_intvl: u32,
+    /// TCP_KEEPCNT.
+    pub keepalive_probes: u8,
+    /// `tp->linger2` (TCP_LINGER2) in seconds: 0 = `net.ipv4.tcp_fin_timeout`, -1 = a
+    /// negative value (an orphan in FIN_WAIT2 is reset at once), at most
+    /// `TCP_FIN_TIMEOUT_MAX` (120 s).
+    pub linger2: i32,
+    /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
+    pub notsent_lowat: u32,
+    /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
+    pub fastopen_max_qlen: i32,
+    /// `tp->fastopen_no_cookie` (TCP_FASTOPEN_NO_COOKIE).
+    pub fastopen_no_cookie: bool,
+    /// SYN retries (TCP_SYNCNT).
+    pub syn_retries: u8,
     /// `sk_rcvtimeo` (None = forever).
     pub rcvtimeo: Option<Duration>,
     /// `sk_sndtimeo`.
@@ -805,6 +805,20 @@ impl TcpSockExt {
     /// `tcp_init_sock()`'s values.
     pub const fn new() -> TcpSockExt {
         TcpSockExt {
+            linger: None,
+            bind_phc: 0,
+            incoming_cpu: -1,
+            max_pacing_rate: u64::MAX,
+            busy_poll_budget: 0,
+            user_timeout_ms: 0,
+            keepalive_time: 0,
+            keepalive_intvl: 0,
+            keepalive_probes: 0,
+            linger2: 0,
+            notsent_lowat: 0,
+            fastopen_max_qlen: 0,
+            fastopen_no_cookie: false,
+            syn_retries: 0,
             rcvtimeo: None,
             sndtimeo: None,
             rto_max: TCP_RTO_MAX,
@@ -855,14 +869,42 @@ impl TcpSock {
             return;
         }
         let f = from.ext();
-        let (misc, rcvtimeo, sndtimeo, rto_max, delack_max) =
-            (f.sockopt_misc.clone(), f.rcvtimeo, f.sndtimeo, f.rto_max, f.delack_max);
+        let misc = f.sockopt_misc.clone();
+        let copy = TcpSockExt {
+            linger: f.linger,
+            bind_phc: f.bind_phc,
+            incoming_cpu: f.incoming_cpu,
+            max_pacing_rate: f.max_pacing_rate,
+            busy_poll_budget: f.busy_poll_budget,
+            user_timeout_ms: f.user_timeout_ms,
+            keepalive_time: f.keepalive_time,
+            keepalive_intvl: f.keepalive_intvl,
+            keepalive_probes: f.keepalive_probes,
+            linger2: f.linger2,
+            notsent_lowat: f.notsent_lowat,
+            rcvtimeo: f.rcvtimeo,
+            sndtimeo: f.sndtimeo,
+            rto_max: f.rto_max,
+            delack_max: f.delack_max,
+            ..TcpSockExt::new()
+        };
         let e = self.ext_mut();
         e.sockopt_misc = misc;
-        e.rcvtimeo = rcvtimeo;
-        e.sndtimeo = sndtimeo;
-        e.rto_max = rto_max;
-        e.delack_max = delack_max;
+        e.linger = copy.linger;
+        e.bind_phc = copy.bind_phc;
+        e.incoming_cpu = copy.incoming_cpu;
+        e.max_pacing_rate = copy.max_pacing_rate;
+        e.busy_poll_budget = copy.busy_poll_budget;
+        e.user_timeout_ms = copy.user_timeout_ms;
+        e.keepalive_time = copy.keepalive_time;
+        e.keepalive_intvl = copy.keepalive_intvl;
+        e.keepalive_probes = copy.keepalive_probes;
+        e.linger2 = copy.linger2;
+        e.notsent_lowat = copy.notsent_lowat;
+        e.rcvtimeo = copy.rcvtimeo;
+        e.sndtimeo = copy.sndtimeo;
+        e.rto_max = copy.rto_max;
+        e.delack_max = copy.delack_max;
     }
     /// The rarely used state if it exists (to clear or drain it without allocating it).
     #[inline]
@@ -896,7 +938,6 @@ impl TcpSock {
             shutdown: 0,
             done: false,
             rcvlowat: 1,
-            linger: None,
             mark: 0,
             cookie: next_sock_cookie(),
             txrehash: s.txrehash.get() as u8,
@@ -904,10 +945,7 @@ impl TcpSock {
             tstamp_new: false,
             tsflags: 0,
             tskey: 0,
-            bind_phc: 0,
-            incoming_cpu: -1,
             bound_dev_if: 0,
-            max_pacing_rate: u64::MAX,
             pacing_rate: u64::MAX,
             pacing_needed: false,
             wstamp: Instant::ZERO,
@@ -918,7 +956,6 @@ impl TcpSock {
             rx_tstamp_opt: 0,
             ll_usec: s.busy_read.get() as u32,
             prefer_busy_poll: false,
-            busy_poll_budget: 0,
             reuseaddr: false,
             keepalive: false,
             orphan: false,
@@ -1017,8 +1054,6 @@ impl TcpSock {
             reordering: s.tcp_reordering.get() as u32,
             inet: Default::default(),
             priority: 0,
-            user_timeout_ms: 0,
-            notsent_lowat: 0,
             nospace: core::sync::atomic::AtomicBool::new(false),
             defer_accept: 0,
             reuseport: false,
@@ -1042,19 +1077,12 @@ impl TcpSock {
             lsndtime: now,
             rcv_tstamp: now,
             timers: timer::Timers::NONE,
-            keepalive_time: 0,
-            keepalive_intvl: 0,
-            keepalive_probes: 0,
-            linger2: 0,
             thin_lto: false,
             tw_counted: false,
             orphan_counted: false,
             tw_entry_stamp: Instant::ZERO,
             rto_min: jiffies_from_us(net.sysctl.tcp_rto_min_us.get()),
             save_syn: 0,
-            fastopen_max_qlen: 0,
-            fastopen_no_cookie: false,
-            syn_retries: 0,
             bytes_received: 0,
             bytes_acked: 0,
             segs_in: 0,

@@ -460,8 +460,8 @@ impl TcpSock {
 
     /// `tcp_notsent_lowat()`: the socket's TCP_NOTSENT_LOWAT, else `net.ipv4.tcp_notsent_lowat`.
     pub fn tcp_notsent_lowat(&self, net: &crate::netns::Netns) -> u32 {
-        if self.notsent_lowat != 0 {
-            self.notsent_lowat
+        if self.ext().notsent_lowat != 0 {
+            self.ext().notsent_lowat
         } else {
             net.sysctl.tcp_notsent_lowat.get().clamp(0, u32::MAX as i64) as u32
         }

@@ -19,7 +19,7 @@ impl TcpSock {
         if rate != u64::MAX {
             self.pacing_needed = true;
         }
-        self.max_pacing_rate = rate;
+        self.ext_mut().max_pacing_rate = rate;
         self.pacing_rate = self.pacing_rate.min(rate);
     }
 
@@ -38,7 +38,7 @@ impl TcpSock {
         if self.srtt_us != 0 {
             rate /= self.srtt_us as u64;
         }
-        self.pacing_rate = rate.min(self.max_pacing_rate);
+        self.pacing_rate = rate.min(self.ext().max_pacing_rate);
     }
 
     /// The start of `__tcp_transmit_skb()`: the segment leaves no earlier than now; returns

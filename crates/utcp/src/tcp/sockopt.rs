@@ -82,15 +82,15 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             tp.user_mss = v as u32;
         }
         TCP_KEEPIDLE => {
-            tp.keepalive_time = in_range(v, 1, 32767)? as u32;
+            tp.ext_mut().keepalive_time = in_range(v, 1, 32767)? as u32;
             // tcp_sock_set_keepidle_locked(): a running keepalive timer follows.
             tp.tcp_keepalive_rearm(ctx.now, net);
         }
-        TCP_KEEPINTVL => tp.keepalive_intvl = in_range(v, 1, 32767)? as u32,
-        TCP_KEEPCNT => tp.keepalive_probes = in_range(v, 1, 127)? as u8,
-        TCP_SYNCNT => tp.syn_retries = in_range(v, 1, 127)? as u8,
+        TCP_KEEPINTVL => tp.ext_mut().keepalive_intvl = in_range(v, 1, 32767)? as u32,
+        TCP_KEEPCNT => tp.ext_mut().keepalive_probes = in_range(v, 1, 127)? as u8,
+        TCP_SYNCNT => tp.ext_mut().syn_retries = in_range(v, 1, 127)? as u8,
         TCP_LINGER2 => {
-            tp.linger2 = if v < 0 { -1 } else { v.min(super::TCP_FIN_TIMEOUT_MAX) };
+            tp.ext_mut().linger2 = if v < 0 { -1 } else { v.min(super::TCP_FIN_TIMEOUT_MAX) };
         }
         TCP_THIN_LINEAR_TIMEOUTS => tp.thin_lto = in_range(v, 0, 1)? != 0,
         // Linux has kept TCP_THIN_DUPACK as a checked no-op since 4.13 (RACK replaced it).
@@ -121,7 +121,7 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             if v < 0 || !matches!(tp.state, TcpState::Close | TcpState::Listen) {
                 return Err(Errno::EINVAL);
             }
-            tp.fastopen_max_qlen = v.min(net.sysctl.somaxconn.get() as i32);
+            tp.ext_mut().fastopen_max_qlen = v.min(net.sysctl.somaxconn.get() as i32);
         }
         TCP_FASTOPEN_CONNECT => {
             in_range(v, 0, 1)?;
@@ -134,7 +134,7 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             if !matches!(tp.state, TcpState::Close | TcpState::Listen) {
                 return Err(Errno::EINVAL);
             }
-            tp.fastopen_no_cookie = v != 0;
+            tp.ext_mut().fastopen_no_cookie = v != 0;
         }
         TCP_RTO_MAX_MS => {
             // 1 s ..= TCP_RTO_MAX_SEC (120 s).
@@ -188,10 +188,10 @@ pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[
             if v < 0 {
                 return Err(Errno::EINVAL);
             }
-            tp.user_timeout_ms = v as u32;
+            tp.ext_mut().user_timeout_ms = v as u32;
         }
         TCP_NOTSENT_LOWAT => {
-            tp.notsent_lowat = v as u32;
+            tp.ext_mut().notsent_lowat = v as u32;
             // A raised limit may let writers go on: sk->sk_write_space() at once.
             tp.sk_stream_write_space(ctx);
         }
@@ -233,9 +233,9 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         }
         // tcp_clock_ts() + tp->tsoffset: the TSval this socket would send now.
         TCP_TIMESTAMP => i(tp.tcp_time_stamp(now) as i32),
-        TCP_FASTOPEN => i(tp.fastopen_max_qlen),
+        TCP_FASTOPEN => i(tp.ext().fastopen_max_qlen),
         TCP_FASTOPEN_CONNECT => i(0),
-        TCP_FASTOPEN_NO_COOKIE => i(tp.fastopen_no_cookie as i32),
+        TCP_FASTOPEN_NO_COOKIE => i(tp.ext().fastopen_no_cookie as i32),
         TCP_FASTOPEN_KEY => tp.ext().fastopen_key.clone().unwrap_or_default(),
         TCP_SAVE_SYN => i(tp.save_syn as i32),
         // Neither cubic nor reno has a get_info(): no tcp_cc_info bytes; bbr's tcp_bbr_info.
@@ -251,8 +251,8 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         TCP_RTO_MIN_US => i(tp.rto_min.as_micros() as i32),
         TCP_DELACK_MAX_US => i(tp.ext().delack_max.as_micros() as i32),
         TCP_INFO => tcp_info_bytes(&tcp_get_info(tp, now, net)).to_vec(),
-        TCP_USER_TIMEOUT => i(tp.user_timeout_ms as i32),
-        TCP_NOTSENT_LOWAT => i(tp.notsent_lowat as i32),
+        TCP_USER_TIMEOUT => i(tp.ext().user_timeout_ms as i32),
+        TCP_NOTSENT_LOWAT => i(tp.ext().notsent_lowat as i32),
         TCP_DEFER_ACCEPT => i(super::listen::retrans_to_secs(tp.defer_accept, 1, 120)),
         TCP_NODELAY => i(tp.nodelay as i32),
         TCP_CORK => i(tp.cork as i32),
@@ -263,25 +263,27 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
         } else {
             tp.mss_cache
         } as i32),
-        TCP_KEEPIDLE => i(if tp.keepalive_time != 0 {
-            tp.keepalive_time as i32
+        TCP_KEEPIDLE => i(if tp.ext().keepalive_time != 0 {
+            tp.ext().keepalive_time as i32
         } else {
             net.sysctl.tcp_keepalive_time.get() as i32
         }),
-        TCP_KEEPINTVL => i(if tp.keepalive_intvl != 0 {
-            tp.keepalive_intvl as i32
+        TCP_KEEPINTVL => i(if tp.ext().keepalive_intvl != 0 {
+            tp.ext().keepalive_intvl as i32
         } else {
             net.sysctl.tcp_keepalive_intvl.get() as i32
         }),
-        TCP_KEEPCNT => i(if tp.keepalive_probes != 0 {
-            tp.keepalive_probes as i32
+        TCP_KEEPCNT => i(if tp.ext().keepalive_probes != 0 {
+            tp.ext().keepalive_probes as i32
         } else {
             net.sysctl.tcp_keepalive_probes.get() as i32
         }),
-        TCP_SYNCNT => {
-            i(if tp.syn_retries != 0 { tp.syn_retries as i32 } else { net.sysctl.tcp_syn_retries.get() as i32 })
-        }
-        TCP_LINGER2 => i(match tp.linger2 {
+        TCP_SYNCNT => i(if tp.ext().syn_retries != 0 {
+            tp.ext().syn_retries as i32
+        } else {
+            net.sysctl.tcp_syn_retries.get() as i32
+        }),
+        TCP_LINGER2 => i(match tp.ext().linger2 {
             0 => net.sysctl.tcp_fin_timeout.get() as i32,
             l => l,
         }),

@@ -160,8 +160,8 @@ impl TcpSock {
     /// `tcp_write_timeout()`: true when retries are exhausted (the socket is then closed).
     fn tcp_write_timeout(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let retries = if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
-            if self.syn_retries != 0 {
-                self.syn_retries as u32
+            if self.ext().syn_retries != 0 {
+                self.ext().syn_retries as u32
             } else {
                 ctx.net.sysctl.tcp_syn_retries.get() as u32
             }
@@ -190,7 +190,7 @@ impl TcpSock {
         if !expired {
             // TCP_USER_TIMEOUT, when set, replaces the modelled time of `retries` backed-off
             // RTOs.
-            expired = self.retransmits_timed_out(ctx, retries, self.user_timeout_ms);
+            expired = self.retransmits_timed_out(ctx, retries, self.ext().user_timeout_ms);
         }
         if expired {
             self.tcp_write_err(ctx);
@@ -277,7 +277,7 @@ impl TcpSock {
     /// `tcp_clamp_rto_to_user_timeout()`: the next RTO never fires after TCP_USER_TIMEOUT
     /// runs out (then as soon as possible).
     fn tcp_clamp_rto_to_user_timeout(&self, ctx: &Ctx<'_>) -> Duration {
-        let (Some(start), ms) = (self.retrans_stamp, self.user_timeout_ms) else { return self.rto };
+        let (Some(start), ms) = (self.retrans_stamp, self.ext().user_timeout_ms) else { return self.rto };
         if ms == 0 {
             return self.rto;
         }
@@ -310,7 +310,7 @@ impl TcpSock {
             }
         }
         // With TCP_USER_TIMEOUT, the probes' modelled elapsed time decides instead.
-        let timed_out = match self.user_timeout_ms {
+        let timed_out = match self.ext().user_timeout_ms {
             0 => self.probes_out >= max_probes,
             ms => {
                 tcp_model_timeout(self.probes_out as u32, self.rto.max(super::TCP_RTO_MIN), self.ext().rto_max)
@@ -338,8 +338,8 @@ impl TcpSock {
 
     /// `keepalive_time_when()`.
     pub fn keepalive_time_when(&self, net: &crate::netns::Netns) -> Duration {
-        Duration::from_secs(if self.keepalive_time != 0 {
-            self.keepalive_time as u64
+        Duration::from_secs(if self.ext().keepalive_time != 0 {
+            self.ext().keepalive_time as u64
         } else {
             net.sysctl.tcp_keepalive_time.get().max(0) as u64
         })
@@ -367,15 +367,18 @@ impl TcpSock {
             return;
         }
         let s = &ctx.net.sysctl;
-        let intvl = Duration::from_secs(if self.keepalive_intvl != 0 {
-            self.keepalive_intvl as u64
+        let intvl = Duration::from_secs(if self.ext().keepalive_intvl != 0 {
+            self.ext().keepalive_intvl as u64
         } else {
             s.tcp_keepalive_intvl.get() as u64
         });
-        let probes =
-            if self.keepalive_probes != 0 { self.keepalive_probes as u32 } else { s.tcp_keepalive_probes.get() as u32 };
-        let time = Duration::from_secs(if self.keepalive_time != 0 {
-            self.keepalive_time as u64
+        let probes = if self.ext().keepalive_probes != 0 {
+            self.ext().keepalive_probes as u32
+        } else {
+            s.tcp_keepalive_probes.get() as u32
+        };
+        let time = Duration::from_secs(if self.ext().keepalive_time != 0 {
+            self.ext().keepalive_time as u64
         } else {
             s.tcp_keepalive_time.get() as u64
         });
@@ -385,7 +388,7 @@ impl TcpSock {
         }
         let idle = ctx.now.saturating_since(self.rcv_tstamp.max(self.ack.lrcvtime));
         if idle >= time {
-            let dead = match self.user_timeout_ms {
+            let dead = match self.ext().user_timeout_ms {
                 0 => self.probes_out as u32 >= probes,
                 ms => idle >= Duration::from_millis(ms as u64) && self.probes_out > 0,
             };
