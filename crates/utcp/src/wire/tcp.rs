@@ -772,7 +772,17 @@ impl<'a> TcpRepr<'a> {
             timestamp: None,
             payload: &bytes[header_len..],
         };
-        for option in TcpOptionIter::new(&bytes[TCP_HEADER_LEN..header_len]) {
+        let options = &bytes[TCP_HEADER_LEN..header_len];
+        // tcp_fast_parse_options(): the option area of nearly every established segment is
+        // exactly NOP NOP TIMESTAMP (`tcp_parse_aligned_timestamp()`); the walk below would
+        // give the same result.
+        if let [opt::NOP, opt::NOP, opt::TIMESTAMP, 10, v @ ..] = options {
+            if let Ok(&[a0, a1, a2, a3, b0, b1, b2, b3]) = <&[u8; 8]>::try_from(v) {
+                repr.timestamp = Some((u32::from_be_bytes([a0, a1, a2, a3]), u32::from_be_bytes([b0, b1, b2, b3])));
+                return Ok(repr);
+            }
+        }
+        for option in TcpOptionIter::new(options) {
             match option {
                 Ok(TcpOption::MaxSegmentSize(mss)) if mss != 0 => repr.max_seg_size = Some(mss),
                 Ok(TcpOption::WindowScale(ws)) => repr.window_scale = Some(ws.min(MAX_WSCALE)),

@@ -259,6 +259,22 @@ fn option_parsing_follows_tcp_parse_options() {
 }
 
 #[test]
+fn aligned_timestamp_fast_path_matches_the_option_walk() {
+    // NOP NOP TS takes tcp_fast_parse_options()'s shortcut; the same option elsewhere in the
+    // area, or the same area one option longer, takes the walk: both read the same values.
+    let fast = parse_options(&[1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0]);
+    let walked = parse_options(&[8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 1]);
+    assert_eq!(fast.timestamp, Some((0x1234_5678, 0x9abc_def0)));
+    assert_eq!(fast, walked);
+    let longer = parse_options(&[1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 1, 4, 2]);
+    assert_eq!(longer.timestamp, fast.timestamp);
+    assert!(longer.sack_permitted);
+    // A wrong length after NOP NOP is no timestamp on either path.
+    let bad = parse_options(&[1, 1, 8, 11, 0, 0, 0, 1, 0, 0, 0, 2]);
+    assert_eq!(bad.timestamp, None);
+}
+
+#[test]
 fn option_iter_and_parse_errors() {
     assert_eq!(TcpOption::parse(&[]), Err(Error));
     assert_eq!(TcpOption::parse(&[2]), Err(Error));
