@@ -72,25 +72,6 @@ extern "C" {
     /// mimalloc's `mi_collect(bool force)` (mimalloc.h; libmimalloc-sys declares it only with
     /// its `extended` feature, which needs a crate the offline registry lacks).
     fn mi_collect(force: bool);
-    /// mimalloc's `mi_option_set(mi_option_t, long)`.
-    fn mi_option_set(option: i32, value: core::ffi::c_long);
-}
-
-/// v3 `mi_option_arena_eager_commit` and `mi_option_purge_delay` (mimalloc.h's enum order).
-#[cfg(feature = "mimalloc")]
-const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
-#[cfg(feature = "mimalloc")]
-const MI_OPTION_PURGE_DELAY: i32 = 15;
-
-/// Freed memory goes back to the OS at once (`purge_delay` 0) and arenas commit on demand
-/// (`arena_eager_commit` 0), so that RSS follows the live heap (what `utcp soak` measures).
-#[cfg(feature = "mimalloc")]
-pub fn purge_eagerly() {
-    // SAFETY: mi_option_set takes no pointers; both options are read on each purge/commit.
-    unsafe {
-        mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-    }
 }
 
 /// Returns the memory mimalloc holds free to the OS, as a long-running server does after a

@@ -331,7 +331,6 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
     let started = Instant::now();
     // The host threads give their freed memory back to the OS once idle after work.
     utcp::skb_queue::set_reap_hook(utcp_alloc::collect);
-    utcp_alloc::purge_eagerly();
     let cfg = LinkConfig { loss: a.loss, reorder: a.reorder, dup: a.dup, seed: a.seed, ..LinkConfig::default() };
     let (ha, hb) = memlink_pair(cfg);
     let (sa, sb) = (ha.stack.clone(), hb.stack.clone());
