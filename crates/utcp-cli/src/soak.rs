@@ -359,6 +359,23 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         let seed = a.seed.wrapping_mul(1_000_003).wrapping_add(slot);
         let (l, port) = (listeners[slot as usize], 1000 + slot as u16);
         threads += 1;
+        // The slot's server runs on one thread for the whole soak, connection after connection
+        // (a thread per connection leaves exited threads' allocator pages and cached stacks
+        // resident: RSS that does not return).
+        let (job_tx, job_rx) = mpsc::channel::<(u16, Arc<AtomicU64>, ChaCha8Rng)>();
+        let (res_tx, res_rx) = mpsc::channel::<(u64, bool, bool)>();
+        let (sb2, t2) = (sb.clone(), t.clone());
+        std::thread::spawn(move || {
+            for (cport, cd, mut srng) in job_rx {
+                let r = match accept_peer(&sb2, l, cport, &cd) {
+                    Some(s) => server(&sb2, &mut srng, s, &t2),
+                    None => (0, false, false),
+                };
+                if res_tx.send(r).is_err() {
+                    break;
+                }
+            }
+        });
         std::thread::spawn(move || {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             while Instant::now() < until {
@@ -372,21 +389,16 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
                     continue;
                 }
                 t.connections.fetch_add(1, Ordering::Relaxed);
-                let sb2 = sb.clone();
-                let t2 = t.clone();
-                let mut srng = ChaCha8Rng::seed_from_u64(rng.gen());
+                let srng = ChaCha8Rng::seed_from_u64(rng.gen());
                 let cport = sa.getsockname(c).map(|a| a.port()).unwrap_or(0);
                 let client_done = Arc::new(AtomicU64::new(0));
-                let cd = client_done.clone();
-                let srv = std::thread::spawn(move || match accept_peer(&sb2, l, cport, &cd) {
-                    Some(s) => server(&sb2, &mut srng, s, &t2),
-                    None => (0, false, false),
-                });
+                let server_up = job_tx.send((cport, client_done.clone(), srng)).is_ok();
                 phase(PHASE_CLIENT);
                 let (sent, end) = client(&sa, &mut rng, c, until, &t);
                 client_done.store(1, Ordering::Release);
                 phase(PHASE_JOIN_SERVER);
-                let (got, eof, bad) = srv.join().unwrap_or((0, false, true));
+                let r = if server_up { res_rx.recv().ok() } else { None };
+                let (got, eof, bad) = r.unwrap_or((0, false, true));
                 // A clean stream's length is compared when both ends say it ended cleanly.
                 if bad {
                     t.mismatched.fetch_add(1, Ordering::Relaxed);
