@@ -18,6 +18,14 @@
 //! * [`mib`] holds Linux's counters (nstat names), [`sysctl`] the sysctls.
 //! * `crates/utcp/examples/` (`echo`, `echo_tokio`, `lossy_transfer`) are complete programs.
 //!
+//! # The root surface
+//!
+//! A program needs only what the crate root re-exports: [`memlink_pair`], [`Host`],
+//! [`LinkConfig`], [`ADDR_A`]/[`ADDR_B`] (and the IPv6 pair), [`TcpListener`]/[`TcpStream`],
+//! [`Stack`], [`Errno`]/[`SysResult`], [`SimNet`], [`Clock`]/[`Duration`]; plus the modules
+//! [`mib`], [`sysctl`], [`uapi`] and (feature `tokio`) `tokio`. The other modules are still
+//! public today; they are utcp's own crates' and tests' way in and are being narrowed.
+//!
 //! # Layers
 //!
 //! ```text
@@ -106,5 +114,9 @@ mod tokio_wait;
 pub mod uapi;
 pub mod wire;
 
+pub use api::{memlink_pair, Host, TcpListener, TcpStream, ADDR6_A, ADDR6_B, ADDR_A, ADDR_B};
 pub use errno::{Errno, SysResult};
+pub use netdev::memlink::LinkConfig;
+pub use sim::SimNet;
 pub use syscall::Stack;
+pub use time::{Clock, Duration};

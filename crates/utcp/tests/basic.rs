@@ -35,3 +35,33 @@ fn connect_send_recv_close() {
     b.close(s).unwrap();
     net.advance(Duration::from_secs(1));
 }
+
+/// The README's echo, written with nothing but the crate root's re-exports (issue 14): the
+/// stable surface is enough for a user program.
+#[test]
+fn the_root_surface_alone_runs_the_readme_echo() {
+    use std::io::{Read, Write};
+    let (a, b) = utcp::memlink_pair(utcp::LinkConfig::default());
+    let listener = utcp::TcpListener::bind(&b.stack, SocketAddrV4::new(utcp::ADDR_B, 7), 4).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (mut s, _peer) = listener.accept().expect("accept");
+        let mut buf = [0u8; 64];
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).expect("write");
+        }
+    });
+    let mut c = utcp::TcpStream::connect(&a.stack, SocketAddrV4::new(utcp::ADDR_B, 7)).expect("connect");
+    c.write_all(b"hello, utcp\n").expect("write");
+    let mut back = [0u8; 12];
+    c.read_exact(&mut back).expect("read back");
+    assert_eq!(&back, b"hello, utcp\n");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).expect("EOF");
+    assert!(rest.is_empty());
+    server.join().expect("server");
+}
