@@ -207,7 +207,7 @@ pub fn run_flood(a: &FloodArgs) -> Result<FloodReport, String> {
         let _ = ha.stack.close(fd);
     }
     attacker.join().map_err(|_| "flood: the attacker thread panicked".to_string())?;
-    let mib = &hb.stack.core.net.mib;
+    let mib = hb.stack.mib();
     // The last SYNs may still be in B's input (another thread may be draining B's backlog,
     // and may be descheduled for a while): wait until B's IP input has taken every frame A's
     // port handed to B (`LinkStats::delivered`; B has no other device), at most 5 s. Waiting
@@ -234,7 +234,7 @@ pub fn run_flood(a: &FloodArgs) -> Result<FloodReport, String> {
         cookies_sent: mib.get(LinuxMib::SyncookiesSent),
         cookies_recv: mib.get(LinuxMib::SyncookiesRecv),
         listen_drops: mib.get(LinuxMib::ListenDrops),
-        client_retrans_segs: ha.stack.core.net.mib.tcp_get(TcpMib::RetransSegs),
+        client_retrans_segs: ha.stack.mib().tcp_get(TcpMib::RetransSegs),
         ring_drops,
         backlog_drops: mib.get(LinuxMib::TCPBacklogDrop),
         peak_rss_bytes: peak_rss_bytes(),

@@ -218,9 +218,9 @@ fn cmd_stat(a: &StatArgs) -> Result<ExitCode, String> {
     t.join().map_err(|_| "stat: the writer thread panicked".to_string())?.map_err(|e| format!("stat: send: {e}"))?;
     read.map_err(|e| format!("stat: receive: {e}"))?;
     outln!("# host A ({})", utcp::api::ADDR_A);
-    out!("{}", ha.stack.core.net.mib.nstat(a.all));
+    out!("{}", ha.stack.mib().nstat(a.all));
     outln!("# host B ({})", utcp::api::ADDR_B);
-    out!("{}", hb.stack.core.net.mib.nstat(a.all));
+    out!("{}", hb.stack.mib().nstat(a.all));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -147,7 +147,7 @@ impl TunHost {
             t.stop();
         }
         let r = self.dev.sync().map_err(|e| format!("pcap: {e}"));
-        out!("{}", self.stack.core.net.mib.nstat(false));
+        out!("{}", self.stack.mib().nstat(false));
         out!("{}", self.tun.stats.nstat());
         r
     }

@@ -150,7 +150,7 @@ impl Drop for UtcpTransport {
 
 fn counters(stack: &Stack) -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    for (name, v) in stack.core.net.mib.snapshot() {
+    for (name, v) in stack.mib().snapshot() {
         if v != 0 {
             m.insert(name.to_string(), v.into());
         }
@@ -182,7 +182,7 @@ impl Transport for UtcpTransport {
     }
 
     fn segments_in(&self) -> Option<u64> {
-        Some(self.server.core.net.mib.tcp_get(utcp::mib::TcpMib::InSegs))
+        Some(self.server.mib().tcp_get(utcp::mib::TcpMib::InSegs))
     }
 
     fn counters(&self) -> serde_json::Map<String, serde_json::Value> {

@@ -21,7 +21,7 @@ fn byte(i: usize) -> u8 {
 
 /// The counters of `h` that differ from `before`.
 fn changed(h: &Host, before: &HashMap<&'static str, u64>) -> Vec<(&'static str, u64)> {
-    let now = h.stack.core.net.mib.snapshot();
+    let now = h.stack.mib().snapshot();
     now.into_iter()
         .filter(|(n, v)| before.get(n) != Some(v))
         .map(|(n, v)| (n, v - before.get(n).unwrap_or(&0)))
@@ -31,8 +31,8 @@ fn changed(h: &Host, before: &HashMap<&'static str, u64>) -> Vec<(&'static str, 
 fn run() {
     let cfg = LinkConfig { loss: 0.02, delay: Duration::from_millis(2), seed: 42, ..LinkConfig::default() };
     let (a, b) = memlink_pair(cfg);
-    let before_a: HashMap<_, _> = a.stack.core.net.mib.snapshot().into_iter().collect();
-    let before_b: HashMap<_, _> = b.stack.core.net.mib.snapshot().into_iter().collect();
+    let before_a: HashMap<_, _> = a.stack.mib().snapshot().into_iter().collect();
+    let before_b: HashMap<_, _> = b.stack.mib().snapshot().into_iter().collect();
 
     let addr = SocketAddrV4::new(ADDR_B, 5001);
     let listener = TcpListener::bind(&b.stack, addr, 4).expect("bind");
@@ -58,7 +58,7 @@ fn run() {
         let st = h.port.as_ref().expect("memlink port").stats();
         println!("  link: {} frames sent, {} lost, {} delivered", st.sent, st.lost, st.delivered);
     }
-    let retrans = a.stack.core.net.mib.tcp_get(utcp::mib::TcpMib::RetransSegs);
+    let retrans = a.stack.mib().tcp_get(utcp::mib::TcpMib::RetransSegs);
     assert!(retrans > 0 || a.port.as_ref().unwrap().stats().lost == 0, "frames were lost but none resent");
 }
 

@@ -22,7 +22,8 @@
 //!
 //! A program needs only what the crate root re-exports: [`memlink_pair`], [`Host`],
 //! [`LinkConfig`], [`ADDR_A`]/[`ADDR_B`] (and the IPv6 pair), [`TcpListener`]/[`TcpStream`],
-//! [`Stack`], [`Errno`]/[`SysResult`], [`SimNet`], [`Clock`]/[`Duration`]; plus the modules
+//! [`Stack`] (its counters by [`Stack::mib`], its sysctls by [`Stack::sysctl`]),
+//! [`Errno`]/[`SysResult`], [`SimNet`], [`Clock`]/[`Duration`]; plus the modules
 //! [`mib`], [`sysctl`], [`uapi`] and (feature `tokio`) `tokio`. The other modules are still
 //! public today; they are utcp's own crates' and tests' way in and are being narrowed.
 //!

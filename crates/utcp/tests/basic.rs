@@ -64,4 +64,10 @@ fn the_root_surface_alone_runs_the_readme_echo() {
     c.read_to_end(&mut rest).expect("EOF");
     assert!(rest.is_empty());
     server.join().expect("server");
+    // Counters and sysctls through the stack's accessors, as a program reads them.
+    let segs = a.stack.mib().tcp_get(utcp::mib::TcpMib::OutSegs);
+    assert!(segs >= 3, "SYN, data and FIN at least: {segs}");
+    assert_eq!(a.stack.mib().tcp_get(utcp::mib::TcpMib::RetransSegs), 0, "a clean link");
+    a.stack.sysctl().set_by_name("net.ipv4.tcp_syn_retries", "3").expect("an honoured sysctl");
+    assert_eq!(a.stack.sysctl().get_by_name("net.ipv4.tcp_syn_retries").as_deref(), Ok("3"));
 }

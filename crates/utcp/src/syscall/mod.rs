@@ -155,6 +155,19 @@ impl Stack {
         Stack { core, fds: FdTable::default(), epolls: Default::default(), realtime_offset_ns }
     }
 
+    /// This stack's counters (Linux's SNMP and netstat MIBs, nstat names): what `nstat`
+    /// reads of a network namespace. The stable way in for a program (the same as
+    /// `stack.core.net.mib`).
+    pub fn mib(&self) -> &crate::mib::Mib {
+        &self.core.net.mib
+    }
+
+    /// This stack's sysctls (`net.core.*`, `net.ipv4.*`, `net.ipv6.*`), as a network
+    /// namespace's `/proc/sys/net`: read and set them here (the same as `stack.core.net.sysctl`).
+    pub fn sysctl(&self) -> &crate::sysctl::Sysctls {
+        &self.core.net.sysctl
+    }
+
     /// The fd table.
     pub fn fds(&self) -> &FdTable {
         &self.fds

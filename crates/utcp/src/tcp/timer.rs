@@ -75,7 +75,7 @@ impl Timers {
         let at = self.0[t as usize];
         (at != u64::MAX).then_some(crate::time::Instant(at))
     }
-    /// Arms (`Some`) or disarms timer `t`. A deadline of [`Instant::FOREVER`] is kept one
+    /// Arms (`Some`) or disarms timer `t`. A deadline of [`crate::time::Instant::FOREVER`] is kept one
     /// nanosecond earlier, still never reached, so that it stays armed.
     #[inline]
     pub fn set(&mut self, t: TcpTimer, at: Option<crate::time::Instant>) {
