@@ -869,42 +869,23 @@ impl TcpSock {
             return;
         }
         let f = from.ext();
-        let misc = f.sockopt_misc.clone();
-        let copy = TcpSockExt {
-            linger: f.linger,
-            bind_phc: f.bind_phc,
-            incoming_cpu: f.incoming_cpu,
-            max_pacing_rate: f.max_pacing_rate,
-            busy_poll_budget: f.busy_poll_budget,
-            user_timeout_ms: f.user_timeout_ms,
-            keepalive_time: f.keepalive_time,
-            keepalive_intvl: f.keepalive_intvl,
-            keepalive_probes: f.keepalive_probes,
-            linger2: f.linger2,
-            notsent_lowat: f.notsent_lowat,
-            rcvtimeo: f.rcvtimeo,
-            sndtimeo: f.sndtimeo,
-            rto_max: f.rto_max,
-            delack_max: f.delack_max,
-            ..TcpSockExt::new()
-        };
         let e = self.ext_mut();
-        e.sockopt_misc = misc;
-        e.linger = copy.linger;
-        e.bind_phc = copy.bind_phc;
-        e.incoming_cpu = copy.incoming_cpu;
-        e.max_pacing_rate = copy.max_pacing_rate;
-        e.busy_poll_budget = copy.busy_poll_budget;
-        e.user_timeout_ms = copy.user_timeout_ms;
-        e.keepalive_time = copy.keepalive_time;
-        e.keepalive_intvl = copy.keepalive_intvl;
-        e.keepalive_probes = copy.keepalive_probes;
-        e.linger2 = copy.linger2;
-        e.notsent_lowat = copy.notsent_lowat;
-        e.rcvtimeo = copy.rcvtimeo;
-        e.sndtimeo = copy.sndtimeo;
-        e.rto_max = copy.rto_max;
-        e.delack_max = copy.delack_max;
+        e.sockopt_misc = f.sockopt_misc.clone();
+        e.linger = f.linger;
+        e.bind_phc = f.bind_phc;
+        e.incoming_cpu = f.incoming_cpu;
+        e.max_pacing_rate = f.max_pacing_rate;
+        e.busy_poll_budget = f.busy_poll_budget;
+        e.user_timeout_ms = f.user_timeout_ms;
+        e.keepalive_time = f.keepalive_time;
+        e.keepalive_intvl = f.keepalive_intvl;
+        e.keepalive_probes = f.keepalive_probes;
+        e.linger2 = f.linger2;
+        e.notsent_lowat = f.notsent_lowat;
+        e.rcvtimeo = f.rcvtimeo;
+        e.sndtimeo = f.sndtimeo;
+        e.rto_max = f.rto_max;
+        e.delack_max = f.delack_max;
     }
     /// The rarely used state if it exists (to clear or drain it without allocating it).
     #[inline]

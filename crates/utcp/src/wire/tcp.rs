@@ -776,11 +776,9 @@ impl<'a> TcpRepr<'a> {
         // tcp_fast_parse_options(): the option area of nearly every established segment is
         // exactly NOP NOP TIMESTAMP (`tcp_parse_aligned_timestamp()`); the walk below would
         // give the same result.
-        if let [opt::NOP, opt::NOP, opt::TIMESTAMP, 10, v @ ..] = options {
-            if let Ok(&[a0, a1, a2, a3, b0, b1, b2, b3]) = <&[u8; 8]>::try_from(v) {
-                repr.timestamp = Some((u32::from_be_bytes([a0, a1, a2, a3]), u32::from_be_bytes([b0, b1, b2, b3])));
-                return Ok(repr);
-            }
+        if let &[opt::NOP, opt::NOP, opt::TIMESTAMP, 10, a0, a1, a2, a3, b0, b1, b2, b3] = options {
+            repr.timestamp = Some((u32::from_be_bytes([a0, a1, a2, a3]), u32::from_be_bytes([b0, b1, b2, b3])));
+            return Ok(repr);
         }
         for option in TcpOptionIter::new(options) {
             match option {
