@@ -9,6 +9,7 @@ use utcp::api::ADDR_B;
 use utcp::netdev::memlink::LinkConfig;
 use utcp::sim::SimNet;
 use utcp::syscall::*;
+use utcp::tcp::recvmsg::MSG_ERRQUEUE;
 use utcp::tcp::TcpState;
 use utcp::time::Duration;
 
@@ -53,6 +54,12 @@ fn an_idle_established_socket_holds_no_queue_storage() {
     let net = SimNet::new(LinkConfig::default());
     let (per_socket, fds) = idle_pairs(&net, 2000);
     eprintln!("{per_socket:.0} heap bytes per idle established socket");
+    // Reading an empty error queue (MSG_ERRQUEUE) finds nothing and allocates nothing.
+    let mut buf = [0u8; 1];
+    for &(c, s) in &fds {
+        assert_eq!(net.a.stack.recv(c, Some(&mut buf), 1, MSG_ERRQUEUE), Err(utcp::Errno::EAGAIN));
+        assert_eq!(net.b.stack.recv(s, Some(&mut buf), 1, MSG_ERRQUEUE), Err(utcp::Errno::EAGAIN));
+    }
     let mut established = 0;
     for st in [&net.a.stack, &net.b.stack] {
         for sk in st.core.sockets() {

@@ -286,7 +286,12 @@ pub fn tcp_recvmsg(
         // inet_recv_error() → ip_recv_error(): ICMP errors (IP_RECVERR), MSG_ZEROCOPY
         // completions and SO_TIMESTAMPING reports.
         let mut g = sock.lock_sock();
-        let r = crate::ip::recverr::ip_recv_error(&mut g.tp_mut().ext_mut().error_queue);
+        // A socket that never queued a report has no TcpSockExt: reading finds the queue
+        // empty without allocating one.
+        let r = match g.tp_mut().ext_if_any() {
+            Some(e) => crate::ip::recverr::ip_recv_error(&mut e.error_queue),
+            None => Err(Errno::EAGAIN),
+        };
         if let Ok(x) = &r {
             // sock_dequeue_err_skb(): a next ICMP error becomes sk_err; an ICMP error
             // followed by none clears it; other reports leave it alone.
