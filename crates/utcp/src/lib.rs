@@ -2,9 +2,9 @@
 //! values, errno and packets on the wire — built around the receive path of
 //! `recv()` → `sock_recvmsg` → `inet_recvmsg` → `tcp_recvmsg`.
 //!
-//! utcp does no I/O of its own below [`host`]: packets enter through a device's receive hook
-//! ([`stack::StackCore::netif_receive`]) and leave through [`netdev::NetDevice::xmit`]; time is
-//! handed in ([`time::Clock`]).
+//! utcp does no I/O of its own below its host threads: packets enter through a device's
+//! receive hook (the stack's `netif_receive`) and leave through [`netdev::NetDevice::xmit`];
+//! time is handed in ([`time::Clock`]).
 //!
 //! # Where to start
 //!
@@ -23,9 +23,19 @@
 //! A program needs only what the crate root re-exports: [`memlink_pair`], [`Host`],
 //! [`LinkConfig`], [`ADDR_A`]/[`ADDR_B`] (and the IPv6 pair), [`TcpListener`]/[`TcpStream`],
 //! [`Stack`] (its counters by [`Stack::mib`], its sysctls by [`Stack::sysctl`]),
-//! [`Errno`]/[`SysResult`], [`SimNet`], [`Clock`]/[`Duration`]; plus the modules
-//! [`mib`], [`sysctl`], [`uapi`] and (feature `tokio`) `tokio`. The other modules are still
-//! public today; they are utcp's own crates' and tests' way in and are being narrowed.
+//! [`Errno`]/[`SysResult`], [`SimNet`], [`Clock`]/[`Duration`]. The documented modules are
+//! the rest of the stable surface: [`syscall`] (the fd-level calls and their argument types),
+//! [`uapi`] (Linux's constants), [`mib`], [`sysctl`], [`netdev`] (the device trait, memlink,
+//! pcap, GSO), [`api`], [`sim`], [`time`], [`errno`] and (feature `tokio`) `tokio`.
+//!
+//! # Internals
+//!
+//! The protocol modules (`tcp`, `socket`, `stack`, `ip`, `wire`, `skb`, ...) are
+//! `#[doc(hidden)]`: public only so that utcp's own crates (the CLI, the packetdrill runner,
+//! the fuzz harnesses, the LD_PRELOAD library) and its integration tests can reach in. They
+//! are not part of the API and change without a semver bump. Inside them, only what those
+//! crates use is `pub`; everything else is `pub(crate)`, and the crate builds with
+//! `#![warn(unreachable_pub)]`.
 //!
 //! # Layers
 //!
@@ -83,27 +93,40 @@
 //! these paths go to the device in build order before its locks are dropped and are delivered
 //! after (docs/ARCHITECTURE.md, "Transmit order").
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod errno;
+#[doc(hidden)]
 pub mod host;
+#[doc(hidden)]
 pub mod ip;
 pub mod mib;
 pub mod netdev;
+#[doc(hidden)]
 pub mod netns;
+#[doc(hidden)]
 pub mod page_frag;
+#[doc(hidden)]
 pub mod ports;
+#[doc(hidden)]
 pub mod seq;
 pub mod sim;
+#[doc(hidden)]
 pub mod siphash;
+#[doc(hidden)]
 pub mod skb;
+#[doc(hidden)]
 pub mod skb_queue;
+#[doc(hidden)]
 pub mod socket;
+#[doc(hidden)]
 pub mod stack;
+#[doc(hidden)]
 pub mod sync;
 pub mod syscall;
 pub mod sysctl;
+#[doc(hidden)]
 pub mod tcp;
 pub mod time;
 #[cfg(feature = "tokio")]
@@ -113,6 +136,7 @@ mod tokio_split;
 #[cfg(feature = "tokio")]
 mod tokio_wait;
 pub mod uapi;
+#[doc(hidden)]
 pub mod wire;
 
 pub use api::{memlink_pair, Host, TcpListener, TcpStream, ADDR6_A, ADDR6_B, ADDR_A, ADDR_B};

@@ -18,21 +18,21 @@ use std::sync::Arc;
 /// (256) pages, so its counter lags by up to that much per CPU.
 pub struct ProtoMem {
     /// `tcp_memory_allocated`: pages charged by the stack's TCP sockets.
-    pub memory_allocated: AtomicI64,
+    pub(crate) memory_allocated: AtomicI64,
     /// `tcp_memory_pressure`: 0, or one plus the millisecond (on the stack's clock) the pressure
     /// state was entered (Linux stores the jiffy, never 0).
-    pub memory_pressure: AtomicU64,
+    pub(crate) memory_pressure: AtomicU64,
     /// `tcp_sockets_allocated`: full TCP sockets alive.
-    pub sockets_allocated: AtomicI64,
+    pub(crate) sockets_allocated: AtomicI64,
     /// The latest millisecond an allocation saw, for TCPMemoryPressuresChrono when a page
     /// release (which runs without a clock) ends the pressure state.
-    pub clock_ms: AtomicU64,
+    pub(crate) clock_ms: AtomicU64,
     /// The stack's sysctls (`tcp_mem`, `tcp_rmem[0]`, `tcp_wmem[0]`).
-    pub sysctl: Arc<Sysctls>,
+    pub(crate) sysctl: Arc<Sysctls>,
     /// The stack's counters (TCPMemoryPressures, TCPMemoryPressuresChrono).
-    pub mib: Arc<Mib>,
+    pub(crate) mib: Arc<Mib>,
     /// `tcp_orphan_count` and `tcp_orphan_cache` (`tcp/orphan.rs`).
-    pub orphans: crate::sync::Mutex<Orphans>,
+    pub(crate) orphans: crate::sync::Mutex<Orphans>,
 }
 
 /// `tcp_orphan_count` (orphaned full sockets: closed by their user, not yet destroyed or
@@ -42,13 +42,13 @@ pub struct ProtoMem {
 /// DEVIATION(linux): per stack, like `tcp_mem`: Linux keeps one count (per-CPU counters) and
 /// one `net.ipv4.tcp_max_orphans` for the host.
 #[derive(Debug, Default)]
-pub struct Orphans {
+pub(crate) struct Orphans {
     /// `tcp_orphan_count_sum()`.
-    pub count: i64,
+    pub(crate) count: i64,
     /// `tcp_orphan_cache`: `count` at the last 100 ms tick of the stack's clock.
-    pub cache: i64,
+    pub(crate) cache: i64,
     /// The tick (milliseconds / 100) `cache` was taken at.
-    pub tick: u64,
+    pub(crate) tick: u64,
 }
 
 impl core::fmt::Debug for ProtoMem {
@@ -68,42 +68,42 @@ pub struct Netns {
     /// SNMP/MIB counters.
     pub mib: Arc<Mib>,
     /// The interface MTU.
-    pub mtu: AtomicU32,
+    pub(crate) mtu: AtomicU32,
     /// The interface's `gso_max_size` (bytes): the largest TCP super-segment it takes, cut
     /// into MSS-sized packets on its wire (TSO, or GSO before it); 0 = no TSO/GSO
     /// ([`crate::netdev::NetDevice::gso_max_size`]).
-    pub gso_max_size: AtomicU32,
+    pub(crate) gso_max_size: AtomicU32,
     /// Some socket of this namespace has set TCP_SAVE_SYN: only then does input keep a SYN's
     /// headers (`TcpIn::syn_hdr`), so a SYN costs no allocation otherwise (Linux copies them
     /// from the skb in tcp_conn_request(); utcp's frame is gone by then). Never cleared.
-    pub save_syn_used: std::sync::atomic::AtomicBool,
+    pub(crate) save_syn_used: std::sync::atomic::AtomicBool,
     /// Timewait socks alive in the namespace (`tcp_death_row.tw_refcount` less its base
     /// reference), bounded by `net.ipv4.tcp_max_tw_buckets`.
-    pub tw_count: AtomicU32,
+    pub(crate) tw_count: AtomicU32,
     /// The softnet counters of this stack's receive path.
     pub softnet: crate::netdev::SoftnetStat,
     /// The second of the last challenge ACK budget, plus one (0: none yet)
     /// (`net->ipv4.tcp_challenge_timestamp`).
-    pub challenge_timestamp: AtomicU64,
+    pub(crate) challenge_timestamp: AtomicU64,
     /// Challenge ACKs left in this second (`net->ipv4.tcp_challenge_count`).
-    pub challenge_count: AtomicU32,
+    pub(crate) challenge_count: AtomicU32,
     /// The draws of [`Netns::get_random_u32_below`].
-    pub rand_ctr: AtomicU64,
+    pub(crate) rand_ctr: AtomicU64,
     /// Local address of the (single) interface.
-    pub addr: crate::sync::RwLock<Ipv4Addr>,
+    pub(crate) addr: crate::sync::RwLock<Ipv4Addr>,
     /// The interface's IPv6 address and the length of its on-link prefix, if it has one
     /// (`inet6_ifaddr`); none: IPv6 input is discarded as on a device with `disable_ipv6`.
     pub addr6: crate::sync::RwLock<Option<(Ipv6Addr, u8)>>,
     /// Secret for ISN and timestamp-offset generation (`net_secret`).
-    pub secret: u64,
+    pub(crate) secret: u64,
     /// IP ID counter.
-    pub ip_id: AtomicU32,
+    pub(crate) ip_id: AtomicU32,
     /// Use deterministic ISNs (ISN = 0 + offset), for scripts.
     pub fixed_isn: crate::sync::Mutex<Option<u32>>,
     /// `net->net_cookie` (SO_NETNS_COOKIE): distinct for every namespace of the process.
-    pub cookie: u64,
+    pub(crate) cookie: u64,
     /// The name of the interface ([`DEV_IFINDEX`]), for SO_BINDTODEVICE.
-    pub ifname: crate::sync::RwLock<String>,
+    pub(crate) ifname: crate::sync::RwLock<String>,
     /// TCP memory accounting against `net.ipv4.tcp_mem`.
     pub tcp_mem: Arc<ProtoMem>,
     /// `dev->flags & IFF_LOOPBACK`: the device is a loopback one (an in-process loopback),
@@ -112,9 +112,9 @@ pub struct Netns {
 }
 
 /// `LOOPBACK_IFINDEX`: `lo`, which every namespace has.
-pub const LOOPBACK_IFINDEX: i32 = 1;
+pub(crate) const LOOPBACK_IFINDEX: i32 = 1;
 /// The index of the namespace's one interface (the stack's device).
-pub const DEV_IFINDEX: i32 = 2;
+pub(crate) const DEV_IFINDEX: i32 = 2;
 
 impl Netns {
     /// A namespace with one interface at `addr` with `mtu`.
@@ -158,12 +158,12 @@ impl Netns {
 
     /// The MTU of the route to `daddr`: the device's, at most `IP_MAX_MTU` (65535) as
     /// `ipv4_mtu()` bounds it (a 64 KiB loopback reads 65535).
-    pub fn mtu(&self) -> u32 {
+    pub(crate) fn mtu(&self) -> u32 {
         self.mtu.load(Ordering::Relaxed).min(0xffff)
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> Ipv4Addr {
+    pub(crate) fn local_addr(&self) -> Ipv4Addr {
         *self.addr.read()
     }
 
@@ -178,7 +178,7 @@ impl Netns {
     }
 
     /// `dev_get_by_name()`: the index of the device called `name`.
-    pub fn dev_get_by_name(&self, name: &[u8]) -> Option<i32> {
+    pub(crate) fn dev_get_by_name(&self, name: &[u8]) -> Option<i32> {
         if name == b"lo" {
             Some(LOOPBACK_IFINDEX)
         } else if name == self.ifname.read().as_bytes() {
@@ -189,7 +189,7 @@ impl Netns {
     }
 
     /// `netdev_get_name()`: the name of device `ifindex`.
-    pub fn netdev_get_name(&self, ifindex: i32) -> Option<String> {
+    pub(crate) fn netdev_get_name(&self, ifindex: i32) -> Option<String> {
         match ifindex {
             LOOPBACK_IFINDEX => Some("lo".to_string()),
             DEV_IFINDEX => Some(self.ifname.read().clone()),
@@ -214,14 +214,14 @@ impl Netns {
 
     /// The key of the flow dissector's hash (`hashrnd`, drawn at boot), for
     /// `ip6_make_flowlabel()`'s automatic flow labels.
-    pub fn flow_hash_key(&self) -> (u64, u64) {
+    pub(crate) fn flow_hash_key(&self) -> (u64, u64) {
         self.keys()[4]
     }
 
     /// `get_random_u32()`: a draw over all of u32.
     // DEVIATION(linux): SipHash of a per-stack counter under the namespace secret (as
     // `get_random_u32_below`), not the kernel's RNG.
-    pub fn get_random_u32(&self) -> u32 {
+    pub(crate) fn get_random_u32(&self) -> u32 {
         let n = self.rand_ctr.fetch_add(1, Ordering::Relaxed);
         let (k0, k1) = self.keys()[1];
         crate::siphash::siphash24(k0 ^ 0x7a4d, k1, &n.to_le_bytes()) as u32
@@ -229,7 +229,7 @@ impl Netns {
 
     /// `net_tx_rndhash()`: a random flow hash for `sk_txhash` / `tcp_rsk(req)->txhash`,
     /// never 0 (0 means "no hash").
-    pub fn net_tx_rndhash(&self) -> u32 {
+    pub(crate) fn net_tx_rndhash(&self) -> u32 {
         loop {
             let v = self.get_random_u32();
             if v != 0 {
@@ -241,7 +241,7 @@ impl Netns {
     /// `get_random_u32_below(ceil)` (0 when `ceil` is 0).
     // DEVIATION(linux): SipHash of a per-stack counter under the namespace secret, not the
     // kernel's RNG: as unpredictable without the secret.
-    pub fn get_random_u32_below(&self, ceil: u32) -> u32 {
+    pub(crate) fn get_random_u32_below(&self, ceil: u32) -> u32 {
         let r = self.get_random_u32();
         if ceil == 0 {
             0
@@ -258,7 +258,7 @@ impl Netns {
     // DEVIATION(linux): the per-second count is SipHash of the second under the namespace
     // secret, not get_random_u32_inclusive(): as unpredictable without the secret, but the
     // same for one stack and second.
-    pub fn challenge_ack_budget(&self, now: crate::time::Instant, ack_limit: u32) -> bool {
+    pub(crate) fn challenge_ack_budget(&self, now: crate::time::Instant, ack_limit: u32) -> bool {
         let sec = now.nanos() / 1_000_000_000 + 1;
         if self.challenge_timestamp.load(Ordering::Relaxed) != sec {
             let half = ack_limit.wrapping_add(1) >> 1;
@@ -282,7 +282,7 @@ impl Netns {
     /// The two SipHash keys of SYN cookies (`syncookie_secret`).
     // DEVIATION(linux): Linux draws one syncookie_secret for the whole host; each utcp stack
     // is a host of its own and derives it from its namespace secret.
-    pub fn syncookie_keys(&self) -> [(u64, u64); 2] {
+    pub(crate) fn syncookie_keys(&self) -> [(u64, u64); 2] {
         let k = self.keys();
         [k[2], k[3]]
     }
@@ -290,7 +290,7 @@ impl Netns {
     /// `secure_tcp_seq()` (RFC 6528) / `secure_tcpv6_seq()`: SipHash-2-4 of the 4-tuple under
     /// the secret key, plus the clock in 64 ns units (`seq_scale`). Both families share the key
     /// (Linux's `net_secret`); an IPv6 tuple hashes its 16-byte addresses.
-    pub fn secure_seq(&self, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16, now_ns: u64) -> u32 {
+    pub(crate) fn secure_seq(&self, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16, now_ns: u64) -> u32 {
         if let Some(isn) = *self.fixed_isn.lock() {
             return isn;
         }
@@ -302,7 +302,7 @@ impl Netns {
     }
 
     /// `secure_tcp_ts_off()` / `secure_tcpv6_ts_off()`: per-connection timestamp offset.
-    pub fn ts_offset(&self, saddr: IpAddr, daddr: IpAddr) -> u32 {
+    pub(crate) fn ts_offset(&self, saddr: IpAddr, daddr: IpAddr) -> u32 {
         if self.fixed_isn.lock().is_some() {
             return 0;
         }
@@ -314,7 +314,7 @@ impl Netns {
 
     /// The starting offset of the ephemeral port search for a destination
     /// (`secure_ipv4_port_ephemeral` / `secure_ipv6_port_ephemeral`).
-    pub fn port_offset(&self, saddr: IpAddr, daddr: IpAddr, dport: u16) -> u32 {
+    pub(crate) fn port_offset(&self, saddr: IpAddr, daddr: IpAddr, dport: u16) -> u32 {
         let (k0, k1) = self.keys()[0];
         let mut m = AddrMsg::default();
         m.addr(saddr).addr(daddr).put(&(dport as u32).to_le_bytes());
@@ -324,7 +324,7 @@ impl Netns {
 
 /// The message a keyed hash of addresses reads: an IPv4 address as its 4 bytes (what the
 /// IPv4 functions always hashed), an IPv6 one as its 16.
-pub struct AddrMsg {
+pub(crate) struct AddrMsg {
     buf: [u8; 48],
     len: usize,
 }
@@ -337,20 +337,20 @@ impl Default for AddrMsg {
 
 impl AddrMsg {
     /// Appends an address.
-    pub fn addr(&mut self, a: IpAddr) -> &mut Self {
+    pub(crate) fn addr(&mut self, a: IpAddr) -> &mut Self {
         match a {
             IpAddr::V4(a) => self.put(&a.octets()),
             IpAddr::V6(a) => self.put(&a.octets()),
         }
     }
     /// Appends bytes.
-    pub fn put(&mut self, b: &[u8]) -> &mut Self {
+    pub(crate) fn put(&mut self, b: &[u8]) -> &mut Self {
         self.buf[self.len..self.len + b.len()].copy_from_slice(b);
         self.len += b.len();
         self
     }
     /// The message so far.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }

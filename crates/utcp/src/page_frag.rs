@@ -5,7 +5,7 @@
 //! when `sk_use_task_frag`, as for TCP), a 32 KiB compound page the skbs then reference;
 //! `skb_page_frag_refill()` reuses the page from offset 0 once no skb holds it any more
 //! (`page_ref_count == 1`), and allocates a fresh one otherwise. Here the page is a
-//! [`BytesMut`] chunk: a write queue skb takes a region of it ([`alloc`]) and the frozen
+//! [`BytesMut`] chunk: a write queue skb takes a region of it (`alloc`) and the frozen
 //! payload shares the chunk's buffer with every clone (retransmit queue, frames in flight, the
 //! receiver's queues), so cloning never allocates.
 //!
@@ -13,7 +13,7 @@
 //! later refill can take it back once its last user is gone instead of allocating: in a steady
 //! bulk transfer the ring grows to cover the data in flight and then no write allocates.
 //! DEVIATION(linux): Linux holds one page per task and allocates a new one whenever that page
-//! is still in use; utcp keeps up to [`RING_MAX`] such chunks per thread to reuse them (a
+//! is still in use; utcp keeps up to `RING_MAX` such chunks per thread to reuse them (a
 //! user-space allocation costs more than `alloc_pages` from the per-CPU lists). Sockets hold
 //! nothing here: an idle socket owns no chunk.
 
@@ -26,12 +26,12 @@ use std::collections::VecDeque;
 /// spans several pages. Kept below glibc's 128 KiB mmap threshold: larger chunks were mapped
 /// and unmapped one by one, and those system calls (and TLB shootdowns) stalled real-thread
 /// transfers into loss probes.
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Retired chunks a thread keeps for reuse (`RING_MAX * CHUNK` = 16 MiB at most, enough for
 /// a full send buffer plus the peer's receive queue; only the chunks nobody references any
 /// more are memory held for nothing).
-pub const RING_MAX: usize = 256;
+pub(crate) const RING_MAX: usize = 256;
 
 /// Regions are handed out in multiples of this (keeps them cache-line aligned).
 const ALIGN: usize = 64;
@@ -91,7 +91,7 @@ thread_local! {
 
 /// An empty buffer with room for `len` bytes, carved from this thread's page fragment (a
 /// plain allocation when `len` exceeds a chunk, or while the thread is being torn down).
-pub fn alloc(len: usize) -> BytesMut {
+pub(crate) fn alloc(len: usize) -> BytesMut {
     if len == 0 {
         return BytesMut::new();
     }

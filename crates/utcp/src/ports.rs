@@ -13,7 +13,7 @@
 //! Every holder is recorded by socket id, so releasing is idempotent: a socket that is
 //! released twice (its death, then its close) gives its port back once.
 //!
-//! Each holder covers one or both families ([`FAM_V4`], [`FAM_V6`]), as
+//! Each holder covers one or both families (`FAM_V4`, `FAM_V6`), as
 //! `inet_rcv_saddr_equal()` / `ipv6_rcv_saddr_equal()` tell them apart: an AF_INET socket, or
 //! an AF_INET6 one bound to an IPv4-mapped address, IPv4; an AF_INET6 socket bound to `::`,
 //! both unless IPV6_V6ONLY; one bound to an IPv6 address (or V6ONLY), IPv6. Holders of
@@ -25,9 +25,9 @@ use crate::errno::Errno;
 use std::collections::HashMap;
 
 /// A holder covering IPv4.
-pub const FAM_V4: u8 = 1;
+pub(crate) const FAM_V4: u8 = 1;
 /// A holder covering IPv6.
-pub const FAM_V6: u8 = 2;
+pub(crate) const FAM_V6: u8 = 2;
 
 /// One family's holders of a port.
 #[derive(Default)]
@@ -66,7 +66,7 @@ enum Kind {
 
 /// The table.
 #[derive(Default)]
-pub struct PortTable {
+pub(crate) struct PortTable {
     buckets: HashMap<u16, Bucket>,
     held: HashMap<u64, (u16, Kind, u8)>,
     next: u32,
@@ -94,12 +94,13 @@ impl PortTable {
     /// EADDRINUSE when the port is held (and `reuse` is not set) or the range is exhausted.
     /// With `reuseport` (SO_REUSEPORT), a port every holder of which bound it with SO_REUSEPORT
     /// too is shared (`sk_reuseport_match`; all sockets here belong to one user).
-    pub fn bind(&mut self, id: u64, port: u16, reuse: bool, range: (u16, u16)) -> Result<u16, Errno> {
+    #[cfg(test)]
+    pub(crate) fn bind(&mut self, id: u64, port: u16, reuse: bool, range: (u16, u16)) -> Result<u16, Errno> {
         self.bind_opts(id, port, reuse, false, range, FAM_V4)
     }
 
     /// [`PortTable::bind`] with SO_REUSEPORT, for a holder of families `fam`.
-    pub fn bind_opts(
+    pub(crate) fn bind_opts(
         &mut self,
         id: u64,
         port: u16,
@@ -149,7 +150,7 @@ impl PortTable {
     /// (`remaining &= ~1U`).
     /// `fam`: the connection's family ([`FAM_V4`] or [`FAM_V6`]); a port bound in the other
     /// family only is free for it.
-    pub fn connect(
+    pub(crate) fn connect(
         &mut self,
         id: u64,
         range: (u16, u16),
@@ -182,12 +183,12 @@ impl PortTable {
     /// `__inet_inherit_port()`: an accepted child holds its listener's port.
     /// The child has its listener's SO_REUSEPORT (`sk_reuseport` is copied at clone).
     /// `fam`: the child's family on the wire.
-    pub fn inherit(&mut self, id: u64, port: u16, reuseport: bool, fam: u8) {
+    pub(crate) fn inherit(&mut self, id: u64, port: u16, reuseport: bool, fam: u8) {
         self.take(id, port, Kind::Bound(reuseport), fam);
     }
 
     /// `inet_put_port()`: socket `id` gives its port back (no-op when it holds none).
-    pub fn put(&mut self, id: u64) {
+    pub(crate) fn put(&mut self, id: u64) {
         let Some((port, kind, fam)) = self.held.remove(&id) else { return };
         if let Some(b) = self.buckets.get_mut(&port) {
             for i in fams(fam) {
@@ -207,12 +208,12 @@ impl PortTable {
     }
 
     /// The port socket `id` holds.
-    pub fn held_by(&self, id: u64) -> Option<u16> {
+    pub(crate) fn held_by(&self, id: u64) -> Option<u16> {
         self.held.get(&id).map(|h| h.0)
     }
 
     /// Sockets holding a port, and ports in use (`inet_bind_bucket`s).
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         (self.held.len(), self.buckets.len())
     }
 }

@@ -10,12 +10,12 @@ pub struct SeqNum(pub u32);
 impl SeqNum {
     /// Mirrors `before(seq1, seq2)`: `(s32)(seq1 - seq2) < 0`.
     #[inline]
-    pub fn before(self, other: SeqNum) -> bool {
+    pub(crate) fn before(self, other: SeqNum) -> bool {
         (self.0.wrapping_sub(other.0) as i32) < 0
     }
     /// Mirrors `after(seq2, seq1)`.
     #[inline]
-    pub fn after(self, other: SeqNum) -> bool {
+    pub(crate) fn after(self, other: SeqNum) -> bool {
         other.before(self)
     }
     /// `!after(self, other)`.
@@ -30,7 +30,7 @@ impl SeqNum {
     }
     /// Mirrors `between(seq1, seq2, seq3)`: `seq3 - seq2 >= seq1 - seq2`.
     #[inline]
-    pub fn between(self, lo: SeqNum, hi: SeqNum) -> bool {
+    pub(crate) fn between(self, lo: SeqNum, hi: SeqNum) -> bool {
         hi.0.wrapping_sub(lo.0) >= self.0.wrapping_sub(lo.0)
     }
     /// The distance `self - other` as an unsigned count (caller knows `other` is not after `self`).
@@ -40,7 +40,7 @@ impl SeqNum {
     }
     /// The later of two sequence numbers.
     #[inline]
-    pub fn max(self, other: SeqNum) -> SeqNum {
+    pub(crate) fn max(self, other: SeqNum) -> SeqNum {
         if self.after(other) {
             self
         } else {
@@ -49,7 +49,7 @@ impl SeqNum {
     }
     /// The earlier of two sequence numbers.
     #[inline]
-    pub fn min(self, other: SeqNum) -> SeqNum {
+    pub(crate) fn min(self, other: SeqNum) -> SeqNum {
         if self.before(other) {
             self
         } else {

@@ -2,7 +2,7 @@
 //! offsets and ephemeral port offsets (lib/siphash.c, net/core/secure_seq.c).
 
 /// SipHash-2-4 of `msg` under the 128-bit key `(k0, k1)` (the key's bytes little-endian).
-pub fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
+pub(crate) fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
     let mut v0 = k0 ^ 0x736f_6d65_7073_6575;
     let mut v1 = k1 ^ 0x646f_7261_6e64_6f6d;
     let mut v2 = k0 ^ 0x6c79_6765_6e65_7261;

@@ -13,7 +13,7 @@ use core::cell::RefCell;
 use core::ops::{Deref, DerefMut};
 
 /// Largest IPv4 + TCP header: 60 + 60 bytes.
-pub const MAX_HEADER: usize = 128;
+pub(crate) const MAX_HEADER: usize = 128;
 
 /// How the receiving device laid a packet out in its `sk_buff`, which decides what
 /// `skb_try_coalesce()` may do when TCP appends the next segment to it.
@@ -58,15 +58,15 @@ pub struct Frame {
     /// How the receiving device laid it out ([`SkbLayout::Frag`] unless the device says).
     pub layout: SkbLayout,
     /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
-    pub priority: u32,
+    pub(crate) priority: u32,
     /// `skb->mark`: the sending socket's SO_MARK (routing policy and filters match on it).
     pub mark: u32,
     /// The output interface the socket is bound to (`sk_bound_dev_if`), 0 = the route's.
-    pub oif: i32,
+    pub(crate) oif: i32,
 }
 
 impl Frame {
-    /// A frame whose header will be written through [`Frame::head_mut`].
+    /// A frame whose header will be written through `Frame::head_mut`.
     pub fn with_header_len(len: usize, payload: Bytes) -> Frame {
         assert!(len <= MAX_HEADER);
         Frame {
@@ -98,7 +98,7 @@ impl Frame {
         &self.head[..self.head_len as usize]
     }
     /// The header bytes, writable.
-    pub fn head_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn head_mut(&mut self) -> &mut [u8] {
         &mut self.head[..self.head_len as usize]
     }
     /// Total length on the wire.
@@ -145,11 +145,11 @@ thread_local! {
 
 /// A vector of frames to transmit, taken from this thread's cache and given back (empty, its
 /// capacity kept) when dropped: the output of one protocol call.
-pub struct FrameBatch(Vec<Frame>);
+pub(crate) struct FrameBatch(Vec<Frame>);
 
 impl FrameBatch {
     /// An empty batch, reusing a cached vector when the thread has one.
-    pub fn take() -> FrameBatch {
+    pub(crate) fn take() -> FrameBatch {
         let v = FRAME_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
         FrameBatch(v.unwrap_or_default())
     }
@@ -192,7 +192,7 @@ impl Drop for FrameBatch {
 
 /// `SKB_TRUESIZE(X)`: what Linux charges for a buffer of `X` data bytes (data + `struct sk_buff`
 /// + `struct skb_shared_info`, each cache-aligned; 6.x x86_64 sizes).
-pub const fn skb_truesize(data: u32) -> u32 {
+pub(crate) const fn skb_truesize(data: u32) -> u32 {
     const SKB_STRUCT: u32 = 256; // SKB_DATA_ALIGN(sizeof(struct sk_buff)) = 256 on 6.x
     const SHINFO: u32 = 320; // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
     ((data + 63) & !63) + SKB_STRUCT + SHINFO
@@ -200,7 +200,7 @@ pub const fn skb_truesize(data: u32) -> u32 {
 
 /// Fragments one queued skb holds beyond its first (`MAX_SKB_FRAGS` − 1: TCP's coalescing
 /// stops there).
-pub const SKB_FRAGS_CAP: usize = 16;
+pub(crate) const SKB_FRAGS_CAP: usize = 16;
 /// Emptied fragment vectors kept per thread, and in the shared cache behind them.
 const FRAG_VECS_PER_THREAD: usize = 64;
 const FRAG_VECS_SHARED: usize = 2048;
@@ -272,19 +272,19 @@ pub struct Skb {
     /// `TCP_SKB_CB(skb)->end_seq` (seq + len + SYN + FIN).
     pub end_seq: SeqNum,
     /// `TCP_SKB_CB(skb)->tcp_flags`.
-    pub tcp_flags: TcpFlags,
+    pub(crate) tcp_flags: TcpFlags,
     /// The first payload fragment.
-    pub data: Bytes,
+    pub(crate) data: Bytes,
     /// Further fragments appended by coalescing (`skb_shinfo(skb)->frags`).
-    pub frags: Vec<Bytes>,
+    pub(crate) frags: Vec<Bytes>,
     /// Payload bytes in all fragments (`skb->len`).
-    pub len: u32,
+    pub(crate) len: u32,
     /// `skb->truesize`: what this buffer costs against `sk_rcvbuf`.
-    pub truesize: u32,
+    pub(crate) truesize: u32,
     /// Arrival time (`skb->tstamp`), for SO_TIMESTAMP.
-    pub tstamp: Instant,
+    pub(crate) tstamp: Instant,
     /// How the buffer is laid out (what coalescing into it may do).
-    pub layout: SkbLayout,
+    pub(crate) layout: SkbLayout,
 }
 
 impl Skb {
@@ -296,7 +296,7 @@ impl Skb {
     }
 
     /// Copies `dst.len()` payload bytes starting at `offset` (`skb_copy_bits`).
-    pub fn copy_bits(&self, mut offset: usize, dst: &mut [u8]) {
+    pub(crate) fn copy_bits(&self, mut offset: usize, dst: &mut [u8]) {
         let mut done = 0;
         for frag in core::iter::once(&self.data).chain(self.frags.iter()) {
             if done == dst.len() {
@@ -324,7 +324,7 @@ impl Skb {
     /// Appends `other`'s payload and flags (`skb_try_coalesce`): no bytes are copied.
     /// `skb_try_coalesce()`: appends contiguous `from` if the layouts allow, returning what
     /// the receive memory grows by (`delta_truesize`); gives `from` back otherwise.
-    pub fn try_coalesce(&mut self, mut from: Skb) -> Result<u32, Skb> {
+    pub(crate) fn try_coalesce(&mut self, mut from: Skb) -> Result<u32, Skb> {
         if self.end_seq != from.seq {
             return Err(from);
         }
@@ -349,7 +349,7 @@ impl Skb {
     }
 
     /// Appends contiguous `other` (its payload becomes further fragments).
-    pub fn coalesce(&mut self, mut other: Skb) {
+    pub(crate) fn coalesce(&mut self, mut other: Skb) {
         debug_assert_eq!(self.end_seq, other.seq);
         self.end_seq = other.end_seq;
         self.tcp_flags = TcpFlags(self.tcp_flags.0 | other.tcp_flags.0);
@@ -367,7 +367,7 @@ impl Skb {
 
     /// Drops `n` payload bytes from the front (`pskb_trim` of the head, used when a segment
     /// partly overlaps data already received).
-    pub fn pull(&mut self, n: u32) {
+    pub(crate) fn pull(&mut self, n: u32) {
         let mut n = n.min(self.len);
         self.seq += n;
         self.len -= n;
@@ -382,7 +382,7 @@ impl Skb {
     }
 
     /// Drops payload beyond `len` bytes (and a FIN that lay beyond it).
-    pub fn trim(&mut self, len: u32) {
+    pub(crate) fn trim(&mut self, len: u32) {
         if len >= self.len {
             return;
         }

@@ -7,7 +7,7 @@ use crate::netns::Netns;
 use crate::skb::Frame;
 use crate::socket::sock::{InSeg, Sock};
 use crate::socket::sock_host::SockHost;
-pub use crate::socket::sock_host::{FourTuple, TakenTw};
+pub(crate) use crate::socket::sock_host::{FourTuple, TakenTw};
 use crate::socket::SecurityPolicy;
 use crate::sync::{Condvar, Mutex, RwLock};
 use crate::tcp::ipv4::{reset_frame, seg_from};
@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 /// table here is per stack and not exposed to remote collision attacks beyond what the
 /// per-stack random seed mixed into it prevents).
 #[derive(Clone, Copy, Default)]
-pub struct TupleHasher {
+pub(crate) struct TupleHasher {
     h: u64,
 }
 
@@ -48,7 +48,7 @@ impl std::hash::Hasher for TupleHasher {
 
 /// Builds [`TupleHasher`]s seeded per stack.
 #[derive(Clone, Copy)]
-pub struct TupleHash(u64);
+pub(crate) struct TupleHash(u64);
 
 impl std::hash::BuildHasher for TupleHash {
     type Hasher = TupleHasher;
@@ -95,7 +95,7 @@ pub struct StackCore {
     ports: Mutex<crate::ports::PortTable>,
     timers: Mutex<Timers>,
     /// Signalled when a timer earlier than any before is armed.
-    pub timer_cv: Condvar,
+    pub(crate) timer_cv: Condvar,
     next_id: AtomicU64,
     /// The security hook consulted by `sock_recvmsg`.
     pub security: RwLock<Option<Arc<dyn SecurityPolicy>>>,
@@ -104,9 +104,9 @@ pub struct StackCore {
     /// How long a reader spins before sleeping in `sk_wait_data` (µs; real clocks only).
     pub spin_before_sleep_us: std::sync::atomic::AtomicU32,
     /// ICMP output rate limiters.
-    pub icmp: ip::icmp::IcmpState,
+    pub(crate) icmp: ip::icmp::IcmpState,
     /// ICMPv6 rate limiters (the global one is `icmp`'s).
-    pub icmp6: ip::icmpv6::Icmpv6State,
+    pub(crate) icmp6: ip::icmpv6::Icmpv6State,
 }
 
 impl StackCore {
@@ -132,7 +132,7 @@ impl StackCore {
     }
 
     /// A fresh socket id.
-    pub fn next_sock_id(&self) -> u64 {
+    pub(crate) fn next_sock_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -156,7 +156,7 @@ impl StackCore {
     }
 
     /// The device with NAPI id `id` (`napi_by_id`).
-    pub fn napi_by_id(&self, id: u32) -> Option<Arc<dyn NetDevice>> {
+    pub(crate) fn napi_by_id(&self, id: u32) -> Option<Arc<dyn NetDevice>> {
         let d = self.dev.read().clone()?;
         (id != 0 && d.napi_id() == id).then_some(d)
     }
@@ -164,7 +164,7 @@ impl StackCore {
     /// `dev_queue_xmit()`: hands frames to the device in order. Called while the socket that
     /// built them is still locked, so one socket's frames reach the device in build order
     /// whichever thread built them; [`StackCore::dev_flush`] delivers them afterwards.
-    pub fn dev_queue_xmit(&self, frames: impl IntoIterator<Item = Frame>) {
+    pub(crate) fn dev_queue_xmit(&self, frames: impl IntoIterator<Item = Frame>) {
         let mut frames = frames.into_iter().peekable();
         if frames.peek().is_none() {
             return;
@@ -338,7 +338,7 @@ impl StackCore {
     }
 
     /// Sends the RST answering `inseg` (when it is not itself a RST).
-    pub fn send_reset_for(&self, inseg: &InSeg) {
+    pub(crate) fn send_reset_for(&self, inseg: &InSeg) {
         if let Some(f) = reset_frame(&self.net, inseg) {
             self.dev_queue_xmit([f]);
             self.dev_flush();
@@ -346,7 +346,7 @@ impl StackCore {
     }
 
     /// Arms (or moves) the socket's timer entry.
-    pub fn schedule_timer(&self, sk: &Sock, at: Option<Instant>) {
+    pub(crate) fn schedule_timer(&self, sk: &Sock, at: Option<Instant>) {
         // Like `timer_reduce()`: an armed entry at or before `at` is kept (and a cancelled timer
         // leaves its entry); when it fires the socket finds nothing due and re-arms at its real
         // deadline. So the common case — an ACK moving the RTO forward — takes no lock.
@@ -418,13 +418,13 @@ impl StackCore {
     }
 
     /// Waits (real clock) until a timer might be due or `max` passes.
-    pub fn wait_timer_change(&self, max: std::time::Duration) {
+    pub(crate) fn wait_timer_change(&self, max: std::time::Duration) {
         let mut t = self.timers.lock();
         self.timer_cv.wait_for(&mut t, max);
     }
 
     /// Inserts an established/connecting socket into the connection table.
-    pub fn hash(&self, key: FourTuple, sk: Arc<Sock>) -> bool {
+    pub(crate) fn hash(&self, key: FourTuple, sk: Arc<Sock>) -> bool {
         let mut h = self.ehash.write();
         if h.contains_key(&key) {
             return false;
@@ -470,7 +470,7 @@ impl StackCore {
     }
 
     /// [`StackCore::hash_listener`] with the listener's SO_REUSEPORT.
-    pub fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
+    pub(crate) fn hash_listener_opts(&self, port: u16, sk: Arc<Sock>, reuseport: bool) -> bool {
         let mut h = self.lhash.write();
         let group = h.entry(port).or_default();
         // Listeners of disjoint families (an AF_INET one and an IPV6_V6ONLY one) share the
@@ -486,7 +486,7 @@ impl StackCore {
     }
 
     /// Removes a listener (`reuseport_detach_sock`).
-    pub fn unhash_listener(&self, port: u16, id: u64) {
+    pub(crate) fn unhash_listener(&self, port: u16, id: u64) {
         let mut h = self.lhash.write();
         if let Some(group) = h.get_mut(&port) {
             group.retain(|(s, _)| s.id != id);
@@ -497,7 +497,7 @@ impl StackCore {
     }
 
     /// Removes a socket from the connection table (when it is dead).
-    pub fn unhash(&self, sk: &Sock, tp: &TcpSock) {
+    pub(crate) fn unhash(&self, sk: &Sock, tp: &TcpSock) {
         let key = (tp.saddr, tp.sport, tp.daddr, tp.dport);
         let mut h = self.ehash.write();
         if h.get(&key).is_some_and(|s| s.id == sk.id) {
@@ -510,7 +510,7 @@ impl StackCore {
     }
 
     /// Removes by key.
-    pub fn unhash_key(&self, key: FourTuple, id: u64) {
+    pub(crate) fn unhash_key(&self, key: FourTuple, id: u64) {
         let mut h = self.ehash.write();
         if h.get(&key).is_some_and(|s| s.id == id) {
             h.remove(&key);
@@ -521,7 +521,7 @@ impl StackCore {
     /// socket's IP_LOCAL_PORT_RANGE `sk_range` (`lo | hi << 16`): each half replaces the
     /// sysctl's bound when it lies inside the sysctl's range. The flag tells whether the
     /// socket set a range at all.
-    pub fn inet_sk_get_local_port_range(&self, sk_range: u32) -> ((u16, u16), bool) {
+    pub(crate) fn inet_sk_get_local_port_range(&self, sk_range: u32) -> ((u16, u16), bool) {
         let lo = self.net.sysctl.ip_local_port_range.idx(0).clamp(0, 65535);
         let hi = self.net.sysctl.ip_local_port_range.idx(1).clamp(0, 65535);
         let (mut l, mut h) = (lo, hi);
@@ -544,7 +544,7 @@ impl StackCore {
 
     /// [`StackCore::get_port`] with SO_REUSEPORT (the port is shared with sockets that all set
     /// it) and the socket's IP_LOCAL_PORT_RANGE `sk_range`.
-    pub fn get_port_opts(
+    pub(crate) fn get_port_opts(
         &self,
         id: u64,
         port: u16,
@@ -561,7 +561,12 @@ impl StackCore {
     /// a timewait sock that `tcp_twsk_unique()` lets go is replaced (and returned, with what
     /// the new connection takes over from it, for the caller to kill outside this lock).
     /// `twp`: asked by the port search (see [`crate::tcp::ipv4::tcp_twsk_unique`]).
-    pub fn __inet_check_established(&self, key: FourTuple, sk: &Arc<Sock>, twp: bool) -> Option<Option<TakenTw>> {
+    pub(crate) fn __inet_check_established(
+        &self,
+        key: FourTuple,
+        sk: &Arc<Sock>,
+        twp: bool,
+    ) -> Option<Option<TakenTw>> {
         let mut h = self.ehash.write();
         let Some(old) = h.get(&key) else {
             h.insert(key, sk.clone());
@@ -582,7 +587,7 @@ impl StackCore {
     /// by a timewait sock that `tcp_twsk_unique()` lets go, and hashes `sk` under it;
     /// `sk_range` is the socket's IP_LOCAL_PORT_RANGE. EADDRNOTAVAIL when the range has no
     /// port left. Returns the port and the timewait sock taken over, if any.
-    pub fn hash_connect(
+    pub(crate) fn hash_connect(
         &self,
         sk: &Arc<Sock>,
         saddr: IpAddr,
@@ -608,12 +613,12 @@ impl StackCore {
     }
 
     /// The port socket `id` holds, if any.
-    pub fn port_held(&self, id: u64) -> Option<u16> {
+    pub(crate) fn port_held(&self, id: u64) -> Option<u16> {
         self.ports.lock().held_by(id)
     }
 
     /// `inet_put_port()`: socket `id` gives its port back (idempotent).
-    pub fn put_port(&self, id: u64) {
+    pub(crate) fn put_port(&self, id: u64) {
         self.ports.lock().put(id);
     }
 
@@ -657,7 +662,7 @@ pub struct TableCounts {
     /// Sockets holding a local port, and ports in use (the bind table).
     pub port_holders: usize,
     /// Ports with a bind bucket.
-    pub ports: usize,
+    pub(crate) ports: usize,
     /// Live sockets with a timer armed in the stack's heap.
     pub timers_armed: usize,
     /// `tcp_orphan_count`.

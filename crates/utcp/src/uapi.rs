@@ -86,6 +86,82 @@ pub const SIOCGSTAMPNS: u64 = 0x8907;
 /// `SIOCOUTQNSD`.
 pub const SIOCOUTQNSD: u64 = 0x894B;
 
+/// `send`/`recv` flags (`include/linux/socket.h`).
+/// `MSG_OOB`.
+pub const MSG_OOB: i32 = 0x1;
+/// `MSG_PEEK`.
+pub const MSG_PEEK: i32 = 0x2;
+/// `MSG_CTRUNC`.
+pub const MSG_CTRUNC: i32 = 0x8;
+/// `MSG_TRUNC`.
+pub const MSG_TRUNC: i32 = 0x20;
+/// `MSG_DONTWAIT`.
+pub const MSG_DONTWAIT: i32 = 0x40;
+/// `MSG_EOR`.
+pub const MSG_EOR: i32 = 0x80;
+/// `MSG_WAITALL`.
+pub const MSG_WAITALL: i32 = 0x100;
+/// `MSG_ERRQUEUE`.
+pub const MSG_ERRQUEUE: i32 = 0x2000;
+/// `MSG_NOSIGNAL`.
+pub const MSG_NOSIGNAL: i32 = 0x4000;
+/// `MSG_MORE`.
+pub const MSG_MORE: i32 = 0x8000;
+/// `MSG_ZEROCOPY` (send): report completion on the error queue (SO_ZEROCOPY).
+pub const MSG_ZEROCOPY: i32 = 0x400_0000;
+
+/// `SO_TIMESTAMPING` flags (`include/uapi/linux/net_tstamp.h`).
+/// `SOF_TIMESTAMPING_TX_HARDWARE`.
+pub const SOF_TIMESTAMPING_TX_HARDWARE: u32 = 1 << 0;
+/// `SOF_TIMESTAMPING_TX_SOFTWARE`: a report when the device sends the segment (SCM_TSTAMP_SND).
+pub const SOF_TIMESTAMPING_TX_SOFTWARE: u32 = 1 << 1;
+/// `SOF_TIMESTAMPING_RX_HARDWARE`.
+pub const SOF_TIMESTAMPING_RX_HARDWARE: u32 = 1 << 2;
+/// `SOF_TIMESTAMPING_RX_SOFTWARE`: stamp received data with its arrival time.
+pub const SOF_TIMESTAMPING_RX_SOFTWARE: u32 = 1 << 3;
+/// `SOF_TIMESTAMPING_SOFTWARE`: report software timestamps (the first of the three slots).
+pub const SOF_TIMESTAMPING_SOFTWARE: u32 = 1 << 4;
+/// `SOF_TIMESTAMPING_SYS_HARDWARE` (obsolete, accepted, ignored by Linux too).
+pub const SOF_TIMESTAMPING_SYS_HARDWARE: u32 = 1 << 5;
+/// `SOF_TIMESTAMPING_RAW_HARDWARE`: report hardware timestamps (the third slot).
+pub const SOF_TIMESTAMPING_RAW_HARDWARE: u32 = 1 << 6;
+/// `SOF_TIMESTAMPING_OPT_ID`: each report carries the key of the byte it is about.
+pub const SOF_TIMESTAMPING_OPT_ID: u32 = 1 << 7;
+/// `SOF_TIMESTAMPING_TX_SCHED`: a report when the segment enters the device queue.
+pub const SOF_TIMESTAMPING_TX_SCHED: u32 = 1 << 8;
+/// `SOF_TIMESTAMPING_TX_ACK`: a report when the peer acknowledges the byte.
+pub const SOF_TIMESTAMPING_TX_ACK: u32 = 1 << 9;
+/// `SOF_TIMESTAMPING_OPT_CMSG`: reports carry IP_PKTINFO.
+pub const SOF_TIMESTAMPING_OPT_CMSG: u32 = 1 << 10;
+/// `SOF_TIMESTAMPING_OPT_TSONLY`: reports carry no copy of the packet.
+pub const SOF_TIMESTAMPING_OPT_TSONLY: u32 = 1 << 11;
+/// `SOF_TIMESTAMPING_OPT_STATS`: reports carry SCM_TIMESTAMPING_OPT_STATS.
+pub const SOF_TIMESTAMPING_OPT_STATS: u32 = 1 << 12;
+/// `SOF_TIMESTAMPING_OPT_PKTINFO`: received data carries SCM_TIMESTAMPING_PKTINFO. Linux
+/// adds that cmsg only beside a raw hardware stamp (`__sock_recv_timestamp`), so with utcp's
+/// software-only devices it changes nothing, as on a kernel device without hardware stamps.
+pub const SOF_TIMESTAMPING_OPT_PKTINFO: u32 = 1 << 13;
+/// `SOF_TIMESTAMPING_OPT_TX_SWHW`: software and hardware TX reports both. Only a device with
+/// hardware TX stamps reads it (`skb_tstamp_tx`); utcp has none, so it changes nothing, as on
+/// the kernel's loopback.
+pub const SOF_TIMESTAMPING_OPT_TX_SWHW: u32 = 1 << 14;
+/// `SOF_TIMESTAMPING_BIND_PHC`: bind to a PHC virtual clock of the bound device.
+pub const SOF_TIMESTAMPING_BIND_PHC: u32 = 1 << 15;
+/// `SOF_TIMESTAMPING_OPT_ID_TCP`: the key counts from write_seq, not snd_una.
+pub const SOF_TIMESTAMPING_OPT_ID_TCP: u32 = 1 << 16;
+/// `SOF_TIMESTAMPING_OPT_RX_FILTER`.
+pub const SOF_TIMESTAMPING_OPT_RX_FILTER: u32 = 1 << 17;
+/// `SOF_TIMESTAMPING_TX_COMPLETION` (a hardware completion report).
+pub const SOF_TIMESTAMPING_TX_COMPLETION: u32 = 1 << 18;
+
+/// What a `SO_TIMESTAMPING` report is about (`ee_info` of `SO_EE_ORIGIN_TIMESTAMPING`).
+/// `SCM_TSTAMP_SND`.
+pub const SCM_TSTAMP_SND: u32 = 0;
+/// `SCM_TSTAMP_SCHED`.
+pub const SCM_TSTAMP_SCHED: u32 = 1;
+/// `SCM_TSTAMP_ACK`.
+pub const SCM_TSTAMP_ACK: u32 = 2;
+
 /// Socket option names (Linux 6.18).
 #[allow(missing_docs)]
 pub mod opt {
@@ -265,6 +341,15 @@ pub mod opt {
     pub const TCP_RTO_MAX_MS: i32 = 44;
     pub const TCP_RTO_MIN_US: i32 = 45;
     pub const TCP_DELACK_MAX_US: i32 = 46;
+    pub const IPV6_UNICAST_HOPS: i32 = 16;
+    pub const IPV6_MTU_DISCOVER: i32 = 23;
+    pub const IPV6_MTU: i32 = 24;
+    pub const IPV6_RECVERR: i32 = 25;
+    pub const IPV6_V6ONLY: i32 = 26;
+    pub const IPV6_DONTFRAG: i32 = 62;
+    pub const IPV6_TCLASS: i32 = 67;
+    pub const IPV6_AUTOFLOWLABEL: i32 = 70;
+    pub const IPV6_MINHOPCOUNT: i32 = 73;
 }
 
 /// The int an option value starts with (`copy_from_sockptr` of an int): EINVAL when shorter.

@@ -169,3 +169,34 @@ fn the_checker_sees_each_spelling_of_an_import_and_skips_comments_and_strings() 
     assert!(hits("let q = '\"'; let x = MyStackCore; let y = host_stack::f();").is_empty());
     assert!(hits("let q = '\"'; use crate::stack::X;").contains(&"crate::stack".to_string()));
 }
+
+/// The modules of the documented API (issue 14); every other `pub mod` of the crate root is
+/// `#[doc(hidden)]` internals, reachable by utcp's own crates and tests only.
+const STABLE_MODULES: &[&str] = &["api", "errno", "mib", "netdev", "sim", "syscall", "sysctl", "time", "tokio", "uapi"];
+
+#[test]
+fn the_crate_root_documents_only_the_stable_modules_and_denies_leaks() {
+    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).expect("lib.rs");
+    assert!(
+        src.contains("#![warn(missing_docs, unreachable_pub)]"),
+        "lib.rs must keep #![warn(missing_docs, unreachable_pub)]: a pub item must be reachable and documented"
+    );
+    let lines: Vec<&str> = src.lines().map(str::trim).collect();
+    let mut seen = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(name) = l.strip_prefix("pub mod ").and_then(|r| r.strip_suffix(';')) else { continue };
+        // The attributes right above the declaration (`#[cfg(...)]`, `#[doc(hidden)]`).
+        let attrs: Vec<&str> = lines[..i].iter().rev().take_while(|a| a.starts_with("#[")).copied().collect();
+        let hidden = attrs.contains(&"#[doc(hidden)]");
+        let stable = STABLE_MODULES.contains(&name);
+        assert!(
+            stable != hidden,
+            "module `{name}`: stable modules are documented, every other pub module is #[doc(hidden)]"
+        );
+        seen.push(name);
+    }
+    for m in STABLE_MODULES {
+        assert!(seen.contains(m), "stable module `{m}` is not a pub module of lib.rs");
+    }
+    assert!(seen.len() > STABLE_MODULES.len(), "the internals are no longer declared in lib.rs?");
+}

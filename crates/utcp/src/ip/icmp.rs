@@ -21,27 +21,28 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
 /// `IPPROTO_ICMP`.
-pub const IPPROTO_ICMP: u8 = 1;
+pub(crate) const IPPROTO_ICMP: u8 = 1;
 /// `ICMP_ECHOREPLY`.
-pub const ICMP_ECHOREPLY: u8 = 0;
+pub(crate) const ICMP_ECHOREPLY: u8 = 0;
 /// `ICMP_DEST_UNREACH`.
-pub const ICMP_DEST_UNREACH: u8 = 3;
+pub(crate) const ICMP_DEST_UNREACH: u8 = 3;
 /// `ICMP_SOURCE_QUENCH`.
-pub const ICMP_SOURCE_QUENCH: u8 = 4;
+pub(crate) const ICMP_SOURCE_QUENCH: u8 = 4;
 /// `ICMP_ECHO`.
-pub const ICMP_ECHO: u8 = 8;
+pub(crate) const ICMP_ECHO: u8 = 8;
 /// `ICMP_TIME_EXCEEDED`.
-pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub(crate) const ICMP_TIME_EXCEEDED: u8 = 11;
 /// `ICMP_PARAMETERPROB`.
-pub const ICMP_PARAMETERPROB: u8 = 12;
+pub(crate) const ICMP_PARAMETERPROB: u8 = 12;
 /// `ICMP_PROT_UNREACH` (code of `ICMP_DEST_UNREACH`).
-pub const ICMP_PROT_UNREACH: u8 = 2;
+pub(crate) const ICMP_PROT_UNREACH: u8 = 2;
 /// `ICMP_PORT_UNREACH`.
-pub const ICMP_PORT_UNREACH: u8 = 3;
+#[cfg(test)]
+pub(crate) const ICMP_PORT_UNREACH: u8 = 3;
 /// `ICMP_FRAG_NEEDED`.
-pub const ICMP_FRAG_NEEDED: u8 = 4;
+pub(crate) const ICMP_FRAG_NEEDED: u8 = 4;
 /// `NR_ICMP_UNREACH`: the highest destination-unreachable code.
-pub const NR_ICMP_UNREACH: u8 = 15;
+pub(crate) const NR_ICMP_UNREACH: u8 = 15;
 
 /// `net.ipv4.icmp_ratelimit` default (ms).
 const ICMP_RATELIMIT_MS: u64 = 1000;
@@ -88,30 +89,30 @@ pub(super) fn inet_peer_xrlim_allow<K: std::hash::Hash + Eq>(
 /// An ICMP error as the transport's error handler gets it: the ICMP type, code and `info`
 /// (the next-hop MTU of a frag-needed), who sent it, and the quoted original datagram.
 #[derive(Clone, Debug)]
-pub struct IcmpErr {
+pub(crate) struct IcmpErr {
     /// `icmp_hdr(skb)->type`.
-    pub icmp_type: u8,
+    pub(crate) icmp_type: u8,
     /// `icmp_hdr(skb)->code`.
-    pub code: u8,
+    pub(crate) code: u8,
     /// `info`: the MTU for ICMP_FRAG_NEEDED, else 0.
-    pub info: u32,
+    pub(crate) info: u32,
     /// The ICMP message's source (the offender, `SO_EE_OFFENDER`). An ICMPv6 error
     /// (`tcp_v6_err`) has IPv6 addresses here, and ICMPv6's type and code numbers.
-    pub from: std::net::IpAddr,
+    pub(crate) from: std::net::IpAddr,
     /// The quoted IP header's source (us) and destination (the peer).
-    pub saddr: std::net::IpAddr,
+    pub(crate) saddr: std::net::IpAddr,
     /// See `saddr`.
-    pub daddr: std::net::IpAddr,
+    pub(crate) daddr: std::net::IpAddr,
     /// The hop limit of the IPv6 packet that carried the error (IPV6_MINHOPCOUNT); 255 for
     /// IPv4.
-    pub hop_limit: u8,
+    pub(crate) hop_limit: u8,
     /// The quoted transport header and what follows it (at least 8 bytes).
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 /// `icmp_err_convert[]`: the errno of each destination-unreachable code and whether it is
 /// fatal.
-pub const ICMP_ERR_CONVERT: [(crate::Errno, bool); 16] = {
+pub(crate) const ICMP_ERR_CONVERT: [(crate::Errno, bool); 16] = {
     use crate::Errno::*;
     [
         (ENETUNREACH, true),  // ICMP_NET_UNREACH
@@ -135,7 +136,7 @@ pub const ICMP_ERR_CONVERT: [(crate::Errno, bool); 16] = {
 
 /// ICMP output state of one namespace: the rate limiters.
 #[derive(Default)]
-pub struct IcmpState {
+pub(crate) struct IcmpState {
     /// Per destination: (tokens in ms, last refill) — `inet_peer`'s `rate_tokens`/`rate_last`.
     peers: Mutex<HashMap<Ipv4Addr, (u64, Instant)>>,
     /// `net->ipv4.icmp_global`: (credit, last refill).
@@ -145,7 +146,7 @@ pub struct IcmpState {
 impl IcmpState {
     /// `icmpv4_mask_allow()` + `icmp_global_allow()` + `icmpv4_xrlim_allow()`: may a message of
     /// `icmp_type` go to `dst` at `now`? Counts the refusals (OutRateLimitGlobal/Host).
-    pub fn allow(&self, net: &Netns, icmp_type: u8, dst: Ipv4Addr, now: Instant) -> bool {
+    pub(crate) fn allow(&self, net: &Netns, icmp_type: u8, dst: Ipv4Addr, now: Instant) -> bool {
         if icmp_type > 18 || ICMP_RATEMASK & (1 << icmp_type) == 0 {
             return true;
         }
@@ -158,7 +159,7 @@ impl IcmpState {
     /// `icmp_global_allow()`: the namespace's credit, refilled at `icmp_msgs_per_sec` and
     /// capped at `icmp_msgs_burst`, shared by ICMP and ICMPv6; a refusal counts
     /// IcmpOutRateLimitGlobal (ICMPv6's too, as `icmpv6_global_allow()` counts it).
-    pub fn global_allow(&self, net: &Netns, now: Instant) -> bool {
+    pub(crate) fn global_allow(&self, net: &Netns, now: Instant) -> bool {
         {
             // icmp_global_allow(): credit refilled at msgs_per_sec, capped at msgs_burst.
             let mut g = self.global.lock();
@@ -189,7 +190,7 @@ impl IcmpState {
 }
 
 /// What `icmp_rcv` found for the caller to act on.
-pub enum IcmpAction {
+pub(crate) enum IcmpAction {
     /// Nothing more to do (answered, counted or dropped).
     Done,
     /// An error about one of our TCP segments: `tcp_v4_err`.
@@ -198,7 +199,7 @@ pub enum IcmpAction {
 
 /// Builds one ICMP message of `body` (type, code, rest-of-header and data; checksum filled in)
 /// from `saddr` to `daddr`.
-pub fn build_icmp(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tos: u8, mut body: Vec<u8>) -> Frame {
+pub(crate) fn build_icmp(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tos: u8, mut body: Vec<u8>) -> Frame {
     body[2] = 0;
     body[3] = 0;
     let sum = !checksum(&body);
@@ -222,7 +223,7 @@ pub fn build_icmp(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tos: u8, mut bo
 
 /// `icmp_rcv()` for a datagram already checked by `ip_rcv` (`pkt`: the whole IP datagram,
 /// header `ihl` bytes). Echo requests are answered into `out`.
-pub fn icmp_rcv(net: &Netns, pkt: &[u8], ihl: usize, out: &mut Vec<Frame>) -> IcmpAction {
+pub(crate) fn icmp_rcv(net: &Netns, pkt: &[u8], ihl: usize, out: &mut Vec<Frame>) -> IcmpAction {
     net.mib.icmp_inc(IcmpMib::InMsgs);
     let ip = Ipv4Packet::new_unchecked(pkt);
     let (saddr, daddr) = (ip.src_addr(), ip.dst_addr());
@@ -310,7 +311,7 @@ fn icmp_unreach(net: &Netns, from: Ipv4Addr, icmp: &[u8]) -> IcmpAction {
 /// received), unless the rules forbid one (never about an ICMP error, a fragment other than
 /// the first, or a broadcast/multicast source) or the rate limits refuse. The reply quotes as
 /// much of `orig` as fits in 576 bytes.
-pub fn icmp_send(
+pub(crate) fn icmp_send(
     net: &Netns,
     state: &IcmpState,
     orig: &[u8],

@@ -28,18 +28,18 @@ use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
 /// `IPV6_MIN_MTU`.
-pub const IPV6_MIN_MTU: usize = 1280;
+pub(crate) const IPV6_MIN_MTU: usize = 1280;
 
 /// `icmpv6_mask_allow()` with the default `net.ipv6.icmp.ratemask` (`0-1,3-127`): whether
 /// messages of `t` are rate limited.
-pub fn icmpv6_mask_limited(t: u8) -> bool {
+pub(crate) fn icmpv6_mask_limited(t: u8) -> bool {
     t <= 127 && t != ICMPV6_PKT_TOOBIG
 }
 
 /// ICMPv6 output state of one namespace: the per-destination limiter (`inet_peer`'s
 /// `rate_tokens`/`rate_last` of `net->ipv6.peers`).
 #[derive(Default)]
-pub struct Icmpv6State {
+pub(crate) struct Icmpv6State {
     peers: Mutex<HashMap<Ipv6Addr, (u64, Instant)>>,
 }
 
@@ -48,7 +48,7 @@ impl Icmpv6State {
     /// `net.ipv6.icmp.ratelimit` ms, halved per 32 bits of prefix the route to `dst` does not
     /// fix (`tmo >>= (128 - plen) >> 5`: the on-link prefix, or the default route's 0). A
     /// refusal counts Icmp6OutRateLimitHost.
-    pub fn peer_allow(&self, net: &Netns, dst: Ipv6Addr, now: Instant) -> bool {
+    pub(crate) fn peer_allow(&self, net: &Netns, dst: Ipv6Addr, now: Instant) -> bool {
         let plen = match *net.addr6.read() {
             Some((me, len)) if same_prefix(&me, &dst, len) => len,
             _ => 0,
@@ -111,7 +111,7 @@ fn icmpv6_xmit(
 
 /// An echo request from the interface's address to `daddr` (what `ping -6` sends through a
 /// ping socket); `None` when the interface has no IPv6 address.
-pub fn icmpv6_echo_request(net: &Netns, daddr: Ipv6Addr, ident: u16, seq: u16, data: &[u8]) -> Option<Frame> {
+pub(crate) fn icmpv6_echo_request(net: &Netns, daddr: Ipv6Addr, ident: u16, seq: u16, data: &[u8]) -> Option<Frame> {
     let saddr = net.local_addr6()?;
     Some(icmpv6_xmit(net, saddr, daddr, 0, 0, &Icmpv6Repr::EchoRequest { ident, seq, data }))
 }
@@ -119,7 +119,7 @@ pub fn icmpv6_echo_request(net: &Netns, daddr: Ipv6Addr, ident: u16, seq: u16, d
 /// `icmpv6_rcv()` for an ICMPv6 message `msg` (its bytes from the ICMPv6 header to the end of
 /// the payload) that came in the packet whose header is `hdr`. Answers go into `out`.
 /// An error quoting one of our TCP segments is returned for `tcp_v6_err`.
-pub fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>) -> Option<IcmpErr> {
+pub(crate) fn icmpv6_rcv(net: &Netns, hdr: &Ipv6Repr, msg: &[u8], out: &mut Vec<Frame>) -> Option<IcmpErr> {
     net.mib.icmp6_inc(Icmp6Mib::InMsgs);
     let p = Icmpv6Packet::new_unchecked(msg);
     if msg.len() < ICMPV6_HEADER_LEN {
@@ -229,7 +229,7 @@ fn is_ineligible(pkt: &[u8]) -> bool {
 /// packet was sent to when that is ours (else from the interface's), quoting as much of it
 /// as fits in 1280 bytes.
 #[allow(clippy::too_many_arguments)]
-pub fn icmp6_send(
+pub(crate) fn icmp6_send(
     net: &Netns,
     icmp: &IcmpState,
     state: &Icmpv6State,

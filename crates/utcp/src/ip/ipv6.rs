@@ -7,9 +7,9 @@
 //! Ip6ReasmFails) and dropped, atomic fragments (offset 0, no more fragments) included, which
 //! Linux processes as whole packets (RFC 6946).
 //!
-//! A TCP segment for us is handed to TCP ([`ip6_rcv`] returns where its header starts;
-//! [`ip6_rcv_tcp`] checks it as `tcp_v6_rcv` does) and TCP's segments leave through
-//! [`build_tcp6_frame`] (`inet6_csk_xmit` → `ip6_xmit`).
+//! A TCP segment for us is handed to TCP (`ip6_rcv` returns where its header starts;
+//! `ip6_rcv_tcp` checks it as `tcp_v6_rcv` does) and TCP's segments leave through
+//! `build_tcp6_frame` (`inet6_csk_xmit` → `ip6_xmit`).
 //!
 //! Linux's drop reasons are shared by both families but each caller counts its own table; utcp's
 //! `DropReason`s count IPv4 counters, so IPv6 drops are traced as `NOT_SPECIFIED` and counted
@@ -31,13 +31,13 @@ use bytes::Bytes;
 use std::net::Ipv6Addr;
 
 /// `IPV6_FLOWLABEL_MASK`.
-pub const IPV6_FLOWLABEL_MASK: u32 = 0x000f_ffff;
+pub(crate) const IPV6_FLOWLABEL_MASK: u32 = 0x000f_ffff;
 /// `IP6_AUTO_FLOW_LABEL_OFF`.
-pub const IP6_AUTO_FLOW_LABEL_OFF: i64 = 0;
+pub(crate) const IP6_AUTO_FLOW_LABEL_OFF: i64 = 0;
 /// `IP6_AUTO_FLOW_LABEL_OPTOUT` (the default): labels unless the socket opts out.
-pub const IP6_AUTO_FLOW_LABEL_OPTOUT: i64 = 1;
+pub(crate) const IP6_AUTO_FLOW_LABEL_OPTOUT: i64 = 1;
 /// `IP6_AUTO_FLOW_LABEL_FORCED`.
-pub const IP6_AUTO_FLOW_LABEL_FORCED: i64 = 3;
+pub(crate) const IP6_AUTO_FLOW_LABEL_FORCED: i64 = 3;
 /// `IPV6_TLV_ROUTERALERT`: the one hop-by-hop option a host processes (RFC 2711); the others
 /// Linux knows (CALIPSO, IOAM) have action 00 and are skipped as unknown ones are.
 const IPV6_TLV_ROUTERALERT: u8 = 5;
@@ -45,27 +45,27 @@ const IPV6_TLV_ROUTERALERT: u8 = 5;
 /// What the flow dissector hashes for `skb_get_hash_flowi6()`: addresses, protocol and the
 /// transport's ports (an ICMP message's type and code), and the flow label.
 #[derive(Clone, Copy, Debug)]
-pub struct FlowKeys {
+pub(crate) struct FlowKeys {
     /// Source address.
-    pub saddr: Ipv6Addr,
+    pub(crate) saddr: Ipv6Addr,
     /// Destination address.
-    pub daddr: Ipv6Addr,
+    pub(crate) daddr: Ipv6Addr,
     /// Upper-layer protocol.
-    pub proto: u8,
+    pub(crate) proto: u8,
     /// The ports word (source port high, destination low), or ICMP type and code.
-    pub ports: u32,
+    pub(crate) ports: u32,
 }
 
 /// `ip6_default_np_autolabel()`: whether a socket that never set IPV6_AUTOFLOWLABEL gets
 /// automatic labels.
-pub fn ip6_default_np_autolabel(net: &Netns) -> bool {
+pub(crate) fn ip6_default_np_autolabel(net: &Netns) -> bool {
     matches!(net.sysctl.auto_flowlabels.get(), IP6_AUTO_FLOW_LABEL_OPTOUT | IP6_AUTO_FLOW_LABEL_FORCED)
 }
 
 /// `ip6_make_flowlabel()`: a label already set is kept; else, if labels are automatic, the
 /// flow's hash rotated by 16 bits (so that the wire shows no useful part of it), its low 20
 /// bits (`net.ipv6.flowlabel_state_ranges` = 0: the stateless bit is not forced).
-pub fn ip6_make_flowlabel(net: &Netns, flowlabel: u32, autolabel: bool, keys: &FlowKeys) -> u32 {
+pub(crate) fn ip6_make_flowlabel(net: &Netns, flowlabel: u32, autolabel: bool, keys: &FlowKeys) -> u32 {
     let flowlabel = flowlabel & IPV6_FLOWLABEL_MASK;
     let mode = net.sysctl.auto_flowlabels.get();
     if flowlabel != 0 || mode == IP6_AUTO_FLOW_LABEL_OFF || (!autolabel && mode != IP6_AUTO_FLOW_LABEL_FORCED) {
@@ -84,7 +84,7 @@ pub fn ip6_make_flowlabel(net: &Netns, flowlabel: u32, autolabel: bool, keys: &F
 }
 
 /// `ip6_dst_hoplimit()`: the route's hop limit, `net.ipv6.conf.all.hop_limit` here.
-pub fn ip6_dst_hoplimit(net: &Netns) -> u8 {
+pub(crate) fn ip6_dst_hoplimit(net: &Netns) -> u8 {
     net.sysctl.hop_limit.get() as u8
 }
 
@@ -92,7 +92,7 @@ pub fn ip6_dst_hoplimit(net: &Netns) -> u8 {
 /// header `hdr` (its payload length set from `payload`, the upper-layer packet with its
 /// checksum filled in; its flow label already made, masked to 20 bits) before `payload`.
 /// Counts Ip6OutRequests and Ip6OutOctets.
-pub fn ip6_build_frame(net: &Netns, hdr: Ipv6Repr, payload: Vec<u8>) -> Frame {
+pub(crate) fn ip6_build_frame(net: &Netns, hdr: Ipv6Repr, payload: Vec<u8>) -> Frame {
     let repr = Ipv6Repr { payload_len: payload.len(), flow_label: hdr.flow_label & IPV6_FLOWLABEL_MASK, ..hdr };
     let len = IPV6_HEADER_LEN + payload.len();
     let mut f = Frame::with_header_len(IPV6_HEADER_LEN, Bytes::from(payload));
@@ -106,7 +106,7 @@ pub fn ip6_build_frame(net: &Netns, hdr: Ipv6Repr, payload: Vec<u8>) -> Frame {
 
 /// What [`ip6_rcv`] hands up to TCP.
 #[derive(Debug)]
-pub enum Ip6Up {
+pub(crate) enum Ip6Up {
     /// A segment whose TCP header starts at this offset of the packet.
     Tcp(usize),
     /// An ICMPv6 error about one of our segments.
@@ -117,19 +117,19 @@ pub enum Ip6Up {
 /// reply's: the segment's it answers, without ECN bits), the hop limit, and the flow label
 /// (`ip6_make_flowlabel()` already applied).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Ip6Tx {
+pub(crate) struct Ip6Tx {
     /// Traffic class.
-    pub tclass: u8,
+    pub(crate) tclass: u8,
     /// Hop limit.
-    pub hop_limit: u8,
+    pub(crate) hop_limit: u8,
     /// Flow label (20 bits).
-    pub flow_label: u32,
+    pub(crate) flow_label: u32,
 }
 
 /// `ip6_make_flowlabel()` for a packet whose `skb->hash` is an L4 hash already
 /// (`skb_set_hash_from_sk()`: a TCP socket's `sk_txhash`, a request's `txhash`): that hash,
 /// rotated by 16 bits, its low 20 bits, unless a label is set or labels are off.
-pub fn ip6_make_flowlabel_hash(net: &Netns, flowlabel: u32, autolabel: bool, hash: u32) -> u32 {
+pub(crate) fn ip6_make_flowlabel_hash(net: &Netns, flowlabel: u32, autolabel: bool, hash: u32) -> u32 {
     let flowlabel = flowlabel & IPV6_FLOWLABEL_MASK;
     let mode = net.sysctl.auto_flowlabels.get();
     if flowlabel != 0 || mode == IP6_AUTO_FLOW_LABEL_OFF || (!autolabel && mode != IP6_AUTO_FLOW_LABEL_FORCED) {
@@ -143,7 +143,7 @@ pub fn ip6_make_flowlabel_hash(net: &Netns, flowlabel: u32, autolabel: bool, has
 /// `daddr`. With `gso_size` ≠ 0 a TSO super-segment: the checksum field holds the
 /// pseudo-header sum over the whole length (`CHECKSUM_PARTIAL`), for GSO to complete per
 /// packet. Counts Ip6OutRequests, Ip6OutTransmits and Ip6OutOctets.
-pub fn build_tcp6_frame(
+pub(crate) fn build_tcp6_frame(
     net: &Netns,
     saddr: Ipv6Addr,
     daddr: Ipv6Addr,
@@ -192,7 +192,7 @@ pub fn build_tcp6_frame(
 /// [`ip6_rcv`] accepted: its payload length is trusted), with the checksum over the IPv6
 /// pseudo-header when `verify_csum`. Counts TcpInSegs, and each failure as `tcp_v4_rcv`'s
 /// would (TcpInErrs, TcpInCsumErrors). The payload is a slice of `pkt`.
-pub fn ip6_rcv_tcp<'a>(
+pub(crate) fn ip6_rcv_tcp<'a>(
     net: &Netns,
     pkt: &'a Bytes,
     off: usize,
@@ -273,7 +273,7 @@ struct Icmp6Req {
 /// What goes up to TCP is returned: a TCP segment for us (where its TCP header starts in
 /// `pkt`, for [`ip6_rcv_tcp`]), or an ICMPv6 error quoting one of our segments
 /// (`tcp_v6_err`).
-pub fn ip6_rcv(
+pub(crate) fn ip6_rcv(
     net: &Netns,
     icmp: &IcmpState,
     icmp6: &Icmpv6State,
@@ -468,7 +468,7 @@ fn hdr_err<T>(net: &Netns) -> Option<T> {
 /// skips hop-by-hop, routing, destination options, AH and a first fragment's header; returns
 /// the upper-layer protocol, its offset and the fragment offset field seen (0: none or the
 /// first). `None` when a header is truncated or there is no next header.
-pub fn ipv6_skip_exthdr(pkt: &[u8], mut start: usize, mut nh: u8) -> Option<(u8, usize, u16)> {
+pub(crate) fn ipv6_skip_exthdr(pkt: &[u8], mut start: usize, mut nh: u8) -> Option<(u8, usize, u16)> {
     let mut frag_off = 0u16;
     loop {
         match nh {

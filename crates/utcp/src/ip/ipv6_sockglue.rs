@@ -1,72 +1,55 @@
 //! IPv6-level socket options (net/ipv6/ipv6_sockglue.c): `do_ipv6_setsockopt` and
-//! `do_ipv6_getsockopt` on an AF_INET6 socket's [`Ipv6Pinfo`] (`struct ipv6_pinfo` and the
+//! `do_ipv6_getsockopt` on an AF_INET6 socket's `Ipv6Pinfo` (`struct ipv6_pinfo` and the
 //! `sk_ipv6only` bit), as they answer for a TCP socket. The values and errno were checked
 //! against Linux 6.18 (`tests/ipv6_tcp.rs` holds the kernel's answers).
 
 use crate::errno::{Errno, SysResult};
 use crate::netns::Netns;
-
-/// `IPV6_UNICAST_HOPS`.
-pub const IPV6_UNICAST_HOPS: i32 = 16;
-/// `IPV6_MTU_DISCOVER`.
-pub const IPV6_MTU_DISCOVER: i32 = 23;
-/// `IPV6_MTU`.
-pub const IPV6_MTU: i32 = 24;
-/// `IPV6_RECVERR`.
-pub const IPV6_RECVERR: i32 = 25;
-/// `IPV6_V6ONLY`.
-pub const IPV6_V6ONLY: i32 = 26;
-/// `IPV6_DONTFRAG`.
-pub const IPV6_DONTFRAG: i32 = 62;
-/// `IPV6_TCLASS`.
-pub const IPV6_TCLASS: i32 = 67;
-/// `IPV6_AUTOFLOWLABEL`.
-pub const IPV6_AUTOFLOWLABEL: i32 = 70;
-/// `IPV6_MINHOPCOUNT`.
-pub const IPV6_MINHOPCOUNT: i32 = 73;
+pub use crate::uapi::opt::{IPV6_AUTOFLOWLABEL, IPV6_MTU, IPV6_RECVERR, IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_V6ONLY};
+pub(crate) use crate::uapi::opt::{IPV6_DONTFRAG, IPV6_MINHOPCOUNT, IPV6_MTU_DISCOVER};
 
 /// `IPV6_PMTUDISC_DONT`.
-pub const IPV6_PMTUDISC_DONT: u8 = 0;
+pub(crate) const IPV6_PMTUDISC_DONT: u8 = 0;
 /// `IPV6_PMTUDISC_WANT`: the default.
-pub const IPV6_PMTUDISC_WANT: u8 = 1;
+pub(crate) const IPV6_PMTUDISC_WANT: u8 = 1;
 /// `IPV6_PMTUDISC_OMIT`: the largest mode.
-pub const IPV6_PMTUDISC_OMIT: u8 = 5;
+pub(crate) const IPV6_PMTUDISC_OMIT: u8 = 5;
 /// `INET_ECN_MASK`: the ECN bits a stream socket's IPV6_TCLASS keeps from before.
 const INET_ECN_MASK: u8 = 3;
 /// `IPV6_MIN_MTU`.
-pub const IPV6_MIN_MTU: u32 = 1280;
+pub(crate) const IPV6_MIN_MTU: u32 = 1280;
 
 /// The IPv6 options of one AF_INET6 socket (`struct ipv6_pinfo`, `sk->sk_ipv6only`).
 #[derive(Clone, Debug)]
-pub struct Ipv6Pinfo {
+pub(crate) struct Ipv6Pinfo {
     /// `sk->sk_ipv6only` (IPV6_V6ONLY; default `net.ipv6.bindv6only`): no IPv4 peers.
-    pub ipv6only: bool,
+    pub(crate) ipv6only: bool,
     /// `np->hop_limit` (IPV6_UNICAST_HOPS): -1 = the route's (`net.ipv6.conf.all.hop_limit`).
-    pub hop_limit: i32,
+    pub(crate) hop_limit: i32,
     /// `np->tclass` (IPV6_TCLASS): the traffic class of every packet.
-    pub tclass: u8,
+    pub(crate) tclass: u8,
     /// `np->pmtudisc` (IPV6_MTU_DISCOVER).
-    pub pmtudisc: u8,
+    pub(crate) pmtudisc: u8,
     /// `np->frag_size` (IPV6_MTU): 0 = the path's.
-    pub frag_size: u32,
+    pub(crate) frag_size: u32,
     /// RECVERR6 (IPV6_RECVERR).
-    pub recverr: bool,
+    pub(crate) recverr: bool,
     /// `np->dontfrag` (IPV6_DONTFRAG).
-    pub dontfrag: bool,
+    pub(crate) dontfrag: bool,
     /// `np->min_hopcount` (IPV6_MINHOPCOUNT): segments arriving with a lower hop limit are
     /// dropped, as IP_MINTTL's.
-    pub min_hopcount: u8,
+    pub(crate) min_hopcount: u8,
     /// AUTOFLOWLABEL / AUTOFLOWLABEL_SET (IPV6_AUTOFLOWLABEL): `None` until set, then
     /// `ip6_default_np_autolabel()` no longer decides.
-    pub autoflowlabel: Option<bool>,
+    pub(crate) autoflowlabel: Option<bool>,
     /// `np->flow_label`: the label of the connection (`sin6_flowinfo` at connect with
     /// IPV6_FLOWINFO_SEND; 0 here, as a label is then made per flow).
-    pub flow_label: u32,
+    pub(crate) flow_label: u32,
 }
 
 impl Ipv6Pinfo {
     /// `inet6_create()`'s defaults.
-    pub fn new(net: &Netns) -> Ipv6Pinfo {
+    pub(crate) fn new(net: &Netns) -> Ipv6Pinfo {
         Ipv6Pinfo {
             ipv6only: net.sysctl.bindv6only.get() != 0,
             hop_limit: -1,
@@ -82,12 +65,12 @@ impl Ipv6Pinfo {
     }
 
     /// `ip6_autoflowlabel()`.
-    pub fn autolabel(&self, net: &Netns) -> bool {
+    pub(crate) fn autolabel(&self, net: &Netns) -> bool {
         self.autoflowlabel.unwrap_or_else(|| super::ipv6::ip6_default_np_autolabel(net))
     }
 
     /// The hop limit of the socket's packets (`ip6_sk_dst_hoplimit`).
-    pub fn hoplimit(&self, net: &Netns) -> u8 {
+    pub(crate) fn hoplimit(&self, net: &Netns) -> u8 {
         if self.hop_limit >= 0 {
             self.hop_limit as u8
         } else {
@@ -98,18 +81,18 @@ impl Ipv6Pinfo {
 
 /// What `do_ipv6_getsockopt` reads of the socket beyond its options.
 #[derive(Clone, Copy, Debug)]
-pub struct Inet6SockView {
+pub(crate) struct Inet6SockView {
     /// `__sk_dst_get(sk)`: the socket has a route (connected, or connecting).
-    pub has_dst: bool,
+    pub(crate) has_dst: bool,
     /// The route's MTU (`dst_mtu`).
-    pub mtu: u32,
+    pub(crate) mtu: u32,
     /// `inet_sk(sk)->inet_num`: the socket has a local port.
-    pub num: u16,
+    pub(crate) num: u16,
 }
 
 /// `do_ipv6_setsockopt()` for a TCP socket. The value is an int; a shorter one is EINVAL
 /// for every option a TCP socket answers (IPV6_AUTOFLOWLABEL reads it as 0).
-pub fn do_ipv6_setsockopt(np: &mut Ipv6Pinfo, sk: Inet6SockView, name: i32, val: &[u8]) -> SysResult<()> {
+pub(crate) fn do_ipv6_setsockopt(np: &mut Ipv6Pinfo, sk: Inet6SockView, name: i32, val: &[u8]) -> SysResult<()> {
     let int = (val.len() >= 4).then(|| i32::from_ne_bytes([val[0], val[1], val[2], val[3]]));
     let v = int.unwrap_or(0);
     let need_int = || int.ok_or(Errno::EINVAL);
@@ -173,7 +156,7 @@ pub fn do_ipv6_setsockopt(np: &mut Ipv6Pinfo, sk: Inet6SockView, name: i32, val:
 }
 
 /// `do_ipv6_getsockopt()`: the int's bytes and the length to report (`min(len, 4)`).
-pub fn do_ipv6_getsockopt(
+pub(crate) fn do_ipv6_getsockopt(
     np: &Ipv6Pinfo,
     sk: Inet6SockView,
     net: &Netns,

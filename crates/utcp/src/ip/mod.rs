@@ -1,12 +1,12 @@
 //! IPv4 input and output (net/ipv4/ip_input.c, ip_output.c): header checks on the way in,
-//! header construction and checksums on the way out. IPv6's are in [`ipv6`] and [`icmpv6`].
+//! header construction and checksums on the way out. IPv6's are in [`ipv6`] and `icmpv6`.
 
-pub mod icmp;
-pub mod icmpv6;
+pub(crate) mod icmp;
+pub(crate) mod icmpv6;
 pub mod ipv6;
 pub mod ipv6_sockglue;
 pub mod options;
-pub mod recverr;
+pub(crate) mod recverr;
 pub mod sockglue;
 
 use crate::mib::{DropReason, IpMib};
@@ -26,7 +26,7 @@ pub fn build_tcp_frame(net: &Netns, saddr: Ipv4Addr, daddr: Ipv4Addr, tcp: &TcpR
 /// [`build_tcp_frame`] for a socket: its `inet->tos` (IP_TOS), `inet->uc_ttl` (IP_TTL;
 /// -1: `net.ipv4.ip_default_ttl`, as `ip_select_ttl()`) and DF as `ip_dont_fragment()`
 /// (IP_MTU_DISCOVER: every mode but IP_PMTUDISC_DONT sets it).
-pub fn build_tcp_frame_with(
+pub(crate) fn build_tcp_frame_with(
     net: &Netns,
     saddr: Ipv4Addr,
     daddr: Ipv4Addr,
@@ -37,7 +37,7 @@ pub fn build_tcp_frame_with(
     build_tcp_frame_gso(net, saddr, daddr, tcp, payload, inet, 0)
 }
 
-/// [`build_tcp_frame_with`] for a TSO super-segment when `gso_size` ≠ 0: one IP + TCP header
+/// `build_tcp_frame_with` for a TSO super-segment when `gso_size` ≠ 0: one IP + TCP header
 /// before up to 64 KiB of payload that the device cuts into `gso_size`-byte packets, with a
 /// partial checksum (`CHECKSUM_PARTIAL`: the pseudo-header sum over the whole length,
 /// as `__tcp_v4_send_check()` leaves it; `tcp_gso_segment()` adjusts it per packet).
@@ -118,7 +118,7 @@ fn gso_segs(len: usize, gso_size: u32) -> u32 {
 }
 
 /// `rt_tos2priority()`: the `skb->priority` band a TOS byte maps to (`ip_tos2prio`).
-pub fn rt_tos2priority(tos: u8) -> u32 {
+pub(crate) fn rt_tos2priority(tos: u8) -> u32 {
     // TC_PRIO_BESTEFFORT 0, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6.
     const IP_TOS2PRIO: [u8; 16] = [0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4];
     IP_TOS2PRIO[((tos & 0x1e) >> 1) as usize] as u32
@@ -126,7 +126,7 @@ pub fn rt_tos2priority(tos: u8) -> u32 {
 
 /// Computes the TCP checksum of a frame whose header and payload are separate; `daddr` is
 /// the final destination (a source route's last hop, not the IP header's first one).
-pub fn fill_tcp_checksum(frame: &mut Frame, saddr: Ipv4Addr, daddr: Ipv4Addr) {
+pub(crate) fn fill_tcp_checksum(frame: &mut Frame, saddr: Ipv4Addr, daddr: Ipv4Addr) {
     let ihl = ((frame.head()[0] & 0x0f) as usize) * 4;
     let tcp_len = frame.len() - ihl;
     let pseudo = crate::wire::pseudo_header_checksum(saddr, daddr, IPPROTO_TCP, tcp_len as u32);
@@ -159,27 +159,27 @@ fn payload_sum(payload: &[u8], offset: usize) -> u16 {
 /// A validated inbound TCP segment: addresses plus the TCP header fields and payload.
 pub struct TcpIn<'a> {
     /// Source address (IPv4, or IPv6 from [`ipv6::ip6_rcv_tcp`]).
-    pub saddr: std::net::IpAddr,
+    pub(crate) saddr: std::net::IpAddr,
     /// Destination address.
-    pub daddr: std::net::IpAddr,
+    pub(crate) daddr: std::net::IpAddr,
     /// Parsed header (payload empty; see `payload`).
     pub tcp: TcpRepr<'a>,
     /// The segment's payload (shared with the frame).
     pub payload: Bytes,
     /// Raw window field.
-    pub raw_window: u16,
+    pub(crate) raw_window: u16,
     /// TCP header length including options (`th->doff * 4`).
-    pub thlen: u32,
+    pub(crate) thlen: u32,
     /// `ip_hdr(skb)->ttl` (IP_MINTTL), or `ipv6_hdr(skb)->hop_limit` (IPV6_MINHOPCOUNT).
-    pub ttl: u8,
+    pub(crate) ttl: u8,
     /// The IPv6 traffic class (0 for IPv4).
-    pub tclass: u8,
+    pub(crate) tclass: u8,
     /// A SYN's IP and TCP headers as received, for TCP_SAVE_SYN (`tcp_reqsk_record_syn()`);
     /// `None` for every other segment.
-    pub syn_hdr: Option<Bytes>,
+    pub(crate) syn_hdr: Option<Bytes>,
     /// The IP options the segment carried, compiled on receipt (`IPCB(skb)->opt`; `None`
     /// when the header had none).
-    pub opt: Option<Box<options::IpOptions>>,
+    pub(crate) opt: Option<Box<options::IpOptions>>,
 }
 
 /// `ip_rcv_core()` + `ip_route_input()`'s checks shared by every protocol: `head` holds at
@@ -234,7 +234,7 @@ fn ip_rcv_options(net: &Netns, head: &[u8], ihl: usize) -> Result<Option<Box<opt
 /// `ip_options_compile()`'s ICMP parameter problem: for a datagram dropped as a header error,
 /// the pointer (offset from the IP header) to the option byte that failed, when its options
 /// are what failed; `None` otherwise.
-pub fn ip_options_param_problem(head: &[u8]) -> Option<u8> {
+pub(crate) fn ip_options_param_problem(head: &[u8]) -> Option<u8> {
     if head.len() < 20 || head[0] >> 4 != 4 {
         return None;
     }
@@ -328,7 +328,7 @@ pub fn ip_rcv_tcp<'a>(net: &Netns, frame: &'a Frame, verify_csum: bool) -> Resul
 
 /// `ip_rcv()` + `ip_local_deliver()` for a datagram that is not TCP (`pkt`: the whole
 /// datagram): the same header checks as [`ip_rcv_tcp`]; returns the header length.
-pub fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize, DropReason> {
+pub(crate) fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize, DropReason> {
     let ihl = ip_rcv_core(net, pkt, pkt.len(), verify_csum)?;
     ip_rcv_options(net, pkt, ihl)?;
     Ok(ihl)
@@ -336,7 +336,7 @@ pub fn ip_rcv_other(net: &Netns, pkt: &[u8], verify_csum: bool) -> Result<usize,
 
 /// The header length (IP + TCP) of raw packet bytes, for splitting them into a [`Frame`];
 /// `None` when the bytes are too short or inconsistent to tell.
-pub fn header_len_of(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn header_len_of(bytes: &[u8]) -> Option<usize> {
     if bytes.len() < 20 || bytes[0] >> 4 != 4 {
         return None;
     }

@@ -8,61 +8,61 @@ use crate::errno::Errno;
 use std::net::Ipv4Addr;
 
 /// End of the option list.
-pub const IPOPT_END: u8 = 0;
+pub(crate) const IPOPT_END: u8 = 0;
 /// No operation (padding).
-pub const IPOPT_NOOP: u8 = 1;
+pub(crate) const IPOPT_NOOP: u8 = 1;
 /// Record route.
-pub const IPOPT_RR: u8 = 7;
+pub(crate) const IPOPT_RR: u8 = 7;
 /// Internet timestamp.
-pub const IPOPT_TIMESTAMP: u8 = 68;
+pub(crate) const IPOPT_TIMESTAMP: u8 = 68;
 /// Security (RFC 1108).
 pub const IPOPT_SEC: u8 = 130;
 /// Loose source and record route.
-pub const IPOPT_LSRR: u8 = 131;
+pub(crate) const IPOPT_LSRR: u8 = 131;
 /// Commercial IP security (CIPSO).
-pub const IPOPT_CIPSO: u8 = 134;
+pub(crate) const IPOPT_CIPSO: u8 = 134;
 /// Stream identifier.
 pub const IPOPT_SID: u8 = 136;
 /// Strict source and record route.
-pub const IPOPT_SSRR: u8 = 137;
+pub(crate) const IPOPT_SSRR: u8 = 137;
 /// Router alert (RFC 2113).
-pub const IPOPT_RA: u8 = 148;
+pub(crate) const IPOPT_RA: u8 = 148;
 /// Timestamp flags: timestamps only.
-pub const IPOPT_TS_TSONLY: u8 = 0;
+pub(crate) const IPOPT_TS_TSONLY: u8 = 0;
 /// Timestamp flags: address and timestamp pairs.
-pub const IPOPT_TS_TSANDADDR: u8 = 1;
+pub(crate) const IPOPT_TS_TSANDADDR: u8 = 1;
 /// Timestamp flags: prespecified addresses.
-pub const IPOPT_TS_PRESPEC: u8 = 3;
+pub(crate) const IPOPT_TS_PRESPEC: u8 = 3;
 /// The most option bytes an IPv4 header holds (`MAX_IPOPTLEN`).
-pub const MAX_IPOPTLEN: usize = 40;
+pub(crate) const MAX_IPOPTLEN: usize = 40;
 
 /// `struct ip_options`: the option bytes and where each option sits. Offsets (`srr`, `rr`,
 /// `ts`, `router_alert`) count from the start of the IP header, as Linux's do (so the first
 /// option byte is at 20; 0 = absent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpOptions {
+pub(crate) struct IpOptions {
     /// The first hop of a source route (`faddr`): where the datagram is sent.
-    pub faddr: Ipv4Addr,
+    pub(crate) faddr: Ipv4Addr,
     /// Bytes used in `data`, a multiple of 4 once compiled for sending.
-    pub optlen: u8,
+    pub(crate) optlen: u8,
     /// Offset of the source route option.
-    pub srr: u8,
+    pub(crate) srr: u8,
     /// Offset of the record route option.
-    pub rr: u8,
+    pub(crate) rr: u8,
     /// Offset of the timestamp option.
-    pub ts: u8,
+    pub(crate) ts: u8,
     /// The source route is strict (SSRR).
-    pub is_strictroute: bool,
+    pub(crate) is_strictroute: bool,
     /// The sender records its address in the RR option.
-    pub rr_needaddr: bool,
+    pub(crate) rr_needaddr: bool,
     /// The sender records a timestamp in the TS option.
-    pub ts_needtime: bool,
+    pub(crate) ts_needtime: bool,
     /// The sender records its address in the TS option.
-    pub ts_needaddr: bool,
+    pub(crate) ts_needaddr: bool,
     /// Offset of a router alert option with value 0.
-    pub router_alert: u8,
+    pub(crate) router_alert: u8,
     /// The option bytes (`__data`).
-    pub data: [u8; MAX_IPOPTLEN],
+    pub(crate) data: [u8; MAX_IPOPTLEN],
 }
 
 impl Default for IpOptions {
@@ -85,7 +85,7 @@ impl Default for IpOptions {
 
 /// Which kind of address `inet_addr_type()` finds (the kinds the options ask about).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum AddrType {
+pub(crate) enum AddrType {
     /// One of this host's addresses (RTN_LOCAL).
     Local,
     /// Any other unicast address (RTN_UNICAST).
@@ -97,7 +97,7 @@ pub enum AddrType {
 }
 
 /// `inet_addr_type()` on a host whose addresses are `local` and the loopback net.
-pub fn inet_addr_type(local: Ipv4Addr, addr: Ipv4Addr) -> AddrType {
+pub(crate) fn inet_addr_type(local: Ipv4Addr, addr: Ipv4Addr) -> AddrType {
     if addr.octets()[0] == 0 || addr.is_broadcast() {
         AddrType::Broadcast
     } else if addr.is_multicast() {
@@ -112,15 +112,15 @@ pub fn inet_addr_type(local: Ipv4Addr, addr: Ipv4Addr) -> AddrType {
 /// What a received datagram's options are compiled against (`skb` with its input route):
 /// the address the RR and TS options record (`spec_dst`) and the time they record.
 #[derive(Clone, Copy, Debug)]
-pub struct RcvCtx {
+pub(crate) struct RcvCtx {
     /// `fib_compute_spec_dst()`: our address on the way the datagram came.
-    pub spec_dst: Ipv4Addr,
+    pub(crate) spec_dst: Ipv4Addr,
     /// `inet_current_timestamp()`: milliseconds since midnight UTC, host order.
-    pub midtime: u32,
+    pub(crate) midtime: u32,
 }
 
 /// `inet_current_timestamp()` from a realtime clock in nanoseconds since the epoch.
-pub fn inet_current_timestamp(realtime_ns: u64) -> u32 {
+pub(crate) fn inet_current_timestamp(realtime_ns: u64) -> u32 {
     let secs = (realtime_ns / 1_000_000_000) % 86400;
     (secs * 1000 + (realtime_ns % 1_000_000_000) / 1_000_000) as u32
 }
@@ -144,7 +144,7 @@ fn put4(d: &mut [u8], at: usize, v: [u8; 4]) {
 /// address and time). `local` is this host's address (`inet_addr_type`). Err carries the
 /// offset of the faulty byte from the start of the IP header (ICMP parameter problem's
 /// pointer), as `pp_ptr - iph`.
-pub fn ip_options_compile(opt: &mut IpOptions, rcv: Option<RcvCtx>, local: Ipv4Addr) -> Result<(), u8> {
+pub(crate) fn ip_options_compile(opt: &mut IpOptions, rcv: Option<RcvCtx>, local: Ipv4Addr) -> Result<(), u8> {
     let total = (opt.optlen as usize).min(MAX_IPOPTLEN);
     let d = &mut opt.data;
     let mut i = 0usize;
@@ -310,7 +310,7 @@ pub fn ip_options_compile(opt: &mut IpOptions, rcv: Option<RcvCtx>, local: Ipv4A
 
 /// `ip_options_get()`: a socket's IP_OPTIONS value, padded with END to a multiple of 4 and
 /// compiled. EINVAL when it is longer than 40 bytes or does not compile.
-pub fn ip_options_get(val: &[u8], local: Ipv4Addr) -> Result<IpOptions, Errno> {
+pub(crate) fn ip_options_get(val: &[u8], local: Ipv4Addr) -> Result<IpOptions, Errno> {
     if val.len() > MAX_IPOPTLEN {
         return Err(Errno::EINVAL);
     }
@@ -326,7 +326,7 @@ pub fn ip_options_get(val: &[u8], local: Ipv4Addr) -> Result<IpOptions, Errno> {
 /// `ip_options_undo()`: the options as the socket set them (getsockopt(IP_OPTIONS)): the
 /// source route's first hop back in place, the pointers the compilation advanced moved
 /// back, and the slots they passed cleared.
-pub fn ip_options_undo(opt: &IpOptions) -> Vec<u8> {
+pub(crate) fn ip_options_undo(opt: &IpOptions) -> Vec<u8> {
     let mut d = opt.data;
     let n = opt.optlen as usize;
     if opt.srr != 0 {
@@ -363,7 +363,7 @@ pub fn ip_options_undo(opt: &IpOptions) -> Vec<u8> {
 /// `ip_options_build()`: the option bytes of one outgoing datagram from `saddr` whose final
 /// destination is `daddr`: the source route ends at `daddr`, RR and TS record `saddr` and the
 /// time (`midtime`, ms since midnight UTC).
-pub fn ip_options_build(opt: &IpOptions, daddr: Ipv4Addr, saddr: Ipv4Addr, midtime: u32) -> [u8; MAX_IPOPTLEN] {
+pub(crate) fn ip_options_build(opt: &IpOptions, daddr: Ipv4Addr, saddr: Ipv4Addr, midtime: u32) -> [u8; MAX_IPOPTLEN] {
     let mut d = opt.data;
     if opt.srr != 0 {
         let o = opt.srr as usize - 20;
@@ -391,7 +391,7 @@ pub fn ip_options_build(opt: &IpOptions, daddr: Ipv4Addr, saddr: Ipv4Addr, midti
 /// `__ip_options_echo()`: the options of a reply to a datagram from `src` whose compiled
 /// options are `sopt`: RR and TS carried on (recording again where there is room), a source
 /// route reversed. EINVAL when a recorded option has no room left.
-pub fn ip_options_echo(sopt: &IpOptions, src: Ipv4Addr, local: Ipv4Addr) -> Result<IpOptions, Errno> {
+pub(crate) fn ip_options_echo(sopt: &IpOptions, src: Ipv4Addr, local: Ipv4Addr) -> Result<IpOptions, Errno> {
     let mut dopt = IpOptions::default();
     if sopt.optlen == 0 {
         return Ok(dopt);

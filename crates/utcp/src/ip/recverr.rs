@@ -10,53 +10,53 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 /// `SO_EE_ORIGIN_ICMP`.
-pub const SO_EE_ORIGIN_ICMP: u8 = 2;
+pub(crate) const SO_EE_ORIGIN_ICMP: u8 = 2;
 /// `SO_EE_ORIGIN_ICMP6`.
-pub const SO_EE_ORIGIN_ICMP6: u8 = 3;
+pub(crate) const SO_EE_ORIGIN_ICMP6: u8 = 3;
 
 /// One queued report (`SKB_EXT_ERR(skb)`: `struct sock_exterr_skb`): an ICMP error
 /// (SO_EE_ORIGIN_ICMP) or a MSG_ZEROCOPY completion (SO_EE_ORIGIN_ZEROCOPY, tcp/zerocopy.rs).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SockExterr {
+pub(crate) struct SockExterr {
     /// `ee_errno` (`None`: 0, as a zerocopy completion carries).
-    pub errno: Option<Errno>,
+    pub(crate) errno: Option<Errno>,
     /// `ee_origin`.
-    pub origin: u8,
+    pub(crate) origin: u8,
     /// `ee_type`.
-    pub icmp_type: u8,
+    pub(crate) icmp_type: u8,
     /// `ee_code`.
-    pub code: u8,
+    pub(crate) code: u8,
     /// `ee_info`.
-    pub info: u32,
+    pub(crate) info: u32,
     /// `ee_data`.
-    pub data: u32,
+    pub(crate) data: u32,
     /// Who sent the error (`SO_EE_OFFENDER`; `None`: a local report, all zero).
-    pub offender: Option<IpAddr>,
+    pub(crate) offender: Option<IpAddr>,
     /// The quoted datagram's destination and port (`serr->addr_offset`, `serr->port`).
-    pub addr: IpAddr,
+    pub(crate) addr: IpAddr,
     /// See `addr`.
-    pub port: u16,
+    pub(crate) port: u16,
     /// `serr->header.h4.iif`: the device a timestamped packet left by (0: none, as for a
     /// report without payload); with SOF_TIMESTAMPING_OPT_CMSG it gives IP_PKTINFO.
-    pub iif: i32,
+    pub(crate) iif: i32,
     /// `skb->tstamp`: when a timestamping report was made (None: not stamped).
-    pub tstamp: Option<crate::time::Instant>,
+    pub(crate) tstamp: Option<crate::time::Instant>,
     /// `serr->opt_stats`: the data is SCM_TIMESTAMPING_OPT_STATS attributes.
-    pub opt_stats: bool,
+    pub(crate) opt_stats: bool,
     /// The quoted transport header onwards (what `recvmsg` returns as data); for a
     /// timestamping report the packet, or nothing.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl SockExterr {
     /// `skb->truesize` charged against `sk_rcvbuf` (an ICMP skb: payload + overhead).
-    pub fn truesize(&self) -> u32 {
+    pub(crate) fn truesize(&self) -> u32 {
         crate::skb::skb_truesize(self.payload.len() as u32 + 28)
     }
 
     /// The `IP_RECVERR` cmsg payload: `struct sock_extended_err` (16 bytes) then the
     /// offender's `struct sockaddr_in` (16 bytes).
-    pub fn cmsg_data(&self) -> [u8; 32] {
+    pub(crate) fn cmsg_data(&self) -> [u8; 32] {
         let mut d = [0u8; 32];
         d[0..4].copy_from_slice(&self.errno.map_or(0, |e| e as u32).to_ne_bytes());
         d[4] = self.origin;
@@ -75,7 +75,7 @@ impl SockExterr {
     /// `ip_recv_error()` gives `IP_RECVERR` with a `sockaddr_in` offender; `ipv6_recv_error()`
     /// gives `IPV6_RECVERR` (SOL_IPV6) with a `sockaddr_in6` one, an IPv4 offender
     /// IPv4-mapped.
-    pub fn cmsg(&self, family: i32) -> (i32, i32, Vec<u8>) {
+    pub(crate) fn cmsg(&self, family: i32) -> (i32, i32, Vec<u8>) {
         if family != crate::uapi::AF_INET6 {
             return (crate::uapi::SOL_IP, crate::uapi::opt::IP_RECVERR, self.cmsg_data().to_vec());
         }
@@ -93,7 +93,7 @@ impl SockExterr {
     /// `msg_name`: the quoted datagram's destination, as a socket of `family` shows it, for
     /// the origins `ip(v6)_datagram_support_addr()` names (ICMP, ICMP6); none for a zerocopy
     /// completion.
-    pub fn name(&self, family: i32) -> Option<SocketAddr> {
+    pub(crate) fn name(&self, family: i32) -> Option<SocketAddr> {
         matches!(self.origin, SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6)
             .then(|| crate::uapi::sock_addr(family, self.addr, self.port))
     }
@@ -102,7 +102,7 @@ impl SockExterr {
 /// `ip_icmp_error()` + `sock_queue_err_skb()`: queues `e` (already known to concern this
 /// socket, with IP_RECVERR on) unless the queue's memory would pass `rcvbuf` (then it is
 /// dropped, as `sock_queue_err_skb` answers -ENOMEM).
-pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err: Errno) {
+pub(crate) fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err: Errno) {
     let x = SockExterr {
         errno: Some(err),
         // ipv6_icmp_error() for an ICMPv6 error.
@@ -127,6 +127,6 @@ pub fn ip_icmp_error(q: &mut VecDeque<SockExterr>, rcvbuf: u32, e: &IcmpErr, err
 }
 
 /// `ip_recv_error()`: dequeues the oldest error; `Err(EAGAIN)` when there is none.
-pub fn ip_recv_error(q: &mut VecDeque<SockExterr>) -> Result<SockExterr, Errno> {
+pub(crate) fn ip_recv_error(q: &mut VecDeque<SockExterr>) -> Result<SockExterr, Errno> {
     q.pop_front().ok_or(Errno::EAGAIN)
 }

@@ -9,71 +9,71 @@ use crate::uapi::opt::*;
 use std::net::Ipv4Addr;
 
 /// `IP_PMTUDISC_DONT`: never set DF.
-pub const IP_PMTUDISC_DONT: u8 = 0;
+pub(crate) const IP_PMTUDISC_DONT: u8 = 0;
 /// `IP_PMTUDISC_WANT`: the default (`net.ipv4.ip_no_pmtu_disc` = 0).
-pub const IP_PMTUDISC_WANT: u8 = 1;
+pub(crate) const IP_PMTUDISC_WANT: u8 = 1;
 /// `IP_PMTUDISC_OMIT`: the largest mode.
-pub const IP_PMTUDISC_OMIT: u8 = 5;
+pub(crate) const IP_PMTUDISC_OMIT: u8 = 5;
 
 /// `inet->cmsg_flags` bits (IP_CMSG_*): which ancillary data a receiver asked for.
 pub(crate) mod cmsg {
-    pub const PKTINFO: u32 = 1 << 0;
-    pub const TTL: u32 = 1 << 1;
-    pub const TOS: u32 = 1 << 2;
-    pub const RECVOPTS: u32 = 1 << 3;
-    pub const RETOPTS: u32 = 1 << 4;
-    pub const PASSSEC: u32 = 1 << 5;
-    pub const ORIGDSTADDR: u32 = 1 << 6;
-    pub const CHECKSUM: u32 = 1 << 7;
-    pub const RECVFRAGSIZE: u32 = 1 << 8;
+    pub(crate) const PKTINFO: u32 = 1 << 0;
+    pub(crate) const TTL: u32 = 1 << 1;
+    pub(crate) const TOS: u32 = 1 << 2;
+    pub(crate) const RECVOPTS: u32 = 1 << 3;
+    pub(crate) const RETOPTS: u32 = 1 << 4;
+    pub(crate) const PASSSEC: u32 = 1 << 5;
+    pub(crate) const ORIGDSTADDR: u32 = 1 << 6;
+    pub(crate) const CHECKSUM: u32 = 1 << 7;
+    pub(crate) const RECVFRAGSIZE: u32 = 1 << 8;
 }
 
 /// The IP options of one socket (`inet_sock`'s option fields).
 #[derive(Clone, Debug)]
 pub struct InetOpts {
     /// `inet->tos` (IP_TOS): the TOS byte of every packet this socket sends.
-    pub tos: u8,
+    pub(crate) tos: u8,
     /// `inet->uc_ttl` (IP_TTL): -1 = `net.ipv4.ip_default_ttl`.
-    pub uc_ttl: i32,
+    pub(crate) uc_ttl: i32,
     /// `inet->freebind` (IP_FREEBIND): bind to an address that is not (yet) local.
-    pub freebind: bool,
+    pub(crate) freebind: bool,
     /// `inet->transparent` (IP_TRANSPARENT): like IP_FREEBIND for bind().
-    pub transparent: bool,
+    pub(crate) transparent: bool,
     /// `inet->recverr` (IP_RECVERR).
-    pub recverr: bool,
+    pub(crate) recverr: bool,
     /// IP_RECVERR_RFC4884.
-    pub recverr_rfc4884: bool,
+    pub(crate) recverr_rfc4884: bool,
     /// `inet->pmtudisc` (IP_MTU_DISCOVER): DF on every mode but IP_PMTUDISC_DONT.
-    pub pmtudisc: u8,
+    pub(crate) pmtudisc: u8,
     /// `inet->cmsg_flags` (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, ...). TCP delivers no IP
     /// control messages; IP_PKTOPTIONS reports the PKTINFO/TTL/TOS ones.
-    pub cmsg_flags: u32,
+    pub(crate) cmsg_flags: u32,
     /// `inet->mc_ttl` (IP_MULTICAST_TTL; 1).
-    pub mc_ttl: u8,
+    pub(crate) mc_ttl: u8,
     /// `inet->mc_loop` (IP_MULTICAST_LOOP; on).
-    pub mc_loop: bool,
+    pub(crate) mc_loop: bool,
     /// `inet->mc_all` (IP_MULTICAST_ALL; on).
-    pub mc_all: bool,
+    pub(crate) mc_all: bool,
     /// `inet->rcv_tos`: the TOS of the last segment received (IP_PKTOPTIONS).
-    pub rcv_tos: u8,
+    pub(crate) rcv_tos: u8,
     /// `inet->min_ttl` (IP_MINTTL): segments arriving with a lower TTL are dropped
     /// (TCPMinTTLDrop).
-    pub min_ttl: u8,
+    pub(crate) min_ttl: u8,
     /// `inet->bind_address_no_port` (IP_BIND_ADDRESS_NO_PORT): bind() with port 0 sets the
     /// address only; connect() picks the port (`__inet_hash_connect`).
-    pub bind_address_no_port: bool,
+    pub(crate) bind_address_no_port: bool,
     /// `inet->local_port_range` (IP_LOCAL_PORT_RANGE): `lo | hi << 16`, 0 halves meaning
     /// the sysctl's (`inet_sk_get_local_port_range`).
-    pub local_port_range: u32,
+    pub(crate) local_port_range: u32,
     /// `inet->inet_opt` (IP_OPTIONS, or a child's options echoed from its SYN): the IPv4
     /// header options every packet of the socket carries, compiled for sending.
-    pub opt: Option<Box<IpOptions>>,
+    pub(crate) opt: Option<Box<IpOptions>>,
 }
 
 impl InetOpts {
     /// `icsk_ext_hdr_len`: the IP option bytes every segment carries, which the MSS leaves
     /// room for.
-    pub fn ext_hdr_len(&self) -> u32 {
+    pub(crate) fn ext_hdr_len(&self) -> u32 {
         self.opt.as_ref().map_or(0, |o| o.optlen as u32)
     }
 }
@@ -103,15 +103,15 @@ impl Default for InetOpts {
 
 /// What the IP options need to know about the socket they belong to.
 #[derive(Clone, Copy, Debug)]
-pub struct InetSockView {
+pub(crate) struct InetSockView {
     /// `sk_dst_get()` would find a route: the socket has a destination.
-    pub has_dst: bool,
+    pub(crate) has_dst: bool,
     /// The route's MTU (`dst_mtu`).
-    pub mtu: u32,
+    pub(crate) mtu: u32,
     /// `inet->inet_rcv_saddr`.
-    pub rcv_saddr: Ipv4Addr,
+    pub(crate) rcv_saddr: Ipv4Addr,
     /// `inet->inet_num`: the local port (0 while unbound).
-    pub num: u16,
+    pub(crate) num: u16,
 }
 
 /// Options whose value `do_ip_setsockopt` reads as an int, or as one byte when shorter
@@ -166,7 +166,7 @@ fn cmsg_bit(name: i32) -> Option<u32> {
 /// `do_ip_setsockopt()` for a TCP socket. `priority` is `sk->sk_priority`, which IP_TOS sets;
 /// `local` is the host's address (IP_OPTIONS' prespecified timestamps ask whether an address
 /// is ours). A caller changing IP_OPTIONS resyncs the MSS to the new header length.
-pub fn do_ip_setsockopt(
+pub(crate) fn do_ip_setsockopt(
     inet: &mut InetOpts,
     priority: &mut u32,
     local: Ipv4Addr,
@@ -307,7 +307,7 @@ pub fn do_ip_setsockopt(
 /// `do_ip_getsockopt()`: the bytes to copy out and the length to report, given the
 /// caller's `optlen` (`len`). Int values are written as one byte when `len` is below an
 /// int and the value fits in one, as Linux does.
-pub fn do_ip_getsockopt(
+pub(crate) fn do_ip_getsockopt(
     inet: &InetOpts,
     sk: InetSockView,
     net: &Netns,

@@ -24,7 +24,7 @@ pub fn netif_needs_gso(frame: &Frame, dev_gso_max_size: u32) -> bool {
 
 /// The network header length of a frame TCP built: 40 for IPv6 (TCP's own frames carry no
 /// extension headers), the IHL for IPv4.
-pub fn net_hdr_len(head: &[u8]) -> usize {
+pub(crate) fn net_hdr_len(head: &[u8]) -> usize {
     if head[0] >> 4 == 6 {
         40
     } else {

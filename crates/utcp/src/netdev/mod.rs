@@ -20,7 +20,9 @@ pub mod gso;
 pub mod memlink;
 pub mod pcap;
 
-use crate::skb::Frame;
+/// The frame a device sends and receives (`struct sk_buff` as a device sees it) and the
+/// memory layout a device gives it (for `truesize` accounting).
+pub use crate::skb::{Frame, SkbLayout};
 use crate::sync::Mutex;
 use std::cell::RefCell;
 use std::collections::VecDeque;

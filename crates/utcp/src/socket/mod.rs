@@ -1,13 +1,13 @@
 //! The socket layer (net/socket.c, net/ipv4/af_inet.c): `struct socket`, `sock_recvmsg` with
 //! its security hook, and the `proto_ops` → `proto` dispatch (`inet_stream_ops` → `tcp_prot`).
 
-pub mod proto_ops;
+pub(crate) mod proto_ops;
 pub mod sock;
-pub mod sock_cmsg;
-pub mod sock_host;
+pub(crate) mod sock_cmsg;
+pub(crate) mod sock_host;
 #[cfg(test)]
 mod sock_host_tests;
-pub mod sockopt;
+pub(crate) mod sockopt;
 pub mod timestamping;
 
 use crate::errno::Errno;
@@ -52,11 +52,11 @@ pub enum SocketState {
 /// `struct socket`: the file-side object over a [`Sock`].
 pub struct Socket {
     /// `sock->ops`.
-    pub ops: &'static dyn ProtoOps,
+    pub(crate) ops: &'static dyn ProtoOps,
     /// `sock->sk`.
     pub sk: Arc<Sock>,
     /// `file->f_flags` (O_NONBLOCK lives here).
-    pub f_flags: AtomicI32,
+    pub(crate) f_flags: AtomicI32,
     state: AtomicU8,
 }
 
@@ -66,7 +66,7 @@ impl Socket {
         Socket { ops, sk, f_flags: AtomicI32::new(0o2), state: AtomicU8::new(state as u8) }
     }
     /// `sock->state`.
-    pub fn state(&self) -> SocketState {
+    pub(crate) fn state(&self) -> SocketState {
         match self.state.load(Ordering::Acquire) {
             2 => SocketState::Connecting,
             3 => SocketState::Connected,
@@ -75,17 +75,17 @@ impl Socket {
         }
     }
     /// Sets `sock->state`.
-    pub fn set_state(&self, s: SocketState) {
+    pub(crate) fn set_state(&self, s: SocketState) {
         self.state.store(s as u8, Ordering::Release)
     }
     /// O_NONBLOCK set on the file.
-    pub fn nonblocking(&self) -> bool {
+    pub(crate) fn nonblocking(&self) -> bool {
         self.f_flags.load(Ordering::Relaxed) & crate::uapi::O_NONBLOCK != 0
     }
 }
 
 /// `sock_recvmsg()`: the security hook, then `sock->ops->recvmsg`.
-pub fn sock_recvmsg(
+pub(crate) fn sock_recvmsg(
     sock: &Socket,
     iov: &mut IovIter<'_>,
     flags: i32,
@@ -100,7 +100,7 @@ pub fn sock_recvmsg(
 }
 
 /// `sock_recvmsg_nosec()`.
-pub fn sock_recvmsg_nosec(
+pub(crate) fn sock_recvmsg_nosec(
     sock: &Socket,
     iov: &mut IovIter<'_>,
     flags: i32,

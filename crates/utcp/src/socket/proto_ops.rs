@@ -22,9 +22,7 @@ pub trait ProtoOps: Send + Sync {
 }
 
 /// `struct proto`: the transport protocol's operations.
-pub trait Proto: Send + Sync {
-    /// `.name`.
-    fn name(&self) -> &'static str;
+pub(crate) trait Proto: Send + Sync {
     /// `.recvmsg(sk, msg, len, flags, addr_len)`; returns bytes and the address length.
     fn recvmsg(
         &self,
@@ -37,15 +35,15 @@ pub trait Proto: Send + Sync {
 }
 
 /// `inet_stream_ops`.
-pub struct InetStreamOps;
+pub(crate) struct InetStreamOps;
 
 /// `tcp_prot`.
-pub struct TcpProt;
+pub(crate) struct TcpProt;
 
 /// The one `tcp_prot` instance.
-pub static TCP_PROT: TcpProt = TcpProt;
+pub(crate) static TCP_PROT: TcpProt = TcpProt;
 /// The one `inet_stream_ops` instance.
-pub static INET_STREAM_OPS: InetStreamOps = InetStreamOps;
+pub(crate) static INET_STREAM_OPS: InetStreamOps = InetStreamOps;
 
 impl ProtoOps for InetStreamOps {
     fn family(&self) -> i32 {
@@ -70,10 +68,6 @@ impl ProtoOps for InetStreamOps {
 }
 
 impl Proto for TcpProt {
-    fn name(&self) -> &'static str {
-        "TCP"
-    }
-
     fn recvmsg(
         &self,
         sk: &Sock,

@@ -28,20 +28,20 @@ use std::sync::{Arc, Weak};
 #[derive(Clone, Debug)]
 pub struct InSeg {
     /// The segment.
-    pub seg: Seg,
+    pub(crate) seg: Seg,
     /// Remote address (IPv4 or IPv6, as the segment arrived).
-    pub saddr: IpAddr,
+    pub(crate) saddr: IpAddr,
     /// Local address.
-    pub daddr: IpAddr,
+    pub(crate) daddr: IpAddr,
     /// Remote port.
-    pub sport: u16,
+    pub(crate) sport: u16,
     /// Local port.
-    pub dport: u16,
+    pub(crate) dport: u16,
 }
 
 impl InSeg {
     /// A copy without the payload (enough to answer it with a RST).
-    pub fn header_only(&self) -> InSeg {
+    pub(crate) fn header_only(&self) -> InSeg {
         let seg = Seg {
             payload: bytes::Bytes::new(),
             seq: self.seg.seq,
@@ -105,32 +105,32 @@ pub(crate) fn inseg_cache_reap_local() {
 
 /// What `slock` protects.
 #[derive(Default)]
-pub struct Slock {
+pub(crate) struct Slock {
     /// `sk_lock.owned`: a process holds the socket.
-    pub owned: bool,
+    pub(crate) owned: bool,
     /// `sk_backlog`: segments that arrived while owned.
-    pub backlog: VecDeque<InSeg>,
+    pub(crate) backlog: VecDeque<InSeg>,
     /// `sk_backlog.len` (truesize).
-    pub backlog_len: u32,
+    pub(crate) backlog_len: u32,
     /// `tp->ucopy.prequeue`.
-    pub prequeue: VecDeque<InSeg>,
+    pub(crate) prequeue: VecDeque<InSeg>,
     /// `tp->ucopy.memory`.
-    pub prequeue_mem: u32,
+    pub(crate) prequeue_mem: u32,
     /// `tp->ucopy.task` is set: a reader waits and takes prequeued segments.
-    pub ucopy_task: bool,
+    pub(crate) ucopy_task: bool,
     /// Wakeup generation: bumped on every wakeup.
-    pub wake_gen: u64,
+    pub(crate) wake_gen: u64,
     /// Timers fired while owned, to run in `release_sock` (`tcp_release_cb`).
-    pub deferred_timers: bool,
+    pub(crate) deferred_timers: bool,
     /// ICMP errors that arrived while owned (`TCP_MTU_REDUCED_DEFERRED` and the errors
     /// `tcp_v4_err` records as soft), handled in `release_sock` as owned-socket errors.
-    pub deferred_icmp: Vec<crate::ip::icmp::IcmpErr>,
+    pub(crate) deferred_icmp: Vec<crate::ip::icmp::IcmpErr>,
     /// A reader is asleep in `sk_wait_data` (parked on the condition variable).
-    pub sleeping: bool,
+    pub(crate) sleeping: bool,
     /// Bumped every time a reader parks in `sk_wait_data`.
-    pub sleep_seq: u64,
+    pub(crate) sleep_seq: u64,
     /// The parked reader's deadline (`None` = none).
-    pub sleep_deadline: Option<Instant>,
+    pub(crate) sleep_deadline: Option<Instant>,
 }
 
 /// Interruption of a blocking call: our EINTR.
@@ -160,7 +160,7 @@ impl Cancel {
         }
     }
     /// Whether `cancel` was called.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.inner.flag.load(Ordering::SeqCst)
     }
     /// Clears the token for reuse.
@@ -171,7 +171,7 @@ impl Cancel {
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitResult {
+pub(crate) enum WaitResult {
     /// Woken by an event (or spuriously).
     Woken,
     /// The deadline passed.
@@ -181,11 +181,11 @@ pub enum WaitResult {
 }
 
 /// Result of `sk_wait_data`: how it ended and the bytes copied directly (backlog, prequeue).
-pub struct WaitOutcome {
+pub(crate) struct WaitOutcome {
     /// How the wait ended.
-    pub result: WaitResult,
+    pub(crate) result: WaitResult,
     /// Bytes copied straight to the reader from (backlog, prequeue).
-    pub direct: (usize, usize),
+    pub(crate) direct: (usize, usize),
 }
 
 /// Work left after the socket's locks are dropped.
@@ -211,26 +211,26 @@ pub struct Sock {
     tp: Mutex<TcpSock>,
     cv: Condvar,
     /// The stack this socket belongs to, as far as a socket reaches it.
-    pub host: Arc<dyn SockHost>,
+    pub(crate) host: Arc<dyn SockHost>,
     /// Lockless snapshot: data, EOF or error readable (`skb_queue_empty_lockless` & co).
-    pub readable: AtomicBool,
+    pub(crate) readable: AtomicBool,
     /// `sk->sk_napi_id`.
     pub napi_id: AtomicU32,
     /// `sk->sk_ll_usec` (SO_BUSY_POLL).
-    pub ll_usec: AtomicU32,
+    pub(crate) ll_usec: AtomicU32,
     /// `sk->sk_bound_dev_if`, for the socket lookup in packet input (the owner keeps it current).
-    pub bound_dev_if: core::sync::atomic::AtomicI32,
+    pub(crate) bound_dev_if: core::sync::atomic::AtomicI32,
     /// `sk->sk_prefer_busy_poll` (SO_PREFER_BUSY_POLL).
-    pub prefer_busy_poll: AtomicBool,
+    pub(crate) prefer_busy_poll: AtomicBool,
     /// A listener's families (`RCV_V4` | `RCV_V6`, set by listen()): an AF_INET6 listener on
     /// `::` without IPV6_V6ONLY takes IPv4 segments too (`compute_score()`'s family rules).
-    pub rcv_families: core::sync::atomic::AtomicU8,
+    pub(crate) rcv_families: core::sync::atomic::AtomicU8,
     /// Generation of events, for edge-triggered epoll and lock-free wakeup checks.
     pub ev_gen: AtomicU64,
     /// Threads asleep in `sk_wait_data` on this socket.
     sleepers: AtomicU32,
     /// Deadline (ns) of this socket's entry in the stack's timer heap; `u64::MAX` = none.
-    pub timer_armed: AtomicU64,
+    pub(crate) timer_armed: AtomicU64,
     /// `READ_ONCE(sk->sk_rcvbuf)`, `READ_ONCE(sk->sk_sndbuf)` and `sk_rmem_alloc` as packet
     /// input reads them under `slock` while a process owns the socket (and holds the TCP
     /// state): the backlog and prequeue limits.
@@ -251,19 +251,19 @@ pub struct Sock {
     /// a listener take this one and never the socket lock, so a SYN neither waits for nor is
     /// backlogged behind the process that owns the listener (accept(), setsockopt). `None`
     /// unless listening. Lock order: `tp` before `lsnr`.
-    pub lsnr: Mutex<Option<Box<TcpSock>>>,
+    pub(crate) lsnr: Mutex<Option<Box<TcpSock>>>,
     /// `lsnr` is `Some` (read by packet input before it takes any lock).
     is_listener: AtomicBool,
     me: Weak<Sock>,
 }
 
 /// [`Sock::rcv_families`]: IPv4 segments (the bind table's `ports::FAM_V4`).
-pub const RCV_V4: u8 = 1;
+pub(crate) const RCV_V4: u8 = 1;
 /// [`Sock::rcv_families`]: IPv6 segments.
-pub const RCV_V6: u8 = 2;
+pub(crate) const RCV_V6: u8 = 2;
 
 /// See [`Sock::set_owned_wait_hook`].
-pub type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type OwnedWaitHook = Arc<dyn Fn() + Send + Sync>;
 
 /// The socket held by a process (`lock_sock` done): gives access to the TCP state.
 pub struct OwnedSock<'s> {
@@ -283,11 +283,11 @@ impl Drop for OwnedSock<'_> {
 
 impl OwnedSock<'_> {
     /// The TCP state.
-    pub fn tp(&self) -> &TcpSock {
+    pub(crate) fn tp(&self) -> &TcpSock {
         self.tp.as_ref().expect("owned")
     }
     /// The TCP state, mutable.
-    pub fn tp_mut(&mut self) -> &mut TcpSock {
+    pub(crate) fn tp_mut(&mut self) -> &mut TcpSock {
         self.dirty = true;
         self.tp.as_mut().expect("owned")
     }
@@ -296,7 +296,7 @@ impl OwnedSock<'_> {
         !self.sock.slock.lock().backlog.is_empty()
     }
     /// Runs protocol code with a context, then delivers its output and events.
-    pub fn with_ctx_inner<R>(&mut self, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
+    pub(crate) fn with_ctx_inner<R>(&mut self, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
         let sock = self.sock;
         sock.with_ctx(self, f)
     }
@@ -338,7 +338,7 @@ impl Sock {
     }
 
     /// A weak reference to this socket.
-    pub fn me_weak(&self) -> Weak<Sock> {
+    pub(crate) fn me_weak(&self) -> Weak<Sock> {
         self.me.clone()
     }
 
@@ -364,7 +364,7 @@ impl Sock {
     }
 
     /// The namespace.
-    pub fn net(&self) -> &Netns {
+    pub(crate) fn net(&self) -> &Netns {
         self.host.net()
     }
 
@@ -530,13 +530,13 @@ impl Sock {
     }
 
     /// `__sk_flush_backlog()` while owning (reader reached its target but the backlog has data).
-    pub fn flush_backlog(&self, g: &mut OwnedSock<'_>, ucopy: Option<&mut IovIter<'_>>) -> usize {
+    pub(crate) fn flush_backlog(&self, g: &mut OwnedSock<'_>, ucopy: Option<&mut IovIter<'_>>) -> usize {
         self.__release_sock(g, ucopy)
     }
 
     /// Runs protocol code under ownership with a fresh context; transmits its output and
     /// delivers its events afterwards.
-    pub fn with_ctx<R>(&self, g: &mut OwnedSock<'_>, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
+    pub(crate) fn with_ctx<R>(&self, g: &mut OwnedSock<'_>, f: impl FnOnce(&mut TcpSock, &mut Ctx<'_>) -> R) -> R {
         let mut out = FrameBatch::take();
         let now = self.now();
         let (r, ev) = {
@@ -582,7 +582,7 @@ impl Sock {
     }
 
     /// Refreshes the lockless readiness snapshot from `tp`.
-    pub fn refresh_snapshot(&self, tp: &TcpSock) {
+    pub(crate) fn refresh_snapshot(&self, tp: &TcpSock) {
         self.update_snapshot(tp)
     }
 
@@ -656,7 +656,7 @@ impl Sock {
     /// `sk_wait_data()`: releases the socket, sleeps until woken, the deadline, or
     /// cancellation, then owns it again. With `ucopy` the reader installs itself for the
     /// prequeue and processes it after waking (`tcp_prequeue_process`).
-    pub fn sk_wait_data<'s>(
+    pub(crate) fn sk_wait_data<'s>(
         &'s self,
         g: &mut OwnedSock<'s>,
         deadline: Option<Instant>,
@@ -669,7 +669,7 @@ impl Sock {
     /// `sk_wait_event()` for a condition that changes without the socket lock (a listener's
     /// accept queue): `ev0` is [`Sock::ev_gen`] as read before the caller looked at it, so a
     /// wakeup since then ends the wait at once instead of being lost.
-    pub fn sk_wait_event<'s>(
+    pub(crate) fn sk_wait_event<'s>(
         &'s self,
         g: &mut OwnedSock<'s>,
         deadline: Option<Instant>,
@@ -807,7 +807,7 @@ impl Sock {
 
     /// Packet input for this socket (`tcp_v4_rcv` after lookup, under `bh_lock_sock`):
     /// backlog when owned, prequeue when a reader waits for it, else process now.
-    pub fn rcv_softirq(&self, inseg: InSeg, napi_id: u32) {
+    pub(crate) fn rcv_softirq(&self, inseg: InSeg, napi_id: u32) {
         if napi_id != 0 {
             self.napi_id.store(napi_id, Ordering::Relaxed);
         }
@@ -876,7 +876,7 @@ impl Sock {
     /// Makes this socket a listener with `q` as its request and accept queues (listen()), or
     /// with `None` ends that (close, disconnect, a listen() that failed), returning the
     /// queues it had.
-    pub fn set_listener_queues(&self, q: Option<Box<TcpSock>>) -> Option<Box<TcpSock>> {
+    pub(crate) fn set_listener_queues(&self, q: Option<Box<TcpSock>>) -> Option<Box<TcpSock>> {
         let mut l = self.lsnr.lock();
         self.is_listener.store(q.is_some(), Ordering::Release);
         std::mem::replace(&mut *l, q)
@@ -1048,7 +1048,7 @@ impl Sock {
 
     /// `tcp_v4_err()` after the lookup, under `bh_lock_sock`: handled now, or, when a process
     /// owns the socket, when it releases it (as an owned socket's error: soft, MTU deferred).
-    pub fn icmp_err_softirq(&self, e: crate::ip::icmp::IcmpErr) {
+    pub(crate) fn icmp_err_softirq(&self, e: crate::ip::icmp::IcmpErr) {
         let mut s = self.slock.lock();
         if s.owned {
             let mtu = if e.from.is_ipv6() {
@@ -1126,7 +1126,7 @@ impl Sock {
 
     /// `sk_busy_loop()` before `lock_sock` in `tcp_recvmsg`: with SO_BUSY_POLL set and
     /// nothing queued, poll the device that last fed this socket instead of sleeping.
-    pub fn sk_busy_loop_if_idle(&self, nonblock: bool) {
+    pub(crate) fn sk_busy_loop_if_idle(&self, nonblock: bool) {
         let usecs = self.ll_usec.load(Ordering::Relaxed);
         if usecs == 0 || self.readable.load(Ordering::Acquire) {
             return;

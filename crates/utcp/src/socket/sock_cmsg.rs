@@ -21,14 +21,14 @@ const CMSG_HDR: usize = 16;
 
 /// `struct sockcm_cookie`: what a `sendmsg`'s control messages set for this call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SockcmCookie {
+pub(crate) struct SockcmCookie {
     /// `sockc.tsflags`: the socket's SO_TIMESTAMPING flags, TX_RECORD bits per SCM_TIMESTAMPING.
-    pub tsflags: u32,
+    pub(crate) tsflags: u32,
 }
 
 /// `sock_cmsg_send()`: walks `control` as `for_each_cmsghdr` does (a header that does not fit
 /// ends the walk; `CMSG_OK` rejects a length below the header or past the buffer).
-pub fn sock_cmsg_send(tp: &TcpSock, control: &[u8]) -> SysResult<SockcmCookie> {
+pub(crate) fn sock_cmsg_send(tp: &TcpSock, control: &[u8]) -> SysResult<SockcmCookie> {
     let mut sockc = SockcmCookie { tsflags: tp.tsflags };
     let mut off = 0;
     while off + CMSG_HDR <= control.len() {

@@ -23,10 +23,10 @@ use std::sync::Arc;
 /// family on the wire: an AF_INET6 socket talking to an IPv4 peer (`::ffff:a.b.c.d`) is hashed
 /// under IPv4 addresses, as Linux hashes it by `inet_daddr`/`inet_rcv_saddr` (the v4 lookup),
 /// and an IPv6 connection under `sk_v6_daddr`/`sk_v6_rcv_saddr`.
-pub type FourTuple = (IpAddr, u16, IpAddr, u16);
+pub(crate) type FourTuple = (IpAddr, u16, IpAddr, u16);
 
 /// A timewait sock a connect() took the 4-tuple of, with what it takes over from it.
-pub type TakenTw = (Arc<Sock>, TwReuse);
+pub(crate) type TakenTw = (Arc<Sock>, TwReuse);
 
 /// The stack as a socket sees it.
 pub trait SockHost: Send + Sync {

@@ -13,13 +13,13 @@ use crate::uapi::opt::*;
 use crate::uapi::{optval_int, SOL_SOCKET};
 
 /// Jiffy length at HZ=250 (socket timeouts are kept in jiffies).
-pub const JIFFY_US: u64 = 4000;
+pub(crate) const JIFFY_US: u64 = 4000;
 
 const SOCK_STREAM: i32 = 1;
 const IPPROTO_TCP: i32 = 6;
 
 /// A timeout as `struct __kernel_old_timeval` (None: 0/0, forever).
-pub fn to_timeval(d: Option<Duration>) -> [u8; 16] {
+pub(crate) fn to_timeval(d: Option<Duration>) -> [u8; 16] {
     let mut b = [0u8; 16];
     if let Some(d) = d {
         b[..8].copy_from_slice(&(d.as_secs() as i64).to_ne_bytes());
@@ -52,7 +52,7 @@ fn sock_set_timeout(val: &[u8]) -> SysResult<Option<Duration>> {
 
 /// `sock_setsockopt()` (with TCP's `tcp_set_rcvlowat`/`tcp_set_keepalive` hooks), run with
 /// the socket owned.
-pub fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8]) -> SysResult<()> {
+pub(crate) fn sock_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8]) -> SysResult<()> {
     let net = ctx.net;
     match name {
         SO_LINGER => {
@@ -314,19 +314,19 @@ fn sock_bindtoindex(tp: &mut TcpSock, ifindex: i32) -> SysResult<()> {
 }
 
 /// `sock_error()`: the pending error, cleared (SO_ERROR).
-pub fn sock_error(tp: &mut TcpSock) -> i32 {
+pub(crate) fn sock_error(tp: &mut TcpSock) -> i32 {
     tp.err.take().map(|e| e as i32).unwrap_or(0)
 }
 
 /// What `sk_getsockopt` reads from outside the TCP state.
 #[derive(Clone, Debug, Default)]
-pub struct SockView {
+pub(crate) struct SockView {
     /// `sk->sk_napi_id`.
-    pub napi_id: u32,
+    pub(crate) napi_id: u32,
     /// `sock_net(sk)->net_cookie`.
-    pub netns_cookie: u64,
+    pub(crate) netns_cookie: u64,
     /// The name of the device the socket is bound to, if that device exists.
-    pub netdev_name: Option<String>,
+    pub(crate) netdev_name: Option<String>,
 }
 
 /// Entries of SO_MEMINFO (`SK_MEMINFO_VARS`).
@@ -334,7 +334,7 @@ const SK_MEMINFO_VARS: usize = 9;
 
 /// `sk_getsockopt()`: the value's bytes (the caller copies at most `len` of them and reports
 /// that many). SO_ERROR is [`sock_error`], which needs the socket owned.
-pub fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> SysResult<Vec<u8>> {
+pub(crate) fn sk_getsockopt(tp: &TcpSock, view: SockView, name: i32, len: usize) -> SysResult<Vec<u8>> {
     let i = |v: i32| v.to_ne_bytes().to_vec();
     let misc = |n: i32| i(tp.ext().sockopt_misc.get(&(SOL_SOCKET, n)).copied().unwrap_or(0));
     Ok(match name {

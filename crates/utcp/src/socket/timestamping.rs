@@ -6,49 +6,15 @@
 use crate::errno::{Errno, SysResult};
 use crate::tcp::{TcpSock, TcpState};
 use crate::uapi::opt::{SO_TIMESTAMPING, SO_TIMESTAMPING_NEW};
+pub use crate::uapi::{
+    SOF_TIMESTAMPING_BIND_PHC, SOF_TIMESTAMPING_OPT_CMSG, SOF_TIMESTAMPING_OPT_ID, SOF_TIMESTAMPING_OPT_ID_TCP,
+    SOF_TIMESTAMPING_OPT_PKTINFO, SOF_TIMESTAMPING_OPT_RX_FILTER, SOF_TIMESTAMPING_OPT_STATS,
+    SOF_TIMESTAMPING_OPT_TSONLY, SOF_TIMESTAMPING_OPT_TX_SWHW, SOF_TIMESTAMPING_RAW_HARDWARE,
+    SOF_TIMESTAMPING_RX_HARDWARE, SOF_TIMESTAMPING_RX_SOFTWARE, SOF_TIMESTAMPING_SOFTWARE,
+    SOF_TIMESTAMPING_SYS_HARDWARE, SOF_TIMESTAMPING_TX_ACK, SOF_TIMESTAMPING_TX_COMPLETION,
+    SOF_TIMESTAMPING_TX_HARDWARE, SOF_TIMESTAMPING_TX_SCHED, SOF_TIMESTAMPING_TX_SOFTWARE,
+};
 
-/// `SOF_TIMESTAMPING_TX_HARDWARE`.
-pub const SOF_TIMESTAMPING_TX_HARDWARE: u32 = 1 << 0;
-/// `SOF_TIMESTAMPING_TX_SOFTWARE`: a report when the device sends the segment (SCM_TSTAMP_SND).
-pub const SOF_TIMESTAMPING_TX_SOFTWARE: u32 = 1 << 1;
-/// `SOF_TIMESTAMPING_RX_HARDWARE`.
-pub const SOF_TIMESTAMPING_RX_HARDWARE: u32 = 1 << 2;
-/// `SOF_TIMESTAMPING_RX_SOFTWARE`: stamp received data with its arrival time.
-pub const SOF_TIMESTAMPING_RX_SOFTWARE: u32 = 1 << 3;
-/// `SOF_TIMESTAMPING_SOFTWARE`: report software timestamps (the first of the three slots).
-pub const SOF_TIMESTAMPING_SOFTWARE: u32 = 1 << 4;
-/// `SOF_TIMESTAMPING_SYS_HARDWARE` (obsolete, accepted, ignored by Linux too).
-pub const SOF_TIMESTAMPING_SYS_HARDWARE: u32 = 1 << 5;
-/// `SOF_TIMESTAMPING_RAW_HARDWARE`: report hardware timestamps (the third slot).
-pub const SOF_TIMESTAMPING_RAW_HARDWARE: u32 = 1 << 6;
-/// `SOF_TIMESTAMPING_OPT_ID`: each report carries the key of the byte it is about.
-pub const SOF_TIMESTAMPING_OPT_ID: u32 = 1 << 7;
-/// `SOF_TIMESTAMPING_TX_SCHED`: a report when the segment enters the device queue.
-pub const SOF_TIMESTAMPING_TX_SCHED: u32 = 1 << 8;
-/// `SOF_TIMESTAMPING_TX_ACK`: a report when the peer acknowledges the byte.
-pub const SOF_TIMESTAMPING_TX_ACK: u32 = 1 << 9;
-/// `SOF_TIMESTAMPING_OPT_CMSG`: reports carry IP_PKTINFO.
-pub const SOF_TIMESTAMPING_OPT_CMSG: u32 = 1 << 10;
-/// `SOF_TIMESTAMPING_OPT_TSONLY`: reports carry no copy of the packet.
-pub const SOF_TIMESTAMPING_OPT_TSONLY: u32 = 1 << 11;
-/// `SOF_TIMESTAMPING_OPT_STATS`: reports carry SCM_TIMESTAMPING_OPT_STATS.
-pub const SOF_TIMESTAMPING_OPT_STATS: u32 = 1 << 12;
-/// `SOF_TIMESTAMPING_OPT_PKTINFO`: received data carries SCM_TIMESTAMPING_PKTINFO. Linux
-/// adds that cmsg only beside a raw hardware stamp (`__sock_recv_timestamp`), so with utcp's
-/// software-only devices it changes nothing, as on a kernel device without hardware stamps.
-pub const SOF_TIMESTAMPING_OPT_PKTINFO: u32 = 1 << 13;
-/// `SOF_TIMESTAMPING_OPT_TX_SWHW`: software and hardware TX reports both. Only a device with
-/// hardware TX stamps reads it (`skb_tstamp_tx`); utcp has none, so it changes nothing, as on
-/// the kernel's loopback.
-pub const SOF_TIMESTAMPING_OPT_TX_SWHW: u32 = 1 << 14;
-/// `SOF_TIMESTAMPING_BIND_PHC`: bind to a PHC virtual clock of the bound device.
-pub const SOF_TIMESTAMPING_BIND_PHC: u32 = 1 << 15;
-/// `SOF_TIMESTAMPING_OPT_ID_TCP`: the key counts from write_seq, not snd_una.
-pub const SOF_TIMESTAMPING_OPT_ID_TCP: u32 = 1 << 16;
-/// `SOF_TIMESTAMPING_OPT_RX_FILTER`.
-pub const SOF_TIMESTAMPING_OPT_RX_FILTER: u32 = 1 << 17;
-/// `SOF_TIMESTAMPING_TX_COMPLETION` (a hardware completion report).
-pub const SOF_TIMESTAMPING_TX_COMPLETION: u32 = 1 << 18;
 /// `SOF_TIMESTAMPING_MASK`: every flag Linux 6.18 knows.
 pub const SOF_TIMESTAMPING_MASK: u32 = (SOF_TIMESTAMPING_TX_COMPLETION << 1) - 1;
 /// `SOF_TIMESTAMPING_TX_RECORD_MASK`: the flags that ask for a TX report.
@@ -59,11 +25,11 @@ pub const SOF_TIMESTAMPING_TX_RECORD_MASK: u32 = SOF_TIMESTAMPING_TX_HARDWARE
     | SOF_TIMESTAMPING_TX_COMPLETION;
 
 /// `struct so_timestamping` (`flags`, `bind_phc`).
-pub const SO_TIMESTAMPING_LEN: usize = 8;
+pub(crate) const SO_TIMESTAMPING_LEN: usize = 8;
 
 /// `sk_setsockopt()` SO_TIMESTAMPING(_OLD/_NEW): a whole `struct so_timestamping`, or else an
 /// int of flags (the caller checked for at least an int).
-pub fn so_timestamping_set(tp: &mut TcpSock, bound_dev_exists: bool, name: i32, val: &[u8]) -> SysResult<()> {
+pub(crate) fn so_timestamping_set(tp: &mut TcpSock, bound_dev_exists: bool, name: i32, val: &[u8]) -> SysResult<()> {
     let flags = u32::from_ne_bytes(val[..4].try_into().map_err(|_| Errno::EINVAL)?);
     let bind_phc =
         if val.len() == SO_TIMESTAMPING_LEN { i32::from_ne_bytes(val[4..8].try_into().expect("4")) } else { 0 };
@@ -71,7 +37,7 @@ pub fn so_timestamping_set(tp: &mut TcpSock, bound_dev_exists: bool, name: i32, 
 }
 
 /// `sock_set_timestamping()`.
-pub fn sock_set_timestamping(
+pub(crate) fn sock_set_timestamping(
     tp: &mut TcpSock,
     bound_dev_exists: bool,
     name: i32,
@@ -116,7 +82,7 @@ fn sock_timestamping_bind_phc(tp: &mut TcpSock, bound_dev_exists: bool, _phc_ind
 
 /// `sk_getsockopt()` SO_TIMESTAMPING(_OLD/_NEW): `struct so_timestamping`; _NEW reads the
 /// flags only when they were set through _NEW (SOCK_TSTAMP_NEW), else zeros.
-pub fn so_timestamping_get(tp: &TcpSock, name: i32) -> Vec<u8> {
+pub(crate) fn so_timestamping_get(tp: &TcpSock, name: i32) -> Vec<u8> {
     let mut v = vec![0u8; SO_TIMESTAMPING_LEN];
     if name == SO_TIMESTAMPING || tp.tstamp_new {
         v[..4].copy_from_slice(&tp.tsflags.to_ne_bytes());

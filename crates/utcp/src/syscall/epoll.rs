@@ -11,34 +11,34 @@ use std::sync::Arc;
 /// `EPOLLET`.
 pub const EPOLLET: u32 = 1 << 31;
 /// `EPOLLONESHOT`.
-pub const EPOLLONESHOT: u32 = 1 << 30;
+pub(crate) const EPOLLONESHOT: u32 = 1 << 30;
 
 /// One registered fd.
-pub struct EpItem {
+pub(crate) struct EpItem {
     /// The file (a socket or a pipe end).
-    pub file: Arc<File>,
+    pub(crate) file: Arc<File>,
     /// Requested events.
-    pub events: u32,
+    pub(crate) events: u32,
     /// `epoll_data`.
-    pub data: u64,
+    pub(crate) data: u64,
     /// Ready flag, set by the socket's wakeups.
-    pub waiter: Arc<EpWaiter>,
+    pub(crate) waiter: Arc<EpWaiter>,
     /// Disabled by EPOLLONESHOT after reporting.
-    pub disabled: bool,
+    pub(crate) disabled: bool,
 }
 
 /// An epoll instance.
 #[derive(Default)]
 pub struct Epoll {
     /// Interest list by (fd, file), as `ep_find` keys it.
-    pub items: Mutex<BTreeMap<(i32, usize), EpItem>>,
+    pub(crate) items: Mutex<BTreeMap<(i32, usize), EpItem>>,
     /// Woken by socket wakeups.
-    pub gate: Arc<(Mutex<u64>, Condvar)>,
+    pub(crate) gate: Arc<(Mutex<u64>, Condvar)>,
 }
 
 impl Epoll {
     /// Builds the waiter an item registers on its socket.
-    pub fn new_waiter(&self) -> Arc<EpWaiter> {
+    pub(crate) fn new_waiter(&self) -> Arc<EpWaiter> {
         let gate = self.gate.clone();
         Arc::new(EpWaiter {
             ready: crate::sync::atomic::AtomicBool::new(true),
@@ -51,7 +51,7 @@ impl Epoll {
     }
 
     /// Collects ready events (at most `max`), applying ET/LT/ONESHOT rules.
-    pub fn collect(&self, max: usize) -> Vec<(u32, u64)> {
+    pub(crate) fn collect(&self, max: usize) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         let mut items = self.items.lock();
         for item in items.values_mut() {

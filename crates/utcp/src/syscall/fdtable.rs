@@ -3,7 +3,7 @@
 //! Several fds may refer to one open file (`dup`): the table counts them, and the file is
 //! released (a socket closed, a pipe end hung up) when the last fd referring to it goes.
 //! FD_CLOEXEC is per fd. fd numbers stay below RLIMIT_NOFILE (Linux's default soft limit,
-//! 1024, settable with [`FdTable::set_nofile`]).
+//! 1024, settable with `FdTable::set_nofile`).
 
 use crate::errno::{Errno, SysResult};
 use crate::socket::Socket;
@@ -23,12 +23,12 @@ pub enum File {
 }
 
 /// The default RLIMIT_NOFILE soft limit.
-pub const NOFILE_DEFAULT: usize = 1024;
+pub(crate) const NOFILE_DEFAULT: usize = 1024;
 /// `fs.nr_open`: the most RLIMIT_NOFILE may be raised to.
 pub const NR_OPEN: usize = 1 << 20;
 
 /// A file whose fd went away, and whether that was its last fd.
-pub type Closed = (Arc<File>, bool);
+pub(crate) type Closed = (Arc<File>, bool);
 
 enum Slot {
     Free,
@@ -133,7 +133,7 @@ impl FdTable {
 
     /// `setrlimit(RLIMIT_NOFILE)`: EPERM above `fs.nr_open`. Open fds above the new limit
     /// stay open, as in Linux.
-    pub fn set_nofile(&self, n: usize) -> SysResult<()> {
+    pub(crate) fn set_nofile(&self, n: usize) -> SysResult<()> {
         if n > NR_OPEN {
             return Err(Errno::EPERM);
         }
@@ -147,14 +147,14 @@ impl FdTable {
     }
 
     /// Installs `f` with FD_CLOEXEC as given.
-    pub fn install_flags(&self, f: File, cloexec: bool) -> SysResult<i32> {
+    pub(crate) fn install_flags(&self, f: File, cloexec: bool) -> SysResult<i32> {
         let fd = self.reserve()?;
         self.fill(fd, f, cloexec);
         Ok(fd)
     }
 
     /// `get_unused_fd_flags()`: allocates the lowest free fd without a file yet.
-    pub fn reserve(&self) -> SysResult<i32> {
+    pub(crate) fn reserve(&self) -> SysResult<i32> {
         let mut t = self.inner.write();
         let fd = t.free_fd(3, self.nofile()).ok_or(Errno::EMFILE)?;
         t.set(fd, Slot::Reserved);
@@ -162,12 +162,12 @@ impl FdTable {
     }
 
     /// `fd_install()`: puts `f` into a reserved fd.
-    pub fn fill(&self, fd: i32, f: File, cloexec: bool) {
+    pub(crate) fn fill(&self, fd: i32, f: File, cloexec: bool) {
         self.inner.write().set(fd as usize, Slot::Open { file: Arc::new(f), cloexec });
     }
 
     /// `put_unused_fd()`: gives a reserved fd back.
-    pub fn unreserve(&self, fd: i32) {
+    pub(crate) fn unreserve(&self, fd: i32) {
         let mut t = self.inner.write();
         if matches!(t.slots.get(fd as usize), Some(Slot::Reserved)) {
             t.set(fd as usize, Slot::Free);
@@ -175,7 +175,7 @@ impl FdTable {
     }
 
     /// `fget()`.
-    pub fn get(&self, fd: i32) -> SysResult<Arc<File>> {
+    pub(crate) fn get(&self, fd: i32) -> SysResult<Arc<File>> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
@@ -186,7 +186,7 @@ impl FdTable {
     }
 
     /// `sockfd_lookup_light()`: EBADF for no file, ENOTSOCK for a file that is no socket.
-    pub fn sockfd_lookup(&self, fd: i32) -> SysResult<Arc<Socket>> {
+    pub(crate) fn sockfd_lookup(&self, fd: i32) -> SysResult<Arc<Socket>> {
         match &*self.get(fd)? {
             File::Socket(s) => Ok(s.clone()),
             _ => Err(Errno::ENOTSOCK),
@@ -194,7 +194,7 @@ impl FdTable {
     }
 
     /// Removes the fd (`close_fd`): the file, and true when that was its last fd.
-    pub fn remove(&self, fd: i32) -> SysResult<(Arc<File>, bool)> {
+    pub(crate) fn remove(&self, fd: i32) -> SysResult<(Arc<File>, bool)> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
@@ -207,7 +207,7 @@ impl FdTable {
     }
 
     /// `F_DUPFD`/`F_DUPFD_CLOEXEC` (`f_dupfd`): the lowest free fd ≥ `min`.
-    pub fn dupfd(&self, oldfd: i32, min: i64, cloexec: bool) -> SysResult<i32> {
+    pub(crate) fn dupfd(&self, oldfd: i32, min: i64, cloexec: bool) -> SysResult<i32> {
         let file = self.get(oldfd)?;
         let limit = self.nofile();
         if min < 0 || min as u64 >= limit as u64 {
@@ -221,7 +221,7 @@ impl FdTable {
 
     /// `dup3()` without its argument checks (`do_dup2`): `newfd` refers to `oldfd`'s file; a
     /// file `newfd` referred to before is returned with whether that was its last fd.
-    pub fn dup_to(&self, oldfd: i32, newfd: i32, cloexec: bool) -> SysResult<(i32, Option<Closed>)> {
+    pub(crate) fn dup_to(&self, oldfd: i32, newfd: i32, cloexec: bool) -> SysResult<(i32, Option<Closed>)> {
         if newfd < 0 || newfd as u64 >= self.nofile() as u64 {
             return Err(Errno::EBADF);
         }
@@ -237,7 +237,7 @@ impl FdTable {
     }
 
     /// FD_CLOEXEC of `fd`.
-    pub fn cloexec(&self, fd: i32) -> SysResult<bool> {
+    pub(crate) fn cloexec(&self, fd: i32) -> SysResult<bool> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
@@ -248,7 +248,7 @@ impl FdTable {
     }
 
     /// Sets FD_CLOEXEC of `fd`.
-    pub fn set_cloexec(&self, fd: i32, on: bool) -> SysResult<()> {
+    pub(crate) fn set_cloexec(&self, fd: i32, on: bool) -> SysResult<()> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }

@@ -7,24 +7,32 @@
 //! which faults (EFAULT) only when bytes would actually be copied through it, exactly as
 //! the kernel's `copy_to_user` does.
 
+#[doc(hidden)]
 pub mod epoll;
+#[doc(hidden)]
 pub mod fdtable;
 mod files;
 mod ops;
+#[doc(hidden)]
 pub mod pipe;
 pub mod sockaddr;
 mod splice;
 
-pub use files::{file_poll, EPOLL_CLOEXEC};
+#[doc(hidden)]
+pub use files::file_poll;
+pub use files::EPOLL_CLOEXEC;
 pub use ops::{parse_cmsgs, sockaddr_in, TcpInfo, MSG_NOSIGNAL};
 
 /// `MSG_NOSIGNAL`, for the io::Write impl.
+#[doc(hidden)]
 pub fn ops_msg_nosignal() -> i32 {
     MSG_NOSIGNAL
 }
 
 use crate::errno::{Errno, SysResult};
-use crate::socket::sock::Cancel;
+/// A per-call interruption token for the `*_cancellable` calls: cancelling it makes the call
+/// return EINTR, as a signal does to a blocked Linux call.
+pub use crate::socket::sock::Cancel;
 use crate::socket::Socket;
 use crate::stack::StackCore;
 use fdtable::{FdTable, File};
@@ -131,7 +139,9 @@ pub struct PollFd {
 
 /// A userspace TCP/IP stack with a Linux socket API. See the crate docs.
 pub struct Stack {
-    /// Shared state (sockets, tables, device, timers).
+    /// Shared state (sockets, tables, device, timers): utcp's internals, for its own crates
+    /// and tests (not covered by semantic versioning).
+    #[doc(hidden)]
     pub core: Arc<StackCore>,
     fds: FdTable,
     /// Every epoll instance, so the last close of a file can leave their interest lists.
@@ -142,6 +152,7 @@ pub struct Stack {
 
 impl Stack {
     /// A stack on `core`.
+    #[doc(hidden)]
     pub fn from_core(core: Arc<StackCore>) -> Stack {
         let realtime_offset_ns = if core.clock.is_virtual() {
             0
@@ -169,11 +180,13 @@ impl Stack {
     }
 
     /// The fd table.
+    #[doc(hidden)]
     pub fn fds(&self) -> &FdTable {
         &self.fds
     }
 
     /// `sockfd_lookup_light()`.
+    #[doc(hidden)]
     pub fn sockfd_lookup(&self, fd: i32) -> SysResult<Arc<Socket>> {
         self.fds.sockfd_lookup(fd)
     }
@@ -210,6 +223,7 @@ impl Stack {
 }
 
 /// `tcp_poll()`: the readiness mask of a socket.
+#[doc(hidden)]
 pub fn tcp_poll(sock: &Socket) -> u32 {
     crate::tcp::poll::tcp_poll(&sock.sk)
 }

@@ -20,12 +20,11 @@ use crate::tcp::recvmsg::{IovIter, RecvInfo, MSG_CTRUNC, MSG_DONTWAIT, MSG_ZEROC
 use crate::tcp::sockopt::{do_tcp_getsockopt, do_tcp_setsockopt, tcp_getsockopt_saved_syn};
 use crate::tcp::{TcpSock, TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::time::{Duration, Instant};
+pub use crate::uapi::MSG_NOSIGNAL;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-/// `MSG_NOSIGNAL`.
-pub const MSG_NOSIGNAL: i32 = 0x4000;
 /// `MSG_CMSG_CLOEXEC`.
-pub const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+pub(super) const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
 /// `MSG_CMSG_COMPAT`.
 const MSG_CMSG_COMPAT: i32 = i32::MIN;
 /// What `do_ipv6_{set,get}sockopt` read of a socket: its route (as IP_MTU's: set by connect,
@@ -53,7 +52,7 @@ fn sk_families(family: i32, saddr: IpAddr, ipv6only: bool) -> u8 {
 }
 
 /// An address as IPv4: an IPv4 one, or an IPv4-mapped IPv6 one.
-pub fn as_v4(a: SocketAddr) -> Option<SocketAddrV4> {
+pub(super) fn as_v4(a: SocketAddr) -> Option<SocketAddrV4> {
     match a {
         SocketAddr::V4(a) => Some(a),
         SocketAddr::V6(a) => crate::uapi::v4mapped_to_v4(a.ip()).map(|ip| SocketAddrV4::new(ip, a.port())),

@@ -10,28 +10,28 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 
 /// `PIPE_DEF_BUFFERS * PAGE_SIZE`.
-pub const PIPE_CAPACITY: usize = 16 * 4096;
+pub(crate) const PIPE_CAPACITY: usize = 16 * 4096;
 /// `PIPE_BUF`: writes up to this size are atomic.
-pub const PIPE_BUF: usize = 4096;
+pub(crate) const PIPE_BUF: usize = 4096;
 /// `O_WRONLY`.
 const O_WRONLY: i32 = 1;
 
 /// The buffer and its ends' counts.
 #[derive(Default)]
-pub struct PipeState {
+pub(crate) struct PipeState {
     /// Bytes in the pipe.
-    pub data: VecDeque<u8>,
+    pub(crate) data: VecDeque<u8>,
     /// Open read-end files.
-    pub readers: usize,
+    pub(crate) readers: usize,
     /// Open write-end files.
-    pub writers: usize,
+    pub(crate) writers: usize,
 }
 
 /// The shared pipe (`pipe_inode_info`).
 #[derive(Default)]
-pub struct PipeBuf {
+pub(crate) struct PipeBuf {
     /// Buffer and counts.
-    pub state: Mutex<PipeState>,
+    pub(crate) state: Mutex<PipeState>,
     /// The wait queue (`pipe->rd_wait`/`wr_wait`).
     cv: Condvar,
     ep: Mutex<Vec<Weak<EpWaiter>>>,
@@ -39,12 +39,12 @@ pub struct PipeBuf {
 
 impl PipeBuf {
     /// Room left for writers.
-    pub fn room(st: &PipeState) -> usize {
+    pub(crate) fn room(st: &PipeState) -> usize {
         PIPE_CAPACITY - st.data.len().min(PIPE_CAPACITY)
     }
 
     /// Wakes blocked readers/writers and epoll/poll waiters.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.cv.notify_all();
         let eps: Vec<Arc<EpWaiter>> = {
             let mut ep = self.ep.lock();
@@ -58,7 +58,7 @@ impl PipeBuf {
     }
 
     /// Registers a poll/epoll waiter.
-    pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
+    pub(crate) fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
         let mut ep = self.ep.lock();
         ep.retain(|w| w.strong_count() > 0);
         ep.push(Arc::downgrade(w));
@@ -68,16 +68,16 @@ impl PipeBuf {
 /// One end of a pipe (an open file).
 pub struct PipeEnd {
     /// The pipe.
-    pub buf: Arc<PipeBuf>,
+    pub(crate) buf: Arc<PipeBuf>,
     /// True for the write end.
-    pub write: bool,
+    pub(crate) write: bool,
     /// `file->f_flags` (O_NONBLOCK lives here).
-    pub f_flags: AtomicI32,
+    pub(crate) f_flags: AtomicI32,
 }
 
 impl PipeEnd {
     /// A new pipe: (read end, write end), both open.
-    pub fn pair(nonblock: bool) -> (PipeEnd, PipeEnd) {
+    pub(crate) fn pair(nonblock: bool) -> (PipeEnd, PipeEnd) {
         let buf = Arc::new(PipeBuf::default());
         {
             let mut st = buf.state.lock();
@@ -95,7 +95,7 @@ impl PipeEnd {
     }
 
     /// The last fd of this end was closed (`pipe_release`).
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         {
             let mut st = self.buf.state.lock();
             if self.write {
@@ -108,7 +108,7 @@ impl PipeEnd {
     }
 
     /// `pipe_read()` into the iovec `bufs` (each a buffer, `None` = NULL, and its length).
-    pub fn read(&self, bufs: &mut [(Option<&mut [u8]>, usize)]) -> SysResult<usize> {
+    pub(crate) fn read(&self, bufs: &mut [(Option<&mut [u8]>, usize)]) -> SysResult<usize> {
         if self.write {
             return Err(Errno::EBADF);
         }
@@ -214,7 +214,7 @@ impl PipeEnd {
     }
 
     /// `pipe_poll()`.
-    pub fn poll(&self) -> u32 {
+    pub(crate) fn poll(&self) -> u32 {
         const IN: u32 = 0x1 | 0x40;
         const OUT: u32 = 0x4 | 0x100;
         const ERR: u32 = 0x8;

@@ -7,7 +7,7 @@ use crate::tcp::{TcpState, RCV_SHUTDOWN};
 use crate::time::Duration;
 
 /// `SPLICE_F_NONBLOCK`.
-pub const SPLICE_F_NONBLOCK: i32 = 2;
+pub(super) const SPLICE_F_NONBLOCK: i32 = 2;
 
 impl Stack {
     /// `splice()` from a socket into a pipe. A pipe without room waits for it (EAGAIN with

@@ -25,7 +25,7 @@ const BW_UNIT: u64 = 1 << BW_SCALE;
 /// Gains are in units of 1/256.
 const BBR_SCALE: u32 = 8;
 /// 1.0 as a gain.
-pub const BBR_UNIT: u32 = 1 << BBR_SCALE;
+pub(crate) const BBR_UNIT: u32 = 1 << BBR_SCALE;
 
 const CYCLE_LEN: u32 = 8;
 /// Window of the bandwidth filter, in rounds.
@@ -39,18 +39,18 @@ const BBR_MIN_TSO_RATE: u64 = 1_200_000;
 /// Pace this much below the estimated bandwidth (%).
 const BBR_PACING_MARGIN_PERCENT: u64 = 1;
 /// 2/ln(2): doubles the sending rate every round.
-pub const BBR_HIGH_GAIN: u32 = BBR_UNIT * 2885 / 1000 + 1;
+pub(crate) const BBR_HIGH_GAIN: u32 = BBR_UNIT * 2885 / 1000 + 1;
 /// Drains STARTUP's queue in about one round.
-pub const BBR_DRAIN_GAIN: u32 = BBR_UNIT * 1000 / 2885;
+pub(crate) const BBR_DRAIN_GAIN: u32 = BBR_UNIT * 1000 / 2885;
 /// The steady-state cwnd gain.
-pub const BBR_CWND_GAIN: u32 = BBR_UNIT * 2;
+pub(crate) const BBR_CWND_GAIN: u32 = BBR_UNIT * 2;
 /// PROBE_BW's gain cycle.
-pub const BBR_PACING_GAIN: [u32; CYCLE_LEN as usize] =
+pub(crate) const BBR_PACING_GAIN: [u32; CYCLE_LEN as usize] =
     [BBR_UNIT * 5 / 4, BBR_UNIT * 3 / 4, BBR_UNIT, BBR_UNIT, BBR_UNIT, BBR_UNIT, BBR_UNIT, BBR_UNIT];
 /// The gain cycle starts at a random one of this many phases.
 const BBR_CYCLE_RAND: u32 = 7;
 /// The smallest cwnd BBR keeps (two ACK-every-other-packet pairs).
-pub const BBR_CWND_MIN_TARGET: u32 = 4;
+pub(crate) const BBR_CWND_MIN_TARGET: u32 = 4;
 /// A 25 % bandwidth increase means there may be more.
 const BBR_FULL_BW_THRESH: u32 = BBR_UNIT * 5 / 4;
 /// Rounds without it before the pipe counts as full.
@@ -94,29 +94,29 @@ pub enum BbrMode {
 
 /// One sample of a [`Minmax`] filter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MinmaxSample {
+pub(crate) struct MinmaxSample {
     /// When (here: the round count).
-    pub t: u32,
+    pub(crate) t: u32,
     /// The value.
-    pub v: u32,
+    pub(crate) v: u32,
 }
 
 /// `struct minmax` (lib/win_minmax.c): Kathleen Nichols' windowed running maximum, the best,
 /// second best and third best samples of the window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Minmax {
+pub(crate) struct Minmax {
     /// The three samples, best first.
-    pub s: [MinmaxSample; 3],
+    pub(crate) s: [MinmaxSample; 3],
 }
 
 impl Minmax {
     /// `minmax_get()`.
-    pub fn get(&self) -> u32 {
+    pub(crate) fn get(&self) -> u32 {
         self.s[0].v
     }
 
     /// `minmax_reset()`: every sample becomes `(t, meas)`.
-    pub fn reset(&mut self, t: u32, meas: u32) -> u32 {
+    pub(crate) fn reset(&mut self, t: u32, meas: u32) -> u32 {
         let v = MinmaxSample { t, v: meas };
         self.s = [v; 3];
         meas
@@ -149,7 +149,7 @@ impl Minmax {
     }
 
     /// `minmax_running_max()`: adds `meas` taken at `t`; returns the window's maximum.
-    pub fn running_max(&mut self, win: u32, t: u32, meas: u32) -> u32 {
+    pub(crate) fn running_max(&mut self, win: u32, t: u32, meas: u32) -> u32 {
         let val = MinmaxSample { t, v: meas };
         if val.v >= self.s[0].v || val.t.wrapping_sub(self.s[2].t) > win {
             // A new maximum, or nothing left in the window.
@@ -169,71 +169,71 @@ impl Minmax {
 #[derive(Clone, Debug, Default)]
 pub struct Bbr {
     /// Minimum RTT in the min_rtt window (µs; `u32::MAX`: none).
-    pub min_rtt_us: u32,
+    pub(crate) min_rtt_us: u32,
     /// When `min_rtt_us` was taken.
-    pub min_rtt_stamp: Instant,
+    pub(crate) min_rtt_stamp: Instant,
     /// When PROBE_RTT may end (`None`: not yet at its inflight target).
-    pub probe_rtt_done_stamp: Option<Instant>,
+    pub(crate) probe_rtt_done_stamp: Option<Instant>,
     /// Maximum recent delivery rate (packets per µs << 24) over `BBR_BW_RTTS` rounds.
-    pub bw: Minmax,
+    pub(crate) bw: Minmax,
     /// Packet-timed rounds elapsed.
-    pub rtt_cnt: u32,
+    pub(crate) rtt_cnt: u32,
     /// `tp->delivered` at the end of the current round.
-    pub next_rtt_delivered: u32,
+    pub(crate) next_rtt_delivered: u32,
     /// When the current gain-cycle phase began (`tp->delivered_mstamp`).
-    pub cycle_mstamp: Instant,
+    pub(crate) cycle_mstamp: Instant,
     /// The mode.
     pub mode: BbrMode,
     /// The CA state on the previous ACK.
-    pub prev_ca_state: CaState,
+    pub(crate) prev_ca_state: CaState,
     /// Packet conservation (the first round of recovery).
-    pub packet_conservation: bool,
+    pub(crate) packet_conservation: bool,
     /// This ACK started a new round.
-    pub round_start: bool,
+    pub(crate) round_start: bool,
     /// Restarting after idle.
-    pub idle_restart: bool,
+    pub(crate) idle_restart: bool,
     /// A PROBE_RTT round at the minimum inflight is done.
-    pub probe_rtt_round_done: bool,
+    pub(crate) probe_rtt_round_done: bool,
     /// Taking long-term samples now.
-    pub lt_is_sampling: bool,
+    pub(crate) lt_is_sampling: bool,
     /// Rounds in the long-term interval (7 bits in Linux).
-    pub lt_rtt_cnt: u32,
+    pub(crate) lt_rtt_cnt: u32,
     /// Use `lt_bw` as the bandwidth (a policer was detected).
-    pub lt_use_bw: bool,
+    pub(crate) lt_use_bw: bool,
     /// Long-term delivery rate (packets per µs << 24).
-    pub lt_bw: u32,
+    pub(crate) lt_bw: u32,
     /// `tp->delivered` at the interval's start.
-    pub lt_last_delivered: u32,
+    pub(crate) lt_last_delivered: u32,
     /// `tp->delivered_mstamp` at the interval's start, in ms.
-    pub lt_last_stamp: u32,
+    pub(crate) lt_last_stamp: u32,
     /// `tp->lost` at the interval's start.
-    pub lt_last_lost: u32,
+    pub(crate) lt_last_lost: u32,
     /// The current pacing gain (of `BBR_UNIT`).
-    pub pacing_gain: u32,
+    pub(crate) pacing_gain: u32,
     /// The current cwnd gain.
-    pub cwnd_gain: u32,
+    pub(crate) cwnd_gain: u32,
     /// STARTUP filled the pipe.
-    pub full_bw_reached: bool,
+    pub(crate) full_bw_reached: bool,
     /// Rounds without a large bandwidth gain.
-    pub full_bw_cnt: u32,
+    pub(crate) full_bw_cnt: u32,
     /// Index in the gain cycle.
-    pub cycle_idx: u32,
+    pub(crate) cycle_idx: u32,
     /// An RTT sample was seen.
-    pub has_seen_rtt: bool,
+    pub(crate) has_seen_rtt: bool,
     /// cwnd before loss recovery or PROBE_RTT.
-    pub prior_cwnd: u32,
+    pub(crate) prior_cwnd: u32,
     /// A recent bandwidth, to tell whether the pipe is full.
-    pub full_bw: u32,
+    pub(crate) full_bw: u32,
     /// Start of the ACK-aggregation sampling epoch.
-    pub ack_epoch_mstamp: Instant,
+    pub(crate) ack_epoch_mstamp: Instant,
     /// Maximum excess data ACKed in the last two epochs of windows.
-    pub extra_acked: [u16; 2],
+    pub(crate) extra_acked: [u16; 2],
     /// Packets (S)ACKed in the epoch (20 bits in Linux).
-    pub ack_epoch_acked: u32,
+    pub(crate) ack_epoch_acked: u32,
     /// Age of `extra_acked`, in rounds.
-    pub extra_acked_win_rtts: u32,
+    pub(crate) extra_acked_win_rtts: u32,
     /// The current `extra_acked` slot.
-    pub extra_acked_win_idx: usize,
+    pub(crate) extra_acked_win_idx: usize,
 }
 
 /// The BBR state of a socket's `bbr` field (a borrow of that field alone).
@@ -256,7 +256,7 @@ impl TcpSock {
     }
 
     /// `bbr_bw()`: the estimated bandwidth, the policed rate while it is in use.
-    pub fn bbr_bw(&self) -> u32 {
+    pub(crate) fn bbr_bw(&self) -> u32 {
         let b = self.bbr();
         if b.lt_use_bw {
             b.lt_bw
@@ -310,7 +310,7 @@ impl TcpSock {
     }
 
     /// `bbr_min_tso_segs()` (`ca_ops->min_tso_segs`): one packet per burst below 1.2 Mbit/s.
-    pub fn bbr_min_tso_segs(&self) -> u32 {
+    pub(crate) fn bbr_min_tso_segs(&self) -> u32 {
         if self.pacing_rate < BBR_MIN_TSO_RATE >> 3 {
             1
         } else {
@@ -337,7 +337,7 @@ impl TcpSock {
 
     /// `bbr_cwnd_event(CA_EVENT_TX_START)`: sending restarts from idle. If the connection
     /// was application-limited, pace at the estimated bandwidth (no need for more speed).
-    pub fn bbr_cwnd_event_tx_start(&mut self, net: &crate::netns::Netns, now: Instant) {
+    pub(crate) fn bbr_cwnd_event_tx_start(&mut self, net: &crate::netns::Netns, now: Instant) {
         if self.rate.app_limited == 0 || self.bbr.is_none() {
             return;
         }
@@ -788,7 +788,7 @@ impl TcpSock {
     }
 
     /// `bbr_main()` (`ca_ops->cong_control`): the model, then pacing rate and cwnd.
-    pub fn bbr_main(&mut self, ctx: &Ctx<'_>, rs: &RateSample) {
+    pub(crate) fn bbr_main(&mut self, ctx: &Ctx<'_>, rs: &RateSample) {
         if self.bbr.is_none() {
             self.bbr_init(ctx.now);
         }
@@ -801,7 +801,7 @@ impl TcpSock {
 
     /// `bbr_init()` (`ca_ops->init`): STARTUP, no bandwidth yet, the pacing rate from the
     /// handshake's RTT, and internal pacing on (`SK_PACING_NONE` → `SK_PACING_NEEDED`).
-    pub fn bbr_init(&mut self, now: Instant) {
+    pub(crate) fn bbr_init(&mut self, now: Instant) {
         self.snd_ssthresh = TCP_INFINITE_SSTHRESH;
         let min_rtt_us = if self.min_rtt_us == 0 { u32::MAX } else { self.min_rtt_us };
         let mut b = Box::<Bbr>::default();
@@ -819,7 +819,7 @@ impl TcpSock {
 
     /// `bbr_undo_cwnd()` (`ca_ops->undo_cwnd`): a spurious slow-down; pipe-full detection and
     /// the long-term sampler restart; cwnd stays.
-    pub fn bbr_undo_cwnd(&mut self) -> u32 {
+    pub(crate) fn bbr_undo_cwnd(&mut self) -> u32 {
         if self.bbr.is_some() {
             let b = self.bbr_mut();
             b.full_bw = 0;
@@ -830,7 +830,7 @@ impl TcpSock {
     }
 
     /// `bbr_ssthresh()` (`ca_ops->ssthresh`): entering recovery saves cwnd; ssthresh stays.
-    pub fn bbr_ssthresh(&mut self) -> u32 {
+    pub(crate) fn bbr_ssthresh(&mut self) -> u32 {
         if self.bbr.is_some() {
             self.bbr_save_cwnd();
         }
@@ -839,7 +839,7 @@ impl TcpSock {
 
     /// `bbr_set_state(TCP_CA_Loss)` (`ca_ops->set_state`): an RTO ends a round, restarts
     /// pipe-full detection and counts as a loss for the long-term sampler.
-    pub fn bbr_set_state_loss(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn bbr_set_state_loss(&mut self, ctx: &Ctx<'_>) {
         if self.bbr.is_none() {
             return;
         }
@@ -853,7 +853,7 @@ impl TcpSock {
 
     /// `bbr_get_info()` for TCP_CC_INFO: `struct tcp_bbr_info` (bandwidth in bytes per
     /// second as two halves, min_rtt, pacing and cwnd gains).
-    pub fn bbr_get_info(&self) -> Vec<u8> {
+    pub(crate) fn bbr_get_info(&self) -> Vec<u8> {
         let Some(b) = self.bbr.as_deref() else {
             return vec![0; 20];
         };

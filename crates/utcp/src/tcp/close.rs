@@ -12,7 +12,7 @@ use crate::time::Duration;
 use std::sync::Arc;
 
 /// `tcp_disconnect()`: abort to CLOSE, RST if the peer must hear of it.
-pub fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
+pub(crate) fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
     let old = g.tp().state;
     let listener_port = (old == TcpState::Listen).then(|| g.tp().sport);
     // The request queues go first (a SYN arriving from now on meets a closed socket); the
@@ -97,7 +97,7 @@ fn abort_child(c: &Arc<Sock>) {
 }
 
 /// `tcp_close()`: the last reference to the socket is gone.
-pub fn tcp_close(sk: &Arc<Sock>) {
+pub(crate) fn tcp_close(sk: &Arc<Sock>) {
     let mut g = sk.lock_sock();
     if g.tp().state == TcpState::Listen {
         tcp_disconnect(sk, &mut g);

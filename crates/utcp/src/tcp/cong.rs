@@ -12,13 +12,16 @@ use crate::time::Instant;
 
 /// `enum tcp_ca_state`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum CaState {
+pub(crate) enum CaState {
     /// Nothing bad has been observed.
     #[default]
     Open,
     /// Duplicate ACKs or SACKs seen.
     Disorder,
-    /// ECN congestion window reduction.
+    /// ECN congestion window reduction. utcp never enters it (ECN is not negotiated:
+    /// `net.ipv4.tcp_ecn` behaves as 0); the variant keeps Linux's numbering of
+    /// `tcpi_ca_state`.
+    #[allow(dead_code)]
     Cwr,
     /// Fast retransmit / recovery.
     Recovery,
@@ -28,7 +31,7 @@ pub enum CaState {
 
 /// A congestion control algorithm (`struct tcp_congestion_ops`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum CongAlgo {
+pub(crate) enum CongAlgo {
     /// `cubic`, the default.
     #[default]
     Cubic,
@@ -40,7 +43,7 @@ pub enum CongAlgo {
 
 impl CongAlgo {
     /// `ca_ops->name`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             CongAlgo::Cubic => "cubic",
             CongAlgo::Reno => "reno",
@@ -48,7 +51,7 @@ impl CongAlgo {
         }
     }
     /// `tcp_ca_find()`.
-    pub fn from_name(name: &str) -> Option<CongAlgo> {
+    pub(crate) fn from_name(name: &str) -> Option<CongAlgo> {
         match name {
             "cubic" => Some(CongAlgo::Cubic),
             "reno" => Some(CongAlgo::Reno),
@@ -57,19 +60,11 @@ impl CongAlgo {
         }
     }
     /// The algorithm `net.ipv4.tcp_congestion_control` holds (its knob stores 0, 1, 2).
-    pub fn from_sysctl(v: i64) -> CongAlgo {
+    pub(crate) fn from_sysctl(v: i64) -> CongAlgo {
         match v {
             1 => CongAlgo::Reno,
             2 => CongAlgo::Bbr,
             _ => CongAlgo::Cubic,
-        }
-    }
-    /// The knob's value for the algorithm.
-    pub fn sysctl_value(self) -> i64 {
-        match self {
-            CongAlgo::Cubic => 0,
-            CongAlgo::Reno => 1,
-            CongAlgo::Bbr => 2,
         }
     }
 }
@@ -82,35 +77,35 @@ const HYSTART_LOW_WINDOW: u32 = 16;
 
 /// CUBIC's per-connection state (`struct bictcp`).
 #[derive(Clone, Debug, Default)]
-pub struct Cubic {
+pub(crate) struct Cubic {
     /// Increase cwnd by 1 after this many ACKs.
-    pub cnt: u32,
+    pub(crate) cnt: u32,
     /// Last maximum cwnd.
-    pub last_max_cwnd: u32,
+    pub(crate) last_max_cwnd: u32,
     /// cwnd at the last update.
-    pub last_cwnd: u32,
+    pub(crate) last_cwnd: u32,
     /// Time of the last update.
-    pub last_time: Option<Instant>,
+    pub(crate) last_time: Option<Instant>,
     /// Origin point of the cubic function.
-    pub bic_origin_point: u32,
+    pub(crate) bic_origin_point: u32,
     /// Time to reach the origin point (in 2^-10 s).
-    pub bic_k: u64,
+    pub(crate) bic_k: u64,
     /// Minimum delay seen (µs).
-    pub delay_min: u32,
+    pub(crate) delay_min: u32,
     /// Start of the current epoch.
-    pub epoch_start: Option<Instant>,
+    pub(crate) epoch_start: Option<Instant>,
     /// ACKed packets since the epoch start.
-    pub ack_cnt: u32,
+    pub(crate) ack_cnt: u32,
     /// Estimated Reno cwnd.
-    pub tcp_cwnd: u32,
+    pub(crate) tcp_cwnd: u32,
     /// HyStart: sequence ending the round.
-    pub end_seq: SeqNum,
+    pub(crate) end_seq: SeqNum,
     /// HyStart: minimum RTT of the current round.
-    pub curr_rtt: u32,
+    pub(crate) curr_rtt: u32,
     /// HyStart: samples in this round.
-    pub sample_cnt: u32,
+    pub(crate) sample_cnt: u32,
     /// HyStart found the exit point.
-    pub found: bool,
+    pub(crate) found: bool,
 }
 
 fn cubic_root(a: u64) -> u64 {
@@ -130,7 +125,7 @@ fn cubic_root(a: u64) -> u64 {
 
 impl TcpSock {
     /// `bictcp_recalc_ssthresh()`: the new ssthresh after a loss.
-    pub fn cubic_ssthresh(&mut self) -> u32 {
+    pub(crate) fn cubic_ssthresh(&mut self) -> u32 {
         let c = &mut self.cubic;
         c.epoch_start = None;
         if self.snd_cwnd < c.last_max_cwnd {
@@ -207,7 +202,7 @@ impl TcpSock {
     }
 
     /// `ca_ops->ssthresh()`: the slow-start threshold after a loss.
-    pub fn tcp_ca_ssthresh(&mut self) -> u32 {
+    pub(crate) fn tcp_ca_ssthresh(&mut self) -> u32 {
         match self.ca_algo {
             CongAlgo::Cubic => self.cubic_ssthresh(),
             CongAlgo::Reno => (self.snd_cwnd >> 1).max(2),
@@ -217,7 +212,7 @@ impl TcpSock {
 
     /// `tcp_init_congestion_control()` (`ca_ops->init`), at the start of the transfer or when
     /// TCP_CONGESTION picks an algorithm on a connected socket.
-    pub fn tcp_init_congestion_control(&mut self, now: Instant) {
+    pub(crate) fn tcp_init_congestion_control(&mut self, now: Instant) {
         match self.ca_algo {
             CongAlgo::Bbr => self.bbr_init(now),
             CongAlgo::Cubic | CongAlgo::Reno => self.bbr = None,
@@ -226,7 +221,7 @@ impl TcpSock {
 
     /// `tcp_reinit_congestion_control()`: TCP_CONGESTION switches to `algo` (fresh state; the
     /// algorithm starts now unless the socket is closed or listening, else at the transfer).
-    pub fn tcp_reinit_congestion_control(&mut self, algo: CongAlgo, now: Instant) {
+    pub(crate) fn tcp_reinit_congestion_control(&mut self, algo: CongAlgo, now: Instant) {
         self.ca_algo = algo;
         self.cubic_reset();
         self.bbr = None;
@@ -237,7 +232,7 @@ impl TcpSock {
 
     /// `ca_ops->undo_cwnd()`: the cwnd an undo restores (`tcp_reno_undo_cwnd`, CUBIC's too:
     /// the cwnd before the reduction).
-    pub fn tcp_ca_undo_cwnd(&mut self) -> u32 {
+    pub(crate) fn tcp_ca_undo_cwnd(&mut self) -> u32 {
         match self.ca_algo {
             CongAlgo::Bbr => self.bbr_undo_cwnd(),
             CongAlgo::Cubic | CongAlgo::Reno => self.snd_cwnd.max(self.prior_cwnd),
@@ -246,7 +241,7 @@ impl TcpSock {
 
     /// `tcp_end_cwnd_reduction()`: leaving recovery sets cwnd to ssthresh, unless the
     /// algorithm controls cwnd itself (`cong_control`).
-    pub fn tcp_end_cwnd_reduction(&mut self) {
+    pub(crate) fn tcp_end_cwnd_reduction(&mut self) {
         if self.ca_algo == CongAlgo::Bbr {
             return;
         }
@@ -254,7 +249,7 @@ impl TcpSock {
     }
 
     /// `tcp_set_ca_state(sk, TCP_CA_Loss)` with `ca_ops->set_state` (BBR's is the only one).
-    pub fn tcp_set_ca_state_loss(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn tcp_set_ca_state_loss(&mut self, ctx: &Ctx<'_>) {
         if self.ca_algo == CongAlgo::Bbr {
             self.bbr_set_state_loss(ctx);
         }
@@ -263,7 +258,7 @@ impl TcpSock {
 
     /// `tcp_ca_event(CA_EVENT_TX_START)`: sending starts with nothing in flight. CUBIC shifts
     /// its epoch over the idle time; BBR paces at its bandwidth after an idle period.
-    pub fn tcp_ca_event_tx_start(&mut self, net: &crate::netns::Netns, now: Instant) {
+    pub(crate) fn tcp_ca_event_tx_start(&mut self, net: &crate::netns::Netns, now: Instant) {
         let idle = now.saturating_since(self.lsndtime);
         if let Some(start) = self.cubic.epoch_start.as_mut() {
             *start = (*start + idle).min(now);
@@ -274,7 +269,7 @@ impl TcpSock {
     }
 
     /// `ca_ops->min_tso_segs()`, else `net.ipv4.tcp_min_tso_segs`.
-    pub fn tcp_ca_min_tso_segs(&self, net: &crate::netns::Netns) -> u32 {
+    pub(crate) fn tcp_ca_min_tso_segs(&self, net: &crate::netns::Netns) -> u32 {
         match self.ca_algo {
             CongAlgo::Bbr => self.bbr_min_tso_segs(),
             _ => net.sysctl.tcp_min_tso_segs.get().clamp(1, 255) as u32,
@@ -282,7 +277,7 @@ impl TcpSock {
     }
 
     /// `ca_ops->sndbuf_expand()`: send buffer per cwnd (BBR may slow-start in recovery).
-    pub fn tcp_ca_sndbuf_expand(&self) -> u64 {
+    pub(crate) fn tcp_ca_sndbuf_expand(&self) -> u64 {
         match self.ca_algo {
             CongAlgo::Bbr => 3,
             _ => 2,
@@ -291,7 +286,7 @@ impl TcpSock {
 
     /// `ca_ops->get_info()` for TCP_CC_INFO: BBR's `struct tcp_bbr_info`; nothing for
     /// CUBIC and Reno.
-    pub fn tcp_ca_get_info(&self) -> Vec<u8> {
+    pub(crate) fn tcp_ca_get_info(&self) -> Vec<u8> {
         match self.ca_algo {
             CongAlgo::Bbr => self.bbr_get_info(),
             _ => Vec::new(),
@@ -301,7 +296,7 @@ impl TcpSock {
     /// `tcp_cong_control()`: at the end of an ACK, the algorithm's whole-ACK control when it
     /// has one (`cong_control`, with the ACK's rate sample); else PRR while reducing cwnd,
     /// growth when the state allows, and the pacing rate from cwnd / srtt.
-    pub fn tcp_cong_control(&mut self, ctx: &Ctx<'_>, acked_sacked: u32, fl: u32, rs: &RateSample) {
+    pub(crate) fn tcp_cong_control(&mut self, ctx: &Ctx<'_>, acked_sacked: u32, fl: u32, rs: &RateSample) {
         use super::input::flag;
         if self.ca_algo == CongAlgo::Bbr {
             self.bbr_main(ctx, rs);
@@ -320,7 +315,7 @@ impl TcpSock {
     /// `tcp_may_raise_cwnd()` (with `tcp_cong_control`'s "not reducing" test done by the
     /// caller): with high reordering cwnd grows on any forward progress, else only on
     /// in-order delivery (RFC 5681), in every state but CWR and Recovery (Loss included).
-    pub fn tcp_may_raise_cwnd(&self, ctx: &Ctx<'_>, fl: u32) -> bool {
+    pub(crate) fn tcp_may_raise_cwnd(&self, ctx: &Ctx<'_>, fl: u32) -> bool {
         use super::input::flag;
         if self.reordering as i64 > ctx.net.sysctl.tcp_reordering.get() {
             return fl & flag::FORWARD_PROGRESS != 0;
@@ -329,7 +324,7 @@ impl TcpSock {
     }
 
     /// `ca_ops->cong_avoid()`.
-    pub fn tcp_cong_avoid(&mut self, ctx: &Ctx<'_>, acked: u32) {
+    pub(crate) fn tcp_cong_avoid(&mut self, ctx: &Ctx<'_>, acked: u32) {
         match self.ca_algo {
             CongAlgo::Cubic => self.cubictcp_cong_avoid(ctx, acked),
             CongAlgo::Reno => self.tcp_reno_cong_avoid(acked),
@@ -391,7 +386,7 @@ impl TcpSock {
 
     /// `hystart_update()` (delay increase only): leaves slow start when the round's minimum
     /// RTT rises clearly above the connection minimum.
-    pub fn hystart_update(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
+    pub(crate) fn hystart_update(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
         if self.ca_algo != CongAlgo::Cubic {
             return;
         }
@@ -425,12 +420,12 @@ impl TcpSock {
     }
 
     /// `tp->snd_cwnd_clamp`.
-    pub fn snd_cwnd_clamp(&self) -> u32 {
+    pub(crate) fn snd_cwnd_clamp(&self) -> u32 {
         u32::MAX >> 1
     }
 
     /// Resets CUBIC after an RTO (`bictcp_state` to `TCP_CA_Loss`).
-    pub fn cubic_reset(&mut self) {
+    pub(crate) fn cubic_reset(&mut self) {
         self.cubic = Cubic::default();
     }
 }

@@ -9,7 +9,7 @@ use crate::wire::TcpFlags;
 use bytes::Bytes;
 
 /// `tcp_close_state()`: the next state on close/shutdown; true when a FIN must be sent.
-pub fn tcp_close_state(tp: &mut TcpSock, ctx: &mut Ctx<'_>) -> bool {
+pub(crate) fn tcp_close_state(tp: &mut TcpSock, ctx: &mut Ctx<'_>) -> bool {
     let (next, fin) = match tp.state {
         TcpState::Established | TcpState::SynRecv => (TcpState::FinWait1, true),
         TcpState::CloseWait => (TcpState::LastAck, true),
@@ -21,7 +21,7 @@ pub fn tcp_close_state(tp: &mut TcpSock, ctx: &mut Ctx<'_>) -> bool {
 }
 
 /// `tcp_connect()` (with `tcp_connect_init`).
-pub fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
+pub(crate) fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
     let s = &ctx.net.sysctl;
     tp.tstamp_ok = s.tcp_timestamps.get() != 0;
     tp.sack_ok = s.tcp_sack.get() != 0;

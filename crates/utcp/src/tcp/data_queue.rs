@@ -35,7 +35,7 @@ impl TcpSock {
     }
 
     /// `tcp_queue_rcv()`: queues in-order data and advances `rcv_nxt`.
-    pub fn tcp_queue_rcv(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
+    pub(crate) fn tcp_queue_rcv(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
         let skb = self.seg_to_skb(ctx, seg);
         let end = skb.end_seq;
         let truesize = skb.truesize;
@@ -47,7 +47,7 @@ impl TcpSock {
     }
 
     /// `tcp_rcv_nxt_update()`.
-    pub fn tcp_rcv_nxt_update(&mut self, seq: super::SeqNum) {
+    pub(crate) fn tcp_rcv_nxt_update(&mut self, seq: super::SeqNum) {
         if seq.after(self.rcv_nxt) {
             self.bytes_received += seq.diff(self.rcv_nxt) as u64;
             self.rcv_nxt = seq;
@@ -57,7 +57,7 @@ impl TcpSock {
     /// Copies an in-order segment straight into the reader installed in `tp->ucopy` (the
     /// prequeue/backlog direct-copy path of kernels ≤ 4.13). True when the payload was
     /// consumed that way.
-    pub fn tcp_direct_copy(&mut self, ctx: &mut Ctx<'_>, seg: &mut Seg) -> bool {
+    pub(crate) fn tcp_direct_copy(&mut self, ctx: &mut Ctx<'_>, seg: &mut Seg) -> bool {
         let Some(ucopy) = ctx.ucopy.as_deref_mut() else { return false };
         if self.copied_seq != self.rcv_nxt || seg.seq != self.rcv_nxt || seg.flags.fin() || seg.is_empty() {
             return false;
@@ -74,7 +74,7 @@ impl TcpSock {
     }
 
     /// `tcp_data_queue()`: step 7 of segment processing.
-    pub fn tcp_data_queue(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+    pub(crate) fn tcp_data_queue(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
         if seg.end_seq == seg.seq {
             return;
         }

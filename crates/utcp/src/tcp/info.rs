@@ -17,26 +17,26 @@ pub struct TcpInfo {
     pub tcpi_snd_wscale: u8,
     pub tcpi_rcv_wscale: u8,
     pub tcpi_rto: u32,
-    pub tcpi_ato: u32,
+    pub(crate) tcpi_ato: u32,
     pub tcpi_snd_mss: u32,
-    pub tcpi_rcv_mss: u32,
+    pub(crate) tcpi_rcv_mss: u32,
     pub tcpi_unacked: u32,
     pub tcpi_sacked: u32,
-    pub tcpi_lost: u32,
-    pub tcpi_retrans: u32,
-    pub tcpi_last_data_sent: u32,
-    pub tcpi_last_data_recv: u32,
-    pub tcpi_last_ack_recv: u32,
+    pub(crate) tcpi_lost: u32,
+    pub(crate) tcpi_retrans: u32,
+    pub(crate) tcpi_last_data_sent: u32,
+    pub(crate) tcpi_last_data_recv: u32,
+    pub(crate) tcpi_last_ack_recv: u32,
     pub tcpi_pmtu: u32,
-    pub tcpi_rcv_ssthresh: u32,
+    pub(crate) tcpi_rcv_ssthresh: u32,
     pub tcpi_rtt: u32,
-    pub tcpi_rttvar: u32,
+    pub(crate) tcpi_rttvar: u32,
     pub tcpi_snd_ssthresh: u32,
     pub tcpi_snd_cwnd: u32,
-    pub tcpi_advmss: u32,
-    pub tcpi_reordering: u32,
-    pub tcpi_rcv_rtt: u32,
-    pub tcpi_rcv_space: u32,
+    pub(crate) tcpi_advmss: u32,
+    pub(crate) tcpi_reordering: u32,
+    pub(crate) tcpi_rcv_rtt: u32,
+    pub(crate) tcpi_rcv_space: u32,
     pub tcpi_total_retrans: u32,
     pub tcpi_bytes_acked: u64,
     pub tcpi_pacing_rate: u64,
@@ -48,9 +48,9 @@ pub struct TcpInfo {
     pub tcpi_data_segs_in: u32,
     pub tcpi_data_segs_out: u32,
     pub tcpi_delivered: u32,
-    pub tcpi_delivered_ce: u32,
-    pub tcpi_delivery_rate: u64,
-    pub tcpi_delivery_rate_app_limited: bool,
+    pub(crate) tcpi_delivered_ce: u32,
+    pub(crate) tcpi_delivery_rate: u64,
+    pub(crate) tcpi_delivery_rate_app_limited: bool,
     pub tcpi_snd_wnd: u32,
     pub tcpi_rcv_wnd: u32,
     pub tcpi_min_rtt: u32,
@@ -59,8 +59,8 @@ pub struct TcpInfo {
     pub tcpi_dsack_dups: u32,
     pub tcpi_reord_seen: u32,
     pub tcpi_rcv_ooopack: u32,
-    pub tcpi_total_rto: u16,
-    pub tcpi_total_rto_recoveries: u16,
+    pub(crate) tcpi_total_rto: u16,
+    pub(crate) tcpi_total_rto_recoveries: u16,
 }
 
 impl TcpInfo {
@@ -127,7 +127,7 @@ impl TcpInfo {
 
 /// `tcp_get_info()` of socket `sk` whose TCP state is `tp` (a listener's accept queue is
 /// read under its own lock).
-pub fn tcp_get_info_sk(sk: &crate::socket::sock::Sock, tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
+pub(crate) fn tcp_get_info_sk(sk: &crate::socket::sock::Sock, tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
     if tp.state == super::TcpState::Listen {
         return sk.with_listener_queues(|q| tcp_get_info_with(tp, now, net, q.and_then(|q| q.listen.as_deref())));
     }
@@ -135,7 +135,7 @@ pub fn tcp_get_info_sk(sk: &crate::socket::sock::Sock, tp: &TcpSock, now: Instan
 }
 
 /// `tcp_get_info()`.
-pub fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
+pub(crate) fn tcp_get_info(tp: &TcpSock, now: Instant, net: &Netns) -> TcpInfo {
     tcp_get_info_with(tp, now, net, tp.listen.as_deref())
 }
 
@@ -226,7 +226,7 @@ fn tcp_get_info_with(tp: &TcpSock, now: Instant, net: &Netns, listen: Option<&su
 }
 
 /// `struct tcp_info` as Linux 6.18 lays it out (280 bytes, x86_64).
-pub fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
+pub(crate) fn tcp_info_bytes(i: &TcpInfo) -> Vec<u8> {
     let mut b = vec![
         i.tcpi_state,
         i.tcpi_ca_state,

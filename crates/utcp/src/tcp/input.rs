@@ -17,95 +17,95 @@ use bytes::Bytes;
 
 /// An inbound segment as TCP input sees it (`skb` + `TCP_SKB_CB` + parsed options).
 #[derive(Clone, Debug)]
-pub struct Seg {
+pub(crate) struct Seg {
     /// `TCP_SKB_CB(skb)->seq`.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// `TCP_SKB_CB(skb)->end_seq`.
-    pub end_seq: SeqNum,
+    pub(crate) end_seq: SeqNum,
     /// `TCP_SKB_CB(skb)->ack_seq`.
-    pub ack_seq: SeqNum,
+    pub(crate) ack_seq: SeqNum,
     /// TCP flags.
-    pub flags: TcpFlags,
+    pub(crate) flags: TcpFlags,
     /// Raw window field.
-    pub window: u16,
+    pub(crate) window: u16,
     /// Urgent pointer field.
-    pub urg_ptr: u16,
+    pub(crate) urg_ptr: u16,
     /// MSS option.
-    pub mss: Option<u16>,
+    pub(crate) mss: Option<u16>,
     /// Window-scale option.
-    pub wscale: Option<u8>,
+    pub(crate) wscale: Option<u8>,
     /// SACK-permitted option.
-    pub sack_permitted: bool,
+    pub(crate) sack_permitted: bool,
     /// SACK blocks.
-    pub sack: SackBlocks,
+    pub(crate) sack: SackBlocks,
     /// Timestamp option (tsval, tsecr).
-    pub ts: Option<(u32, u32)>,
+    pub(crate) ts: Option<(u32, u32)>,
     /// Payload.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
     /// What the buffer holding this segment costs (`skb->truesize`).
-    pub truesize: u32,
+    pub(crate) truesize: u32,
     /// Receive-side skb metadata Linux keeps outside `TCP_SKB_CB` (GSO size, TCP header length).
-    pub rx: RxMeta,
+    pub(crate) rx: RxMeta,
     /// A SYN's raw IP and TCP headers (TCP_SAVE_SYN); `None` otherwise.
-    pub syn_hdr: Option<Bytes>,
+    pub(crate) syn_hdr: Option<Bytes>,
     /// The IP options it carried (`IPCB(skb)->opt`), compiled on receipt.
-    pub ip_opt: Option<Box<crate::ip::options::IpOptions>>,
+    pub(crate) ip_opt: Option<Box<crate::ip::options::IpOptions>>,
 }
 
 /// Per-skb facts of a received segment that TCP input consults besides its header fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RxMeta {
+pub(crate) struct RxMeta {
     /// `skb_shinfo(skb)->gso_size` (0 = not a GSO packet).
-    pub gso_size: u32,
+    pub(crate) gso_size: u32,
     /// TCP header length including options (`skb->data - skb_transport_header(skb)`).
-    pub thlen: u32,
+    pub(crate) thlen: u32,
     /// Segments this one stands for (`gso_segs`; the backlog adds those it coalesces).
-    pub segs: u32,
+    pub(crate) segs: u32,
     /// How the receiving device laid the packet out.
-    pub layout: crate::skb::SkbLayout,
+    pub(crate) layout: crate::skb::SkbLayout,
     /// The IP header's TTL (checked against IP_MINTTL), or IPv6 hop limit (IPV6_MINHOPCOUNT).
-    pub ttl: u8,
+    pub(crate) ttl: u8,
     /// The IPv6 traffic class (`ipv6_get_dsfield()`: a stateless reply carries it); 0 for
     /// IPv4.
-    pub tclass: u8,
+    pub(crate) tclass: u8,
 }
 
 impl Seg {
     /// Payload length.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.payload.len() as u32
     }
     /// No payload.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.payload.is_empty()
     }
 }
 
 /// `FLAG_*` bits of `tcp_ack()`.
 pub(super) mod flag {
-    pub const DATA: u32 = 0x01;
-    pub const WIN_UPDATE: u32 = 0x02;
-    pub const DATA_ACKED: u32 = 0x04;
-    pub const RETRANS_DATA_ACKED: u32 = 0x08;
-    pub const SYN_ACKED: u32 = 0x10;
-    pub const DATA_SACKED: u32 = 0x20;
+    pub(crate) const DATA: u32 = 0x01;
+    pub(crate) const WIN_UPDATE: u32 = 0x02;
+    pub(crate) const DATA_ACKED: u32 = 0x04;
+    pub(crate) const RETRANS_DATA_ACKED: u32 = 0x08;
+    pub(crate) const SYN_ACKED: u32 = 0x10;
+    pub(crate) const DATA_SACKED: u32 = 0x20;
     /// `FLAG_LOST_RETRANS`: RACK found a retransmission lost.
-    pub const LOST_RETRANS: u32 = 0x80;
+    pub(crate) const LOST_RETRANS: u32 = 0x80;
     /// `FLAG_ORIG_SACK_ACKED`: never-retransmitted data up to `high_seq` was (S)ACKed.
-    pub const ORIG_SACK_ACKED: u32 = 0x200;
-    pub const SND_UNA_ADVANCED: u32 = 0x400;
-    pub const DSACKING_ACK: u32 = 0x800;
-    pub const SLOWPATH: u32 = 0x100;
-    pub const UPDATE_TS_RECENT: u32 = 0x4000;
-    pub const NO_CHALLENGE_ACK: u32 = 0x8000;
-    pub const ACKED: u32 = DATA_ACKED | SYN_ACKED;
+    pub(crate) const ORIG_SACK_ACKED: u32 = 0x200;
+    pub(crate) const SND_UNA_ADVANCED: u32 = 0x400;
+    pub(crate) const DSACKING_ACK: u32 = 0x800;
+    pub(crate) const SLOWPATH: u32 = 0x100;
+    pub(crate) const UPDATE_TS_RECENT: u32 = 0x4000;
+    pub(crate) const NO_CHALLENGE_ACK: u32 = 0x8000;
+    pub(crate) const ACKED: u32 = DATA_ACKED | SYN_ACKED;
     /// `FLAG_FORWARD_PROGRESS`.
-    pub const FORWARD_PROGRESS: u32 = ACKED | DATA_SACKED;
-    pub const NOT_DUP: u32 = DATA | WIN_UPDATE | ACKED;
+    pub(crate) const FORWARD_PROGRESS: u32 = ACKED | DATA_SACKED;
+    pub(crate) const NOT_DUP: u32 = DATA | WIN_UPDATE | ACKED;
 }
 
 /// `TCP_MAX_QUICKACKS`.
-pub const TCP_MAX_QUICKACKS: u32 = 16;
+pub(crate) const TCP_MAX_QUICKACKS: u32 = 16;
 const TCP_PAWS_WINDOW: i32 = 1;
 /// `TCP_TIMEOUT_FALLBACK`: the RTO when the handshake gave no RTT sample.
 const TCP_TIMEOUT_FALLBACK: Duration = Duration::from_secs(3);
@@ -113,7 +113,7 @@ const TCP_PAWS_24DAYS_SECS: u64 = 60 * 60 * 24 * 24;
 
 impl TcpSock {
     /// `tcp_incr_quickack()`.
-    pub fn tcp_incr_quickack(&mut self, max_quickacks: u32) {
+    pub(crate) fn tcp_incr_quickack(&mut self, max_quickacks: u32) {
         let mut quickacks = self.rcv_wnd / (2 * self.ack.rcv_mss.max(1));
         if quickacks == 0 {
             quickacks = 2;
@@ -125,19 +125,19 @@ impl TcpSock {
     }
 
     /// `tcp_enter_quickack_mode()`.
-    pub fn tcp_enter_quickack_mode(&mut self, max_quickacks: u32) {
+    pub(crate) fn tcp_enter_quickack_mode(&mut self, max_quickacks: u32) {
         self.tcp_incr_quickack(max_quickacks);
         self.ack.pingpong = 0;
         self.ack.ato = super::TCP_ATO_MIN;
     }
 
     /// `tcp_in_quickack_mode()`.
-    pub fn tcp_in_quickack_mode(&self) -> bool {
+    pub(crate) fn tcp_in_quickack_mode(&self) -> bool {
         self.ack.quick > 0 && self.ack.pingpong == 0
     }
 
     /// `inet_csk_schedule_ack()`.
-    pub fn schedule_ack(&mut self) {
+    pub(crate) fn schedule_ack(&mut self) {
         self.ack.pending |= ICSK_ACK_SCHED;
     }
 
@@ -210,7 +210,7 @@ impl TcpSock {
 
     /// `tcp_send_challenge_ack()` (RFC 5961): limited per socket (tcp_invalid_ratelimit), then
     /// per namespace (tcp_challenge_ack_limit; INT_MAX, the default, is no limit).
-    pub fn tcp_send_challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
         if self.oow_rate_limited(ctx, LinuxMib::TCPACKSkippedChallenge) {
             return;
         }
@@ -223,7 +223,7 @@ impl TcpSock {
     }
 
     /// `tcp_dsack_set()`.
-    pub fn tcp_dsack_set(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
+    pub(crate) fn tcp_dsack_set(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
         if self.sack_ok && ctx.net.sysctl.tcp_dsack.get() != 0 {
             if seq.before(self.rcv_nxt) {
                 ctx.inc(LinuxMib::TCPDSACKOldSent);
@@ -238,7 +238,7 @@ impl TcpSock {
     /// `tcp_rcv_spurious_retrans()`: data already received arrives again, starting where the
     /// last DSACK did (the peer retransmitted it a second time, so our ACKs may be taking a
     /// broken path): re-draw the flow hash.
-    pub fn tcp_rcv_spurious_retrans(&mut self, ctx: &Ctx<'_>, seq: SeqNum) {
+    pub(crate) fn tcp_rcv_spurious_retrans(&mut self, ctx: &Ctx<'_>, seq: SeqNum) {
         if self.dsack_start == Some(seq) && self.sk_rethink_txhash(ctx) {
             ctx.inc(LinuxMib::TcpDuplicateDataRehash);
         }
@@ -247,7 +247,7 @@ impl TcpSock {
     /// `sk_rethink_txhash()`: with SO_TXREHASH on (default `net.core.txrehash` = 1), a
     /// socket that has a flow hash draws a new one (`sk_set_txhash`), so an IPv6 connection
     /// changes its flow label and may take another path. True when it did.
-    pub fn sk_rethink_txhash(&mut self, ctx: &Ctx<'_>) -> bool {
+    pub(crate) fn sk_rethink_txhash(&mut self, ctx: &Ctx<'_>) -> bool {
         if self.txhash != 0 && self.txrehash == super::SOCK_TXREHASH_ENABLED {
             self.txhash = ctx.net.net_tx_rndhash();
             return true;
@@ -256,7 +256,7 @@ impl TcpSock {
     }
 
     /// `tcp_dsack_extend()`.
-    pub fn tcp_dsack_extend(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
+    pub(crate) fn tcp_dsack_extend(&mut self, ctx: &Ctx<'_>, seq: SeqNum, end_seq: SeqNum) {
         match self.dsack {
             None => self.tcp_dsack_set(ctx, seq, end_seq),
             Some((s, e)) => {
@@ -392,7 +392,7 @@ impl TcpSock {
     }
 
     /// `tcp_reset()`: the peer reset the connection.
-    pub fn tcp_reset(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_reset(&mut self, ctx: &mut Ctx<'_>) {
         let err = match self.state {
             TcpState::SynSent => Errno::ECONNREFUSED,
             TcpState::CloseWait => Errno::EPIPE,
@@ -407,7 +407,7 @@ impl TcpSock {
     }
 
     /// `tcp_fin()`: the peer's FIN is in order.
-    pub fn tcp_fin(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_fin(&mut self, ctx: &mut Ctx<'_>) {
         self.schedule_ack();
         self.shutdown |= super::RCV_SHUTDOWN;
         self.done = true;
@@ -437,13 +437,13 @@ impl TcpSock {
     }
 
     /// Recomputes `sk_rmem_alloc` after a queue was purged.
-    pub fn recount_rmem(&mut self) {
+    pub(crate) fn recount_rmem(&mut self) {
         self.rmem_alloc = self.receive_queue.iter().map(|s| s.truesize).sum::<u32>() + self.ofo_queue.truesize();
         self.sk_mem_reclaim();
     }
 
     /// `tcp_rcv_established()`: input for an established connection.
-    pub fn tcp_rcv_established(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+    pub(crate) fn tcp_rcv_established(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
         self.parse_ts(&seg);
         // Header prediction: in-order, pure data or pure ACK, no surprises.
         if let Some(seg) = self.tcp_rcv_established_fast(ctx, seg) {
@@ -533,7 +533,7 @@ impl TcpSock {
     }
 
     /// `tcp_data_snd_check()`: send what the ACK allowed.
-    pub fn tcp_data_snd_check(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_data_snd_check(&mut self, ctx: &mut Ctx<'_>) {
         if !self.write_queue.is_empty() {
             self.tcp_push_pending_frames(ctx);
         }
@@ -559,7 +559,7 @@ impl TcpSock {
     }
 
     /// `tcp_ack_snd_check()`.
-    pub fn tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>) {
         if self.ack.pending & ICSK_ACK_SCHED == 0 {
             return;
         }
@@ -567,7 +567,7 @@ impl TcpSock {
     }
 
     /// `__tcp_ack_snd_check()`: ACK now, or arm the delayed ACK.
-    pub fn __tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>, ofo_possible: bool) {
+    pub(crate) fn __tcp_ack_snd_check(&mut self, ctx: &mut Ctx<'_>, ofo_possible: bool) {
         // More than one full frame received, and either SO_RCVLOWAT is not met yet or the
         // right edge of the window advances far enough (__tcp_select_window() also clears
         // icsk_ack.quick when space is short).
@@ -611,7 +611,14 @@ impl TcpSock {
     }
 
     /// `tcp_event_data_recv()`: bookkeeping for received data (ACK pacing, window growth).
-    pub fn tcp_event_data_recv(&mut self, ctx: &mut Ctx<'_>, len: u32, truesize: u32, rx: RxMeta, flags: TcpFlags) {
+    pub(crate) fn tcp_event_data_recv(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        len: u32,
+        truesize: u32,
+        rx: RxMeta,
+        flags: TcpFlags,
+    ) {
         self.schedule_ack();
         self.tcp_measure_rcv_mss(len, truesize, rx, flags);
         self.tcp_rcv_rtt_measure(ctx);
@@ -637,7 +644,7 @@ impl TcpSock {
     }
 
     /// `tcp_urg()`: processes the urgent pointer of `seg`.
-    pub fn tcp_urg(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
+    pub(crate) fn tcp_urg(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
         if seg.flags.urg() {
             self.tcp_check_urg(ctx, seg);
         }
@@ -653,7 +660,7 @@ impl TcpSock {
 
     /// `tcp_ack()`. Returns < 0 when the segment must be dropped (ACK of unsent data, or too
     /// old), 0 for an old ACK, 1 otherwise.
-    pub fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
+    pub(crate) fn tcp_ack(&mut self, ctx: &mut Ctx<'_>, seg: &Seg, mut fl: u32) -> i32 {
         let prior_snd_una = self.snd_una;
         let prior_fack = if self.sack_ok { self.tcp_highest_sack_seq() } else { self.snd_una };
         let prior_delivered = self.delivered;
@@ -1070,7 +1077,7 @@ impl TcpSock {
     }
 
     /// `tcp_enter_recovery()`: fast recovery from the first lost segment.
-    pub fn tcp_enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
         {
             // tcp_enter_recovery()
             if self.sack_ok {
@@ -1102,7 +1109,7 @@ impl TcpSock {
     }
 
     /// `tcp_is_rack()`: RACK does loss detection (SACK connections, `tcp_recovery` bit 0).
-    pub fn tcp_is_rack(&self, ctx: &Ctx<'_>) -> bool {
+    pub(crate) fn tcp_is_rack(&self, ctx: &Ctx<'_>) -> bool {
         self.sack_ok && ctx.net.sysctl.tcp_recovery.get() & 0x1 != 0
     }
 
@@ -1130,7 +1137,7 @@ impl TcpSock {
     }
 
     /// `tcp_xmit_retransmit_queue()`: retransmits segments marked lost, as cwnd allows.
-    pub fn tcp_xmit_retransmit_queue(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_xmit_retransmit_queue(&mut self, ctx: &mut Ctx<'_>) {
         if self.lost_out == 0 {
             return;
         }
@@ -1165,7 +1172,7 @@ impl TcpSock {
 
     /// `tcp_rcv_state_process()` for every state but LISTEN and ESTABLISHED. Returns true when
     /// the caller must answer with a RST.
-    pub fn tcp_rcv_state_process(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> bool {
+    pub(crate) fn tcp_rcv_state_process(&mut self, ctx: &mut Ctx<'_>, seg: Seg) -> bool {
         match self.state {
             TcpState::Close => return true,
             TcpState::Listen => return false,
@@ -1269,7 +1276,7 @@ impl TcpSock {
     }
 
     /// `tcp_fin_time()`: how long an orphan stays in FIN_WAIT2.
-    pub fn tcp_fin_time(&self, ctx: &Ctx<'_>) -> Duration {
+    pub(crate) fn tcp_fin_time(&self, ctx: &Ctx<'_>) -> Duration {
         let mut t = match self.ext().linger2 {
             l if l > 0 => Duration::from_secs(l as u64),
             _ => Duration::from_secs(ctx.net.sysctl.tcp_fin_timeout.get().max(0) as u64),
@@ -1282,7 +1289,7 @@ impl TcpSock {
     }
 
     /// `tcp_init_transfer()`: initial RTO, cwnd and buffer space once established.
-    pub fn tcp_init_transfer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_init_transfer(&mut self, ctx: &mut Ctx<'_>) {
         // tcp_init_metrics() (no metrics cache): a handshake without an RTT sample (a
         // retransmitted SYN or SYN-ACK, a cookie, and no timestamps) falls back to a 3 s RTO
         // (RFC 6298 5.7).
@@ -1298,7 +1305,7 @@ impl TcpSock {
     }
 
     /// Applies the options of a SYN or SYN-ACK (`tcp_parse_options` on a SYN + negotiation).
-    pub fn tcp_apply_syn_options(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
+    pub(crate) fn tcp_apply_syn_options(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
         let s = &ctx.net.sysctl;
         self.mss_clamp = match seg.mss {
             Some(m) if m > 0 => {

@@ -5,7 +5,7 @@ use crate::errno::{Errno, SysResult};
 use crate::uapi::{FIONREAD, SIOCATMARK, SIOCOUTQ, SIOCOUTQNSD};
 
 /// `tcp_ioctl()`: the answer for `req` (ENOTTY for a request TCP does not know).
-pub fn tcp_ioctl(tp: &TcpSock, req: u64) -> SysResult<i32> {
+pub(crate) fn tcp_ioctl(tp: &TcpSock, req: u64) -> SysResult<i32> {
     match req {
         FIONREAD => {
             if tp.state == TcpState::Listen {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 
 /// Builds the TCP-input view of a validated segment.
-pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
+pub(crate) fn seg_from(tin: &TcpIn<'_>) -> Seg {
     let t = &tin.tcp;
     let len = tin.payload.len() as u32;
     Seg {
@@ -49,7 +49,7 @@ pub fn seg_from(tin: &TcpIn<'_>) -> Seg {
 
 /// `tcp_v4_do_rcv()`: protocol processing for a socket held by the caller. Returns true when a
 /// RST must answer the segment.
-pub fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
+pub(crate) fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     // TcpInSegs was counted by tcp_v4_rcv() on arrival (ip_rcv_tcp), once per segment even
     // when the backlog coalesced it; segs_in counts what the backlog merged too.
     // tcp_v4_rcv(): IP_MINTTL (RFC 5082 GTSM) drops what arrives with a lower TTL.
@@ -130,7 +130,7 @@ fn tcp_timewait_state_process(tp: &mut TcpSock, ctx: &mut Ctx<'_>, seg: &Seg) ->
 }
 
 /// `tcp_v4_send_reset()`: the RST answering `seg` from `inseg.saddr:sport`.
-pub fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>> {
+pub(crate) fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>> {
     if seg.flags.rst() {
         return None;
     }
@@ -159,7 +159,7 @@ pub fn reset_repr(seg: &Seg, sport: u16, dport: u16) -> Option<TcpRepr<'static>>
 }
 
 /// Builds the RST frame for an unwanted segment (`tcp_v4_send_reset` / `tcp_v6_send_reset`).
-pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::skb::Frame> {
+pub(crate) fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::skb::Frame> {
     let (IpAddr::V4(raddr), IpAddr::V4(laddr)) = (inseg.saddr, inseg.daddr) else {
         return super::ipv6::tcp_v6_reset_frame(net, inseg);
     };
@@ -173,7 +173,7 @@ pub fn reset_frame(net: &crate::netns::Netns, inseg: &InSeg) -> Option<crate::sk
 /// A stateless reply of a listener (a request's ACK) from `laddr` to `raddr`:
 /// `ip_send_unicast_reply()` with the answered segment's options echoed, or
 /// `tcp_v6_send_response()` with its traffic class and the request's `txhash`.
-pub fn reply_frame(
+pub(crate) fn reply_frame(
     net: &crate::netns::Netns,
     laddr: IpAddr,
     raddr: IpAddr,
@@ -195,7 +195,7 @@ pub fn reply_frame(
 /// `ip_send_unicast_reply()`'s options: a stateless reply (RST, a request's ACK) carries the
 /// options of the segment it answers, echoed (`__ip_options_echo`); `None` (no reply at all)
 /// when they cannot be echoed.
-pub fn unicast_reply_opts(
+pub(crate) fn unicast_reply_opts(
     net: &crate::netns::Netns,
     opt: Option<&crate::ip::options::IpOptions>,
     from: std::net::Ipv4Addr,
@@ -216,13 +216,13 @@ pub(crate) fn inet_sk_bound_dev_eq(sk: &Sock) -> bool {
 }
 
 /// Counts a segment that found no socket.
-pub fn no_socket(net: &crate::netns::Netns) {
+pub(crate) fn no_socket(net: &crate::netns::Netns) {
     net.mib.drop_reason(DropReason::NO_SOCKET);
 }
 
 /// `tcp_v4_connect()`: picks the source address and port, hashes the 4-tuple, chooses the
 /// ISN and timestamp offset, and sends the SYN (`tcp_connect`).
-pub fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4) -> SysResult<()> {
+pub(crate) fn tcp_v4_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV4) -> SysResult<()> {
     if addr.ip().is_unspecified() && addr.port() == 0 {
         return Err(Errno::EINVAL);
     }
@@ -280,7 +280,7 @@ pub(crate) fn tcp_connect_finish(
 }
 
 /// `tcp_v4_rcv()`: finds the socket in `host`'s tables and hands the segment over.
-pub fn tcp_v4_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
+pub(crate) fn tcp_v4_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
     let key = (inseg.daddr, inseg.dport, inseg.saddr, inseg.sport);
     // INET_MATCH(): a socket bound to another device does not see this one's segments.
     let sk = host.__inet_lookup_established(key);
@@ -300,7 +300,7 @@ pub fn tcp_v4_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
 impl TcpSock {
     /// `tcp_v4_err()` once the socket is found: `e` quotes one of our segments. `owned`: a
     /// process held the socket when the error arrived (errors are then only soft).
-    pub fn tcp_v4_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
+    pub(crate) fn tcp_v4_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
         use crate::ip::icmp::*;
         if e.from.is_ipv6() {
             return self.tcp_v6_err(ctx, e, owned);
@@ -368,7 +368,7 @@ impl TcpSock {
 
     /// IP_RECVERR is on (IPV6_RECVERR for an IPv6 connection; an IPv4-mapped one reads
     /// IP_RECVERR, as `tcp_v4_err` does).
-    pub fn recverr(&self) -> bool {
+    pub(crate) fn recverr(&self) -> bool {
         if self.daddr.is_ipv6() {
             self.inet6.recverr
         } else {
@@ -379,27 +379,27 @@ impl TcpSock {
 
 /// What `tcp_twsk_unique()` reads of a timewait sock (`struct tcp_timewait_sock`).
 #[derive(Clone, Copy, Debug)]
-pub struct TwInfo {
+pub(crate) struct TwInfo {
     /// `tw_substate == TCP_FIN_WAIT2`: an orphan that tcp_time_wait() keeps in FIN_WAIT2.
-    pub fin_wait2: bool,
+    pub(crate) fin_wait2: bool,
     /// `tcptw->tw_snd_nxt`.
-    pub snd_nxt: SeqNum,
+    pub(crate) snd_nxt: SeqNum,
     /// `tcptw->tw_ts_recent`.
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// `tcptw->tw_ts_recent_stamp`.
-    pub ts_recent_stamp: crate::time::Instant,
+    pub(crate) ts_recent_stamp: crate::time::Instant,
     /// `tcptw->tw_ts_recent_stamp != 0`: the connection used timestamps (Linux stores a
     /// stamp whenever it stores `ts_recent`, which it does from the first timestamp on).
-    pub has_ts: bool,
+    pub(crate) has_ts: bool,
     /// `tw->tw_entry_stamp`.
-    pub entry_stamp: crate::time::Instant,
+    pub(crate) entry_stamp: crate::time::Instant,
     /// `tw_bound_dev_if == LOOPBACK_IFINDEX`, or either address is a loopback one.
-    pub loopback: bool,
+    pub(crate) loopback: bool,
 }
 
 impl TwInfo {
     /// The timewait part of `tp`, when it is a timewait sock.
-    pub fn of(tp: &TcpSock) -> Option<TwInfo> {
+    pub(crate) fn of(tp: &TcpSock) -> Option<TwInfo> {
         let tw = tp.tw_counted && matches!(tp.state, TcpState::TimeWait | TcpState::FinWait2);
         tw.then(|| TwInfo {
             fin_wait2: tp.state == TcpState::FinWait2,
@@ -420,18 +420,18 @@ impl TwInfo {
 pub struct TwReuse {
     /// `tp->write_seq`: `tw_snd_nxt + 65535 + 2` (never 0), beyond anything the old
     /// incarnation may still have in flight.
-    pub write_seq: SeqNum,
+    pub(crate) write_seq: SeqNum,
     /// `tp->rx_opt.ts_recent`.
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// `tp->rx_opt.ts_recent_stamp`.
-    pub ts_recent_stamp: crate::time::Instant,
+    pub(crate) ts_recent_stamp: crate::time::Instant,
 }
 
 /// `tcp_twsk_unique()`: may a connect() take the 4-tuple of timewait sock `tw` over?
 /// `twp`: the port search asks (`__inet_hash_connect()` passes `&tw`), which needs
 /// `net.ipv4.tcp_tw_reuse` (2: loopback only) and `tcp_tw_reuse_delay` ms in TIME_WAIT;
 /// without it (a port the socket bound itself) any timewait sock with timestamps is taken.
-pub fn tcp_twsk_unique(
+pub(crate) fn tcp_twsk_unique(
     net: &crate::netns::Netns,
     tw: &TwInfo,
     twp: bool,

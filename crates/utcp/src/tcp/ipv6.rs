@@ -4,8 +4,8 @@
 //! `ipv6_mapped` for an AF_INET6 socket talking to an IPv4 peer): the network header length
 //! and the transmit function. The state machine is the one `tcp_v4_do_rcv` runs.
 //!
-//! A connection's addresses are those of the family on the wire ([`TcpSock::saddr`] is an
-//! IPv4 address on an IPv4-mapped connection); [`TcpSock::family`] is the socket's own, which
+//! A connection's addresses are those of the family on the wire (`TcpSock::saddr` is an
+//! IPv4 address on an IPv4-mapped connection); `TcpSock::family` is the socket's own, which
 //! the socket calls present addresses in (`::ffff:a.b.c.d`).
 
 use super::{Ctx, TcpSock};
@@ -23,14 +23,14 @@ use std::sync::Arc;
 
 /// `IPV6_MIN_MTU - sizeof(struct tcphdr) - sizeof(struct ipv6hdr)`: an IPv6 peer's MSS when it
 /// announces none (`tcp_v6_connect`, `tcp_request_sock_ipv6_ops.mss_clamp`).
-pub const TCP_V6_MSS_CLAMP: u32 = IPV6_MIN_MTU - 60;
+pub(crate) const TCP_V6_MSS_CLAMP: u32 = IPV6_MIN_MTU - 60;
 
 /// `INET_ECN_MASK`.
 const INET_ECN_MASK: u8 = 3;
 
 /// `icsk_af_ops->net_header_len`: 40 bytes for IPv6 (`ipv6_specific`), 20 for IPv4 (an
 /// IPv4-mapped connection uses `ipv6_mapped`, whose header is IPv4's).
-pub fn net_header_len(daddr: &IpAddr) -> u32 {
+pub(crate) fn net_header_len(daddr: &IpAddr) -> u32 {
     if daddr.is_ipv6() {
         40
     } else {
@@ -49,7 +49,7 @@ fn v6(a: IpAddr) -> Ipv6Addr {
 /// `icsk_af_ops->queue_xmit` for a segment of `tp`: `ip_queue_xmit()` with the socket's IPv4
 /// options, or `inet6_csk_xmit()` → `ip6_xmit()` with its traffic class, hop limit and the
 /// flow label `ip6_make_flowlabel()` makes of `sk_txhash`.
-pub fn tcp_xmit_frame(net: &Netns, tp: &TcpSock, repr: &TcpRepr<'_>, payload: Bytes, gso_size: u32) -> Frame {
+pub(crate) fn tcp_xmit_frame(net: &Netns, tp: &TcpSock, repr: &TcpRepr<'_>, payload: Bytes, gso_size: u32) -> Frame {
     match (tp.saddr, tp.daddr) {
         (IpAddr::V4(s), IpAddr::V4(d)) => crate::ip::build_tcp_frame_gso(net, s, d, repr, payload, &tp.inet, gso_size),
         (s, d) => inet6_csk_xmit(net, s, d, &tp.inet6, tp.txhash, repr, payload, gso_size),
@@ -59,7 +59,7 @@ pub fn tcp_xmit_frame(net: &Netns, tp: &TcpSock, repr: &TcpRepr<'_>, payload: By
 /// `inet6_csk_xmit()` → `ip6_xmit()`: `np`'s traffic class and hop limit, the flow label
 /// made of `txhash` (the socket's, or a request's for its SYN-ACK).
 #[allow(clippy::too_many_arguments)]
-pub fn inet6_csk_xmit(
+pub(crate) fn inet6_csk_xmit(
     net: &Netns,
     saddr: IpAddr,
     daddr: IpAddr,
@@ -81,7 +81,7 @@ pub fn inet6_csk_xmit(
 /// ACK) from `laddr` to `raddr`: the answered segment's traffic class without its ECN bits,
 /// the route's hop limit, and a flow label made of `txhash` (a request's) or, without one,
 /// of the flow (`skb_get_hash_flowi6()`).
-pub fn tcp_v6_reply_frame(
+pub(crate) fn tcp_v6_reply_frame(
     net: &Netns,
     laddr: Ipv6Addr,
     raddr: Ipv6Addr,
@@ -102,7 +102,7 @@ pub fn tcp_v6_reply_frame(
 }
 
 /// `tcp_v6_send_reset()` for a segment no socket takes: the RST frame, `None` for a RST.
-pub fn tcp_v6_reset_frame(net: &Netns, inseg: &InSeg) -> Option<Frame> {
+pub(crate) fn tcp_v6_reset_frame(net: &Netns, inseg: &InSeg) -> Option<Frame> {
     let (IpAddr::V6(raddr), IpAddr::V6(laddr)) = (inseg.saddr, inseg.daddr) else { return None };
     let r = super::ipv4::reset_repr(&inseg.seg, inseg.sport, inseg.dport)?;
     net.mib.tcp_inc(crate::mib::TcpMib::OutRsts);
@@ -114,7 +114,7 @@ pub fn tcp_v6_reset_frame(net: &Netns, inseg: &InSeg) -> Option<Frame> {
 /// is `tcp_v4_do_rcv()`'s; an IPv6 one arriving with a hop limit below IPV6_MINHOPCOUNT is
 /// dropped (TCPMinTTLDrop, as `tcp_v6_rcv()` does), the others go through the same state
 /// machine. Returns true when a RST must answer the segment.
-pub fn tcp_v6_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
+pub(crate) fn tcp_v6_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     if !inseg.daddr.is_ipv6() {
         return super::ipv4::tcp_v4_do_rcv(tp, ctx, inseg);
     }
@@ -127,7 +127,7 @@ pub fn tcp_v6_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool 
 }
 
 /// `sk->sk_backlog_rcv`: the `do_rcv` of the socket's family.
-pub fn sk_backlog_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
+pub(crate) fn sk_backlog_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     if tp.family == crate::uapi::AF_INET6 {
         tcp_v6_do_rcv(tp, ctx, inseg)
     } else {
@@ -138,7 +138,7 @@ pub fn sk_backlog_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool
 /// `tcp_v6_rcv()`: finds the socket in `host`'s tables (the same lookup as `tcp_v4_rcv`'s,
 /// over IPv6 addresses; only AF_INET6 listeners take IPv6 segments) and hands it over; none
 /// answers with a RST.
-pub fn tcp_v6_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
+pub(crate) fn tcp_v6_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
     super::ipv4::tcp_v4_rcv(host, inseg, napi_id)
 }
 
@@ -147,7 +147,7 @@ pub fn tcp_v6_rcv(host: &dyn SockHost, inseg: InSeg, napi_id: u32) {
 /// IPv4-mapped destination is `tcp_v4_connect()`'s (ENETUNREACH under IPV6_V6ONLY). The
 /// source is the interface's IPv6 address (`ipv6_dev_get_saddr()`; none: ENETUNREACH, no
 /// route), the ISN `secure_tcpv6_seq()`, the port from `secure_ipv6_port_ephemeral()`.
-pub fn tcp_v6_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV6) -> SysResult<()> {
+pub(crate) fn tcp_v6_connect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>, addr: SocketAddrV6) -> SysResult<()> {
     let mut daddr = *addr.ip();
     if daddr.is_unspecified() {
         daddr = if g.tp().saddr.is_ipv4() && !g.tp().saddr.is_unspecified() {
@@ -235,7 +235,7 @@ impl TcpSock {
     /// `tcp_v6_err()` once the socket is found: `e` is an ICMPv6 error quoting one of our
     /// segments. `owned`: a process held the socket (errors are then soft; a packet-too-big
     /// is handled when it releases the socket, `TCP_MTU_REDUCED_DEFERRED`).
-    pub fn tcp_v6_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
+    pub(crate) fn tcp_v6_err(&mut self, ctx: &mut Ctx<'_>, e: &crate::ip::icmp::IcmpErr, owned: bool) {
         use crate::wire::icmpv6::*;
         if e.payload.len() < 8 || matches!(self.state, super::TcpState::Close | super::TcpState::TimeWait) {
             return;
@@ -295,7 +295,7 @@ impl TcpSock {
     /// `tcp_v6_mtu_reduced()` with `tp->mtu_info = mtu`: a report that would not lower the
     /// MSS is dropped; otherwise the route's PMTU goes down (never below 1280) and, below
     /// what the MSS was synced to, the MSS follows and what no longer fits is resent.
-    pub fn tcp_v6_mtu_reduced(&mut self, ctx: &mut Ctx<'_>, mtu: u32) {
+    pub(crate) fn tcp_v6_mtu_reduced(&mut self, ctx: &mut Ctx<'_>, mtu: u32) {
         if matches!(self.state, super::TcpState::Listen | super::TcpState::Close) {
             return;
         }

@@ -19,62 +19,60 @@ use std::sync::Arc;
 
 /// A connection request in SYN_RECV (`struct tcp_request_sock`).
 #[derive(Clone, Debug)]
-pub struct RequestSock {
+pub(crate) struct RequestSock {
     /// Peer address and port (IPv4 or IPv6, as the SYN came).
-    pub raddr: IpAddr,
+    pub(crate) raddr: IpAddr,
     /// Peer port.
-    pub rport: u16,
+    pub(crate) rport: u16,
     /// Our address the SYN was sent to.
-    pub laddr: IpAddr,
+    pub(crate) laddr: IpAddr,
     /// Peer's initial sequence number.
-    pub irs: SeqNum,
+    pub(crate) irs: SeqNum,
     /// Our initial sequence number (`snt_isn`).
-    pub iss: SeqNum,
+    pub(crate) iss: SeqNum,
     /// Peer's MSS (`mss_clamp`).
-    pub mss_clamp: u32,
+    pub(crate) mss_clamp: u32,
     /// Window scaling agreed, and the peer's shift.
-    pub wscale_ok: bool,
+    pub(crate) wscale_ok: bool,
     /// Peer's window shift.
-    pub snd_wscale: u8,
+    pub(crate) snd_wscale: u8,
     /// Our window shift.
-    pub rcv_wscale: u8,
+    pub(crate) rcv_wscale: u8,
     /// SACK agreed.
-    pub sack_ok: bool,
+    pub(crate) sack_ok: bool,
     /// Timestamps agreed.
-    pub tstamp_ok: bool,
+    pub(crate) tstamp_ok: bool,
     /// Peer's last TSval.
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// Timestamp offset for this connection.
-    pub ts_off: u32,
+    pub(crate) ts_off: u32,
     /// Window offered in the SYN-ACK.
-    pub rcv_wnd: u32,
+    pub(crate) rcv_wnd: u32,
     /// `rsk_window_clamp`.
-    pub window_clamp: u32,
+    pub(crate) window_clamp: u32,
     /// First SYN-ACK transmission (RTT sample if never retransmitted).
-    pub first_synack: Instant,
+    pub(crate) first_synack: Instant,
     /// SYN-ACK retransmissions so far.
-    pub num_retrans: u8,
+    pub(crate) num_retrans: u8,
     /// Expirations of the request's timer (`req->num_timeout`; with TCP_DEFER_ACCEPT not
     /// every one resends the SYN-ACK).
-    pub num_timeout: u8,
+    pub(crate) num_timeout: u8,
     /// When the SYN-ACK is retransmitted next.
-    pub expires: Instant,
+    pub(crate) expires: Instant,
     /// The final ACK came while the accept queue was full (`inet_rsk(req)->acked`).
-    pub acked: bool,
-    /// Peer's window from the SYN.
-    pub snd_wnd: u32,
+    pub(crate) acked: bool,
     /// The SYN's headers when the listener has TCP_SAVE_SYN (`req->saved_syn`).
-    pub saved_syn: Option<bytes::Bytes>,
+    pub(crate) saved_syn: Option<bytes::Bytes>,
     /// `ireq->ireq_opt` (`tcp_v4_save_options`): the SYN's IP options echoed
     /// (`__ip_options_echo`), which the SYN-ACK and the child carry instead of the
     /// listener's IP_OPTIONS.
-    pub ireq_opt: Option<Box<crate::ip::options::IpOptions>>,
+    pub(crate) ireq_opt: Option<Box<crate::ip::options::IpOptions>>,
     /// Answered with a SYN cookie (`req->syncookie`): never queued, and rebuilt from the ACK.
-    pub syncookie: bool,
+    pub(crate) syncookie: bool,
     /// `tcp_rsk(req)->txhash`: the flow's hash, the child's `sk_txhash` (an IPv6 flow label).
-    pub txhash: u32,
+    pub(crate) txhash: u32,
     /// The SYN's IPv6 traffic class (a request's ACK carries it, `tcp_v6_reqsk_send_ack`).
-    pub syn_tclass: u8,
+    pub(crate) syn_tclass: u8,
 }
 
 /// `tcp_v4_save_options()`: the options a request keeps from the segment that made it (the
@@ -93,41 +91,41 @@ pub(crate) fn tcp_v4_save_options(
 #[derive(Default)]
 pub struct ListenState {
     /// `sk_max_ack_backlog`.
-    pub max_backlog: u32,
+    pub(crate) max_backlog: u32,
     /// Requests by peer (address, port).
-    pub syn_queue: HashMap<(IpAddr, u16), RequestSock>,
+    pub(crate) syn_queue: HashMap<(IpAddr, u16), RequestSock>,
     /// Established children waiting for accept().
-    pub accept_queue: AcceptQueue,
+    pub(crate) accept_queue: AcceptQueue,
     /// When a SYN cookie was last sent (`tcp_synq_overflow()`; Linux keeps it in the
     /// listener's `rx_opt.ts_recent_stamp`).
-    pub last_overflow: Option<Instant>,
+    pub(crate) last_overflow: Option<Instant>,
 }
 
 /// The accept queue (`icsk_accept_queue`): children with the flag that stands for their
 /// `sk->sk_socket`, which taking a child out with [`AcceptQueue::pop_front`] (accept()'s
 /// `sock_graft()`) sets.
 #[derive(Default)]
-pub struct AcceptQueue {
+pub(crate) struct AcceptQueue {
     q: VecDeque<(Arc<Sock>, Arc<AtomicBool>)>,
 }
 
 impl AcceptQueue {
     /// Queues a child; `sk_socket` is the child's [`TcpSock::sk_socket`].
-    pub fn push_back(&mut self, child: Arc<Sock>, sk_socket: Arc<AtomicBool>) {
+    pub(crate) fn push_back(&mut self, child: Arc<Sock>, sk_socket: Arc<AtomicBool>) {
         self.q.push_back((child, sk_socket));
     }
     /// accept(): takes the oldest child and grafts it onto a socket.
-    pub fn pop_front(&mut self) -> Option<Arc<Sock>> {
+    pub(crate) fn pop_front(&mut self) -> Option<Arc<Sock>> {
         let (child, sk_socket) = self.q.pop_front()?;
         sk_socket.store(true, Ordering::Release);
         Some(child)
     }
     /// Children waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.q.len()
     }
     /// No child waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.q.is_empty()
     }
 }
@@ -157,7 +155,7 @@ impl core::fmt::Debug for ListenState {
 }
 
 /// What the listener decided about a segment.
-pub enum ListenResult {
+pub(crate) enum ListenResult {
     /// Consumed (or dropped and counted).
     Done,
     /// Answer with a RST (`tcp_v4_send_reset`).
@@ -174,7 +172,7 @@ impl TcpSock {
     /// so that SYNs and the ACKs completing handshakes are processed without the socket lock
     /// (Linux's lockless listener: `tcp_v4_rcv` takes no `bh_lock_sock` for a TCP_LISTEN
     /// socket, the request socks live in ehash and the accept queue has `rskq_lock`).
-    pub fn listener_queues(l: &TcpSock, net: &crate::netns::Netns, now: Instant, max_backlog: u32) -> TcpSock {
+    pub(crate) fn listener_queues(l: &TcpSock, net: &crate::netns::Netns, now: Instant, max_backlog: u32) -> TcpSock {
         let mut q = TcpSock::new(net, now);
         q.sync_listener_opts(l);
         q.listen = Some(Box::new(ListenState { max_backlog, ..Default::default() }));
@@ -186,7 +184,7 @@ impl TcpSock {
     /// options, the family's `do_rcv` checks): Linux reads them from the listener with
     /// `READ_ONCE`; here the listener's owner copies them over when it releases a listener it
     /// changed (setsockopt, listen()).
-    pub fn sync_listener_opts(&mut self, l: &TcpSock) {
+    pub(crate) fn sync_listener_opts(&mut self, l: &TcpSock) {
         self.state = TcpState::Listen;
         self.bound_dev_if = l.bound_dev_if;
         self.ca_algo = l.ca_algo;
@@ -232,12 +230,12 @@ impl TcpSock {
     }
 
     /// `sk_acceptq_is_full()`.
-    pub fn acceptq_is_full(&self) -> bool {
+    pub(crate) fn acceptq_is_full(&self) -> bool {
         self.listen.as_ref().is_some_and(|l| l.accept_queue.len() as u32 > l.max_backlog)
     }
 
     /// Input for a LISTEN socket from `raddr:rport` to `laddr`.
-    pub fn tcp_listen_rcv(
+    pub(crate) fn tcp_listen_rcv(
         &mut self,
         ctx: &mut Ctx<'_>,
         seg: Seg,
@@ -272,12 +270,12 @@ impl TcpSock {
     }
 
     /// `inet_csk_reqsk_queue_len()`: requests in SYN_RECV.
-    pub fn reqsk_queue_len(&self) -> usize {
+    pub(crate) fn reqsk_queue_len(&self) -> usize {
         self.listen.as_ref().map_or(0, |l| l.syn_queue.len())
     }
 
     /// `inet_csk_reqsk_queue_is_full()`: more requests than the listen backlog.
-    pub fn reqsk_queue_is_full(&self) -> bool {
+    pub(crate) fn reqsk_queue_is_full(&self) -> bool {
         self.listen.as_ref().is_some_and(|l| l.syn_queue.len() as u64 > l.max_backlog as u64)
     }
 
@@ -377,7 +375,6 @@ impl TcpSock {
             num_timeout: 0,
             expires: ctx.now + TCP_TIMEOUT_INIT,
             acked: false,
-            snd_wnd: seg.window as u32,
             // tcp_reqsk_record_syn(): save_syn 2 would start at the MAC header, which no
             // utcp device has (skb_mac_header_was_set() is false): the same bytes as 1.
             saved_syn: if self.save_syn != 0 && !want_cookie { seg.syn_hdr.clone() } else { None },
@@ -451,7 +448,7 @@ impl TcpSock {
     }
 
     /// The listener's SYN-ACK retransmission timer (`reqsk_timer_handler`).
-    pub fn tcp_synack_timer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_synack_timer(&mut self, ctx: &mut Ctx<'_>) {
         let retries = ctx.net.sysctl.tcp_synack_retries.get() as u8;
         let mut due: Vec<(IpAddr, u16)> = Vec::new();
         let mut next: Option<Instant> = None;
@@ -744,7 +741,7 @@ impl TcpSock {
 
 /// `secs_to_retrans()`: TCP_DEFER_ACCEPT seconds as the SYN-ACK retransmissions that cover
 /// them (initial timeout `timeout` s, doubling up to `rto_max` s).
-pub fn secs_to_retrans(seconds: i32, timeout: i32, rto_max: i32) -> u8 {
+pub(crate) fn secs_to_retrans(seconds: i32, timeout: i32, rto_max: i32) -> u8 {
     let mut res = 0u8;
     if seconds > 0 {
         let (mut timeout, mut period) = (timeout, timeout);
@@ -759,7 +756,7 @@ pub fn secs_to_retrans(seconds: i32, timeout: i32, rto_max: i32) -> u8 {
 }
 
 /// `retrans_to_secs()`: the seconds `retrans` retransmissions cover (what getsockopt reports).
-pub fn retrans_to_secs(retrans: u8, timeout: i32, rto_max: i32) -> i32 {
+pub(crate) fn retrans_to_secs(retrans: u8, timeout: i32, rto_max: i32) -> i32 {
     let mut period = 0;
     if retrans > 0 {
         let mut timeout = timeout;

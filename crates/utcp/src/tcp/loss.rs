@@ -17,7 +17,7 @@ use crate::mib::LinuxMib;
 
 /// What `tcp_xmit_recovery()` sends after an ACK (`REXMIT_NONE`, `REXMIT_LOST`, `REXMIT_NEW`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Rexmit {
+pub(crate) enum Rexmit {
     /// Nothing.
     None,
     /// The segments marked lost.
@@ -28,7 +28,7 @@ pub enum Rexmit {
 
 impl TcpSock {
     /// `tcp_is_reno()`: the connection has no SACK.
-    pub fn tcp_is_reno(&self) -> bool {
+    pub(crate) fn tcp_is_reno(&self) -> bool {
         !self.sack_ok
     }
 
@@ -118,7 +118,7 @@ impl TcpSock {
 
     /// `tcp_enter_loss()`: after an RTO the outstanding segments are presumed lost
     /// (`tcp_timeout_mark_lost`), cwnd restarts from what is still in flight, and F-RTO starts.
-    pub fn tcp_enter_loss(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_enter_loss(&mut self, ctx: &mut Ctx<'_>) {
         let new_recovery = matches!(self.ca_state, CaState::Open | CaState::Disorder | CaState::Cwr);
         let prior_state = self.ca_state;
         self.tcp_timeout_mark_lost(ctx);

@@ -3,45 +3,45 @@
 //! [`TcpSock`] is `struct tcp_sock` (with the `struct sock` and `inet_connection_sock` fields
 //! TCP uses). It is plain data: whoever holds the socket lock (see `socket::sock`) calls the
 //! functions of the submodules on it, each named after the Linux function it mirrors and handed
-//! a [`Ctx`] carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
+//! a `Ctx` carrying `now`, the namespace (sysctls, counters) and an output queue. Nothing here
 //! reads a clock, sleeps, or touches a device.
 
 pub mod bbr;
-pub mod close;
-pub mod cong;
-pub mod connect;
-pub mod data_queue;
+pub(crate) mod close;
+pub(crate) mod cong;
+pub(crate) mod connect;
+pub(crate) mod data_queue;
 pub mod info;
-pub mod input;
-pub mod ioctl;
-pub mod ipv4;
+pub(crate) mod input;
+pub(crate) mod ioctl;
+pub(crate) mod ipv4;
 pub mod ipv6;
-pub mod listen;
-pub mod loss;
-pub mod mtu;
-pub mod ofo_queue;
-pub mod orphan;
+pub(crate) mod listen;
+pub(crate) mod loss;
+pub(crate) mod mtu;
+pub(crate) mod ofo_queue;
+pub(crate) mod orphan;
 pub mod output;
-pub mod pacing;
-pub mod poll;
-pub mod prr;
-pub mod prune;
-pub mod rack;
-pub mod rate;
+pub(crate) mod pacing;
+pub(crate) mod poll;
+pub(crate) mod prr;
+pub(crate) mod prune;
+pub(crate) mod rack;
+pub(crate) mod rate;
 pub mod recvmsg;
-pub mod rtt;
-pub mod sk_mem;
-pub mod sndbuf;
-pub mod sockopt;
+pub(crate) mod rtt;
+pub(crate) mod sk_mem;
+pub(crate) mod sndbuf;
+pub(crate) mod sockopt;
 pub mod syncookies;
-pub mod timer;
-pub mod timestamping;
-pub mod timestamping_stats;
-pub mod tso;
-pub mod undo;
-pub mod urgent;
-pub mod window;
-pub mod zerocopy;
+pub(crate) mod timer;
+pub(crate) mod timestamping;
+pub(crate) mod timestamping_stats;
+pub(crate) mod tso;
+pub(crate) mod undo;
+pub(crate) mod urgent;
+pub(crate) mod window;
+pub(crate) mod zerocopy;
 
 use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
@@ -53,8 +53,8 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 
-pub use cong::Cubic;
-pub use timer::TcpTimer;
+pub(crate) use cong::Cubic;
+pub(crate) use timer::TcpTimer;
 
 /// `enum tcp_state` with Linux's numbers (include/net/tcp_states.h).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -80,7 +80,7 @@ impl TcpState {
         1 << (self as u32)
     }
     /// Linux's name (`TCP_ESTABLISHED`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TcpState::Established => "TCP_ESTABLISHED",
             TcpState::SynSent => "TCP_SYN_SENT",
@@ -98,150 +98,150 @@ impl TcpState {
 }
 
 /// `sk->sk_shutdown` bits.
-pub const RCV_SHUTDOWN: u8 = 1;
+pub(crate) const RCV_SHUTDOWN: u8 = 1;
 /// `sk->sk_shutdown` bits.
-pub const SEND_SHUTDOWN: u8 = 2;
+pub(crate) const SEND_SHUTDOWN: u8 = 2;
 /// `sk->sk_userlocks`: SO_SNDBUF was set.
-pub const SOCK_SNDBUF_LOCK: u8 = 1;
+pub(crate) const SOCK_SNDBUF_LOCK: u8 = 1;
 /// `sk->sk_userlocks`: SO_RCVBUF was set.
-pub const SOCK_RCVBUF_LOCK: u8 = 2;
+pub(crate) const SOCK_RCVBUF_LOCK: u8 = 2;
 
 /// `SOCK_TXREHASH_ENABLED`: `sk_txrehash` when SO_TXREHASH (or `net.core.txrehash`) is on.
-pub const SOCK_TXREHASH_ENABLED: u8 = 1;
+pub(crate) const SOCK_TXREHASH_ENABLED: u8 = 1;
 /// `TCP_RTO_MIN` (200 ms).
-pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
+pub(crate) const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// `TCP_RTO_MAX` (120 s).
-pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
+pub(crate) const TCP_RTO_MAX: Duration = Duration::from_secs(120);
 /// `TCP_TIMEOUT_INIT` (1 s, RFC 6298).
-pub const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+pub(crate) const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// One jiffy at the HZ=250 Linux keeps its TCP timers in.
 pub const JIFFY: Duration = Duration::from_millis(4);
 /// `TCP_TIMEOUT_MIN` (2 jiffies): the least TCP_RTO_MIN_US and TCP_DELACK_MAX_US accept.
-pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
+pub(crate) const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(8);
 /// `TCP_FIN_TIMEOUT_MAX` (120 s): the largest TCP_LINGER2.
-pub const TCP_FIN_TIMEOUT_MAX: i32 = 120;
+pub(crate) const TCP_FIN_TIMEOUT_MAX: i32 = 120;
 
 /// `usecs_to_jiffies()` as a duration: rounded up to whole jiffies.
-pub fn jiffies_from_us(us: i64) -> Duration {
+pub(crate) fn jiffies_from_us(us: i64) -> Duration {
     let j = (us.max(0) as u64).div_ceil(4000);
     Duration::from_micros(j * 4000)
 }
 
 /// `TCP_DELACK_MAX` (200 ms).
-pub const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
+pub(crate) const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
 /// `TCP_DELACK_MIN` (40 ms).
-pub const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+pub(crate) const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
 /// `TCP_ATO_MIN` (40 ms).
-pub const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+pub(crate) const TCP_ATO_MIN: Duration = Duration::from_millis(40);
 /// `TCP_TIMEWAIT_LEN` (60 s).
-pub const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
+pub(crate) const TCP_TIMEWAIT_LEN: Duration = Duration::from_secs(60);
 /// `TCP_MSS_DEFAULT` (RFC 1122: 536).
-pub const TCP_MSS_DEFAULT: u32 = 536;
+pub(crate) const TCP_MSS_DEFAULT: u32 = 536;
 /// `TCP_MIN_MSS`.
-pub const TCP_MIN_MSS: u32 = 88;
+pub(crate) const TCP_MIN_MSS: u32 = 88;
 /// `TCP_INIT_CWND`.
-pub const TCP_INIT_CWND: u32 = 10;
+pub(crate) const TCP_INIT_CWND: u32 = 10;
 /// `TCP_MAX_WSCALE`.
-pub const TCP_MAX_WSCALE: u8 = 14;
+pub(crate) const TCP_MAX_WSCALE: u8 = 14;
 /// `TCP_RMEM_TO_WIN_SCALE`.
 pub const TCP_RMEM_TO_WIN_SCALE: u32 = 8;
 /// `TCP_DEFAULT_SCALING_RATIO`: 50% of the buffer is payload until measured.
-pub const TCP_DEFAULT_SCALING_RATIO: u32 = 1 << (TCP_RMEM_TO_WIN_SCALE - 1);
+pub(crate) const TCP_DEFAULT_SCALING_RATIO: u32 = 1 << (TCP_RMEM_TO_WIN_SCALE - 1);
 /// `TCPOLEN_TSTAMP_ALIGNED`.
-pub const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
+pub(crate) const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
 /// `SOCK_MIN_RCVBUF` (= `TCP_SKB_MIN_TRUESIZE`: 2K + `SKB_DATA_ALIGN(sizeof(struct sk_buff))`).
-pub const SOCK_MIN_RCVBUF: u32 = 2048 + 256;
+pub(crate) const SOCK_MIN_RCVBUF: u32 = 2048 + 256;
 /// `SOCK_MIN_SNDBUF`.
-pub const SOCK_MIN_SNDBUF: u32 = 2 * (2048 + 256);
+pub(crate) const SOCK_MIN_SNDBUF: u32 = 2 * (2048 + 256);
 /// `TCP_SKB_MIN_TRUESIZE` (2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))).
 pub const TCP_SKB_MIN_TRUESIZE: u32 = 2048 + 256;
 /// What a write-queue skb costs against `sk_sndbuf` beyond its payload (`struct sk_buff`).
-pub const TX_SKB_OVERHEAD: u32 = 256;
+pub(crate) const TX_SKB_OVERHEAD: u32 = 256;
 /// `MAX_TCP_WINDOW`.
-pub const MAX_TCP_WINDOW: u32 = 32767;
+pub(crate) const MAX_TCP_WINDOW: u32 = 32767;
 
 /// `tp->urg_data` flags.
-pub const TCP_URG_VALID: u16 = 0x0100;
+pub(crate) const TCP_URG_VALID: u16 = 0x0100;
 /// Urgent pointer seen, byte not yet arrived.
 pub const TCP_URG_NOTYET: u16 = 0x0200;
 /// Urgent byte already read.
-pub const TCP_URG_READ: u16 = 0x0400;
+pub(crate) const TCP_URG_READ: u16 = 0x0400;
 
 /// `icsk->icsk_ack.pending` bits.
-pub mod ack_flags {
+pub(crate) mod ack_flags {
     /// ACK is scheduled.
-    pub const ICSK_ACK_SCHED: u8 = 1;
+    pub(crate) const ICSK_ACK_SCHED: u8 = 1;
     /// Delayed-ACK timer is armed.
-    pub const ICSK_ACK_TIMER: u8 = 2;
+    pub(crate) const ICSK_ACK_TIMER: u8 = 2;
     /// A segment was received with PSH.
-    pub const ICSK_ACK_PUSHED: u8 = 4;
+    pub(crate) const ICSK_ACK_PUSHED: u8 = 4;
     /// Two PSH segments in a row.
-    pub const ICSK_ACK_PUSHED2: u8 = 8;
+    pub(crate) const ICSK_ACK_PUSHED2: u8 = 8;
     /// Send the next ACK at once (once).
-    pub const ICSK_ACK_NOW: u8 = 16;
+    pub(crate) const ICSK_ACK_NOW: u8 = 16;
     /// ACK due because the window opened after a read.
-    pub const ICSK_ACK_NOMEM: u8 = 32;
+    pub(crate) const ICSK_ACK_NOMEM: u8 = 32;
 }
 
 /// `struct inet_connection_sock::icsk_ack`.
 #[derive(Clone, Debug, Default)]
-pub struct IcskAck {
+pub(crate) struct IcskAck {
     /// ACK pending bits (`ack_flags`).
-    pub pending: u8,
+    pub(crate) pending: u8,
     /// Quick-ACK segments left.
-    pub quick: u8,
+    pub(crate) quick: u8,
     /// Interactive (ping-pong) session counter.
-    pub pingpong: u8,
+    pub(crate) pingpong: u8,
     /// Delayed-ACK timeout estimate.
-    pub ato: Duration,
+    pub(crate) ato: Duration,
     /// When the delayed ACK fires.
-    pub timeout: Instant,
+    pub(crate) timeout: Instant,
     /// Time of the last received data segment.
-    pub lrcvtime: Instant,
+    pub(crate) lrcvtime: Instant,
     /// Size of the last received segment.
-    pub last_seg_size: u32,
+    pub(crate) last_seg_size: u32,
     /// MSS estimate of the peer's segments.
-    pub rcv_mss: u32,
+    pub(crate) rcv_mss: u32,
 }
 
 /// A segment on the write or retransmit queue.
 #[derive(Clone, Debug)]
 pub struct TxSkb {
     /// First sequence number.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// Sequence after the last (includes SYN/FIN).
-    pub end_seq: SeqNum,
+    pub(crate) end_seq: SeqNum,
     /// TCP flags to send (`TCP_SKB_CB(skb)->tcp_flags`).
-    pub flags: crate::wire::TcpFlags,
+    pub(crate) flags: crate::wire::TcpFlags,
     /// Payload while the segment can still grow (unsent tail).
-    pub building: Option<BytesMut>,
+    pub(crate) building: Option<BytesMut>,
     /// Payload once frozen (sent at least once).
-    pub data: Bytes,
+    pub(crate) data: Bytes,
     /// `TCPCB_SACKED_ACKED` etc.
-    pub sacked: u8,
+    pub(crate) sacked: u8,
     /// Time of the last transmission.
-    pub tx_time: Instant,
+    pub(crate) tx_time: Instant,
     /// Place of the last transmission in the socket's send order (what Linux's
     /// `tsorted_sent_queue` orders by): later transmissions have larger numbers.
-    pub tx_order: u64,
+    pub(crate) tx_order: u64,
     /// Times retransmitted.
-    pub retrans: u8,
+    pub(crate) retrans: u8,
     /// Send with PSH (`TCPHDR_PSH` marked by `tcp_mark_push`).
-    pub urg: bool,
+    pub(crate) urg: bool,
     /// `TCP_SKB_CB(skb)->tx`: the delivery state at the last transmission (tcp/rate.rs).
-    pub tx: rate::TxRate,
+    pub(crate) tx: rate::TxRate,
 }
 
 crate::skb_queue::queue_cache!(TxSkb);
 
 /// `TCPCB_SACKED_ACKED`.
-pub const TCPCB_SACKED_ACKED: u8 = 0x01;
+pub(crate) const TCPCB_SACKED_ACKED: u8 = 0x01;
 /// `TCPCB_SACKED_RETRANS`.
-pub const TCPCB_SACKED_RETRANS: u8 = 0x02;
+pub(crate) const TCPCB_SACKED_RETRANS: u8 = 0x02;
 /// `TCPCB_LOST`.
-pub const TCPCB_LOST: u8 = 0x04;
+pub(crate) const TCPCB_LOST: u8 = 0x04;
 /// `TCPCB_EVER_RETRANS`.
-pub const TCPCB_EVER_RETRANS: u8 = 0x80;
+pub(crate) const TCPCB_EVER_RETRANS: u8 = 0x80;
 
 impl TxSkb {
     /// Payload bytes.
@@ -256,7 +256,7 @@ impl TxSkb {
         self.len() == 0
     }
     /// Freezes a growing payload so that it can be shared with frames.
-    pub fn freeze(&mut self) -> &Bytes {
+    pub(crate) fn freeze(&mut self) -> &Bytes {
         if let Some(b) = self.building.take() {
             self.data = b.freeze();
         }
@@ -266,72 +266,72 @@ impl TxSkb {
 
 /// `tp->rcvq_space` (dynamic right-sizing state).
 #[derive(Clone, Debug, Default)]
-pub struct RcvqSpace {
+pub(crate) struct RcvqSpace {
     /// Bytes copied in the last measurement window.
-    pub space: u32,
+    pub(crate) space: u32,
     /// `copied_seq` at the start of the window.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// Start of the window.
-    pub time: Instant,
+    pub(crate) time: Instant,
 }
 
 /// `tp->rcv_rtt_est`.
 #[derive(Clone, Debug, Default)]
-pub struct RcvRttEst {
+pub(crate) struct RcvRttEst {
     /// Receiver-side RTT estimate in µs << 3.
-    pub rtt_us: u32,
+    pub(crate) rtt_us: u32,
     /// Sequence that ends the measurement.
-    pub seq: SeqNum,
+    pub(crate) seq: SeqNum,
     /// Start of the measurement.
-    pub time: Instant,
+    pub(crate) time: Instant,
 }
 
 /// What packet processing asks the socket layer to do once the state lock is dropped.
 #[derive(Default, Debug)]
-pub struct Events {
+pub(crate) struct Events {
     /// `sk_data_ready`: readable data, FIN, or an error for readers.
-    pub data_ready: bool,
+    pub(crate) data_ready: bool,
     /// `sk_write_space`: writers may continue.
-    pub write_space: bool,
+    pub(crate) write_space: bool,
     /// `sk_state_change`: connected, closed, reset.
-    pub state_change: bool,
+    pub(crate) state_change: bool,
     /// The socket became fully dead and can be unhashed and freed.
-    pub destroy: bool,
+    pub(crate) destroy: bool,
     /// The socket's hash identity changed (connect, child created).
-    pub rehash: bool,
+    pub(crate) rehash: bool,
     /// New readable data arrived (`EPOLLET` edge).
-    pub new_data: bool,
+    pub(crate) new_data: bool,
 }
 
 /// Per-call context handed to everything in this module.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The current time.
-    pub now: Instant,
+    pub(crate) now: Instant,
     /// Sysctls and counters of the namespace.
-    pub net: &'a Netns,
+    pub(crate) net: &'a Netns,
     /// Packets to transmit once locks are dropped (in order).
-    pub out: &'a mut Vec<Frame>,
+    pub(crate) out: &'a mut Vec<Frame>,
     /// Wakeups and state changes to deliver.
-    pub ev: Events,
+    pub(crate) ev: Events,
     /// A reader installed through `tp->ucopy` that packet processing may copy into directly.
-    pub ucopy: Option<&'a mut dyn recvmsg::UserSink>,
+    pub(crate) ucopy: Option<&'a mut dyn recvmsg::UserSink>,
     /// A child socket completed by a listener, with the segment it must process.
-    pub ev_child: Option<Box<TcpSock>>,
+    pub(crate) ev_child: Option<Box<TcpSock>>,
 }
 
 impl<'a> Ctx<'a> {
     /// A context for `now`.
-    pub fn new(now: Instant, net: &'a Netns, out: &'a mut Vec<Frame>) -> Ctx<'a> {
+    pub(crate) fn new(now: Instant, net: &'a Netns, out: &'a mut Vec<Frame>) -> Ctx<'a> {
         Ctx { now, net, out, ev: Events::default(), ucopy: None, ev_child: None }
     }
     /// Bumps a TcpExt counter.
     #[inline]
-    pub fn inc(&self, c: LinuxMib) {
+    pub(crate) fn inc(&self, c: LinuxMib) {
         self.net.mib.inc(c)
     }
     /// Bumps a Tcp counter.
     #[inline]
-    pub fn tcp_inc(&self, c: TcpMib) {
+    pub(crate) fn tcp_inc(&self, c: TcpMib) {
         self.net.mib.tcp_inc(c)
     }
 }
@@ -342,21 +342,21 @@ pub struct TcpSock {
     /// `sk->sk_state`.
     pub state: TcpState,
     /// `sk->sk_family`: AF_INET, or AF_INET6 (whose IPv4 peers are IPv4-mapped).
-    pub family: i32,
+    pub(crate) family: i32,
     /// `np` (`struct ipv6_pinfo`): an AF_INET6 socket's IPv6 options.
-    pub inet6: crate::ip::ipv6_sockglue::Ipv6Pinfo,
+    pub(crate) inet6: crate::ip::ipv6_sockglue::Ipv6Pinfo,
     /// `sk->sk_txhash`: the flow's hash, from which an IPv6 connection's flow label is made
     /// (set at connect, or from the request for a child).
-    pub txhash: u32,
+    pub(crate) txhash: u32,
     /// `tp->timeout_rehash`: how often an RTO re-drew `txhash`.
-    pub timeout_rehash: u16,
+    pub(crate) timeout_rehash: u16,
     /// Local address (`inet_saddr`, or `sk_v6_rcv_saddr` on an IPv6 connection: the family
     /// on the wire; see [`TcpSock::family`] for the socket's own).
-    pub saddr: IpAddr,
+    pub(crate) saddr: IpAddr,
     /// Local port.
     pub sport: u16,
     /// Remote address (`inet_daddr` / `sk_v6_daddr`).
-    pub daddr: IpAddr,
+    pub(crate) daddr: IpAddr,
     /// Remote port.
     pub dport: u16,
 
@@ -366,7 +366,7 @@ pub struct TcpSock {
     /// `sk_sndbuf`.
     pub sndbuf: u32,
     /// `sk_userlocks`.
-    pub userlocks: u8,
+    pub(crate) userlocks: u8,
     /// `sk_rmem_alloc`: truesize of the receive and out-of-order queues.
     pub rmem_alloc: u32,
     /// Bytes charged in whole pages for the queues (`sk_forward_alloc` plus what they use;
@@ -374,72 +374,72 @@ pub struct TcpSock {
     pub mem_charged: i64,
     /// The stack's TCP memory account (`sk->sk_prot`'s `memory_allocated` and pressure),
     /// which `mem_charged` is part of.
-    pub proto_mem: std::sync::Arc<crate::netns::ProtoMem>,
+    pub(crate) proto_mem: std::sync::Arc<crate::netns::ProtoMem>,
     /// `sk_wmem_queued`.
     pub wmem_queued: u32,
     /// `sk_err` (pending hard error).
-    pub err: Option<Errno>,
+    pub(crate) err: Option<Errno>,
     /// `sk_err_soft`.
-    pub err_soft: Option<Errno>,
+    pub(crate) err_soft: Option<Errno>,
     /// `sk_shutdown`.
-    pub shutdown: u8,
+    pub(crate) shutdown: u8,
     /// `SOCK_DONE`: the peer closed (FIN or RST processed).
     pub done: bool,
     /// `sk_rcvlowat`.
-    pub rcvlowat: i32,
+    pub(crate) rcvlowat: i32,
     /// `sk->sk_mark` (SO_MARK): carried on every frame the socket sends (`skb->mark`).
-    pub mark: u32,
+    pub(crate) mark: u32,
     /// `sock_gen_cookie()`: a number no other socket of this process has (SO_COOKIE).
-    pub cookie: u64,
+    pub(crate) cookie: u64,
     /// `sk->sk_txrehash` (SO_TXREHASH): 0 or 1.
-    pub txrehash: u8,
+    pub(crate) txrehash: u8,
     /// `SOCK_FILTER_LOCKED` (SO_LOCK_FILTER): the (absent) filter may not be changed.
-    pub filter_locked: bool,
+    pub(crate) filter_locked: bool,
     /// `SOCK_TSTAMP_NEW`: SO_TIMESTAMP(NS)_NEW chose the y2038-safe control message types.
-    pub tstamp_new: bool,
+    pub(crate) tstamp_new: bool,
     /// `sk->sk_tsflags`: the SO_TIMESTAMPING flags (socket/timestamping.rs).
-    pub tsflags: u32,
+    pub(crate) tsflags: u32,
     /// `sk->sk_tskey`: the sequence number OPT_ID keys count from.
-    pub tskey: u32,
+    pub(crate) tskey: u32,
     /// `sk->sk_bound_dev_if` (SO_BINDTODEVICE / SO_BINDTOIFINDEX), 0 = any device.
-    pub bound_dev_if: i32,
+    pub(crate) bound_dev_if: i32,
     /// `sk->sk_pacing_rate`, bytes/s (`tcp_update_pacing_rate`); `u64::MAX` until computed.
-    pub pacing_rate: u64,
+    pub(crate) pacing_rate: u64,
     /// `sk_pacing_status == SK_PACING_NEEDED`: TCP paces its own transmissions.
     pub pacing_needed: bool,
     /// `tp->tcp_wstamp_ns`: the earliest departure time of the next segment.
-    pub wstamp: Instant,
+    pub(crate) wstamp: Instant,
     /// `SOCK_ZEROCOPY` (SO_ZEROCOPY): MSG_ZEROCOPY sends report their completion.
-    pub zerocopy: bool,
+    pub(crate) zerocopy: bool,
     /// `sk->sk_zckey`: the id of the next MSG_ZEROCOPY send.
-    pub zckey: u32,
+    pub(crate) zckey: u32,
     /// `SOCK_URGINLINE`.
-    pub urginline: bool,
+    pub(crate) urginline: bool,
     /// `sk_peek_off` (-1 = off).
-    pub peek_off: i32,
+    pub(crate) peek_off: i32,
     /// SO_TIMESTAMP (1) / SO_TIMESTAMPNS (2) / off (0).
-    pub rx_tstamp_opt: u8,
+    pub(crate) rx_tstamp_opt: u8,
     /// SO_BUSY_POLL in µs (`sk_ll_usec`).
-    pub ll_usec: u32,
+    pub(crate) ll_usec: u32,
     /// SO_PREFER_BUSY_POLL.
-    pub prefer_busy_poll: bool,
+    pub(crate) prefer_busy_poll: bool,
     /// SO_REUSEADDR.
-    pub reuseaddr: bool,
+    pub(crate) reuseaddr: bool,
     /// SO_KEEPALIVE.
-    pub keepalive: bool,
+    pub(crate) keepalive: bool,
     /// The user closed the socket; it lives on to finish the protocol (`SOCK_DEAD`).
-    pub orphan: bool,
+    pub(crate) orphan: bool,
     /// `sk->sk_socket != NULL`: a `struct socket` is attached. False for a passive child
     /// until accept() grafts one; the listener's accept queue holds the other end and sets it
     /// (see [`listen::AcceptQueue`]).
-    pub sk_socket: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) sk_socket: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Bound explicitly (`inet->inet_num` set by bind).
-    pub bound: bool,
+    pub(crate) bound: bool,
     /// `inet->inet_freebind`/misc.
-    pub listen_backlog: u32,
+    pub(crate) listen_backlog: u32,
     /// What only some sockets use (timestamping, MSG_ZEROCOPY, the error queue, rare
     /// options, a saved SYN, a TCP_FASTOPEN_KEY): out of line, allocated on first write
-    /// ([`TcpSock::ext_mut`]), so that an idle socket does not carry it (issue 9 goal 4).
+    /// (`TcpSock::ext_mut`), so that an idle socket does not carry it (issue 9 goal 4).
     pub ext: Option<Box<TcpSockExt>>,
 
     // ---- tcp_sock: receive ----
@@ -448,44 +448,44 @@ pub struct TcpSock {
     /// `tp->copied_seq`: head of yet unread data.
     pub copied_seq: SeqNum,
     /// `tp->rcv_wup`: rcv_nxt at the last window update.
-    pub rcv_wup: SeqNum,
+    pub(crate) rcv_wup: SeqNum,
     /// `tp->rcv_wnd`: current advertised window.
     pub rcv_wnd: u32,
     /// `tp->rcv_ssthresh`: current window clamp.
-    pub rcv_ssthresh: u32,
+    pub(crate) rcv_ssthresh: u32,
     /// `tp->window_clamp`.
-    pub window_clamp: u32,
+    pub(crate) window_clamp: u32,
     /// `tp->rx_opt.rcv_wscale`.
     pub rcv_wscale: u8,
     /// `tp->scaling_ratio`.
-    pub scaling_ratio: u32,
+    pub(crate) scaling_ratio: u32,
     /// Initial receive sequence (`tp->rcv_isn`... irs).
     pub irs: SeqNum,
     /// `tp->rcvq_space`.
-    pub rcvq_space: RcvqSpace,
+    pub(crate) rcvq_space: RcvqSpace,
     /// `tp->rcv_rtt_est`.
-    pub rcv_rtt_est: RcvRttEst,
+    pub(crate) rcv_rtt_est: RcvRttEst,
     /// `sk_receive_queue`.
     pub receive_queue: crate::skb_queue::SkbQueue<Skb>,
     /// `tp->out_of_order_queue`, sorted by sequence.
     pub ofo_queue: ofo_queue::OfoQueue,
     /// `tp->selective_acks` (up to 4 blocks, most recent first).
-    pub selective_acks: Vec<(SeqNum, SeqNum)>,
+    pub(crate) selective_acks: Vec<(SeqNum, SeqNum)>,
     /// `tp->duplicate_sack` pending.
-    pub dsack: Option<(SeqNum, SeqNum)>,
+    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
     /// `tp->duplicate_sack[0].start_seq`: where the last DSACK block began (kept after it
     /// was sent, for `tcp_rcv_spurious_retrans()`).
-    pub dsack_start: Option<SeqNum>,
+    pub(crate) dsack_start: Option<SeqNum>,
     /// `tp->urg_data`.
     pub urg_data: u16,
     /// `tp->urg_seq`.
-    pub urg_seq: SeqNum,
+    pub(crate) urg_seq: SeqNum,
     /// `icsk->icsk_ack`.
-    pub ack: IcskAck,
+    pub(crate) ack: IcskAck,
     /// TCP_INQ.
-    pub recvmsg_inq: bool,
+    pub(crate) recvmsg_inq: bool,
     /// `tp->compressed_ack` counter.
-    pub compressed_ack: u32,
+    pub(crate) compressed_ack: u32,
 
     // ---- send ----
     /// `tp->snd_una`.
@@ -495,41 +495,41 @@ pub struct TcpSock {
     /// `tp->snd_wnd` (already scaled).
     pub snd_wnd: u32,
     /// `tp->snd_wl1`.
-    pub snd_wl1: SeqNum,
+    pub(crate) snd_wl1: SeqNum,
     /// `tp->max_window`.
-    pub max_window: u32,
+    pub(crate) max_window: u32,
     /// `tp->rx_opt.snd_wscale`.
-    pub snd_wscale: u8,
+    pub(crate) snd_wscale: u8,
     /// `tp->write_seq`: end of data queued by the user.
     pub write_seq: SeqNum,
     /// `tp->snd_sml`: end of the last small segment sent (Minshall's Nagle).
-    pub snd_sml: SeqNum,
+    pub(crate) snd_sml: SeqNum,
     /// TSval of our SYN (PAWS check of the SYN-ACK).
-    pub syn_tsval: u32,
+    pub(crate) syn_tsval: u32,
     /// `tp->last_oow_ack_time`.
-    pub last_oow_ack_time: Option<Instant>,
+    pub(crate) last_oow_ack_time: Option<Instant>,
     /// `tp->compressed_ack_rcv_nxt`.
-    pub compressed_ack_rcv_nxt: SeqNum,
+    pub(crate) compressed_ack_rcv_nxt: SeqNum,
     /// `tp->dup_ack_counter`.
-    pub dup_ack_counter: u8,
+    pub(crate) dup_ack_counter: u8,
     /// Highest SACKed sequence (`tp->highest_sack`).
-    pub highest_sack: SeqNum,
+    pub(crate) highest_sack: SeqNum,
     /// `tp->rack.mstamp`: send time of the most recently delivered segment.
-    pub rack_xmit: Instant,
+    pub(crate) rack_xmit: Instant,
     /// Send order of that segment (see [`TxSkb::tx_order`]; Linux keeps its `end_seq`).
-    pub rack_tx_order: u64,
+    pub(crate) rack_tx_order: u64,
     /// The next [`TxSkb::tx_order`].
-    pub tx_order_next: u64,
+    pub(crate) tx_order_next: u64,
     /// `tp->rack.rtt_us`.
-    pub rack_rtt_us: u32,
+    pub(crate) rack_rtt_us: u32,
     /// `tp->rack.advanced`: `rack_xmit` moved since the last loss marking.
-    pub rack_advanced: bool,
+    pub(crate) rack_advanced: bool,
     /// `tp->tlp_high_seq`: a loss probe is outstanding up to here.
-    pub tlp_high_seq: Option<SeqNum>,
+    pub(crate) tlp_high_seq: Option<SeqNum>,
     /// `tp->pushed_seq`.
-    pub pushed_seq: SeqNum,
+    pub(crate) pushed_seq: SeqNum,
     /// `tp->snd_up`.
-    pub snd_up: SeqNum,
+    pub(crate) snd_up: SeqNum,
     /// Initial send sequence.
     pub iss: SeqNum,
     /// Sent, unacknowledged segments (`tcp_rtx_queue`).
@@ -537,204 +537,204 @@ pub struct TcpSock {
     /// Not yet sent (`sk_write_queue`).
     pub write_queue: crate::skb_queue::SkbQueue<TxSkb>,
     /// `tp->mss_cache`: current effective send MSS (without options).
-    pub mss_cache: u32,
+    pub(crate) mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
-    pub pmtu: u32,
+    pub(crate) pmtu: u32,
     /// `tp->advmss`.
     pub advmss: u32,
     /// `tp->rx_opt.mss_clamp`: MSS the peer accepts.
-    pub mss_clamp: u32,
+    pub(crate) mss_clamp: u32,
     /// TCP_MAXSEG set by the user.
-    pub user_mss: u32,
+    pub(crate) user_mss: u32,
     /// `tp->tcp_header_len`: 0 until `tcp_connect_init()` or the child's creation sets it.
-    pub tcp_header_len: u32,
+    pub(crate) tcp_header_len: u32,
     /// Nagle off (TCP_NODELAY).
-    pub nodelay: bool,
+    pub(crate) nodelay: bool,
     /// TCP_CORK.
-    pub cork: bool,
+    pub(crate) cork: bool,
     /// TCP_QUICKACK was set.
-    pub quickack_opt: bool,
+    pub(crate) quickack_opt: bool,
 
     // ---- options ----
     /// Timestamps negotiated.
-    pub tstamp_ok: bool,
+    pub(crate) tstamp_ok: bool,
     /// SACK negotiated.
     pub sack_ok: bool,
     /// Window scaling negotiated.
-    pub wscale_ok: bool,
+    pub(crate) wscale_ok: bool,
     /// `tp->rx_opt.ts_recent`.
     pub ts_recent: u32,
     /// `tp->rx_opt.ts_recent_stamp` (seconds).
-    pub ts_recent_stamp: Instant,
+    pub(crate) ts_recent_stamp: Instant,
     /// `tp->tsoffset`.
-    pub tsoffset: u32,
+    pub(crate) tsoffset: u32,
     /// The last segment carried a timestamp (`saw_tstamp`), with its values.
-    pub rcv_tsval: u32,
+    pub(crate) rcv_tsval: u32,
     /// `rx_opt.rcv_tsecr`.
-    pub rcv_tsecr: u32,
+    pub(crate) rcv_tsecr: u32,
     /// `rx_opt.saw_tstamp`.
-    pub saw_tstamp: bool,
+    pub(crate) saw_tstamp: bool,
 
     // ---- RTT, RTO, congestion ----
     /// `tp->srtt_us` (<< 3).
-    pub srtt_us: u32,
+    pub(crate) srtt_us: u32,
     /// `tp->mdev_us` (<< 2).
-    pub mdev_us: u32,
+    pub(crate) mdev_us: u32,
     /// `tp->mdev_max_us`.
-    pub mdev_max_us: u32,
+    pub(crate) mdev_max_us: u32,
     /// `tp->rttvar_us`.
-    pub rttvar_us: u32,
+    pub(crate) rttvar_us: u32,
     /// `tp->rtt_seq`.
-    pub rtt_seq: SeqNum,
+    pub(crate) rtt_seq: SeqNum,
     /// `icsk->icsk_rto`.
-    pub rto: Duration,
+    pub(crate) rto: Duration,
     /// `icsk->icsk_backoff`.
     pub backoff: u8,
     /// `icsk->icsk_retransmits`.
     pub retransmits: u8,
     /// `icsk->icsk_probes_out`.
-    pub probes_out: u8,
+    pub(crate) probes_out: u8,
     /// First retransmission time of the current episode (`retrans_stamp`).
-    pub retrans_stamp: Option<Instant>,
+    pub(crate) retrans_stamp: Option<Instant>,
     /// `tp->snd_cwnd`.
     pub snd_cwnd: u32,
     /// `tp->snd_ssthresh`.
     pub snd_ssthresh: u32,
     /// `tp->snd_cwnd_cnt`.
-    pub snd_cwnd_cnt: u32,
+    pub(crate) snd_cwnd_cnt: u32,
     /// `tp->prior_cwnd`.
-    pub prior_cwnd: u32,
+    pub(crate) prior_cwnd: u32,
     /// `tp->prr_delivered`: packets delivered since the cwnd reduction began (PRR).
-    pub prr_delivered: u32,
+    pub(crate) prr_delivered: u32,
     /// `tp->prr_out`: packets sent since the cwnd reduction began (PRR).
-    pub prr_out: u32,
+    pub(crate) prr_out: u32,
     /// `tp->packets_out`.
     pub packets_out: u32,
     /// `tp->retrans_out`.
-    pub retrans_out: u32,
+    pub(crate) retrans_out: u32,
     /// `tp->sacked_out`.
-    pub sacked_out: u32,
+    pub(crate) sacked_out: u32,
     /// `tp->lost_out`.
-    pub lost_out: u32,
+    pub(crate) lost_out: u32,
     /// `icsk->icsk_ca_state`.
-    pub ca_state: cong::CaState,
+    pub(crate) ca_state: cong::CaState,
     /// `tp->high_seq`.
-    pub high_seq: SeqNum,
+    pub(crate) high_seq: SeqNum,
     /// Duplicate ACK counter for non-SACK recovery.
-    pub dupacks: u32,
+    pub(crate) dupacks: u32,
     /// `tp->frto`: F-RTO (RFC 5682) is probing whether the current RTO was spurious.
-    pub frto: bool,
+    pub(crate) frto: bool,
     /// `tp->reordering`.
-    pub reordering: u32,
+    pub(crate) reordering: u32,
     /// The IP-level options (`inet_sock`: IP_TOS, IP_TTL, IP_FREEBIND, ...).
-    pub inet: crate::ip::sockglue::InetOpts,
+    pub(crate) inet: crate::ip::sockglue::InetOpts,
     /// `sk->sk_priority` (SO_PRIORITY; IP_TOS sets it from the TOS as `rt_tos2priority`).
-    pub priority: u32,
+    pub(crate) priority: u32,
     /// `SOCK_NOSPACE` (in `sk_socket->flags`): a writer or poller found the send buffer full,
     /// so freed space is announced (`tcp_check_space()`). Set by `tcp_poll` under a shared
     /// borrow, hence atomic.
-    pub nospace: core::sync::atomic::AtomicBool,
+    pub(crate) nospace: core::sync::atomic::AtomicBool,
     /// `icsk_accept_queue.rskq_defer_accept` (TCP_DEFER_ACCEPT), in SYN-ACK retransmissions.
-    pub defer_accept: u8,
+    pub(crate) defer_accept: u8,
     /// `sk->sk_reuseport` (SO_REUSEPORT).
-    pub reuseport: bool,
+    pub(crate) reuseport: bool,
     /// `SOCK_LOCALROUTE` (SO_DONTROUTE): only directly reachable destinations.
-    pub dontroute: bool,
+    pub(crate) dontroute: bool,
     /// Congestion control (TCP_CONGESTION).
-    pub ca_algo: cong::CongAlgo,
+    pub(crate) ca_algo: cong::CongAlgo,
     /// `tp->reord_seen`: reordering events seen (RACK's window is 0 until one is).
-    pub reord_seen: u32,
+    pub(crate) reord_seen: u32,
     /// `tp->undo_marker`: `snd_una` when the current recovery or loss episode began (`None`:
     /// nothing to undo).
-    pub undo_marker: Option<SeqNum>,
+    pub(crate) undo_marker: Option<SeqNum>,
     /// `tp->undo_retrans`: retransmissions of the episode not yet shown spurious by a DSACK
     /// (-1: none made).
-    pub undo_retrans: i32,
+    pub(crate) undo_retrans: i32,
     /// When the episode's first retransmission left (the Eifel check of `tcp_packet_delayed`).
-    pub undo_stamp: Option<Instant>,
+    pub(crate) undo_stamp: Option<Instant>,
     /// `tp->prior_ssthresh`: ssthresh to restore on undo (0: none).
-    pub prior_ssthresh: u32,
+    pub(crate) prior_ssthresh: u32,
     /// `tp->rack.reo_wnd_steps`: the reordering window in quarters of min_rtt.
     pub rack_reo_wnd_steps: u32,
     /// `tp->rack.reo_wnd_persist`: recoveries left before the window shrinks back.
-    pub rack_reo_wnd_persist: u32,
+    pub(crate) rack_reo_wnd_persist: u32,
     /// `tp->rack.dsack_seen`.
-    pub rack_dsack_seen: bool,
+    pub(crate) rack_dsack_seen: bool,
     /// `tp->rack.last_delivered`.
-    pub rack_last_delivered: u32,
+    pub(crate) rack_last_delivered: u32,
     /// `tp->dsack_dups`.
     pub dsack_dups: u32,
     /// Windowed minimum RTT (`tcp_min_rtt()`), µs; 0 until the first sample.
-    pub min_rtt_us: u32,
+    pub(crate) min_rtt_us: u32,
     /// When `min_rtt_us` was sampled.
-    pub min_rtt_stamp: Instant,
+    pub(crate) min_rtt_stamp: Instant,
     /// CUBIC state.
-    pub cubic: Cubic,
+    pub(crate) cubic: Cubic,
     /// BBR's state (tcp/bbr.rs) while BBR is the algorithm, from its `init`.
     pub bbr: Option<Box<bbr::Bbr>>,
     /// `tp->lsndtime`.
-    pub lsndtime: Instant,
+    pub(crate) lsndtime: Instant,
     /// `tp->rcv_tstamp`: time of the last ACK received.
-    pub rcv_tstamp: Instant,
+    pub(crate) rcv_tstamp: Instant,
 
     // ---- timers ----
-    /// Timer table: deadlines by [`TcpTimer`].
+    /// Timer table: deadlines by `TcpTimer`.
     pub timers: timer::Timers,
     /// `tp->thin_lto` (TCP_THIN_LINEAR_TIMEOUTS): a thin stream's RTO is not backed off for
     /// its first `TCP_THIN_LINEAR_RETRIES` retransmissions.
-    pub thin_lto: bool,
+    pub(crate) thin_lto: bool,
     /// The socket is a timewait sock (TIME_WAIT, or FIN_WAIT2 after tcp_time_wait()) counted in
     /// [`crate::netns::Netns::tw_count`] until it leaves that state.
-    pub tw_counted: bool,
+    pub(crate) tw_counted: bool,
     /// The socket is an orphan counted in the stack's `tcp_orphan_count` (`tcp/orphan.rs`):
     /// from `tcp_close()` until it is destroyed or becomes a timewait sock.
-    pub orphan_counted: bool,
+    pub(crate) orphan_counted: bool,
     /// `tw->tw_entry_stamp`: when the socket became a timewait sock (`tcp_time_wait()`).
     pub tw_entry_stamp: Instant,
     /// `icsk->icsk_rto_min` (TCP_RTO_MIN_US; `net.ipv4.tcp_rto_min_us`), in jiffies' grain.
-    pub rto_min: Duration,
+    pub(crate) rto_min: Duration,
     /// `tp->save_syn` (TCP_SAVE_SYN): 0 off, 1 the network header on, 2 from the MAC header.
-    pub save_syn: u8,
+    pub(crate) save_syn: u8,
 
     // ---- stats (tcp_info) ----
     /// `tp->bytes_received`.
     pub bytes_received: u64,
     /// `tp->bytes_acked`.
-    pub bytes_acked: u64,
+    pub(crate) bytes_acked: u64,
     /// `tp->segs_in`.
-    pub segs_in: u32,
+    pub(crate) segs_in: u32,
     /// `tp->segs_out`.
-    pub segs_out: u32,
+    pub(crate) segs_out: u32,
     /// `tp->data_segs_in`.
-    pub data_segs_in: u32,
+    pub(crate) data_segs_in: u32,
     /// `tp->data_segs_out`.
-    pub data_segs_out: u32,
+    pub(crate) data_segs_out: u32,
     /// `tp->total_retrans`.
-    pub total_retrans: u32,
+    pub(crate) total_retrans: u32,
     /// `tp->bytes_sent`: payload bytes transmitted, retransmissions included.
-    pub bytes_sent: u64,
+    pub(crate) bytes_sent: u64,
     /// `tp->bytes_retrans`: payload bytes retransmitted.
-    pub bytes_retrans: u64,
+    pub(crate) bytes_retrans: u64,
     /// `tp->rcv_ooopack`: segments received out of order.
-    pub rcv_ooopack: u32,
+    pub(crate) rcv_ooopack: u32,
     /// `tp->total_rto`: RTOs fired.
-    pub total_rto: u16,
+    pub(crate) total_rto: u16,
     /// `tp->total_rto_recoveries`: RTO episodes (the first RTO of each).
-    pub total_rto_recoveries: u16,
+    pub(crate) total_rto_recoveries: u16,
     /// `tp->delivered`.
     pub delivered: u32,
     /// The delivery-rate estimator's state (tcp/rate.rs).
-    pub rate: rate::TcpRate,
+    pub(crate) rate: rate::TcpRate,
     /// `icsk->icsk_ack.lrcvtime` of data (tcpi_last_data_recv).
-    pub last_data_recv: Instant,
+    pub(crate) last_data_recv: Instant,
     /// Connection start.
-    pub start: Instant,
+    pub(crate) start: Instant,
 
     // ---- listener ----
     /// State of a listening socket.
     pub listen: Option<Box<listen::ListenState>>,
     /// The listener that created this child (for accept-queue bookkeeping).
-    pub napi_id: u32,
+    pub(crate) napi_id: u32,
 }
 
 /// The rarely used part of a [`TcpSock`], boxed so that a socket that never uses it pays
@@ -743,59 +743,59 @@ pub struct TcpSock {
 #[derive(Debug)]
 pub struct TcpSockExt {
     /// SO_LINGER: `Some(secs)` when on; [`LINGER_FOREVER`] is `MAX_SCHEDULE_TIMEOUT`.
-    pub linger: Option<u32>,
+    pub(crate) linger: Option<u32>,
     /// `sk->sk_bind_phc`: the PHC index SOF_TIMESTAMPING_BIND_PHC bound.
-    pub bind_phc: i32,
+    pub(crate) bind_phc: i32,
     /// `sk->sk_incoming_cpu` (SO_INCOMING_CPU), -1 = unset.
-    pub incoming_cpu: i32,
+    pub(crate) incoming_cpu: i32,
     /// `sk->sk_max_pacing_rate` (SO_MAX_PACING_RATE), bytes/s; `u64::MAX` = none.
-    pub max_pacing_rate: u64,
+    pub(crate) max_pacing_rate: u64,
     /// SO_BUSY_POLL_BUDGET.
-    pub busy_poll_budget: u16,
+    pub(crate) busy_poll_budget: u16,
     /// `icsk->icsk_user_timeout` (TCP_USER_TIMEOUT), ms; 0 = none.
-    pub user_timeout_ms: u32,
+    pub(crate) user_timeout_ms: u32,
     /// Keepalive settings (TCP_KEEPIDLE, KEEPINTVL, KEEPCNT), 0 = sysctl.
-    pub keepalive_time: u32,
+    pub(crate) keepalive_time: u32,
     /// TCP_KEEPINTVL.
-    pub keepalive_intvl: u32,
+    pub(crate) keepalive_intvl: u32,
     /// TCP_KEEPCNT.
-    pub keepalive_probes: u8,
+    pub(crate) keepalive_probes: u8,
     /// `tp->linger2` (TCP_LINGER2) in seconds: 0 = `net.ipv4.tcp_fin_timeout`, -1 = a
     /// negative value (an orphan in FIN_WAIT2 is reset at once), at most
     /// `TCP_FIN_TIMEOUT_MAX` (120 s).
-    pub linger2: i32,
+    pub(crate) linger2: i32,
     /// `tp->notsent_lowat` (TCP_NOTSENT_LOWAT); 0 = `net.ipv4.tcp_notsent_lowat`.
-    pub notsent_lowat: u32,
+    pub(crate) notsent_lowat: u32,
     /// `icsk_accept_queue.fastopenq.max_qlen` (TCP_FASTOPEN).
-    pub fastopen_max_qlen: i32,
+    pub(crate) fastopen_max_qlen: i32,
     /// `tp->fastopen_no_cookie` (TCP_FASTOPEN_NO_COOKIE).
-    pub fastopen_no_cookie: bool,
+    pub(crate) fastopen_no_cookie: bool,
     /// SYN retries (TCP_SYNCNT).
-    pub syn_retries: u8,
+    pub(crate) syn_retries: u8,
     /// `sk_rcvtimeo` (None = forever).
-    pub rcvtimeo: Option<Duration>,
+    pub(crate) rcvtimeo: Option<Duration>,
     /// `sk_sndtimeo`.
-    pub sndtimeo: Option<Duration>,
+    pub(crate) sndtimeo: Option<Duration>,
     /// `icsk->icsk_rto_max` (TCP_RTO_MAX_MS; 120 s).
-    pub rto_max: Duration,
+    pub(crate) rto_max: Duration,
     /// `icsk->icsk_delack_max` (TCP_DELACK_MAX_US; `TCP_DELACK_MAX` at tcp_init_sock(): Linux 6.18
     /// has no sysctl for it).
-    pub delack_max: Duration,
+    pub(crate) delack_max: Duration,
     /// TX timestamp requests on queued skbs (tcp/timestamping.rs).
-    pub ts_reqs: VecDeque<timestamping::TsReq>,
+    pub(crate) ts_reqs: VecDeque<timestamping::TsReq>,
     /// SO_TXTIME's (clockid, flags), when set.
-    pub txtime: Option<(i32, u32)>,
+    pub(crate) txtime: Option<(i32, u32)>,
     /// MSG_ZEROCOPY sends not yet completed: (id, end of their bytes).
-    pub zc_pending: VecDeque<(u32, SeqNum)>,
+    pub(crate) zc_pending: VecDeque<(u32, SeqNum)>,
     /// SO_OOBINLINE, SO_DEBUG ... other boolean socket options stored for getsockopt.
-    pub sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
+    pub(crate) sockopt_misc: std::collections::BTreeMap<(i32, i32), i32>,
     /// `sk_error_queue`: IP_RECVERR reports and MSG_ZEROCOPY completions, read with
     /// `recvmsg(MSG_ERRQUEUE)`.
-    pub error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
+    pub(crate) error_queue: std::collections::VecDeque<crate::ip::recverr::SockExterr>,
     /// `tp->saved_syn`: the SYN's headers, for one TCP_SAVED_SYN read on the child.
-    pub saved_syn: Option<Bytes>,
+    pub(crate) saved_syn: Option<Bytes>,
     /// The socket's TCP_FASTOPEN_KEY (`icsk_accept_queue.fastopenq.ctx`): 16 or 32 bytes.
-    pub fastopen_key: Option<Vec<u8>>,
+    pub(crate) fastopen_key: Option<Vec<u8>>,
 }
 
 /// What [`TcpSock::ext`] reads on a socket that never wrote its [`TcpSockExt`].
@@ -803,7 +803,7 @@ static EMPTY_EXT: TcpSockExt = TcpSockExt::new();
 
 impl TcpSockExt {
     /// `tcp_init_sock()`'s values.
-    pub const fn new() -> TcpSockExt {
+    pub(crate) const fn new() -> TcpSockExt {
         TcpSockExt {
             linger: None,
             bind_phc: 0,
@@ -842,7 +842,7 @@ impl Default for TcpSockExt {
 
 /// SO_LINGER's `MAX_SCHEDULE_TIMEOUT` (an `l_linger` of `LONG_MAX / HZ` seconds or more,
 /// negative ones included, as the kernel reads `l_linger` as unsigned long).
-pub const LINGER_FOREVER: u32 = u32::MAX;
+pub(crate) const LINGER_FOREVER: u32 = u32::MAX;
 
 /// `sock_gen_cookie()`: cookies come from one process-wide counter (Linux: one per boot).
 fn next_sock_cookie() -> u64 {
@@ -853,18 +853,18 @@ fn next_sock_cookie() -> u64 {
 impl TcpSock {
     /// The rarely used state, empty until a write made it ([`TcpSock::ext_mut`]).
     #[inline]
-    pub fn ext(&self) -> &TcpSockExt {
+    pub(crate) fn ext(&self) -> &TcpSockExt {
         self.ext.as_deref().unwrap_or(&EMPTY_EXT)
     }
     /// The rarely used state, allocated here on first use.
     #[inline]
-    pub fn ext_mut(&mut self) -> &mut TcpSockExt {
+    pub(crate) fn ext_mut(&mut self) -> &mut TcpSockExt {
         self.ext.get_or_insert_with(Default::default)
     }
     /// The options of the rarely used state that a child (`sk_clone_lock()`) or a listener's
     /// queue copy ([`TcpSock::sync_listener_opts`]) takes from `from`: allocates nothing when
     /// neither has any.
-    pub fn inherit_ext_opts(&mut self, from: &TcpSock) {
+    pub(crate) fn inherit_ext_opts(&mut self, from: &TcpSock) {
         if from.ext.is_none() && self.ext.is_none() {
             return;
         }
@@ -889,7 +889,7 @@ impl TcpSock {
     }
     /// The rarely used state if it exists (to clear or drain it without allocating it).
     #[inline]
-    pub fn ext_if_any(&mut self) -> Option<&mut TcpSockExt> {
+    pub(crate) fn ext_if_any(&mut self) -> Option<&mut TcpSockExt> {
         self.ext.as_deref_mut()
     }
     /// A fresh socket in `TCP_CLOSE` (`tcp_init_sock`).
@@ -1086,7 +1086,7 @@ impl TcpSock {
     }
 
     /// Moves to `state` (`tcp_set_state`), keeping CurrEstab right.
-    pub fn set_state(&mut self, ctx: &mut Ctx<'_>, state: TcpState) {
+    pub(crate) fn set_state(&mut self, ctx: &mut Ctx<'_>, state: TcpState) {
         let old = self.state;
         if old == state {
             return;
@@ -1114,39 +1114,39 @@ impl TcpSock {
     }
 
     /// `sk->sk_socket` is set and the socket is not orphaned (`sock_orphan()` clears it).
-    pub fn has_socket(&self) -> bool {
+    pub(crate) fn has_socket(&self) -> bool {
         !self.orphan && self.sk_socket.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// `tcp_receive_window()`: how much of the advertised window is left.
-    pub fn receive_window(&self) -> u32 {
+    pub(crate) fn receive_window(&self) -> u32 {
         let win = (self.rcv_wup + self.rcv_wnd).0.wrapping_sub(self.rcv_nxt.0) as i32;
         win.max(0) as u32
     }
 
     /// `tcp_win_from_space()`.
-    pub fn win_from_space(&self, space: i64) -> i64 {
+    pub(crate) fn win_from_space(&self, space: i64) -> i64 {
         (space * self.scaling_ratio as i64) >> TCP_RMEM_TO_WIN_SCALE
     }
 
     /// `tcp_space_from_win()`.
-    pub fn space_from_win(&self, win: i64) -> i64 {
+    pub(crate) fn space_from_win(&self, win: i64) -> i64 {
         (win << TCP_RMEM_TO_WIN_SCALE) / self.scaling_ratio.max(1) as i64
     }
 
     /// `tcp_space()`: window available from free receive buffer.
-    pub fn space(&self) -> i64 {
+    pub(crate) fn space(&self) -> i64 {
         self.win_from_space(self.rcvbuf as i64 - self.rmem_alloc as i64)
     }
 
     /// `tcp_full_space()`.
-    pub fn full_space(&self) -> i64 {
+    pub(crate) fn full_space(&self) -> i64 {
         self.win_from_space(self.rcvbuf as i64)
     }
 
     /// `tcp_inq()`: bytes readable now, stopping at an unread urgent byte; a received FIN is
     /// not counted.
-    pub fn inq(&self) -> u32 {
+    pub(crate) fn inq(&self) -> u32 {
         if matches!(self.state, TcpState::SynSent | TcpState::SynRecv | TcpState::Listen) {
             return 0;
         }
@@ -1167,7 +1167,7 @@ impl TcpSock {
 
     /// `tcp_inq_hint()`: like [`TcpSock::inq`] for TCP_CM_INQ, but 1 after a FIN so that the
     /// reader goes on to read the EOF.
-    pub fn inq_hint(&self) -> u32 {
+    pub(crate) fn inq_hint(&self) -> u32 {
         let inq = self.rcv_nxt.diff(self.copied_seq);
         if inq == 0 && self.done {
             1
@@ -1178,37 +1178,37 @@ impl TcpSock {
 
     /// `tcp_stream_is_thin()`: too few packets in flight to trigger fast retransmit, and
     /// past the initial slow start.
-    pub fn tcp_stream_is_thin(&self) -> bool {
+    pub(crate) fn tcp_stream_is_thin(&self) -> bool {
         self.packets_out < 4 && self.snd_ssthresh < (u32::MAX >> 1)
     }
 
     /// `tcp_delack_max()`: TCP_DELACK_MAX_US, never above the socket's RTO floor.
-    pub fn tcp_delack_max(&self) -> Duration {
+    pub(crate) fn tcp_delack_max(&self) -> Duration {
         self.ext().delack_max.min(self.rto_min)
     }
 
     /// `tcp_packets_in_flight()`.
-    pub fn packets_in_flight(&self) -> u32 {
+    pub(crate) fn packets_in_flight(&self) -> u32 {
         (self.packets_out + self.retrans_out).saturating_sub(self.sacked_out + self.lost_out)
     }
 
     /// Arms a timer.
-    pub fn reset_timer(&mut self, t: TcpTimer, at: Instant) {
+    pub(crate) fn reset_timer(&mut self, t: TcpTimer, at: Instant) {
         self.timers.set(t, Some(at));
     }
 
     /// Disarms a timer.
-    pub fn clear_timer(&mut self, t: TcpTimer) {
+    pub(crate) fn clear_timer(&mut self, t: TcpTimer) {
         self.timers.set(t, None);
     }
 
     /// The earliest armed timer.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timers.next()
     }
 
     /// Current time as a TCP timestamp (ms clock, `tcp_time_stamp_ms`) plus `tsoffset`.
-    pub fn tcp_time_stamp(&self, now: Instant) -> u32 {
+    pub(crate) fn tcp_time_stamp(&self, now: Instant) -> u32 {
         (now.millis() as u32).wrapping_add(self.tsoffset)
     }
 

@@ -6,11 +6,11 @@ use super::{cong::CaState, Ctx, TcpSock, TcpState, TxSkb, TCPCB_LOST, TCPCB_SACK
 use crate::wire::TcpFlags;
 
 /// `net.ipv4.route.min_pmtu`: a smaller reported MTU is raised to this.
-pub const IP_RT_MIN_PMTU: u32 = 552;
+pub(crate) const IP_RT_MIN_PMTU: u32 = 552;
 
 impl TcpSock {
     /// The path MTU: the device MTU, lowered by frag-needed reports (the route's PMTU).
-    pub fn path_mtu(&self, dev_mtu: u32) -> u32 {
+    pub(crate) fn path_mtu(&self, dev_mtu: u32) -> u32 {
         if self.pmtu == 0 {
             dev_mtu
         } else {
@@ -22,7 +22,7 @@ impl TcpSock {
     /// (`__ip_rt_update_pmtu`: only downwards, never below `min_pmtu`), then, when it is below
     /// what the MSS was synced to (`icsk_pmtu_cookie`), lowers the MSS and retransmits what no
     /// longer fits.
-    pub fn tcp_v4_mtu_reduced(&mut self, ctx: &mut Ctx<'_>, info: u32) {
+    pub(crate) fn tcp_v4_mtu_reduced(&mut self, ctx: &mut Ctx<'_>, info: u32) {
         if matches!(self.state, TcpState::Listen | TcpState::Close) {
             return;
         }
@@ -38,7 +38,7 @@ impl TcpSock {
     /// `tcp_simple_retransmit()`: every sent segment longer than the new MSS is marked lost
     /// (cut to MSS-sized pieces, as `tcp_fragment` does when it is resent) and the lost ones
     /// are retransmitted, without touching the congestion window beyond entering Loss.
-    pub fn tcp_simple_retransmit(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_simple_retransmit(&mut self, ctx: &mut Ctx<'_>) {
         let mss = self.tcp_current_mss().max(1) as usize;
         let prior_lost = self.lost_out;
         let mut q = crate::skb_queue::SkbQueue::new();

@@ -53,28 +53,28 @@ impl OfoQueue {
         self.skbs.len()
     }
     /// Sum of truesize.
-    pub fn truesize(&self) -> u32 {
+    pub(crate) fn truesize(&self) -> u32 {
         self.truesize
     }
     /// Drops everything.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.skbs.clear();
         self.truesize = 0;
     }
     /// Removes the highest segment.
-    pub fn pop_last(&mut self) -> Option<Skb> {
+    pub(crate) fn pop_last(&mut self) -> Option<Skb> {
         let (_, s) = self.skbs.pop_last()?;
         self.truesize -= s.truesize;
         Some(s)
     }
     /// Removes the lowest segment.
-    pub fn pop_first(&mut self) -> Option<Skb> {
+    pub(crate) fn pop_first(&mut self) -> Option<Skb> {
         let (_, s) = self.skbs.pop_first()?;
         self.truesize -= s.truesize;
         Some(s)
     }
     /// The lowest segment.
-    pub fn first(&self) -> Option<&Skb> {
+    pub(crate) fn first(&self) -> Option<&Skb> {
         self.skbs.first_key_value().map(|(_, s)| s)
     }
     /// The highest segment (`tp->ooo_last_skb`).
@@ -139,7 +139,7 @@ impl OfoQueue {
 impl TcpSock {
     /// `tcp_data_queue_ofo()`: queues a segment beyond `rcv_nxt`, merging overlaps and updating
     /// SACK/DSACK state.
-    pub fn tcp_data_queue_ofo(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+    pub(crate) fn tcp_data_queue_ofo(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
         if self.tcp_try_rmem_schedule(ctx, seg.seq, seg.truesize) {
             // Dropped without an ACK: none is scheduled for it.
             ctx.inc(LinuxMib::TCPOFODrop);
@@ -274,7 +274,7 @@ impl TcpSock {
     }
 
     /// `tcp_ofo_queue()`: moves segments that became in-order into the receive queue.
-    pub fn tcp_ofo_queue(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_ofo_queue(&mut self, ctx: &mut Ctx<'_>) {
         let dsack_high = self.rcv_nxt;
         while let Some(first) = self.ofo_queue.first() {
             if first.seq.after(self.rcv_nxt) {
@@ -342,7 +342,7 @@ impl TcpSock {
     }
 
     /// `tcp_sack_remove()`: forgets blocks that `rcv_nxt` has passed.
-    pub fn tcp_sack_remove(&mut self) {
+    pub(crate) fn tcp_sack_remove(&mut self) {
         if self.ofo_queue.is_empty() {
             self.selective_acks.clear();
             return;

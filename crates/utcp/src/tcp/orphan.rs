@@ -44,13 +44,13 @@ impl ProtoMem {
     }
 
     /// `tcp_orphan_count_inc()`.
-    pub fn tcp_orphan_count_inc(&self, now: Instant) {
+    pub(crate) fn tcp_orphan_count_inc(&self, now: Instant) {
         self.orphans_at(Self::ms(now)).count += 1;
     }
 
     /// `tcp_orphan_count_dec()` (at the latest time the stack's clock was seen: a socket may
     /// be freed without a clock at hand).
-    pub fn tcp_orphan_count_dec(&self) {
+    pub(crate) fn tcp_orphan_count_dec(&self) {
         self.orphans_at(self.clock_ms.load(Ordering::Relaxed)).count -= 1;
     }
 
@@ -60,7 +60,7 @@ impl ProtoMem {
     }
 
     /// `tcp_too_many_orphans()`: `tcp_orphan_cache << shift > tcp_max_orphans`.
-    pub fn tcp_too_many_orphans(&self, now: Instant, shift: u32) -> bool {
+    pub(crate) fn tcp_too_many_orphans(&self, now: Instant, shift: u32) -> bool {
         let cache = self.orphans_at(Self::ms(now)).cache.max(0);
         cache << shift > self.sysctl.tcp_max_orphans.get()
     }
@@ -68,7 +68,7 @@ impl ProtoMem {
 
 impl TcpSock {
     /// `sock_orphan()` + `tcp_orphan_count_inc()` of `__tcp_close()`: the user let go.
-    pub fn tcp_orphan(&mut self, now: Instant) {
+    pub(crate) fn tcp_orphan(&mut self, now: Instant) {
         self.orphan = true;
         if !self.orphan_counted {
             self.orphan_counted = true;
@@ -78,7 +78,7 @@ impl TcpSock {
 
     /// The `tcp_orphan_count_dec()` of `inet_csk_destroy_sock()`: the orphan is destroyed,
     /// or a timewait sock replaces it.
-    pub fn tcp_orphan_gone(&mut self) {
+    pub(crate) fn tcp_orphan_gone(&mut self) {
         if self.orphan_counted {
             self.orphan_counted = false;
             self.proto_mem.tcp_orphan_count_dec();
@@ -87,12 +87,12 @@ impl TcpSock {
 
     /// `tcp_out_of_memory()`: this socket queues more than `SOCK_MIN_SNDBUF` while TCP memory
     /// is over its hard limit.
-    pub fn tcp_out_of_memory(&self) -> bool {
+    pub(crate) fn tcp_out_of_memory(&self) -> bool {
         self.wmem_queued > SOCK_MIN_SNDBUF && self.proto_mem.allocated() > self.proto_mem.limit(2)
     }
 
     /// `tcp_check_oom()`.
-    pub fn tcp_check_oom(&self, now: Instant, shift: u32) -> bool {
+    pub(crate) fn tcp_check_oom(&self, now: Instant, shift: u32) -> bool {
         let too_many_orphans = self.proto_mem.tcp_too_many_orphans(now, shift);
         let out_of_socket_memory = self.tcp_out_of_memory();
         if too_many_orphans {
@@ -107,7 +107,7 @@ impl TcpSock {
     /// `tcp_out_of_resources()`: an orphan's retransmission or probe timer fired; true when
     /// the socket was killed (RST if it sent within `TCP_TIMEWAIT_LEN` or the peer's window
     /// is closed with nothing in flight, or if `do_reset`).
-    pub fn tcp_out_of_resources(&mut self, ctx: &mut Ctx<'_>, mut do_reset: bool) -> bool {
+    pub(crate) fn tcp_out_of_resources(&mut self, ctx: &mut Ctx<'_>, mut do_reset: bool) -> bool {
         let since_sent = ctx.now.saturating_since(self.lsndtime);
         let mut shift = 0;
         // A peer that kept its window shut, or has heard nothing for long, is penalized.
@@ -136,7 +136,7 @@ impl TcpSock {
     /// `net.ipv4.tcp_orphan_retries` means 8 (over 100 s from a 200 ms RTO) while the socket
     /// is `alive` (its RTO below the maximum); an ICMP error on a socket that is not alive
     /// gives up at once.
-    pub fn tcp_orphan_retries(&self, ctx: &Ctx<'_>, alive: bool) -> u32 {
+    pub(crate) fn tcp_orphan_retries(&self, ctx: &Ctx<'_>, alive: bool) -> u32 {
         let mut retries = ctx.net.sysctl.tcp_orphan_retries.get().max(0) as u32;
         if self.err_soft.is_some() && !alive {
             retries = 0;

@@ -5,26 +5,21 @@ use super::{ack_flags::*, Ctx, TcpSock, TcpState, TcpTimer, TxSkb};
 use crate::errno::Errno;
 use crate::mib::{LinuxMib, TcpMib};
 use crate::seq::SeqNum;
+pub(crate) use crate::uapi::MSG_OOB;
+pub use crate::uapi::{MSG_EOR, MSG_MORE};
 use crate::wire::{SackBlocks, TcpFlags, TcpRepr};
 use bytes::Bytes;
 
 /// `tp->nonagle` bits.
-pub const TCP_NAGLE_OFF: u8 = 1;
+pub(crate) const TCP_NAGLE_OFF: u8 = 1;
 /// TCP_CORK.
-pub const TCP_NAGLE_CORK: u8 = 2;
+pub(crate) const TCP_NAGLE_CORK: u8 = 2;
 /// Push now, whatever Nagle says.
-pub const TCP_NAGLE_PUSH: u8 = 4;
-
-/// `MSG_OOB`.
-pub const MSG_OOB: i32 = 1;
-/// `MSG_MORE`.
-pub const MSG_MORE: i32 = 0x8000;
-/// `MSG_EOR`.
-pub const MSG_EOR: i32 = 0x80;
+pub(crate) const TCP_NAGLE_PUSH: u8 = 4;
 
 impl TcpSock {
     /// The nonagle mode from TCP_NODELAY / TCP_CORK.
-    pub fn nonagle(&self) -> u8 {
+    pub(crate) fn nonagle(&self) -> u8 {
         let mut n = 0;
         if self.nodelay {
             n |= TCP_NAGLE_OFF;
@@ -39,7 +34,7 @@ impl TcpSock {
     /// (`icsk_ext_hdr_len`) and the TCP options every segment carries come off, the floor
     /// (`tcp_min_snd_mss`) applying before the TCP options (whose length is 0 on a socket
     /// that never connected).
-    pub fn tcp_mtu_to_mss(&self, pmtu: u32, min_snd_mss: u32) -> u32 {
+    pub(crate) fn tcp_mtu_to_mss(&self, pmtu: u32, min_snd_mss: u32) -> u32 {
         let mut mss = pmtu as i64 - self.net_header_len() as i64 - 20;
         if self.mss_clamp != 0 && mss > self.mss_clamp as i64 {
             mss = self.mss_clamp as i64;
@@ -52,20 +47,20 @@ impl TcpSock {
 
     /// `icsk_af_ops->net_header_len`: the IP header of the family on the wire (an IPv4-mapped
     /// connection is IPv4's, `ipv6_mapped`).
-    pub fn net_header_len(&self) -> u32 {
+    pub(crate) fn net_header_len(&self) -> u32 {
         super::ipv6::net_header_len(&self.daddr)
     }
 
     /// IP_OPTIONS changed `icsk_ext_hdr_len`: `icsk_sync_mss(sk, icsk_pmtu_cookie)`, the
     /// cookie being 0 until connect() routed the socket (a listener's stays 0).
-    pub fn tcp_sync_ext_hdr(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn tcp_sync_ext_hdr(&mut self, ctx: &Ctx<'_>) {
         let routed = self.state != TcpState::Listen && (self.state != TcpState::Close || self.dport != 0);
         let cookie = if routed { self.path_mtu(ctx.net.mtu()) } else { 0 };
         self.tcp_sync_mss(cookie, ctx.net.sysctl.tcp_min_snd_mss.get() as u32);
     }
 
     /// `tcp_sync_mss()`: recomputes `mss_cache` from the path MTU.
-    pub fn tcp_sync_mss(&mut self, pmtu: u32, min_snd_mss: u32) -> u32 {
+    pub(crate) fn tcp_sync_mss(&mut self, pmtu: u32, min_snd_mss: u32) -> u32 {
         let mut mss = self.tcp_mtu_to_mss(pmtu, min_snd_mss);
         // tcp_bound_to_half_wnd()
         if self.max_window > 0 {
@@ -78,7 +73,7 @@ impl TcpSock {
     }
 
     /// `tcp_current_mss()`: MSS for the next segment given the options it will carry.
-    pub fn tcp_current_mss(&self) -> u32 {
+    pub(crate) fn tcp_current_mss(&self) -> u32 {
         let mut mss = self.mss_cache;
         let hlen = 20 + self.established_options_len();
         if hlen != self.tcp_header_len {
@@ -118,7 +113,7 @@ impl TcpSock {
     }
 
     /// `tcp_acceptable_seq()`.
-    pub fn tcp_acceptable_seq(&self) -> SeqNum {
+    pub(crate) fn tcp_acceptable_seq(&self) -> SeqNum {
         let wnd_end = self.snd_una + self.snd_wnd;
         if !wnd_end.before(self.snd_nxt) || (self.rcv_wscale_snd_shrink_ok()) {
             self.snd_nxt
@@ -135,14 +130,14 @@ impl TcpSock {
 
     /// `tcp_transmit_skb()` for an established-style segment: fills ACK, window and options
     /// from the socket, builds the frame and queues it for transmission.
-    pub fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, flags: TcpFlags, payload: Bytes) {
+    pub(crate) fn tcp_transmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, flags: TcpFlags, payload: Bytes) {
         self.tcp_transmit_gso(ctx, seq, flags, payload, 0);
     }
 
     /// [`TcpSock::tcp_transmit`] for a TSO super-segment when `gso_size` ≠ 0 and the payload
     /// is longer: one frame the device cuts into `gso_size`-byte packets; the counters count
     /// those packets (`tcp_skb_pcount()`: TcpOutSegs, `tcpi_segs_out`, `tcpi_data_segs_out`).
-    pub fn tcp_transmit_gso(
+    pub(crate) fn tcp_transmit_gso(
         &mut self,
         ctx: &mut Ctx<'_>,
         seq: SeqNum,
@@ -213,7 +208,7 @@ impl TcpSock {
 
     /// `tcp_urg_mode()`: urgent data was sent and is not yet acknowledged (`snd_up` follows
     /// `snd_una` otherwise, see `tcp_clean_rtx_queue`).
-    pub fn tcp_urg_mode(&self) -> bool {
+    pub(crate) fn tcp_urg_mode(&self) -> bool {
         self.snd_una != self.snd_up
     }
 
@@ -283,7 +278,7 @@ impl TcpSock {
     }
 
     /// `tcp_send_ack()`: a pure ACK now.
-    pub fn tcp_send_ack(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_ack(&mut self, ctx: &mut Ctx<'_>) {
         if self.state == TcpState::Close {
             return;
         }
@@ -292,7 +287,7 @@ impl TcpSock {
     }
 
     /// `tcp_send_delayed_ack()`: arms the delayed-ACK timer.
-    pub fn tcp_send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
         let mut ato = self.ack.ato;
         let max_ato = super::TCP_DELACK_MAX;
         if ato > super::TCP_DELACK_MIN {
@@ -328,7 +323,7 @@ impl TcpSock {
     }
 
     /// `tcp_send_active_reset()`.
-    pub fn tcp_send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
         let seq = self.tcp_acceptable_seq();
         self.tcp_transmit(ctx, seq, TcpFlags(TcpFlags::ACK.0 | TcpFlags::RST.0), Bytes::new());
     }
@@ -338,7 +333,13 @@ impl TcpSock {
     /// waits in `sk_stream_wait_memory()`, as for send-buffer space); stops early when the
     /// send buffer is full.
     /// `tsflags` is the call's `sockc.tsflags` (the socket's, or a control message's).
-    pub fn tcp_sendmsg_append(&mut self, ctx: &mut Ctx<'_>, data: &[u8], flags: i32, tsflags: u32) -> (usize, bool) {
+    pub(crate) fn tcp_sendmsg_append(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        data: &[u8],
+        flags: i32,
+        tsflags: u32,
+    ) -> (usize, bool) {
         // Is sending application-limited?
         self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
@@ -440,7 +441,7 @@ impl TcpSock {
     }
 
     /// `sk_stream_write_space()`: once writable, clears `SOCK_NOSPACE` and wakes writers.
-    pub fn sk_stream_write_space(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn sk_stream_write_space(&mut self, ctx: &mut Ctx<'_>) {
         if self.sk_stream_is_writeable(ctx.net) {
             self.nospace.store(false, core::sync::atomic::Ordering::SeqCst);
             ctx.ev.write_space = true;
@@ -450,7 +451,7 @@ impl TcpSock {
     /// `__sk_stream_memory_free(sk, wake)`: room in the send buffer, and (TCP's
     /// `sk_stream_memory_free` hook, `tcp_stream_memory_free()`) fewer unsent bytes than
     /// TCP_NOTSENT_LOWAT — counted double when deciding whether to wake a writer (`wake` = 1).
-    pub fn sk_stream_memory_free(&self, net: &crate::netns::Netns, wake: u32) -> bool {
+    pub(crate) fn sk_stream_memory_free(&self, net: &crate::netns::Netns, wake: u32) -> bool {
         if self.wmem_queued >= self.sndbuf {
             return false;
         }
@@ -459,7 +460,7 @@ impl TcpSock {
     }
 
     /// `tcp_notsent_lowat()`: the socket's TCP_NOTSENT_LOWAT, else `net.ipv4.tcp_notsent_lowat`.
-    pub fn tcp_notsent_lowat(&self, net: &crate::netns::Netns) -> u32 {
+    pub(crate) fn tcp_notsent_lowat(&self, net: &crate::netns::Netns) -> u32 {
         if self.ext().notsent_lowat != 0 {
             self.ext().notsent_lowat
         } else {
@@ -469,7 +470,7 @@ impl TcpSock {
 
     /// `__sk_stream_is_writeable(sk, 1)`: `sk_stream_wspace()` ≥ `sk_stream_min_wspace()` and
     /// the memory test above: writers may be woken, EPOLLOUT reported.
-    pub fn sk_stream_is_writeable(&self, net: &crate::netns::Netns) -> bool {
+    pub(crate) fn sk_stream_is_writeable(&self, net: &crate::netns::Netns) -> bool {
         let wspace = self.sndbuf as i64 - self.wmem_queued as i64;
         wspace >= (self.wmem_queued as i64 >> 1) && self.sk_stream_memory_free(net, 1)
     }
@@ -486,7 +487,7 @@ impl TcpSock {
     }
 
     /// `tcp_push()`.
-    pub fn tcp_push(&mut self, ctx: &mut Ctx<'_>, flags: i32, mss_now: u32, nonagle: u8) {
+    pub(crate) fn tcp_push(&mut self, ctx: &mut Ctx<'_>, flags: i32, mss_now: u32, nonagle: u8) {
         if self.write_queue.is_empty() {
             return;
         }
@@ -498,7 +499,7 @@ impl TcpSock {
     }
 
     /// `__tcp_push_pending_frames()`.
-    pub fn __tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) {
+    pub(crate) fn __tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) {
         if self.state == TcpState::Close {
             return;
         }
@@ -508,7 +509,7 @@ impl TcpSock {
     }
 
     /// `tcp_push_one()`: sends the head skb alone if the windows and Nagle let it.
-    pub fn tcp_push_one(&mut self, ctx: &mut Ctx<'_>, mss_now: u32) {
+    pub(crate) fn tcp_push_one(&mut self, ctx: &mut Ctx<'_>, mss_now: u32) {
         if self.state == TcpState::Close {
             return;
         }
@@ -517,7 +518,7 @@ impl TcpSock {
     }
 
     /// `tcp_push_pending_frames()`.
-    pub fn tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_push_pending_frames(&mut self, ctx: &mut Ctx<'_>) {
         let mss = self.tcp_current_mss();
         let nonagle = self.nonagle();
         self.__tcp_push_pending_frames(ctx, mss, nonagle);
@@ -525,7 +526,7 @@ impl TcpSock {
 
     /// `tcp_check_probe_timer()`: with data waiting and nothing in flight, arm the zero-window
     /// probe timer.
-    pub fn tcp_check_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_check_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0
             && self.timers.get(TcpTimer::Retrans).is_none()
             && self.timers.get(TcpTimer::Probe0).is_none()
@@ -536,7 +537,7 @@ impl TcpSock {
     }
 
     /// `tcp_probe0_base()` << backoff, bounded.
-    pub fn tcp_probe0_when(&self, max: super::Duration) -> super::Duration {
+    pub(crate) fn tcp_probe0_when(&self, max: super::Duration) -> super::Duration {
         let base = self.rto.max(super::TCP_RTO_MIN);
         let when = base.saturating_mul(1u32 << self.backoff.min(31));
         when.min(max)
@@ -557,13 +558,13 @@ impl TcpSock {
     /// DEVIATION(linux): no TCP small queues (`tcp_small_queue_check()`): utcp's devices
     /// queue what they are given; memlink backpressures the sending thread in `flush_tx`
     /// instead (docs/ARCHITECTURE.md, `netdev_max_backlog`).
-    pub fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
+    pub(crate) fn tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8) -> bool {
         self.__tcp_write_xmit(ctx, mss_now, nonagle, 0)
     }
 
     /// [`TcpSock::tcp_write_xmit`] with `push_one`: 1 sends one skb at most; 2 (the tail loss
     /// probe) also sends one packet when cwnd is full ("Force out a loss probe pkt").
-    pub fn __tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8, push_one: u8) -> bool {
+    pub(crate) fn __tcp_write_xmit(&mut self, ctx: &mut Ctx<'_>, mss_now: u32, nonagle: u8, push_one: u8) -> bool {
         // No transmission longer than sk_gso_max_size (at least one MSS): with an MSS near
         // 64 KiB (a 65536-byte MTU) tcp_min_tso_segs' two packets would not fit an IPv4 total
         // length; Linux's gso_features_check() cuts such a packet in software, which puts the
@@ -658,7 +659,7 @@ impl TcpSock {
     }
 
     /// `tcp_rearm_rto()`.
-    pub fn tcp_rearm_rto(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_rearm_rto(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0 {
             self.clear_timer(TcpTimer::Retrans);
         } else {
@@ -668,7 +669,7 @@ impl TcpSock {
     }
 
     /// `tcp_send_fin()`: queues a FIN (on the unsent tail if any) and pushes.
-    pub fn tcp_send_fin(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_fin(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(tail) = self.write_queue.back_mut() {
             tail.flags |= TcpFlags::FIN;
             tail.end_seq += 1;
@@ -695,18 +696,18 @@ impl TcpSock {
     }
 
     /// Retransmits the head of the retransmit queue (`tcp_retransmit_skb`).
-    pub fn tcp_retransmit_head(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    pub(crate) fn tcp_retransmit_head(&mut self, ctx: &mut Ctx<'_>) -> bool {
         self.tcp_retransmit_at(ctx, 0)
     }
 
     /// `tcp_retransmit_skb()` for the segment at `idx` in the retransmit queue.
-    pub fn tcp_retransmit_at(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
+    pub(crate) fn tcp_retransmit_at(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
         self.retransmit_skb(ctx, idx, false)
     }
 
     /// The tail loss probe's retransmission (`__tcp_retransmit_skb()` called directly): it
     /// does not start the episode's `retrans_stamp`.
-    pub fn tcp_retransmit_probe(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
+    pub(crate) fn tcp_retransmit_probe(&mut self, ctx: &mut Ctx<'_>, idx: usize) -> bool {
         self.retransmit_skb(ctx, idx, true)
     }
 
@@ -753,7 +754,7 @@ impl TcpSock {
 
     /// `tcp_write_wakeup()` / `tcp_xmit_probe_skb()`: the zero-window probe. Sends new data if
     /// the window allows some, else an old-sequence segment that elicits an ACK.
-    pub fn tcp_write_wakeup(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_write_wakeup(&mut self, ctx: &mut Ctx<'_>) {
         let wnd_end = self.snd_una + self.snd_wnd;
         if let Some(head) = self.write_queue.front() {
             if head.seq.before(wnd_end) {
@@ -798,7 +799,7 @@ fn repr_fmt(r: &TcpRepr<'_>, len: usize) -> String {
 }
 
 /// Errors a send can end with.
-pub fn send_error(tp: &TcpSock) -> Option<Errno> {
+pub(crate) fn send_error(tp: &TcpSock) -> Option<Errno> {
     if let Some(e) = tp.err {
         return Some(e);
     }

@@ -15,7 +15,7 @@ const UNPACED_SEGS: u32 = 10;
 impl TcpSock {
     /// SO_MAX_PACING_RATE: `sk_max_pacing_rate` (bytes per second, `u64::MAX` = none); any
     /// other value turns internal pacing on for good (`SK_PACING_NONE` → `SK_PACING_NEEDED`).
-    pub fn set_max_pacing_rate(&mut self, rate: u64) {
+    pub(crate) fn set_max_pacing_rate(&mut self, rate: u64) {
         if rate != u64::MAX {
             self.pacing_needed = true;
         }
@@ -26,7 +26,7 @@ impl TcpSock {
     /// `tcp_update_pacing_rate()`: 200 % of cwnd · mss / srtt in slow start
     /// (`tcp_pacing_ss_ratio`), 120 % after (`tcp_pacing_ca_ratio`), at most
     /// `sk_max_pacing_rate`.
-    pub fn tcp_update_pacing_rate(&mut self, net: &crate::netns::Netns) {
+    pub(crate) fn tcp_update_pacing_rate(&mut self, net: &crate::netns::Netns) {
         let mut rate = self.mss_cache as u64 * ((1_000_000 / 100) << 3);
         let ratio = if self.snd_cwnd < self.snd_ssthresh / 2 {
             net.sysctl.tcp_pacing_ss_ratio.get()
@@ -76,7 +76,7 @@ impl TcpSock {
 
     /// The pacing timer (`tcp_pace_kick` → `tcp_tsq_write`): retransmit what is lost, then
     /// send what the windows allow.
-    pub fn tcp_pace_kick(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_pace_kick(&mut self, ctx: &mut Ctx<'_>) {
         if !matches!(
             self.state,
             TcpState::Established | TcpState::FinWait1 | TcpState::Closing | TcpState::CloseWait | TcpState::LastAck

@@ -4,7 +4,7 @@ use super::{TcpState, RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::socket::sock::Sock;
 
 /// `tcp_poll()`: the readiness mask of a socket.
-pub fn tcp_poll(sk: &Sock) -> u32 {
+pub(crate) fn tcp_poll(sk: &Sock) -> u32 {
     const IN: u32 = 0x1 | 0x40;
     const PRI: u32 = 0x2;
     const OUT: u32 = 0x4 | 0x100;

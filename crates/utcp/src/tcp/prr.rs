@@ -13,12 +13,12 @@ use super::TcpSock;
 
 impl TcpSock {
     /// `tcp_in_cwnd_reduction()`: CWR or Recovery.
-    pub fn tcp_in_cwnd_reduction(&self) -> bool {
+    pub(crate) fn tcp_in_cwnd_reduction(&self) -> bool {
         matches!(self.ca_state, CaState::Cwr | CaState::Recovery)
     }
 
     /// `tcp_init_cwnd_reduction()` (the caller has set `snd_ssthresh` and `high_seq`).
-    pub fn tcp_init_cwnd_reduction(&mut self) {
+    pub(crate) fn tcp_init_cwnd_reduction(&mut self) {
         self.snd_cwnd_cnt = 0;
         self.prior_cwnd = self.snd_cwnd;
         self.prr_delivered = 0;
@@ -27,7 +27,7 @@ impl TcpSock {
 
     /// `tcp_cwnd_reduction()`: `newly_acked_sacked` packets left the network with this ACK,
     /// `newly_lost` were marked lost; `una_advanced` is FLAG_SND_UNA_ADVANCED.
-    pub fn tcp_cwnd_reduction(&mut self, newly_acked_sacked: u32, newly_lost: u32, una_advanced: bool) {
+    pub(crate) fn tcp_cwnd_reduction(&mut self, newly_acked_sacked: u32, newly_lost: u32, una_advanced: bool) {
         if newly_acked_sacked == 0 || self.prior_cwnd == 0 {
             return;
         }
@@ -52,7 +52,7 @@ impl TcpSock {
     }
 
     /// Counts `n` packets sent while cwnd is being reduced (`tp->prr_out`).
-    pub fn tcp_prr_sent(&mut self, n: u32) {
+    pub(crate) fn tcp_prr_sent(&mut self, n: u32) {
         if self.tcp_in_cwnd_reduction() {
             self.prr_out += n;
         }

@@ -34,13 +34,13 @@ impl TcpSock {
     /// `tcp_can_ingest()`: what is queued is within `sk_rcvbuf`. (6.17 counted the incoming
     /// buffer too, its truesize, then its length; 6.18.y went back to the queues alone after
     /// spurious drops, upstream 026dfef287c0.)
-    pub fn tcp_can_ingest(&self) -> bool {
+    pub(crate) fn tcp_can_ingest(&self) -> bool {
         self.rmem_alloc <= self.rcvbuf
     }
 
     /// `tcp_try_rmem_schedule()` for a segment starting at `seq` of `truesize`: true when it
     /// cannot be charged even after pruning.
-    pub fn tcp_try_rmem_schedule(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, truesize: u32) -> bool {
+    pub(crate) fn tcp_try_rmem_schedule(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, truesize: u32) -> bool {
         if !self.tcp_can_ingest() || !self.sk_rmem_schedule(ctx.now, truesize) {
             if self.tcp_prune_queue(ctx, seq) < 0 {
                 return true;
@@ -56,7 +56,7 @@ impl TcpSock {
 
     /// `tcp_adjust_rcv_ssthresh()`: under memory pressure the window grows no further than
     /// four segments.
-    pub fn tcp_adjust_rcv_ssthresh(&mut self) {
+    pub(crate) fn tcp_adjust_rcv_ssthresh(&mut self) {
         // __tcp_adjust_rcv_ssthresh(): utcp reserves no socket memory (SO_RESERVE_MEM).
         self.rcv_ssthresh = self.rcv_ssthresh.min(4 * self.advmss);
     }

@@ -47,7 +47,7 @@ fn usecs_to_jiffies(us: u64) -> Duration {
 impl TcpSock {
     /// `tcp_highest_sack_seq()`: the end of the highest SACKed segment (`snd_una` while
     /// nothing is SACKed).
-    pub fn tcp_highest_sack_seq(&self) -> SeqNum {
+    pub(crate) fn tcp_highest_sack_seq(&self) -> SeqNum {
         if self.sacked_out == 0 {
             self.snd_una
         } else {
@@ -57,7 +57,7 @@ impl TcpSock {
 
     /// `tcp_check_sack_reordering()`: data from `low_seq` was delivered out of order (`ts`:
     /// timestamps showed it).
-    pub fn tcp_check_sack_reordering(&mut self, ctx: &mut Ctx<'_>, low_seq: SeqNum, ts: bool) {
+    pub(crate) fn tcp_check_sack_reordering(&mut self, ctx: &mut Ctx<'_>, low_seq: SeqNum, ts: bool) {
         let fack = self.tcp_highest_sack_seq();
         if !low_seq.before(fack) {
             return;
@@ -93,7 +93,7 @@ impl TcpSock {
 
     /// `tcp_rack_advance()`: the segment (re)sent at `xmit_time` as transmission number
     /// `order` was delivered (ACKed or SACKed).
-    pub fn tcp_rack_advance(&mut self, ctx: &Ctx<'_>, xmit_time: Instant, order: u64, retransmitted: bool) {
+    pub(crate) fn tcp_rack_advance(&mut self, ctx: &Ctx<'_>, xmit_time: Instant, order: u64, retransmitted: bool) {
         let rtt_us = ctx.now.saturating_since(xmit_time).as_micros().min(u32::MAX as u128) as u32;
         // A retransmitted segment delivered sooner than the minimum RTT: ambiguous whether
         // the original or the retransmission arrived; the retransmission's send time says
@@ -181,7 +181,7 @@ impl TcpSock {
 
     /// `tcp_rack_mark_lost()`: RACK loss detection after an ACK that delivered something;
     /// arms the reordering timer for segments still inside their window. True when armed.
-    pub fn tcp_rack_mark_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    pub(crate) fn tcp_rack_mark_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         if !self.rack_advanced || !self.tcp_is_rack(ctx) {
             return false;
         }
@@ -197,7 +197,7 @@ impl TcpSock {
     }
 
     /// `tcp_rack_reo_timeout()`: the reordering window of a suspect segment expired.
-    pub fn tcp_rack_reo_timeout(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_rack_reo_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let prior_inflight = self.packets_in_flight();
         let prior_lost = self.lost_out;
         let timeout = self.tcp_rack_detect_loss(ctx);
@@ -219,7 +219,7 @@ impl TcpSock {
 
     /// `tcp_schedule_loss_probe()`: in the Open state with data in flight, arm a probe at
     /// 2·SRTT (plus the delayed-ACK allowance for a single segment), never later than the RTO.
-    pub fn tcp_schedule_loss_probe(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_schedule_loss_probe(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0
             || self.ca_state != CaState::Open
             || !self.sack_ok
@@ -251,7 +251,7 @@ impl TcpSock {
     }
 
     /// `tcp_send_loss_probe()`: new data if the window allows, else the last segment again.
-    pub fn tcp_send_loss_probe(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_send_loss_probe(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0 || self.ca_state != CaState::Open {
             return;
         }

@@ -12,70 +12,70 @@ use crate::time::Instant;
 
 /// `TCP_SKB_CB(skb)->tx`: the delivery state when the segment was last sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TxRate {
+pub(crate) struct TxRate {
     /// `tp->delivered` at the send.
-    pub delivered: u32,
+    pub(crate) delivered: u32,
     /// `tp->delivered_mstamp` at the send; `None` once the segment was SACKed (its sample
     /// was taken) or when it never left.
-    pub delivered_mstamp: Option<Instant>,
+    pub(crate) delivered_mstamp: Option<Instant>,
     /// `tp->first_tx_mstamp` at the send: the start of the send phase.
-    pub first_tx_mstamp: Instant,
+    pub(crate) first_tx_mstamp: Instant,
     /// The connection was application-limited.
-    pub is_app_limited: bool,
+    pub(crate) is_app_limited: bool,
     /// `tx.in_flight`: bytes from `snd_una` to the segment's end at the send.
-    pub in_flight: u32,
+    pub(crate) in_flight: u32,
 }
 
 /// The connection's estimator state (`struct tcp_sock`'s rate fields).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TcpRate {
+pub(crate) struct TcpRate {
     /// `tp->delivered_mstamp`: when `tp->delivered` last grew.
-    pub delivered_mstamp: Option<Instant>,
+    pub(crate) delivered_mstamp: Option<Instant>,
     /// `tp->first_tx_mstamp`: send time of the most recently (S)ACKed segment, or of the
     /// first segment sent from idle.
-    pub first_tx_mstamp: Instant,
+    pub(crate) first_tx_mstamp: Instant,
     /// `tp->app_limited`: `tp->delivered` (plus in flight) at which the application-limited
     /// period ends; 0: not application-limited.
-    pub app_limited: u32,
+    pub(crate) app_limited: u32,
     /// `tp->rate_delivered`: packets of the last reported sample.
-    pub rate_delivered: u32,
+    pub(crate) rate_delivered: u32,
     /// `tp->rate_interval_us`: its interval.
-    pub rate_interval_us: u32,
+    pub(crate) rate_interval_us: u32,
     /// `tp->rate_app_limited`: it was application-limited.
-    pub rate_app_limited: bool,
+    pub(crate) rate_app_limited: bool,
     /// `tp->lost`: packets ever marked lost.
-    pub lost: u32,
+    pub(crate) lost: u32,
 }
 
 /// `struct rate_sample`: what one ACK measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateSample {
+pub(crate) struct RateSample {
     /// `prior_mstamp`: `tp->delivered_mstamp` when the sampled segment was sent.
-    pub prior_mstamp: Option<Instant>,
+    pub(crate) prior_mstamp: Option<Instant>,
     /// `tp->delivered` when the sampled segment was sent.
-    pub prior_delivered: u32,
+    pub(crate) prior_delivered: u32,
     /// Packets delivered over the interval; -1: no valid sample.
-    pub delivered: i32,
+    pub(crate) delivered: i32,
     /// The sample's interval in µs; -1: no valid sample.
-    pub interval_us: i64,
+    pub(crate) interval_us: i64,
     /// The send phase (µs).
-    pub snd_interval_us: u32,
+    pub(crate) snd_interval_us: u32,
     /// The ACK phase (µs).
-    pub rcv_interval_us: u32,
+    pub(crate) rcv_interval_us: u32,
     /// RTT of the last (S)ACKed packet (µs); -1: none.
-    pub rtt_us: i64,
+    pub(crate) rtt_us: i64,
     /// Packets newly marked lost by this ACK.
-    pub losses: u32,
+    pub(crate) losses: u32,
     /// Packets newly ACKed or SACKed by this ACK.
-    pub acked_sacked: u32,
+    pub(crate) acked_sacked: u32,
     /// Packets in flight before this ACK.
-    pub prior_in_flight: u32,
+    pub(crate) prior_in_flight: u32,
     /// The sampled segment was sent while application-limited.
-    pub is_app_limited: bool,
+    pub(crate) is_app_limited: bool,
     /// The sampled segment was a retransmission.
-    pub is_retrans: bool,
+    pub(crate) is_retrans: bool,
     /// The ACK may have been delayed (`FLAG_ACK_MAYBE_DELAYED`).
-    pub is_ack_delayed: bool,
+    pub(crate) is_ack_delayed: bool,
 }
 
 impl Default for RateSample {
@@ -106,7 +106,7 @@ fn us_delta(t1: Instant, t0: Instant) -> i64 {
 impl TcpRate {
     /// `tcp_rate_skb_delivered()`: the segment `skb` was (S)ACKed; the most recently sent
     /// segment of the ACK (highest `tx.delivered`) gives the sample's start.
-    pub fn tcp_rate_skb_delivered(&mut self, skb: &mut TxSkb, rs: &mut RateSample) {
+    pub(crate) fn tcp_rate_skb_delivered(&mut self, skb: &mut TxSkb, rs: &mut RateSample) {
         let Some(stamp) = skb.tx.delivered_mstamp else {
             return;
         };
@@ -130,7 +130,7 @@ impl TcpRate {
 impl TcpSock {
     /// `tcp_rate_skb_sent()`: the delivery state a segment leaving at `tx_time` carries. From
     /// idle (nothing in flight) the sample starts at this send.
-    pub fn tcp_rate_skb_sent(&mut self, tx_time: Instant, end_seq: crate::seq::SeqNum) -> TxRate {
+    pub(crate) fn tcp_rate_skb_sent(&mut self, tx_time: Instant, end_seq: crate::seq::SeqNum) -> TxRate {
         if self.packets_out == 0 {
             self.rate.first_tx_mstamp = tx_time;
             self.rate.delivered_mstamp = Some(tx_time);
@@ -149,7 +149,7 @@ impl TcpSock {
     /// cumulatively ACKed), nothing was SACKed before, nothing else was delivered since it
     /// left, and the ACK carries no SACK and no SYN: typically a delayed ACK (its RTT sample
     /// may include the receiver's delay). Sets the sample's `is_ack_delayed`.
-    pub fn tcp_rate_ack_maybe_delayed(
+    pub(crate) fn tcp_rate_ack_maybe_delayed(
         &self,
         pkts_acked: u32,
         last_in_flight: u32,
@@ -167,7 +167,14 @@ impl TcpSock {
 
     /// `tcp_rate_gen()`: closes the ACK's sample. `delivered` and `lost` are the packets this
     /// ACK newly (S)ACKed and newly marked lost.
-    pub fn tcp_rate_gen(&mut self, now: Instant, delivered: u32, lost: u32, is_sack_reneg: bool, rs: &mut RateSample) {
+    pub(crate) fn tcp_rate_gen(
+        &mut self,
+        now: Instant,
+        delivered: u32,
+        lost: u32,
+        is_sack_reneg: bool,
+        rs: &mut RateSample,
+    ) {
         // The application-limited bubble was ACKed and is gone.
         if self.rate.app_limited != 0 && (self.delivered.wrapping_sub(self.rate.app_limited) as i32) > 0 {
             self.rate.app_limited = 0;
@@ -215,7 +222,7 @@ impl TcpSock {
     /// Linux also requires its qdisc and NIC queues to be empty (`sk_wmem_alloc` below one
     /// skb's truesize); utcp's devices take each packet as it is sent, so nothing of the
     /// socket's waits below TCP.
-    pub fn tcp_rate_check_app_limited(&mut self) {
+    pub(crate) fn tcp_rate_check_app_limited(&mut self) {
         let in_flight = self.packets_in_flight();
         if self.write_seq.diff(self.snd_nxt) < self.mss_cache
             && in_flight < self.snd_cwnd
@@ -228,7 +235,7 @@ impl TcpSock {
 
     /// `tcp_compute_delivery_rate()`: the last sample in bytes per second (TCP_INFO's
     /// `tcpi_delivery_rate`); 0 before the first.
-    pub fn tcp_compute_delivery_rate(&self) -> u64 {
+    pub(crate) fn tcp_compute_delivery_rate(&self) -> u64 {
         if self.rate.rate_interval_us == 0 {
             return 0;
         }

@@ -8,23 +8,8 @@ use crate::errno::Errno;
 use crate::mib::LinuxMib;
 use crate::socket::sock::{Cancel, OwnedSock, Sock, WaitResult};
 use crate::time::{Duration, Instant};
-
-/// `MSG_OOB`.
-pub const MSG_OOB: i32 = 0x1;
-/// `MSG_PEEK`.
-pub const MSG_PEEK: i32 = 0x2;
-/// `MSG_TRUNC`.
-pub const MSG_TRUNC: i32 = 0x20;
-/// `MSG_DONTWAIT`.
-pub const MSG_DONTWAIT: i32 = 0x40;
-/// `MSG_WAITALL`.
-pub const MSG_WAITALL: i32 = 0x100;
-/// `MSG_ERRQUEUE`.
-pub const MSG_ERRQUEUE: i32 = 0x2000;
-/// `MSG_CTRUNC`.
-pub const MSG_CTRUNC: i32 = 0x8;
-/// `MSG_ZEROCOPY` (send): report completion on the error queue (SO_ZEROCOPY).
-pub const MSG_ZEROCOPY: i32 = 0x400_0000;
+pub(crate) use crate::uapi::MSG_ZEROCOPY;
+pub use crate::uapi::{MSG_CTRUNC, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL};
 
 /// Where received bytes go: the user's iovecs, filled in order (`struct iov_iter`).
 pub struct IovIter<'a> {
@@ -35,7 +20,7 @@ pub struct IovIter<'a> {
     /// Bytes past the real buffers up to `left` fault (NULL or short user memory).
     fault: bool,
     /// A copy hit faulting memory.
-    pub faulted: bool,
+    pub(crate) faulted: bool,
 }
 
 /// The buffers of an [`IovIter`]: one (`ITER_UBUF`, what recv/read build, without allocating)
@@ -67,22 +52,22 @@ impl<'a> IovIter<'a> {
         IovIter { iovs: Iovs::Iovec(iovs), idx: 0, off: 0, left: total.min(max), fault: false, faulted: false }
     }
     /// `import_ubuf()`: an iterator over one buffer, clamped to `max`.
-    pub fn ubuf(buf: &'a mut [u8], max: usize) -> IovIter<'a> {
+    pub(crate) fn ubuf(buf: &'a mut [u8], max: usize) -> IovIter<'a> {
         let left = buf.len().min(max);
         IovIter { iovs: Iovs::Ubuf(buf), idx: 0, off: 0, left, fault: false, faulted: false }
     }
     /// Claims `len` bytes of which only the real buffers are writable: copying beyond them
     /// faults (EFAULT), as copying to a bad user pointer does.
-    pub fn set_fault(&mut self, len: usize) {
+    pub(crate) fn set_fault(&mut self, len: usize) {
         self.left = len;
         self.fault = true;
     }
     /// `msg_data_left()`.
-    pub fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.left
     }
     /// Copies `src` (at most `left()` bytes) into the buffers.
-    pub fn copy_in(&mut self, mut src: &[u8]) -> usize {
+    pub(crate) fn copy_in(&mut self, mut src: &[u8]) -> usize {
         let mut done = 0;
         src = &src[..src.len().min(self.left)];
         while !src.is_empty() && self.idx < self.iovs.count() {
@@ -104,7 +89,7 @@ impl<'a> IovIter<'a> {
         done
     }
     /// Consumes `n` bytes without writing (MSG_TRUNC).
-    pub fn skip(&mut self, n: usize) {
+    pub(crate) fn skip(&mut self, n: usize) {
         self.left -= n.min(self.left);
     }
     /// Copies bytes `[offset, offset+len)` of an skb.
@@ -128,7 +113,7 @@ impl<'a> IovIter<'a> {
 }
 
 /// A reader's buffer made available to packet processing (`tp->ucopy`).
-pub trait UserSink {
+pub(crate) trait UserSink {
     /// Bytes that can still be copied.
     fn room(&self) -> usize;
     /// Copies `data` in (the caller checked `room`).
@@ -136,11 +121,11 @@ pub trait UserSink {
 }
 
 /// The `tp->ucopy` of the seed: the reader's iov plus how much it took directly.
-pub struct Ucopy<'i, 'a> {
+pub(crate) struct Ucopy<'i, 'a> {
     /// The reader's buffers.
-    pub iov: &'i mut IovIter<'a>,
+    pub(crate) iov: &'i mut IovIter<'a>,
     /// Bytes copied by packet processing.
-    pub copied: usize,
+    pub(crate) copied: usize,
 }
 
 impl UserSink for Ucopy<'_, '_> {
@@ -156,28 +141,28 @@ impl UserSink for Ucopy<'_, '_> {
 #[derive(Default, Debug, Clone)]
 pub struct RecvInfo {
     /// Flags for `msg_flags` (MSG_OOB, MSG_TRUNC).
-    pub msg_flags: i32,
+    pub(crate) msg_flags: i32,
     /// TCP_CM_INQ value when TCP_INQ is on.
-    pub inq: Option<u32>,
+    pub(crate) inq: Option<u32>,
     /// Arrival time of the last skb read (for SO_TIMESTAMP/NS), when enabled.
-    pub tstamp: Option<Instant>,
+    pub(crate) tstamp: Option<Instant>,
     /// Which timestamp cmsg: 1 = SO_TIMESTAMP, 2 = SO_TIMESTAMPNS.
-    pub tstamp_kind: u8,
+    pub(crate) tstamp_kind: u8,
     /// SO_TIMESTAMP(NS)_NEW chose the new control message types.
-    pub tstamp_new: bool,
+    pub(crate) tstamp_new: bool,
     /// MSG_ERRQUEUE: the report's `msg_name` (ICMP errors only) and its `IP_RECVERR` (or
     /// `IPV6_RECVERR`) control message.
-    pub errqueue: Option<(Option<std::net::SocketAddr>, Cmsg)>,
+    pub(crate) errqueue: Option<(Option<std::net::SocketAddr>, Cmsg)>,
     /// SCM_TIMESTAMPING's software time (`tss.ts[0]`), when there is one to report; the
     /// message type follows `tstamp_new`.
-    pub timestamping: Option<Instant>,
+    pub(crate) timestamping: Option<Instant>,
     /// Control messages between the timestamps and IP_RECVERR (SCM_TIMESTAMPING_OPT_STATS,
     /// `ip_cmsg_recv()`'s IP_PKTINFO/IP_TTL/IP_TOS): (level, type, data).
-    pub errqueue_cmsgs: Vec<(i32, i32, Vec<u8>)>,
+    pub(crate) errqueue_cmsgs: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// One control message: (level, type, data).
-pub type Cmsg = (i32, i32, Vec<u8>);
+pub(crate) type Cmsg = (i32, i32, Vec<u8>);
 
 /// `sock_rcvlowat()`.
 fn sock_rcvlowat(tp: &TcpSock, waitall: bool, len: usize) -> usize {
@@ -187,7 +172,7 @@ fn sock_rcvlowat(tp: &TcpSock, waitall: bool, len: usize) -> usize {
 
 impl TcpSock {
     /// `tcp_cleanup_rbuf()`: after a read, ACK if it is time, or if the window opened a lot.
-    pub fn tcp_cleanup_rbuf(&mut self, ctx: &mut Ctx<'_>, copied: usize) {
+    pub(crate) fn tcp_cleanup_rbuf(&mut self, ctx: &mut Ctx<'_>, copied: usize) {
         let mut time_to_ack = false;
         if self.ack.pending & ICSK_ACK_SCHED != 0
             && (self.rcv_nxt.diff(self.rcv_wup) > self.ack.rcv_mss
@@ -275,7 +260,7 @@ fn find_skb(tp: &TcpSock, seq: super::SeqNum) -> Found {
 
 /// `tcp_recvmsg()`: lock, `tcp_recvmsg_locked()`, release, then the control-message
 /// information (TCP_CM_INQ, receive timestamps) for a successful call.
-pub fn tcp_recvmsg(
+pub(crate) fn tcp_recvmsg(
     sock: &Sock,
     iov: &mut IovIter<'_>,
     flags: i32,

@@ -18,16 +18,16 @@ use crate::time::{Duration, Instant};
 /// never-retransmitted segment an ACK newly SACKed (`first_sackt`, `last_sackt`; Linux walks
 /// the blocks sorted by sequence), and the ACK's delivery-rate sample (`state->rate`).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SackRtt {
+pub(crate) struct SackRtt {
     first: Option<(SeqNum, Instant)>,
     last: Option<(SeqNum, Instant)>,
     /// The rate sample the (S)ACKed segments start (tcp/rate.rs).
-    pub rate: super::rate::RateSample,
+    pub(crate) rate: super::rate::RateSample,
 }
 
 impl SackRtt {
     /// A never-retransmitted segment starting at `seq`, sent at `xmit`, was newly SACKed.
-    pub fn sacked(&mut self, seq: SeqNum, xmit: Instant) {
+    pub(crate) fn sacked(&mut self, seq: SeqNum, xmit: Instant) {
         if self.first.is_none_or(|(s, _)| seq.before(s)) {
             self.first = Some((seq, xmit));
         }
@@ -97,7 +97,7 @@ impl TcpSock {
     }
 
     /// `tcp_rtt_estimator()` (RFC 6298 with Linux's mdev/rttvar handling).
-    pub fn tcp_rtt_estimator(&mut self, ctx: &Ctx<'_>, mrtt_us: u32) {
+    pub(crate) fn tcp_rtt_estimator(&mut self, ctx: &Ctx<'_>, mrtt_us: u32) {
         // tcp_rto_min_us(): the socket's TCP_RTO_MIN_US (from net.ipv4.tcp_rto_min_us).
         let rto_min_us = self.rto_min.as_micros() as u32;
         let _ = ctx;
@@ -140,7 +140,7 @@ impl TcpSock {
     }
 
     /// `tcp_set_rto()`.
-    pub fn tcp_set_rto(&mut self) {
+    pub(crate) fn tcp_set_rto(&mut self) {
         let us = (self.srtt_us >> 3) as u64 + self.rttvar_us as u64;
         // Linux keeps the RTO in jiffies (HZ=250 here): round up to 4 ms.
         let jiffy = 4000u64;

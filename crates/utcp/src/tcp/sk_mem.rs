@@ -27,13 +27,13 @@ use crate::time::Instant;
 use core::sync::atomic::Ordering;
 
 /// `PAGE_SIZE`.
-pub const SK_MEM_QUANTUM: i64 = 4096;
+pub(crate) const SK_MEM_QUANTUM: i64 = 4096;
 /// `PAGE_SHIFT`.
 const PAGE_SHIFT: u32 = 12;
 
 /// `SK_MEM_SEND` / `SK_MEM_RECV`: what a charge is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SkMemKind {
+pub(crate) enum SkMemKind {
     /// A send buffer.
     Send,
     /// A received buffer.
@@ -65,7 +65,7 @@ impl ProtoMem {
     }
     /// `tcp_enter_memory_pressure()`: records when the state began; the socket that enters it
     /// counts TCPMemoryPressures.
-    pub fn tcp_enter_memory_pressure(&self) {
+    pub(crate) fn tcp_enter_memory_pressure(&self) {
         if self.under_pressure() {
             return;
         }
@@ -76,7 +76,7 @@ impl ProtoMem {
     }
     /// `tcp_leave_memory_pressure()`: ends the state, adding its length in milliseconds to
     /// TCPMemoryPressuresChrono.
-    pub fn tcp_leave_memory_pressure(&self) {
+    pub(crate) fn tcp_leave_memory_pressure(&self) {
         if !self.under_pressure() {
             return;
         }
@@ -91,7 +91,7 @@ impl ProtoMem {
         self.memory_allocated.fetch_add(pages, Ordering::Relaxed);
     }
     /// `__sk_mem_reduce_allocated()`: returns `pages`; the pressure state ends below min.
-    pub fn __sk_mem_reduce_allocated(&self, pages: i64) {
+    pub(crate) fn __sk_mem_reduce_allocated(&self, pages: i64) {
         self.memory_allocated.fetch_sub(pages, Ordering::Relaxed);
         if self.under_pressure() && self.allocated() < self.limit(0) {
             self.tcp_leave_memory_pressure();
@@ -101,12 +101,12 @@ impl ProtoMem {
 
 impl TcpSock {
     /// `sk->sk_forward_alloc`: charged bytes not used by the receive or send queues.
-    pub fn sk_forward_alloc(&self) -> i64 {
+    pub(crate) fn sk_forward_alloc(&self) -> i64 {
         self.mem_charged - self.rmem_alloc as i64 - self.wmem_queued as i64
     }
 
     /// `tcp_under_memory_pressure()`.
-    pub fn tcp_under_memory_pressure(&self) -> bool {
+    pub(crate) fn tcp_under_memory_pressure(&self) -> bool {
         self.proto_mem.under_pressure()
     }
 
@@ -178,14 +178,14 @@ impl TcpSock {
 
     /// `sk_rmem_schedule()`: before a received buffer of `size` is charged; false when the
     /// protocol's limits refuse the pages it lacks.
-    pub fn sk_rmem_schedule(&mut self, now: Instant, size: u32) -> bool {
+    pub(crate) fn sk_rmem_schedule(&mut self, now: Instant, size: u32) -> bool {
         self.proto_mem.tick(now);
         let delta = size as i64 - self.sk_forward_alloc();
         delta <= 0 || self.__sk_mem_schedule(delta, SkMemKind::Recv)
     }
 
     /// `sk_forced_mem_schedule()`: charges the pages `size` lacks whatever the limits say.
-    pub fn sk_forced_mem_schedule(&mut self, size: u32) {
+    pub(crate) fn sk_forced_mem_schedule(&mut self, size: u32) {
         let delta = size as i64 - self.sk_forward_alloc();
         if delta <= 0 {
             return;
@@ -199,7 +199,7 @@ impl TcpSock {
     /// protocol's limits refuse the pages it lacks (under pressure the send buffer is
     /// moderated first, and a socket over its moderated send buffer is granted them:
     /// `__sk_mem_raise_allocated()` fails a send only while the socket is under its sndbuf).
-    pub fn sk_wmem_schedule(&mut self, now: Instant, size: u32) -> bool {
+    pub(crate) fn sk_wmem_schedule(&mut self, now: Instant, size: u32) -> bool {
         self.proto_mem.tick(now);
         let delta = size as i64 - self.sk_forward_alloc();
         delta <= 0 || self.__sk_mem_schedule(delta, SkMemKind::Send)
@@ -208,7 +208,7 @@ impl TcpSock {
     /// `tcp_wmem_schedule()`: how many of `copy` bytes the send buffer may take. When the
     /// limits refuse them, a socket queueing less than `tcp_wmem[0]` is forced that much (so
     /// that it makes some progress), and what the forward allocation holds is taken.
-    pub fn tcp_wmem_schedule(&mut self, now: Instant, copy: u32) -> u32 {
+    pub(crate) fn tcp_wmem_schedule(&mut self, now: Instant, copy: u32) -> u32 {
         if self.sk_wmem_schedule(now, copy) {
             return copy;
         }
@@ -222,13 +222,13 @@ impl TcpSock {
     /// A send buffer grows by `size` with its pages charged whatever the limits say: the
     /// `sk_forced_mem_schedule()` of the skbs `tcp_fragment()` and TSO splitting allocate
     /// (`tcp_stream_alloc_skb(sk, gfp, true)`), which must not fail.
-    pub fn sk_wmem_queued_add(&mut self, size: u32) {
+    pub(crate) fn sk_wmem_queued_add(&mut self, size: u32) {
         self.sk_forced_mem_schedule(size);
         self.wmem_queued += size;
     }
 
     /// `sk_mem_reclaim()`: after buffers were freed, returns the whole free pages.
-    pub fn sk_mem_reclaim(&mut self) {
+    pub(crate) fn sk_mem_reclaim(&mut self) {
         let fwd = self.sk_forward_alloc();
         if fwd >= SK_MEM_QUANTUM {
             let pages = fwd >> PAGE_SHIFT;

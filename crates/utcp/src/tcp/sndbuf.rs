@@ -13,7 +13,7 @@ const SKB_STRUCT: u32 = 256;
 impl TcpSock {
     /// `tcp_sndbuf_expand()`: room for two windows of MSS-sized skbs (three with BBR,
     /// `ca_ops->sndbuf_expand`).
-    pub fn tcp_sndbuf_expand(&mut self, net: &Netns) {
+    pub(crate) fn tcp_sndbuf_expand(&mut self, net: &Netns) {
         let per_mss = (self.mss_clamp.max(self.mss_cache) + MAX_TCP_HEADER + SHINFO).next_power_of_two() + SKB_STRUCT;
         let nr_segs = super::TCP_INIT_CWND.max(self.snd_cwnd).max(self.reordering + 1);
         let sndmem = self.tcp_ca_sndbuf_expand() * nr_segs as u64 * per_mss as u64;
@@ -23,7 +23,7 @@ impl TcpSock {
     }
 
     /// `tcp_should_expand_sndbuf()`.
-    pub fn tcp_should_expand_sndbuf(&self) -> bool {
+    pub(crate) fn tcp_should_expand_sndbuf(&self) -> bool {
         self.userlocks & SOCK_SNDBUF_LOCK == 0
             && !self.tcp_under_memory_pressure()
             && self.proto_mem.allocated() < self.proto_mem.limit(0)

@@ -23,7 +23,7 @@ fn opt_name(val: &[u8]) -> &[u8] {
 }
 
 /// `do_tcp_setsockopt()`, run with the socket owned.
-pub fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8]) -> SysResult<()> {
+pub(crate) fn do_tcp_setsockopt(tp: &mut TcpSock, ctx: &mut Ctx<'_>, name: i32, val: &[u8]) -> SysResult<()> {
     let net = ctx.net;
     // These are data/string values, all the others are ints.
     match name {
@@ -220,7 +220,7 @@ fn jiffies_in(v: i32, max: Duration) -> SysResult<Duration> {
 /// `do_tcp_getsockopt()`: the value's bytes (the caller truncates them to `len`, the
 /// caller's `optlen`). TCP_SAVED_SYN, which consumes what it reads, is
 /// [`tcp_getsockopt_saved_syn`].
-pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len: usize) -> SysResult<Vec<u8>> {
+pub(crate) fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len: usize) -> SysResult<Vec<u8>> {
     let i = |v: i32| v.to_ne_bytes().to_vec();
     Ok(match name {
         TCP_THIN_LINEAR_TIMEOUTS => i(tp.thin_lto as i32),
@@ -302,7 +302,7 @@ pub fn do_tcp_getsockopt(tp: &TcpSock, net: &Netns, now: Instant, name: i32, len
 
 /// `do_tcp_getsockopt(TCP_SAVED_SYN)`: the SYN's headers, once; a `len` too short for them is
 /// EINVAL with the length needed; nothing saved reads as zero bytes.
-pub fn tcp_getsockopt_saved_syn(tp: &mut TcpSock, len: usize) -> Result<Vec<u8>, (Errno, usize)> {
+pub(crate) fn tcp_getsockopt_saved_syn(tp: &mut TcpSock, len: usize) -> Result<Vec<u8>, (Errno, usize)> {
     match tp.ext_if_any().and_then(|e| e.saved_syn.take()) {
         Some(syn) if len < syn.len() => {
             let need = syn.len();

@@ -1,8 +1,8 @@
 //! SYN cookies (net/ipv4/syncookies.c): when the SYN queue is full (or `tcp_syncookies=2`) the
 //! listener keeps no request; the SYN-ACK's ISN encodes the peer's MSS (rounded down to
-//! [`MSSTAB`]) under a keyed hash of the 4-tuple and a minute counter, and with timestamps the
+//! `MSSTAB`) under a keyed hash of the 4-tuple and a minute counter, and with timestamps the
 //! low bits of its TSval carry the peer's window scale and SACK. The returning ACK is checked
-//! ([`TcpSock::cookie_v4_check`]) and rebuilt into a request that becomes a child at once.
+//! (`TcpSock::cookie_v4_check`) and rebuilt into a request that becomes a child at once.
 
 use super::input::Seg;
 use super::listen::RequestSock;
@@ -22,7 +22,7 @@ const MAX_SYNCOOKIE_AGE: u32 = 2;
 /// `TCP_SYNCOOKIE_PERIOD`: the counter's tick, in seconds.
 const TCP_SYNCOOKIE_PERIOD: u64 = 60;
 /// `TCP_SYNCOOKIE_VALID`: how long after the last cookie a listener checks ACKs for one.
-pub const TCP_SYNCOOKIE_VALID: Duration = Duration::from_secs(2 * 60);
+pub(crate) const TCP_SYNCOOKIE_VALID: Duration = Duration::from_secs(2 * 60);
 
 /// The TSval bits of a cookie SYN-ACK: `| 31 .. 6 timestamp | 5 ECN | 4 SACK | 3..0 wscale |`,
 /// wscale 0xf meaning none.
@@ -31,7 +31,7 @@ const TS_OPT_SACK: u32 = 1 << 4;
 const TSBITS: u32 = 6;
 
 /// `msstab`: the MSS values a cookie can carry (sorted).
-pub const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
+pub(crate) const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
 /// net/ipv6/syncookies.c's `msstab[]`: IPv6's MTUs less 60 bytes of headers.
 pub const MSSTAB6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
 
@@ -82,7 +82,7 @@ fn check_tcp_syn_cookie(ctx: &Ctx<'_>, cookie: u32, t: (IpAddr, IpAddr, u16, u16
 
 /// `__cookie_v4_init_sequence()`: the cookie ISN for a SYN from `raddr:rport` to
 /// `laddr:lport` with sequence `seq` and MSS `mss`, and that MSS rounded down to the table.
-pub fn cookie_v4_init_sequence(
+pub(crate) fn cookie_v4_init_sequence(
     ctx: &Ctx<'_>,
     (raddr, rport, laddr, lport): (IpAddr, u16, IpAddr, u16),
     seq: SeqNum,
@@ -108,7 +108,7 @@ fn cookie_v4_mss(ctx: &Ctx<'_>, seg: &Seg, t: (IpAddr, IpAddr, u16, u16)) -> u32
 /// `cookie_init_timestamp()`: the SYN-ACK's TSval (before the offset) at `now_ms`, its low
 /// `TSBITS` (6) bits the peer's options (its window shift, if any, and SACK), never above the
 /// clock.
-pub fn cookie_init_timestamp(snd_wscale: Option<u8>, sack_ok: bool, now_ms: u64) -> u32 {
+pub(crate) fn cookie_init_timestamp(snd_wscale: Option<u8>, sack_ok: bool, now_ms: u64) -> u32 {
     let mut options = snd_wscale.map_or(TS_OPT_WSCALE_MASK as u64, |w| w as u64);
     if sack_ok {
         options |= TS_OPT_SACK as u64;
@@ -158,7 +158,7 @@ fn cookie_timestamp_decode(net: &Netns, o: &mut CookieOpts) -> bool {
 }
 
 /// What [`TcpSock::cookie_v4_check`] found.
-pub enum CookieCheck {
+pub(crate) enum CookieCheck {
     /// Not a cookie ACK for this listener: the listener handles the segment (and resets it).
     Listener,
     /// A valid cookie: the rebuilt request.
@@ -167,7 +167,7 @@ pub enum CookieCheck {
 
 impl TcpSock {
     /// `tcp_synq_overflow()`: notes that a cookie was sent (at most once a second).
-    pub fn tcp_synq_overflow(&mut self, now: Instant) {
+    pub(crate) fn tcp_synq_overflow(&mut self, now: Instant) {
         if let Some(l) = self.listen.as_mut() {
             let recent = l.last_overflow.is_some_and(|t| now >= t && now <= t + Duration::from_secs(1));
             if !recent {
@@ -187,7 +187,7 @@ impl TcpSock {
 
     /// `cookie_v4_check()`: an ACK for a listener with no request for the pair, checked as the
     /// answer to a cookie SYN-ACK.
-    pub fn cookie_v4_check(
+    pub(crate) fn cookie_v4_check(
         &mut self,
         ctx: &mut Ctx<'_>,
         seg: &Seg,
@@ -247,7 +247,6 @@ impl TcpSock {
             num_timeout: 0,
             expires: ctx.now,
             acked: false,
-            snd_wnd: seg.window as u32,
             saved_syn: None,
             // cookie_v4_check(): ireq_opt from the ACK's own IP options (tcp_v4_save_options).
             ireq_opt: super::listen::tcp_v4_save_options(ctx, seg, raddr),

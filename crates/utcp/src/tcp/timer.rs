@@ -8,7 +8,7 @@ use crate::time::Duration;
 
 /// The timers of a TCP socket (`icsk_pending` + keepalive + TIME_WAIT).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TcpTimer {
+pub(crate) enum TcpTimer {
     /// Retransmission timeout (`ICSK_TIME_RETRANS`).
     Retrans = 0,
     /// Delayed ACK (`ICSK_TIME_DACK`).
@@ -31,9 +31,9 @@ pub enum TcpTimer {
 
 impl TcpTimer {
     /// Number of timers.
-    pub const COUNT: usize = 9;
+    pub(crate) const COUNT: usize = 9;
     /// All timers in firing priority.
-    pub const ALL: [TcpTimer; 9] = [
+    pub(crate) const ALL: [TcpTimer; 9] = [
         TcpTimer::Retrans,
         TcpTimer::DelAck,
         TcpTimer::Probe0,
@@ -48,7 +48,7 @@ impl TcpTimer {
 
 /// `tcp_model_timeout()`: time covered by `boundary` exponential backoffs from `rto_base`,
 /// each capped at `rto_max` (`tcp_rto_max(sk)`: TCP_RTO_MAX_MS).
-pub fn tcp_model_timeout(boundary: u32, rto_base: Duration, rto_max: Duration) -> Duration {
+pub(crate) fn tcp_model_timeout(boundary: u32, rto_base: Duration, rto_max: Duration) -> Duration {
     let thresh = (rto_max.as_millis() as u64 / rto_base.as_millis().max(1) as u64).max(1).ilog2();
     if boundary <= thresh {
         rto_base * ((2u32 << boundary) - 1)
@@ -58,7 +58,7 @@ pub fn tcp_model_timeout(boundary: u32, rto_base: Duration, rto_max: Duration) -
 }
 
 /// `TCP_THIN_LINEAR_RETRIES`: retransmissions of a thin stream that keep the RTO linear.
-pub const TCP_THIN_LINEAR_RETRIES: u8 = 6;
+pub(crate) const TCP_THIN_LINEAR_RETRIES: u8 = 6;
 
 /// A socket's timer deadlines by [`TcpTimer`] in nanoseconds, `u64::MAX` meaning unarmed: an
 /// `[Option<Instant>; N]` takes twice the bytes (issue 9 goal 4).
@@ -67,22 +67,22 @@ pub struct Timers([u64; TcpTimer::COUNT]);
 
 impl Timers {
     /// None armed.
-    pub const NONE: Timers = Timers([u64::MAX; TcpTimer::COUNT]);
+    pub(crate) const NONE: Timers = Timers([u64::MAX; TcpTimer::COUNT]);
 
     /// Timer `t`'s deadline, if armed.
     #[inline]
-    pub fn get(&self, t: TcpTimer) -> Option<crate::time::Instant> {
+    pub(crate) fn get(&self, t: TcpTimer) -> Option<crate::time::Instant> {
         let at = self.0[t as usize];
         (at != u64::MAX).then_some(crate::time::Instant(at))
     }
     /// Arms (`Some`) or disarms timer `t`. A deadline of [`crate::time::Instant::FOREVER`] is kept one
     /// nanosecond earlier, still never reached, so that it stays armed.
     #[inline]
-    pub fn set(&mut self, t: TcpTimer, at: Option<crate::time::Instant>) {
+    pub(crate) fn set(&mut self, t: TcpTimer, at: Option<crate::time::Instant>) {
         self.0[t as usize] = at.map_or(u64::MAX, |a| a.0.min(u64::MAX - 1));
     }
     /// The earliest armed deadline.
-    pub fn next(&self) -> Option<crate::time::Instant> {
+    pub(crate) fn next(&self) -> Option<crate::time::Instant> {
         let at = self.0.iter().copied().min().unwrap_or(u64::MAX);
         (at != u64::MAX).then_some(crate::time::Instant(at))
     }
@@ -96,7 +96,7 @@ impl core::fmt::Debug for Timers {
 
 impl TcpSock {
     /// Fires the timers that are due at `ctx.now`.
-    pub fn tcp_timer_fire(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_timer_fire(&mut self, ctx: &mut Ctx<'_>) {
         for t in TcpTimer::ALL {
             if let Some(at) = self.timers.get(t) {
                 // Linux has one transmit timer: a loss probe armed for no later than the RTO
@@ -123,7 +123,7 @@ impl TcpSock {
     }
 
     /// `tcp_compressed_ack_kick()`: sends the ACK that SACK compression held back.
-    pub fn tcp_compressed_ack_kick(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_compressed_ack_kick(&mut self, ctx: &mut Ctx<'_>) {
         if self.compressed_ack > 0 {
             ctx.net.mib.add(LinuxMib::TCPAckCompressed, self.compressed_ack as u64);
             self.compressed_ack = 0;
@@ -132,7 +132,7 @@ impl TcpSock {
     }
 
     /// `tcp_delack_timer_handler()`.
-    pub fn tcp_delack_timer_handler(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_delack_timer_handler(&mut self, ctx: &mut Ctx<'_>) {
         if self.state == TcpState::Close || self.ack.pending & ICSK_ACK_TIMER == 0 {
             return;
         }
@@ -150,7 +150,7 @@ impl TcpSock {
     }
 
     /// `tcp_write_err()`: the connection failed with `sk_err_soft` or ETIMEDOUT.
-    pub fn tcp_write_err(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_write_err(&mut self, ctx: &mut Ctx<'_>) {
         self.err = Some(self.err_soft.unwrap_or(Errno::ETIMEDOUT));
         ctx.ev.data_ready = true;
         self.tcp_done(ctx);
@@ -223,7 +223,7 @@ impl TcpSock {
     }
 
     /// `tcp_retransmit_timer()`.
-    pub fn tcp_retransmit_timer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_retransmit_timer(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out == 0 || self.rtx_queue.is_empty() {
             return;
         }
@@ -290,7 +290,7 @@ impl TcpSock {
     }
 
     /// `tcp_probe_timer()`.
-    pub fn tcp_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_probe_timer(&mut self, ctx: &mut Ctx<'_>) {
         if self.packets_out > 0 || self.write_queue.is_empty() {
             self.probes_out = 0;
             return;
@@ -337,7 +337,7 @@ impl TcpSock {
     }
 
     /// `keepalive_time_when()`.
-    pub fn keepalive_time_when(&self, net: &crate::netns::Netns) -> Duration {
+    pub(crate) fn keepalive_time_when(&self, net: &crate::netns::Netns) -> Duration {
         Duration::from_secs(if self.ext().keepalive_time != 0 {
             self.ext().keepalive_time as u64
         } else {
@@ -347,7 +347,7 @@ impl TcpSock {
 
     /// TCP_KEEPIDLE changed: with SO_KEEPALIVE on, the keepalive timer is re-armed for the new
     /// idle time less the idle time already elapsed (`tcp_sock_set_keepidle_locked`).
-    pub fn tcp_keepalive_rearm(&mut self, now: crate::time::Instant, net: &crate::netns::Netns) {
+    pub(crate) fn tcp_keepalive_rearm(&mut self, now: crate::time::Instant, net: &crate::netns::Netns) {
         if !self.keepalive || matches!(self.state, TcpState::Close | TcpState::Listen) {
             return;
         }
@@ -357,7 +357,7 @@ impl TcpSock {
     }
 
     /// `tcp_keepalive_timer()`: keepalive probes, and the end of an orphan's FIN_WAIT2.
-    pub fn tcp_keepalive_timer(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_keepalive_timer(&mut self, ctx: &mut Ctx<'_>) {
         if self.state == TcpState::FinWait2 && self.orphan {
             self.tcp_time_wait(ctx, TcpState::FinWait2, Duration::ZERO);
             self.tcp_done(ctx);
@@ -409,7 +409,7 @@ impl TcpSock {
     }
 
     /// `tcp_time_wait()`: enter TIME_WAIT (or stay in FIN_WAIT2 as a timewait sock) for `timeo`.
-    pub fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, state: TcpState, timeo: Duration) {
+    pub(crate) fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, state: TcpState, timeo: Duration) {
         // The full socket is destroyed (its tcp_done()): a timewait sock is no orphan.
         self.tcp_orphan_gone();
         if !self.tw_counted {
@@ -451,7 +451,7 @@ impl TcpSock {
 
     /// `inet_twsk_deschedule_put()`: a connect() took this timewait sock's 4-tuple over
     /// (its hash entry is already the new socket's); it dies now and gives its port back.
-    pub fn inet_twsk_deschedule_put(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn inet_twsk_deschedule_put(&mut self, ctx: &mut Ctx<'_>) {
         self.clear_timer(TcpTimer::TimeWait);
         self.tcp_time_wait_expire(ctx);
     }
@@ -467,7 +467,7 @@ impl TcpSock {
     }
 
     /// `tcp_done()`: the connection is over; wake everyone, release protocol resources.
-    pub fn tcp_done(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_done(&mut self, ctx: &mut Ctx<'_>) {
         if matches!(self.state, TcpState::SynSent | TcpState::SynRecv) {
             ctx.net.mib.tcp_inc(crate::mib::TcpMib::AttemptFails);
         }

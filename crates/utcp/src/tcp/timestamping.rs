@@ -29,31 +29,26 @@ use crate::seq::SeqNum;
 use crate::skb::Frame;
 use crate::socket::timestamping::*;
 use crate::uapi::opt::{IP_PKTINFO, IP_TOS, IP_TTL, SCM_TIMESTAMPING_OPT_STATS};
+pub(crate) use crate::uapi::{SCM_TSTAMP_ACK, SCM_TSTAMP_SCHED, SCM_TSTAMP_SND};
 use crate::uapi::{SOL_IP, SOL_SOCKET};
 use std::collections::VecDeque;
 
 /// `SO_EE_ORIGIN_TIMESTAMPING`.
-pub const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
-/// `SCM_TSTAMP_SND`.
-pub const SCM_TSTAMP_SND: u32 = 0;
-/// `SCM_TSTAMP_SCHED`.
-pub const SCM_TSTAMP_SCHED: u32 = 1;
-/// `SCM_TSTAMP_ACK`.
-pub const SCM_TSTAMP_ACK: u32 = 2;
+pub(crate) const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
 
 /// One skb's timestamp request (`shinfo->tx_flags`, `shinfo->tskey`, `txstamp_ack`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TsReq {
+pub(crate) struct TsReq {
     /// `shinfo->tskey`: the last byte of the `sendmsg` that asked.
-    pub key: SeqNum,
+    pub(crate) key: SeqNum,
     /// The SOF_TIMESTAMPING_TX_* flags asked for (SCHED, SOFTWARE, HARDWARE, ACK).
-    pub flags: u32,
+    pub(crate) flags: u32,
 }
 
 impl TcpSock {
     /// `tcp_tx_timestamp()`: at the end of a `sendmsg` that queued bytes, mark the last skb
     /// (the write queue's tail; the retransmit queue's when everything was sent already).
-    pub fn tcp_tx_timestamp(&mut self, tsflags: u32) {
+    pub(crate) fn tcp_tx_timestamp(&mut self, tsflags: u32) {
         const ASKED: u32 = SOF_TIMESTAMPING_TX_SCHED
             | SOF_TIMESTAMPING_TX_SOFTWARE
             | SOF_TIMESTAMPING_TX_HARDWARE
@@ -79,7 +74,7 @@ impl TcpSock {
 
     /// `__dev_queue_xmit()` (SCHED) and the driver's `skb_tx_timestamp()` (SND) for a frame
     /// carrying `[seq, seq + len)`.
-    pub fn tcp_tstamp_xmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, frame: &Frame) {
+    pub(crate) fn tcp_tstamp_xmit(&mut self, ctx: &mut Ctx<'_>, seq: SeqNum, len: u32, frame: &Frame) {
         if self.ext().ts_reqs.is_empty() || len == 0 {
             return;
         }
@@ -111,7 +106,7 @@ impl TcpSock {
 
     /// `tcp_ack_tstamp()`: `skb` was acknowledged whole by an ACK that moved `snd_una` from
     /// `prior_snd_una`; its key, if this ACK covered it, gives an ACK report.
-    pub fn tcp_ack_tstamp(&mut self, ctx: &mut Ctx<'_>, skb: &TxSkb, prior_snd_una: SeqNum) {
+    pub(crate) fn tcp_ack_tstamp(&mut self, ctx: &mut Ctx<'_>, skb: &TxSkb, prior_snd_una: SeqNum) {
         if self.ext().ts_reqs.is_empty() {
             return;
         }
@@ -135,7 +130,7 @@ impl TcpSock {
     }
 
     /// The write queue was purged: its skbs are freed unreported.
-    pub fn tcp_tstamp_purge(&mut self) {
+    pub(crate) fn tcp_tstamp_purge(&mut self) {
         if let Some(e) = self.ext_if_any() {
             e.ts_reqs.clear();
         }
@@ -196,7 +191,7 @@ impl TcpSock {
 /// timestamps (SO_TIMESTAMP(NS), SOF_TIMESTAMPING_RX_SOFTWARE).
 /// DEVIATION(linux): Linux stamps every received skb once any socket of the system asked
 /// (the `netstamp_needed_key` static key), so a socket with SOFTWARE alone may see stamps there.
-pub fn rx_software_report(tsflags: u32, rx_tstamp_opt: u8) -> bool {
+pub(crate) fn rx_software_report(tsflags: u32, rx_tstamp_opt: u8) -> bool {
     let stamped = rx_tstamp_opt != 0 || tsflags & SOF_TIMESTAMPING_RX_SOFTWARE != 0;
     stamped
         && tsflags & SOF_TIMESTAMPING_SOFTWARE != 0
@@ -205,7 +200,7 @@ pub fn rx_software_report(tsflags: u32, rx_tstamp_opt: u8) -> bool {
 
 /// What `ip_recv_error()` reads from the socket besides the report.
 #[derive(Clone, Copy, Debug)]
-pub struct ErrqueueView {
+pub(crate) struct ErrqueueView {
     tsflags: u32,
     rx_tstamp_opt: u8,
     tstamp_new: bool,
@@ -214,7 +209,7 @@ pub struct ErrqueueView {
 
 impl ErrqueueView {
     /// The socket's state as the read sees it.
-    pub fn of(tp: &TcpSock) -> ErrqueueView {
+    pub(crate) fn of(tp: &TcpSock) -> ErrqueueView {
         ErrqueueView {
             tsflags: tp.tsflags,
             rx_tstamp_opt: tp.rx_tstamp_opt,
@@ -227,7 +222,7 @@ impl ErrqueueView {
     /// `sock_recv_timestamp()` (SO_TIMESTAMP(NS), SCM_TIMESTAMPING, SCM_TIMESTAMPING_OPT_STATS),
     /// then for a timestamping report with a device under SOF_TIMESTAMPING_OPT_CMSG
     /// (`ipv4_datagram_support_cmsg`) the sender's address as offender and `ip_cmsg_recv()`.
-    pub fn sock_recv_errqueue(&self, x: &mut SockExterr, now: crate::time::Instant, info: &mut RecvInfo) {
+    pub(crate) fn sock_recv_errqueue(&self, x: &mut SockExterr, now: crate::time::Instant, info: &mut RecvInfo) {
         let f = self.tsflags;
         let need_sw = self.rx_tstamp_opt != 0;
         if need_sw

@@ -47,7 +47,7 @@ fn nla_put(b: &mut Vec<u8>, ty: u16, v: &[u8]) {
 }
 
 /// `tcp_get_timestamping_opt_stats()`; `ack` for an ACK report (TCP_NLA_TTL of the ACK).
-pub fn tcp_get_timestamping_opt_stats(tp: &TcpSock, ctx: &Ctx<'_>, ack: bool) -> Vec<u8> {
+pub(crate) fn tcp_get_timestamping_opt_stats(tp: &TcpSock, ctx: &Ctx<'_>, ack: bool) -> Vec<u8> {
     let mut b = Vec::with_capacity(256);
     let u64 = |b: &mut Vec<u8>, t, v: u64| nla_put(b, t, &v.to_ne_bytes());
     let u32 = |b: &mut Vec<u8>, t, v: u32| nla_put(b, t, &v.to_ne_bytes());

@@ -17,7 +17,7 @@ use crate::time::Duration;
 use crate::wire::TcpFlags;
 
 /// `GSO_LEGACY_MAX_SIZE`: `gso_max_size` of a device without its own (software GSO).
-pub const GSO_LEGACY_MAX_SIZE: u32 = 65_536;
+pub(crate) const GSO_LEGACY_MAX_SIZE: u32 = 65_536;
 
 /// `MAX_TCP_HEADER` (x86_64): the headroom `sk_setup_caps()` takes off `sk_gso_max_size`.
 const MAX_TCP_HEADER: u32 = 320;
@@ -25,7 +25,7 @@ const MAX_TCP_HEADER: u32 = 320;
 impl TcpSock {
     /// `sk->sk_gso_max_size` as `sk_setup_caps()` sets it: the device's `gso_max_size` (its
     /// software GSO's `GSO_LEGACY_MAX_SIZE` without TSO) less `MAX_TCP_HEADER + 1`.
-    pub fn sk_gso_max_size(&self, net: &Netns) -> u32 {
+    pub(crate) fn sk_gso_max_size(&self, net: &Netns) -> u32 {
         let dev = net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
         let dev = if dev == 0 { GSO_LEGACY_MAX_SIZE } else { dev };
         dev.saturating_sub(1 + MAX_TCP_HEADER)
@@ -34,7 +34,7 @@ impl TcpSock {
     /// `tcp_xmit_size_goal()`: how large `tcp_sendmsg` builds write-queue entries: up to
     /// `sk_gso_max_size`, bounded to half the largest window the peer offered
     /// (`tcp_bound_to_half_wnd()`), in whole MSS, at least one; one MSS for urgent data.
-    pub fn tcp_xmit_size_goal(&self, net: &Netns, mss_now: u32) -> u32 {
+    pub(crate) fn tcp_xmit_size_goal(&self, net: &Netns, mss_now: u32) -> u32 {
         if self.tcp_urg_mode() {
             return mss_now;
         }
@@ -49,7 +49,7 @@ impl TcpSock {
     /// `tcp_tso_segs()` / `tcp_tso_autosize()`: packets per transmission, about 1 ms of data at
     /// `sk_pacing_rate` (`sk_pacing_shift` 10) plus, on a short path, `sk_gso_max_size >>
     /// (min_rtt >> tcp_tso_rtt_log)`, at most `sk_gso_max_size`, at least `tcp_min_tso_segs`.
-    pub fn tcp_tso_segs(&self, net: &Netns, mss_now: u32) -> u32 {
+    pub(crate) fn tcp_tso_segs(&self, net: &Netns, mss_now: u32) -> u32 {
         let gso_max = self.sk_gso_max_size(net);
         let mut bytes = self.pacing_rate >> 10;
         let rtt_log = net.sysctl.tcp_tso_rtt_log.get().clamp(0, 31) as u32;

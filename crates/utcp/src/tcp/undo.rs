@@ -24,7 +24,7 @@ impl TcpSock {
     }
 
     /// `tcp_init_undo()` with the `prior_ssthresh` its callers record: a new episode.
-    pub fn tcp_init_undo(&mut self) {
+    pub(crate) fn tcp_init_undo(&mut self) {
         self.undo_marker = Some(self.snd_una);
         self.undo_retrans = if self.retrans_out > 0 { self.retrans_out as i32 } else { -1 };
         self.undo_stamp = None;
@@ -32,7 +32,7 @@ impl TcpSock {
     }
 
     /// A retransmission of the episode left (`tcp_retransmit_skb`).
-    pub fn tcp_undo_count_retrans(&mut self, now: crate::time::Instant) {
+    pub(crate) fn tcp_undo_count_retrans(&mut self, now: crate::time::Instant) {
         if self.undo_marker.is_some() {
             if self.undo_retrans < 0 {
                 self.undo_retrans = 0;
@@ -47,7 +47,7 @@ impl TcpSock {
     /// `tcp_check_dsack()` / `tcp_sacktag_one()` for a DSACK block `[start, end)` covering
     /// `retransmitted` segments of ours that were retransmitted (below `snd_una` they are gone:
     /// one is assumed, as Linux does).
-    pub fn tcp_dsack_seen(&mut self, end: SeqNum, prior_snd_una: SeqNum, retransmitted: u32) {
+    pub(crate) fn tcp_dsack_seen(&mut self, end: SeqNum, prior_snd_una: SeqNum, retransmitted: u32) {
         self.rack_dsack_seen = true;
         self.dsack_dups += 1;
         // DEVIATION(linux): a DSACK counts as reordering seen. 6.18 widens RACK's window for a
@@ -100,7 +100,7 @@ impl TcpSock {
     }
 
     /// `tcp_try_undo_recovery()`, as recovery or loss ends with `high_seq` acknowledged.
-    pub fn tcp_try_undo_recovery(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_try_undo_recovery(&mut self, ctx: &mut Ctx<'_>) {
         if self.tcp_may_undo() {
             let loss = self.ca_state == CaState::Loss;
             self.tcp_undo_cwnd_reduction(false);
@@ -111,7 +111,7 @@ impl TcpSock {
     }
 
     /// `tcp_try_undo_dsack()`: DSACKs showed every retransmission unnecessary.
-    pub fn tcp_try_undo_dsack(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    pub(crate) fn tcp_try_undo_dsack(&mut self, ctx: &mut Ctx<'_>) -> bool {
         if self.undo_marker.is_some() && self.undo_retrans == 0 {
             self.rack_reo_wnd_persist = (self.rack_reo_wnd_persist + 1).min(TCP_RACK_RECOVERY_THRESH);
             self.tcp_undo_cwnd_reduction(false);
@@ -123,7 +123,7 @@ impl TcpSock {
 
     /// `tcp_try_undo_partial()`: a partial ACK in recovery whose data was only delayed.
     /// Returns true when recovery should go on unchanged (retransmissions still out).
-    pub fn tcp_try_undo_partial(&mut self, ctx: &mut Ctx<'_>, prior_snd_una: SeqNum) -> bool {
+    pub(crate) fn tcp_try_undo_partial(&mut self, ctx: &mut Ctx<'_>, prior_snd_una: SeqNum) -> bool {
         if self.undo_marker.is_some() && self.tcp_packet_delayed() {
             // Plain luck: the hole was filled by the delayed original.
             self.tcp_check_sack_reordering(ctx, prior_snd_una, true);
@@ -140,7 +140,7 @@ impl TcpSock {
     /// `tcp_try_undo_loss()`: after an RTO, the ACK shows the timeout was spurious: by the
     /// Eifel/DSACK checks of `tcp_may_undo`, or by F-RTO (`frto_undo`: never-retransmitted data
     /// was (S)ACKed, TCPSpuriousRTOs).
-    pub fn tcp_try_undo_loss(&mut self, ctx: &mut Ctx<'_>, frto_undo: bool) -> bool {
+    pub(crate) fn tcp_try_undo_loss(&mut self, ctx: &mut Ctx<'_>, frto_undo: bool) -> bool {
         if frto_undo || self.tcp_may_undo() {
             self.tcp_undo_cwnd_reduction(true);
             ctx.inc(LinuxMib::TCPLossUndo);
@@ -175,7 +175,7 @@ impl TcpSock {
 
     /// `tcp_rack_update_reo_wnd()`: a DSACK (a retransmission that was not needed) widens the
     /// reordering window by a step, once per round trip, for the next 16 recoveries.
-    pub fn tcp_rack_update_reo_wnd(&mut self, ctx: &Ctx<'_>, prior_delivered: u32) {
+    pub(crate) fn tcp_rack_update_reo_wnd(&mut self, ctx: &Ctx<'_>, prior_delivered: u32) {
         if ctx.net.sysctl.tcp_recovery.get() & 0x2 != 0 || prior_delivered == 0 {
             return; // TCP_RACK_STATIC_REO_WND
         }
@@ -196,7 +196,7 @@ impl TcpSock {
     // DEVIATION(linux): Linux keeps a three-sample windowed min-max (lib/win_minmax.c); utcp
     // keeps the minimum and restarts it from the current sample once it is older than the
     // window, which agrees whenever the path's RTT floor holds for the window.
-    pub fn tcp_update_rtt_min(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
+    pub(crate) fn tcp_update_rtt_min(&mut self, ctx: &Ctx<'_>, rtt_us: u32) {
         let wlen = crate::time::Duration::from_secs(ctx.net.sysctl.tcp_min_rtt_wlen.get().max(0) as u64);
         let rtt_us = rtt_us.max(1);
         if self.min_rtt_us == 0 || rtt_us <= self.min_rtt_us || ctx.now.saturating_since(self.min_rtt_stamp) > wlen {

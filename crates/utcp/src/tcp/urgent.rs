@@ -7,20 +7,20 @@ use crate::errno::Errno;
 
 /// What `tcp_recv_urg` returns on success.
 #[derive(Debug, PartialEq, Eq)]
-pub struct UrgRead {
+pub(crate) struct UrgRead {
     /// Bytes returned (0 or 1).
-    pub len: usize,
+    pub(crate) len: usize,
     /// The urgent byte, when one was returned.
-    pub byte: Option<u8>,
+    pub(crate) byte: Option<u8>,
     /// MSG_TRUNC must be set in msg_flags (zero-length buffer).
-    pub trunc: bool,
+    pub(crate) trunc: bool,
     /// MSG_OOB is set in msg_flags.
-    pub oob: bool,
+    pub(crate) oob: bool,
 }
 
 impl TcpSock {
     /// `tcp_check_urg()`: a new urgent pointer arrived.
-    pub fn tcp_check_urg(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
+    pub(crate) fn tcp_check_urg(&mut self, ctx: &mut Ctx<'_>, seg: &Seg) {
         let mut ptr = seg.urg_ptr as u32;
         if ptr != 0 && ctx.net.sysctl.tcp_stdurg.get() == 0 {
             ptr -= 1;
@@ -52,7 +52,7 @@ impl TcpSock {
     }
 
     /// `tcp_recv_urg()`: `recv(MSG_OOB)`. `buf_len` is the user's buffer size.
-    pub fn tcp_recv_urg(&mut self, buf_len: usize, peek: bool, trunc_flag: bool) -> Result<UrgRead, Errno> {
+    pub(crate) fn tcp_recv_urg(&mut self, buf_len: usize, peek: bool, trunc_flag: bool) -> Result<UrgRead, Errno> {
         if self.urginline || self.urg_data == 0 || self.urg_data == TCP_URG_READ {
             return Err(Errno::EINVAL);
         }
@@ -76,7 +76,7 @@ impl TcpSock {
     }
 
     /// SIOCATMARK: true when the next byte to read is the urgent mark.
-    pub fn at_mark(&self) -> bool {
+    pub(crate) fn at_mark(&self) -> bool {
         self.urg_data != 0 && self.urg_seq == self.copied_seq
     }
 }

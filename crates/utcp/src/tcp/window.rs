@@ -9,7 +9,7 @@ use crate::skb::skb_truesize;
 use crate::wire::TcpFlags;
 
 /// `tcp_select_initial_window()`: returns (rcv_wnd, window_clamp, rcv_wscale).
-pub fn tcp_select_initial_window(
+pub(crate) fn tcp_select_initial_window(
     ctx: &Ctx<'_>,
     space: i64,
     mss: u32,
@@ -45,7 +45,7 @@ pub fn tcp_select_initial_window(
 
 impl TcpSock {
     /// `__tcp_select_window()`: the window we would like to advertise now.
-    pub fn __tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u32 {
+    pub(crate) fn __tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u32 {
         let mut mss = self.ack.rcv_mss as i64;
         let mut free_space = self.space();
         let allowed_space = self.full_space();
@@ -105,7 +105,7 @@ impl TcpSock {
 
     /// `tcp_select_window()`: chooses the window for an outgoing segment, never shrinking what
     /// was offered, and records it; returns the scaled 16-bit field value.
-    pub fn tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u16 {
+    pub(crate) fn tcp_select_window(&mut self, ctx: &mut Ctx<'_>) -> u16 {
         let old_win = self.rcv_wnd;
         // Out of memory for the data just dropped: advertise a zero window at once.
         if self.ack.pending & super::ack_flags::ICSK_ACK_NOMEM != 0 {
@@ -152,7 +152,7 @@ impl TcpSock {
     }
 
     /// `tcp_initialize_rcv_mss()`.
-    pub fn tcp_initialize_rcv_mss(&mut self) {
+    pub(crate) fn tcp_initialize_rcv_mss(&mut self) {
         let mut hint = self.advmss.min(self.mss_cache);
         hint = hint.min(self.rcv_wnd / 2);
         hint = hint.min(TCP_MSS_DEFAULT);
@@ -163,7 +163,7 @@ impl TcpSock {
     /// `tcp_measure_rcv_mss()` (6.18): learns the peer's segment size from `gso_size ?: skb->len`
     /// and, when it changes, the payload/truesize ratio (`scaling_ratio`), which the window
     /// clamp then follows.
-    pub fn tcp_measure_rcv_mss(&mut self, skb_len: u32, truesize: u32, rx: RxMeta, flags: TcpFlags) {
+    pub(crate) fn tcp_measure_rcv_mss(&mut self, skb_len: u32, truesize: u32, rx: RxMeta, flags: TcpFlags) {
         let lss = self.ack.last_seg_size;
         self.ack.last_seg_size = 0;
         let mut len = if rx.gso_size != 0 { rx.gso_size } else { skb_len };
@@ -207,7 +207,7 @@ impl TcpSock {
 
     /// `tcp_set_window_clamp()` (tcp.c) for a non-zero value: a shrinking clamp pulls
     /// `rcv_ssthresh` down, a growing one lets it rise up to `rcv_wnd`.
-    pub fn tcp_set_window_clamp(&mut self, val: u32) {
+    pub(crate) fn tcp_set_window_clamp(&mut self, val: u32) {
         let old_window_clamp = self.window_clamp;
         let new_window_clamp = val.max(super::SOCK_MIN_RCVBUF / 2);
         if new_window_clamp == old_window_clamp {
@@ -241,7 +241,7 @@ impl TcpSock {
     ///
     /// `truesize_adjust()` never applies: utcp's receive buffers always hold the payload in
     /// their head (`skb_headlen() != 0`), so the full truesize is used.
-    pub fn tcp_grow_window(&mut self, ctx: &Ctx<'_>, truesize: u32, len: u32) {
+    pub(crate) fn tcp_grow_window(&mut self, ctx: &Ctx<'_>, truesize: u32, len: u32) {
         let room = (self.window_clamp as i64).min(self.space()) - self.rcv_ssthresh as i64;
         if room <= 0 {
             return;
@@ -262,7 +262,7 @@ impl TcpSock {
     }
 
     /// `tcp_init_buffer_space()`: called when the connection becomes established.
-    pub fn tcp_init_buffer_space(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn tcp_init_buffer_space(&mut self, ctx: &Ctx<'_>) {
         // 6.x has no tcp_fixup_rcvbuf(): sk_rcvbuf stays at tcp_rmem[1] until DRS grows it.
         if self.userlocks & super::SOCK_SNDBUF_LOCK == 0 {
             self.tcp_sndbuf_expand(ctx.net);
@@ -295,7 +295,7 @@ impl TcpSock {
     /// `tcp_rcvbuf_grow()` (6.18): records `newval` as the per-RTT space and grows `sk_rcvbuf`
     /// (and the window clamp with it) to back twice that, plus growth headroom and what the
     /// out-of-order queue spans.
-    pub fn tcp_rcvbuf_grow(&mut self, ctx: &Ctx<'_>, newval: u32) {
+    pub(crate) fn tcp_rcvbuf_grow(&mut self, ctx: &Ctx<'_>, newval: u32) {
         let oldval = self.rcvq_space.space;
         self.rcvq_space.space = newval;
         if ctx.net.sysctl.tcp_moderate_rcvbuf.get() == 0 || self.userlocks & SOCK_RCVBUF_LOCK != 0 {
@@ -321,7 +321,7 @@ impl TcpSock {
     /// `tcp_rcv_space_adjust()`: dynamic right-sizing of the receive buffer (DRS), run after
     /// the reader copies data: grows `sk_rcvbuf` so the window keeps up with what the reader
     /// drains per RTT.
-    pub fn tcp_rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
         let rtt_us = (self.rcv_rtt_est.rtt_us >> 3) as u64;
         if self.rcv_rtt_est.rtt_us == 0 {
             return;
@@ -342,7 +342,7 @@ impl TcpSock {
 
     /// `tcp_rcv_rtt_update()` + `tcp_rcv_rtt_measure()`: receiver-side RTT from window-sized
     /// data arrival intervals (no timestamps).
-    pub fn tcp_rcv_rtt_measure(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn tcp_rcv_rtt_measure(&mut self, ctx: &Ctx<'_>) {
         if self.rcv_rtt_est.time != super::Instant::ZERO && self.rcv_rtt_est.seq.after(self.rcv_nxt) {
             return;
         }
@@ -355,7 +355,7 @@ impl TcpSock {
     }
 
     /// `tcp_rcv_rtt_measure_ts()`: receiver RTT from echoed timestamps.
-    pub fn tcp_rcv_rtt_measure_ts(&mut self, ctx: &Ctx<'_>, seg_len: u32) {
+    pub(crate) fn tcp_rcv_rtt_measure_ts(&mut self, ctx: &Ctx<'_>, seg_len: u32) {
         if !self.saw_tstamp || self.rcv_tsecr == 0 {
             return;
         }
@@ -392,7 +392,7 @@ impl TcpSock {
     /// `tcp_clamp_window()`: a segment did not fit `sk_rcvbuf`. Unless SO_RCVBUF locked it or
     /// TCP memory is short (pressure, or `tcp_mem[0]` reached), the buffer becomes what is
     /// queued (at most `tcp_rmem[2]`); if that is still exceeded the window stops growing.
-    pub fn tcp_clamp_window(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn tcp_clamp_window(&mut self, ctx: &Ctx<'_>) {
         self.ack.quick = 0;
         let rmem2 = ctx.net.sysctl.tcp_rmem.idx(2) as u32;
         if self.rcvbuf < rmem2

@@ -14,13 +14,13 @@ use super::{Ctx, TcpSock};
 use crate::ip::recverr::SockExterr;
 
 /// `SO_EE_ORIGIN_ZEROCOPY`.
-pub const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+pub(crate) const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 /// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data after all.
-pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+pub(crate) const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
 /// A zerocopy completion for ids `lo..=hi` as the error queue holds it: `ee_info` = lo,
 /// `ee_data` = hi, no errno, no offender, no data.
-pub fn zc_notification(lo: u32, hi: u32, code: u8) -> SockExterr {
+pub(crate) fn zc_notification(lo: u32, hi: u32, code: u8) -> SockExterr {
     SockExterr {
         errno: None,
         origin: SO_EE_ORIGIN_ZEROCOPY,
@@ -41,7 +41,7 @@ pub fn zc_notification(lo: u32, hi: u32, code: u8) -> SockExterr {
 impl TcpSock {
     /// After a `send(MSG_ZEROCOPY)` on a SO_ZEROCOPY socket queued bytes up to `write_seq`:
     /// the call's id (`msg_zerocopy_realloc`; a send that queued nothing gives it back).
-    pub fn tcp_zerocopy_sent(&mut self) {
+    pub(crate) fn tcp_zerocopy_sent(&mut self) {
         let id = self.zckey;
         self.zckey = self.zckey.wrapping_add(1);
         let end = self.write_seq;
@@ -49,7 +49,7 @@ impl TcpSock {
     }
 
     /// Completes the sends whose bytes are all acknowledged (`msg_zerocopy_complete`).
-    pub fn tcp_zerocopy_acked(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_zerocopy_acked(&mut self, ctx: &mut Ctx<'_>) {
         while let Some(&(id, end)) = self.ext().zc_pending.front() {
             if end.after(self.snd_una) {
                 break;
@@ -61,7 +61,7 @@ impl TcpSock {
 
     /// The write queue is purged (reset, close, abort): its skbs are freed, so every pending
     /// send completes.
-    pub fn tcp_zerocopy_purge(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn tcp_zerocopy_purge(&mut self, ctx: &mut Ctx<'_>) {
         // The same purge frees the skbs that carried TX timestamp requests.
         self.tcp_tstamp_purge();
         while let Some((id, _)) = self.ext_if_any().and_then(|e| e.zc_pending.pop_front()) {

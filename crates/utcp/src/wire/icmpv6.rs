@@ -12,14 +12,14 @@ use super::{Error, Result};
 use std::net::Ipv6Addr;
 
 /// Length of the ICMPv6 header (type, code, checksum and the four type-specific bytes).
-pub const ICMPV6_HEADER_LEN: usize = 8;
+pub(crate) const ICMPV6_HEADER_LEN: usize = 8;
 
 /// `ICMPV6_DEST_UNREACH`.
-pub const ICMPV6_DEST_UNREACH: u8 = 1;
+pub(crate) const ICMPV6_DEST_UNREACH: u8 = 1;
 /// `ICMPV6_PKT_TOOBIG`.
-pub const ICMPV6_PKT_TOOBIG: u8 = 2;
+pub(crate) const ICMPV6_PKT_TOOBIG: u8 = 2;
 /// `ICMPV6_TIME_EXCEED`.
-pub const ICMPV6_TIME_EXCEED: u8 = 3;
+pub(crate) const ICMPV6_TIME_EXCEED: u8 = 3;
 /// `ICMPV6_PARAMPROB`.
 pub const ICMPV6_PARAMPROB: u8 = 4;
 /// `ICMPV6_ECHO_REQUEST`.
@@ -27,7 +27,7 @@ pub const ICMPV6_ECHO_REQUEST: u8 = 128;
 /// `ICMPV6_ECHO_REPLY`.
 pub const ICMPV6_ECHO_REPLY: u8 = 129;
 /// `ICMPV6_INFOMSG_MASK`: types with this bit set are informational, the others errors.
-pub const ICMPV6_INFOMSG_MASK: u8 = 0x80;
+pub(crate) const ICMPV6_INFOMSG_MASK: u8 = 0x80;
 
 /// `ICMPV6_NOROUTE` (destination unreachable code 0).
 pub const ICMPV6_NOROUTE: u8 = 0;
@@ -63,12 +63,12 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     }
 
     /// The message type.
-    pub fn msg_type(&self) -> u8 {
+    pub(crate) fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// The code.
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
 
@@ -80,25 +80,25 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 
     /// The four type-specific bytes as one big-endian word (`icmp6_dataun`): the MTU of a
     /// packet-too-big, the pointer of a parameter problem.
-    pub fn data_word(&self) -> u32 {
+    pub(crate) fn data_word(&self) -> u32 {
         let b = self.buffer.as_ref();
         u32::from_be_bytes([b[4], b[5], b[6], b[7]])
     }
 
     /// An echo's identifier.
-    pub fn echo_ident(&self) -> u16 {
+    pub(crate) fn echo_ident(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[4], b[5]])
     }
 
     /// An echo's sequence number.
-    pub fn echo_seq(&self) -> u16 {
+    pub(crate) fn echo_seq(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[6], b[7]])
     }
 
     /// What follows the header: an echo's data, or an error's quoted packet.
-    pub fn body(&self) -> &[u8] {
+    pub(crate) fn body(&self) -> &[u8] {
         &self.buffer.as_ref()[ICMPV6_HEADER_LEN..]
     }
 

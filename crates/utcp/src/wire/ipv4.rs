@@ -17,16 +17,16 @@ const HEADER_LEN: usize = 20;
 
 mod field {
     use core::ops::Range;
-    pub const VER_IHL: usize = 0;
-    pub const DSCP_ECN: usize = 1;
-    pub const LENGTH: Range<usize> = 2..4;
-    pub const IDENT: Range<usize> = 4..6;
-    pub const FLG_OFF: Range<usize> = 6..8;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Range<usize> = 10..12;
-    pub const SRC_ADDR: Range<usize> = 12..16;
-    pub const DST_ADDR: Range<usize> = 16..20;
+    pub(crate) const VER_IHL: usize = 0;
+    pub(crate) const DSCP_ECN: usize = 1;
+    pub(crate) const LENGTH: Range<usize> = 2..4;
+    pub(crate) const IDENT: Range<usize> = 4..6;
+    pub(crate) const FLG_OFF: Range<usize> = 6..8;
+    pub(crate) const TTL: usize = 8;
+    pub(crate) const PROTOCOL: usize = 9;
+    pub(crate) const CHECKSUM: Range<usize> = 10..12;
+    pub(crate) const SRC_ADDR: Range<usize> = 12..16;
+    pub(crate) const DST_ADDR: Range<usize> = 16..20;
 }
 
 /// Flag bits and mask of the 16-bit flags/fragment-offset field.
@@ -56,7 +56,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Validates the header as `ip_rcv_core()` does: at least 20 bytes, version 4,
     /// `ihl >= 5`, and `header_len <= total_len <= buffer length`.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error);
@@ -85,7 +85,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The version field (4 for IPv4).
     #[inline]
-    pub fn version(&self) -> u8 {
+    pub(crate) fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
@@ -97,7 +97,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The whole TOS byte: DSCP (high six bits) and ECN (low two bits).
     #[inline]
-    pub fn dscp_ecn(&self) -> u8 {
+    pub(crate) fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
 
@@ -115,25 +115,25 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The "don't fragment" flag.
     #[inline]
-    pub fn dont_frag(&self) -> bool {
+    pub(crate) fn dont_frag(&self) -> bool {
         self.get_u16(field::FLG_OFF) & FLAG_DF != 0
     }
 
     /// The "more fragments" flag.
     #[inline]
-    pub fn more_frags(&self) -> bool {
+    pub(crate) fn more_frags(&self) -> bool {
         self.get_u16(field::FLG_OFF) & FLAG_MF != 0
     }
 
     /// The fragment offset in bytes (the 13-bit field times 8).
     #[inline]
-    pub fn frag_offset(&self) -> u16 {
+    pub(crate) fn frag_offset(&self) -> u16 {
         (self.get_u16(field::FLG_OFF) & FRAG_OFFSET_MASK) << 3
     }
 
     /// The time-to-live field.
     #[inline]
-    pub fn ttl(&self) -> u8 {
+    pub(crate) fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
@@ -191,33 +191,33 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Sets the version field (keeps the IHL).
     #[inline]
-    pub fn set_version(&mut self, value: u8) {
+    pub(crate) fn set_version(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::VER_IHL];
         *b = (*b & 0x0f) | (value << 4);
     }
 
     /// Sets the header length in bytes (stored as `value / 4`; keeps the version).
     #[inline]
-    pub fn set_header_len(&mut self, value: u8) {
+    pub(crate) fn set_header_len(&mut self, value: u8) {
         let b = &mut self.buffer.as_mut()[field::VER_IHL];
         *b = (*b & 0xf0) | ((value / 4) & 0x0f);
     }
 
     /// Sets the TOS byte (DSCP and ECN).
     #[inline]
-    pub fn set_dscp_ecn(&mut self, value: u8) {
+    pub(crate) fn set_dscp_ecn(&mut self, value: u8) {
         self.buffer.as_mut()[field::DSCP_ECN] = value;
     }
 
     /// Sets the total length field.
     #[inline]
-    pub fn set_total_len(&mut self, value: u16) {
+    pub(crate) fn set_total_len(&mut self, value: u16) {
         self.set_u16(field::LENGTH, value)
     }
 
     /// Sets the identification field.
     #[inline]
-    pub fn set_ident(&mut self, value: u16) {
+    pub(crate) fn set_ident(&mut self, value: u16) {
         self.set_u16(field::IDENT, value)
     }
 
@@ -247,31 +247,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Sets the time-to-live field.
     #[inline]
-    pub fn set_ttl(&mut self, value: u8) {
+    pub(crate) fn set_ttl(&mut self, value: u8) {
         self.buffer.as_mut()[field::TTL] = value;
     }
 
     /// Sets the protocol field.
     #[inline]
-    pub fn set_protocol(&mut self, value: u8) {
+    pub(crate) fn set_protocol(&mut self, value: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = value;
     }
 
     /// Sets the header checksum field.
     #[inline]
-    pub fn set_checksum(&mut self, value: u16) {
+    pub(crate) fn set_checksum(&mut self, value: u16) {
         self.set_u16(field::CHECKSUM, value)
     }
 
     /// Sets the source address.
     #[inline]
-    pub fn set_src_addr(&mut self, value: Ipv4Addr) {
+    pub(crate) fn set_src_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&value.octets());
     }
 
     /// Sets the destination address.
     #[inline]
-    pub fn set_dst_addr(&mut self, value: Ipv4Addr) {
+    pub(crate) fn set_dst_addr(&mut self, value: Ipv4Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&value.octets());
     }
 

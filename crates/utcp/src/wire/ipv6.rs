@@ -34,7 +34,7 @@ pub mod nexthdr {
     /// Encapsulating security payload.
     pub const ESP: u8 = 50;
     /// Authentication header.
-    pub const AUTH: u8 = 51;
+    pub(crate) const AUTH: u8 = 51;
     /// ICMPv6.
     pub const ICMP: u8 = 58;
     /// No next header.
@@ -45,12 +45,12 @@ pub mod nexthdr {
 
 mod field {
     use core::ops::Range;
-    pub const VER_TC_FLOW: Range<usize> = 0..4;
-    pub const LENGTH: Range<usize> = 4..6;
-    pub const NXT_HDR: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC_ADDR: Range<usize> = 8..24;
-    pub const DST_ADDR: Range<usize> = 24..40;
+    pub(crate) const VER_TC_FLOW: Range<usize> = 0..4;
+    pub(crate) const LENGTH: Range<usize> = 4..6;
+    pub(crate) const NXT_HDR: usize = 6;
+    pub(crate) const HOP_LIMIT: usize = 7;
+    pub(crate) const SRC_ADDR: Range<usize> = 8..24;
+    pub(crate) const DST_ADDR: Range<usize> = 24..40;
 }
 
 /// A zero-copy view of an IPv6 packet (fixed header and everything after it) in a buffer.
@@ -76,7 +76,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Validates the header as `ip6_rcv_core()` does: 40 bytes, version 6, and
     /// `40 + payload_len <= buffer length` (`IPSTATS_MIB_INTRUNCATEDPKTS` otherwise). A zero
     /// payload length before a hop-by-hop header (a jumbogram) is refused.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < IPV6_HEADER_LEN || self.version() != 6 {
             return Err(Error);
@@ -102,7 +102,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The version field (6).
-    pub fn version(&self) -> u8 {
+    pub(crate) fn version(&self) -> u8 {
         (self.buffer.as_ref()[0] >> 4) & 0xf
     }
 
@@ -117,7 +117,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The payload length (extension headers included).
-    pub fn payload_len(&self) -> u16 {
+    pub(crate) fn payload_len(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[field::LENGTH.start], b[field::LENGTH.start + 1]])
     }
@@ -160,45 +160,45 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 
     /// Sets the version field.
-    pub fn set_version(&mut self, v: u8) {
+    pub(crate) fn set_version(&mut self, v: u8) {
         let w = (self.word0() & 0x0fff_ffff) | (u32::from(v & 0xf) << 28);
         self.set_word0(w);
     }
 
     /// Sets the traffic class.
-    pub fn set_traffic_class(&mut self, tc: u8) {
+    pub(crate) fn set_traffic_class(&mut self, tc: u8) {
         let w = (self.word0() & 0xf00f_ffff) | (u32::from(tc) << 20);
         self.set_word0(w);
     }
 
     /// Sets the flow label (low 20 bits of `label`).
-    pub fn set_flow_label(&mut self, label: u32) {
+    pub(crate) fn set_flow_label(&mut self, label: u32) {
         let w = (self.word0() & 0xfff0_0000) | (label & 0x000f_ffff);
         self.set_word0(w);
     }
 
     /// Sets the payload length.
-    pub fn set_payload_len(&mut self, len: u16) {
+    pub(crate) fn set_payload_len(&mut self, len: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&len.to_be_bytes());
     }
 
     /// Sets the first next-header value.
-    pub fn set_next_header(&mut self, nh: u8) {
+    pub(crate) fn set_next_header(&mut self, nh: u8) {
         self.buffer.as_mut()[field::NXT_HDR] = nh;
     }
 
     /// Sets the hop limit.
-    pub fn set_hop_limit(&mut self, h: u8) {
+    pub(crate) fn set_hop_limit(&mut self, h: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = h;
     }
 
     /// Sets the source address.
-    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_src_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());
     }
 
     /// Sets the destination address.
-    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_dst_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&a.octets());
     }
 
@@ -287,7 +287,7 @@ pub fn pseudo_header_checksum_v6(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: u8
 /// What an option's type says to do when the receiver does not know it (RFC 8200 §4.2: the two
 /// high bits; Linux `ip6_tlvopt_unknown()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownOptAction {
+pub(crate) enum UnknownOptAction {
     /// 00: skip the option.
     Skip,
     /// 01: discard the packet silently.
@@ -300,7 +300,7 @@ pub enum UnknownOptAction {
 
 impl UnknownOptAction {
     /// The action of option type `t`.
-    pub const fn of(t: u8) -> UnknownOptAction {
+    pub(crate) const fn of(t: u8) -> UnknownOptAction {
         match t >> 6 {
             0 => UnknownOptAction::Skip,
             1 => UnknownOptAction::Discard,
@@ -311,15 +311,15 @@ impl UnknownOptAction {
 }
 
 /// Pad1 option type.
-pub const IPV6_TLV_PAD1: u8 = 0;
+pub(crate) const IPV6_TLV_PAD1: u8 = 0;
 /// PadN option type.
-pub const IPV6_TLV_PADN: u8 = 1;
+pub(crate) const IPV6_TLV_PADN: u8 = 1;
 
 /// One TLV of a hop-by-hop or destination options header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlvOption<'a> {
     /// Offset of the option's type byte from the start of the options header.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// Option type.
     pub kind: u8,
     /// Option data.
@@ -329,7 +329,7 @@ pub struct TlvOption<'a> {
 /// Iterates the TLVs of an options header (`hdr` is the whole header, its first two bytes
 /// next-header and length); yields `Err` once for a TLV that runs past the header, as
 /// `ip6_parse_tlv()` rejects it.
-pub fn tlv_options(hdr: &[u8]) -> impl Iterator<Item = Result<TlvOption<'_>>> {
+pub(crate) fn tlv_options(hdr: &[u8]) -> impl Iterator<Item = Result<TlvOption<'_>>> {
     let mut off = 2;
     let mut failed = false;
     std::iter::from_fn(move || {
@@ -354,9 +354,9 @@ pub fn tlv_options(hdr: &[u8]) -> impl Iterator<Item = Result<TlvOption<'_>>> {
 }
 
 /// `IPV6_SRCRT_TYPE_3`: the RPL source routing header.
-pub const RT_TYPE_RPL: u8 = 3;
+pub(crate) const RT_TYPE_RPL: u8 = 3;
 /// `IPV6_SRCRT_TYPE_4`: the segment routing header.
-pub const RT_TYPE_SRH: u8 = 4;
+pub(crate) const RT_TYPE_SRH: u8 = 4;
 
 /// Where the walk of the extension headers ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +414,7 @@ pub enum ExtWalk {
 }
 
 /// The receive path's recogniser of options (see [`walk_ext_headers`]).
-pub type KnownOpt<'a> = dyn Fn(u8, &TlvOption<'_>) -> Option<bool> + 'a;
+pub(crate) type KnownOpt<'a> = dyn Fn(u8, &TlvOption<'_>) -> Option<bool> + 'a;
 
 /// Walks the extension headers of `payload` (the bytes after the fixed header, first header
 /// type `first`) as the receive path does: hop-by-hop only first (`ip6_rcv_core()`), options

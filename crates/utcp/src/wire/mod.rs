@@ -15,9 +15,9 @@ use core::fmt;
 
 pub mod checksum;
 pub mod icmpv6;
-pub mod ipv4;
+pub(crate) mod ipv4;
 pub mod ipv6;
-pub mod tcp;
+pub(crate) mod tcp;
 
 #[cfg(test)]
 mod tests;
@@ -42,4 +42,4 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Result type of the wire module.
-pub type Result<T> = core::result::Result<T, Error>;
+pub(crate) type Result<T> = core::result::Result<T, Error>;

@@ -25,34 +25,34 @@ const MAX_WSCALE: u8 = 14;
 
 mod field {
     use core::ops::Range;
-    pub const SRC_PORT: Range<usize> = 0..2;
-    pub const DST_PORT: Range<usize> = 2..4;
-    pub const SEQ_NUM: Range<usize> = 4..8;
-    pub const ACK_NUM: Range<usize> = 8..12;
+    pub(crate) const SRC_PORT: Range<usize> = 0..2;
+    pub(crate) const DST_PORT: Range<usize> = 2..4;
+    pub(crate) const SEQ_NUM: Range<usize> = 4..8;
+    pub(crate) const ACK_NUM: Range<usize> = 8..12;
     /// Data offset (high nibble) and the four reserved bits incl. AE (low nibble).
-    pub const DOFF: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WIN_SIZE: Range<usize> = 14..16;
-    pub const CHECKSUM: Range<usize> = 16..18;
-    pub const URGENT: Range<usize> = 18..20;
+    pub(crate) const DOFF: usize = 12;
+    pub(crate) const FLAGS: usize = 13;
+    pub(crate) const WIN_SIZE: Range<usize> = 14..16;
+    pub(crate) const CHECKSUM: Range<usize> = 16..18;
+    pub(crate) const URGENT: Range<usize> = 18..20;
 }
 
 /// Option kinds (`TCPOPT_*`) and fixed lengths (`TCPOLEN_*`).
 mod opt {
-    pub const EOL: u8 = 0;
-    pub const NOP: u8 = 1;
-    pub const MSS: u8 = 2;
-    pub const WINDOW: u8 = 3;
-    pub const SACK_PERM: u8 = 4;
-    pub const SACK: u8 = 5;
-    pub const TIMESTAMP: u8 = 8;
-    pub const FASTOPEN: u8 = 34;
-    pub const LEN_MSS: usize = 4;
-    pub const LEN_WINDOW: usize = 3;
-    pub const LEN_SACK_PERM: usize = 2;
-    pub const LEN_TIMESTAMP: usize = 10;
-    pub const LEN_SACK_BASE: usize = 2;
-    pub const LEN_SACK_PERBLOCK: usize = 8;
+    pub(crate) const EOL: u8 = 0;
+    pub(crate) const NOP: u8 = 1;
+    pub(crate) const MSS: u8 = 2;
+    pub(crate) const WINDOW: u8 = 3;
+    pub(crate) const SACK_PERM: u8 = 4;
+    pub(crate) const SACK: u8 = 5;
+    pub(crate) const TIMESTAMP: u8 = 8;
+    pub(crate) const FASTOPEN: u8 = 34;
+    pub(crate) const LEN_MSS: usize = 4;
+    pub(crate) const LEN_WINDOW: usize = 3;
+    pub(crate) const LEN_SACK_PERM: usize = 2;
+    pub(crate) const LEN_TIMESTAMP: usize = 10;
+    pub(crate) const LEN_SACK_BASE: usize = 2;
+    pub(crate) const LEN_SACK_PERBLOCK: usize = 8;
 }
 
 /// The eight TCP flag bits (the low byte of the flags field).
@@ -71,20 +71,20 @@ impl TcpFlags {
     /// Acknowledgment field is significant.
     pub const ACK: TcpFlags = TcpFlags(0x10);
     /// Urgent pointer field is significant.
-    pub const URG: TcpFlags = TcpFlags(0x20);
+    pub(crate) const URG: TcpFlags = TcpFlags(0x20);
     /// ECN-Echo.
-    pub const ECE: TcpFlags = TcpFlags(0x40);
+    pub(crate) const ECE: TcpFlags = TcpFlags(0x40);
     /// Congestion Window Reduced.
     pub const CWR: TcpFlags = TcpFlags(0x80);
 
     /// Whether every bit of `other` is set in `self`.
     #[inline]
-    pub const fn contains(self, other: TcpFlags) -> bool {
+    pub(crate) const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
     /// Whether no flag is set.
     #[inline]
-    pub const fn is_empty(self) -> bool {
+    pub(crate) const fn is_empty(self) -> bool {
         self.0 == 0
     }
     /// Sets the bits of `other`.
@@ -109,7 +109,7 @@ impl TcpFlags {
     }
     /// RST is set.
     #[inline]
-    pub const fn rst(self) -> bool {
+    pub(crate) const fn rst(self) -> bool {
         self.contains(Self::RST)
     }
     /// PSH is set.
@@ -119,12 +119,12 @@ impl TcpFlags {
     }
     /// ACK is set.
     #[inline]
-    pub const fn ack(self) -> bool {
+    pub(crate) const fn ack(self) -> bool {
         self.contains(Self::ACK)
     }
     /// URG is set.
     #[inline]
-    pub const fn urg(self) -> bool {
+    pub(crate) const fn urg(self) -> bool {
         self.contains(Self::URG)
     }
     /// ECE is set.
@@ -203,7 +203,7 @@ pub struct SackBlocks {
 
 impl SackBlocks {
     /// Maximum number of blocks (`TCP_NUM_SACKS`).
-    pub const MAX: usize = 4;
+    pub(crate) const MAX: usize = 4;
 
     /// An empty list.
     pub const fn new() -> SackBlocks {
@@ -484,7 +484,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Validates as `tcp_v4_rcv()` does: at least 20 bytes, data offset >= 5, and the
     /// header (with options) within the buffer.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < TCP_HEADER_LEN {
             return Err(Error);
@@ -515,13 +515,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Source port.
     #[inline]
-    pub fn src_port(&self) -> u16 {
+    pub(crate) fn src_port(&self) -> u16 {
         self.get_u16(field::SRC_PORT)
     }
 
     /// Destination port.
     #[inline]
-    pub fn dst_port(&self) -> u16 {
+    pub(crate) fn dst_port(&self) -> u16 {
         self.get_u16(field::DST_PORT)
     }
 
@@ -533,7 +533,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Acknowledgment number (the raw field, whether or not ACK is set).
     #[inline]
-    pub fn ack_number(&self) -> SeqNum {
+    pub(crate) fn ack_number(&self) -> SeqNum {
         SeqNum(self.get_u32(field::ACK_NUM))
     }
 
@@ -558,7 +558,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Window field (unscaled).
     #[inline]
-    pub fn window_len(&self) -> u16 {
+    pub(crate) fn window_len(&self) -> u16 {
         self.get_u16(field::WIN_SIZE)
     }
 
@@ -570,7 +570,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Urgent pointer field (raw, whether or not URG is set).
     #[inline]
-    pub fn urgent_at(&self) -> u16 {
+    pub(crate) fn urgent_at(&self) -> u16 {
         self.get_u16(field::URGENT)
     }
 
@@ -615,25 +615,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 
     /// Sets the source port.
     #[inline]
-    pub fn set_src_port(&mut self, value: u16) {
+    pub(crate) fn set_src_port(&mut self, value: u16) {
         self.set_u16(field::SRC_PORT, value)
     }
 
     /// Sets the destination port.
     #[inline]
-    pub fn set_dst_port(&mut self, value: u16) {
+    pub(crate) fn set_dst_port(&mut self, value: u16) {
         self.set_u16(field::DST_PORT, value)
     }
 
     /// Sets the sequence number.
     #[inline]
-    pub fn set_seq_number(&mut self, value: SeqNum) {
+    pub(crate) fn set_seq_number(&mut self, value: SeqNum) {
         self.buffer.as_mut()[field::SEQ_NUM].copy_from_slice(&value.0.to_be_bytes());
     }
 
     /// Sets the acknowledgment number.
     #[inline]
-    pub fn set_ack_number(&mut self, value: SeqNum) {
+    pub(crate) fn set_ack_number(&mut self, value: SeqNum) {
         self.buffer.as_mut()[field::ACK_NUM].copy_from_slice(&value.0.to_be_bytes());
     }
 
@@ -653,38 +653,38 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 
     /// Sets the eight flag bits.
     #[inline]
-    pub fn set_flags(&mut self, value: TcpFlags) {
+    pub(crate) fn set_flags(&mut self, value: TcpFlags) {
         self.buffer.as_mut()[field::FLAGS] = value.0;
     }
 
     /// Sets the window field.
     #[inline]
-    pub fn set_window_len(&mut self, value: u16) {
+    pub(crate) fn set_window_len(&mut self, value: u16) {
         self.set_u16(field::WIN_SIZE, value)
     }
 
     /// Sets the checksum field.
     #[inline]
-    pub fn set_checksum(&mut self, value: u16) {
+    pub(crate) fn set_checksum(&mut self, value: u16) {
         self.set_u16(field::CHECKSUM, value)
     }
 
     /// Sets the urgent pointer field.
     #[inline]
-    pub fn set_urgent_at(&mut self, value: u16) {
+    pub(crate) fn set_urgent_at(&mut self, value: u16) {
         self.set_u16(field::URGENT, value)
     }
 
     /// The option bytes, mutable.
     #[inline]
-    pub fn options_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn options_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.header_len());
         &mut self.buffer.as_mut()[TCP_HEADER_LEN..end]
     }
 
     /// The payload, mutable.
     #[inline]
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn payload_mut(&mut self) -> &mut [u8] {
         let start = usize::from(self.header_len());
         &mut self.buffer.as_mut()[start..]
     }
