@@ -38,6 +38,7 @@ pub mod timer;
 pub mod timestamping;
 pub mod timestamping_stats;
 pub mod tso;
+pub mod tx_csum;
 pub mod undo;
 pub mod urgent;
 pub mod window;
@@ -536,6 +537,9 @@ pub struct TcpSock {
     pub rtx_queue: crate::skb_queue::SkbQueue<TxSkb>,
     /// Not yet sent (`sk_write_queue`).
     pub write_queue: crate::skb_queue::SkbQueue<TxSkb>,
+    /// The payload sums of the unsent data, taken while `tcp_sendmsg` copied it
+    /// (`skb->csum`; tcp/tx_csum.rs).
+    pub(crate) tx_csum: tx_csum::TxCsum,
     /// `tp->mss_cache`: current effective send MSS (without options).
     pub mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
@@ -989,6 +993,7 @@ impl TcpSock {
             iss: SeqNum(0),
             rtx_queue: Default::default(),
             write_queue: Default::default(),
+            tx_csum: Default::default(),
             mss_cache: TCP_MSS_DEFAULT,
             pmtu: 0,
             advmss: 0,

@@ -194,7 +194,16 @@ impl TcpSock {
         frame.oif = self.bound_dev_if;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
         self.tcp_tstamp_xmit(ctx, seq, data_len as u32, &frame);
-        ctx.out.push(frame);
+        let dev_gso = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+        if !self.tx_csum.is_empty() && crate::netdev::gso::netif_needs_gso(&frame, dev_gso) {
+            // validate_xmit_skb()'s software GSO, done here where the payload sums taken on
+            // the copy are at hand: the same packets, each checksum completed without
+            // walking its payload again.
+            let (sums, out) = (&mut self.tx_csum, &mut ctx.out);
+            crate::netdev::gso::skb_gso_segment_csum(frame, |off, len| sums.take(seq + off, len), |f| out.push(f));
+        } else {
+            ctx.out.push(frame);
+        }
         self.segs_out += pcount;
         ctx.net.mib.tcp_add(TcpMib::OutSegs, pcount as u64);
         if flags.ack() {
@@ -343,6 +352,10 @@ impl TcpSock {
         self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
+        // A device that takes super-segments gets them with a partial checksum: nothing to
+        // sum here. Without TSO, software GSO completes each packet's checksum from the sums
+        // taken during the copy (tcp/tx_csum.rs).
+        let software_csum = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed) == 0;
         let mut copied = 0;
         let mut no_memory = false;
         while copied < data.len() {
@@ -410,7 +423,12 @@ impl TcpSock {
                 grown.extend_from_slice(b);
                 *b = grown;
             }
-            b.extend_from_slice(&data[copied..copied + n]);
+            let src = &data[copied..copied + n];
+            if software_csum {
+                self.tx_csum.copy_and_csum(b, src, tail.seq, mss_now);
+            } else {
+                b.extend_from_slice(src);
+            }
             tail.end_seq += n as u32;
             self.write_seq += n as u32;
             self.wmem_queued += n as u32;
