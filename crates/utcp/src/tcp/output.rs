@@ -416,9 +416,10 @@ impl TcpSock {
             }
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
-            if b.capacity() - b.len() < n {
-                // The tail's region is full (it was sized to an earlier, shorter write): move
-                // its bytes to a region with room for this write too, from the page fragment.
+            if b.capacity() - b.len() < n && !crate::page_frag::try_extend(b, n) {
+                // The tail's region is full (it was sized to an earlier, shorter write) and
+                // cannot grow in place (other regions were carved after it): move its bytes
+                // to a region with room for this write too, from the page fragment.
                 let mut grown = crate::page_frag::alloc(b.len() + n);
                 grown.extend_from_slice(b);
                 *b = grown;

@@ -195,7 +195,16 @@ impl TcpSock {
         }
         let moved = next.freeze().slice(..nlen as usize);
         let buf = match head.building.as_mut() {
-            Some(b) => b,
+            Some(b) => {
+                if b.capacity() - b.len() < nlen as usize && !crate::page_frag::try_extend(b, nlen as usize) {
+                    // No room and none in place: a region for both (extending a shared
+                    // region would allocate a buffer of its own).
+                    let mut grown = crate::page_frag::alloc(b.len() + nlen as usize);
+                    grown.extend_from_slice(b);
+                    *b = grown;
+                }
+                b
+            }
             None => {
                 // The region comes from the task's page fragment, as the write's did.
                 let mut b = crate::page_frag::alloc(head.data.len() + nlen as usize);
