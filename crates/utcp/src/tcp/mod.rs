@@ -218,6 +218,11 @@ pub struct TxSkb {
     pub building: Option<BytesMut>,
     /// Payload once frozen (sent at least once).
     pub data: Bytes,
+    /// Bytes `tcp_grow_skb()` took from the next skb while `data` was already shared with
+    /// packets sent (`skb_shift()` moving the next skb's page frags): they follow `data`
+    /// without being copied next to it. Empty unless this is the write queue's head; packets
+    /// are built from both parts, and [`TxSkb::freeze`] joins them for any other use.
+    pub frag: Bytes,
     /// `TCPCB_SACKED_ACKED` etc.
     pub sacked: u8,
     /// Time of the last transmission.
@@ -249,19 +254,56 @@ impl TxSkb {
     pub fn len(&self) -> u32 {
         match &self.building {
             Some(b) => b.len() as u32,
-            None => self.data.len() as u32,
+            None => (self.data.len() + self.frag.len()) as u32,
         }
     }
     /// No payload bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Freezes a growing payload so that it can be shared with frames.
+    /// Freezes a growing payload so that it can be shared with frames, and joins a second
+    /// part into one buffer (`__skb_linearize()`: a copy, for the uses that need one).
     pub fn freeze(&mut self) -> &Bytes {
         if let Some(b) = self.building.take() {
             self.data = b.freeze();
         }
+        if !self.frag.is_empty() {
+            let mut b = crate::page_frag::alloc(self.data.len() + self.frag.len());
+            b.extend_from_slice(&self.data);
+            b.extend_from_slice(&self.frag);
+            self.data = b.freeze();
+            self.frag = Bytes::new();
+        }
         &self.data
+    }
+
+    /// Freezes a growing payload, keeping a second part apart: the payload as its parts.
+    pub(crate) fn freeze_parts(&mut self) -> [Bytes; 2] {
+        if let Some(b) = self.building.take() {
+            self.data = b.freeze();
+        }
+        [self.data.clone(), self.frag.clone()]
+    }
+
+    /// Takes the first `n` payload bytes (at most the length) off a frozen skb, a slice of
+    /// one part, or a copy of the two parts' bytes when they straddle the boundary.
+    pub(crate) fn take_front(&mut self, n: usize) -> Bytes {
+        let dl = self.data.len();
+        if n <= dl {
+            let front = self.data.slice(..n);
+            self.data = self.data.slice(n..);
+            if self.data.is_empty() {
+                self.data = core::mem::take(&mut self.frag);
+            }
+            return front;
+        }
+        let n = n.min(dl + self.frag.len());
+        let mut b = crate::page_frag::alloc(n);
+        b.extend_from_slice(&self.data);
+        b.extend_from_slice(&self.frag[..n - dl]);
+        self.data = self.frag.slice(n - dl..);
+        self.frag = Bytes::new();
+        b.freeze()
     }
 }
 

@@ -258,6 +258,7 @@ mod tests {
             flags: crate::wire::TcpFlags::ACK,
             building: None,
             data: bytes::Bytes::new(),
+            frag: bytes::Bytes::new(),
             sacked: 0,
             tx_time,
             tx_order: 0,
