@@ -5,7 +5,7 @@
 //! Linux keeps one `skb->csum` per write-queue skb and sums only the headers when it sends a
 //! packet (`__tcp_v4_send_check()` with `CHECKSUM_NONE`). utcp's write-queue entries are
 //! super-segments that software GSO cuts into `mss`-byte packets, so the sums are kept per
-//! packet-to-be: one [`CsumBlock`] for each `mss` bytes from the start of every write-queue
+//! packet-to-be: one `CsumBlock` for each `mss` bytes from the start of every write-queue
 //! entry (where `tso_fragment()` and GSO cut). Transmission asks for the sum of a packet's
 //! payload by its sequence number and length; a block that does not match exactly (the MSS
 //! changed, the entry was reshaped) is no answer and the payload is summed as before. The
