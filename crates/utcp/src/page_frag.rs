@@ -83,6 +83,29 @@ impl TaskFrag {
         let rest = cur.split_off(want);
         core::mem::replace(cur, rest)
     }
+
+    /// [`try_extend`] on this fragment.
+    fn extend(&mut self, b: &mut BytesMut, more: usize) -> bool {
+        let need = (b.len() + more).saturating_sub(b.capacity());
+        if need == 0 {
+            return true;
+        }
+        let Some(cur) = self.cur.as_mut() else { return false };
+        let want = need.div_ceil(ALIGN) * ALIGN;
+        // The region must end where the unused part begins, and that part must have room.
+        if b.as_ptr().wrapping_add(b.capacity()) != cur.as_ptr() || cur.capacity() < want {
+            return false;
+        }
+        let rest = cur.split_off(want);
+        let piece = core::mem::replace(cur, rest);
+        // Joining needs the region's bytes to reach its end: its unused tail (alignment) is
+        // zero-filled for the join and dropped again, so only those few bytes are written.
+        let len = b.len();
+        b.resize(b.capacity(), 0);
+        let joined = b.try_unsplit(piece).is_ok();
+        b.truncate(len);
+        joined
+    }
 }
 
 thread_local! {
@@ -104,6 +127,15 @@ pub(crate) fn alloc(len: usize) -> BytesMut {
         .ok()
         .flatten()
         .unwrap_or_else(|| BytesMut::with_capacity(len))
+}
+
+/// `skb_can_coalesce()` for the page fragment: makes room in `b` (a region `alloc` gave)
+/// for `more` bytes past its length without moving the bytes it holds, when its region ends
+/// where this thread's fragment continues (it was the last region carved here), as Linux
+/// appends a write to the skb's last frag when the page continues there. False when it
+/// cannot; the caller then copies into a larger region.
+pub fn try_extend(b: &mut BytesMut, more: usize) -> bool {
+    TASK_FRAG.try_with(|f| f.try_borrow_mut().ok().map(|mut f| f.extend(b, more))).ok().flatten().unwrap_or(false)
 }
 
 /// [`crate::skb_queue::cache_reap`] for this thread's page fragment: the current chunk and
@@ -144,6 +176,29 @@ mod tests {
         let d = f.alloc(4096);
         assert_eq!(d.as_ptr() as usize, first);
         drop((c, d));
+    }
+
+    #[test]
+    fn the_last_region_grows_in_place() {
+        let mut f = TaskFrag::default();
+        let mut a = f.alloc(1000);
+        a.extend_from_slice(&[7; 1000]);
+        let at = a.as_ptr();
+        // Room for 3,000 more without moving the 1,000 bytes.
+        assert!(f.extend(&mut a, 3000));
+        assert_eq!(a.as_ptr(), at);
+        assert!(a.capacity() >= 4000);
+        assert_eq!(&a[..], &[7; 1000][..]);
+        a.extend_from_slice(&[8; 3000]);
+        assert_eq!(a.as_ptr(), at);
+        assert!(a[..1000].iter().all(|&x| x == 7) && a[1000..].iter().all(|&x| x == 8));
+        // Once another region was carved after it, it cannot.
+        let b = f.alloc(100);
+        assert!(!f.extend(&mut a, 4096));
+        // Nor can a region larger than what the chunk has left.
+        let mut c = f.alloc(100);
+        assert!(!f.extend(&mut c, CHUNK));
+        drop((a, b, c));
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn cache_reap() -> bool {
     if idle {
         reap_local::<crate::skb::Skb>();
         reap_local::<crate::tcp::TxSkb>();
+        reap_local::<crate::tcp::tx_csum::CsumBlock>();
         crate::skb::cache_reap_local();
         crate::socket::sock::inseg_cache_reap_local();
         crate::page_frag::cache_reap_local();
@@ -130,6 +131,7 @@ pub fn cache_reap() -> bool {
     if !SHARED_TOUCHED.swap(false, std::sync::atomic::Ordering::Relaxed) {
         reap_shared::<crate::skb::Skb>();
         reap_shared::<crate::tcp::TxSkb>();
+        reap_shared::<crate::tcp::tx_csum::CsumBlock>();
         crate::skb::cache_reap_shared();
     }
     // The thread went idle after work: the allocator may give back what this thread freed

@@ -141,7 +141,7 @@ impl StackCore {
         let weak = Arc::downgrade(self);
         let hook: RxHook = Arc::new(move |f: Frame| {
             if let Some(core) = weak.upgrade() {
-                core.netif_receive(f);
+                core.__netif_receive_skb(&f);
             }
         });
         dev.attach(hook);
@@ -201,6 +201,12 @@ impl StackCore {
 
     /// `netif_receive_skb()` → `ip_rcv()` → `tcp_v4_rcv()`.
     pub fn netif_receive(self: &Arc<Self>, frame: Frame) {
+        self.__netif_receive_skb(&frame)
+    }
+
+    /// [`StackCore::netif_receive`] on a borrowed frame (what the device's receive hook
+    /// calls): the frame is read, never moved; the segment takes a share of its payload.
+    pub(crate) fn __netif_receive_skb(self: &Arc<Self>, frame: &Frame) {
         let verify = self.verify_csum.load(Ordering::Relaxed);
         let h = frame.head();
         // The IP version picks ipv6_rcv() or ip_rcv(), as the link layer's protocol does.
@@ -212,14 +218,20 @@ impl StackCore {
         }
         // CHECKSUM_PARTIAL (a super-segment from a TSO-capable peer, as loopback hands it on):
         // skb_csum_unnecessary() holds, nothing to verify.
-        let tin = match ip::ip_rcv_tcp(&self.net, &frame, verify && !frame.csum_partial) {
+        let tin = match ip::ip_rcv_tcp(&self.net, frame, verify && !frame.csum_partial) {
             Ok(t) => t,
             Err(crate::mib::DropReason::IP_INHDR) => return self.icmp_param_problem(&frame.to_vec()),
             Err(_) => return,
         };
-        let mut seg = seg_from(&tin);
-        self.rx_meta(&mut seg, &frame);
-        let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
+        // Built in place: a Seg moved into its InSeg is a 176-byte copy per segment.
+        let mut inseg = InSeg {
+            seg: seg_from(&tin),
+            saddr: tin.saddr,
+            daddr: tin.daddr,
+            sport: tin.tcp.src_port,
+            dport: tin.tcp.dst_port,
+        };
+        self.rx_meta(&mut inseg.seg, frame);
         crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
     }
 
@@ -244,7 +256,7 @@ impl StackCore {
     /// and a TCP segment for us goes to `tcp_v6_rcv()`.
     // DEVIATION(linux): the packet is copied into one buffer (headers and payload together);
     // the TCP payload is then a slice of it, not copied again.
-    fn ipv6_rcv(self: &Arc<Self>, frame: Frame, verify: bool) {
+    fn ipv6_rcv(self: &Arc<Self>, frame: &Frame, verify: bool) {
         let pkt = bytes::Bytes::from(frame.to_vec());
         let mut out = Vec::new();
         let tcp = ip::ipv6::ip6_rcv(&self.net, &self.icmp, &self.icmp6, &pkt, self.clock.now(), &mut out);
@@ -259,7 +271,7 @@ impl StackCore {
         };
         let Ok(tin) = ip::ipv6::ip6_rcv_tcp(&self.net, &pkt, off, verify && !frame.csum_partial) else { return };
         let mut seg = seg_from(&tin);
-        self.rx_meta(&mut seg, &frame);
+        self.rx_meta(&mut seg, frame);
         let inseg = InSeg { seg, saddr: tin.saddr, daddr: tin.daddr, sport: tin.tcp.src_port, dport: tin.tcp.dst_port };
         crate::tcp::ipv6::tcp_v6_rcv(&**self, inseg, frame.napi_id);
     }

@@ -39,7 +39,18 @@ pub(crate) fn net_hdr_len(head: &[u8]) -> usize {
 /// sequence number advanced; CWR only on the first packet, FIN and PSH only on the last; the
 /// TCP checksum completed (`skb_checksum_help()`, the device having no offload). Payloads are
 /// slices of the original: nothing is copied but headers.
-pub fn skb_gso_segment(frame: Frame, mut emit: impl FnMut(Frame)) {
+pub fn skb_gso_segment(frame: Frame, emit: impl FnMut(Frame)) {
+    skb_gso_segment_csum(frame, |_, _| None, emit)
+}
+
+/// [`skb_gso_segment`] for a super-segment whose packets' payload sums may be known already
+/// (`skb->csum` taken on the copy into the write queue): `payload_sum(off, len)` answers for
+/// the payload bytes `off..off + len`, and only a packet it has no answer for is summed.
+pub fn skb_gso_segment_csum(
+    frame: Frame,
+    mut payload_sum: impl FnMut(u32, usize) -> Option<u16>,
+    mut emit: impl FnMut(Frame),
+) {
     let gso = frame.gso_size as usize;
     if gso == 0 || frame.payload.len() <= gso {
         let mut f = frame;
@@ -90,8 +101,17 @@ pub fn skb_gso_segment(frame: Frame, mut emit: impl FnMut(Frame)) {
         let new_len = (hlen - ihl + n) as u16;
         let sum = crate::wire::combine(&[pseudo, !old_len, new_len]);
         h[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
-        seg.csum_partial = true;
-        super::skb_checksum_help(&mut seg);
+        if let Some(psum) = payload_sum(off as u32, n) {
+            // skb_checksum_help() with the payload's part known: the field holds the
+            // pseudo-header sum, so summing the header as it is adds it in.
+            let hsum = crate::wire::checksum(&h[ihl..]);
+            let sum = !crate::wire::combine(&[hsum, psum]);
+            h[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
+            seg.csum_partial = false;
+        } else {
+            seg.csum_partial = true;
+            super::skb_checksum_help(&mut seg);
+        }
         emit(seg);
         off += n;
         i = i.wrapping_add(1);

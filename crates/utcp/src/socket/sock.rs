@@ -513,7 +513,8 @@ impl Sock {
             }
             let hdr = inseg.header_only();
             let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
-            reset = crate::tcp::ipv6::sk_backlog_rcv(tp, &mut ctx, inseg).then_some((hdr, full));
+            // Moved into `reset` only when a RST is due (then_some would copy it every time).
+            reset = if crate::tcp::ipv6::sk_backlog_rcv(tp, &mut ctx, inseg) { Some((hdr, full)) } else { None };
             ev = std::mem::take(&mut ctx.ev);
             if let Some(child) = ctx.ev_child.take() {
                 // The child's first frames leave before it is reachable (and can build more).
@@ -814,14 +815,19 @@ impl Sock {
         // A listener's segments go to its request queues without the socket lock or the
         // owner test (tcp_v4_rcv: `if (sk->sk_state == TCP_LISTEN) { ret = tcp_v4_do_rcv(sk,
         // skb); goto put_and_return; }`), so accept() owning the listener never delays one.
-        let inseg = if self.is_listener.load(Ordering::Acquire) {
-            match self.listen_rcv(inseg) {
-                None => return,
-                Some(seg) => seg,
+        if self.is_listener.load(Ordering::Acquire) {
+            if let Some(seg) = self.listen_rcv(inseg) {
+                self.rcv_softirq_locked(seg);
             }
-        } else {
-            inseg
-        };
+            return;
+        }
+        self.rcv_softirq_locked(inseg);
+    }
+
+    /// [`Sock::rcv_softirq`] for a socket that is not (or no longer) listening: under
+    /// `bh_lock_sock`, backlog, prequeue or process now. (Its own function, so the segment is
+    /// not copied into a new binding on the way.)
+    fn rcv_softirq_locked(&self, inseg: InSeg) {
         let mut s = self.slock.lock();
         if s.owned {
             // tcp_add_backlog(): coalescing with the tail is tried first, even above the limit.
@@ -870,7 +876,7 @@ impl Sock {
             }
             return;
         }
-        self.softirq_process(s, std::iter::once(inseg));
+        self.softirq_process_one(s, inseg);
     }
 
     /// Makes this socket a listener with `q` as its request and accept queues (listen()), or
@@ -978,24 +984,63 @@ impl Sock {
         let mut all_ev = Events::default();
         let now = self.now();
         for inseg in batch {
-            let mut ctx = Ctx::new(now, self.host.net(), &mut out);
-            let hdr = inseg.header_only();
-            let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
-            if crate::tcp::ipv6::sk_backlog_rcv(&mut tp, &mut ctx, inseg) {
-                resets.push((hdr, full));
-            }
-            if let Some(child) = ctx.ev_child.take() {
-                // The child's first frames leave before it is reachable (and can build more).
-                self.host.dev_queue_xmit(ctx.out);
-                self.adopt_child(&mut tp, child);
-            }
-            let ev = std::mem::take(&mut ctx.ev);
-            all_ev.data_ready |= ev.data_ready;
-            all_ev.write_space |= ev.write_space;
-            all_ev.state_change |= ev.state_change;
-            all_ev.destroy |= ev.destroy;
-            all_ev.new_data |= ev.new_data;
+            self.softirq_rcv(&mut tp, &mut out, now, inseg, &mut resets, &mut all_ev);
         }
+        self.softirq_finish(s, tp, all_ev, out, resets);
+    }
+
+    /// [`Sock::softirq_process`] for one segment, handed over directly rather than through an
+    /// iterator (each step of which would copy the segment).
+    fn softirq_process_one(&self, s: MutexGuard<'_, Slock>, inseg: InSeg) {
+        let mut out = FrameBatch::take();
+        let mut resets = Vec::new();
+        let mut tp = self.tp.lock();
+        let mut all_ev = Events::default();
+        let now = self.now();
+        self.softirq_rcv(&mut tp, &mut out, now, inseg, &mut resets, &mut all_ev);
+        self.softirq_finish(s, tp, all_ev, out, resets);
+    }
+
+    /// One segment of [`Sock::softirq_process`]: its protocol processing, a RST to send
+    /// afterwards noted in `resets`, its events added to `all_ev`.
+    #[inline]
+    fn softirq_rcv(
+        &self,
+        tp: &mut TcpSock,
+        out: &mut FrameBatch,
+        now: Instant,
+        inseg: InSeg,
+        resets: &mut Vec<(InSeg, Option<InSeg>)>,
+        all_ev: &mut Events,
+    ) {
+        let mut ctx = Ctx::new(now, self.host.net(), out);
+        let hdr = inseg.header_only();
+        let full = (tp.state == TcpState::Listen).then(|| inseg.clone());
+        if crate::tcp::ipv6::sk_backlog_rcv(tp, &mut ctx, inseg) {
+            resets.push((hdr, full));
+        }
+        if let Some(child) = ctx.ev_child.take() {
+            // The child's first frames leave before it is reachable (and can build more).
+            self.host.dev_queue_xmit(ctx.out);
+            self.adopt_child(tp, child);
+        }
+        let ev = std::mem::take(&mut ctx.ev);
+        all_ev.data_ready |= ev.data_ready;
+        all_ev.write_space |= ev.write_space;
+        all_ev.state_change |= ev.state_change;
+        all_ev.destroy |= ev.destroy;
+        all_ev.new_data |= ev.new_data;
+    }
+
+    /// The end of [`Sock::softirq_process`]: the socket's events and output, then the RSTs.
+    fn softirq_finish(
+        &self,
+        s: MutexGuard<'_, Slock>,
+        tp: MutexGuard<'_, TcpSock>,
+        all_ev: Events,
+        mut out: FrameBatch,
+        resets: Vec<(InSeg, Option<InSeg>)>,
+    ) {
         drop(s);
         let d = self.finish_locked(&tp, all_ev, &mut out);
         drop(tp);

@@ -34,6 +34,7 @@ pub(crate) fn tcp_disconnect(sk: &Arc<Sock>, g: &mut OwnedSock<'_>) {
             tp.clear_timer(t);
         }
         tp.write_queue.clear();
+        tp.tx_csum.clear();
         tp.rtx_queue.clear();
         tp.tcp_zerocopy_purge(ctx);
         tp.receive_queue.clear();
@@ -190,6 +191,7 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
                 tp.clear_timer(t);
             }
             tp.write_queue.clear();
+            tp.tx_csum.clear();
             tp.rtx_queue.clear();
             tp.tcp_zerocopy_purge(ctx);
             ctx.ev.destroy = true;

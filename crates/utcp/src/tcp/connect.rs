@@ -72,6 +72,7 @@ pub(crate) fn tcp_connect(tp: &mut TcpSock, ctx: &mut Ctx<'_>) {
         flags,
         building: None,
         data: Bytes::new(),
+        frag: Bytes::new(),
         sacked: 0,
         tx_time: ctx.now,
         tx_order: 0,

@@ -401,6 +401,7 @@ impl TcpSock {
         };
         self.err = Some(err);
         self.write_queue.clear();
+        self.tx_csum.clear();
         self.rtx_queue.clear();
         self.tcp_zerocopy_purge(ctx);
         self.tcp_done(ctx);

@@ -49,6 +49,7 @@ pub(crate) fn seg_from(tin: &TcpIn<'_>) -> Seg {
 
 /// `tcp_v4_do_rcv()`: protocol processing for a socket held by the caller. Returns true when a
 /// RST must answer the segment.
+#[inline]
 pub(crate) fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     // TcpInSegs was counted by tcp_v4_rcv() on arrival (ip_rcv_tcp), once per segment even
     // when the backlog coalesced it; segs_in counts what the backlog merged too.

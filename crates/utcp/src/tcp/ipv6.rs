@@ -127,6 +127,7 @@ pub(crate) fn tcp_v6_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -
 }
 
 /// `sk->sk_backlog_rcv`: the `do_rcv` of the socket's family.
+#[inline]
 pub(crate) fn sk_backlog_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
     if tp.family == crate::uapi::AF_INET6 {
         tcp_v6_do_rcv(tp, ctx, inseg)

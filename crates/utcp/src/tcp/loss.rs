@@ -238,6 +238,7 @@ mod tests {
                 flags: crate::wire::TcpFlags::ACK,
                 building: None,
                 data: bytes::Bytes::from(vec![0u8; 1000]),
+                frag: bytes::Bytes::new(),
                 sacked: if sacked.contains(&i) { TCPCB_SACKED_ACKED } else { 0 },
                 tx_time: at,
                 tx_order: i as u64,

@@ -38,6 +38,7 @@ pub(crate) mod timer;
 pub(crate) mod timestamping;
 pub(crate) mod timestamping_stats;
 pub(crate) mod tso;
+pub(crate) mod tx_csum;
 pub(crate) mod undo;
 pub(crate) mod urgent;
 pub(crate) mod window;
@@ -217,6 +218,11 @@ pub struct TxSkb {
     pub(crate) building: Option<BytesMut>,
     /// Payload once frozen (sent at least once).
     pub(crate) data: Bytes,
+    /// Bytes `tcp_grow_skb()` took from the next skb while `data` was already shared with
+    /// packets sent (`skb_shift()` moving the next skb's page frags): they follow `data`
+    /// without being copied next to it. Empty unless this is the write queue's head; packets
+    /// are built from both parts, and [`TxSkb::freeze`] joins them for any other use.
+    pub(crate) frag: Bytes,
     /// `TCPCB_SACKED_ACKED` etc.
     pub(crate) sacked: u8,
     /// Time of the last transmission.
@@ -248,19 +254,56 @@ impl TxSkb {
     pub fn len(&self) -> u32 {
         match &self.building {
             Some(b) => b.len() as u32,
-            None => self.data.len() as u32,
+            None => (self.data.len() + self.frag.len()) as u32,
         }
     }
     /// No payload bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Freezes a growing payload so that it can be shared with frames.
+    /// Freezes a growing payload so that it can be shared with frames, and joins a second
+    /// part into one buffer (`__skb_linearize()`: a copy, for the uses that need one).
     pub(crate) fn freeze(&mut self) -> &Bytes {
         if let Some(b) = self.building.take() {
             self.data = b.freeze();
         }
+        if !self.frag.is_empty() {
+            let mut b = crate::page_frag::alloc(self.data.len() + self.frag.len());
+            b.extend_from_slice(&self.data);
+            b.extend_from_slice(&self.frag);
+            self.data = b.freeze();
+            self.frag = Bytes::new();
+        }
         &self.data
+    }
+
+    /// Freezes a growing payload, keeping a second part apart: the payload as its parts.
+    pub(crate) fn freeze_parts(&mut self) -> [Bytes; 2] {
+        if let Some(b) = self.building.take() {
+            self.data = b.freeze();
+        }
+        [self.data.clone(), self.frag.clone()]
+    }
+
+    /// Takes the first `n` payload bytes (at most the length) off a frozen skb, a slice of
+    /// one part, or a copy of the two parts' bytes when they straddle the boundary.
+    pub(crate) fn take_front(&mut self, n: usize) -> Bytes {
+        let dl = self.data.len();
+        if n <= dl {
+            let front = self.data.slice(..n);
+            self.data = self.data.slice(n..);
+            if self.data.is_empty() {
+                self.data = core::mem::take(&mut self.frag);
+            }
+            return front;
+        }
+        let n = n.min(dl + self.frag.len());
+        let mut b = crate::page_frag::alloc(n);
+        b.extend_from_slice(&self.data);
+        b.extend_from_slice(&self.frag[..n - dl]);
+        self.data = self.frag.slice(n - dl..);
+        self.frag = Bytes::new();
+        b.freeze()
     }
 }
 
@@ -536,6 +579,9 @@ pub struct TcpSock {
     pub rtx_queue: crate::skb_queue::SkbQueue<TxSkb>,
     /// Not yet sent (`sk_write_queue`).
     pub write_queue: crate::skb_queue::SkbQueue<TxSkb>,
+    /// The payload sums of the unsent data, taken while `tcp_sendmsg` copied it
+    /// (`skb->csum`; tcp/tx_csum.rs).
+    pub(crate) tx_csum: tx_csum::TxCsum,
     /// `tp->mss_cache`: current effective send MSS (without options).
     pub(crate) mss_cache: u32,
     /// The route's path MTU learnt from ICMP frag-needed (0: the device MTU).
@@ -989,6 +1035,7 @@ impl TcpSock {
             iss: SeqNum(0),
             rtx_queue: Default::default(),
             write_queue: Default::default(),
+            tx_csum: Default::default(),
             mss_cache: TCP_MSS_DEFAULT,
             pmtu: 0,
             advmss: 0,

@@ -67,6 +67,7 @@ impl TcpSock {
                     flags: if last { last_flags } else { mid_flags },
                     building: None,
                     data,
+                    frag: bytes::Bytes::new(),
                     sacked: skb.sacked | TCPCB_LOST,
                     tx_time: skb.tx_time,
                     retrans: skb.retrans,

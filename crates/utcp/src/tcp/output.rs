@@ -141,12 +141,35 @@ impl TcpSock {
         &mut self,
         ctx: &mut Ctx<'_>,
         seq: SeqNum,
-        mut flags: TcpFlags,
+        flags: TcpFlags,
         payload: Bytes,
         gso_size: u32,
     ) {
-        let gso_size = if payload.len() as u32 > gso_size { gso_size } else { 0 };
-        let pcount = if gso_size == 0 { 1 } else { (payload.len() as u32).div_ceil(gso_size) };
+        self.tcp_transmit_parts(ctx, seq, flags, [payload, Bytes::new()], gso_size)
+    }
+
+    /// Whether a write-queue skb may go out as two parts ([`TxSkb::frag`]): TCP cuts the
+    /// packets itself (a device without TSO) and no urgent pointer is being sent.
+    pub(super) fn tcp_xmit_parts_ok(&self, net: &crate::netns::Netns) -> bool {
+        net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed) == 0 && !self.tcp_urg_mode()
+    }
+
+    /// [`TcpSock::tcp_transmit_gso`] for a payload in two parts (the second empty but for a
+    /// head grown by `tcp_grow_skb` with a second part, whose first part then ends on a
+    /// packet boundary): each part goes out as the packets GSO would cut from the joined
+    /// payload (one header, FIN and PSH on the last packet only, CWR on the first only), so
+    /// the parts are never copied together.
+    pub(super) fn tcp_transmit_parts(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seq: SeqNum,
+        mut flags: TcpFlags,
+        parts: [Bytes; 2],
+        gso_size: u32,
+    ) {
+        let total = parts[0].len() + parts[1].len();
+        let gso_size = if total as u32 > gso_size { gso_size } else { 0 };
+        let pcount = if gso_size == 0 { 1 } else { (total as u32).div_ceil(gso_size) };
         // "Force a PSH flag on all (GSO) packets to expedite GRO flush at receiver"; GSO
         // leaves it on the last packet.
         if pcount > 1 {
@@ -180,16 +203,46 @@ impl TcpSock {
         };
         // A DSACK block is reported once.
         self.dsack = None;
-        let has_data = !payload.is_empty();
-        let data_len = payload.len() as u64;
-        let frame = super::ipv6::tcp_xmit_frame(ctx.net, self, &repr, payload, gso_size);
-        let mut frame = frame;
-        frame.priority = self.priority;
-        frame.mark = self.mark;
-        frame.oif = self.bound_dev_if;
-        tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, frame.payload.len()));
-        self.tcp_tstamp_xmit(ctx, seq, data_len as u32, &frame);
-        ctx.out.push(frame);
+        let has_data = total > 0;
+        let data_len = total as u64;
+        tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, total));
+        let [first, second] = parts;
+        let two = !second.is_empty();
+        let mut part_seq = seq;
+        for (i, payload) in [first, second].into_iter().enumerate() {
+            if i == 1 && !two {
+                break;
+            }
+            let mut r = TcpRepr { seq_number: part_seq, ..repr };
+            if two && i == 0 {
+                r.flags = TcpFlags(r.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
+            } else if i == 1 {
+                r.flags = TcpFlags(r.flags.0 & !TcpFlags::CWR.0);
+            }
+            let len = payload.len() as u32;
+            let g = if len > gso_size { gso_size } else { 0 };
+            let mut frame = super::ipv6::tcp_xmit_frame(ctx.net, self, &r, payload, g);
+            frame.priority = self.priority;
+            frame.mark = self.mark;
+            frame.oif = self.bound_dev_if;
+            if i == 0 {
+                self.tcp_tstamp_xmit(ctx, seq, data_len as u32, &frame);
+            }
+            // DEVIATION(linux): the two parts take their IP IDs in two steps, so another
+            // socket's packet may take an ID between them (Linux numbers one GSO skb's
+            // packets consecutively; utcp's IDs are one counter per namespace anyway).
+            let dev_gso = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+            if (two || !self.tx_csum.is_empty()) && crate::netdev::gso::netif_needs_gso(&frame, dev_gso) {
+                // validate_xmit_skb()'s software GSO, done here where the payload sums taken
+                // on the copy are at hand: the same packets, each checksum completed without
+                // walking its payload again.
+                let (sums, out) = (&mut self.tx_csum, &mut ctx.out);
+                crate::netdev::gso::skb_gso_segment_csum(frame, |off, n| sums.take(part_seq + off, n), |f| out.push(f));
+            } else {
+                ctx.out.push(frame);
+            }
+            part_seq += len;
+        }
         self.segs_out += pcount;
         ctx.net.mib.tcp_add(TcpMib::OutSegs, pcount as u64);
         if flags.ack() {
@@ -344,6 +397,10 @@ impl TcpSock {
         self.tcp_rate_check_app_limited();
         let mss_now = self.tcp_current_mss().max(1);
         let size_goal = self.tcp_xmit_size_goal(ctx.net, mss_now) as usize;
+        // A device that takes super-segments gets them with a partial checksum: nothing to
+        // sum here. Without TSO, software GSO completes each packet's checksum from the sums
+        // taken during the copy (tcp/tx_csum.rs).
+        let software_csum = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed) == 0;
         let mut copied = 0;
         let mut no_memory = false;
         while copied < data.len() {
@@ -375,6 +432,7 @@ impl TcpSock {
                     // up to size_goal in the task's page fragment.
                     building: Some(crate::page_frag::alloc(size_goal.min(data.len() - copied))),
                     data: Bytes::new(),
+                    frag: Bytes::new(),
                     sacked: 0,
                     tx_time: ctx.now,
                     tx_order: 0,
@@ -404,14 +462,20 @@ impl TcpSock {
             }
             let tail = self.write_queue.back_mut().expect("tail");
             let b = tail.building.as_mut().expect("building");
-            if b.capacity() - b.len() < n {
-                // The tail's region is full (it was sized to an earlier, shorter write): move
-                // its bytes to a region with room for this write too, from the page fragment.
+            if b.capacity() - b.len() < n && !crate::page_frag::try_extend(b, n) {
+                // The tail's region is full (it was sized to an earlier, shorter write) and
+                // cannot grow in place (other regions were carved after it): move its bytes
+                // to a region with room for this write too, from the page fragment.
                 let mut grown = crate::page_frag::alloc(b.len() + n);
                 grown.extend_from_slice(b);
                 *b = grown;
             }
-            b.extend_from_slice(&data[copied..copied + n]);
+            let src = &data[copied..copied + n];
+            if software_csum {
+                self.tx_csum.copy_and_csum(b, src, tail.seq, mss_now);
+            } else {
+                b.extend_from_slice(src);
+            }
             tail.end_seq += n as u32;
             self.write_seq += n as u32;
             self.wmem_queued += n as u32;
@@ -588,7 +652,7 @@ impl TcpSock {
             let head_len = self.write_queue.front().expect("head").len();
             let missing = cwnd_quota.saturating_mul(mss_now).saturating_sub(head_len);
             if missing > 0 {
-                self.tcp_grow_skb(missing);
+                self.tcp_grow_skb(missing, mss_now, self.tcp_xmit_parts_ok(ctx.net));
             }
             let skb = self.write_queue.front().expect("head");
             // tcp_snd_wnd_test(): the FIN's sequence number needs the window too, so a zero
@@ -621,11 +685,16 @@ impl TcpSock {
                 self.tso_fragment(limit);
             }
             let mut skb = self.write_queue.pop_front().expect("head");
-            let payload = skb.freeze().clone();
+            let parts_ok = self.tcp_xmit_parts_ok(ctx.net) && (skb.data.len() as u32).is_multiple_of(mss_now);
+            if !skb.frag.is_empty() && !parts_ok {
+                // The device or the MSS changed since the head took a second part: join them.
+                skb.freeze();
+            }
+            let parts = skb.freeze_parts();
             let flags = skb.flags;
             skb.tx_time = ctx.now;
             skb.tx_order = self.tcp_next_tx_order();
-            self.tcp_transmit_gso(ctx, skb.seq, flags, payload, mss_now);
+            self.tcp_transmit_parts(ctx, skb.seq, flags, parts, mss_now);
             skb.tx = self.tcp_rate_skb_sent(ctx.now, skb.end_seq);
             // tcp_minshall_update(): a segment with a short last packet.
             if skb.len() < skb.len().div_ceil(mss_now).max(1) * mss_now {
@@ -682,6 +751,7 @@ impl TcpSock {
                 flags: TcpFlags(TcpFlags::ACK.0 | TcpFlags::FIN.0),
                 building: None,
                 data: Bytes::new(),
+                frag: Bytes::new(),
                 sacked: 0,
                 tx_time: ctx.now,
                 tx_order: 0,

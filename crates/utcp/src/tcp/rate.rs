@@ -265,6 +265,7 @@ mod tests {
             flags: crate::wire::TcpFlags::ACK,
             building: None,
             data: bytes::Bytes::new(),
+            frag: bytes::Bytes::new(),
             sacked: 0,
             tx_time,
             tx_order: 0,

@@ -437,6 +437,7 @@ impl TcpSock {
         // The full socket's queues are released: a timewait sock keeps only the identity.
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tx_csum.clear();
         self.tcp_zerocopy_purge(ctx);
         self.ofo_queue.clear();
         if self.orphan {
@@ -478,6 +479,7 @@ impl TcpSock {
         self.shutdown = super::RCV_SHUTDOWN | super::SEND_SHUTDOWN;
         self.rtx_queue.clear();
         self.write_queue.clear();
+        self.tx_csum.clear();
         self.tcp_zerocopy_purge(ctx);
         self.packets_out = 0;
         self.retrans_out = 0;

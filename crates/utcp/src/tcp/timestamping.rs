@@ -282,6 +282,7 @@ mod tests {
             flags: crate::wire::TcpFlags::ACK,
             building: None,
             data: bytes::Bytes::from(vec![7u8; (end - seq) as usize]),
+            frag: bytes::Bytes::new(),
             sacked: 0,
             tx_time: Instant::ZERO,
             tx_order: 0,

@@ -171,9 +171,12 @@ impl TcpSock {
 
     /// `tcp_grow_skb()`: the head is shorter than the packets that may leave now; up to
     /// `amount` bytes move into it from the next skb (its flags with them once it is
-    /// empty). The head's bytes are copied once into a growable buffer where Linux moves page
-    /// fragments (`skb_shift()`).
-    pub(super) fn tcp_grow_skb(&mut self, amount: u32) {
+    /// empty). An unsent head grows in its region (in place when it can). A head whose bytes
+    /// are already shared with sent packets keeps them and takes the moved bytes as its
+    /// second part ([`TxSkb::frag`], Linux's `skb_shift()` of page frags: nothing copied)
+    /// when `parts` allows (TCP cuts the packets itself, see `tcp_transmit_parts`) and the
+    /// head ends on a packet boundary (`mss`); otherwise both are copied into one region.
+    pub(super) fn tcp_grow_skb(&mut self, amount: u32, mss: u32, parts: bool) {
         if self.write_queue.len() < 2 {
             return;
         }
@@ -194,10 +197,37 @@ impl TcpSock {
             return;
         }
         let moved = next.freeze().slice(..nlen as usize);
+        if head.building.is_none()
+            && head.frag.is_empty()
+            && parts
+            && head.data.len().is_multiple_of(mss.max(1) as usize)
+        {
+            head.frag = moved;
+            head.end_seq += nlen;
+            next.data = next.data.slice(nlen as usize..);
+            next.seq += nlen;
+            if next.is_empty() {
+                head.end_seq = next.end_seq;
+                head.flags |= next.flags;
+                self.write_queue.remove(1);
+                self.wmem_queued = self.wmem_queued.saturating_sub(super::TX_SKB_OVERHEAD);
+            }
+            return;
+        }
         let buf = match head.building.as_mut() {
-            Some(b) => b,
+            Some(b) => {
+                if b.capacity() - b.len() < nlen as usize && !crate::page_frag::try_extend(b, nlen as usize) {
+                    // No room and none in place: a region for both (extending a shared
+                    // region would allocate a buffer of its own).
+                    let mut grown = crate::page_frag::alloc(b.len() + nlen as usize);
+                    grown.extend_from_slice(b);
+                    *b = grown;
+                }
+                b
+            }
             None => {
                 // The region comes from the task's page fragment, as the write's did.
+                head.freeze();
                 let mut b = crate::page_frag::alloc(head.data.len() + nlen as usize);
                 b.extend_from_slice(&head.data);
                 head.data = bytes::Bytes::new();
@@ -221,15 +251,24 @@ impl TcpSock {
     /// belong to the second piece.
     pub(super) fn tso_fragment(&mut self, len: u32) {
         let head = self.write_queue.front_mut().expect("head");
-        let data = head.freeze().clone();
-        let first = data.slice(..len as usize);
-        let rest = data.slice(len as usize..);
+        // Both pieces keep sharing the head's parts (a cut inside the first part leaves the
+        // second part to the second piece).
+        let [data, frag] = head.freeze_parts();
+        let (first, rest, first_frag, rest_frag) = if len as usize <= data.len() {
+            (data.slice(..len as usize), data.slice(len as usize..), bytes::Bytes::new(), frag)
+        } else {
+            let at = len as usize - data.len();
+            (data, frag.slice(at..), frag.slice(..at), bytes::Bytes::new())
+        };
+        let (rest, rest_frag) = if rest.is_empty() { (rest_frag, bytes::Bytes::new()) } else { (rest, rest_frag) };
+        head.frag = first_frag;
         let second = TxSkb {
             seq: head.seq + len,
             end_seq: head.end_seq,
             flags: head.flags,
             building: None,
             data: rest,
+            frag: rest_frag,
             sacked: 0,
             tx_time: head.tx_time,
             tx_order: 0,
@@ -249,13 +288,17 @@ impl TcpSock {
     /// packets it counts for (`tcp_skb_pcount()`).
     pub(super) fn tcp_queue_sent(&mut self, mut skb: TxSkb, mss: u32) -> u32 {
         let mut pcount = 1;
-        while skb.data.len() as u32 > mss {
+        skb.freeze_parts();
+        while skb.len() > mss {
             let first = TxSkb {
                 seq: skb.seq,
                 end_seq: skb.seq + mss,
                 flags: TcpFlags(skb.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
                 building: None,
-                data: skb.data.slice(..mss as usize),
+                // A piece across the parts' boundary is copied (the head is grown with a
+                // second part only when it ends on a packet boundary, so none does).
+                data: skb.take_front(mss as usize),
+                frag: bytes::Bytes::new(),
                 sacked: 0,
                 tx_time: skb.tx_time,
                 retrans: 0,
@@ -263,7 +306,6 @@ impl TcpSock {
                 tx: skb.tx,
                 tx_order: skb.tx_order,
             };
-            skb.data = skb.data.slice(mss as usize..);
             skb.seq += mss;
             // The pieces left the device in sequence order: each later one was sent after.
             skb.tx_order = self.tcp_next_tx_order();
@@ -271,6 +313,8 @@ impl TcpSock {
             self.rtx_queue.push_back(first);
             pcount += 1;
         }
+        // The retransmit queue holds single-part skbs.
+        skb.freeze();
         self.rtx_queue.push_back(skb);
         pcount
     }
@@ -287,5 +331,104 @@ impl TcpSock {
         let hold = partial
             && (nonagle & TCP_NAGLE_CORK != 0 || (nonagle == 0 && self.packets_out > 0 && self.tcp_minshall_check()));
         !hold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns::Netns;
+    use crate::seq::SeqNum;
+    use crate::time::Instant;
+    use bytes::{Bytes, BytesMut};
+
+    fn skb(seq: u32, len: u32, building: Option<BytesMut>, data: Bytes) -> TxSkb {
+        TxSkb {
+            seq: SeqNum(seq),
+            end_seq: SeqNum(seq + len),
+            flags: TcpFlags::ACK,
+            building,
+            data,
+            frag: Bytes::new(),
+            sacked: 0,
+            tx_time: Instant::ZERO,
+            tx_order: 0,
+            retrans: 0,
+            urg: false,
+            tx: Default::default(),
+        }
+    }
+
+    /// The packets of `frames` (super-segments cut as a device without TSO would), each
+    /// without its IP ID and header checksum (a counter shared by every transmission).
+    fn packets(frames: Vec<crate::skb::Frame>) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        for f in frames {
+            crate::netdev::gso::skb_gso_segment(f, |p| {
+                let mut b = p.to_vec();
+                b[4..6].fill(0);
+                b[10..12].fill(0);
+                v.push(b)
+            });
+        }
+        v
+    }
+
+    /// A head already sent in part (its bytes shared) grows by the next skb's bytes as a
+    /// second part, nothing copied (skb_shift()'s frags); its packets are those of the joined
+    /// payload, FIN and PSH on the last only; the retransmit queue's pieces share both
+    /// buffers. A head that does not end on a packet boundary is joined instead.
+    #[test]
+    fn a_shared_head_grows_by_a_second_part_and_sends_the_joined_packets() {
+        let net = Netns::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 1500, 1);
+        let mut tp = TcpSock::new(&net, Instant::ZERO);
+        let data: Vec<u8> = (0..7001u32).map(|i| (i * 7 + 1) as u8).collect();
+        let sent = Bytes::from(data[..2000].to_vec());
+        let unsent = BytesMut::from(&data[2000..]);
+        let unsent_at = unsent.as_ptr();
+        tp.write_queue.push_back(skb(1000, 2000, None, sent.clone()));
+        let mut next = skb(3000, 5001, Some(unsent), Bytes::new());
+        next.flags = TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0 | TcpFlags::FIN.0);
+        next.end_seq += 1;
+        tp.write_queue.push_back(next);
+        tp.tcp_grow_skb(6000, 1000, true);
+        assert_eq!(tp.write_queue.len(), 1);
+        let head = tp.write_queue.front().unwrap();
+        assert_eq!((head.len(), head.end_seq), (7001, SeqNum(8002)));
+        assert!(head.flags.fin());
+        assert_eq!(head.data.as_ptr(), sent.as_ptr());
+        assert_eq!(head.frag.as_ptr(), unsent_at);
+
+        let mut out = Vec::new();
+        let mut joined = Vec::new();
+        {
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut out);
+            let flags = head.flags;
+            let parts = [head.data.clone(), head.frag.clone()];
+            tp.tcp_transmit_parts(&mut ctx, SeqNum(1000), flags, parts, 1000);
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut joined);
+            tp.tcp_transmit_gso(&mut ctx, SeqNum(1000), flags, Bytes::from(data.clone()), 1000);
+        }
+        let (two, one) = (packets(out), packets(joined));
+        assert_eq!(two.len(), 8);
+        assert!(two == one, "the two-part packets differ from the joined ones");
+
+        let mut head = tp.write_queue.pop_front().unwrap();
+        head.freeze_parts();
+        assert_eq!(tp.tcp_queue_sent(head, 1000), 8);
+        let rtx: Vec<_> = tp.rtx_queue.iter().map(|s| (s.data.as_ptr(), s.data.len(), s.frag.is_empty())).collect();
+        assert_eq!(rtx[0].0, sent.as_ptr());
+        assert_eq!(rtx[2].0, unsent_at);
+        assert_eq!(rtx[7].0, unsent_at.wrapping_add(5000));
+        assert!(rtx.iter().all(|r| r.2) && rtx[7].1 == 1);
+
+        // 1,500 bytes already shared: not a packet boundary, the head is joined (copied).
+        tp.rtx_queue.clear();
+        tp.write_queue.push_back(skb(1000, 1500, None, Bytes::from(data[..1500].to_vec())));
+        tp.write_queue.push_back(skb(2500, 1000, Some(BytesMut::from(&data[1500..2500])), Bytes::new()));
+        tp.tcp_grow_skb(1000, 1000, true);
+        let head = tp.write_queue.front().unwrap();
+        assert!(head.frag.is_empty() && head.len() == 2500);
+        assert_eq!(&head.building.as_ref().unwrap()[..], &data[..2500]);
     }
 }
