@@ -38,11 +38,14 @@ fn brutal_wire_delivers_the_stream_intact() {
         let m = &net.a.stack.core.net.mib;
         let stats = net.a.port.as_ref().unwrap().stats();
         eprintln!(
-            "seed {seed}: {len} bytes in {took} ms virtual; RTOs {} retrans {} loss probes {} undo {} link {stats:?}",
+            "seed {seed}: {len} bytes in {took} ms virtual; RTOs {} retrans {} loss probes {} undo {} reorder {} \
+             spurious RTOs {} link {stats:?}",
             m.get(LinuxMib::TCPTimeouts),
             m.tcp_get(TcpMib::RetransSegs),
             m.get(LinuxMib::TCPLossProbes),
             m.get(LinuxMib::TCPFullUndo) + m.get(LinuxMib::TCPPartialUndo) + m.get(LinuxMib::TCPLossUndo),
+            m.get(LinuxMib::TCPSACKReorder) + m.get(LinuxMib::TCPTSReorder),
+            m.get(LinuxMib::TCPSpuriousRTOs),
         );
         assert!(took < 600_000, "seed {seed}: {took} ms of virtual time");
         assert!(

@@ -488,7 +488,10 @@ impl TcpSock {
         if seg.len() > self.receive_window() || seg.truesize as i64 > self.sk_forward_alloc() {
             return Some(seg);
         }
-        if self.saw_tstamp {
+        // Predicted, so in window with seq == rcv_nxt: "seq <= rcv_wup" (RFC 7323 §4.3) is
+        // rcv_nxt == rcv_wup. With an ACK held back, the echo stays the TSval of the first
+        // segment it will cover, so the sender's sample spans the delay.
+        if self.saw_tstamp && self.rcv_nxt == self.rcv_wup {
             self.tcp_store_ts_recent(ctx);
         }
         ctx.inc(LinuxMib::TCPHPHits);
