@@ -826,12 +826,18 @@ impl TcpSock {
                 fl |= flag::DSACKING_ACK;
                 ctx.inc(if below_ack { LinuxMib::TCPDSACKRecv } else { LinuxMib::TCPDSACKOfoRecv });
                 let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
-                let retransmitted = self
-                    .rtx_queue
-                    .range(first..)
-                    .take_while(|k| k.seq.before(end))
-                    .filter(|k| k.retrans > 0 && !k.seq.before(start) && !k.end_seq.after(end))
-                    .count() as u32;
+                let mut retransmitted = 0;
+                for k in self.rtx_queue.range(first..).take_while(|k| k.seq.before(end)) {
+                    if k.retrans == 0 || k.seq.before(start) || k.end_seq.after(end) {
+                        continue;
+                    }
+                    retransmitted += 1;
+                    // tcp_sacktag_one() with dup_sack: a retransmitted segment already SACKed
+                    // arrived twice, so its original was not lost but late: reordering from it.
+                    if k.sacked & TCPCB_SACKED_ACKED != 0 && k.seq.before(reord) {
+                        reord = k.seq;
+                    }
+                }
                 self.tcp_dsack_seen(end, prior_snd_una, retransmitted);
                 continue;
             }
