@@ -384,3 +384,25 @@ fn dsack_of_a_sacked_retransmission_is_reordering() {
     assert!(mib(&lab.b, LinuxMib::TCPDSACKOfoSent) > 0);
     assert!(mib(&lab.a, LinuxMib::TCPSACKReorder) > before, "the DSACK counted as reordering");
 }
+
+/// A DSACK that reports more duplicates than the socket ever retransmitted is dubious
+/// (`tcp_dsack_seen()`): the network made the copy, so it says nothing about a spurious
+/// retransmission. Linux counts it as TCPDSACKIgnoredDubious and lets it change nothing (no
+/// undo accounting, no RACK window step, no FLAG_DSACKING_ACK). A link that duplicates a
+/// fifth of the packets and loses none: B reports every duplicate it gets, A retransmits
+/// nothing and ignores every report. utcp took each as evidence (reord_seen, RACK's DSACK
+/// round, undo_retrans).
+#[test]
+fn dsacks_of_network_duplicates_are_dubious() {
+    use utcp::netdev::memlink::LinkConfig;
+    let (sent, got, net) = transfer(LinkConfig { dup: 0.2, seed: 3, ..LinkConfig::default() }, 256 * 1024, None);
+    assert!(got == sent, "the stream arrived intact");
+    let a = &net.a.stack;
+    let dsacks = mib(a, LinuxMib::TCPDSACKRecv) + mib(a, LinuxMib::TCPDSACKOfoRecv);
+    assert!(dsacks > 0, "B reported duplicates");
+    assert_eq!(tmib(a, TcpMib::RetransSegs), 0, "nothing was retransmitted");
+    assert_eq!(mib(a, LinuxMib::TCPDSACKIgnoredDubious), dsacks, "every report was dubious");
+    assert_eq!(mib(a, LinuxMib::TCPDSACKRecvSegs), 0);
+    let reord_seen: Vec<u32> = a.core.sockets().iter().map(|sk| sk.peek_tp(|tp| tp.reord_seen)).collect();
+    assert!(!reord_seen.is_empty() && reord_seen.iter().all(|&r| r == 0), "{reord_seen:?}");
+}

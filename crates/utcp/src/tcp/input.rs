@@ -823,10 +823,10 @@ impl TcpSock {
             let is_dsack =
                 below_ack || (i == 0 && blocks.len() > 1 && !start.before(blocks[1].0) && !end.after(blocks[1].1));
             if is_dsack {
-                fl |= flag::DSACKING_ACK;
                 ctx.inc(if below_ack { LinuxMib::TCPDSACKRecv } else { LinuxMib::TCPDSACKOfoRecv });
                 let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
                 let mut retransmitted = 0;
+                let mut dsack_reord = reord;
                 for k in self.rtx_queue.range(first..).take_while(|k| k.seq.before(end)) {
                     if k.retrans == 0 || k.seq.before(start) || k.end_seq.after(end) {
                         continue;
@@ -834,11 +834,14 @@ impl TcpSock {
                     retransmitted += 1;
                     // tcp_sacktag_one() with dup_sack: a retransmitted segment already SACKed
                     // arrived twice, so its original was not lost but late: reordering from it.
-                    if k.sacked & TCPCB_SACKED_ACKED != 0 && k.seq.before(reord) {
-                        reord = k.seq;
+                    if k.sacked & TCPCB_SACKED_ACKED != 0 && k.seq.before(dsack_reord) {
+                        dsack_reord = k.seq;
                     }
                 }
-                self.tcp_dsack_seen(end, prior_snd_una, retransmitted);
+                if self.tcp_dsack_seen(ctx, start, end, prior_snd_una, retransmitted) {
+                    fl |= flag::DSACKING_ACK;
+                    reord = dsack_reord;
+                }
                 continue;
             }
             if !end.after(start) || end.after(self.snd_nxt) || !end.after(prior_snd_una) {
