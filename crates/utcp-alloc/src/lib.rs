@@ -74,7 +74,7 @@ extern "C" {
     fn mi_collect(force: bool);
 }
 
-#[cfg(feature = "mimalloc")]
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
 extern "C" {
     /// mimalloc's `mi_option_set_default(mi_option_t, long)`: the value an option takes
     /// unless its `MIMALLOC_*` environment variable says otherwise (read at mimalloc's
@@ -82,8 +82,9 @@ extern "C" {
     fn mi_option_set_default(option: i32, value: std::ffi::c_long);
 }
 
-/// `mi_option_allow_thp` in mimalloc v3's `mi_option_t`.
-#[cfg(feature = "mimalloc")]
+/// `mi_option_allow_thp` in mimalloc v3's `mi_option_t` (libmimalloc-sys 0.1.49; a wrong
+/// index would leave THP on, which `utcp-cli/tests/soak.rs`'s RSS ratio catches).
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
 const MI_OPTION_ALLOW_THP: i32 = 43;
 
 /// Runs before mimalloc's own constructor (priority 101, `mi_process_attach`) and so before
@@ -94,8 +95,9 @@ const MI_OPTION_ALLOW_THP: i32 = 43;
 /// it does not use: `utcp soak` (200 slots, 20 s) ended at 64-87 MB for a start of 13-14 MB
 /// with it, at 21 MB for a start of 6.9 MB without. With the option off, mimalloc also
 /// marks the process PR_SET_THP_DISABLE, which in THP's `madvise` mode (the common default)
-/// touches nothing else: only regions that ask for huge pages get them.
-#[cfg(feature = "mimalloc")]
+/// touches nothing else: only regions that ask for huge pages get them. (`.init_array.NNNNN`
+/// is ELF's constructor table, sorted by priority; Linux only.)
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
 #[used]
 #[link_section = ".init_array.00100"]
 static MIMALLOC_DEFAULTS: extern "C" fn() = {
