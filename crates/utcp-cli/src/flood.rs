@@ -100,7 +100,7 @@ fn syn_frame(src: SocketAddrV4, dst: SocketAddrV4, isn: u32) -> utcp::skb::Frame
 }
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status), in bytes.
-fn peak_rss_bytes() -> u64 {
+pub(crate) fn peak_rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

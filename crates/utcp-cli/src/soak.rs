@@ -81,10 +81,13 @@ pub struct SoakReport {
     /// Errors other than ECONNRESET, EPIPE, ETIMEDOUT (and EAGAIN from the timeouts).
     pub unexpected_errors: u64,
     /// Resident set once the hosts were set up, and at the end: after every socket left the
-    /// tables, the stack's caches were reaped and the allocator gave its free memory back to
-    /// the OS (`utcp_alloc::collect`, as a long-running server trims after a burst).
+    /// tables, the stack's caches were reaped, every host thread trimmed its allocator heap
+    /// (`skb_queue::request_trim`) and this thread did too (`utcp_alloc::collect`, as a
+    /// long-running server trims after a burst).
     pub rss_start: u64,
     pub rss_end: u64,
+    /// The peak resident set of the whole run (`VmHWM`).
+    pub rss_peak: u64,
     /// The resident set at the end before the allocator gave its free memory back: what it
     /// kept cached of the memory the run freed.
     pub rss_end_before_collect: u64,
@@ -467,6 +470,10 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         std::thread::sleep(utcp::skb_queue::CACHE_REAP_INTERVAL);
         utcp::skb_queue::cache_reap();
     }
+    // Then every host thread trims its own allocator heap (what other threads freed into its
+    // pages since its last trim), and one more interval lets each of them do so.
+    utcp::skb_queue::request_trim();
+    std::thread::sleep(utcp::skb_queue::CACHE_REAP_INTERVAL + Duration::from_millis(200));
     let heap_end = utcp_alloc::live_bytes();
     let (ta, tb) = (sa.core.table_counts(), sb.core.table_counts());
     let rss_end_before_collect = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
@@ -483,6 +490,7 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         unexpected_errors: t.unexpected.load(Ordering::Relaxed),
         rss_start,
         rss_end,
+        rss_peak: crate::flood::peak_rss_bytes(),
         rss_end_before_collect,
         heap_start,
         heap_end,

@@ -86,6 +86,7 @@ mib_table!(
     TCPRcvQDropOverflow, BeyondWindow, TCPRcvQOverflow, PAWSActive, PAWSEstab, PAWSOldAck,
     TCPAbortOnSyn, TCPWqueueTooBig, TCPMigrateReqSuccess, TCPDeferAcceptDrop, TCPTimeWaitOverflow, OutOfWindowIcmps,
     LockDroppedIcmps, TCPReqQFullDoCookies, TCPReqQFullDrop, TcpTimeoutRehash, TcpDuplicateDataRehash,
+    TCPDSACKRecvSegs, TCPDSACKIgnoredDubious,
 });
 
 /// Why a packet was dropped (mirrors `enum skb_drop_reason`). Every drop goes through

@@ -203,8 +203,10 @@ impl PortTable {
             }
             if b.is_empty() {
                 self.buckets.remove(&port);
+                crate::skb_queue::shrink_emptied(&mut self.buckets);
             }
         }
+        crate::skb_queue::shrink_emptied(&mut self.held);
     }
 
     /// The port socket `id` holds.

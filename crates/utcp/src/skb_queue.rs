@@ -134,9 +134,12 @@ pub fn cache_reap() -> bool {
         reap_shared::<crate::tcp::tx_csum::CsumBlock>();
         crate::skb::cache_reap_shared();
     }
-    // The thread went idle after work: the allocator may give back what this thread freed
-    // (each thread's heap is its own; a thread that ends gives its heap back itself).
-    if idle && was_busy {
+    // The thread went idle after work, or a trim was asked for since this thread last ran
+    // the hook: the allocator may give back what this thread freed (each thread's heap is its
+    // own; a thread that ends gives its heap back itself).
+    let epoch = TRIM_EPOCH.load(std::sync::atomic::Ordering::Acquire);
+    let trim_asked = TRIM_SEEN.try_with(|s| s.replace(epoch) != epoch).unwrap_or(false);
+    if (idle && was_busy) || trim_asked {
         if let Some(hook) = REAP_HOOK.get() {
             hook();
         }
@@ -154,11 +157,47 @@ thread_local! {
 
 static REAP_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
+/// Bumped by [`request_trim`]; each thread runs the hook at its next [`cache_reap`] once it
+/// sees a value it has not seen.
+static TRIM_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The [`TRIM_EPOCH`] this thread last ran the hook for.
+    static TRIM_SEEN: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// Asks every thread that runs [`cache_reap`] (the host's timer and device threads, every
+/// [`CACHE_REAP_INTERVAL`]) to run the reap hook once more at its next reap, idle or not, busy
+/// before or not: memory other threads freed into this thread's allocator pages since its hook
+/// last ran (a socket freed when its TIME_WAIT ended, a buffer a reader dropped) is returned
+/// only by a trim on the thread that owns those pages (mimalloc's `mi_collect` collects the
+/// calling thread's heap). Within one interval of the call every such thread has trimmed.
+pub fn request_trim() {
+    TRIM_EPOCH.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 /// Registers what [`cache_reap`] runs on a thread that has gone idle after work, once per such
 /// idle period: the program's allocator trim (`malloc_trim(0)`, mimalloc's `mi_collect`), as a
 /// long-running server returns memory after a burst. The first registration stays.
 pub fn set_reap_hook(hook: fn()) {
     let _ = REAP_HOOK.set(hook);
+}
+
+/// Below this many entries a table keeps whatever capacity it grew to.
+pub(crate) const SHRINK_KEEP: usize = 256;
+
+/// Gives back the storage a burst grew a table to once it holds a quarter of its capacity
+/// or less, down to twice its length (amortised: the next shrink needs the length to halve
+/// again). The stack's tables (`ehash`, the bind table, the timer map) grow with the
+/// connections open at the peak; Linux sizes its hash tables once at boot, where utcp's grow
+/// on demand, so without this a stack that went idle after thousands of connections would
+/// keep the peak's tables (and the allocator pages they sit in) for good.
+pub(crate) fn shrink_emptied<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    m: &mut std::collections::HashMap<K, V, S>,
+) {
+    if m.capacity() > SHRINK_KEEP && m.len() <= m.capacity() / 4 {
+        m.shrink_to((m.len() * 2).max(SHRINK_KEEP));
+    }
 }
 
 /// How often the host's threads call [`cache_reap`].

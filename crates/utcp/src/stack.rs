@@ -77,6 +77,19 @@ struct Timers {
     armed: HashMap<u64, (Weak<Sock>, Instant)>,
 }
 
+impl Timers {
+    /// [`crate::skb_queue::shrink_emptied`] for the heap and the map: every re-arm pushes a
+    /// heap entry and the stale ones leave only when they reach the top, so a soak of
+    /// thousands of connections grows the heap to megabytes.
+    fn shrink_idle(&mut self) {
+        let keep = crate::skb_queue::SHRINK_KEEP;
+        if self.heap.capacity() > keep && self.heap.len() <= self.heap.capacity() / 4 {
+            self.heap.shrink_to((self.heap.len() * 2).max(keep));
+        }
+        crate::skb_queue::shrink_emptied(&mut self.armed);
+    }
+}
+
 /// The listeners of one port with their SO_REUSEPORT flags.
 type ListenGroup = Vec<(Arc<Sock>, bool)>;
 
@@ -408,7 +421,10 @@ impl StackCore {
                 }
                 match due {
                     Some(s) => Some(s),
-                    None => return t.heap.peek().map(|Reverse((i, _))| *i),
+                    None => {
+                        t.shrink_idle();
+                        return t.heap.peek().map(|Reverse((i, _))| *i);
+                    }
                 }
             };
             if let Some(s) = due {
@@ -514,6 +530,7 @@ impl StackCore {
         let mut h = self.ehash.write();
         if h.get(&key).is_some_and(|s| s.id == sk.id) {
             h.remove(&key);
+            crate::skb_queue::shrink_emptied(&mut *h);
         }
         drop(h);
         if tp.state == TcpState::Close {
@@ -526,6 +543,7 @@ impl StackCore {
         let mut h = self.ehash.write();
         if h.get(&key).is_some_and(|s| s.id == id) {
             h.remove(&key);
+            crate::skb_queue::shrink_emptied(&mut *h);
         }
     }
 

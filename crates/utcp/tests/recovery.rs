@@ -328,3 +328,81 @@ fn isn_near_wrap_with_loss_still_delivers_in_order() {
     assert!(log.iter().any(|p| p.from_a && p.len > 0 && p.seq < 100_000), "A's sequence space wrapped");
     assert!(log.iter().any(|p| p.dropped));
 }
+
+/// A DSACK for a retransmitted segment that had already been SACKed shows its original was
+/// late, not lost: reordering (`tcp_sacktag_one()` with `dup_sack` sets `state->reord`, and
+/// `tcp_check_sack_reordering()` counts TCPSACKReorder and raises `tp->reordering`). Six
+/// segments; the first is lost three times (a hole stays below), the third is 100 ms late, so RACK
+/// retransmits it, B SACKs the retransmission, then the original arrives and B reports it
+/// as a duplicate inside its SACKed range. utcp ignored the DSACK block for reordering.
+#[test]
+fn dsack_of_a_sacked_retransmission_is_reordering() {
+    use std::collections::HashMap;
+    let lab = Lab::new(ms(5));
+    lab.a.core.net.sysctl.set_by_name("net.ipv4.tcp_early_retrans", "0").unwrap();
+    let (c, s, _l) = lab.pair();
+    lab.a.setsockopt_int(c, SOL_TCP, TCP_NODELAY, 1).unwrap();
+    let mss = 1448u32;
+    let base = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (b1, b2) = (base.clone(), base.clone());
+    let mut sent: HashMap<u32, u32> = HashMap::new();
+    lab.drop_if(move |p| {
+        if !p.from_a || p.len == 0 {
+            return false;
+        }
+        let _ =
+            b1.compare_exchange(0, p.seq, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
+        let n = sent.entry(p.seq).or_insert(0);
+        *n += 1;
+        // The first segment's original and its first two retransmissions: the hole stays
+        // until the RTO, after the late segment arrived.
+        p.seq == b1.load(std::sync::atomic::Ordering::Relaxed) && *n <= 3
+    });
+    let mut delayed = false;
+    lab.delay_if(move |p| {
+        let third = b2.load(std::sync::atomic::Ordering::Relaxed).wrapping_add(2 * mss);
+        if p.from_a && p.len > 0 && p.seq == third && !delayed {
+            delayed = true;
+            return Some(ms(100));
+        }
+        None
+    });
+    let data: Vec<u8> = (0..6 * mss as usize).map(|i| (i % 251) as u8).collect();
+    let before = mib(&lab.a, LinuxMib::TCPSACKReorder);
+    let got = pump(&lab, c, s, &data, Duration::from_secs(30), |_| {});
+    assert!(got == data, "the stream arrived intact");
+    let log = lab.log();
+    let third = base.load(std::sync::atomic::Ordering::Relaxed).wrapping_add(2 * mss);
+    assert!(
+        log.iter().filter(|p| p.from_a && p.seq == third && p.len > 0).count() >= 2,
+        "the late segment was retransmitted"
+    );
+    assert!(
+        log.iter().any(|p| !p.from_a && p.sacks.first().is_some_and(|&(st, _)| st == third)),
+        "B reported the late original as a duplicate"
+    );
+    assert!(mib(&lab.b, LinuxMib::TCPDSACKOfoSent) > 0);
+    assert!(mib(&lab.a, LinuxMib::TCPSACKReorder) > before, "the DSACK counted as reordering");
+}
+
+/// A DSACK that reports more duplicates than the socket ever retransmitted is dubious
+/// (`tcp_dsack_seen()`): the network made the copy, so it says nothing about a spurious
+/// retransmission. Linux counts it as TCPDSACKIgnoredDubious and lets it change nothing (no
+/// undo accounting, no RACK window step, no FLAG_DSACKING_ACK). A link that duplicates a
+/// fifth of the packets and loses none: B reports every duplicate it gets, A retransmits
+/// nothing and ignores every report. utcp took each as evidence (reord_seen, RACK's DSACK
+/// round, undo_retrans).
+#[test]
+fn dsacks_of_network_duplicates_are_dubious() {
+    use utcp::netdev::memlink::LinkConfig;
+    let (sent, got, net) = transfer(LinkConfig { dup: 0.2, seed: 3, ..LinkConfig::default() }, 256 * 1024, None);
+    assert!(got == sent, "the stream arrived intact");
+    let a = &net.a.stack;
+    let dsacks = mib(a, LinuxMib::TCPDSACKRecv) + mib(a, LinuxMib::TCPDSACKOfoRecv);
+    assert!(dsacks > 0, "B reported duplicates");
+    assert_eq!(tmib(a, TcpMib::RetransSegs), 0, "nothing was retransmitted");
+    assert_eq!(mib(a, LinuxMib::TCPDSACKIgnoredDubious), dsacks, "every report was dubious");
+    assert_eq!(mib(a, LinuxMib::TCPDSACKRecvSegs), 0);
+    let reord_seen: Vec<u32> = a.core.sockets().iter().map(|sk| sk.peek_tp(|tp| tp.reord_seen)).collect();
+    assert!(!reord_seen.is_empty() && reord_seen.iter().all(|&r| r == 0), "{reord_seen:?}");
+}

@@ -109,3 +109,34 @@ fn sack_of_new_data_gives_an_rtt_sample() {
     assert_eq!(i.tcpi_min_rtt, 10_000);
     assert_eq!(i.tcpi_backoff, 0);
 }
+
+/// A delayed ACK echoes the TSval of the first segment it covers, not the latest (RFC 7323
+/// §4.3: ts_recent is updated only from a segment at or below rcv_wup, the left edge of the
+/// window last advertised; `tcp_rcv_established()`'s fast path stores it only while
+/// rcv_nxt == rcv_wup). B, with TCP_QUICKACK off, holds its ACK across two segments sent
+/// 10 ms apart; the one ACK it then sends covers both and echoes the first one's TSval, so A's
+/// sample spans the delay as Linux's does. utcp's fast path echoed the second's.
+#[test]
+fn a_delayed_ack_echoes_the_first_segment_it_covers() {
+    use utcp::syscall::opt::TCP_QUICKACK;
+    let lab = Lab::new(ms(5));
+    let (c, s, _l) = lab.pair();
+    lab.a.setsockopt_int(c, SOL_TCP, TCP_NODELAY, 1).unwrap();
+    lab.b.setsockopt_int(s, SOL_TCP, TCP_QUICKACK, 0).unwrap();
+    send(&lab, c, &[1u8; 100]);
+    lab.advance(ms(10));
+    send(&lab, c, &[2u8; 100]);
+    // Both have reached B (5 ms each way) before its delayed-ACK timer (at least 40 ms).
+    lab.advance(ms(6));
+    assert_eq!(recv_all(&lab, s, 200).len(), 200);
+    lab.advance(ms(200));
+    let log = lab.log();
+    let data: Vec<_> = log.iter().filter(|p| p.from_a && p.len > 0).collect();
+    assert_eq!(data.len(), 2, "{data:?}");
+    let (t0, t1) = (data[0].ts.unwrap().0, data[1].ts.unwrap().0);
+    assert!(t1 > t0, "the two segments carry different TSvals: {t0} {t1}");
+    let acks: Vec<_> = log.iter().filter(|p| !p.from_a && p.len == 0 && p.t > data[0].t).collect();
+    assert_eq!(acks.len(), 1, "one delayed ACK for both: {acks:?}");
+    assert_eq!(acks[0].ack, data[1].seq.wrapping_add(data[1].len), "it covers both");
+    assert_eq!(acks[0].ts.unwrap().1, t0, "it echoes the first segment's TSval");
+}

@@ -489,7 +489,10 @@ impl TcpSock {
         if seg.len() > self.receive_window() || seg.truesize as i64 > self.sk_forward_alloc() {
             return Some(seg);
         }
-        if self.saw_tstamp {
+        // Predicted, so in window with seq == rcv_nxt: "seq <= rcv_wup" (RFC 7323 §4.3) is
+        // rcv_nxt == rcv_wup. With an ACK held back, the echo stays the TSval of the first
+        // segment it will cover, so the sender's sample spans the delay.
+        if self.saw_tstamp && self.rcv_nxt == self.rcv_wup {
             self.tcp_store_ts_recent(ctx);
         }
         ctx.inc(LinuxMib::TCPHPHits);
@@ -828,16 +831,25 @@ impl TcpSock {
             let is_dsack =
                 below_ack || (i == 0 && blocks.len() > 1 && !start.before(blocks[1].0) && !end.after(blocks[1].1));
             if is_dsack {
-                fl |= flag::DSACKING_ACK;
                 ctx.inc(if below_ack { LinuxMib::TCPDSACKRecv } else { LinuxMib::TCPDSACKOfoRecv });
                 let first = self.rtx_queue.partition_point(|k| !k.end_seq.after(start));
-                let retransmitted = self
-                    .rtx_queue
-                    .range(first..)
-                    .take_while(|k| k.seq.before(end))
-                    .filter(|k| k.retrans > 0 && !k.seq.before(start) && !k.end_seq.after(end))
-                    .count() as u32;
-                self.tcp_dsack_seen(end, prior_snd_una, retransmitted);
+                let mut retransmitted = 0;
+                let mut dsack_reord = reord;
+                for k in self.rtx_queue.range(first..).take_while(|k| k.seq.before(end)) {
+                    if k.retrans == 0 || k.seq.before(start) || k.end_seq.after(end) {
+                        continue;
+                    }
+                    retransmitted += 1;
+                    // tcp_sacktag_one() with dup_sack: a retransmitted segment already SACKed
+                    // arrived twice, so its original was not lost but late: reordering from it.
+                    if k.sacked & TCPCB_SACKED_ACKED != 0 && k.seq.before(dsack_reord) {
+                        dsack_reord = k.seq;
+                    }
+                }
+                if self.tcp_dsack_seen(ctx, start, end, prior_snd_una, retransmitted) {
+                    fl |= flag::DSACKING_ACK;
+                    reord = dsack_reord;
+                }
                 continue;
             }
             if !end.after(start) || end.after(self.snd_nxt) || !end.after(prior_snd_una) {

@@ -689,7 +689,7 @@ pub struct TcpSock {
     /// Congestion control (TCP_CONGESTION).
     pub(crate) ca_algo: cong::CongAlgo,
     /// `tp->reord_seen`: reordering events seen (RACK's window is 0 until one is).
-    pub(crate) reord_seen: u32,
+    pub reord_seen: u32,
     /// `tp->undo_marker`: `snd_una` when the current recovery or loss episode began (`None`:
     /// nothing to undo).
     pub(crate) undo_marker: Option<SeqNum>,

@@ -44,12 +44,43 @@ impl TcpSock {
         }
     }
 
-    /// `tcp_check_dsack()` / `tcp_sacktag_one()` for a DSACK block `[start, end)` covering
-    /// `retransmitted` segments of ours that were retransmitted (below `snd_una` they are gone:
-    /// one is assumed, as Linux does).
-    pub(crate) fn tcp_dsack_seen(&mut self, end: SeqNum, prior_snd_una: SeqNum, retransmitted: u32) {
-        self.rack_dsack_seen = true;
-        self.dsack_dups += 1;
+    /// `tcp_dsack_seen()` with the undo accounting of `tcp_check_dsack()` / `tcp_sacktag_one()`
+    /// for a DSACK block `[start, end)` covering `retransmitted` segments of ours that were
+    /// retransmitted (below `prior_snd_una` they are gone: the block's segment count is
+    /// assumed, as Linux's "dumb counting" does). False for a dubious DSACK, which changes
+    /// nothing but TCPDSACKIgnoredDubious: one longer than the largest window the peer ever
+    /// offered, or one that would make more duplicates than this socket ever retransmitted
+    /// (a duplicate the network made, not a spurious retransmission of ours).
+    pub(crate) fn tcp_dsack_seen(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        start: SeqNum,
+        end: SeqNum,
+        prior_snd_una: SeqNum,
+        retransmitted: u32,
+    ) -> bool {
+        if !start.before(end) {
+            return false;
+        }
+        let seq_len = end.diff(start);
+        let mss = self.mss_cache.max(1);
+        if seq_len > self.max_window {
+            ctx.inc(LinuxMib::TCPDSACKIgnoredDubious);
+            return false;
+        }
+        let mut tlp = false;
+        let dup_segs = if seq_len > mss {
+            seq_len.div_ceil(mss)
+        } else {
+            tlp = self.tlp_high_seq == Some(end);
+            1
+        };
+        self.dsack_dups = self.dsack_dups.wrapping_add(dup_segs);
+        if self.dsack_dups > self.total_retrans {
+            ctx.inc(LinuxMib::TCPDSACKIgnoredDubious);
+            return false;
+        }
+        ctx.net.mib.add(LinuxMib::TCPDSACKRecvSegs, dup_segs as u64);
         // DEVIATION(linux): a DSACK counts as reordering seen. 6.18 widens RACK's window for a
         // DSACK round only once `tcp_check_sack_reordering()` saw reordering, which on a real
         // path some jitter soon lets an original win against its retransmission (6.18.44
@@ -58,11 +89,17 @@ impl TcpSock {
         // virtual clock the retransmission always wins, reordering is never seen, and every
         // late segment is retransmitted (36).
         self.reord_seen += 1;
-        let Some(marker) = self.undo_marker else { return };
+        // RACK widens its window for DSACK rounds, but not for the DSACK of a loss probe
+        // (TLP is timer-driven, not a RACK decision).
+        if !tlp {
+            self.rack_dsack_seen = true;
+        }
+        let Some(marker) = self.undo_marker else { return true };
         if self.undo_retrans > 0 && end.after(marker) {
-            let n = if end.after(prior_snd_una) { retransmitted } else { 1 };
+            let n = if end.after(prior_snd_una) { retransmitted } else { dup_segs };
             self.undo_retrans = (self.undo_retrans - n as i32).max(0);
         }
+        true
     }
 
     /// `tcp_packet_delayed()`: the ACK shows the original transmission arrived (it echoes a
