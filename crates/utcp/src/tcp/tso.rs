@@ -175,7 +175,8 @@ impl TcpSock {
     /// are already shared with sent packets keeps them and takes the moved bytes as its
     /// second part ([`TxSkb::frag`], Linux's `skb_shift()` of page frags: nothing copied)
     /// when `parts` allows (TCP cuts the packets itself, see `tcp_transmit_parts`) and the
-    /// head ends on a packet boundary (`mss`); otherwise both are copied into one region.
+    /// head ends on a packet boundary (`mss`), or holds less than a packet (that packet is
+    /// then copied whole); otherwise both are copied into one region.
     pub(super) fn tcp_grow_skb(&mut self, amount: u32, mss: u32, parts: bool) {
         if self.write_queue.len() < 2 {
             return;
@@ -197,12 +198,21 @@ impl TcpSock {
             return;
         }
         let moved = next.freeze().slice(..nlen as usize);
-        if head.building.is_none()
-            && head.frag.is_empty()
-            && parts
-            && head.data.len().is_multiple_of(mss.max(1) as usize)
-        {
-            head.frag = moved;
+        let (dl, m) = (head.data.len(), mss.max(1) as usize);
+        if head.building.is_none() && head.frag.is_empty() && parts && (dl.is_multiple_of(m) || dl < m) {
+            if dl.is_multiple_of(m) {
+                head.frag = moved;
+            } else {
+                // Less than a packet left of the head: it and the moved bytes up to the
+                // packet's end are copied into one packet's region (at most one MSS), the
+                // rest is the second part, so the head ends on a packet boundary again.
+                let pad = (m - dl).min(moved.len());
+                let mut b = crate::page_frag::alloc(dl + pad);
+                b.extend_from_slice(&head.data);
+                b.extend_from_slice(&moved[..pad]);
+                head.data = b.freeze();
+                head.frag = moved.slice(pad..);
+            }
             head.end_seq += nlen;
             next.data = next.data.slice(nlen as usize..);
             next.seq += nlen;
@@ -421,6 +431,32 @@ mod tests {
         assert_eq!(rtx[2].0, unsent_at);
         assert_eq!(rtx[7].0, unsent_at.wrapping_add(5000));
         assert!(rtx.iter().all(|r| r.2) && rtx[7].1 == 1);
+
+        // 300 bytes shared, less than a packet: the first packet is copied whole, the rest
+        // of the moved bytes is the second part; the packets are the joined payload's.
+        tp.rtx_queue.clear();
+        let sent = Bytes::from(data[..300].to_vec());
+        let unsent = BytesMut::from(&data[300..2800]);
+        let unsent_at = unsent.as_ptr();
+        tp.write_queue.push_back(skb(1000, 300, None, sent));
+        tp.write_queue.push_back(skb(1300, 2500, Some(unsent), Bytes::new()));
+        tp.tcp_grow_skb(2000, 1000, true);
+        let head = tp.write_queue.front().unwrap();
+        assert_eq!((head.data.len(), head.frag.len()), (1000, 1300));
+        assert_eq!(&head.data[..], &data[..1000]);
+        assert_eq!(head.frag.as_ptr(), unsent_at.wrapping_add(700));
+        let (mut out, mut joined) = (Vec::new(), Vec::new());
+        {
+            let parts = [head.data.clone(), head.frag.clone()];
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut out);
+            tp.tcp_transmit_parts(&mut ctx, SeqNum(1000), TcpFlags::ACK, parts, 1000);
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut joined);
+            tp.tcp_transmit_gso(&mut ctx, SeqNum(1000), TcpFlags::ACK, Bytes::from(data[..2300].to_vec()), 1000);
+        }
+        let (two, one) = (packets(out), packets(joined));
+        assert_eq!(two.len(), 3);
+        assert!(two == one, "the two-part packets differ from the joined ones");
+        tp.write_queue.clear();
 
         // 1,500 bytes already shared: not a packet boundary, the head is joined (copied).
         tp.rtx_queue.clear();
