@@ -178,30 +178,30 @@ impl StackCore {
     /// built them is still locked, so one socket's frames reach the device in build order
     /// whichever thread built them; [`StackCore::dev_flush`] delivers them afterwards.
     pub(crate) fn dev_queue_xmit(&self, frames: impl IntoIterator<Item = Frame>) {
-        let mut frames = frames.into_iter().peekable();
-        if frames.peek().is_none() {
-            return;
-        }
+        // No Peekable: it would move every frame through its peek slot (a 200-byte copy).
+        let mut frames = frames.into_iter();
+        let Some(first) = frames.next() else { return };
         let dev = self.dev.read();
-        if let Some(dev) = dev.as_ref() {
-            let dev_gso = dev.gso_max_size();
-            for f in frames {
-                // A socket bound to `lo` is routed there: Linux's `lo` hands the frame back
-                // to ip_rcv(), which drops a frame for a non-local address (InAddrErrors).
-                // DEVIATION(linux): utcp has no loopback device, so a frame for its own
-                // address sent through `lo` is dropped too instead of delivered.
-                if f.oif == crate::netns::LOOPBACK_IFINDEX {
-                    self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
-                    continue;
-                }
-                // validate_xmit_skb(): software GSO for what the device cannot take whole.
-                if crate::netdev::gso::netif_needs_gso(&f, dev_gso) {
-                    crate::netdev::gso::skb_gso_segment(f, |s| dev.xmit(s));
-                } else {
-                    dev.xmit(f);
-                }
+        let Some(dev) = dev.as_ref() else { return };
+        let dev_gso = dev.gso_max_size();
+        let xmit = |f: Frame| {
+            // A socket bound to `lo` is routed there: Linux's `lo` hands the frame back
+            // to ip_rcv(), which drops a frame for a non-local address (InAddrErrors).
+            // DEVIATION(linux): utcp has no loopback device, so a frame for its own
+            // address sent through `lo` is dropped too instead of delivered.
+            if f.oif == crate::netns::LOOPBACK_IFINDEX {
+                self.net.mib.drop_reason(crate::mib::DropReason::IP_NOT_FOR_US);
+                return;
             }
-        }
+            // validate_xmit_skb(): software GSO for what the device cannot take whole.
+            if crate::netdev::gso::netif_needs_gso(&f, dev_gso) {
+                crate::netdev::gso::skb_gso_segment(f, |s| dev.xmit(s));
+            } else {
+                dev.xmit(f);
+            }
+        };
+        xmit(first);
+        frames.for_each(xmit);
     }
 
     /// `qdisc_run()`: lets the device deliver what was queued. Called with no socket lock held.

@@ -171,11 +171,12 @@ impl TcpSock {
 
     /// `tcp_grow_skb()`: the head is shorter than the packets that may leave now; up to
     /// `amount` bytes move into it from the next skb (its flags with them once it is
-    /// empty). An unsent head grows in its region (in place when it can). A head whose bytes
-    /// are already shared with sent packets keeps them and takes the moved bytes as its
-    /// second part ([`TxSkb::frag`], Linux's `skb_shift()` of page frags: nothing copied)
-    /// when `parts` allows (TCP cuts the packets itself, see `tcp_transmit_parts`) and the
-    /// head ends on a packet boundary (`mss`); otherwise both are copied into one region.
+    /// empty). The head keeps its bytes and takes the moved ones as its second part
+    /// ([`TxSkb::frag`], Linux's `skb_shift()` of page frags: nothing copied) when `parts`
+    /// allows (TCP cuts the packets itself, see `tcp_transmit_parts`) and the
+    /// head ends on a packet boundary (`mss`), or holds less than a packet (that packet is
+    /// then copied whole); otherwise an unsent head grows in its region (in place when it
+    /// can) and a sent one is copied with the moved bytes into one region.
     pub(super) fn tcp_grow_skb(&mut self, amount: u32, mss: u32, parts: bool) {
         if self.write_queue.len() < 2 {
             return;
@@ -197,12 +198,29 @@ impl TcpSock {
             return;
         }
         let moved = next.freeze().slice(..nlen as usize);
-        if head.building.is_none()
-            && head.frag.is_empty()
-            && parts
-            && head.data.len().is_multiple_of(mss.max(1) as usize)
-        {
-            head.frag = moved;
+        let (dl, m) = (head.len() as usize, mss.max(1) as usize);
+        // A head that takes all of the next skb becomes the tail, which later writes append
+        // to only while it is still growable: that case keeps its region.
+        let absorbs = nlen == next.len();
+        if head.frag.is_empty() && parts && !absorbs && (dl.is_multiple_of(m) || dl < m) {
+            // An unsent head is frozen too: copying the moved bytes into its region would
+            // be their second copy (nothing appends to a head that has a next skb).
+            if let Some(b) = head.building.take() {
+                head.data = b.freeze();
+            }
+            if dl.is_multiple_of(m) {
+                head.frag = moved;
+            } else {
+                // Less than a packet left of the head: it and the moved bytes up to the
+                // packet's end are copied into one packet's region (at most one MSS), the
+                // rest is the second part, so the head ends on a packet boundary again.
+                let pad = (m - dl).min(moved.len());
+                let mut b = crate::page_frag::alloc(dl + pad);
+                b.extend_from_slice(&head.data);
+                b.extend_from_slice(&moved[..pad]);
+                head.data = b.freeze();
+                head.frag = moved.slice(pad..);
+            }
             head.end_seq += nlen;
             next.data = next.data.slice(nlen as usize..);
             next.seq += nlen;
@@ -377,7 +395,8 @@ mod tests {
     /// A head already sent in part (its bytes shared) grows by the next skb's bytes as a
     /// second part, nothing copied (skb_shift()'s frags); its packets are those of the joined
     /// payload, FIN and PSH on the last only; the retransmit queue's pieces share both
-    /// buffers. A head that does not end on a packet boundary is joined instead.
+    /// buffers. A head that does not end on a packet boundary, or that takes all of the next
+    /// skb, is joined instead.
     #[test]
     fn a_shared_head_grows_by_a_second_part_and_sends_the_joined_packets() {
         let net = Netns::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 1500, 1);
@@ -391,11 +410,11 @@ mod tests {
         next.flags = TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0 | TcpFlags::FIN.0);
         next.end_seq += 1;
         tp.write_queue.push_back(next);
-        tp.tcp_grow_skb(6000, 1000, true);
-        assert_eq!(tp.write_queue.len(), 1);
+        tp.tcp_grow_skb(4000, 1000, true);
+        assert_eq!(tp.write_queue.len(), 2);
         let head = tp.write_queue.front().unwrap();
-        assert_eq!((head.len(), head.end_seq), (7001, SeqNum(8002)));
-        assert!(head.flags.fin());
+        assert_eq!((head.len(), head.end_seq), (6000, SeqNum(7000)));
+        assert!(!head.flags.fin());
         assert_eq!(head.data.as_ptr(), sent.as_ptr());
         assert_eq!(head.frag.as_ptr(), unsent_at);
 
@@ -403,26 +422,68 @@ mod tests {
         let mut joined = Vec::new();
         {
             let mut ctx = Ctx::new(Instant::ZERO, &net, &mut out);
-            let flags = head.flags;
+            // As if it carried the FIN: FIN and PSH on the last packet only.
+            let flags = TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0 | TcpFlags::FIN.0);
             let parts = [head.data.clone(), head.frag.clone()];
             tp.tcp_transmit_parts(&mut ctx, SeqNum(1000), flags, parts, 1000);
             let mut ctx = Ctx::new(Instant::ZERO, &net, &mut joined);
-            tp.tcp_transmit_gso(&mut ctx, SeqNum(1000), flags, Bytes::from(data.clone()), 1000);
+            tp.tcp_transmit_gso(&mut ctx, SeqNum(1000), flags, Bytes::from(data[..6000].to_vec()), 1000);
         }
         let (two, one) = (packets(out), packets(joined));
-        assert_eq!(two.len(), 8);
+        assert_eq!(two.len(), 6);
         assert!(two == one, "the two-part packets differ from the joined ones");
 
         let mut head = tp.write_queue.pop_front().unwrap();
         head.freeze_parts();
-        assert_eq!(tp.tcp_queue_sent(head, 1000), 8);
+        assert_eq!(tp.tcp_queue_sent(head, 1000), 6);
         let rtx: Vec<_> = tp.rtx_queue.iter().map(|s| (s.data.as_ptr(), s.data.len(), s.frag.is_empty())).collect();
         assert_eq!(rtx[0].0, sent.as_ptr());
         assert_eq!(rtx[2].0, unsent_at);
-        assert_eq!(rtx[7].0, unsent_at.wrapping_add(5000));
-        assert!(rtx.iter().all(|r| r.2) && rtx[7].1 == 1);
+        assert_eq!(rtx[5].0, unsent_at.wrapping_add(3000));
+        assert!(rtx.iter().all(|r| r.2 && r.1 == 1000));
+        tp.write_queue.clear();
 
-        // 1,500 bytes already shared: not a packet boundary, the head is joined (copied).
+        // 300 bytes shared, less than a packet: the first packet is copied whole, the rest
+        // of the moved bytes is the second part; the packets are the joined payload's.
+        tp.rtx_queue.clear();
+        let sent = Bytes::from(data[..300].to_vec());
+        let unsent = BytesMut::from(&data[300..2800]);
+        let unsent_at = unsent.as_ptr();
+        tp.write_queue.push_back(skb(1000, 300, None, sent));
+        tp.write_queue.push_back(skb(1300, 2500, Some(unsent), Bytes::new()));
+        tp.tcp_grow_skb(2000, 1000, true);
+        let head = tp.write_queue.front().unwrap();
+        assert_eq!((head.data.len(), head.frag.len()), (1000, 1300));
+        assert_eq!(&head.data[..], &data[..1000]);
+        assert_eq!(head.frag.as_ptr(), unsent_at.wrapping_add(700));
+        let (mut out, mut joined) = (Vec::new(), Vec::new());
+        {
+            let parts = [head.data.clone(), head.frag.clone()];
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut out);
+            tp.tcp_transmit_parts(&mut ctx, SeqNum(1000), TcpFlags::ACK, parts, 1000);
+            let mut ctx = Ctx::new(Instant::ZERO, &net, &mut joined);
+            tp.tcp_transmit_gso(&mut ctx, SeqNum(1000), TcpFlags::ACK, Bytes::from(data[..2300].to_vec()), 1000);
+        }
+        let (two, one) = (packets(out), packets(joined));
+        assert_eq!(two.len(), 3);
+        assert!(two == one, "the two-part packets differ from the joined ones");
+        tp.write_queue.clear();
+
+        // An unsent head of two packets keeps its buffer too.
+        let own = BytesMut::from(&data[..2000]);
+        let own_at = own.as_ptr();
+        let unsent = BytesMut::from(&data[2000..4000]);
+        let unsent_at = unsent.as_ptr();
+        tp.write_queue.push_back(skb(1000, 2000, Some(own), Bytes::new()));
+        tp.write_queue.push_back(skb(3000, 2000, Some(unsent), Bytes::new()));
+        tp.tcp_grow_skb(1000, 1000, true);
+        let head = tp.write_queue.front().unwrap();
+        assert!(head.building.is_none() && head.len() == 3000);
+        assert_eq!((head.data.as_ptr(), head.frag.as_ptr()), (own_at, unsent_at));
+        tp.write_queue.clear();
+
+        // 1,500 bytes already shared: not a packet boundary, the head is joined (copied); so
+        // is a head that takes all of the next skb (it becomes the growable tail).
         tp.rtx_queue.clear();
         tp.write_queue.push_back(skb(1000, 1500, None, Bytes::from(data[..1500].to_vec())));
         tp.write_queue.push_back(skb(2500, 1000, Some(BytesMut::from(&data[1500..2500])), Bytes::new()));
@@ -430,5 +491,13 @@ mod tests {
         let head = tp.write_queue.front().unwrap();
         assert!(head.frag.is_empty() && head.len() == 2500);
         assert_eq!(&head.building.as_ref().unwrap()[..], &data[..2500]);
+        tp.write_queue.clear();
+        tp.write_queue.push_back(skb(1000, 2000, None, Bytes::from(data[..2000].to_vec())));
+        tp.write_queue.push_back(skb(3000, 1000, Some(BytesMut::from(&data[2000..3000])), Bytes::new()));
+        tp.tcp_grow_skb(1000, 1000, true);
+        assert_eq!(tp.write_queue.len(), 1);
+        let head = tp.write_queue.front().unwrap();
+        assert!(head.frag.is_empty());
+        assert_eq!(&head.building.as_ref().unwrap()[..], &data[..3000]);
     }
 }
