@@ -202,7 +202,7 @@ impl io::Read for TcpStream {
 
 impl io::Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stack.send(self.fd, Some(buf), buf.len(), crate::syscall::ops_msg_nosignal()).map_err(io_err)
+        self.stack.send(self.fd, Some(buf), buf.len(), crate::uapi::MSG_NOSIGNAL).map_err(io_err)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -162,6 +162,12 @@ impl Netns {
         self.mtu.load(Ordering::Relaxed).min(0xffff)
     }
 
+    /// The interface's `gso_max_size`: 0 when it takes no super-segments (no TSO), and TCP's
+    /// packets are cut and checksummed in software.
+    pub(crate) fn dev_gso_max_size(&self) -> u32 {
+        self.gso_max_size.load(Ordering::Relaxed)
+    }
+
     /// The local address.
     pub(crate) fn local_addr(&self) -> Ipv4Addr {
         *self.addr.read()

@@ -195,9 +195,15 @@ pub(crate) const SHRINK_KEEP: usize = 256;
 pub(crate) fn shrink_emptied<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
     m: &mut std::collections::HashMap<K, V, S>,
 ) {
-    if m.capacity() > SHRINK_KEEP && m.len() <= m.capacity() / 4 {
-        m.shrink_to((m.len() * 2).max(SHRINK_KEEP));
+    if let Some(to) = shrink_target(m.len(), m.capacity()) {
+        m.shrink_to(to);
     }
+}
+
+/// The capacity [`shrink_emptied`]'s rule gives back to for a table of `len` entries in
+/// `capacity`, or `None` to keep it (for tables other than a `HashMap`).
+pub(crate) fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > SHRINK_KEEP && len <= capacity / 4).then(|| (len * 2).max(SHRINK_KEEP))
 }
 
 /// How often the host's threads call [`cache_reap`].

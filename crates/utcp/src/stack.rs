@@ -82,9 +82,8 @@ impl Timers {
     /// heap entry and the stale ones leave only when they reach the top, so a soak of
     /// thousands of connections grows the heap to megabytes.
     fn shrink_idle(&mut self) {
-        let keep = crate::skb_queue::SHRINK_KEEP;
-        if self.heap.capacity() > keep && self.heap.len() <= self.heap.capacity() / 4 {
-            self.heap.shrink_to((self.heap.len() * 2).max(keep));
+        if let Some(to) = crate::skb_queue::shrink_target(self.heap.len(), self.heap.capacity()) {
+            self.heap.shrink_to(to);
         }
         crate::skb_queue::shrink_emptied(&mut self.armed);
     }

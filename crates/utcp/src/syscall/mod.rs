@@ -23,12 +23,6 @@ pub use files::file_poll;
 pub use files::EPOLL_CLOEXEC;
 pub use ops::{parse_cmsgs, sockaddr_in, TcpInfo, MSG_NOSIGNAL};
 
-/// `MSG_NOSIGNAL`, for the io::Write impl.
-#[doc(hidden)]
-pub fn ops_msg_nosignal() -> i32 {
-    MSG_NOSIGNAL
-}
-
 use crate::errno::{Errno, SysResult};
 /// A per-call interruption token for the `*_cancellable` calls: cancelling it makes the call
 /// return EINTR, as a signal does to a blocked Linux call.

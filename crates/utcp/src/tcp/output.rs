@@ -151,7 +151,7 @@ impl TcpSock {
     /// Whether a write-queue skb may go out as two parts ([`TxSkb::frag`]): TCP cuts the
     /// packets itself (a device without TSO) and no urgent pointer is being sent.
     pub(super) fn tcp_xmit_parts_ok(&self, net: &crate::netns::Netns) -> bool {
-        net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed) == 0 && !self.tcp_urg_mode()
+        net.dev_gso_max_size() == 0 && !self.tcp_urg_mode()
     }
 
     /// [`TcpSock::tcp_transmit_gso`] for a payload in two parts (the second empty but for a
@@ -206,13 +206,9 @@ impl TcpSock {
         let has_data = total > 0;
         let data_len = total as u64;
         tracing::trace!(target: "tcp_transmit_skb", seg = %repr_fmt(&repr, total));
-        let [first, second] = parts;
-        let two = !second.is_empty();
+        let two = !parts[1].is_empty();
         let mut part_seq = seq;
-        for (i, payload) in [first, second].into_iter().enumerate() {
-            if i == 1 && !two {
-                break;
-            }
+        for (i, payload) in parts.into_iter().take(1 + two as usize).enumerate() {
             let mut r = TcpRepr { seq_number: part_seq, ..repr };
             if two && i == 0 {
                 r.flags = TcpFlags(r.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0));
@@ -231,7 +227,7 @@ impl TcpSock {
             // DEVIATION(linux): the two parts take their IP IDs in two steps, so another
             // socket's packet may take an ID between them (Linux numbers one GSO skb's
             // packets consecutively; utcp's IDs are one counter per namespace anyway).
-            let dev_gso = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+            let dev_gso = ctx.net.dev_gso_max_size();
             if (two || !self.tx_csum.is_empty()) && crate::netdev::gso::netif_needs_gso(&frame, dev_gso) {
                 // validate_xmit_skb()'s software GSO, done here where the payload sums taken
                 // on the copy are at hand: the same packets, each checksum completed without
@@ -400,7 +396,7 @@ impl TcpSock {
         // A device that takes super-segments gets them with a partial checksum: nothing to
         // sum here. Without TSO, software GSO completes each packet's checksum from the sums
         // taken during the copy (tcp/tx_csum.rs).
-        let software_csum = ctx.net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed) == 0;
+        let software_csum = ctx.net.dev_gso_max_size() == 0;
         let mut copied = 0;
         let mut no_memory = false;
         while copied < data.len() {

@@ -26,7 +26,7 @@ impl TcpSock {
     /// `sk->sk_gso_max_size` as `sk_setup_caps()` sets it: the device's `gso_max_size` (its
     /// software GSO's `GSO_LEGACY_MAX_SIZE` without TSO) less `MAX_TCP_HEADER + 1`.
     pub(crate) fn sk_gso_max_size(&self, net: &Netns) -> u32 {
-        let dev = net.gso_max_size.load(std::sync::atomic::Ordering::Relaxed);
+        let dev = net.dev_gso_max_size();
         let dev = if dev == 0 { GSO_LEGACY_MAX_SIZE } else { dev };
         dev.saturating_sub(1 + MAX_TCP_HEADER)
     }
@@ -221,38 +221,29 @@ impl TcpSock {
                 head.data = b.freeze();
                 head.frag = moved.slice(pad..);
             }
-            head.end_seq += nlen;
-            next.data = next.data.slice(nlen as usize..);
-            next.seq += nlen;
-            if next.is_empty() {
-                head.end_seq = next.end_seq;
-                head.flags |= next.flags;
-                self.write_queue.remove(1);
-                self.wmem_queued = self.wmem_queued.saturating_sub(super::TX_SKB_OVERHEAD);
-            }
-            return;
-        }
-        let buf = match head.building.as_mut() {
-            Some(b) => {
-                if b.capacity() - b.len() < nlen as usize && !crate::page_frag::try_extend(b, nlen as usize) {
-                    // No room and none in place: a region for both (extending a shared
-                    // region would allocate a buffer of its own).
-                    let mut grown = crate::page_frag::alloc(b.len() + nlen as usize);
-                    grown.extend_from_slice(b);
-                    *b = grown;
+        } else {
+            let buf = match head.building.as_mut() {
+                Some(b) => {
+                    if b.capacity() - b.len() < nlen as usize && !crate::page_frag::try_extend(b, nlen as usize) {
+                        // No room and none in place: a region for both (extending a shared
+                        // region would allocate a buffer of its own).
+                        let mut grown = crate::page_frag::alloc(b.len() + nlen as usize);
+                        grown.extend_from_slice(b);
+                        *b = grown;
+                    }
+                    b
                 }
-                b
-            }
-            None => {
-                // The region comes from the task's page fragment, as the write's did.
-                head.freeze();
-                let mut b = crate::page_frag::alloc(head.data.len() + nlen as usize);
-                b.extend_from_slice(&head.data);
-                head.data = bytes::Bytes::new();
-                head.building.insert(b)
-            }
-        };
-        buf.extend_from_slice(&moved);
+                None => {
+                    // The region comes from the task's page fragment, as the write's did.
+                    head.freeze();
+                    let mut b = crate::page_frag::alloc(head.data.len() + nlen as usize);
+                    b.extend_from_slice(&head.data);
+                    head.data = bytes::Bytes::new();
+                    head.building.insert(b)
+                }
+            };
+            buf.extend_from_slice(&moved);
+        }
         head.end_seq += nlen;
         next.data = next.data.slice(nlen as usize..);
         next.seq += nlen;

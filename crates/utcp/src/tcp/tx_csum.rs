@@ -92,15 +92,10 @@ impl TxCsum {
             }
             self.blocks.pop_front();
         }
-        let found = match self.blocks.front() {
-            Some(b) if b.seq == seq && b.len as usize == len => {
-                let s = b.sum;
-                self.blocks.pop_front();
-                Some(s)
-            }
-            _ => None,
-        };
-        found
+        let b = self.blocks.front().filter(|b| b.seq == seq && b.len as usize == len)?;
+        let sum = b.sum;
+        self.blocks.pop_front();
+        Some(sum)
     }
 
     /// True when no block is kept.
