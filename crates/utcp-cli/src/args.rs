@@ -127,6 +127,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub gso: bool,
 
+    /// Turn GRO off on the utcp link (`ethtool -K gro off`). By default the receiving port
+    /// merges the consecutive segments of a flow that one poll takes, as a NIC driver's
+    /// GRO does; the wire and a pcap capture still carry every segment
+    #[arg(long)]
+    pub no_gro: bool,
+
     /// Write the utcp link's packets to this pcap file
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -184,6 +190,8 @@ pub struct BenchSettings {
     pub mtu: u16,
     /// `gso_max_size` of the utcp link (0: no TSO/GSO; `--gso`: 65536).
     pub gso_max_size: u32,
+    /// GRO on the utcp link's receive (on unless `--no-gro`).
+    pub gro: bool,
     pub pcap: Option<PathBuf>,
     /// Run the kernel baseline as well as utcp.
     pub with_kernel: bool,
@@ -225,6 +233,7 @@ impl BenchArgs {
                 ("--rate", self.rate.is_some()),
                 ("--mtu", self.mtu.is_some()),
                 ("--gso", self.gso),
+                ("--no-gro", self.no_gro),
                 ("--pcap", self.pcap.is_some()),
             ];
             if let Some((flag, _)) = utcp_only.iter().find(|(_, set)| *set) {
@@ -259,6 +268,7 @@ impl BenchArgs {
             impairments,
             mtu: self.mtu.unwrap_or(DEFAULT_MTU),
             gso_max_size: if self.gso { 65_536 } else { 0 },
+            gro: !self.no_gro,
             pcap: self.pcap.clone(),
             with_kernel: self.kernel,
             kernel_only: self.kernel_only,

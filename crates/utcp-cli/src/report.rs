@@ -101,6 +101,8 @@ pub struct ConfigReport {
     pub mtu: u16,
     /// The utcp link's `gso_max_size` (0: no TSO/GSO).
     pub gso_max_size: u32,
+    /// GRO on the utcp link's receive (`--no-gro`: false).
+    pub gro: bool,
     pub pcap: Option<String>,
 }
 
@@ -146,6 +148,7 @@ impl Report {
                 bench: s.cfg.clone(),
                 mtu: s.mtu,
                 gso_max_size: s.gso_max_size,
+                gro: s.gro,
                 pcap: s.pcap.as_ref().map(|p| p.display().to_string()),
             },
             impairments: s.impairments.clone(),
@@ -207,7 +210,7 @@ impl Report {
         if self.main.transport != "kernel" {
             let _ = writeln!(
                 out,
-                "{} link: mtu {}{}, impairments: {}{}",
+                "{} link: mtu {}{}{}, impairments: {}{}",
                 self.main.transport,
                 self.config.mtu,
                 if self.config.gso_max_size > 0 {
@@ -215,6 +218,7 @@ impl Report {
                 } else {
                     String::new()
                 },
+                if self.config.gro { ", gro" } else { "" },
                 describe_impairments(&self.impairments),
                 self.config.pcap.as_ref().map(|p| format!(", pcap {p}")).unwrap_or_default(),
             );
@@ -367,6 +371,7 @@ mod tests {
             },
             mtu: 1500,
             gso_max_size: 0,
+            gro: true,
             pcap: None,
             with_kernel: true,
             kernel_only: false,

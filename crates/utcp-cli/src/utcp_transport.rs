@@ -69,6 +69,7 @@ impl UtcpTransport {
             rate_bps: imp.rate,
             seed: imp.seed,
             gso_max_size: s.gso_max_size,
+            gro: s.gro,
             ..LinkConfig::default()
         };
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());

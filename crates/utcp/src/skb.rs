@@ -55,6 +55,9 @@ pub struct Frame {
     /// completes it, or the receiver trusts it as Linux trusts a looped-back skb. TCP builds
     /// super-segments ([`Frame::gso_size`] ≠ 0) this way for devices with TSO/GSO.
     pub csum_partial: bool,
+    /// `skb->ip_summed == CHECKSUM_UNNECESSARY`: the device (GRO) verified the TCP checksum
+    /// of this received frame already; the stack does not sum it again.
+    pub csum_unnecessary: bool,
     /// How the receiving device laid it out ([`SkbLayout::Frag`] unless the device says).
     pub layout: SkbLayout,
     /// `skb->priority`: the sending socket's SO_PRIORITY (a device may queue by it).
@@ -63,6 +66,10 @@ pub struct Frame {
     pub mark: u32,
     /// The output interface the socket is bound to (`sk_bound_dev_if`), 0 = the route's.
     pub(crate) oif: i32,
+    /// Payload parts after `payload` (`skb_shinfo(skb)->frags`): only a packet GRO merged
+    /// ([`crate::netdev::gro`]) has them, one per merged segment after the first, in a
+    /// pooled vector (empty, no allocation, on every other frame).
+    pub(crate) frags: Vec<Bytes>,
 }
 
 impl Frame {
@@ -77,10 +84,12 @@ impl Frame {
             truesize: 0,
             gso_size: 0,
             csum_partial: false,
+            csum_unnecessary: false,
             layout: SkbLayout::Frag,
             priority: 0,
             mark: 0,
             oif: 0,
+            frags: Vec::new(),
         }
     }
 
@@ -101,9 +110,13 @@ impl Frame {
     pub(crate) fn head_mut(&mut self) -> &mut [u8] {
         &mut self.head[..self.head_len as usize]
     }
-    /// Total length on the wire.
+    /// Total length (on the wire, or of the packet GRO merged).
     pub fn len(&self) -> usize {
-        self.head_len as usize + self.payload.len()
+        self.head_len as usize + self.payload_len()
+    }
+    /// Payload bytes, merged parts ([`Frame::frags`]) included.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len() + self.frags.iter().map(Bytes::len).sum::<usize>()
     }
     /// True for a frame with no bytes at all.
     pub fn is_empty(&self) -> bool {
@@ -114,7 +127,7 @@ impl Frame {
         if self.gso_size == 0 {
             1
         } else {
-            (self.payload.len() as u32).div_ceil(self.gso_size).max(1)
+            (self.payload_len() as u32).div_ceil(self.gso_size).max(1)
         }
     }
     /// The whole packet as one contiguous buffer (for TUN, pcap, scripts: copies).
@@ -122,6 +135,9 @@ impl Frame {
         let mut v = Vec::with_capacity(self.len());
         v.extend_from_slice(self.head());
         v.extend_from_slice(&self.payload);
+        for f in &self.frags {
+            v.extend_from_slice(f);
+        }
         v
     }
 }
@@ -216,7 +232,7 @@ static FRAG_VECS_SHARED_CACHE: parking_lot::Mutex<Vec<Vec<Bytes>>> = parking_lot
 
 /// An empty fragment vector with room for [`SKB_FRAGS_CAP`] fragments, from the caches when
 /// they hold one (the `skbuff_cache` slab of this model).
-fn frag_vec_alloc() -> Vec<Bytes> {
+pub(crate) fn frag_vec_alloc() -> Vec<Bytes> {
     crate::skb_queue::touch_local();
     let local = FRAG_VECS.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop())).ok().flatten();
     local
@@ -239,7 +255,7 @@ pub(crate) fn cache_reap_shared() {
 }
 
 /// Gives a fragment vector back to the caches (its fragments are released now).
-fn frag_vec_free(mut v: Vec<Bytes>) {
+pub(crate) fn frag_vec_free(mut v: Vec<Bytes>) {
     if v.capacity() != SKB_FRAGS_CAP {
         return;
     }
@@ -293,6 +309,20 @@ impl Skb {
         let len = data.len() as u32;
         let end_seq = seq + len + tcp_flags.syn() as u32 + tcp_flags.fin() as u32;
         Skb { seq, end_seq, tcp_flags, data, frags: Vec::new(), len, truesize, tstamp: now, layout: SkbLayout::Frag }
+    }
+
+    /// Adds `frags` (a pooled vector, or an empty one) after the first fragment: a packet
+    /// GRO merged keeps its segments' payloads as they came.
+    pub(crate) fn set_frags(&mut self, frags: Vec<Bytes>) {
+        if frags.capacity() == 0 {
+            return;
+        }
+        debug_assert!(self.frags.is_empty());
+        self.len += frags.iter().map(|f| f.len() as u32).sum::<u32>();
+        if self.frags.capacity() != 0 {
+            frag_vec_free(core::mem::take(&mut self.frags));
+        }
+        self.frags = frags;
     }
 
     /// Copies `dst.len()` payload bytes starting at `offset` (`skb_copy_bits`).

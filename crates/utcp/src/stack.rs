@@ -151,9 +151,9 @@ impl StackCore {
     /// Installs the device and hooks its receive path to this stack.
     pub fn attach_device(self: &Arc<Self>, dev: Arc<dyn NetDevice>) {
         let weak = Arc::downgrade(self);
-        let hook: RxHook = Arc::new(move |f: Frame| {
+        let hook: RxHook = Arc::new(move |mut f: Frame| {
             if let Some(core) = weak.upgrade() {
-                core.__netif_receive_skb(&f);
+                core.__netif_receive_skb(&mut f);
             }
         });
         dev.attach(hook);
@@ -212,13 +212,14 @@ impl StackCore {
     }
 
     /// `netif_receive_skb()` → `ip_rcv()` → `tcp_v4_rcv()`.
-    pub fn netif_receive(self: &Arc<Self>, frame: Frame) {
-        self.__netif_receive_skb(&frame)
+    pub fn netif_receive(self: &Arc<Self>, mut frame: Frame) {
+        self.__netif_receive_skb(&mut frame)
     }
 
     /// [`StackCore::netif_receive`] on a borrowed frame (what the device's receive hook
-    /// calls): the frame is read, never moved; the segment takes a share of its payload.
-    pub(crate) fn __netif_receive_skb(self: &Arc<Self>, frame: &Frame) {
+    /// calls): the frame is read, never moved; the segment takes a share of its payload (and
+    /// the parts of a packet GRO merged, [`Frame::frags`]).
+    pub(crate) fn __netif_receive_skb(self: &Arc<Self>, frame: &mut Frame) {
         let verify = self.verify_csum.load(Ordering::Relaxed);
         let h = frame.head();
         // The IP version picks ipv6_rcv() or ip_rcv(), as the link layer's protocol does.
@@ -228,9 +229,10 @@ impl StackCore {
         if h.len() >= 20 && h[0] >> 4 == 4 && h[9] != crate::wire::IPPROTO_TCP {
             return self.ip_local_deliver_other(&frame.to_vec(), verify);
         }
-        // CHECKSUM_PARTIAL (a super-segment from a TSO-capable peer, as loopback hands it on):
+        // CHECKSUM_PARTIAL (a super-segment from a TSO-capable peer, as loopback hands it on,
+        // or what GRO merged) or CHECKSUM_UNNECESSARY (a segment GRO verified):
         // skb_csum_unnecessary() holds, nothing to verify.
-        let tin = match ip::ip_rcv_tcp(&self.net, frame, verify && !frame.csum_partial) {
+        let tin = match ip::ip_rcv_tcp(&self.net, frame, verify && !frame.csum_partial && !frame.csum_unnecessary) {
             Ok(t) => t,
             Err(crate::mib::DropReason::IP_INHDR) => return self.icmp_param_problem(&frame.to_vec()),
             Err(_) => return,
@@ -243,8 +245,27 @@ impl StackCore {
             sport: tin.tcp.src_port,
             dport: tin.tcp.dst_port,
         };
+        if !frame.frags.is_empty() {
+            Self::gro_parts(&mut inseg.seg, frame);
+        }
         self.rx_meta(&mut inseg.seg, frame);
         crate::tcp::ipv4::tcp_v4_rcv(&**self, inseg, frame.napi_id);
+    }
+
+    /// A packet GRO merged: the segment takes the parts after the first (`ip_rcv_tcp` took
+    /// the first; the IP total length covers them all), and is charged what the merged skbs
+    /// cost — each part's driver skb less the `struct sk_buff` `skb_gro_receive()` frees
+    /// when it steals a head — unless the device said.
+    fn gro_parts(seg: &mut crate::tcp::input::Seg, frame: &mut Frame) {
+        let frags = core::mem::take(&mut frame.frags);
+        let len: u32 = frags.iter().map(|f| f.len() as u32).sum();
+        if frame.truesize == 0 {
+            let extra: u32 = frags.iter().map(|f| crate::tcp::TcpSock::rx_truesize(f.len() as u32) - 256).sum();
+            seg.truesize += extra;
+        }
+        seg.end_seq += len;
+        seg.frags = frags;
+        seg.frags_len = len;
     }
 
     /// What the device tells of a received segment: its truesize, its skb layout, and its

@@ -120,6 +120,13 @@ pub struct LinkConfig {
     /// other); a frame the corrupt impairment picks gets its checksum completed first, so the
     /// damage is detected. Loss and reordering take a super-segment whole.
     pub gso_max_size: u32,
+    /// `ethtool -K gro` on both ports (default false): what a port receives in one poll —
+    /// an inline backlog batch, a NAPI poll — goes through GRO ([`crate::netdev::gro`]):
+    /// consecutive segments of a flow reach the stack merged. The wire, the link's counters
+    /// and a capture of what a port sends still see every segment. Off by default, as on
+    /// Linux's loopback (the kernel-differential oracle and packetdrill paths keep the
+    /// packet sequences they compare); a NIC driver has it on.
+    pub gro: bool,
 }
 
 impl Default for LinkConfig {
@@ -137,6 +144,7 @@ impl Default for LinkConfig {
             ring_size: 4096,
             loopback_truesize: false,
             gso_max_size: 0,
+            gro: false,
         }
     }
 }
@@ -247,6 +255,8 @@ struct End {
 
 struct Link {
     cfg: LinkConfig,
+    /// The GRO feature ([`LinkConfig::gro`], switched by [`MemPort::set_gro`]).
+    gro: std::sync::atomic::AtomicBool,
     impaired: bool,
     timed: bool,
     ring_size: usize,
@@ -298,7 +308,8 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
         }
     };
     let ends = [end(0), end(1)];
-    let link = Arc::new(Link { impaired: cfg.impaired(), timed: cfg.timed(), ring_size, clock, ends, cfg });
+    let gro = std::sync::atomic::AtomicBool::new(cfg.gro);
+    let link = Arc::new(Link { impaired: cfg.impaired(), timed: cfg.timed(), ring_size, clock, ends, gro, cfg });
     (Arc::new(MemPort { link: link.clone(), me: 0 }), Arc::new(MemPort { link, me: 1 }))
 }
 
@@ -313,6 +324,16 @@ impl MemPort {
     /// The link's configuration.
     pub fn config(&self) -> &LinkConfig {
         &self.link.cfg
+    }
+
+    /// `ethtool -K gro on|off` for both ports of the link: takes effect from the next poll.
+    pub fn set_gro(&self, on: bool) {
+        self.link.gro.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether received frames go through GRO.
+    pub fn gro(&self) -> bool {
+        self.link.gro.load(Ordering::Relaxed)
     }
 
     /// The delivery mode.
@@ -501,7 +522,7 @@ impl MemPort {
             return true;
         }
         let Some(hook) = peer.hook.read().clone() else { return true };
-        peer.inline.drain(&*hook)
+        peer.inline.drain_gro(&*hook, self.link.gro.load(Ordering::Relaxed))
     }
 
     fn deliver_all(&self, out: Vec<Frame>) {
@@ -609,7 +630,7 @@ impl TxState {
 const NAPI_POLL_WEIGHT: usize = 64;
 
 /// [`NetDevice::napi_poll`] on one end (also run by a backpressured sender, see `flush_tx`).
-fn napi_poll_end(end: &End, budget: usize) -> usize {
+fn napi_poll_end(end: &End, budget: usize, gro: bool) -> usize {
     if budget == 0 || end.ring_len.load(Ordering::Acquire) == 0 {
         return 0;
     }
@@ -627,10 +648,18 @@ fn napi_poll_end(end: &End, budget: usize) -> usize {
         end.ring_len.store(r.q.len(), Ordering::Release);
     }
     let _rx = crate::netdev::RxGuard::enter();
-    let mut n = 0;
-    while let Some(f) = scratch.pop_front() {
-        n += 1;
-        hook(f);
+    let n = scratch.len();
+    if gro {
+        // napi_gro_receive() per frame, napi_gro_flush() when the poll completes.
+        let mut g = crate::netdev::gro::Gro::new(&*hook);
+        while let Some(f) = scratch.pop_front() {
+            g.receive(f);
+        }
+        g.flush();
+    } else {
+        while let Some(f) = scratch.pop_front() {
+            hook(f);
+        }
     }
     n
 }
@@ -699,7 +728,7 @@ impl NetDevice for MemPort {
             Delivery::Napi | Delivery::BusyPoll => {
                 let high = self.link.ring_size / 2;
                 while peer.ring_len.load(Ordering::Acquire) > high && peer.hook.read().is_some() {
-                    if napi_poll_end(peer, NAPI_POLL_WEIGHT) == 0 {
+                    if napi_poll_end(peer, NAPI_POLL_WEIGHT, self.link.gro.load(Ordering::Relaxed)) == 0 {
                         std::thread::yield_now();
                     }
                 }
@@ -769,7 +798,7 @@ impl NetDevice for MemPort {
     /// another is running (another thread, or the hook itself) returns 0 at once, as a busy
     /// poller that cannot take ownership of the NAPI instance does. Without a hook, frames stay.
     fn napi_poll(&self, budget: usize) -> usize {
-        napi_poll_end(self.end(), budget)
+        napi_poll_end(self.end(), budget, self.link.gro.load(Ordering::Relaxed))
     }
 
     fn rx_pending(&self) -> bool {

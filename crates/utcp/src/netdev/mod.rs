@@ -16,6 +16,7 @@
 //!   that deliver inline do it here, in FIFO order per direction (one thread drains a
 //!   direction at a time; the others leave their frames to it).
 
+pub mod gro;
 pub mod gso;
 pub mod memlink;
 pub mod pcap;
@@ -270,6 +271,11 @@ impl RxBacklog {
     /// Returns false when another thread is draining (what it leaves is that thread's to hand
     /// on), true when this call found the backlog empty or emptied it.
     pub fn drain(&self, hook: &dyn Fn(Frame)) -> bool {
+        self.drain_gro(hook, false)
+    }
+    /// [`RxBacklog::drain`], through GRO ([`gro::Gro`]) when `gro`: each batch taken from the
+    /// backlog is one poll, its held packets flushed before the next batch is taken.
+    pub fn drain_gro(&self, hook: &dyn Fn(Frame), gro: bool) -> bool {
         let mut batch = {
             let mut q = self.q.lock();
             if q.draining {
@@ -284,8 +290,16 @@ impl RxBacklog {
         };
         let _rx = RxGuard::enter();
         loop {
-            while let Some(f) = batch.pop_front() {
-                hook(f);
+            if gro {
+                let mut g = gro::Gro::new(hook);
+                while let Some(f) = batch.pop_front() {
+                    g.receive(f);
+                }
+                g.flush();
+            } else {
+                while let Some(f) = batch.pop_front() {
+                    hook(f);
+                }
             }
             let mut q = self.q.lock();
             if q.q.is_empty() {

@@ -199,7 +199,12 @@ impl<D: NetDevice> NetDevice for PcapDevice<D> {
         let sink = self.sink.clone();
         let clock = self.clock.clone();
         self.inner.attach(Arc::new(move |frame: Frame| {
-            sink.lock().record(clock.now(), &frame);
+            // What the wire carried: a packet the device's GRO merged is recorded as the
+            // segments it was made of.
+            let now = clock.now();
+            let mut sink = sink.lock();
+            crate::netdev::gro::for_each_wire_packet(&frame, |parts| sink.record_parts(now, parts));
+            drop(sink);
             hook(frame);
         }));
     }

@@ -44,6 +44,8 @@ impl InSeg {
     pub(crate) fn header_only(&self) -> InSeg {
         let seg = Seg {
             payload: bytes::Bytes::new(),
+            frags: Vec::new(),
+            frags_len: 0,
             seq: self.seg.seq,
             end_seq: self.seg.end_seq,
             ack_seq: self.seg.ack_seq,
@@ -1279,14 +1281,14 @@ fn try_backlog_coalesce(tail: &mut InSeg, new: &InSeg) -> bool {
         || t.ts.is_some() != n.ts.is_some()
         || t.urg_ptr != 0
         || n.urg_ptr != 0
-        || t.payload.len() + n.payload.len() > 64 * 1024
+        || t.len() + n.len() > 64 * 1024
     {
         return false;
     }
     // DEVIATION(linux): Linux also coalesces in-order data by stealing page fragments; our
     // segments carry one contiguous payload, and joining two would copy, so only pure ACKs
     // coalesce.
-    if !n.payload.is_empty() || !t.payload.is_empty() {
+    if !n.is_empty() || !t.is_empty() {
         return false;
     }
     t.end_seq = n.end_seq;

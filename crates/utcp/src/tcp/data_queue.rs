@@ -12,11 +12,12 @@ use crate::wire::TcpFlags;
 const MAX_SKB_FRAGS: usize = 17;
 
 impl TcpSock {
-    fn seg_to_skb(&self, ctx: &Ctx<'_>, seg: &Seg) -> Skb {
+    fn seg_to_skb(&self, ctx: &Ctx<'_>, seg: &mut Seg) -> Skb {
         let flags = TcpFlags(
             seg.flags.0 & (TcpFlags::FIN.0 | TcpFlags::SYN.0 | TcpFlags::PSH.0 | TcpFlags::URG.0 | TcpFlags::ACK.0),
         );
         let mut skb = Skb::new(seg.seq, flags, seg.payload.clone(), seg.truesize, ctx.now);
+        skb.set_frags(seg.take_frags());
         skb.end_seq = seg.end_seq;
         skb.layout = seg.rx.layout;
         skb
@@ -35,7 +36,7 @@ impl TcpSock {
     }
 
     /// `tcp_queue_rcv()`: queues in-order data and advances `rcv_nxt`.
-    pub(crate) fn tcp_queue_rcv(&mut self, ctx: &Ctx<'_>, seg: &Seg) {
+    pub(crate) fn tcp_queue_rcv(&mut self, ctx: &Ctx<'_>, seg: &mut Seg) {
         let skb = self.seg_to_skb(ctx, seg);
         let end = skb.end_seq;
         let truesize = skb.truesize;
@@ -65,7 +66,9 @@ impl TcpSock {
         if seg.len() as usize > ucopy.room() {
             return false;
         }
-        ucopy.copy_from(&seg.payload);
+        for p in seg.parts() {
+            ucopy.copy_from(p);
+        }
         self.copied_seq += seg.len();
         self.rcv_nxt += seg.len();
         self.bytes_received += seg.len() as u64;
@@ -115,7 +118,7 @@ impl TcpSock {
                 return;
             }
             let cut = self.rcv_nxt.diff(seg.seq).min(seg.len());
-            seg.payload = seg.payload.slice(cut as usize..);
+            seg.pull(cut);
             seg.seq = self.rcv_nxt;
             self.queue_and_out(ctx, seg);
             return;
@@ -149,7 +152,7 @@ impl TcpSock {
         let fin = seg.flags.fin();
         let eaten = len > 0 && self.tcp_direct_copy(ctx, &mut seg);
         if !eaten {
-            self.tcp_queue_rcv(ctx, &seg);
+            self.tcp_queue_rcv(ctx, &mut seg);
         } else if fin {
             self.rcv_nxt += 1;
         }

@@ -40,8 +40,13 @@ pub(crate) struct Seg {
     pub(crate) sack: SackBlocks,
     /// Timestamp option (tsval, tsecr).
     pub(crate) ts: Option<(u32, u32)>,
-    /// Payload.
+    /// Payload (its first part: see `frags`).
     pub(crate) payload: Bytes,
+    /// Payload parts after `payload` (`skb_shinfo(skb)->frags` of a packet GRO merged), in a
+    /// pooled vector that moves on into the queued [`crate::skb::Skb`]; empty otherwise.
+    pub(crate) frags: Vec<Bytes>,
+    /// Bytes in `frags`.
+    pub(crate) frags_len: u32,
     /// What the buffer holding this segment costs (`skb->truesize`).
     pub(crate) truesize: u32,
     /// Receive-side skb metadata Linux keeps outside `TCP_SKB_CB` (GSO size, TCP header length).
@@ -73,11 +78,57 @@ pub(crate) struct RxMeta {
 impl Seg {
     /// Payload length.
     pub(crate) fn len(&self) -> u32 {
-        self.payload.len() as u32
+        self.payload.len() as u32 + self.frags_len
     }
     /// No payload.
     pub(crate) fn is_empty(&self) -> bool {
-        self.payload.is_empty()
+        self.payload.is_empty() && self.frags_len == 0
+    }
+    /// The payload's parts in order.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &Bytes> {
+        core::iter::once(&self.payload).chain(self.frags.iter())
+    }
+    /// The payload byte at `off` (< `len()`).
+    pub(crate) fn byte_at(&self, mut off: usize) -> u8 {
+        for p in self.parts() {
+            if off < p.len() {
+                return p[off];
+            }
+            off -= p.len();
+        }
+        0
+    }
+    /// Drops `n` (≤ `len()`) payload bytes from the front (`pskb_pull`); `seq` is the
+    /// caller's to move.
+    pub(crate) fn pull(&mut self, n: u32) {
+        let mut n = n as usize;
+        while n > 0 {
+            if n < self.payload.len() {
+                self.payload = self.payload.slice(n..);
+                return;
+            }
+            n -= self.payload.len();
+            if self.frags.is_empty() {
+                self.payload = Bytes::new();
+                return;
+            }
+            self.payload = self.frags.remove(0);
+            self.frags_len -= self.payload.len() as u32;
+        }
+    }
+    /// Moves the parts after the first out (to the skb that queues them).
+    pub(crate) fn take_frags(&mut self) -> Vec<Bytes> {
+        self.frags_len = 0;
+        core::mem::take(&mut self.frags)
+    }
+}
+
+impl Drop for Seg {
+    /// A segment dropped with its parts gives their vector back to the pool.
+    fn drop(&mut self) {
+        if self.frags.capacity() != 0 {
+            crate::skb::frag_vec_free(core::mem::take(&mut self.frags));
+        }
     }
 }
 
@@ -500,7 +551,7 @@ impl TcpSock {
         let mut seg = seg;
         let eaten = self.tcp_direct_copy(ctx, &mut seg);
         if !eaten {
-            self.tcp_queue_rcv(ctx, &seg);
+            self.tcp_queue_rcv(ctx, &mut seg);
         }
         self.tcp_event_data_recv(ctx, seg.len(), seg.truesize, seg.rx, seg.flags);
         if seg.ack_seq != self.snd_una {
@@ -655,7 +706,7 @@ impl TcpSock {
         if self.urg_data == super::TCP_URG_NOTYET {
             let ptr = self.urg_seq.0.wrapping_sub(seg.seq.0).wrapping_sub(seg.flags.syn() as u32);
             if ptr < seg.len() {
-                let b = seg.payload[ptr as usize];
+                let b = seg.byte_at(ptr as usize);
                 self.urg_data = super::TCP_URG_VALID | b as u16;
                 ctx.ev.data_ready = true;
             }

@@ -33,6 +33,8 @@ pub(crate) fn seg_from(tin: &TcpIn<'_>) -> Seg {
         sack: t.sack_ranges,
         ts: t.timestamp,
         payload: tin.payload.clone(),
+        frags: Vec::new(),
+        frags_len: 0,
         truesize: TcpSock::rx_truesize(len),
         rx: super::input::RxMeta {
             gso_size: 0,

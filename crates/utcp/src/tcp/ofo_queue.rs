@@ -139,7 +139,7 @@ impl OfoQueue {
 impl TcpSock {
     /// `tcp_data_queue_ofo()`: queues a segment beyond `rcv_nxt`, merging overlaps and updating
     /// SACK/DSACK state.
-    pub(crate) fn tcp_data_queue_ofo(&mut self, ctx: &mut Ctx<'_>, seg: Seg) {
+    pub(crate) fn tcp_data_queue_ofo(&mut self, ctx: &mut Ctx<'_>, mut seg: Seg) {
         if self.tcp_try_rmem_schedule(ctx, seg.seq, seg.truesize) {
             // Dropped without an ACK: none is scheduled for it.
             ctx.inc(LinuxMib::TCPOFODrop);
@@ -154,6 +154,7 @@ impl TcpSock {
         let mut seq = seg.seq;
         let end_seq = seg.end_seq;
         let mut skb = Skb::new(seg.seq, seg.flags, seg.payload.clone(), seg.truesize, ctx.now);
+        skb.set_frags(seg.take_frags());
         skb.end_seq = seg.end_seq;
         skb.layout = seg.rx.layout;
         self.ofo_queue.rebase(self.rcv_nxt);

@@ -44,6 +44,8 @@ fn seg(isn: SeqNum, off: i64, len: i64) -> Seg {
         sack: SackBlocks::default(),
         ts: None,
         payload: Bytes::from(payload),
+        frags: Vec::new(),
+        frags_len: 0,
         truesize: skb_truesize(len as u32),
         rx: RxMeta::default(),
         syn_hdr: None,
