@@ -114,7 +114,7 @@ impl Frame {
     pub fn len(&self) -> usize {
         self.head_len as usize + self.payload_len()
     }
-    /// Payload bytes, merged parts ([`Frame::frags`]) included.
+    /// Payload bytes, the parts GRO merged (`Frame::frags`) included.
     pub fn payload_len(&self) -> usize {
         self.payload.len() + self.frags.iter().map(Bytes::len).sum::<usize>()
     }

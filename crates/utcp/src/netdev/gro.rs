@@ -24,7 +24,7 @@
 //!   the first segment's headers and ORs in PSH and FIN.
 //!
 //! The merged packet (`napi_gro_complete()`) carries the segments' payloads as they came, no
-//! copy ([`Frame::frags`]: a pooled vector), its IP total length and header checksum
+//! copy (`Frame::frags`: a pooled vector), its IP total length and header checksum
 //! rewritten, the TCP checksum field holding the pseudo-header sum with
 //! [`Frame::csum_partial`] set (`CHECKSUM_PARTIAL`, as `tcp4_gro_complete()` leaves it),
 //! [`Frame::gso_size`] the first segment's payload length; the segments it stands for
