@@ -71,7 +71,7 @@ pub trait Transport {
         serde_json::Map::new()
     }
 
-    /// Segments the receiving side has taken in so far (`TcpInSegs`), for `alloc.per_segment`;
+    /// Segments the receiving side has taken in so far (wire segments), for `alloc.per_segment`;
     /// `None` where the transport's segments are not counted in this process (the kernel).
     fn segments_in(&self) -> Option<u64> {
         None

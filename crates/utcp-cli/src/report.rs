@@ -67,7 +67,8 @@ pub struct Ratio {
 pub struct AllocReport {
     /// Allocations the whole process made from the first write to the last read.
     pub allocations: u64,
-    /// Segments the receiving stack took in meanwhile (`TcpInSegs`).
+    /// Segments the receiving side took in meanwhile (the wire's: with GRO the stack's
+    /// `TcpInSegs` counts merged packets).
     pub segments: u64,
     pub per_segment: f64,
 }

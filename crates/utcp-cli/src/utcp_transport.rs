@@ -35,6 +35,9 @@ pub struct UtcpTransport {
     busy_poll_us: Option<u64>,
     /// Each host's device (the client's wrapped in the pcap recorder with `--pcap`).
     devs: Vec<Arc<dyn NetDevice>>,
+    /// The client's memlink port: what it delivered to the server counts the wire's
+    /// segments (GRO hands the server's stack fewer, merged, packets).
+    client_port: Arc<memlink::MemPort>,
     _threads: Vec<HostThreads>,
 }
 
@@ -74,6 +77,7 @@ impl UtcpTransport {
         };
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::default());
         let (pa, pb) = memlink::pair(cfg, clock.clone());
+        let client_port = pa.clone();
         let mut threads = Vec::new();
         let mut stacks = Vec::new();
         let mut devs = Vec::new();
@@ -110,6 +114,7 @@ impl UtcpTransport {
             next: 0,
             busy_poll_us: s.cfg.busy_poll_us,
             devs,
+            client_port,
             _threads: threads,
         })
     }
@@ -183,7 +188,8 @@ impl Transport for UtcpTransport {
     }
 
     fn segments_in(&self) -> Option<u64> {
-        Some(self.server.mib().tcp_get(utcp::mib::TcpMib::InSegs))
+        // The wire's segments, not TcpInSegs: with GRO the stack counts merged packets.
+        Some(self.client_port.stats().delivered)
     }
 
     fn counters(&self) -> serde_json::Map<String, serde_json::Value> {

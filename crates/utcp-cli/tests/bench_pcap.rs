@@ -25,6 +25,8 @@ fn bench_pcap_is_complete_and_wall_clocked() {
     let bytes = std::fs::read(&path).unwrap();
     let pkts = read_pcap(&bytes).expect("a complete capture (no record cut short)");
     assert!(pkts.len() > 5000, "{} packets", pkts.len());
+    // The wire's packets (GRO, on by default, merges only what the receiving stack sees).
+    assert!(pkts.iter().all(|(_, p)| p.len() <= 1500), "a packet larger than the MTU in the capture");
     // Both connections (bulk, rr) closed in both directions: four FINs on the wire.
     let fins = pkts
         .iter()

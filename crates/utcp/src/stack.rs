@@ -279,8 +279,9 @@ impl StackCore {
         if frame.gso_size != 0 && seg.len() + seg.rx.thlen - 20 > frame.gso_size {
             seg.rx.gso_size = frame.gso_size;
             // tcp_set_skb_tso_segs() on the sender: the packets it stands for (tcp_segs_in).
+            // A GRO packet's parts have moved into `seg` already: count from its length.
             if frame.csum_partial {
-                seg.rx.segs = frame.gso_segs();
+                seg.rx.segs = seg.len().div_ceil(frame.gso_size).max(1);
             }
         }
     }

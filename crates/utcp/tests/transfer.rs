@@ -66,6 +66,11 @@ fn gro_link_is_intact_and_acks_less() {
         let in_segs = net.b.stack.core.net.mib.tcp_get(TcpMib::InSegs);
         let data = net.a.stack.core.net.mib.get(LinuxMib::TCPOrigDataSent);
         let acks = net.b.stack.core.net.mib.tcp_get(TcpMib::OutSegs);
+        // tcp_segs_in(): the receiver's tcpi_data_segs_in counts wire segments either way
+        // (TCPOrigDataSent also counts a FIN sent alone, which carries no data).
+        let data_in = (0..16).filter_map(|fd| net.b.stack.tcp_info(fd).ok()).map(|i| i.tcpi_data_segs_in).max();
+        let data_in = data_in.unwrap_or(0) as u64;
+        assert!(data_in == data || data_in + 1 == data, "gro {gro}: tcpi_data_segs_in {data_in} for {data}");
         eprintln!("gro {gro}: wire {wire} InSegs {in_segs} data {data} acks {acks}");
         (wire, in_segs, data, acks)
     };

@@ -157,7 +157,6 @@ impl TcpSock {
             self.rcv_nxt += 1;
         }
         if len > 0 {
-            self.data_segs_in += rx.segs.max(1);
             self.tcp_event_data_recv(ctx, len, truesize, rx, flags);
             ctx.ev.new_data = true;
         }

@@ -67,7 +67,12 @@ pub(crate) fn tcp_v4_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -
 /// The state machine `tcp_v4_do_rcv()` and `tcp_v6_do_rcv()` share, after their family's
 /// checks.
 pub(crate) fn tcp_do_rcv(tp: &mut TcpSock, ctx: &mut Ctx<'_>, inseg: InSeg) -> bool {
+    // tcp_segs_in(): data_segs_in too, for every segment with payload, whichever path or
+    // queue takes it (the header-predicted one included).
     tp.segs_in += inseg.seg.rx.segs.max(1);
+    if !inseg.seg.is_empty() {
+        tp.data_segs_in += inseg.seg.rx.segs.max(1);
+    }
     match tp.state {
         TcpState::Established => {
             tp.tcp_rcv_established(ctx, inseg.seg);
