@@ -48,7 +48,8 @@ pub struct Frame {
     pub truesize: u32,
     /// `skb_shinfo(skb)->gso_size` of a received GSO packet (0 = not GSO). Only devices that
     /// hand TCP super-packets to the stack set it (e.g. a tun device fed with a
-    /// `virtio_net_hdr`, as packetdrill does with `--mss`); `tcp_measure_rcv_mss()` reads it.
+    /// `virtio_net_hdr`, as packetdrill does with `--mss`, or a memlink port's GRO: the
+    /// first merged segment's payload length); `tcp_measure_rcv_mss()` reads it.
     pub gso_size: u32,
     /// `skb->ip_summed == CHECKSUM_PARTIAL`: the TCP checksum field holds only the
     /// pseudo-header sum (`csum_start` = the IP header's end, `csum_offset` = 16); the device
