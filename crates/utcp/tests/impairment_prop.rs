@@ -12,14 +12,16 @@ use utcp::tcp::TcpState;
 use utcp::time::Duration;
 
 fn link() -> impl Strategy<Value = LinkConfig> {
-    (0.0..=0.1f64, 0.0..=0.2f64, 0.0..=0.05f64, 0.0..=0.01f64, 0u64..=20, any::<u64>()).prop_map(
-        |(loss, reorder, dup, corrupt, delay_ms, seed)| LinkConfig {
+    // GRO on or off: merging must not change what arrives, whatever the wire did.
+    (0.0..=0.1f64, 0.0..=0.2f64, 0.0..=0.05f64, 0.0..=0.01f64, 0u64..=20, any::<u64>(), any::<bool>()).prop_map(
+        |(loss, reorder, dup, corrupt, delay_ms, seed, gro)| LinkConfig {
             loss,
             reorder,
             dup,
             corrupt,
             delay: Duration::from_millis(delay_ms),
             seed,
+            gro,
             ..LinkConfig::default()
         },
     )
