@@ -71,11 +71,17 @@ fn gro_link_is_intact_and_acks_less() {
         let data_in = (0..16).filter_map(|fd| net.b.stack.tcp_info(fd).ok()).map(|i| i.tcpi_data_segs_in).max();
         let data_in = data_in.unwrap_or(0) as u64;
         assert!(data_in == data || data_in + 1 == data, "gro {gro}: tcpi_data_segs_in {data_in} for {data}");
-        eprintln!("gro {gro}: wire {wire} InSegs {in_segs} data {data} acks {acks}");
-        (wire, in_segs, data, acks)
+        // The receive window grows by what a packet carries (tcp_grow_window()'s len): a GRO
+        // packet's parts count too, so the window opens as far as without GRO.
+        let ssthresh =
+            (0..16).filter_map(|fd| net.b.stack.tcp_info(fd).ok()).filter_map(|i| i.field("tcpi_rcv_ssthresh")).max();
+        let ssthresh = ssthresh.unwrap_or(0);
+        eprintln!("gro {gro}: wire {wire} InSegs {in_segs} data {data} acks {acks} rcv_ssthresh {ssthresh}");
+        (wire, in_segs, data, acks, ssthresh)
     };
-    let (wire0, in0, data0, acks0) = run(false);
-    let (wire1, in1, data1, acks1) = run(true);
+    let (wire0, in0, data0, acks0, ssthresh0) = run(false);
+    let (wire1, in1, data1, acks1, ssthresh1) = run(true);
+    assert!(ssthresh1 >= ssthresh0, "rcv_ssthresh {ssthresh1} with GRO, {ssthresh0} without");
     assert!(data0 >= len as u64 / 1448 && data1 >= len as u64 / 1448);
     // Without GRO the receiver sees every wire frame; with it, several times fewer packets.
     assert_eq!(in0, wire0);

@@ -549,11 +549,13 @@ impl TcpSock {
         ctx.inc(LinuxMib::TCPHPHits);
         self.tcp_rcv_rtt_measure_ts(ctx, seg.len());
         let mut seg = seg;
+        // Taken before queueing: tcp_queue_rcv() moves a GRO packet's parts into the skb.
+        let len = seg.len();
         let eaten = self.tcp_direct_copy(ctx, &mut seg);
         if !eaten {
             self.tcp_queue_rcv(ctx, &mut seg);
         }
-        self.tcp_event_data_recv(ctx, seg.len(), seg.truesize, seg.rx, seg.flags);
+        self.tcp_event_data_recv(ctx, len, seg.truesize, seg.rx, seg.flags);
         if seg.ack_seq != self.snd_una {
             self.tcp_ack(ctx, &seg, flag::DATA);
             self.tcp_data_snd_check(ctx);

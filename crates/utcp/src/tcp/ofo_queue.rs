@@ -153,6 +153,8 @@ impl TcpSock {
         self.rcv_ooopack += seg.rx.segs.max(1);
         let mut seq = seg.seq;
         let end_seq = seg.end_seq;
+        // Taken before the skb takes a GRO packet's parts (seg.len() then counts the first only).
+        let seg_len = seg.len();
         let mut skb = Skb::new(seg.seq, seg.flags, seg.payload.clone(), seg.truesize, ctx.now);
         skb.set_frags(seg.take_frags());
         skb.end_seq = seg.end_seq;
@@ -163,7 +165,7 @@ impl TcpSock {
                 self.selective_acks = vec![(seq, end_seq)];
             }
             // tcp_grow_window() runs before skb_set_owner_r() charges the segment.
-            self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
+            self.tcp_ofo_grow(ctx, seg.truesize, seg_len);
             self.ofo_insert(ctx, skb);
             self.tcp_ofo_rcvbuf_grow(ctx);
             return;
@@ -224,7 +226,7 @@ impl TcpSock {
             break;
         }
         let _ = seq;
-        self.tcp_ofo_grow(ctx, seg.truesize, seg.len());
+        self.tcp_ofo_grow(ctx, seg.truesize, seg_len);
         self.ofo_insert(ctx, skb);
         if self.sack_ok {
             self.tcp_sack_new_ofo_skb(seg.seq.max(self.rcv_nxt), end_seq);
