@@ -124,13 +124,17 @@ pub(crate) struct Slock {
     pub(crate) deferred_timers: bool,
     /// ICMP errors that arrived while owned (`TCP_MTU_REDUCED_DEFERRED` and the errors
     /// `tcp_v4_err` records as soft), handled in `release_sock` as owned-socket errors.
-    pub(crate) deferred_icmp: Vec<crate::ip::icmp::IcmpErr>,
+    /// Boxed: a `Vec` inline cost every socket 24 B for what only an owned socket hit by
+    /// ICMP errors holds.
+    #[allow(clippy::box_collection)] // the box is the point: 8 B inline instead of 24
+    pub(crate) deferred_icmp: Option<Box<Vec<crate::ip::icmp::IcmpErr>>>,
     /// A reader is asleep in `sk_wait_data` (parked on the condition variable).
     pub(crate) sleeping: bool,
     /// Bumped every time a reader parks in `sk_wait_data`.
     pub(crate) sleep_seq: u64,
-    /// The parked reader's deadline (`None` = none).
-    pub(crate) sleep_deadline: Option<Instant>,
+    /// The parked reader's deadline ([`Instant::FOREVER`] = none; 8 B where an `Option` took
+    /// 16).
+    pub(crate) sleep_deadline: Instant,
 }
 
 /// Interruption of a blocking call: our EINTR.
@@ -239,7 +243,8 @@ pub struct Sock {
     rmem_alloc: AtomicU32,
     ep: Mutex<Vec<Weak<EpWaiter>>>,
     /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
-    owned_wait_hook: Mutex<Option<OwnedWaitHook>>,
+    /// Boxed: 8 B in every socket for a hook only tests set.
+    owned_wait_hook: Mutex<Option<Box<OwnedWaitHook>>>,
     has_owned_wait_hook: AtomicBool,
     /// What connect() needs of a timewait sock to take its 4-tuple over (`tcp_twsk_unique()`),
     /// kept so that the port search can read it under the bind table's lock without taking
@@ -352,12 +357,12 @@ impl Sock {
     pub fn set_owned_wait_hook(&self, hook: Option<OwnedWaitHook>) {
         let mut h = self.owned_wait_hook.lock();
         self.has_owned_wait_hook.store(hook.is_some(), Ordering::Release);
-        *h = hook;
+        *h = hook.map(Box::new);
     }
 
     fn run_owned_wait_hook(&self) {
         if self.has_owned_wait_hook.load(Ordering::Acquire) {
-            let h = self.owned_wait_hook.lock().clone();
+            let h = self.owned_wait_hook.lock().as_deref().cloned();
             if let Some(h) = h {
                 h();
             }
@@ -441,7 +446,7 @@ impl Sock {
         loop {
             direct += self.__release_sock(g, ucopy.as_deref_mut());
             let s = self.slock.lock();
-            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
+            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_none() {
                 return (s, direct);
             }
         }
@@ -464,12 +469,12 @@ impl Sock {
         loop {
             let (pre, batch, timers, icmp) = {
                 let mut s = self.slock.lock();
-                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
+                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_none() {
                     s.backlog_len = 0;
                     break;
                 }
                 let t = std::mem::take(&mut s.deferred_timers);
-                let icmp = std::mem::take(&mut s.deferred_icmp);
+                let icmp = s.deferred_icmp.take().map(|b| *b).unwrap_or_default();
                 let pre = if s.prequeue.is_empty() {
                     VecDeque::new()
                 } else {
@@ -632,7 +637,7 @@ impl Sock {
     /// driver of a virtual clock see that a blocking call sleeps and until when.
     pub fn sleeper(&self) -> Option<(u64, Option<Instant>)> {
         let s = self.slock.lock();
-        s.sleeping.then_some((s.sleep_seq, s.sleep_deadline))
+        s.sleeping.then_some((s.sleep_seq, Some(s.sleep_deadline).filter(|&d| d != Instant::FOREVER)))
     }
 
     /// Makes parked readers re-check the clock (after a virtual clock moved) without
@@ -759,7 +764,7 @@ impl Sock {
                 }
                 s.sleeping = true;
                 s.sleep_seq = s.sleep_seq.wrapping_add(1);
-                s.sleep_deadline = deadline;
+                s.sleep_deadline = deadline.unwrap_or(Instant::FOREVER);
                 match (deadline, self.host.clock().is_virtual()) {
                     (Some(dl), false) => {
                         let d = dl.saturating_since(now);
@@ -1110,8 +1115,9 @@ impl Sock {
             if !mtu {
                 self.net().mib.inc(LinuxMib::LockDroppedIcmps);
             }
-            if s.deferred_icmp.len() < 16 {
-                s.deferred_icmp.push(e);
+            let q = s.deferred_icmp.get_or_insert_default();
+            if q.len() < 16 {
+                q.push(e);
             }
             return;
         }
