@@ -241,7 +241,10 @@ pub struct Sock {
     rcvbuf: AtomicU32,
     sndbuf: AtomicU32,
     rmem_alloc: AtomicU32,
-    ep: Mutex<Vec<Weak<EpWaiter>>>,
+    /// Epoll interests, boxed while there are any (8 B inline instead of a 24 B `Vec` in
+    /// every socket no epoll instance watches).
+    #[allow(clippy::box_collection)]
+    ep: Mutex<Option<Box<Vec<Weak<EpWaiter>>>>>,
     /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
     /// Boxed: 8 B in every socket for a hook only tests set.
     owned_wait_hook: Mutex<Option<Box<OwnedWaitHook>>>,
@@ -333,7 +336,7 @@ impl Sock {
             rcvbuf: AtomicU32::new(rcvbuf),
             sndbuf: AtomicU32::new(sndbuf),
             rmem_alloc: AtomicU32::new(rmem),
-            ep: Mutex::new(Vec::new()),
+            ep: Mutex::new(None),
             owned_wait_hook: Mutex::new(None),
             has_owned_wait_hook: AtomicBool::new(false),
             tw: Mutex::new(None),
@@ -624,8 +627,17 @@ impl Sock {
         }
         let eps: Vec<Arc<EpWaiter>> = {
             let mut ep = self.ep.lock();
-            ep.retain(|w| w.strong_count() > 0);
-            ep.iter().filter_map(|w| w.upgrade()).collect()
+            match ep.as_deref_mut() {
+                None => Vec::new(),
+                Some(v) => {
+                    v.retain(|w| w.strong_count() > 0);
+                    let eps = v.iter().filter_map(|w| w.upgrade()).collect();
+                    if v.is_empty() {
+                        *ep = None;
+                    }
+                    eps
+                }
+            }
         };
         for e in eps {
             e.ready.store(true, Ordering::Release);
@@ -661,8 +673,9 @@ impl Sock {
     /// Registers an epoll interest.
     pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
         let mut ep = self.ep.lock();
-        ep.retain(|w| w.strong_count() > 0);
-        ep.push(Arc::downgrade(w));
+        let v = ep.get_or_insert_default();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(w));
     }
 
     /// `sk_wait_data()`: releases the socket, sleeps until woken, the deadline, or
