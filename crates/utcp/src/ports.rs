@@ -29,15 +29,16 @@ pub(crate) const FAM_V4: u8 = 1;
 /// A holder covering IPv6.
 pub(crate) const FAM_V6: u8 = 2;
 
-/// One family's holders of a port.
+/// One family's holders of a port (`u32` counts, as Linux's `inet_bind2_bucket` refcounts:
+/// a bucket entry of 28 B instead of 56, one per connect()ed port).
 #[derive(Default)]
 struct Holders {
     /// Holders that bound the port.
-    bound: usize,
+    bound: u32,
     /// Of those, holders without SO_REUSEPORT (`fastreuseport` is off unless this is 0).
-    bound_exclusive: usize,
+    bound_exclusive: u32,
     /// Holders that connect() bound to it.
-    connected: usize,
+    connected: u32,
 }
 
 /// The holders of a port, per family (a dual-stack holder counts in both).
@@ -81,7 +82,7 @@ impl PortTable {
             match kind {
                 Kind::Bound(reuseport) => {
                     h.bound += 1;
-                    h.bound_exclusive += !reuseport as usize;
+                    h.bound_exclusive += !reuseport as u32;
                 }
                 Kind::Connected => h.connected += 1,
             }
@@ -196,7 +197,7 @@ impl PortTable {
                 match kind {
                     Kind::Bound(reuseport) => {
                         h.bound -= 1;
-                        h.bound_exclusive -= !reuseport as usize;
+                        h.bound_exclusive -= !reuseport as u32;
                     }
                     Kind::Connected => h.connected -= 1,
                 }

@@ -626,7 +626,7 @@ impl StackCore {
         if old.id == sk.id {
             return None; // never itself (connect() refuses a socket that still has a state)
         }
-        let tw = *old.tw.lock();
+        let tw = old.tw.lock().as_deref().copied();
         let reuse = crate::tcp::ipv4::tcp_twsk_unique(&self.net, tw.as_ref()?, twp, self.clock.now())?;
         let old = h.insert(key, sk.clone()).expect("present");
         self.net.mib.inc(crate::mib::LinuxMib::TWRecycled);

@@ -83,6 +83,10 @@ fn an_idle_established_socket_holds_no_queue_storage() {
     assert_eq!(established, 2 * fds.len());
     // A regression bound, not the goal: issue 9 asks for at most 1 KiB per socket. 1,998 B
     // were held once the rarely used state moved out of line (2,366 B before; 3.4 KB before
-    // the queues gave their storage back); see docs/PERFORMANCE.md for where they go.
-    assert!(per_socket <= 2050.0, "{per_socket:.0} bytes per idle socket");
+    // the queues gave their storage back), 1,979 B once the `sk_socket` flag and the
+    // timewait info took an allocation only where needed, 1,919 B with the deferred ICMP
+    // queue and the test hook boxed and the bind buckets' counts `u32`, 1,903 B with the
+    // epoll interests boxed (session 11); see
+    // docs/PERFORMANCE.md for where they go.
+    assert!(per_socket <= 1910.0, "{per_socket:.0} bytes per idle socket");
 }

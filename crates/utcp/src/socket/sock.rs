@@ -126,13 +126,17 @@ pub(crate) struct Slock {
     pub(crate) deferred_timers: bool,
     /// ICMP errors that arrived while owned (`TCP_MTU_REDUCED_DEFERRED` and the errors
     /// `tcp_v4_err` records as soft), handled in `release_sock` as owned-socket errors.
-    pub(crate) deferred_icmp: Vec<crate::ip::icmp::IcmpErr>,
+    /// Boxed: a `Vec` inline cost every socket 24 B for what only an owned socket hit by
+    /// ICMP errors holds.
+    #[allow(clippy::box_collection)] // the box is the point: 8 B inline instead of 24
+    pub(crate) deferred_icmp: Option<Box<Vec<crate::ip::icmp::IcmpErr>>>,
     /// A reader is asleep in `sk_wait_data` (parked on the condition variable).
     pub(crate) sleeping: bool,
     /// Bumped every time a reader parks in `sk_wait_data`.
     pub(crate) sleep_seq: u64,
-    /// The parked reader's deadline (`None` = none).
-    pub(crate) sleep_deadline: Option<Instant>,
+    /// The parked reader's deadline ([`Instant::FOREVER`] = none; 8 B where an `Option` took
+    /// 16).
+    pub(crate) sleep_deadline: Instant,
 }
 
 /// Interruption of a blocking call: our EINTR.
@@ -239,14 +243,19 @@ pub struct Sock {
     rcvbuf: AtomicU32,
     sndbuf: AtomicU32,
     rmem_alloc: AtomicU32,
-    ep: Mutex<Vec<Weak<EpWaiter>>>,
+    /// Epoll interests, boxed while there are any (8 B inline instead of a 24 B `Vec` in
+    /// every socket no epoll instance watches).
+    #[allow(clippy::box_collection)]
+    ep: Mutex<Option<Box<Vec<Weak<EpWaiter>>>>>,
     /// Test hook run by a reader in `sk_wait_data` while it still owns the socket.
-    owned_wait_hook: Mutex<Option<OwnedWaitHook>>,
+    /// Boxed: 8 B in every socket for a hook only tests set.
+    owned_wait_hook: Mutex<Option<Box<OwnedWaitHook>>>,
     has_owned_wait_hook: AtomicBool,
     /// What connect() needs of a timewait sock to take its 4-tuple over (`tcp_twsk_unique()`),
     /// kept so that the port search can read it under the bind table's lock without taking
-    /// this socket's. A leaf lock. `None` while the socket is no timewait sock.
-    pub(crate) tw: Mutex<Option<crate::tcp::ipv4::TwInfo>>,
+    /// this socket's. A leaf lock. `None` while the socket is no timewait sock (boxed: 8 B
+    /// instead of 40 in every socket that never reaches TIME_WAIT).
+    pub(crate) tw: Mutex<Option<Box<crate::tcp::ipv4::TwInfo>>>,
     /// A listener's request and accept queues, with a copy of what the SYN path reads of the
     /// listener ([`TcpSock::listener_queues`]), under a lock of their own (Linux's ehash
     /// bucket locks for request socks and `rskq_lock`): packet input and the SYN-ACK timer of
@@ -329,7 +338,7 @@ impl Sock {
             rcvbuf: AtomicU32::new(rcvbuf),
             sndbuf: AtomicU32::new(sndbuf),
             rmem_alloc: AtomicU32::new(rmem),
-            ep: Mutex::new(Vec::new()),
+            ep: Mutex::new(None),
             owned_wait_hook: Mutex::new(None),
             has_owned_wait_hook: AtomicBool::new(false),
             tw: Mutex::new(None),
@@ -353,12 +362,12 @@ impl Sock {
     pub fn set_owned_wait_hook(&self, hook: Option<OwnedWaitHook>) {
         let mut h = self.owned_wait_hook.lock();
         self.has_owned_wait_hook.store(hook.is_some(), Ordering::Release);
-        *h = hook;
+        *h = hook.map(Box::new);
     }
 
     fn run_owned_wait_hook(&self) {
         if self.has_owned_wait_hook.load(Ordering::Acquire) {
-            let h = self.owned_wait_hook.lock().clone();
+            let h = self.owned_wait_hook.lock().as_deref().cloned();
             if let Some(h) = h {
                 h();
             }
@@ -442,7 +451,7 @@ impl Sock {
         loop {
             direct += self.__release_sock(g, ucopy.as_deref_mut());
             let s = self.slock.lock();
-            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
+            if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_none() {
                 return (s, direct);
             }
         }
@@ -465,12 +474,12 @@ impl Sock {
         loop {
             let (pre, batch, timers, icmp) = {
                 let mut s = self.slock.lock();
-                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_empty() {
+                if s.backlog.is_empty() && !s.deferred_timers && s.prequeue.is_empty() && s.deferred_icmp.is_none() {
                     s.backlog_len = 0;
                     break;
                 }
                 let t = std::mem::take(&mut s.deferred_timers);
-                let icmp = std::mem::take(&mut s.deferred_icmp);
+                let icmp = s.deferred_icmp.take().map(|b| *b).unwrap_or_default();
                 let pre = if s.prequeue.is_empty() {
                     VecDeque::new()
                 } else {
@@ -598,7 +607,12 @@ impl Sock {
         self.rcvbuf.store(tp.rcvbuf, Ordering::Relaxed);
         self.sndbuf.store(tp.sndbuf, Ordering::Relaxed);
         self.rmem_alloc.store(tp.rmem_alloc, Ordering::Relaxed);
-        *self.tw.lock() = crate::tcp::ipv4::TwInfo::of(tp);
+        let tw = crate::tcp::ipv4::TwInfo::of(tp);
+        let mut cur = self.tw.lock();
+        match (cur.as_deref_mut(), tw) {
+            (Some(c), Some(tw)) => *c = tw,
+            (_, tw) => *cur = tw.map(Box::new),
+        }
     }
 
     /// Wakes everyone waiting on this socket (`sk_data_ready` & co).
@@ -615,8 +629,17 @@ impl Sock {
         }
         let eps: Vec<Arc<EpWaiter>> = {
             let mut ep = self.ep.lock();
-            ep.retain(|w| w.strong_count() > 0);
-            ep.iter().filter_map(|w| w.upgrade()).collect()
+            match ep.as_deref_mut() {
+                None => Vec::new(),
+                Some(v) => {
+                    v.retain(|w| w.strong_count() > 0);
+                    let eps = v.iter().filter_map(|w| w.upgrade()).collect();
+                    if v.is_empty() {
+                        *ep = None;
+                    }
+                    eps
+                }
+            }
         };
         for e in eps {
             e.ready.store(true, Ordering::Release);
@@ -628,7 +651,7 @@ impl Sock {
     /// driver of a virtual clock see that a blocking call sleeps and until when.
     pub fn sleeper(&self) -> Option<(u64, Option<Instant>)> {
         let s = self.slock.lock();
-        s.sleeping.then_some((s.sleep_seq, s.sleep_deadline))
+        s.sleeping.then_some((s.sleep_seq, Some(s.sleep_deadline).filter(|&d| d != Instant::FOREVER)))
     }
 
     /// Makes parked readers re-check the clock (after a virtual clock moved) without
@@ -652,8 +675,9 @@ impl Sock {
     /// Registers an epoll interest.
     pub fn add_ep_waiter(&self, w: &Arc<EpWaiter>) {
         let mut ep = self.ep.lock();
-        ep.retain(|w| w.strong_count() > 0);
-        ep.push(Arc::downgrade(w));
+        let v = ep.get_or_insert_default();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(w));
     }
 
     /// `sk_wait_data()`: releases the socket, sleeps until woken, the deadline, or
@@ -755,7 +779,7 @@ impl Sock {
                 }
                 s.sleeping = true;
                 s.sleep_seq = s.sleep_seq.wrapping_add(1);
-                s.sleep_deadline = deadline;
+                s.sleep_deadline = deadline.unwrap_or(Instant::FOREVER);
                 match (deadline, self.host.clock().is_virtual()) {
                     (Some(dl), false) => {
                         let d = dl.saturating_since(now);
@@ -1106,8 +1130,9 @@ impl Sock {
             if !mtu {
                 self.net().mib.inc(LinuxMib::LockDroppedIcmps);
             }
-            if s.deferred_icmp.len() < 16 {
-                s.deferred_icmp.push(e);
+            let q = s.deferred_icmp.get_or_insert_default();
+            if q.len() < 16 {
+                q.push(e);
             }
             return;
         }

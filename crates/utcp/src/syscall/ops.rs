@@ -456,7 +456,12 @@ impl Stack {
             s.sk.sk_wait_event(&mut g, deadline, cancel, ev0);
         };
         s.sk.release_sock(g);
-        let peer = child.peek_tp(|tp| crate::uapi::sock_addr(tp.family, tp.daddr, tp.dport));
+        // sock_graft(): the child has its socket now; the flag the accept queue set (true)
+        // is dropped, a `None` standing for it (one allocation less per accepted socket).
+        let mut cg = child.lock_sock();
+        cg.tp_mut().sk_socket = None;
+        let peer = crate::uapi::sock_addr(cg.tp().family, cg.tp().daddr, cg.tp().dport);
+        child.release_sock(cg);
         let ns = Arc::new(Socket::new(&INET_STREAM_OPS, child, SocketState::Connected));
         if flags & SOCK_NONBLOCK != 0 {
             ns.f_flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);

@@ -106,18 +106,20 @@ pub struct ListenState {
 /// `sock_graft()`) sets.
 #[derive(Default)]
 pub(crate) struct AcceptQueue {
-    q: VecDeque<(Arc<Sock>, Arc<AtomicBool>)>,
+    q: VecDeque<(Arc<Sock>, Option<Arc<AtomicBool>>)>,
 }
 
 impl AcceptQueue {
     /// Queues a child; `sk_socket` is the child's [`TcpSock::sk_socket`].
-    pub(crate) fn push_back(&mut self, child: Arc<Sock>, sk_socket: Arc<AtomicBool>) {
+    pub(crate) fn push_back(&mut self, child: Arc<Sock>, sk_socket: Option<Arc<AtomicBool>>) {
         self.q.push_back((child, sk_socket));
     }
     /// accept(): takes the oldest child and grafts it onto a socket.
     pub(crate) fn pop_front(&mut self) -> Option<Arc<Sock>> {
         let (child, sk_socket) = self.q.pop_front()?;
-        sk_socket.store(true, Ordering::Release);
+        if let Some(f) = sk_socket {
+            f.store(true, Ordering::Release);
+        }
         Some(child)
     }
     /// Children waiting.
@@ -133,8 +135,8 @@ impl AcceptQueue {
 impl IntoIterator for AcceptQueue {
     type Item = Arc<Sock>;
     type IntoIter = std::iter::Map<
-        std::collections::vec_deque::IntoIter<(Arc<Sock>, Arc<AtomicBool>)>,
-        fn((Arc<Sock>, Arc<AtomicBool>)) -> Arc<Sock>,
+        std::collections::vec_deque::IntoIter<(Arc<Sock>, Option<Arc<AtomicBool>>)>,
+        fn((Arc<Sock>, Option<Arc<AtomicBool>>)) -> Arc<Sock>,
     >;
     /// The children, never accepted (listener close).
     fn into_iter(self) -> Self::IntoIter {
@@ -677,7 +679,7 @@ impl TcpSock {
         c.ca_algo = self.ca_algo;
         c.bound = true;
         // No struct socket until accept() (inet_csk_clone_lock() leaves sk_socket to sock_graft()).
-        c.sk_socket = Arc::new(AtomicBool::new(false));
+        c.sk_socket = Some(Arc::new(AtomicBool::new(false)));
         // Sequence space.
         c.irs = req.irs;
         c.rcv_nxt = req.irs + 1;

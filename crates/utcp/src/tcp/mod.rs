@@ -472,10 +472,12 @@ pub struct TcpSock {
     pub(crate) keepalive: bool,
     /// The user closed the socket; it lives on to finish the protocol (`SOCK_DEAD`).
     pub(crate) orphan: bool,
-    /// `sk->sk_socket != NULL`: a `struct socket` is attached. False for a passive child
-    /// until accept() grafts one; the listener's accept queue holds the other end and sets it
-    /// (see [`listen::AcceptQueue`]).
-    pub(crate) sk_socket: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `sk->sk_socket != NULL`: a `struct socket` is attached. `None` for a socket that has
+    /// had one from the start (socket()) or since accept() grafted one and dropped the flag;
+    /// a passive child holds a flag, false until accept() grafts a socket, whose other end
+    /// the listener's accept queue holds and sets (see [`listen::AcceptQueue`]). So only a
+    /// child not yet accepted spends an allocation on it (issue 9 goal 4).
+    pub(crate) sk_socket: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Bound explicitly (`inet->inet_num` set by bind).
     pub(crate) bound: bool,
     /// `inet->inet_freebind`/misc.
@@ -986,7 +988,7 @@ impl TcpSock {
             reuseaddr: false,
             keepalive: false,
             orphan: false,
-            sk_socket: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            sk_socket: None,
             bound: false,
             listen_backlog: 0,
             ext: None,
@@ -1162,7 +1164,7 @@ impl TcpSock {
 
     /// `sk->sk_socket` is set and the socket is not orphaned (`sock_orphan()` clears it).
     pub(crate) fn has_socket(&self) -> bool {
-        !self.orphan && self.sk_socket.load(std::sync::atomic::Ordering::Acquire)
+        !self.orphan && self.sk_socket.as_ref().is_none_or(|f| f.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// `tcp_receive_window()`: how much of the advertised window is left.
