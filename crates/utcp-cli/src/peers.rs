@@ -11,9 +11,8 @@ use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Mediu
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use xxhash_rust::xxh3::Xxh3Default;
 
-use crate::bench::{BenchConfig, BulkResult, Pattern, Percentiles, RrResult};
+use crate::bench::{BenchConfig, BulkResult, Pattern, Percentiles, RrResult, StreamCheck};
 
 /// Socket buffer size of each smoltcp socket, both directions (smoltcp scales its window to fit).
 pub const SMOLTCP_BUFFER: usize = 1 << 20;
@@ -211,7 +210,7 @@ fn bulk(cfg: &BenchConfig, mtu: u16) -> io::Result<(BulkResult, u64)> {
     let pattern = Pattern::new(cfg.seed);
     let mut p = Pair::new(mtu, false)?;
     let mut buf = vec![0u8; cfg.chunk_size.max(64 << 10)];
-    let mut h = Xxh3Default::new();
+    let mut check = StreamCheck::new(&pattern);
     let (mut sent, mut got) = (0u64, 0u64);
     let start = StdInstant::now();
     let mut progress_at = start;
@@ -233,7 +232,7 @@ fn bulk(cfg: &BenchConfig, mtu: u16) -> io::Result<(BulkResult, u64)> {
         let before = got;
         while p.sock(1).can_recv() {
             let n = p.sock(1).recv_slice(&mut buf).map_err(io::Error::other)?;
-            h.update(&buf[..n]);
+            check.update(&buf[..n]);
             got += n as u64;
         }
         if got > before {
@@ -246,7 +245,7 @@ fn bulk(cfg: &BenchConfig, mtu: u16) -> io::Result<(BulkResult, u64)> {
     }
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
     let client_hash = pattern.hash_prefix(sent);
-    let server_hash = h.digest();
+    let server_hash = check.digest();
     let r = BulkResult {
         bytes: got,
         seconds,
