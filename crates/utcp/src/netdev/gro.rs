@@ -139,6 +139,22 @@ fn classify(f: &Frame) -> Class {
     Class::Tcp(Parsed { key, seq: be32(h, 24), len: f.payload.len() as u32, flags: h[33] })
 }
 
+/// Hands one poll's frames to `hook` in order: through GRO when `gro` (`napi_gro_receive()`
+/// per frame, `napi_gro_flush()` when the poll completes), else one by one.
+pub(crate) fn napi_deliver(batch: &mut std::collections::VecDeque<Frame>, hook: &dyn Fn(Frame), gro: bool) {
+    if gro {
+        let mut g = Gro::new(hook);
+        while let Some(f) = batch.pop_front() {
+            g.receive(f);
+        }
+        g.flush();
+    } else {
+        while let Some(f) = batch.pop_front() {
+            hook(f);
+        }
+    }
+}
+
 impl<'h> Gro<'h> {
     /// GRO for one poll whose packets go to `hook`.
     pub fn new(hook: &'h dyn Fn(Frame)) -> Gro<'h> {

@@ -649,18 +649,7 @@ fn napi_poll_end(end: &End, budget: usize, gro: bool) -> usize {
     }
     let _rx = crate::netdev::RxGuard::enter();
     let n = scratch.len();
-    if gro {
-        // napi_gro_receive() per frame, napi_gro_flush() when the poll completes.
-        let mut g = crate::netdev::gro::Gro::new(&*hook);
-        while let Some(f) = scratch.pop_front() {
-            g.receive(f);
-        }
-        g.flush();
-    } else {
-        while let Some(f) = scratch.pop_front() {
-            hook(f);
-        }
-    }
+    crate::netdev::gro::napi_deliver(&mut scratch, &*hook, gro);
     n
 }
 

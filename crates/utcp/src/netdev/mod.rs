@@ -290,17 +290,7 @@ impl RxBacklog {
         };
         let _rx = RxGuard::enter();
         loop {
-            if gro {
-                let mut g = gro::Gro::new(hook);
-                while let Some(f) = batch.pop_front() {
-                    g.receive(f);
-                }
-                g.flush();
-            } else {
-                while let Some(f) = batch.pop_front() {
-                    hook(f);
-                }
-            }
+            gro::napi_deliver(&mut batch, hook, gro);
             let mut q = self.q.lock();
             if q.q.is_empty() {
                 q.draining = false;
