@@ -278,7 +278,7 @@ fn describe_sockets(sa: &Stack, sb: &Stack) {
                 }
                 Some(format!(
                     "{:?} snd_una {} snd_nxt {} snd_wnd {} packets_out {} retransmits {} backoff {} rcv_nxt {} \
-                     rcv_wnd {} timers {:?}",
+                     rcv_wnd {} timers {:?} {}",
                     tp.state,
                     tp.snd_una.0,
                     tp.snd_nxt.0,
@@ -288,7 +288,8 @@ fn describe_sockets(sa: &Stack, sb: &Stack) {
                     tp.backoff,
                     tp.rcv_nxt.0,
                     tp.rcv_wnd,
-                    tp.timers
+                    tp.timers,
+                    tp.rx_summary()
                 ))
             });
             if let Some(l) = line {

@@ -899,6 +899,26 @@ fn next_sock_cookie() -> u64 {
 }
 
 impl TcpSock {
+    /// The receive side's memory and window state in one line, for a diagnostic report (what
+    /// `utcp soak` prints for a socket that never finished).
+    pub fn rx_summary(&self) -> String {
+        format!(
+            "rcvbuf {} rmem_alloc {} rcv_queue {} ofo {} rcv_ssthresh {} window_clamp {} ack_pending {:#x} \
+             sndbuf {} wmem_queued {} tcp_mem {} pages{}",
+            self.rcvbuf,
+            self.rmem_alloc,
+            self.receive_queue.len(),
+            self.ofo_queue.len(),
+            self.rcv_ssthresh,
+            self.window_clamp,
+            self.ack.pending,
+            self.sndbuf,
+            self.wmem_queued,
+            self.proto_mem.allocated(),
+            if self.tcp_under_memory_pressure() { " (pressure)" } else { "" },
+        )
+    }
+
     /// The rarely used state, empty until a write made it ([`TcpSock::ext_mut`]).
     #[inline]
     pub(crate) fn ext(&self) -> &TcpSockExt {
