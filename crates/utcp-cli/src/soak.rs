@@ -306,7 +306,7 @@ fn describe_sockets(sa: &Stack, sb: &Stack) {
 /// end before its handshake ACK, its data and its FIN reach the server (lost), and then its
 /// RST or its socket's retransmissions giving up drop the request, so no connection ever
 /// reaches the accept queue — as on Linux, where accept() would block forever.
-fn accept_peer(st: &Stack, l: i32, cport: u16, client_done: &AtomicU64) -> Option<i32> {
+fn accept_peer(st: &Stack, l: i32, cport: u16, client_done: &AtomicU64, t: &Totals) -> Option<i32> {
     let mut since: Option<Instant> = None;
     loop {
         match st.accept4(l, 0) {
@@ -322,7 +322,13 @@ fn accept_peer(st: &Stack, l: i32, cport: u16, client_done: &AtomicU64) -> Optio
                     }
                 }
             }
-            Err(_) => return None,
+            Err(e) => {
+                // EMFILE, ENFILE, ENOMEM: the child stays queued and nothing will take it;
+                // no error is expected here.
+                eprintln!("utcp soak: accept4() for client port {cport}: {e:?}");
+                t.unexpected.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
         }
     }
 }
@@ -338,6 +344,13 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
     let cfg = LinkConfig { loss: a.loss, reorder: a.reorder, dup: a.dup, seed: a.seed, ..LinkConfig::default() };
     let (ha, hb) = memlink_pair(cfg);
     let (sa, sb) = (ha.stack.clone(), hb.stack.clone());
+    // Each host holds up to two fds per slot (B: the listener and the accepted socket), so
+    // both raise RLIMIT_NOFILE as a server would: at Linux's default soft limit of 1,024,
+    // accept4() fails with EMFILE past ~500 slots and the child waits on its accept queue.
+    let nofile = (2 * a.connections as usize + 64).clamp(1024, utcp::syscall::fdtable::NR_OPEN);
+    for st in [&sa, &sb] {
+        st.set_rlimit_nofile(nofile).map_err(|e| format!("RLIMIT_NOFILE {nofile}: {e:?}"))?;
+    }
     // One listener per slot (port 1000 + slot), so that each accept() gets the slot's own
     // connection and the two ends of a stream can be compared.
     let mut listeners = Vec::new();
@@ -371,7 +384,7 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         let (sb2, t2) = (sb.clone(), t.clone());
         std::thread::spawn(move || {
             for (cport, cd, mut srng) in job_rx {
-                let r = match accept_peer(&sb2, l, cport, &cd) {
+                let r = match accept_peer(&sb2, l, cport, &cd, &t2) {
                     Some(s) => server(&sb2, &mut srng, s, &t2),
                     None => (0, false, false),
                 };
@@ -434,7 +447,15 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         for (slot, p) in phases.iter().enumerate() {
             let p = p.load(Ordering::Relaxed);
             if p != PHASE_DONE {
-                eprintln!("utcp soak: slot {slot} hung {}", PHASE_NAMES[p as usize]);
+                // tcp_info's tcpi_unacked (bytes 24..28) is a listener's accept-queue length.
+                let mut info = [0u8; 104];
+                let queued = sb
+                    .getsockopt(listeners[slot], SOL_TCP, utcp::syscall::opt::TCP_INFO, &mut info)
+                    .map(|_| u32::from_ne_bytes([info[24], info[25], info[26], info[27]]));
+                eprintln!(
+                    "utcp soak: slot {slot} hung {}; its listener's accept queue holds {queued:?}",
+                    PHASE_NAMES[p as usize]
+                );
             }
         }
         describe_sockets(&sa, &sb);
