@@ -546,13 +546,12 @@ mod tests {
             assert!(n(m, "TcpRetransSegs") <= n(m, "TcpExtTCPLossProbes"), "{side} retransmits on a clean link: {m}");
         }
         let mut u = UtcpTransport::for_connections(&s, 300).unwrap();
-        let (idle, pairs) = multi::run_idle(&mut u, 300).unwrap();
+        let (idle, mut pairs) = multi::run_idle(&mut u, 300).unwrap();
         assert_eq!((idle.connections, pairs.len()), (300, 300));
         // RSS is the whole process's and other tests free memory while this one runs, so its
         // growth is a report, not something to assert. What must hold: every idle pair is still
         // open and moves a byte each way after all 300 were set up.
         assert!(idle.rss_before > 0 && idle.bytes_per_socket.is_finite());
-        let mut pairs = pairs;
         let mut b = [0u8; 1];
         for (i, (c, s)) in pairs.iter_mut().enumerate() {
             c.write_all(&[i as u8]).unwrap();

@@ -447,11 +447,8 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         for (slot, p) in phases.iter().enumerate() {
             let p = p.load(Ordering::Relaxed);
             if p != PHASE_DONE {
-                // tcp_info's tcpi_unacked (bytes 24..28) is a listener's accept-queue length.
-                let mut info = [0u8; 104];
-                let queued = sb
-                    .getsockopt(listeners[slot], SOL_TCP, utcp::syscall::opt::TCP_INFO, &mut info)
-                    .map(|_| u32::from_ne_bytes([info[24], info[25], info[26], info[27]]));
+                // A listener's tcpi_unacked is its accept-queue length.
+                let queued = sb.tcp_info(listeners[slot]).map(|i| i.tcpi_unacked);
                 eprintln!(
                     "utcp soak: slot {slot} hung {}; its listener's accept queue holds {queued:?}",
                     PHASE_NAMES[p as usize]
