@@ -118,10 +118,26 @@ static MIMALLOC_DEFAULTS: extern "C" fn() = {
 /// burst (glibc's `malloc_trim(0)`): `mi_collect(true)` frees the calling thread's empty
 /// pages, purges free segments and collects the segments of threads that ended. What is still
 /// allocated is untouched.
+///
+/// Then glibc's own `malloc_trim(0)`: what libc itself allocated with `malloc` (a thread's
+/// TLS destructor list, stdio buffers) sits in glibc's per-thread arenas, one per thread that
+/// ran at once, and the free part of each stays resident until trimmed.
 #[cfg(feature = "mimalloc")]
 pub fn collect() {
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
     unsafe { mi_collect(true) }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and is thread-safe (it locks each arena).
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(all(feature = "mimalloc", target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// glibc's `int malloc_trim(size_t pad)` (malloc.h): returns the free memory at the top
+    /// of each arena's heap, and since glibc 2.8 the free pages inside it, to the OS.
+    fn malloc_trim(pad: usize) -> std::ffi::c_int;
 }
 
 // SAFETY: every call is forwarded unchanged to the wrapped allocator, which upholds the

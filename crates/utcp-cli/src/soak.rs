@@ -80,12 +80,16 @@ pub struct SoakReport {
     pub hung_connections: u64,
     /// Errors other than ECONNRESET, EPIPE, ETIMEDOUT (and EAGAIN from the timeouts).
     pub unexpected_errors: u64,
-    /// Resident set once the hosts were set up, and at the end: after every socket left the
+    /// Resident set once the hosts were set up and the process had once had the soak's threads
+    /// ([`warm_threads`]), and at the end: after every socket left the
     /// tables, the stack's caches were reaped, every host thread trimmed its allocator heap
     /// (`skb_queue::request_trim`) and this thread did too (`utcp_alloc::collect`, as a
     /// long-running server trims after a burst).
     pub rss_start: u64,
     pub rss_end: u64,
+    /// The resident set before the soak's 2N threads had first run (see [`warm_threads`]):
+    /// `rss_start` minus this is what libc and the allocator keep for threads that ran.
+    pub rss_before_threads: u64,
     /// The peak resident set of the whole run (`VmHWM`).
     pub rss_peak: u64,
     /// The resident set at the end before the allocator gave its free memory back: what it
@@ -333,6 +337,35 @@ fn accept_peer(st: &Stack, l: i32, cport: u16, client_done: &AtomicU64, t: &Tota
     }
 }
 
+/// Starts `n` threads that each allocate once and wait until all of them have, then lets them
+/// end: the soak's client and server threads (two per slot) then find the process as a
+/// server's is after it first had that many threads. What libc and the allocator keep for
+/// every thread a process ever ran at once is made here, before `rss_start`, not counted as
+/// memory the soak failed to return: mimalloc's per-thread heap metadata (about 9 KiB a
+/// thread, zeroed on thread exit and never unmapped: 1.8 MB for 200 threads), glibc's
+/// per-thread malloc arenas and its cache of thread stacks. At 100 slots this was most of
+/// what the run's RSS kept once every connection had closed.
+fn warm_threads(n: usize) {
+    let all = Arc::new(std::sync::Barrier::new(n + 1));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let all = all.clone();
+            std::thread::spawn(move || {
+                // The thread's allocator heap is made at its first allocation.
+                drop(std::hint::black_box(vec![0u8; 64]));
+                all.wait();
+            })
+        })
+        .collect();
+    all.wait();
+    for t in threads {
+        let _ = t.join();
+    }
+    // What the threads freed (their first pages) goes back now, not at mimalloc's delayed
+    // purge after `rss_start`.
+    utcp_alloc::collect();
+}
+
 /// Runs the soak.
 pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
     for (name, p) in [("loss", a.loss), ("reorder", a.reorder), ("dup", a.dup)] {
@@ -361,6 +394,8 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         timeouts(&sb, l);
         listeners.push(l);
     }
+    let rss_before_threads = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
+    warm_threads(2 * a.connections as usize);
     let rss_start = crate::multi::rss_bytes().map_err(|e| e.to_string())?;
     let heap_start = utcp_alloc::live_bytes();
     let until = started + a.seconds;
@@ -509,6 +544,7 @@ pub fn run(a: &SoakArgs) -> Result<SoakReport, String> {
         unexpected_errors: t.unexpected.load(Ordering::Relaxed),
         rss_start,
         rss_end,
+        rss_before_threads,
         rss_peak: crate::flood::peak_rss_bytes(),
         rss_end_before_collect,
         heap_start,

@@ -42,12 +42,16 @@ fn short_impaired_soak_is_clean() {
     let growth = n("heap_end").saturating_sub(n("heap_start"));
     assert!(growth < 256 * 1024, "heap grew {growth} bytes: {out}");
     assert!(n("rss_end") > 0 && n("rss_end_before_collect") > 0, "{out}");
-    // And the resident set comes back near where it started (memory, not timing: a ratio of
-    // two measurements of this process). What it may keep: the code and data pages the run
-    // touched and allocator pages that still hold a live block. With mimalloc's transparent
-    // huge pages on (`MIMALLOC_ALLOW_THP=1`, its default before utcp-alloc changed it) this
-    // run ended at 1.74x its start (17.4 -> 30.2 MB); with them off, at 1.31x.
+    // And the resident set comes back to where it started (memory, not timing: two
+    // measurements of this process). The start is taken once the process has had the soak's
+    // threads (what libc and mimalloc keep per thread a process ran: `rss_before_threads` is
+    // the level before); memlink's queues are resident from the link's creation. What it may
+    // keep: the code and libc pages the run touched and the cached stacks of the threads
+    // that ended. Session 10 ended this run at 1.29-1.31x its start, 1.74x with mimalloc's
+    // transparent huge pages on; with the warm start and the queues that shrink back,
+    // 1.06x (+0.44-0.50 MB) in release.
     let (start, end) = (n("rss_start") as f64, n("rss_end") as f64);
-    assert!(n("rss_peak") >= n("rss_end"), "{out}");
-    assert!(end <= 1.5 * start, "rss_end is {:.2}x rss_start: {out}", end / start);
+    assert!(n("rss_peak") >= n("rss_end") && n("rss_before_threads") > 0, "{out}");
+    assert!(end <= 1.25 * start, "rss_end is {:.2}x rss_start: {out}", end / start);
+    assert!(end - start < (2 << 20) as f64, "rss grew {} bytes: {out}", end - start);
 }

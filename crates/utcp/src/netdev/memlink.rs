@@ -213,6 +213,8 @@ struct Ring {
     /// Frames queued during receive processing, which take no room of the `ring_size` (see
     /// `deliver`); an upper bound once a poll took frames from the front.
     past_limit: usize,
+    /// Whether the ring's storage is faulted in when allocated (`frame_ring`).
+    fault: bool,
 }
 
 /// Impairment state of the direction a port transmits into.
@@ -274,6 +276,8 @@ pub struct MemPort {
 pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPort>) {
     let ring_size = cfg.ring_size.max(1);
     let napi = cfg.delivery != Delivery::Inline;
+    // A link in real time has its queue's pages resident from the start (see `frame_ring`).
+    let fault = !clock.is_virtual();
     let end = |stream: u64| {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(stream);
@@ -284,13 +288,14 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
             // descriptor ring is allocated when the device opens: a burst does not grow it,
             // and a link that went quiet holds what it held before the burst.
             ring: Mutex::new(Ring {
-                q: if napi { VecDeque::with_capacity(ring_size.min(1 << 16)) } else { VecDeque::new() },
+                q: if napi { super::frame_ring(ring_slots(ring_size), fault) } else { VecDeque::new() },
                 kicked: false,
                 past_limit: 0,
+                fault,
             }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
-            inline: if napi { RxBacklog::new(ring_size) } else { RxBacklog::with_room(ring_size) },
+            inline: if napi { RxBacklog::new(ring_size) } else { RxBacklog::with_room_faulted(ring_size, fault) },
             busy_until: AtomicU64::new(0),
             poll: Mutex::new(VecDeque::new()),
             tx: Mutex::new(TxState {
@@ -626,11 +631,17 @@ impl TxState {
     }
 }
 
+/// The slots an rx ring of `ring_size` frames has from the start (at most 65,536; a larger
+/// ring grows into the rest).
+fn ring_slots(ring_size: usize) -> usize {
+    ring_size.min(1 << 16)
+}
+
 /// `NAPI_POLL_WEIGHT`: frames a sender polls from its peer's ring per round while backpressured.
 const NAPI_POLL_WEIGHT: usize = 64;
 
 /// [`NetDevice::napi_poll`] on one end (also run by a backpressured sender, see `flush_tx`).
-fn napi_poll_end(end: &End, budget: usize, gro: bool) -> usize {
+fn napi_poll_end(end: &End, budget: usize, gro: bool, ring_size: usize) -> usize {
     if budget == 0 || end.ring_len.load(Ordering::Acquire) == 0 {
         return 0;
     }
@@ -646,6 +657,12 @@ fn napi_poll_end(end: &End, budget: usize, gro: bool) -> usize {
         scratch.extend(r.q.drain(..n));
         r.past_limit = r.past_limit.min(r.q.len());
         end.ring_len.store(r.q.len(), Ordering::Release);
+        // A ring that frames sent during receive processing grew past its size goes back to
+        // its own slots once empty (as the inline backlog does, `RxBacklog::drain_gro`).
+        let slots = ring_slots(ring_size);
+        if r.q.is_empty() && r.q.capacity() > slots {
+            r.q = super::frame_ring(slots, r.fault);
+        }
     }
     let _rx = crate::netdev::RxGuard::enter();
     let n = scratch.len();
@@ -717,7 +734,9 @@ impl NetDevice for MemPort {
             Delivery::Napi | Delivery::BusyPoll => {
                 let high = self.link.ring_size / 2;
                 while peer.ring_len.load(Ordering::Acquire) > high && peer.hook.read().is_some() {
-                    if napi_poll_end(peer, NAPI_POLL_WEIGHT, self.link.gro.load(Ordering::Relaxed)) == 0 {
+                    if napi_poll_end(peer, NAPI_POLL_WEIGHT, self.link.gro.load(Ordering::Relaxed), self.link.ring_size)
+                        == 0
+                    {
                         std::thread::yield_now();
                     }
                 }
@@ -787,7 +806,7 @@ impl NetDevice for MemPort {
     /// another is running (another thread, or the hook itself) returns 0 at once, as a busy
     /// poller that cannot take ownership of the NAPI instance does. Without a hook, frames stay.
     fn napi_poll(&self, budget: usize) -> usize {
-        napi_poll_end(self.end(), budget, self.link.gro.load(Ordering::Relaxed))
+        napi_poll_end(self.end(), budget, self.link.gro.load(Ordering::Relaxed), self.link.ring_size)
     }
 
     fn rx_pending(&self) -> bool {
@@ -1037,6 +1056,42 @@ mod tests {
         assert_eq!((s.sent, s.delivered, s.ring_drops), (20, 8, 12));
         assert_eq!(b.napi_poll(100), 8);
         assert_eq!(ids(&sb), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn queues_grown_past_their_size_in_receive_processing_return_to_their_slots() {
+        // Frames sent during receive processing (ACKs, clocked-out data) are queued past the
+        // ring's size rather than dropped; once polled, the ring's storage is its 8 slots again
+        // and the frames arrived in order. Both delivery modes.
+        for delivery in [Delivery::Napi, Delivery::Inline] {
+            let (_, a, b, _sa, sb) = link(LinkConfig { delivery, ring_size: 8, ..Default::default() });
+            let slots = VecDeque::<Frame>::with_capacity(8).capacity();
+            let cap = |b: &MemPort| match delivery {
+                Delivery::Inline => b.end().inline.capacity(),
+                _ => b.end().ring.lock().q.capacity(),
+            };
+            assert_eq!(cap(&b), slots, "{delivery:?}");
+            {
+                let _rx = crate::netdev::RxGuard::enter();
+                for i in 0..1000 {
+                    a.xmit(frame(i, 10));
+                }
+            }
+            assert!(cap(&b) >= 1000, "{delivery:?}");
+            match delivery {
+                Delivery::Inline => a.flush_tx(),
+                _ => while b.napi_poll(64) > 0 {},
+            }
+            let s = a.stats();
+            assert_eq!((s.sent, s.delivered, s.ring_drops), (1000, 1000, 0), "{delivery:?}");
+            assert_eq!(ids(&sb), (0..1000).collect::<Vec<_>>(), "{delivery:?}");
+            assert_eq!(cap(&b), slots, "{delivery:?}");
+            // And the room is still there: 8 more frames fit without a drop.
+            for i in 0..8 {
+                a.xmit(frame(i, 10));
+            }
+            assert_eq!(a.stats().ring_drops, 0, "{delivery:?}");
+        }
     }
 
     #[test]

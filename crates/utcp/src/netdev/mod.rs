@@ -172,6 +172,21 @@ pub trait NetDevice: Send + Sync {
     }
 }
 
+/// Storage for `n` frames with every page of it written once, as a driver's descriptor ring
+/// is allocated and mapped when the device opens: the memory a ring holds for good is
+/// resident from the start, not faulted in by the first burst that fills it (which
+/// `utcp soak` would see as RSS that never returns), and that burst takes no page faults.
+/// Without `fault` the storage is only allocated (a simulated link, made per test or fuzz
+/// input, would pay ~1.8 MB of page faults for each).
+pub(crate) fn frame_ring(n: usize, fault: bool) -> VecDeque<Frame> {
+    let mut q = VecDeque::with_capacity(n);
+    if fault {
+        q.extend((0..n).map(|_| Frame::with_header_len(0, bytes::Bytes::new())));
+        q.clear();
+    }
+    q
+}
+
 /// A receive backlog for inline delivery (`softnet_data.input_pkt_queue`, one per receiving
 /// device here rather than per CPU): frames are queued in transmit order and handed to the
 /// receiving stack by one thread at a time, in FIFO order. A thread that finds another draining
@@ -180,6 +195,11 @@ pub trait NetDevice: Send + Sync {
 pub struct RxBacklog {
     q: Mutex<BacklogQ>,
     limit: usize,
+    /// The slots allocated up front ([`RxBacklog::with_room`]; 0 = none): what the queue's
+    /// storage returns to once a burst past them drained.
+    room: usize,
+    /// Whether that storage is faulted in when allocated ([`frame_ring`]).
+    fault: bool,
     /// Frames dropped because the backlog was full (`softnet_stat` dropped).
     pub dropped: AtomicU64,
 }
@@ -225,14 +245,32 @@ pub fn in_rx() -> bool {
 impl RxBacklog {
     /// A backlog holding at most `limit` frames (`netdev_max_backlog`).
     pub fn new(limit: usize) -> RxBacklog {
-        RxBacklog { q: Mutex::new(BacklogQ::default()), limit: limit.max(1), dropped: AtomicU64::new(0) }
+        RxBacklog {
+            q: Mutex::new(BacklogQ::default()),
+            limit: limit.max(1),
+            room: 0,
+            fault: false,
+            dropped: AtomicU64::new(0),
+        }
     }
-    /// [`RxBacklog::new`] with room for all `limit` frames from the start (at most 65,536): a
-    /// burst does not grow it, so once it drains the queue holds what it held before.
+    /// [`RxBacklog::new`] with room for all `limit` frames from the start (at most 65,536),
+    /// its pages written once (faulted in). Frames queued past the limit during receive processing
+    /// ([`RxBacklog::enqueue_past_limit`]) can grow the queue beyond that room; once such a
+    /// burst has drained, the queue's storage goes back to its room.
     pub fn with_room(limit: usize) -> RxBacklog {
-        let b = RxBacklog::new(limit);
-        b.q.lock().q = VecDeque::with_capacity(b.limit.min(1 << 16));
+        RxBacklog::with_room_faulted(limit, true)
+    }
+    /// [`RxBacklog::with_room`], its storage faulted in or not.
+    pub(crate) fn with_room_faulted(limit: usize, fault: bool) -> RxBacklog {
+        let mut b = RxBacklog::new(limit);
+        b.room = b.limit.min(1 << 16);
+        b.fault = fault;
+        b.q.lock().q = frame_ring(b.room, fault);
         b
+    }
+    /// The capacity of the queue's storage now (tests: it returns to its room after a burst).
+    pub fn capacity(&self) -> usize {
+        self.q.lock().q.capacity()
     }
     /// Queues `frame`; false (and counted) when the backlog is full.
     pub fn enqueue(&self, frame: Frame) -> bool {
@@ -294,9 +332,16 @@ impl RxBacklog {
             let mut q = self.q.lock();
             if q.q.is_empty() {
                 q.draining = false;
-                // Keep the allocation for the next burst.
+                // Keep the allocation for the next burst, but not what a burst past the room
+                // grew it to: frames queued past the limit during receive processing
+                // (1,000 soaked connections' ACKs and clocked-out data) doubled it to 32,768
+                // frames (7 MiB), held for good after the link went quiet.
                 if q.q.capacity() < batch.capacity() {
                     std::mem::swap(&mut q.q, &mut batch);
+                }
+                let keep = if self.room > 0 { self.room } else { self.limit.min(1 << 16) };
+                if q.q.capacity() > keep {
+                    q.q = frame_ring(self.room, self.fault);
                 }
                 return true;
             }
