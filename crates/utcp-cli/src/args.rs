@@ -15,9 +15,10 @@ pub const DEFAULT_MTU: u16 = 1500;
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Bytes the bulk workload sends (e.g. 1G, 256M, 64K, or a byte count;
-    /// K/M/G/T are powers of 1024)
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size, allow_hyphen_values = true)]
-    pub bytes: u64,
+    /// K/M/G/T are powers of 1024) [default: 1G; on a link that loses packets
+    /// (--loss or --corrupt): 64M below 5 %, 256K from 5 %]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
+    pub bytes: Option<u64>,
 
     /// Largest single write of the bulk sender
     #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size, allow_hyphen_values = true)]
@@ -28,14 +29,15 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(1..=(64 << 20)), allow_hyphen_values = true)]
     pub rr_size: u32,
 
-    /// Measured rr round trips
-    #[arg(long, value_name = "N", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
-    pub round_trips: u64,
+    /// Measured rr round trips [default: 20000; on a link that loses packets:
+    /// 1000 below 5 %, 100 from 5 %]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_hyphen_values = true)]
+    pub round_trips: Option<u64>,
 
-    /// Unmeasured rr round trips run first
-    #[arg(long, value_name = "N", default_value_t = 100, allow_hyphen_values = true)]
-    pub warmup: u64,
+    /// Unmeasured rr round trips run first [default: 100; 10 on a link that
+    /// loses 5 % or more]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub warmup: Option<u64>,
 
     /// Spin on nonblocking reads/writes in the rr workload for up to USECS
     /// per wait before blocking (like SO_BUSY_POLL)
@@ -180,6 +182,38 @@ impl Impairments {
     pub fn is_none(&self) -> bool {
         Impairments { seed: self.seed, ..Impairments::default() } == *self
     }
+
+    /// The probability that the link loses a given packet: dropped, or corrupted (the
+    /// receiver's checksum drops it).
+    pub fn packet_loss(&self) -> f64 {
+        1.0 - (1.0 - self.loss) * (1.0 - self.corrupt)
+    }
+
+    /// The workloads' sizes when the command line gives none. On a link that loses packets
+    /// TCP spends its time in timeouts no clean link has: a lost 1-byte request waits for the
+    /// loss probe (2·srtt + `tcp_rto_min`, 200 ms, with one packet out: Linux's
+    /// `tcp_schedule_loss_probe`), a lost retransmission for an RTO that doubles each time,
+    /// so on the brutal wire of issue 11 (20 % loss, 1 % corruption) both stacks move a few
+    /// KB/s and about 5 round trips a second. The clean-link sizes (1 GiB, 20,000 round
+    /// trips) would take days there; these take tens of seconds at 20 %, seconds at 1 %.
+    pub fn default_sizes(&self) -> DefaultSizes {
+        let p = self.packet_loss();
+        if p <= 0.0 {
+            DefaultSizes { bytes: 1 << 30, round_trips: 20_000, warmup: 100 }
+        } else if p < 0.05 {
+            DefaultSizes { bytes: 64 << 20, round_trips: 1_000, warmup: 100 }
+        } else {
+            DefaultSizes { bytes: 256 << 10, round_trips: 100, warmup: 10 }
+        }
+    }
+}
+
+/// What `--bytes`, `--round-trips` and `--warmup` default to ([`Impairments::default_sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultSizes {
+    pub bytes: u64,
+    pub round_trips: u64,
+    pub warmup: u64,
 }
 
 /// Everything a bench run needs, validated.
@@ -249,14 +283,15 @@ impl BenchArgs {
         if self.idle.is_some() && (self.peers || self.streams.is_some()) {
             return Err("--idle measures idle connections only: no --peers or --streams".into());
         }
+        let sizes = impairments.default_sizes();
         let chunk_size = usize::try_from(self.chunk).ok().filter(|&c| c <= 64 << 20).ok_or("--chunk: at most 64M")?;
         Ok(BenchSettings {
             cfg: BenchConfig {
-                bytes: self.bytes,
+                bytes: self.bytes.unwrap_or(sizes.bytes),
                 chunk_size,
                 rr_size: self.rr_size as usize,
-                rr_round_trips: self.round_trips,
-                rr_warmup: self.warmup,
+                rr_round_trips: self.round_trips.unwrap_or(sizes.round_trips),
+                rr_warmup: self.warmup.unwrap_or(sizes.warmup),
                 busy_poll_us: self.busy_poll,
                 seed: self.seed,
                 progress: if self.no_progress {
@@ -310,6 +345,32 @@ mod tests {
         assert!(s.impairments.is_none());
         assert!(!s.with_kernel && !s.kernel_only && !s.json);
         assert!(!s.peers && s.idle.is_none() && s.streams == 1);
+    }
+
+    #[test]
+    fn a_link_that_loses_packets_gets_sizes_that_finish() {
+        // The brutal wire of issue 11: 256 KiB and 100 round trips, not 1 GiB and 20,000.
+        let s = parse(&["--loss", "0.2", "--reorder", "0.2", "--dup", "0.05", "--corrupt", "0.01"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!((s.cfg.bytes, s.cfg.rr_round_trips, s.cfg.rr_warmup), (256 << 10, 100, 10));
+        // 1 % loss: 64 MiB and 1,000; corruption counts as loss; 5 % is the brutal tier.
+        let s = parse(&["--loss", "1%"]).unwrap().settings().unwrap();
+        assert_eq!((s.cfg.bytes, s.cfg.rr_round_trips, s.cfg.rr_warmup), (64 << 20, 1_000, 100));
+        let s = parse(&["--corrupt", "0.01"]).unwrap().settings().unwrap();
+        assert_eq!(s.cfg.bytes, 64 << 20);
+        let s = parse(&["--loss", "0.05"]).unwrap().settings().unwrap();
+        assert_eq!(s.cfg.bytes, 256 << 10);
+        // Reordering, duplication, delay and a rate limit lose nothing: the clean sizes.
+        let s = parse(&["--reorder", "0.2", "--dup", "0.05", "--delay", "1ms"]).unwrap().settings().unwrap();
+        assert_eq!((s.cfg.bytes, s.cfg.rr_round_trips, s.cfg.rr_warmup), (1 << 30, 20_000, 100));
+        // What the command line says wins.
+        let s = parse(&["--loss", "0.2", "--bytes", "1M", "--round-trips", "7", "--warmup", "0"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!((s.cfg.bytes, s.cfg.rr_round_trips, s.cfg.rr_warmup), (1 << 20, 7, 0));
     }
 
     #[test]

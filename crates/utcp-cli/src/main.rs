@@ -406,7 +406,7 @@ fn cmd_soak(a: &soak::SoakArgs) -> Result<ExitCode, String> {
     } else {
         outln!(
             "connections {} (clean {}, reset {}), verified {} bytes, mismatched {}, hung {}, unexpected errors {}, \
-             rss {} -> {} bytes, heap {} -> {} bytes, {:.1} s",
+             rss {} -> {} bytes ({} before the soak's threads first ran, peak {}), heap {} -> {} bytes, {:.1} s",
             r.connections,
             r.clean_streams,
             r.reset_streams,
@@ -416,6 +416,8 @@ fn cmd_soak(a: &soak::SoakArgs) -> Result<ExitCode, String> {
             r.unexpected_errors,
             r.rss_start,
             r.rss_end,
+            r.rss_before_threads,
+            r.rss_peak,
             r.heap_start,
             r.heap_end,
             r.seconds
