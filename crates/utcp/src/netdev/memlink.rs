@@ -213,8 +213,6 @@ struct Ring {
     /// Frames queued during receive processing, which take no room of the `ring_size` (see
     /// `deliver`); an upper bound once a poll took frames from the front.
     past_limit: usize,
-    /// Whether the ring's storage is faulted in when allocated (`frame_ring`).
-    fault: bool,
 }
 
 /// Impairment state of the direction a port transmits into.
@@ -285,13 +283,12 @@ pub fn pair(cfg: LinkConfig, clock: Arc<dyn Clock>) -> (Arc<MemPort>, Arc<MemPor
             napi_id: NEXT_NAPI_ID.fetch_add(1, Ordering::Relaxed),
             hook: RwLock::new(None),
             // The queue the delivery mode uses has its slots from the start, as a NIC's
-            // descriptor ring is allocated when the device opens: a burst does not grow it,
-            // and a link that went quiet holds what it held before the burst.
+            // descriptor ring is allocated when the device opens; frames queued past them
+            // during receive processing grow it, and once drained it has its slots again.
             ring: Mutex::new(Ring {
-                q: if napi { super::frame_ring(ring_slots(ring_size), fault) } else { VecDeque::new() },
+                q: if napi { super::frame_ring(super::ring_slots(ring_size), fault) } else { VecDeque::new() },
                 kicked: false,
                 past_limit: 0,
-                fault,
             }),
             ring_cv: Condvar::new(),
             ring_len: AtomicUsize::new(0),
@@ -631,12 +628,6 @@ impl TxState {
     }
 }
 
-/// The slots an rx ring of `ring_size` frames has from the start (at most 65,536; a larger
-/// ring grows into the rest).
-fn ring_slots(ring_size: usize) -> usize {
-    ring_size.min(1 << 16)
-}
-
 /// `NAPI_POLL_WEIGHT`: frames a sender polls from its peer's ring per round while backpressured.
 const NAPI_POLL_WEIGHT: usize = 64;
 
@@ -659,9 +650,9 @@ fn napi_poll_end(end: &End, budget: usize, gro: bool, ring_size: usize) -> usize
         end.ring_len.store(r.q.len(), Ordering::Release);
         // A ring that frames sent during receive processing grew past its size goes back to
         // its own slots once empty (as the inline backlog does, `RxBacklog::drain_gro`).
-        let slots = ring_slots(ring_size);
+        let slots = super::ring_slots(ring_size);
         if r.q.is_empty() && r.q.capacity() > slots {
-            r.q = super::frame_ring(slots, r.fault);
+            r.q = super::frame_ring(slots, false);
         }
     }
     let _rx = crate::netdev::RxGuard::enter();
@@ -1063,8 +1054,25 @@ mod tests {
         // Frames sent during receive processing (ACKs, clocked-out data) are queued past the
         // ring's size rather than dropped; once polled, the ring's storage is its 8 slots again
         // and the frames arrived in order. Both delivery modes.
-        for delivery in [Delivery::Napi, Delivery::Inline] {
-            let (_, a, b, _sa, sb) = link(LinkConfig { delivery, ring_size: 8, ..Default::default() });
+        // On the virtual clock and on the real one (whose queue's pages are faulted in when
+        // the link is made).
+        struct RealClock(std::time::Instant);
+        impl Clock for RealClock {
+            fn now(&self) -> Instant {
+                Instant::from_millis(1000) + Duration::from_nanos(self.0.elapsed().as_nanos() as u64)
+            }
+        }
+        let real: Arc<dyn Clock> = Arc::new(RealClock(std::time::Instant::now()));
+        assert!(!real.is_virtual());
+        for (delivery, clock) in [
+            (Delivery::Napi, vclock() as Arc<dyn Clock>),
+            (Delivery::Inline, vclock()),
+            (Delivery::Napi, real.clone()),
+            (Delivery::Inline, real),
+        ] {
+            let (a, b) = pair(LinkConfig { delivery, ring_size: 8, ..Default::default() }, clock);
+            let sb = sink(&b);
+            let _sa = sink(&a);
             let slots = VecDeque::<Frame>::with_capacity(8).capacity();
             let cap = |b: &MemPort| match delivery {
                 Delivery::Inline => b.end().inline.capacity(),
